@@ -4,6 +4,38 @@ from __future__ import annotations
 from .wire import *  # noqa: F403 -- numbers, field kinds (i32, path, data...)
 from .wire import Payload, ReplyBase, reply, request
 
+
+# --- new VFS numbers (ours: xinim-abi.md lets a server take free numbers in its range)
+# File calls beyond the plan: 122-139.
+VFS_GETDENTS = 122     # getdents64
+VFS_READLINK = 123     # readlinkat
+VFS_SYMLINK = 124      # symlinkat
+VFS_TRUNCATE = 125     # truncate
+VFS_FTRUNCATE = 126    # ftruncate
+VFS_UTIMENS = 127      # utimensat / futimens
+VFS_FSYNC = 128        # fsync / fdatasync
+VFS_FCHDIR = 129
+VFS_FCHMOD = 130
+VFS_FCHOWN = 131
+VFS_UMASK = 132
+VFS_STATFS = 133
+VFS_FSTATFS = 134
+VFS_POLL = 135         # poll (select is converted to poll by the kernel)
+VFS_EXEC_OPEN = 136    # resolve + check a path for execve
+VFS_MKNOD = 137        # mknodat
+VFS_FLOCK = 138        # flock (advisory: accepted, no-op)
+VFS_FDINFO = 139       # what an fd is (host path for mmap of host files, size, flags)
+# Notifications from PM (or the kernel) about processes: 140-149.
+VFS_FORK = 140
+VFS_EXIT = 141
+VFS_EXEC = 142
+VFS_SETIDS = 143
+VFS_SETGROUPS = 144
+VFS_CANCEL = 145       # answer the pid's blocked calls (pipe/poll/console) with ``err`` (EINTR)
+
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+
 # --- VFS messages (100-121; new types take 122-149) ---------------------------
 # ``caller`` is the XINIM pid the kernel asks on behalf of; servers only believe it
 # from the kernel's or PM's channel (see ``effective_caller``).
@@ -108,6 +140,7 @@ class VfsFcntl(Payload):
     fd: i32
     cmd: i32
     arg: i64
+    data: data = b""   # struct flock for F_GETLK/F_SETLK(W)/F_OFD_*; reply data: F_GETLK's answer
 
 
 @request(VFS_MKDIR)
@@ -184,19 +217,227 @@ class VfsChown(Payload):
     path: path
 
 
+# --- new file calls (122-139) ---------------------------------------------------
+
+
+@request(VFS_GETDENTS)
+class VfsGetdents(Payload):
+    """getdents64: reply data = linux_dirent64 records (at most ``count`` and 4096
+    bytes), continuing at the fd's position; '.' and '..' included; result = bytes."""
+
+    caller: i32
+    fd: i32
+    count: u32
+
+
+@request(VFS_READLINK)
+class VfsReadlink(Payload):
+    """readlinkat: reply data = the target cut to ``size`` (no NUL); result = its length.
+    Empty path with AT_EMPTY_PATH semantics: the symlink ``dirfd`` was opened on (O_PATH)."""
+
+    caller: i32
+    dirfd: i32
+    size: u32
+    path: path
+
+
+@request(VFS_SYMLINK)
+class VfsSymlink(Payload):
+    caller: i32
+    dirfd: i32
+    target: data       # up to PATH_MAX - 1 bytes
+    path: path         # the new link
+
+
+@request(VFS_TRUNCATE)
+class VfsTruncate(Payload):
+    caller: i32
+    dirfd: i32
+    length: i64
+    path: path
+
+
+@request(VFS_FTRUNCATE)
+class VfsFtruncate(Payload):
+    caller: i32
+    fd: i32
+    length: i64
+
+
+@request(VFS_UTIMENS)
+class VfsUtimens(Payload):
+    """utimensat.  ``*_nsec`` may be UTIME_NOW / UTIME_OMIT.  futimens and a NULL
+    path: empty ``path`` with AT_EMPTY_PATH in ``flags`` (``dirfd`` is the fd)."""
+
+    caller: i32
+    dirfd: i32
+    flags: i32         # AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH
+    atime_sec: i64 = 0
+    atime_nsec: i64 = UTIME_NOW
+    mtime_sec: i64 = 0
+    mtime_nsec: i64 = UTIME_NOW
+    path: path = b""
+
+
+@request(VFS_FSYNC)
+class VfsFsync(Payload):
+    caller: i32
+    fd: i32
+    datasync: i32 = 0
+
+
+@request(VFS_FCHDIR)
+class VfsFchdir(Payload):
+    caller: i32
+    fd: i32
+
+
+@request(VFS_FCHMOD)
+class VfsFchmod(Payload):
+    caller: i32
+    fd: i32
+    mode: u32
+
+
+@request(VFS_FCHOWN)
+class VfsFchown(Payload):
+    caller: i32
+    fd: i32
+    uid: i32           # -1: leave unchanged
+    gid: i32
+
+
+@request(VFS_UMASK)
+class VfsUmask(Payload):
+    """result = the previous mask."""
+
+    caller: i32
+    mask: u32
+
+
+@request(VFS_STATFS)
+class VfsStatfs(Payload):
+    caller: i32
+    dirfd: i32
+    path: path
+
+
+@request(VFS_FSTATFS)
+class VfsFstatfs(Payload):
+    caller: i32
+    fd: i32
+
+
+@request(VFS_POLL)
+class VfsPoll(Payload):
+    """poll: ``data`` = struct pollfd array (i32 fd, i16 events, i16 revents; 8 bytes
+    each, at most 512); reply data = the same array with revents filled in, result =
+    how many have revents != 0.  ``timeout_ms`` < 0 waits forever."""
+
+    caller: i32
+    timeout_ms: i32
+    data: data
+
+
+@request(VFS_EXEC_OPEN)
+class VfsExecOpen(Payload):
+    """Resolve and check a path for execve (X permission, regular file, not open
+    for writing).  Reply: :class:`VfsNodeReply`."""
+
+    caller: i32
+    dirfd: i32
+    flags: i32         # AT_EMPTY_PATH (fexecve / execveat), AT_SYMLINK_NOFOLLOW
+    path: path
+
+
+@request(VFS_MKNOD)
+class VfsMknod(Payload):
+    caller: i32
+    dirfd: i32
+    mode: u32          # file type bits + permissions (umask applied by VFS)
+    dev: u64
+    path: path
+
+
+@request(VFS_FLOCK)
+class VfsFlock(Payload):
+    caller: i32
+    fd: i32
+    op: i32
+
+
+@request(VFS_FDINFO)
+class VfsFdinfo(Payload):
+    """What ``fd`` is: reply :class:`VfsNodeReply` (host_path for host files, so a
+    file mapping can map the host file; size; open flags in ``flags``; offset)."""
+
+    caller: i32
+    fd: i32
+
+
+# --- notifications from PM or the kernel (140-149); anyone else gets EPERM -------
+
+
+@request(VFS_FORK)
+class VfsFork(Payload):
+    """``child`` gets a copy of ``parent``'s fd table (descriptions shared), cwd,
+    umask and credentials."""
+
+    parent: i32
+    child: i32
+
+
+@request(VFS_EXIT)
+class VfsExit(Payload):
+    pid: i32
+
+
+@request(VFS_EXEC)
+class VfsExec(Payload):
+    """``pid`` executed a new image: its FD_CLOEXEC fds are closed."""
+
+    pid: i32
+
+
+@request(VFS_SETIDS)
+class VfsSetids(Payload):
+    """New credentials of ``pid``; -1 leaves a field unchanged."""
+
+    pid: i32
+    uid: i32 = -1
+    euid: i32 = -1
+    gid: i32 = -1
+    egid: i32 = -1
+
+
+@request(VFS_SETGROUPS)
+class VfsSetgroups(Payload):
+    pid: i32
+    data: data         # u32 gids, little-endian
+
+
+@request(VFS_CANCEL)
+class VfsCancel(Payload):
+    """Answer every blocked call of ``pid`` with ``err`` (a signal interrupts it)."""
+
+    pid: i32
+    err: i32 = 4       # EINTR
+
+
 @reply(VFS_REPLY)
 class VfsReply(ReplyBase):
     """Generic VFS reply: ``result`` is the call's return value (an fd, 0, ...)."""
 
 
-@reply(VFS_REPLY, VFS_READ, VFS_GETCWD)
+@reply(VFS_REPLY, VFS_READ, VFS_GETCWD, VFS_GETDENTS, VFS_READLINK, VFS_POLL)
 class VfsDataReply(ReplyBase):
-    """A reply carrying bytes: read data, or the cwd (NUL-terminated)."""
+    """A reply carrying bytes: read data, the cwd (NUL-terminated, ``result`` = its
+    length with the NUL), linux_dirent64 records, a link target, pollfd array."""
 
     data: data = b""
 
 
-@reply(VFS_REPLY, VFS_IOCTL)
+@reply(VFS_REPLY, VFS_IOCTL, VFS_FCNTL)
 class VfsIoctlReply(ReplyBase):
     data: data = b""   # the argument struct the ioctl fills in
 
@@ -227,3 +468,46 @@ class VfsStatReply(ReplyBase):
     btime_ns: i64 = 0
 
 
+
+
+@reply(VFS_REPLY, VFS_STATFS, VFS_FSTATFS)
+class VfsStatfsReply(ReplyBase):
+    """struct statfs fields."""
+
+    type: i64 = 0
+    bsize: i64 = 4096
+    blocks: u64 = 0
+    bfree: u64 = 0
+    bavail: u64 = 0
+    files: u64 = 0
+    ffree: u64 = 0
+    fsid: u64 = 0
+    namelen: i64 = 255
+    frsize: i64 = 4096
+    flags: i64 = 0
+
+
+@reply(VFS_REPLY, VFS_EXEC_OPEN, VFS_FDINFO)
+class VfsNodeReply(ReplyBase):
+    """A file, as the kernel needs it for execve or a file mapping.
+
+    ``host_path`` is set for files on host mounts (exec / map that host file);
+    empty for ramfs files, which ``dev``/``ino`` name (read them through VFS_READ
+    with an offset, or through the FUSE export).  Exec: ``script`` = 1 when the
+    file starts with ``#!``, with ``interp`` (the interpreter path) and
+    ``interp_arg`` (the one optional argument, may be empty) parsed as Linux does
+    from the first line (at most 256 bytes).  Fdinfo: ``flags`` = the open flags,
+    ``offset`` = the file position."""
+
+    dev: u64 = 0
+    ino: u64 = 0
+    mode: u32 = 0
+    uid: u32 = 0
+    gid: u32 = 0
+    size: i64 = 0
+    flags: i32 = 0
+    offset: i64 = 0
+    script: i32 = 0
+    host_path: data = b""
+    interp: data = b""
+    interp_arg: data = b""

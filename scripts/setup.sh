@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by scripts/run and scripts/test: Debian packages that
+# are missing, the .venv, and `pip install -e .[test]` whenever pyproject changed.
+# Usage: [XINIM_EXTRA_PACKAGES="pkg ..."] source scripts/setup.sh
+set -euo pipefail
+XINIM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$XINIM_ROOT"
+
+read -r -a xinim_extra <<< "${XINIM_EXTRA_PACKAGES:-}"
+xinim_need_packages=(fuse3 libfuse3-dev pkg-config gcc "${xinim_extra[@]}")
+# python3-venv/-dev matter only when the python3 in PATH lacks venv or headers
+python3 -c 'import venv, ensurepip, sysconfig, os; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null \
+    || xinim_need_packages+=(python3-venv python3-dev)
+xinim_missing=()
+for pkg in "${xinim_need_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || xinim_missing+=("$pkg")
+done
+if ((${#xinim_missing[@]})); then
+    echo "setup: installing Debian packages: ${xinim_missing[*]}" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${xinim_missing[@]}" >&2
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    python3 -m venv .venv
+fi
+xinim_stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ "$(cat .venv/.deps-stamp 2>/dev/null)" != "$xinim_stamp" ]; then
+    echo "setup: pip install -e '.[test]'" >&2
+    .venv/bin/pip install -q --upgrade pip >&2
+    .venv/bin/pip install -q -e '.[test]' >&2
+    echo "$xinim_stamp" > .venv/.deps-stamp
+fi

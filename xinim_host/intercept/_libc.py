@@ -1,0 +1,57 @@
+"""Raw libc entry points used by the interceptor (ctypes, argtypes fixed once).
+
+Why not python-ptrace's wrappers: they allocate a fresh register struct and go
+through several Python layers per call; the hot path here calls ptrace three
+times per stop, so every layer counts (see bench/tracer_stop.py).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+_c_long = ctypes.c_long
+_c_ulong = ctypes.c_ulong
+_c_void_p = ctypes.c_void_p
+
+# long ptrace(long request, pid_t pid, void *addr, void *data).  glibc's
+# prototype is variadic; with integer arguments only the fixed-argument call
+# convention is identical on x86-64 (python-ptrace relies on the same).
+ptrace = libc.ptrace
+ptrace.argtypes = [_c_long, _c_long, _c_ulong, _c_ulong]
+ptrace.restype = _c_long
+
+
+class iovec(ctypes.Structure):
+    _fields_ = [("iov_base", _c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+process_vm_readv = libc.process_vm_readv
+process_vm_readv.argtypes = [
+    ctypes.c_int, ctypes.POINTER(iovec), _c_ulong, ctypes.POINTER(iovec), _c_ulong, _c_ulong,
+]
+process_vm_readv.restype = ctypes.c_ssize_t
+
+process_vm_writev = libc.process_vm_writev
+process_vm_writev.argtypes = process_vm_readv.argtypes
+process_vm_writev.restype = ctypes.c_ssize_t
+
+# long syscall(long nr, ...): arguments land in rdi rsi rdx r10 r8 r9, which
+# lets the forked child make a syscall with the seccomp cookie in r9.
+syscall = libc.syscall
+syscall.argtypes = [_c_long, _c_ulong, _c_ulong, _c_ulong, _c_ulong, _c_ulong, _c_ulong]
+syscall.restype = _c_long
+
+prctl = libc.prctl
+prctl.argtypes = [ctypes.c_int, _c_ulong, _c_ulong, _c_ulong, _c_ulong]
+prctl.restype = ctypes.c_int
+
+get_errno = ctypes.get_errno
+
+
+def raise_errno(what: str = "") -> None:
+    """Raise the OSError subclass for the current C errno."""
+    err = get_errno()
+    raise OSError(err, os.strerror(err), what) if what else OSError(err, os.strerror(err))

@@ -1,0 +1,176 @@
+"""Tracee memory: process_vm_readv / process_vm_writev, /proc/PID/mem fallback.
+
+Contract: a bad tracee pointer (unmapped, kernel address, wrapping range,
+unreadable page) raises :class:`TraceeFault` whose errno is EFAULT, never
+anything else, so the dispatcher can answer ``-e.errno``.  A dead tracee
+raises ``ProcessLookupError`` (ESRCH); that is not the program's fault.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from . import _libc
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_ADDR_END = 1 << 64
+_iovec = _libc.iovec
+_readv = _libc.process_vm_readv
+_writev = _libc.process_vm_writev
+_byref = ctypes.byref
+_addressof = ctypes.addressof
+
+
+class TraceeFault(OSError):
+    """A tracee address range is not accessible (errno is always EFAULT)."""
+
+    def __init__(self, addr: int, length: int = 0) -> None:
+        super().__init__(errno.EFAULT, f"Bad address {addr:#x} (+{length}) in tracee")
+        self.addr = addr
+        self.length = length
+
+
+def _check_range(addr: int, n: int) -> None:
+    if n < 0:
+        raise ValueError("negative length")
+    if addr < 0 or addr + n > _ADDR_END:
+        raise TraceeFault(addr, n)
+
+
+def _other_error(pid: int, addr: int, n: int) -> None:
+    err = _libc.get_errno()
+    if err in (errno.ESRCH, errno.EPERM, errno.ENOMEM):
+        raise OSError(err, f"tracee {pid}: {os.strerror(err)}")
+    # EFAULT, and EINVAL for absurd lengths: the tracee's bad pointer.
+    raise TraceeFault(addr, n)
+
+
+def read_into(pid: int, addr: int, buf: "bytearray | memoryview | ctypes.Array") -> None:
+    """Fill the writable buffer ``buf`` from tracee memory at ``addr``."""
+    n = len(buf) if not isinstance(buf, ctypes.Array) else ctypes.sizeof(buf)
+    if n == 0:
+        return
+    _check_range(addr, n)
+    if isinstance(buf, ctypes.Array):
+        base = _addressof(buf)
+    else:
+        base = _addressof((ctypes.c_char * n).from_buffer(buf))
+    local = _iovec(base, n)
+    remote = _iovec(addr, n)
+    r = _readv(pid, _byref(local), 1, _byref(remote), 1, 0)
+    if r != n:
+        if r < 0:
+            _other_error(pid, addr, n)
+        raise TraceeFault(addr, n)
+
+
+def read(pid: int, addr: int, n: int) -> bytes:
+    """Read exactly ``n`` bytes; any inaccessible byte -> TraceeFault."""
+    if n == 0:
+        return b""
+    _check_range(addr, n)
+    buf = ctypes.create_string_buffer(n)
+    local = _iovec(_addressof(buf), n)
+    remote = _iovec(addr, n)
+    r = _readv(pid, _byref(local), 1, _byref(remote), 1, 0)
+    if r != n:
+        if r < 0:
+            _other_error(pid, addr, n)
+        raise TraceeFault(addr, n)
+    return buf.raw
+
+
+# Scratch for C strings: one buffer and a 3-element remote iovec array reused
+# (everything runs on the tracer thread).
+_STR_MAX = 1 << 16
+_str_buf = ctypes.create_string_buffer(_STR_MAX)
+_str_addr = _addressof(_str_buf)
+_str_local = _iovec(_str_addr, 0)
+_str_remote = (_iovec * 18)()
+
+
+def read_cstring(pid: int, addr: int, limit: int = 4096) -> bytes:
+    """NUL-terminated string at ``addr`` (without the NUL).
+
+    ``limit`` counts the terminating NUL, like PATH_MAX: no NUL within
+    ``limit`` bytes -> OSError(ENAMETOOLONG).  Reads page by page (one remote
+    iovec per page, so a fault after the NUL does not matter).
+    """
+    if limit <= 0 or limit > _STR_MAX:
+        raise ValueError("limit out of range")
+    if addr <= 0 or addr >= _ADDR_END:
+        raise TraceeFault(addr, 1)
+    n = min(limit, _ADDR_END - addr)
+    # split [addr, addr+n) at page boundaries
+    count = 0
+    a, left = addr, n
+    while left:
+        chunk = min(PAGE_SIZE - (a % PAGE_SIZE), left)
+        _str_remote[count].iov_base = a
+        _str_remote[count].iov_len = chunk
+        count += 1
+        a += chunk
+        left -= chunk
+    _str_local.iov_len = n
+    r = _readv(pid, _byref(_str_local), 1, _str_remote, count, 0)
+    if r < 0:
+        _other_error(pid, addr, 1)
+    got = ctypes.string_at(_str_addr, r) if r > 0 else b""
+    end = got.find(b"\0")
+    if end >= 0:
+        return got[:end]
+    if r < n:  # stopped at an inaccessible page before any NUL
+        raise TraceeFault(addr, r + 1)
+    raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+
+
+def write(pid: int, addr: int, data: "bytes | bytearray | memoryview", *, force: bool = True) -> None:
+    """Write ``data`` into the tracee at ``addr``.
+
+    ``force=True`` falls back to /proc/PID/mem (FOLL_FORCE) where the pages
+    are mapped but read-only, e.g. filling a PROT_READ mapping for the MM.
+    ``force=False`` behaves like the kernel's copy_to_user: a read-only
+    user buffer gives EFAULT (use it to copy out syscall results).
+    """
+    n = len(data)
+    if n == 0:
+        return
+    _check_range(addr, n)
+    src = data if isinstance(data, bytes) else bytes(data)
+    local = _iovec(ctypes.cast(ctypes.c_char_p(src), ctypes.c_void_p).value, n)
+    remote = _iovec(addr, n)
+    r = _writev(pid, _byref(local), 1, _byref(remote), 1, 0)
+    if r == n:
+        return
+    if r < 0:
+        err = _libc.get_errno()
+        if err != errno.EFAULT:
+            _other_error(pid, addr, n)
+        r = 0
+    if not force:
+        raise TraceeFault(addr, n)
+    _write_proc_mem(pid, addr + r, src[r:])
+
+
+def _write_proc_mem(pid: int, addr: int, data: bytes) -> None:
+    try:
+        fd = os.open(f"/proc/{pid}/mem", os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ProcessLookupError(errno.ESRCH, f"tracee {pid} is gone") from None
+    try:
+        done = 0
+        while done < len(data):
+            try:
+                w = os.pwrite(fd, data[done:], addr + done)
+            except OSError as e:
+                if e.errno in (errno.EIO, errno.EFAULT):
+                    raise TraceeFault(addr, len(data)) from None
+                raise
+            if w <= 0:
+                raise TraceeFault(addr + done, len(data) - done)
+            done += w
+    except OverflowError:
+        raise TraceeFault(addr, len(data)) from None
+    finally:
+        os.close(fd)

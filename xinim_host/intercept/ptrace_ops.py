@@ -1,0 +1,94 @@
+"""ptrace requests, options, events and thin wrappers (Linux x86-64 values).
+
+Every wrapper raises ``OSError`` with the C errno; ``ProcessLookupError``
+(ESRCH) means the tracee died or is not in a ptrace-stop — callers treat it as
+"the death report is on its way".
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+from . import _libc
+
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_SYSCALL = 24
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+
+PTRACE_O_TRACESYSGOOD = 0x1
+PTRACE_O_TRACEFORK = 0x2
+PTRACE_O_TRACEVFORK = 0x4
+PTRACE_O_TRACECLONE = 0x8
+PTRACE_O_TRACEEXEC = 0x10
+PTRACE_O_TRACEVFORKDONE = 0x20
+PTRACE_O_TRACEEXIT = 0x40
+PTRACE_O_TRACESECCOMP = 0x80
+PTRACE_O_EXITKILL = 0x100000
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_VFORK_DONE = 5
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+
+# Not exported by the os module; "wait only for children of this thread".
+# The tracer thread is the parent of every tracee, and children that other
+# threads spawn (trio.run_process forks from a worker thread) stay theirs.
+WNOTHREAD = 0x20000000
+
+_ptrace = _libc.ptrace
+_ulong = ctypes.c_ulong()
+_ulong_addr = ctypes.addressof(_ulong)
+
+
+def _fail(what: str, tid: int) -> None:
+    err = _libc.get_errno()
+    raise OSError(err, f"{what}({tid}): {os.strerror(err)}")
+
+
+def seize(tid: int, options: int) -> None:
+    if _ptrace(PTRACE_SEIZE, tid, 0, options) != 0:
+        _fail("PTRACE_SEIZE", tid)
+
+
+def set_options(tid: int, options: int) -> None:
+    if _ptrace(PTRACE_SETOPTIONS, tid, 0, options) != 0:
+        _fail("PTRACE_SETOPTIONS", tid)
+
+
+def resume(request: int, tid: int, sig: int = 0) -> None:
+    """PTRACE_CONT / PTRACE_SYSCALL / PTRACE_LISTEN with an optional signal."""
+    if _ptrace(request, tid, 0, sig) != 0:
+        _fail("ptrace resume", tid)
+
+
+def geteventmsg(tid: int) -> int:
+    if _ptrace(PTRACE_GETEVENTMSG, tid, 0, _ulong_addr) != 0:
+        _fail("PTRACE_GETEVENTMSG", tid)
+    return _ulong.value
+
+
+class siginfo_head(ctypes.Structure):
+    """First fields of siginfo_t (128 bytes in all)."""
+
+    _fields_ = [("si_signo", ctypes.c_int), ("si_errno", ctypes.c_int), ("si_code", ctypes.c_int),
+                ("_pad", ctypes.c_byte * 116)]
+
+
+def getsiginfo(tid: int) -> siginfo_head | None:
+    """Siginfo of a signal-delivery-stop, or None for a group-stop (EINVAL)."""
+    info = siginfo_head()
+    if _ptrace(PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(info)) != 0:
+        if _libc.get_errno() == 22:  # EINVAL: not a signal-delivery-stop
+            return None
+        _fail("PTRACE_GETSIGINFO", tid)
+    return info

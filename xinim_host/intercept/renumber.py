@@ -1,0 +1,282 @@
+"""The one renumbering table: Linux x86-64 syscall -> what XINIM does with it.
+
+Every Linux syscall a program makes is one of
+
+* ``delegate(XINIM number)`` -- trapped, renumbered and run by the dispatcher;
+  the host kernel skips it and the dispatcher's result is the return value;
+* ``delegate_then_host(XINIM number)`` -- the dispatcher decides first (PM
+  checks an exec path, PM records an exit), then the host kernel runs the call,
+  with arguments rewritten from the answer where the dispatcher says so;
+* ``host(reason)`` -- not trapped at all (the seccomp filter lets it through, so
+  it costs nothing): process-local host state with nothing XINIM owns;
+* anything not listed -- trapped and answered ENOSYS, with a log line.
+
+Like gVisor's ``linux64.go``, the table is data: ``python -m
+xinim_host.intercept.renumber`` prints it as a compatibility matrix.
+"""
+from __future__ import annotations
+
+import enum
+import sys
+from dataclasses import dataclass
+
+from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+
+from ..kernel.syscalls import Sys
+
+# python-ptrace's name table stops at clone3 (435); newer calls programs make:
+_NEWER_THAN_PTRACE = {439: "faccessat2", 452: "fchmodat2"}
+LINUX_NAMES: dict[int, str] = {**SYSCALL_NAMES, **_NEWER_THAN_PTRACE}
+LINUX_NUMBERS: dict[str, int] = {name: nr for nr, name in LINUX_NAMES.items()}
+
+
+class Action(enum.Enum):
+    DELEGATE = "delegate"
+    DELEGATE_THEN_HOST = "delegate, then host"
+    HOST = "host"
+    ENOSYS = "ENOSYS"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    linux_name: str
+    action: Action
+    xinim: Sys | None = None
+    reason: str = ""
+
+
+def delegate(xinim: Sys) -> tuple[Action, Sys | None, str]:
+    return Action.DELEGATE, xinim, ""
+
+
+def delegate_then_host(xinim: Sys, reason: str) -> tuple[Action, Sys | None, str]:
+    return Action.DELEGATE_THEN_HOST, xinim, reason
+
+
+def host(reason: str) -> tuple[Action, Sys | None, str]:
+    return Action.HOST, None, reason
+
+
+_ROWS: dict[str, tuple[Action, Sys | None, str]] = {
+    # --- files: the VFS server -------------------------------------------------
+    "read": delegate(Sys.READ),
+    "write": delegate(Sys.WRITE),
+    "open": delegate(Sys.OPEN),
+    "close": delegate(Sys.CLOSE),
+    "stat": delegate(Sys.STAT),
+    "fstat": delegate(Sys.FSTAT),
+    "lstat": delegate(Sys.LSTAT),
+    "poll": delegate(Sys.POLL),
+    "lseek": delegate(Sys.LSEEK),
+    "ioctl": delegate(Sys.IOCTL),
+    "pread64": delegate(Sys.PREAD64),
+    "pwrite64": delegate(Sys.PWRITE64),
+    "readv": delegate(Sys.READV),
+    "writev": delegate(Sys.WRITEV),
+    "preadv": delegate(Sys.PREADV),
+    "pwritev": delegate(Sys.PWRITEV),
+    "access": delegate(Sys.ACCESS),
+    "pipe": delegate(Sys.PIPE),
+    "pipe2": delegate(Sys.PIPE2),
+    "select": delegate(Sys.SELECT),
+    "pselect6": delegate(Sys.PSELECT6),
+    "ppoll": delegate(Sys.PPOLL),
+    "dup": delegate(Sys.DUP),
+    "dup2": delegate(Sys.DUP2),
+    "dup3": delegate(Sys.DUP3),
+    "fcntl": delegate(Sys.FCNTL),
+    "flock": delegate(Sys.FLOCK),
+    "fsync": delegate(Sys.FSYNC),
+    "fdatasync": delegate(Sys.FDATASYNC),
+    "truncate": delegate(Sys.TRUNCATE),
+    "ftruncate": delegate(Sys.FTRUNCATE),
+    "getdents": delegate(Sys.GETDENTS),
+    "getdents64": delegate(Sys.GETDENTS64),
+    "getcwd": delegate(Sys.GETCWD),
+    "chdir": delegate(Sys.CHDIR),
+    "fchdir": delegate(Sys.FCHDIR),
+    "rename": delegate(Sys.RENAME),
+    "renameat": delegate(Sys.RENAMEAT),
+    "renameat2": delegate(Sys.RENAMEAT2),
+    "mkdir": delegate(Sys.MKDIR),
+    "mkdirat": delegate(Sys.MKDIRAT),
+    "rmdir": delegate(Sys.RMDIR),
+    "creat": delegate(Sys.CREAT),
+    "link": delegate(Sys.LINK),
+    "linkat": delegate(Sys.LINKAT),
+    "unlink": delegate(Sys.UNLINK),
+    "unlinkat": delegate(Sys.UNLINKAT),
+    "symlink": delegate(Sys.SYMLINK),
+    "symlinkat": delegate(Sys.SYMLINKAT),
+    "readlink": delegate(Sys.READLINK),
+    "readlinkat": delegate(Sys.READLINKAT),
+    "chmod": delegate(Sys.CHMOD),
+    "fchmod": delegate(Sys.FCHMOD),
+    "fchmodat": delegate(Sys.FCHMODAT),
+    "fchmodat2": delegate(Sys.FCHMODAT2),
+    "chown": delegate(Sys.CHOWN),
+    "fchown": delegate(Sys.FCHOWN),
+    "lchown": delegate(Sys.LCHOWN),
+    "fchownat": delegate(Sys.FCHOWNAT),
+    "umask": delegate(Sys.UMASK),
+    "statfs": delegate(Sys.STATFS),
+    "fstatfs": delegate(Sys.FSTATFS),
+    "mknod": delegate(Sys.MKNOD),
+    "mknodat": delegate(Sys.MKNODAT),
+    "openat": delegate(Sys.OPENAT),
+    "newfstatat": delegate(Sys.NEWFSTATAT),
+    "statx": delegate(Sys.STATX),
+    "faccessat": delegate(Sys.FACCESSAT),
+    "faccessat2": delegate(Sys.FACCESSAT2),
+    "utimensat": delegate(Sys.UTIMENSAT),
+    "utime": delegate(Sys.UTIME),
+    "utimes": delegate(Sys.UTIMES),
+    "futimesat": delegate(Sys.FUTIMESAT),
+    "close_range": delegate(Sys.CLOSE_RANGE),
+    # --- processes: the Process Manager ----------------------------------------------
+    "getpid": delegate(Sys.GETPID),
+    "getppid": delegate(Sys.GETPPID),
+    "gettid": delegate(Sys.GETTID),
+    "getpgrp": delegate(Sys.GETPGRP),
+    "getpgid": delegate(Sys.GETPGID),
+    "setpgid": delegate(Sys.SETPGID),
+    "getsid": delegate(Sys.GETSID),
+    "setsid": delegate(Sys.SETSID),
+    "wait4": delegate(Sys.WAIT4),
+    "waitid": delegate(Sys.WAITID),
+    "kill": delegate(Sys.KILL),
+    "tkill": delegate(Sys.TKILL),
+    "tgkill": delegate(Sys.TGKILL),
+    "rt_sigaction": delegate(Sys.SIGACTION),
+    "rt_sigprocmask": delegate(Sys.RT_SIGPROCMASK),
+    "rt_sigpending": delegate(Sys.SIGPENDING),
+    "rt_sigsuspend": delegate(Sys.SIGSUSPEND),
+    "pause": delegate(Sys.PAUSE),
+    "alarm": delegate(Sys.ALARM),
+    "setitimer": delegate(Sys.SETITIMER),
+    "getitimer": delegate(Sys.GETITIMER),
+    "setuid": delegate(Sys.SETUID),
+    "setgid": delegate(Sys.SETGID),
+    "setreuid": delegate(Sys.SETREUID),
+    "setregid": delegate(Sys.SETREGID),
+    "setresuid": delegate(Sys.SETRESUID),
+    "getresuid": delegate(Sys.GETRESUID),
+    "setresgid": delegate(Sys.SETRESGID),
+    "getresgid": delegate(Sys.GETRESGID),
+    "getgroups": delegate(Sys.GETGROUPS),
+    "setgroups": delegate(Sys.SETGROUPS),
+    "execve": delegate_then_host(Sys.EXECVE, "PM and VFS check and resolve the path; "
+                                             "the host kernel loads the image"),
+    "execveat": delegate_then_host(Sys.EXECVE, "as execve, relative to a directory fd"),
+    "exit": delegate_then_host(Sys.EXIT, "PM records the exit; the host ends the thread"),
+    "exit_group": delegate_then_host(Sys.EXIT_GROUP, "PM records the exit; the host ends "
+                                                     "the process"),
+    "fork": delegate_then_host(Sys.FORK, "the host copies the process; PM makes the PCB "
+                                         "from the fork event"),
+    "vfork": delegate_then_host(Sys.VFORK, "as fork, sharing memory until exec"),
+    "clone": delegate_then_host(Sys.CLONE, "the host makes the task; PM records process "
+                                           "or thread from the event"),
+    "clone3": delegate_then_host(Sys.CLONE3, "as clone"),
+    # --- memory: the Memory Manager ----------------------------------------------------
+    "brk": delegate_then_host(Sys.BRK, "MM decides the break; the host moves it"),
+    "mmap": delegate(Sys.MMAP),
+    "munmap": delegate(Sys.MUNMAP),
+    "mprotect": delegate(Sys.MPROTECT),
+    "mremap": delegate(Sys.MREMAP),
+    "madvise": delegate(Sys.MADVISE),
+    "msync": delegate(Sys.MSYNC),
+    # --- served in the kernel ------------------------------------------------------------
+    "getuid": delegate(Sys.GETUID),
+    "geteuid": delegate(Sys.GETEUID),
+    "getgid": delegate(Sys.GETGID),
+    "getegid": delegate(Sys.GETEGID),
+    "time": delegate(Sys.TIME),
+    "gettimeofday": delegate(Sys.GETTIMEOFDAY),
+    "clock_gettime": delegate(Sys.CLOCK_GETTIME),
+    "clock_getres": delegate(Sys.CLOCK_GETRES),
+    "nanosleep": delegate(Sys.NANOSLEEP),
+    "clock_nanosleep": delegate(Sys.CLOCK_NANOSLEEP),
+    "uname": delegate(Sys.UNAME),
+    "sysinfo": delegate(Sys.SYSINFO),
+    "times": delegate(Sys.TIMES),
+    "getrusage": delegate(Sys.GETRUSAGE),
+    # --- run by the host kernel, untrapped ------------------------------------------------
+    "futex": host("wait queues on the process's own memory; no XINIM state"),
+    "rt_sigreturn": host("restores the host signal frame the host kernel built"),
+    "arch_prctl": host("per-thread FS/GS base; CPU state, no XINIM state"),
+    "set_tid_address": host("the host thread's clear-on-exit futex word"),
+    "set_robust_list": host("the host thread's robust futex list"),
+    "get_robust_list": host("the host thread's robust futex list"),
+    "rseq": host("restartable sequences: per-thread CPU state"),
+    "sigaltstack": host("the host thread's signal stack; signals are delivered by the host"),
+    "restart_syscall": host("resumes a host syscall interrupted by a signal"),
+    "sched_yield": host("scheduling is the host's"),
+    "sched_getaffinity": host("scheduling is the host's"),
+    "sched_setaffinity": host("scheduling is the host's"),
+    "sched_getparam": host("scheduling is the host's"),
+    "sched_getscheduler": host("scheduling is the host's"),
+    "sched_get_priority_max": host("scheduling is the host's"),
+    "sched_get_priority_min": host("scheduling is the host's"),
+    "getpriority": host("scheduling is the host's"),
+    "setpriority": host("scheduling is the host's"),
+    "getcpu": host("which host CPU runs the thread"),
+    "membarrier": host("a CPU barrier across the process's threads"),
+    "getrandom": host("entropy from the host kernel; no XINIM state"),
+    "prlimit64": host("resource limits are enforced by the host kernel on the host task"),
+    "getrlimit": host("resource limits are enforced by the host kernel on the host task"),
+    "setrlimit": host("resource limits are enforced by the host kernel on the host task"),
+    "prctl": host("process-local attributes (name, no_new_privs, ...)"),
+    "personality": host("the host execution domain"),
+    "mlock": host("pins host pages; no layout change"),
+    "munlock": host("pins host pages; no layout change"),
+    "mlockall": host("pins host pages; no layout change"),
+    "munlockall": host("pins host pages; no layout change"),
+    "mincore": host("asks the host which pages are resident"),
+    "capget": host("host capabilities of the host task"),
+}
+
+
+def _build() -> dict[int, Route]:
+    table: dict[int, Route] = {}
+    for name, (action, xinim, reason) in _ROWS.items():
+        nr = LINUX_NUMBERS.get(name)
+        if nr is None:
+            raise KeyError(f"renumber table names an unknown Linux syscall {name!r}")
+        table[nr] = Route(name, action, xinim, reason)
+    return table
+
+
+LINUX_TO_XINIM: dict[int, Route] = _build()
+
+
+def route(linux_nr: int) -> Route:
+    """The route of a Linux syscall; unlisted ones answer ENOSYS."""
+    found = LINUX_TO_XINIM.get(linux_nr)
+    if found is None:
+        return Route(LINUX_NAMES.get(linux_nr, f"syscall_{linux_nr}"), Action.ENOSYS)
+    return found
+
+
+def host_run_numbers() -> set[int]:
+    """Linux numbers the seccomp filter lets through without a stop."""
+    return {nr for nr, r in LINUX_TO_XINIM.items() if r.action is Action.HOST}
+
+
+def trapped_numbers() -> set[int]:
+    """Every Linux number the seccomp filter sends to the tracer (all but host-run)."""
+    hosts = host_run_numbers()
+    return {nr for nr in LINUX_NAMES if nr not in hosts}
+
+
+def format_matrix() -> str:
+    lines = [f"{'linux':>5} {'name':<24} {'action':<20} {'xinim':<24} reason"]
+    for nr in sorted(LINUX_NAMES):
+        r = route(nr)
+        xinim = f"{int(r.xinim)} {r.xinim.name.lower()}" if r.xinim is not None else "-"
+        lines.append(f"{nr:>5} {r.linux_name:<24} {r.action.value:<20} {xinim:<24} {r.reason}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(format_matrix())
+    sys.exit(0)

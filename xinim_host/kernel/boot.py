@@ -1,0 +1,122 @@
+"""The boot sequence (plan §7.2): kernel, VFS (2), PM (3), MM (4), channels, init (1).
+
+``booted()`` is an async context manager: inside it the system runs as trio tasks
+under one nursery; leaving it (or cancelling) stops every task and closes every
+endpoint and socket, so nothing is left running.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator
+
+import trio
+
+from . import protocol as p
+from .console import FdConsole
+from .dispatch import SyscallContext
+from .ipc import DEFAULT_NODE_ID, Lattice
+from .kernel import Kernel
+from .syscalls import Sys
+from .usermem import FlatMemory
+
+log = logging.getLogger(__name__)
+
+SERVER_PIDS = (p.VFS_PID, p.PM_PID, p.MM_PID)
+
+
+@dataclass
+class BootConfig:
+    console: Any = None                      # write/read/ioctl; default: this process's stdio
+    mounts: list[tuple[str, str, str]] | None = None   # (host, xinim, "ro"|"rw"); None: defaults
+    node_id: int = DEFAULT_NODE_ID
+    socket_path: str | None = None           # serve other nodes (xinim-run clients) here
+    quiet: bool = False                      # no boot log on the console
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class System:
+    config: BootConfig
+    lattice: Lattice
+    kernel: Kernel
+    vfs: Any
+    pm: Any
+    mm: Any
+    console: Any
+    nursery: trio.Nursery
+
+    def log(self, line: str) -> None:
+        """A boot-log line, through the kernel's debug_write path to the console."""
+        if not self.config.quiet:
+            self.kernel.console.write(line.encode() + b"\n")
+
+
+@asynccontextmanager
+async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
+    from ..mm.server import MmServer
+    from ..pm.server import PmServer
+    from ..vfs_fuse.server import VfsServer
+
+    config = config or BootConfig()
+    console = config.console or FdConsole()
+    lattice = Lattice(config.node_id)
+    kernel = Kernel(lattice, console)
+    vfs_kwargs: dict[str, Any] = {"console": console}
+    if config.mounts is not None:
+        vfs_kwargs["mounts"] = config.mounts
+    try:
+        async with trio.open_nursery() as nursery:
+            kernel.nursery = nursery
+            vfs = VfsServer(lattice, **vfs_kwargs)
+            pm = PmServer(lattice)
+            mm = MmServer(lattice)
+            system = System(config, lattice, kernel, vfs, pm, mm, console, nursery)
+            system.log(f"[kernel] XINIM hosted kernel, node {config.node_id}")
+            for server in (vfs, pm, mm):
+                await nursery.start(server.serve)
+                system.log(f"[{type(server).__name__.removesuffix('Server').upper()}] "
+                           f"started on PID {server.pid}")
+            # Kernel <-> every server, and the servers among themselves (PM tells VFS
+            # and MM about forks and exits, MM reads files through VFS).
+            for pid in SERVER_PIDS:
+                lattice.connect_local(p.KERNEL_PID, pid)
+            lattice.connect_local(p.PM_PID, p.VFS_PID)
+            lattice.connect_local(p.PM_PID, p.MM_PID)
+            lattice.connect_local(p.MM_PID, p.VFS_PID)
+            if config.socket_path:
+                from .transport import serve_socket
+                await nursery.start(serve_socket, lattice, config.socket_path)
+                system.log(f"[kernel] node socket {config.socket_path}")
+            await nursery.start(run_init, system)
+            system.log("[init] started on PID 1")
+            try:
+                yield system
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        for pid in list(lattice.endpoints):
+            lattice.close(pid)
+
+
+async def run_init(system: System, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                   ) -> None:
+    """Init (PID 1): reaps whatever children it has or inherits, forever.
+
+    It is a kernel-side task making real wait4 calls through the dispatcher, so it
+    is a process like any other to PM (which gives it orphans)."""
+    ctx = SyscallContext(pid=p.INIT_PID, args=((-1) & (2**64 - 1), 0, 0, 0, 0, 0),
+                         mem=FlatMemory(4096))
+    task_status.started()
+    while True:
+        result = await system.kernel.syscall(Sys.WAIT4, ctx)
+        if result > 0:
+            log.debug("init reaped %d", result)
+            continue
+        if result == -errno.ENOSYS:
+            log.info("init: PM has no wait4 yet; init idles")
+            await trio.sleep_forever()
+        # ECHILD: no children now; PM wakes wait4 when it has some, so poll gently
+        await trio.sleep(0.05)

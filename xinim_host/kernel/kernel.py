@@ -1,0 +1,126 @@
+"""The kernel (PID 0): runs dispatcher handlers and resumes them when servers answer."""
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Any, Callable, Generator, Protocol
+
+import trio
+
+from .dispatch import SYSCALLS, Await, Sendrec, SyscallContext
+from .errors import SysError
+from .ipc import Lattice, Pending
+from .protocol import KERNEL_PID
+
+log = logging.getLogger(__name__)
+
+OnDone = Callable[[int], None]
+
+
+class ConsoleSink(Protocol):
+    def write(self, data: bytes) -> int: ...
+
+
+class Kernel:
+    """Dispatches XINIM syscalls.  ``start`` is synchronous so the interceptor can
+    complete most syscalls without leaving its loop; a handler that must wait is
+    resumed by the callback of the reply it waits for."""
+
+    pid = KERNEL_PID
+
+    def __init__(self, lattice: Lattice, console: ConsoleSink) -> None:
+        self.lattice = lattice
+        self.console = console
+        self.endpoint = lattice.register(KERNEL_PID)
+        self.nursery: trio.Nursery | None = None   # for Await ops; set by boot
+        self.unknown_calls = 0
+
+    # --- dispatching ----------------------------------------------------------
+
+    def start(self, nr: int, ctx: SyscallContext, on_done: OnDone) -> int | None:
+        """Run syscall ``nr``; its result (``-errno`` on failure) is returned when it
+        is known at once, else ``None`` and ``on_done(result)`` is called later."""
+        entry = SYSCALLS.get(nr)
+        if entry is None:
+            self.unknown_calls += 1
+            log.warning("pid %d: unknown XINIM syscall %d -> ENOSYS", ctx.pid, nr)
+            return -errno.ENOSYS
+        return self._drive(entry.handler(self, ctx), None, None, on_done, sync=True)
+
+    async def syscall(self, nr: int, ctx: SyscallContext) -> int:
+        """``start`` for trio code: waits for the result."""
+        done = trio.Event()
+        box: list[int] = []
+
+        def finish(result: int) -> None:
+            box.append(result)
+            done.set()
+
+        result = self.start(nr, ctx, finish)
+        if result is not None:
+            return result
+        await done.wait()
+        return box[0]
+
+    def _drive(self, gen: Generator[Any, Any, int], value: Any, exc: BaseException | None,
+               on_done: OnDone, *, sync: bool = False) -> int | None:
+        while True:
+            try:
+                op = gen.throw(exc) if exc is not None else gen.send(value)
+            except StopIteration as stop:
+                result = stop.value
+            except SysError as err:
+                result = -err.errno
+            except Exception:
+                log.exception("syscall handler %s failed", gen.__name__)
+                result = -errno.EIO
+            else:
+                value, exc = None, None
+                if isinstance(op, Sendrec):
+                    try:
+                        answer = self.lattice.call(KERNEL_PID, op.dst, op.body)
+                    except SysError as err:
+                        exc = err
+                        continue
+                    if isinstance(answer, Pending):
+                        answer.add_done_callback(
+                            lambda msg: self._drive(gen, msg, None, on_done))
+                        return None
+                    value = answer
+                    continue
+                if isinstance(op, Await):
+                    self._spawn(self._await_op, gen, op, on_done)
+                    return None
+                exc = TypeError(f"handler yielded {op!r}")
+                continue
+            if sync:
+                return result
+            on_done(result)
+            return None
+
+    async def _await_op(self, gen: Generator[Any, Any, int], op: Await, on_done: OnDone) -> None:
+        try:
+            value = await op.make()
+        except SysError as err:
+            self._drive(gen, None, err, on_done)
+        except Exception:
+            log.exception("kernel wait for %s failed", gen.__name__)
+            self._drive(gen, None, SysError(errno.EIO), on_done)
+        else:
+            self._drive(gen, value, None, on_done)
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        if self.nursery is None:
+            raise SysError(errno.EAGAIN, "kernel not booted: nothing to run waits on")
+        self.nursery.start_soon(fn, *args)
+
+    # --- services for handlers ------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    def process_endpoint(self, pid: int) -> None:
+        """A user process's own lattice endpoint, made on first use."""
+        endpoint = self.lattice.endpoints.get(pid)
+        if endpoint is None or endpoint.closed:
+            self.lattice.register(pid)

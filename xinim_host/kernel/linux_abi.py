@@ -1,0 +1,45 @@
+"""Linux x86-64 struct layouts the dispatcher copies in and out of user memory."""
+from __future__ import annotations
+
+import struct
+
+# struct stat (144 bytes)
+STAT = struct.Struct("<QQQIIIIQqqqqqqqqqqqq")
+# struct timespec / timeval
+TIMESPEC = struct.Struct("<qq")
+TIMEVAL = struct.Struct("<qq")
+# the kernel's struct sigaction for rt_sigaction: handler, flags, restorer, mask
+SIGACTION = struct.Struct("<QQQQ")
+INT = struct.Struct("<i")
+TWO_INTS = struct.Struct("<ii")
+POINTER = struct.Struct("<Q")
+# struct rusage: two timevals and 14 longs
+RUSAGE_SIZE = 144
+
+AT_FDCWD = -100
+
+# ioctl request -> (bytes read from *arg, bytes written back to *arg); requests
+# not listed pass ``arg`` by value.
+IOCTL_ARG_SIZES: dict[int, tuple[int, int]] = {
+    0x5401: (0, 36),   # TCGETS: struct termios
+    0x5402: (36, 0),   # TCSETS
+    0x5403: (36, 0),   # TCSETSW
+    0x5404: (36, 0),   # TCSETSF
+    0x540F: (0, 4),    # TIOCGPGRP
+    0x5410: (4, 0),    # TIOCSPGRP
+    0x5413: (0, 8),    # TIOCGWINSZ: struct winsize
+    0x5414: (8, 0),    # TIOCSWINSZ
+    0x541B: (0, 4),    # FIONREAD
+    0x5421: (4, 0),    # FIONBIO
+    0x5429: (0, 4),    # TIOCGSID
+    0x80045430: (0, 4),  # TIOCGPTN
+    0x40045431: (4, 0),  # TIOCSPTLCK
+}
+
+
+def pack_stat(r) -> bytes:
+    """A ``VfsStatReply`` as struct stat."""
+    return STAT.pack(
+        r.dev, r.ino, r.nlink, r.mode, r.uid, r.gid, 0, r.rdev, r.size, r.blksize, r.blocks,
+        r.atime_ns // 10**9, r.atime_ns % 10**9, r.mtime_ns // 10**9, r.mtime_ns % 10**9,
+        r.ctime_ns // 10**9, r.ctime_ns % 10**9, 0, 0, 0)

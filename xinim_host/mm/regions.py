@@ -1,0 +1,646 @@
+"""The address-space record of one process: heap, break and a sorted region list.
+
+Pure and synchronous: every method either raises :class:`MmError` with the
+errno Linux (x86-64, 6.x) gives for the same call and leaves the record
+unchanged, or applies the whole change.  The MM server applies the same change
+to the real tracee afterwards, so the record and the host stay in step.
+
+Deliberate differences from Linux, all in the "refuse atomically" direction:
+
+* ``protect`` over a range with a hole fails with ENOMEM *without* changing the
+  part before the hole (Linux changes it, then fails);
+* ``remap`` validates the old range before unmapping an MREMAP_FIXED target.
+
+Adjacent regions with equal attributes and a continuous backing are always
+merged (Linux's vma_merge does so in the common cases), so the record can have
+fewer, never more, entries than the host's /proc/PID/maps shows.
+"""
+from __future__ import annotations
+
+import bisect
+import copy as _copy
+import dataclasses
+import errno
+import itertools
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple, Union
+
+from .errors import MmError
+from .layout import (
+    DEFAULT_HEAP_START, DEFAULT_MAX_MAP_COUNT, DEFAULT_MMAP_BASE, DEFAULT_MMAP_MIN_ADDR,
+    MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE,
+    MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_VALIDATE_MASK, PAGE_SHIFT,
+    PAGE_SIZE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_RWX, PROT_SEM,
+    PROT_WRITE, STACK_GUARD_GAP, TASK_SIZE, is_aligned, page_down, page_up,
+)
+
+U64 = (1 << 64) - 1
+
+
+# --- backings ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Anon:
+    """Private anonymous memory (zero-filled on first touch)."""
+
+    @property
+    def offset(self) -> int:
+        return 0
+
+    def at(self, delta: int) -> Anon:
+        return self
+
+    def follows(self, prev: Backing, prev_len: int) -> bool:
+        return isinstance(prev, Anon)
+
+    def object_key(self) -> Hashable | None:
+        return None
+
+
+ANON = Anon()
+
+
+@dataclass(frozen=True, slots=True)
+class FileBacking:
+    """A file: ``vnode`` is the VFS's opaque key; ``offset`` the byte offset of
+    the region's first page.  ``may_write`` says whether the fd was open for
+    writing (MAP_SHARED with PROT_WRITE needs it).  ``path``/``inode``/``dev``
+    only feed format_maps and never make two backings different."""
+
+    vnode: Hashable
+    offset: int = 0
+    may_write: bool = True
+    path: str = field(default="", compare=False)
+    inode: int = field(default=0, compare=False)
+    dev: tuple[int, int] = field(default=(0, 0), compare=False)
+
+    def at(self, delta: int) -> FileBacking:
+        return dataclasses.replace(self, offset=self.offset + delta)
+
+    def follows(self, prev: Backing, prev_len: int) -> bool:
+        return (isinstance(prev, FileBacking) and prev.vnode == self.vnode
+                and prev.may_write == self.may_write and prev.offset + prev_len == self.offset)
+
+    def object_key(self) -> Hashable | None:
+        return ("file", self.vnode)
+
+
+_shm_ids = itertools.count(1)   # shared anonymous objects are unique system-wide
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBacking:
+    """A shared anonymous memory object (MAP_SHARED|MAP_ANONYMOUS): fork does
+    not copy it, both sides see one object."""
+
+    key: int
+    offset: int = 0
+
+    @classmethod
+    def new(cls) -> SharedBacking:
+        return cls(next(_shm_ids))
+
+    def at(self, delta: int) -> SharedBacking:
+        return dataclasses.replace(self, offset=self.offset + delta)
+
+    def follows(self, prev: Backing, prev_len: int) -> bool:
+        return (isinstance(prev, SharedBacking) and prev.key == self.key
+                and prev.offset + prev_len == self.offset)
+
+    def object_key(self) -> Hashable | None:
+        return ("shm", self.key)
+
+
+Backing = Union[Anon, FileBacking, SharedBacking]
+
+
+# --- regions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """``length`` bytes at ``start`` (both page-aligned).  ``flags`` holds only
+    the lasting properties: MAP_SHARED or MAP_PRIVATE, MAP_ANONYMOUS,
+    MAP_GROWSDOWN, MAP_NORESERVE.  ``name`` is "[heap]", "[stack]" or ""."""
+
+    start: int
+    length: int
+    prot: int
+    flags: int
+    backing: Backing = ANON
+    name: str = ""
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+    @property
+    def shared(self) -> bool:
+        return bool(self.flags & MAP_SHARED)
+
+    @property
+    def pages(self) -> int:
+        return self.length >> PAGE_SHIFT
+
+    @property
+    def label(self) -> str:
+        """The pathname column of /proc/PID/maps."""
+        if self.name:
+            return self.name
+        if isinstance(self.backing, FileBacking):
+            return self.backing.path
+        if isinstance(self.backing, SharedBacking):
+            return "/dev/zero (deleted)"
+        return ""
+
+    @property
+    def perms(self) -> str:
+        p = self.prot
+        return ("r" if p & PROT_READ else "-") + ("w" if p & PROT_WRITE else "-") \
+            + ("x" if p & PROT_EXEC else "-") + ("s" if self.shared else "p")
+
+    def contains(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+    def slice(self, start: int, end: int) -> Region:
+        """The part [start, end) of this region, its backing offset advanced."""
+        return dataclasses.replace(self, start=start, length=end - start,
+                                   backing=self.backing.at(start - self.start))
+
+    def joins(self, nxt: Region) -> bool:
+        """Can ``nxt`` (right after this one) be merged into it?"""
+        return (self.end == nxt.start and self.prot == nxt.prot and self.flags == nxt.flags
+                and self.name == nxt.name and nxt.backing.follows(self.backing, self.length))
+
+    def format(self) -> str:
+        """One /proc/PID/maps line (without newline), byte-exact with Linux's."""
+        b = self.backing
+        offset = b.offset if not isinstance(b, Anon) else 0
+        dev, inode = (b.dev, b.inode) if isinstance(b, FileBacking) else \
+            ((0, 1), b.key) if isinstance(b, SharedBacking) else ((0, 0), 0)
+        head = (f"{self.start:08x}-{self.end:08x} {self.perms} {offset:08x} "
+                f"{dev[0]:02x}:{dev[1]:02x} {inode} ")
+        label = self.label
+        # Linux pads the header to 72 columns, then one space, then the name.
+        return f"{head.ljust(72)} {label}" if label else head
+
+
+class MapResult(NamedTuple):
+    region: Region          # what was mapped (before merging with neighbours)
+    replaced: list[Region]  # pieces MAP_FIXED unmapped to make room (write back shared ones)
+
+    @property
+    def addr(self) -> int:
+        return self.region.start
+
+
+class RemapResult(NamedTuple):
+    addr: int               # where the range lives now
+    removed: list[Region]   # pieces unmapped: the shrunk tail, an MREMAP_FIXED target
+
+
+def _fail(err: int, what: str) -> MmError:
+    return MmError(err, what)
+
+
+# --- the address space -----------------------------------------------------------
+
+
+class AddressSpace:
+    """One process's layout.  Addresses and lengths are plain ints (u64)."""
+
+    def __init__(self, *, mmap_base: int = DEFAULT_MMAP_BASE,
+                 heap_start: int = DEFAULT_HEAP_START, data_limit: int | None = None,
+                 min_addr: int = DEFAULT_MMAP_MIN_ADDR, task_size: int = TASK_SIZE,
+                 max_map_count: int = DEFAULT_MAX_MAP_COUNT) -> None:
+        for what, v in (("mmap_base", mmap_base), ("heap_start", heap_start),
+                        ("task_size", task_size)):
+            if not is_aligned(v):
+                raise ValueError(f"{what} {v:#x} is not page-aligned")
+        if not 0 <= min_addr < mmap_base <= task_size:
+            raise ValueError("need 0 <= min_addr < mmap_base <= task_size")
+        self.mmap_base = mmap_base
+        self.min_addr = page_up(min_addr) or PAGE_SIZE   # never hand out page 0
+        self.task_size = task_size
+        self.max_map_count = max_map_count
+        self.heap_start = heap_start
+        self.brk_value = heap_start       # the program's break; may be unaligned
+        self.data_limit = data_limit      # RLIMIT_DATA for the heap; None = infinity
+        self._regions: list[Region] = []
+        self._starts: list[int] = []      # parallel to _regions, for bisect
+
+    # --- queries ---------------------------------------------------------------
+
+    @property
+    def regions(self) -> tuple[Region, ...]:
+        return tuple(self._regions)
+
+    def __len__(self) -> int:
+        return len(self._regions)
+
+    def __iter__(self) -> Iterator[Region]:
+        return iter(tuple(self._regions))
+
+    @property
+    def mapped_bytes(self) -> int:
+        return sum(r.length for r in self._regions)
+
+    def find(self, addr: int) -> Region | None:
+        """The region containing ``addr``, if any."""
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0 and self._regions[i].end > addr:
+            return self._regions[i]
+        return None
+
+    def overlapping(self, addr: int, length: int) -> list[Region]:
+        """Whole regions meeting [addr, addr+length), in address order."""
+        i, j = self._span(addr, addr + length)
+        return self._regions[i:j]
+
+    def is_free(self, addr: int, length: int) -> bool:
+        """True when no region meets [addr, addr+length)."""
+        i, j = self._span(addr, addr + length)
+        return i == j
+
+    def format_maps(self) -> str:
+        """/proc/PID/maps text of the record, one line per region."""
+        return "".join(r.format() + "\n" for r in self._regions)
+
+    def copy(self) -> AddressSpace:
+        """An independent record with the same layout (fork).  Regions are
+        immutable, so sharing them between the copies is safe."""
+        new = _copy.copy(self)
+        new._regions = list(self._regions)
+        new._starts = list(self._starts)
+        return new
+
+    # --- address selection ---------------------------------------------------------
+
+    def find_free(self, length: int, hint: int = 0, fixed: bool = False,
+                  fixed_noreplace: bool = False) -> int:
+        """Where a mapping of ``length`` bytes goes, as Linux's get_unmapped_area
+        with the default top-down layout: the fixed address itself (checked), a
+        free hint, else the highest fitting gap below ``mmap_base``, else the
+        lowest one above it."""
+        length &= U64
+        if length == 0:
+            raise _fail(errno.EINVAL, "length 0")
+        length = page_up(length)
+        if length > self.task_size - self.min_addr:
+            raise _fail(errno.ENOMEM, "longer than the address space")
+        if fixed or fixed_noreplace:
+            if hint > self.task_size - length:
+                raise _fail(errno.ENOMEM, "fixed range beyond the top of user space")
+            if not is_aligned(hint):
+                raise _fail(errno.EINVAL, "fixed address not page-aligned")
+            if hint < self.min_addr:     # security_mmap_addr(): below mmap_min_addr
+                raise _fail(errno.EPERM, "fixed address below mmap_min_addr")
+            if fixed_noreplace and not self.is_free(hint, length):
+                raise _fail(errno.EEXIST, "MAP_FIXED_NOREPLACE range is in use")
+            return hint
+        if hint:
+            h = max(page_down(hint), self.min_addr)     # round_hint_to_min()
+            if h <= self.task_size - length and self._gap_free(h, h + length):
+                return h
+        addr = self._search_down(length, self.min_addr, self.mmap_base)
+        if addr is None:   # Linux falls back to a bottom-up search above the base
+            addr = self._search_up(length, self.mmap_base, self.task_size)
+        if addr is None:
+            raise _fail(errno.ENOMEM, "no free range")
+        return addr
+
+    def _gap_start(self, r: Region) -> int:
+        # A stack keeps a guard gap below it, as Linux's vm_start_gap().
+        return max(r.start - STACK_GUARD_GAP, 0) if r.flags & MAP_GROWSDOWN else r.start
+
+    def _gap_free(self, start: int, end: int) -> bool:
+        i, j = self._span(start, end)
+        if i != j:
+            return False
+        return j == len(self._regions) or end <= self._gap_start(self._regions[j])
+
+    def _search_down(self, length: int, low: int, high: int) -> int | None:
+        regions = self._regions
+        k = bisect.bisect_left(self._starts, high) - 1
+        top = high
+        if k + 1 < len(regions):
+            top = min(top, self._gap_start(regions[k + 1]))
+        while top - length >= low:
+            floor = max(regions[k].end, low) if k >= 0 else low
+            if top - floor >= length:
+                return top - length
+            if k < 0:
+                return None
+            top = min(top, self._gap_start(regions[k]))
+            k -= 1
+        return None
+
+    def _search_up(self, length: int, low: int, high: int) -> int | None:
+        regions = self._regions
+        i = bisect.bisect_right(self._starts, low) - 1
+        cur = max(low, regions[i].end) if i >= 0 else low
+        i += 1
+        while cur + length <= high:
+            nxt = min(self._gap_start(regions[i]), high) if i < len(regions) else high
+            if nxt - cur >= length:
+                return cur
+            if i >= len(regions):
+                return None
+            cur = max(cur, regions[i].end)
+            i += 1
+        return None
+
+    # --- mmap ---------------------------------------------------------------------
+
+    def check_map(self, addr: int, length: int, prot: int, flags: int,
+                  backing: Backing = ANON, offset: int = 0, name: str = "") -> Region:
+        """Validate an mmap and choose its address without changing anything;
+        returns the region :meth:`commit` would install.  ``backing`` is the
+        object (a FileBacking for a file, ignored with MAP_ANONYMOUS) and
+        ``offset`` the mmap offset argument.  Checks in Linux's order, so the
+        first failing one decides the errno."""
+        offset &= U64
+        length &= U64
+        if not is_aligned(offset):
+            raise _fail(errno.EINVAL, "offset not page-aligned")
+        anonymous = bool(flags & MAP_ANONYMOUS)
+        if not anonymous and not isinstance(backing, FileBacking):
+            raise _fail(errno.EBADF, "file mapping without a file")
+        if length == 0:
+            raise _fail(errno.EINVAL, "length 0")
+        if page_up(length) > U64:
+            raise _fail(errno.ENOMEM, "length overflows")
+        length = page_up(length)
+        if (offset >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > U64 >> PAGE_SHIFT:
+            raise _fail(errno.EOVERFLOW, "offset + length overflows")
+        if len(self._regions) > self.max_map_count:
+            raise _fail(errno.ENOMEM, "too many mappings")
+        noreplace = bool(flags & MAP_FIXED_NOREPLACE)
+        start = self.find_free(length, addr, fixed=bool(flags & MAP_FIXED) or noreplace,
+                               fixed_noreplace=noreplace)
+        mtype = flags & MAP_TYPE
+        if anonymous:
+            if mtype == MAP_SHARED:
+                if flags & MAP_GROWSDOWN:
+                    raise _fail(errno.EINVAL, "shared anonymous GROWSDOWN")
+                backing = SharedBacking.new()
+            elif mtype != MAP_PRIVATE:
+                raise _fail(errno.EINVAL, f"bad map type {mtype:#x}")
+            else:
+                backing = ANON
+        else:
+            assert isinstance(backing, FileBacking)
+            if mtype == MAP_SHARED_VALIDATE and flags & ~MAP_VALIDATE_MASK:
+                raise _fail(errno.EOPNOTSUPP, "unknown flag with MAP_SHARED_VALIDATE")
+            if mtype not in (MAP_SHARED, MAP_SHARED_VALIDATE, MAP_PRIVATE):
+                raise _fail(errno.EINVAL, f"bad map type {mtype:#x}")
+            if mtype != MAP_PRIVATE and prot & PROT_WRITE and not backing.may_write:
+                raise _fail(errno.EACCES, "shared writable map of a read-only fd")
+            backing = backing.at(offset)
+        kind = MAP_PRIVATE if mtype == MAP_PRIVATE else MAP_SHARED
+        keep = kind | (flags & (MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE))
+        return Region(start, length, prot & PROT_RWX, keep, backing, name)
+
+    def commit(self, region: Region) -> list[Region]:
+        """Install a region from :meth:`check_map` (no await in between), replacing
+        whatever it overlaps (MAP_FIXED).  Returns the replaced pieces."""
+        i, j = self._span(region.start, region.end)
+        left, removed, right = self._carve(i, j, region.start, region.end)
+        self._replace(i, j, left + [region] + right)
+        return removed
+
+    def map(self, addr: int, length: int, prot: int, flags: int, backing: Backing = ANON,
+            offset: int = 0, name: str = "") -> MapResult:
+        """mmap(2): validate, choose the address, install."""
+        region = self.check_map(addr, length, prot, flags, backing, offset, name)
+        return MapResult(region, self.commit(region))
+
+    # --- munmap / mprotect -------------------------------------------------------------
+
+    def unmap(self, addr: int, length: int) -> list[Region]:
+        """munmap(2).  Unmapping nothing is fine.  Returns the removed pieces."""
+        length &= U64
+        if not is_aligned(addr) or length == 0:
+            raise _fail(errno.EINVAL, "unaligned address or length 0")
+        length = page_up(length)
+        if length > self.task_size or addr > self.task_size - length:
+            raise _fail(errno.EINVAL, "range beyond user space")
+        return self._unmap_range(addr, addr + length)
+
+    def protect(self, addr: int, length: int, prot: int) -> None:
+        """mprotect(2), all or nothing."""
+        length &= U64
+        grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP)
+        prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP)
+        if grows == PROT_GROWSDOWN | PROT_GROWSUP or not is_aligned(addr):
+            raise _fail(errno.EINVAL, "unaligned address or both GROWS flags")
+        if length == 0:
+            return
+        end = addr + page_up(length)
+        if end > U64:
+            raise _fail(errno.ENOMEM, "range wraps")
+        if prot & ~(PROT_RWX | PROT_SEM):
+            raise _fail(errno.EINVAL, f"unknown prot bits {prot:#x}")
+        i, j = self._span(addr, end)
+        if i == j:
+            raise _fail(errno.ENOMEM, "range not mapped")
+        first = self._regions[i]
+        if grows & PROT_GROWSDOWN:
+            if not first.flags & MAP_GROWSDOWN:
+                raise _fail(errno.EINVAL, "PROT_GROWSDOWN on a region that does not grow")
+            addr = first.start
+        elif first.start > addr:
+            raise _fail(errno.ENOMEM, "range starts in a hole")
+        elif grows & PROT_GROWSUP:
+            raise _fail(errno.EINVAL, "no region grows up on x86-64")
+        cursor = addr
+        for r in self._regions[i:j]:
+            if r.start > cursor:
+                raise _fail(errno.ENOMEM, "hole in range")
+            if (prot & PROT_WRITE and r.shared and isinstance(r.backing, FileBacking)
+                    and not r.backing.may_write):
+                raise _fail(errno.EACCES, "shared map of a read-only fd")
+            cursor = r.end
+        if cursor < end:
+            raise _fail(errno.ENOMEM, "range runs past the last region")
+        prot &= PROT_RWX
+        left, middle, right = self._carve(i, j, addr, end)
+        changed = [dataclasses.replace(r, prot=prot) for r in middle]
+        self._replace(i, j, left + changed + right)
+
+    # --- mremap --------------------------------------------------------------------
+
+    def remap(self, old_addr: int, old_len: int, new_len: int, may_move: bool,
+              fixed_addr: int | None = None) -> RemapResult:
+        """mremap(2): shrink in place, grow in place when the pages after the
+        region are free, else move (MREMAP_MAYMOVE) or ENOMEM.  ``fixed_addr``
+        is MREMAP_FIXED's new address.  old_len 0 duplicates a shared mapping."""
+        old_len &= U64
+        new_len &= U64
+        if fixed_addr is not None and not may_move:
+            raise _fail(errno.EINVAL, "MREMAP_FIXED without MREMAP_MAYMOVE")
+        if not is_aligned(old_addr):
+            raise _fail(errno.EINVAL, "old address not page-aligned")
+        old_len, new_len = page_up(old_len), page_up(new_len)
+        if new_len == 0 or new_len > U64:
+            raise _fail(errno.EINVAL, "new length 0")
+        if fixed_addr is not None:
+            if not is_aligned(fixed_addr):
+                raise _fail(errno.EINVAL, "new address not page-aligned")
+            if new_len > self.task_size or fixed_addr > self.task_size - new_len:
+                raise _fail(errno.EINVAL, "new range beyond user space")
+            if old_addr + old_len > fixed_addr and fixed_addr + new_len > old_addr:
+                raise _fail(errno.EINVAL, "old and new ranges overlap")
+        vma = self.find(old_addr)
+        if vma is None or old_len > vma.end - old_addr:
+            raise _fail(errno.EFAULT, "old range is not inside one mapping")
+        if old_len == 0 and not vma.shared:
+            raise _fail(errno.EINVAL, "old_len 0 needs a shared mapping")
+        src = vma.slice(old_addr, old_addr + old_len)
+        snapshot = (list(self._regions), list(self._starts))
+        try:
+            if fixed_addr is not None:
+                removed = self._unmap_range(fixed_addr, fixed_addr + new_len)
+                return RemapResult(fixed_addr, removed + self._move(src, new_len, fixed_addr))
+            if new_len <= old_len:
+                return RemapResult(old_addr,
+                                   self._unmap_range(old_addr + new_len, old_addr + old_len))
+            grow_end = old_addr + new_len
+            if (old_addr + old_len == vma.end and grow_end <= self.task_size
+                    and self._gap_free(vma.end, grow_end)):
+                i = bisect.bisect_left(self._starts, vma.start)
+                self._replace(i, i + 1, [dataclasses.replace(vma, length=grow_end - vma.start)])
+                return RemapResult(old_addr, [])
+            if not may_move:
+                raise _fail(errno.ENOMEM, "cannot grow in place")
+            dest = self.find_free(new_len)
+            return RemapResult(dest, self._move(src, new_len, dest))
+        except BaseException:
+            self._regions, self._starts = snapshot
+            raise
+
+    def _move(self, src: Region, new_len: int, dest: int) -> list[Region]:
+        """Put ``src``'s mapping at ``dest`` with ``new_len``; unmap the source
+        (a 0-length source stays: that is the shared duplicate).  Returns the
+        unmapped tail when shrinking."""
+        removed: list[Region] = []
+        if src.length > new_len:
+            removed = self._unmap_range(src.start + new_len, src.end)
+        self._unmap_range(src.start, min(src.end, src.start + new_len))
+        moved = dataclasses.replace(src, start=dest, length=new_len)
+        i, j = self._span(dest, dest + new_len)
+        assert i == j, "destination must be free"
+        self._replace(i, j, [moved])
+        return removed
+
+    # --- brk --------------------------------------------------------------------
+
+    def brk(self, new: int) -> int:
+        """brk(2) as the syscall (not glibc): returns the break, which is the old
+        one when the request is refused (below the heap start -- so 0 queries --,
+        over ``data_limit``, or colliding with a mapping within one page)."""
+        old = self.brk_value
+        if new < self.heap_start:
+            return old
+        if self.data_limit is not None and new - self.heap_start > self.data_limit:
+            return old
+        new_end, old_end = page_up(new), page_up(old)
+        if new_end == old_end:
+            self.brk_value = new
+            return new
+        if new < old:
+            self._unmap_range(new_end, old_end)
+            self.brk_value = new
+            return new
+        if new_end > self.task_size:
+            return old
+        i = bisect.bisect_right(self._starts, old_end)   # first region after the heap end
+        if i > 0 and self._regions[i - 1].end > old_end:
+            i -= 1
+        if i < len(self._regions) and new_end + PAGE_SIZE > self._gap_start(self._regions[i]):
+            return old
+        heap = Region(old_end, new_end - old_end, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, ANON, "[heap]")
+        try:
+            self._replace(i, i, [heap])
+        except MmError:
+            return old
+        self.brk_value = new
+        return new
+
+    # --- internals -----------------------------------------------------------------
+
+    def _span(self, start: int, end: int) -> tuple[int, int]:
+        """Indices [i, j) of the regions meeting [start, end)."""
+        i = bisect.bisect_right(self._starts, start) - 1
+        if i < 0 or self._regions[i].end <= start:
+            i += 1
+        j = bisect.bisect_left(self._starts, end)
+        return i, max(i, j)
+
+    def _carve(self, i: int, j: int, start: int, end: int
+               ) -> tuple[list[Region], list[Region], list[Region]]:
+        """Split regions[i:j] at start/end: (left stub, inside pieces, right stub)."""
+        left: list[Region] = []
+        inside: list[Region] = []
+        right: list[Region] = []
+        for r in self._regions[i:j]:
+            if r.start < start:
+                left.append(r.slice(r.start, start))
+            inside.append(r.slice(max(r.start, start), min(r.end, end)))
+            if r.end > end:
+                right.append(r.slice(end, r.end))
+        return left, inside, right
+
+    def _unmap_range(self, start: int, end: int) -> list[Region]:
+        if start >= end:
+            return []
+        i, j = self._span(start, end)
+        if i == j:
+            return []
+        left, removed, right = self._carve(i, j, start, end)
+        self._replace(i, j, left + right)
+        return removed
+
+    def _replace(self, i: int, j: int, new: list[Region]) -> None:
+        """regions[i:j] = new, merged with each other and the two neighbours;
+        refuses (ENOMEM, nothing changed) past max_map_count."""
+        lo, hi = max(i - 1, 0), min(j + 1, len(self._regions))
+        merged: list[Region] = []
+        for r in self._regions[lo:i] + new + self._regions[j:hi]:
+            if merged and merged[-1].joins(r):
+                merged[-1] = dataclasses.replace(merged[-1], length=merged[-1].length + r.length)
+            else:
+                merged.append(r)
+        if len(self._regions) - (hi - lo) + len(merged) > self.max_map_count:
+            raise _fail(errno.ENOMEM, "too many mappings")
+        self._regions[lo:hi] = merged
+        self._starts[lo:hi] = [r.start for r in merged]
+
+
+# --- reading /proc/PID/maps ----------------------------------------------------------
+
+
+class MapsEntry(NamedTuple):
+    start: int
+    end: int
+    perms: str
+    offset: int
+    dev: str
+    inode: int
+    name: str
+
+
+def parse_maps(text: str) -> list[MapsEntry]:
+    """Parse /proc/PID/maps text (the host's, or :meth:`AddressSpace.format_maps`)."""
+    entries = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=5)
+        lo, hi = parts[0].split("-")
+        entries.append(MapsEntry(int(lo, 16), int(hi, 16), parts[1], int(parts[2], 16),
+                                 parts[3], int(parts[4]), parts[5] if len(parts) > 5 else ""))
+    return entries

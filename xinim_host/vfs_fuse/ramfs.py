@@ -1,0 +1,650 @@
+"""The XINIM root filesystem: an in-memory inode tree shared by the VFS server
+and the FUSE export.
+
+No permission checks here (namei/handlers check with the caller's credentials;
+the FUSE side relies on the host kernel's ``default_permissions``).  Every
+mutation calls the registered listeners *after* the change with
+``(event, inode, parent, name)``:
+
+* ``"create"``  -- ``name`` now names ``inode`` in directory ``parent``
+                   (mknod/mkdir/symlink/link, and the new name of a rename);
+* ``"remove"``  -- ``name`` no longer exists in ``parent`` (unlink/rmdir, the old
+                   name of a rename, and an entry a rename replaced);
+* ``"data"``    -- file contents or size changed (write/truncate); parent, name None;
+* ``"attr"``    -- metadata changed (setattr, times); parent, name None;
+* ``"free"``    -- the inode is gone (nlink 0 and no holds); parent, name None.
+
+The parent directory's own attributes (mtime/ctime/nlink/size) change with every
+"create"/"remove"; listeners invalidate them too.
+
+Directory positions: every entry gets a per-directory cookie, increasing in
+insertion order and never reused; :meth:`Ramfs.readdir_from` continues after a
+cookie, so a reader interleaved with unlink/create (``rm -r``) neither skips
+nor repeats surviving entries.
+"""
+from __future__ import annotations
+
+import bisect
+import errno
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from ..kernel.errors import SysError
+
+log = logging.getLogger(__name__)
+
+PAGE = 4096
+NAME_MAX = 255
+PATH_MAX = 4096
+MAX_FILE_SIZE = (1 << 63) - 1           # Linux MAX_LFS_FILESIZE; EFBIG past it
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+RENAME_WHITEOUT = 4
+ROOT_INO = 1                            # == pyfuse3.ROOT_INODE
+BOGO_DIRENT_SIZE = 20                   # tmpfs reports dir size as 20 * (entries + 2)
+
+_S_IFMT = stat.S_IFMT(0o170000)
+_NODE_TYPES = frozenset({stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK,
+                         stat.S_IFSOCK})
+
+Listener = Callable[[str, "Inode", "Inode | None", "bytes | None"], None]
+
+
+def _slot_cookie(slot: tuple[int, bytes]) -> int:
+    return slot[0]
+
+
+def _err(code: int) -> SysError:
+    return SysError(code)
+
+
+class Inode:
+    """One file object.  Directories use ``entries``/``parent``; regular files
+    ``pages`` (page index -> bytearray(PAGE), sparse); symlinks ``target``."""
+
+    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "rdev", "atime_ns", "mtime_ns",
+                 "ctime_ns", "entries", "parent", "pages", "target", "_size", "holds",
+                 "_cookies", "_slots", "_next_cookie", "generation", "__weakref__")
+
+    def __init__(self, ino: int, mode: int, uid: int, gid: int, rdev: int = 0) -> None:
+        now = time.time_ns()
+        self.ino = ino
+        self.mode = mode
+        self.uid = uid
+        self.gid = gid
+        self.nlink = 1
+        self.rdev = rdev
+        self.atime_ns = self.mtime_ns = self.ctime_ns = now
+        self.entries: dict[bytes, Inode] = {}
+        self.parent: Inode | None = None
+        self.pages: dict[int, bytearray] = {}
+        self.target: bytes = b""
+        self._size = 0
+        self.holds = 0
+        self._cookies: dict[bytes, int] = {}          # dirs: name -> cookie
+        self._slots: list[tuple[int, bytes]] = []     # dirs: (cookie, name), cookie order
+        self._next_cookie = 3                          # 1, 2 are . and .. for getdents
+        self.generation = 0
+
+    # -- type predicates (cheap; used on hot paths) --
+    @property
+    def is_dir(self) -> bool:
+        return self.mode & 0o170000 == stat.S_IFDIR
+
+    @property
+    def is_reg(self) -> bool:
+        return self.mode & 0o170000 == stat.S_IFREG
+
+    @property
+    def is_lnk(self) -> bool:
+        return self.mode & 0o170000 == stat.S_IFLNK
+
+    @property
+    def size(self) -> int:
+        fmt = self.mode & 0o170000
+        if fmt == stat.S_IFREG:
+            return self._size
+        if fmt == stat.S_IFDIR:
+            return BOGO_DIRENT_SIZE * (len(self.entries) + 2)
+        if fmt == stat.S_IFLNK:
+            return len(self.target)
+        return 0
+
+    @property
+    def blocks(self) -> int:
+        """st_blocks in 512-byte units: only the allocated pages count."""
+        return len(self.pages) * (PAGE // 512)
+
+    def __repr__(self) -> str:
+        return f"<Inode {self.ino} mode={self.mode:o} nlink={self.nlink} size={self.size}>"
+
+    # -- directory entry bookkeeping (cookies for stable readdir positions) --
+    def _add_entry(self, name: bytes, inode: "Inode") -> None:
+        cookie = self._next_cookie
+        self._next_cookie = cookie + 1
+        self.entries[name] = inode
+        self._cookies[name] = cookie
+        self._slots.append((cookie, name))
+
+    def _del_entry(self, name: bytes) -> "Inode":
+        inode = self.entries.pop(name)
+        del self._cookies[name]
+        # slots are dropped lazily; compact when mostly dead (cookies survive compaction)
+        if len(self._slots) > 2 * len(self.entries) + 64:
+            self._slots = [(c, n) for c, n in self._slots if self._cookies.get(n) == c]
+        return inode
+
+
+@dataclass(frozen=True, slots=True)
+class StatFs:
+    """The fields of os.statvfs_result / struct statfs."""
+
+    f_bsize: int
+    f_frsize: int
+    f_blocks: int
+    f_bfree: int
+    f_bavail: int
+    f_files: int
+    f_ffree: int
+    f_favail: int
+    f_flag: int
+    f_namemax: int
+    f_fsid: int = 0x58494E49   # "XINI"
+    f_type: int = 0x01021994   # TMPFS_MAGIC: tools treat us like a tmpfs
+
+
+def _default_capacity() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2  # as tmpfs
+    except (ValueError, OSError):
+        return 1 << 32
+
+
+class Ramfs:
+    """The inode tree.  Root is inode 1, owned by root, mode 0o755."""
+
+    def __init__(self, *, capacity: int | None = None, max_inodes: int = 1 << 22,
+                 max_file_size: int = MAX_FILE_SIZE) -> None:
+        self.capacity = capacity if capacity is not None else _default_capacity()
+        self.max_inodes = max_inodes
+        self.max_file_size = max_file_size
+        self.pages_used = 0
+        self.inodes: dict[int, Inode] = {}
+        self._next_ino = ROOT_INO
+        self._listeners: list[Listener] = []
+        self.root = self._new_inode(stat.S_IFDIR | 0o755, 0, 0)
+        self.root.nlink = 2
+        self.root.parent = self.root
+
+    # ------------------------------------------------------------------ events
+    def add_listener(self, cb: Listener) -> None:
+        self._listeners.append(cb)
+
+    def remove_listener(self, cb: Listener) -> None:
+        self._listeners.remove(cb)
+
+    def _emit(self, event: str, inode: Inode, parent: Inode | None = None,
+              name: bytes | None = None) -> None:
+        for cb in self._listeners:
+            try:
+                cb(event, inode, parent, name)
+            except Exception:  # a listener must never break the filesystem
+                log.exception("ramfs listener failed on %s", event)
+
+    # ------------------------------------------------------------------ helpers
+    def _new_inode(self, mode: int, uid: int, gid: int, rdev: int = 0) -> Inode:
+        if len(self.inodes) >= self.max_inodes:
+            raise _err(errno.ENOSPC)
+        ino = self._next_ino
+        self._next_ino = ino + 1
+        inode = Inode(ino, mode, uid, gid, rdev)
+        self.inodes[ino] = inode
+        return inode
+
+    @staticmethod
+    def _check_dir(dir: Inode) -> None:
+        if dir.mode & 0o170000 != stat.S_IFDIR:
+            raise _err(errno.ENOTDIR)
+
+    def _check_new_name(self, dir: Inode, name: bytes) -> None:
+        self._check_dir(dir)
+        if dir.nlink == 0:                      # removed directory (still someone's cwd)
+            raise _err(errno.ENOENT)
+        if not name:
+            raise _err(errno.ENOENT)
+        if len(name) > NAME_MAX:
+            raise _err(errno.ENAMETOOLONG)
+        if b"/" in name or b"\0" in name:
+            raise _err(errno.EINVAL)
+        if name in dir.entries or name == b"." or name == b"..":
+            raise _err(errno.EEXIST)
+
+    @staticmethod
+    def _touch_dir(dir: Inode, now: int) -> None:
+        dir.mtime_ns = dir.ctime_ns = now
+
+    def _inherit(self, dir: Inode, mode: int, gid: int) -> tuple[int, int]:
+        """setgid directories pass their group (and, to subdirs, the bit) on."""
+        if dir.mode & stat.S_ISGID:
+            gid = dir.gid
+            if mode & 0o170000 == stat.S_IFDIR:
+                mode |= stat.S_ISGID
+        return mode, gid
+
+    def _maybe_free(self, inode: Inode) -> None:
+        if inode.nlink == 0 and inode.holds == 0 and inode.ino in self.inodes:
+            del self.inodes[inode.ino]
+            self.pages_used -= len(inode.pages)
+            inode.pages = {}
+            inode.entries = {}
+            if self._listeners:
+                self._emit("free", inode)
+
+    def _link_in(self, dir: Inode, name: bytes, inode: Inode, now: int) -> None:
+        dir._add_entry(name, inode)
+        self._touch_dir(dir, now)
+        if self._listeners:
+            self._emit("create", inode, dir, name)
+
+    # ------------------------------------------------------------------ namespace
+    def lookup(self, dir: Inode, name: bytes) -> Inode:
+        if dir.mode & 0o170000 != stat.S_IFDIR:
+            raise _err(errno.ENOTDIR)
+        inode = dir.entries.get(name)
+        if inode is not None:
+            return inode
+        if name == b".":
+            return dir
+        if name == b"..":
+            return dir.parent or dir
+        if len(name) > NAME_MAX:
+            raise _err(errno.ENAMETOOLONG)
+        raise _err(errno.ENOENT)
+
+    def mknod(self, dir: Inode, name: bytes, mode: int, uid: int, gid: int,
+              rdev: int = 0) -> Inode:
+        fmt = mode & 0o170000
+        if fmt == 0:
+            fmt = stat.S_IFREG
+        if fmt not in _NODE_TYPES:
+            raise _err(errno.EINVAL)
+        self._check_new_name(dir, name)
+        mode, gid = self._inherit(dir, fmt | (mode & 0o7777), gid)
+        inode = self._new_inode(mode, uid, gid, rdev if fmt in (stat.S_IFCHR, stat.S_IFBLK) else 0)
+        self._link_in(dir, name, inode, inode.ctime_ns)
+        return inode
+
+    def mkdir(self, dir: Inode, name: bytes, mode: int, uid: int, gid: int) -> Inode:
+        self._check_new_name(dir, name)
+        mode, gid = self._inherit(dir, stat.S_IFDIR | (mode & 0o7777), gid)
+        inode = self._new_inode(mode, uid, gid)
+        inode.nlink = 2
+        inode.parent = dir
+        dir.nlink += 1
+        self._link_in(dir, name, inode, inode.ctime_ns)
+        return inode
+
+    def symlink(self, dir: Inode, name: bytes, target: bytes, uid: int, gid: int) -> Inode:
+        if not target:
+            raise _err(errno.ENOENT)
+        if len(target) >= PATH_MAX:
+            raise _err(errno.ENAMETOOLONG)
+        self._check_new_name(dir, name)
+        _, gid = self._inherit(dir, stat.S_IFLNK, gid)
+        inode = self._new_inode(stat.S_IFLNK | 0o777, uid, gid)
+        inode.target = bytes(target)
+        self._link_in(dir, name, inode, inode.ctime_ns)
+        return inode
+
+    def link(self, inode: Inode, dir: Inode, name: bytes) -> None:
+        if inode.mode & 0o170000 == stat.S_IFDIR:
+            raise _err(errno.EPERM)
+        self._check_new_name(dir, name)
+        if inode.nlink == 0:                    # unlinked but still open: Linux says ENOENT
+            raise _err(errno.ENOENT)
+        if inode.nlink >= 0xFFFFFFFF:
+            raise _err(errno.EMLINK)
+        now = time.time_ns()
+        inode.nlink += 1
+        inode.ctime_ns = now
+        self._link_in(dir, name, inode, now)
+
+    def _entry(self, dir: Inode, name: bytes) -> Inode:
+        self._check_dir(dir)
+        inode = dir.entries.get(name)
+        if inode is None:
+            if len(name) > NAME_MAX:
+                raise _err(errno.ENAMETOOLONG)
+            raise _err(errno.ENOENT)
+        return inode
+
+    def unlink(self, dir: Inode, name: bytes) -> None:
+        inode = self._entry(dir, name)
+        if inode.mode & 0o170000 == stat.S_IFDIR:
+            raise _err(errno.EISDIR)
+        now = time.time_ns()
+        dir._del_entry(name)
+        self._touch_dir(dir, now)
+        inode.nlink -= 1
+        inode.ctime_ns = now
+        if self._listeners:
+            self._emit("remove", inode, dir, name)
+        self._maybe_free(inode)
+
+    def rmdir(self, dir: Inode, name: bytes) -> None:
+        if name == b".":
+            raise _err(errno.EINVAL)
+        if name == b"..":
+            raise _err(errno.ENOTEMPTY)
+        inode = self._entry(dir, name)
+        if inode.mode & 0o170000 != stat.S_IFDIR:
+            raise _err(errno.ENOTDIR)
+        if inode.entries:
+            raise _err(errno.ENOTEMPTY)
+        now = time.time_ns()
+        dir._del_entry(name)
+        dir.nlink -= 1
+        self._touch_dir(dir, now)
+        inode.nlink = 0
+        inode.ctime_ns = now
+        if self._listeners:
+            self._emit("remove", inode, dir, name)
+        self._maybe_free(inode)
+
+    @staticmethod
+    def _is_ancestor(a: Inode, d: Inode) -> bool:
+        """Is ``a`` the directory ``d`` or one of its ancestors?"""
+        while True:
+            if d is a:
+                return True
+            p = d.parent
+            if p is None or p is d:
+                return False
+            d = p
+
+    def rename(self, olddir: Inode, oldname: bytes, newdir: Inode, newname: bytes,
+               flags: int = 0) -> None:
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or (
+                flags & RENAME_NOREPLACE and flags & RENAME_EXCHANGE):
+            raise _err(errno.EINVAL)
+        self._check_dir(newdir)
+        if oldname in (b".", b"..") or newname in (b".", b".."):
+            raise _err(errno.EBUSY)
+        src = self._entry(olddir, oldname)
+        if len(newname) > NAME_MAX:
+            raise _err(errno.ENAMETOOLONG)
+        if not newname:
+            raise _err(errno.ENOENT)
+        if b"/" in newname or b"\0" in newname:
+            raise _err(errno.EINVAL)
+        if newdir.nlink == 0:
+            raise _err(errno.ENOENT)
+        dst = newdir.entries.get(newname)
+        src_dir = src.mode & 0o170000 == stat.S_IFDIR
+        if flags & RENAME_EXCHANGE:
+            if dst is None:
+                raise _err(errno.ENOENT)
+            dst_dir = dst.mode & 0o170000 == stat.S_IFDIR
+            if src is dst:
+                return
+            if (src_dir and self._is_ancestor(src, newdir)) or (
+                    dst_dir and self._is_ancestor(dst, olddir)):
+                raise _err(errno.EINVAL)
+            self._exchange(olddir, oldname, src, newdir, newname, dst)
+            return
+        if src_dir and self._is_ancestor(src, newdir):
+            raise _err(errno.EINVAL)
+        if dst is not None:
+            if flags & RENAME_NOREPLACE:
+                raise _err(errno.EEXIST)
+            if dst is src:                      # hard links to one inode: POSIX no-op
+                return
+            dst_dir = dst.mode & 0o170000 == stat.S_IFDIR
+            if src_dir and not dst_dir:
+                raise _err(errno.ENOTDIR)
+            if dst_dir and not src_dir:
+                raise _err(errno.EISDIR)
+            if dst_dir and dst.entries:
+                raise _err(errno.ENOTEMPTY)
+        now = time.time_ns()
+        if dst is not None:                     # drop the replaced entry first
+            newdir._del_entry(newname)
+            if dst.mode & 0o170000 == stat.S_IFDIR:
+                dst.nlink = 0
+                newdir.nlink -= 1
+            else:
+                dst.nlink -= 1
+            dst.ctime_ns = now
+            if self._listeners:
+                self._emit("remove", dst, newdir, newname)
+        olddir._del_entry(oldname)
+        if src_dir and olddir is not newdir:
+            olddir.nlink -= 1
+            newdir.nlink += 1
+            src.parent = newdir
+        newdir._add_entry(newname, src)
+        src.ctime_ns = now
+        self._touch_dir(olddir, now)
+        self._touch_dir(newdir, now)
+        if self._listeners:
+            self._emit("remove", src, olddir, oldname)
+            self._emit("create", src, newdir, newname)
+        if dst is not None:
+            self._maybe_free(dst)
+
+    def _exchange(self, olddir: Inode, oldname: bytes, src: Inode, newdir: Inode,
+                  newname: bytes, dst: Inode) -> None:
+        now = time.time_ns()
+        olddir.entries[oldname] = dst          # same names, same cookies: positions kept
+        newdir.entries[newname] = src
+        if olddir is not newdir:
+            src_dir = src.mode & 0o170000 == stat.S_IFDIR
+            dst_dir = dst.mode & 0o170000 == stat.S_IFDIR
+            if src_dir:
+                src.parent = newdir
+                newdir.nlink += 1
+                olddir.nlink -= 1
+            if dst_dir:
+                dst.parent = olddir
+                olddir.nlink += 1
+                newdir.nlink -= 1
+        src.ctime_ns = dst.ctime_ns = now
+        self._touch_dir(olddir, now)
+        self._touch_dir(newdir, now)
+        if self._listeners:
+            self._emit("remove", src, olddir, oldname)
+            self._emit("remove", dst, newdir, newname)
+            self._emit("create", dst, olddir, oldname)
+            self._emit("create", src, newdir, newname)
+
+    def readdir(self, dir: Inode) -> list[tuple[bytes, Inode]]:
+        self._check_dir(dir)
+        return list(dir.entries.items())
+
+    def readdir_from(self, dir: Inode, cookie: int = 0) -> Iterator[tuple[int, bytes, Inode]]:
+        """Entries after ``cookie`` as (cookie, name, inode), in cookie order.
+
+        Cookies start at 3 (1 and 2 are free for '.' and '..'); an entry's
+        cookie never changes while the name exists, so a saved cookie stays a
+        valid position whatever else is added or removed meanwhile."""
+        self._check_dir(dir)
+        key = _slot_cookie
+        slots = dir._slots
+        i = bisect.bisect_right(slots, cookie, key=key)
+        last = cookie
+        cookies = dir._cookies
+        while True:
+            if dir._slots is not slots:         # compacted while we were suspended
+                slots = dir._slots
+                i = bisect.bisect_right(slots, last, key=key)
+            if i >= len(slots):
+                return
+            c, name = slots[i]
+            i += 1
+            last = c
+            if cookies.get(name) == c:
+                inode = dir.entries.get(name)
+                if inode is not None:
+                    yield c, name, inode
+
+    # ------------------------------------------------------------------ data
+    def read(self, inode: Inode, offset: int, size: int) -> bytes:
+        if inode.mode & 0o170000 == stat.S_IFDIR:
+            raise _err(errno.EISDIR)
+        if offset < 0 or size < 0:
+            raise _err(errno.EINVAL)
+        end = min(offset + size, inode._size)
+        if offset >= end:
+            return b""
+        if inode.atime_ns <= inode.mtime_ns:    # relatime, as tmpfs
+            inode.atime_ns = time.time_ns()
+        pages = inode.pages
+        first, off = divmod(offset, PAGE)
+        if end - offset <= PAGE - off:          # fast path: within one page
+            page = pages.get(first)
+            if page is None:
+                return bytes(end - offset)
+            return bytes(page[off:off + end - offset])
+        out = bytearray()
+        pos = offset
+        while pos < end:
+            idx, off = divmod(pos, PAGE)
+            n = min(PAGE - off, end - pos)
+            page = pages.get(idx)
+            if page is None:
+                out += bytes(n)
+            elif off == 0 and n == PAGE:
+                out += page
+            else:
+                out += memoryview(page)[off:off + n]
+            pos += n
+        return bytes(out)
+
+    def write(self, inode: Inode, offset: int, data: bytes | bytearray | memoryview) -> int:
+        if inode.mode & 0o170000 == stat.S_IFDIR:
+            raise _err(errno.EISDIR)
+        if offset < 0:
+            raise _err(errno.EINVAL)
+        n = len(data)
+        if n == 0:
+            return 0
+        end = offset + n
+        if end > self.max_file_size:
+            if offset >= self.max_file_size:
+                raise _err(errno.EFBIG)
+            n = self.max_file_size - offset       # short write up to the limit, as Linux
+            end = offset + n
+        pages = inode.pages
+        first = offset // PAGE
+        last = (end - 1) // PAGE
+        new_pages = sum(1 for i in range(first, last + 1) if i not in pages)
+        if new_pages and (self.pages_used + new_pages) * PAGE > self.capacity:
+            raise _err(errno.ENOSPC)
+        mv = memoryview(data)
+        pos = offset
+        src = 0
+        while pos < end:
+            idx, off = divmod(pos, PAGE)
+            k = min(PAGE - off, end - pos)
+            page = pages.get(idx)
+            if page is None:
+                if off == 0 and k == PAGE:
+                    pages[idx] = bytearray(mv[src:src + k])
+                    pos += k
+                    src += k
+                    continue
+                page = pages[idx] = bytearray(PAGE)
+            page[off:off + k] = mv[src:src + k]
+            pos += k
+            src += k
+        self.pages_used += new_pages
+        if end > inode._size:
+            inode._size = end
+        inode.mtime_ns = inode.ctime_ns = time.time_ns()
+        if self._listeners:
+            self._emit("data", inode)
+        return n
+
+    def truncate(self, inode: Inode, size: int) -> None:
+        if inode.mode & 0o170000 == stat.S_IFDIR:
+            raise _err(errno.EISDIR)
+        if inode.mode & 0o170000 != stat.S_IFREG:
+            raise _err(errno.EINVAL)
+        if size < 0:
+            raise _err(errno.EINVAL)
+        if size > self.max_file_size:
+            raise _err(errno.EFBIG)
+        self._resize(inode, size)
+        inode.mtime_ns = inode.ctime_ns = time.time_ns()
+        if self._listeners:
+            self._emit("data", inode)
+
+    def _resize(self, inode: Inode, size: int) -> None:
+        if size < inode._size:
+            pages = inode.pages
+            keep = -(-size // PAGE)             # pages wholly or partly below size
+            dead = [i for i in pages if i >= keep]   # allocated pages only: cheap when sparse
+            for i in dead:
+                del pages[i]
+            self.pages_used -= len(dead)
+            tail = size % PAGE
+            if tail:
+                page = pages.get(size // PAGE)
+                if page is not None:            # zero the cut-off part of the last page
+                    page[tail:] = bytes(PAGE - tail)
+        inode._size = size
+
+    # ------------------------------------------------------------------ metadata
+    def setattr(self, inode: Inode, *, mode: int | None = None, uid: int | None = None,
+                gid: int | None = None, atime_ns: int | None = None,
+                mtime_ns: int | None = None, size: int | None = None,
+                ctime_ns: int | None = None) -> None:
+        if size is not None:
+            if inode.mode & 0o170000 == stat.S_IFDIR:
+                raise _err(errno.EISDIR)
+            if inode.mode & 0o170000 != stat.S_IFREG:
+                raise _err(errno.EINVAL)
+            if size < 0:
+                raise _err(errno.EINVAL)
+            if size > self.max_file_size:
+                raise _err(errno.EFBIG)
+        now = time.time_ns()
+        if size is not None:
+            self._resize(inode, size)
+            inode.mtime_ns = now
+        if mode is not None:
+            inode.mode = (inode.mode & 0o170000) | (mode & 0o7777)
+        if uid is not None and uid != -1:
+            inode.uid = uid
+        if gid is not None and gid != -1:
+            inode.gid = gid
+        if atime_ns is not None:
+            inode.atime_ns = atime_ns
+        if mtime_ns is not None:
+            inode.mtime_ns = mtime_ns
+        inode.ctime_ns = now if ctime_ns is None else ctime_ns
+        if self._listeners:
+            self._emit("data" if size is not None else "attr", inode)
+
+    def statfs(self) -> StatFs:
+        blocks = max(self.capacity // PAGE, self.pages_used)
+        free = blocks - self.pages_used
+        ffree = max(self.max_inodes - len(self.inodes), 0)
+        return StatFs(f_bsize=PAGE, f_frsize=PAGE, f_blocks=blocks, f_bfree=free,
+                      f_bavail=free, f_files=self.max_inodes, f_ffree=ffree,
+                      f_favail=ffree, f_flag=0, f_namemax=NAME_MAX)
+
+    # ------------------------------------------------------------------ lifetime
+    def hold(self, inode: Inode) -> None:
+        inode.holds += 1
+
+    def release(self, inode: Inode) -> None:
+        if inode.holds <= 0:
+            raise ValueError(f"release of {inode!r} without hold")
+        inode.holds -= 1
+        if inode.holds == 0 and inode.nlink == 0:
+            self._maybe_free(inode)
