@@ -16,7 +16,7 @@ import trio
 
 from . import protocol as p
 from .console import FdConsole
-from .dispatch import SyscallContext
+from .calls.base import SyscallContext
 from .ipc import DEFAULT_NODE_ID, Lattice
 from .kernel import Kernel
 from .syscalls import Sys

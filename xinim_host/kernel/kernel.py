@@ -7,7 +7,8 @@ from typing import Any, Callable, Generator, Protocol
 
 import trio
 
-from .dispatch import SYSCALLS, Await, Sendrec, SyscallContext
+from .calls.base import Await, Sendrec, SyscallContext
+from .dispatch import SYSCALLS
 from .errors import SysError
 from .ipc import Lattice, Pending
 from .protocol import KERNEL_PID

@@ -1,0 +1,90 @@
+"""What every syscall handler uses: the operations it may wait on, its context,
+and helpers to copy arguments in.
+
+A handler is a generator ``handler(kernel, ctx)``: it copies its arguments in from
+user memory, ``yield``s the operations it has to wait for -- a :class:`Sendrec`
+to a server, an :class:`Await` of kernel-side work such as a sleep -- and
+``return``s the call's result.  Raising :class:`SysError` fails the call with
+``-errno``.  Generators let one handler run straight through when every server
+answers at once (the common case: no task switch at all) and park mid-way when
+one does not (a pipe read), the way MINIX servers suspend a caller; the driver in
+``kernel.Kernel`` does the resuming.
+"""
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator
+
+from .. import linux_abi as abi
+from .. import protocol as p
+from ..errors import SysError
+from ..usermem import UserMemory
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sendrec:
+    """Wait for a server's reply to ``body``."""
+    dst: int
+    body: p.Payload
+
+
+@dataclass(frozen=True, slots=True)
+class Await:
+    """Wait for kernel-side async work (a timer, an IPC receive); its result is sent back."""
+    make: Callable[[], Awaitable[Any]]
+
+
+Op = Sendrec | Await
+SyscallGen = Generator[Op, Any, int]
+
+
+@dataclass(slots=True)
+class SyscallContext:
+    """Who is calling, with what arguments, and how to reach their memory."""
+    pid: int
+    args: tuple[int, ...]
+    mem: UserMemory
+    uid: int = 0
+    euid: int = 0
+    gid: int = 0
+    egid: int = 0
+
+
+def ask(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:
+    """Sendrec ``body`` and return the reply payload; an error reply raises SysError."""
+    reply = (yield Sendrec(dst, body)).body
+    if reply.error:
+        raise SysError(reply.error)
+    return reply
+
+
+def path_arg(c: SyscallContext, addr: int) -> bytes:
+    raw = c.mem.read_cstring(addr, p.PATH_MAX_WIRE + 1)
+    if len(raw) > p.PATH_MAX_WIRE:
+        raise SysError(errno.ENAMETOOLONG)
+    return raw
+
+
+def string_array(c: SyscallContext, addr: int, limit: int = 4096) -> list[bytes]:
+    out: list[bytes] = []
+    while addr:
+        (ptr,) = abi.POINTER.unpack(c.mem.read(addr, 8))
+        if ptr == 0:
+            break
+        out.append(c.mem.read_cstring(ptr, limit))
+        addr += 8
+        if len(out) > 4096:
+            raise SysError(errno.E2BIG)
+    return out
+
+
+def c_int(value: int) -> int:
+    """A register's low 32 bits as a signed C int."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
