@@ -197,9 +197,6 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "nanosleep": delegate(Sys.NANOSLEEP),
     "clock_nanosleep": delegate(Sys.CLOCK_NANOSLEEP),
     "uname": delegate(Sys.UNAME),
-    "sysinfo": delegate(Sys.SYSINFO),
-    "times": delegate(Sys.TIMES),
-    "getrusage": delegate(Sys.GETRUSAGE),
     # --- run by the host kernel, untrapped ------------------------------------------------
     "futex": host("wait queues on the process's own memory; no XINIM state"),
     "rt_sigreturn": host("restores the host signal frame the host kernel built"),
@@ -233,6 +230,9 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "munlockall": host("pins host pages; no layout change"),
     "mincore": host("asks the host which pages are resident"),
     "capget": host("host capabilities of the host task"),
+    "getrusage": host("CPU-time accounting of the host task"),
+    "times": host("CPU-time accounting of the host task"),
+    "sysinfo": host("host memory and load figures (XINIM's own come with /proc)"),
 }
 
 

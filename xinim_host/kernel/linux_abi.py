@@ -43,3 +43,33 @@ def pack_stat(r) -> bytes:
         r.dev, r.ino, r.nlink, r.mode, r.uid, r.gid, 0, r.rdev, r.size, r.blksize, r.blocks,
         r.atime_ns // 10**9, r.atime_ns % 10**9, r.mtime_ns // 10**9, r.mtime_ns % 10**9,
         r.ctime_ns // 10**9, r.ctime_ns % 10**9, 0, 0, 0)
+
+# struct statx (256 bytes): mask, blksize, attributes, nlink, uid, gid, mode, pad,
+# ino, size, blocks, attributes_mask, 4 timestamps (sec, nsec, pad), rdev and dev
+# major/minor, mnt_id; the rest is spare.
+STATX = struct.Struct("<IIQIIIHHQQQQ" + "qIi" * 4 + "IIIIQ")
+STATX_SIZE = 256
+STATX_BASIC_STATS = 0x7FF
+STATX_BTIME = 0x800
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+IOVEC = struct.Struct("<QQ")
+IOV_MAX = 1024
+UTSNAME_FIELD = 65
+
+
+def _ts(ns: int) -> tuple[int, int, int]:
+    return ns // 10**9, ns % 10**9, 0
+
+
+def pack_statx(r) -> bytes:
+    """A ``VfsStatReply`` as struct statx."""
+    import os
+    body = STATX.pack(
+        STATX_BASIC_STATS | STATX_BTIME, r.blksize, 0, r.nlink, r.uid, r.gid, r.mode, 0,
+        r.ino, r.size, r.blocks, 0,
+        *_ts(r.atime_ns), *_ts(r.btime_ns or r.ctime_ns), *_ts(r.ctime_ns), *_ts(r.mtime_ns),
+        os.major(r.rdev), os.minor(r.rdev), os.major(r.dev), os.minor(r.dev), 0)
+    return body.ljust(STATX_SIZE, b"\0")

@@ -1,6 +1,8 @@
 """File calls: copied in from user memory, served by the VFS server (PID 2)."""
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING, Any, Generator
 
 from .. import linux_abi as abi
@@ -186,3 +188,192 @@ def sys_chown(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                                   flags=0, path=path_arg(c, c.args[0])))).result
 
 
+
+
+# --- the hosted extension: *at forms, vectors, positioned I/O -----------------------
+
+def sys_openat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    path = path_arg(c, c.args[1])
+    return (yield from ask(p.VFS_PID, p.VfsOpen(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                 flags=c_int(c.args[2]),
+                                                 mode=c.args[3] & 0o7777, path=path))).result
+
+
+def sys_creat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    flags = os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+    return (yield from ask(p.VFS_PID, p.VfsOpen(caller=c.pid, dirfd=abi.AT_FDCWD, flags=flags,
+                                                 mode=c.args[1] & 0o7777,
+                                                 path=path_arg(c, c.args[0])))).result
+
+
+def _offset(value: int) -> int:
+    offset = value - (1 << 64) if value >> 63 else value
+    if offset < 0:
+        raise SysError(errno.EINVAL)
+    return offset
+
+
+def sys_pread64(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from read_into(c, c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])))
+
+
+def sys_pwrite64(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from write_from(c, c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])))
+
+
+def _iovecs(c: SyscallContext, addr: int, count: int) -> list[tuple[int, int]]:
+    if count > abi.IOV_MAX:
+        raise SysError(errno.EINVAL)
+    raw = c.mem.read(addr, count * abi.IOVEC.size) if count else b""
+    return [abi.IOVEC.unpack_from(raw, i * abi.IOVEC.size) for i in range(count)]
+
+
+def vector_io(c: SyscallContext, fd: int, iov: int, count: int, offset: int,
+              transfer) -> Generator[Op, Any, int]:
+    """readv/writev and friends: one transfer per buffer, stopping at a short one."""
+    total = 0
+    for base, length in _iovecs(c, iov, count):
+        if not length:
+            continue
+        try:
+            done = yield from transfer(c, fd, base, length, -1 if offset < 0 else offset + total)
+        except SysError:
+            if total:
+                break
+            raise
+        total += done
+        if done < length:
+            break
+    return total
+
+
+def sys_readv(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2], -1, read_into))
+
+
+def sys_writev(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2], -1, write_from))
+
+
+def sys_preadv(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2],
+                                 _offset(c.args[3]), read_into))
+
+
+def sys_pwritev(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2],
+                                 _offset(c.args[3]), write_from))
+
+
+def sys_lstat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from stat_into(c, abi.AT_FDCWD, path_arg(c, c.args[0]),
+                                 abi.AT_SYMLINK_NOFOLLOW, c.args[1]))
+
+
+def _stat_flags(flags: int) -> int:
+    return flags & (abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH)
+
+
+def sys_newfstatat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from stat_into(c, c_int(c.args[0]), path_arg(c, c.args[1]),
+                                 _stat_flags(c_int(c.args[3])), c.args[2]))
+
+
+def sys_statx(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    dirfd, path, flags, buf = c_int(c.args[0]), path_arg(c, c.args[1]), c_int(c.args[2]), c.args[4]
+    c.mem.read(buf, abi.STATX_SIZE)   # EFAULT before asking anyone
+    reply = yield from ask(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=dirfd,
+                                                 flags=_stat_flags(flags), path=path))
+    c.mem.write(buf, abi.pack_statx(reply))
+    return 0
+
+
+def sys_faccessat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsAccess(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                   mode=c_int(c.args[2]), flags=0,
+                                                   path=path_arg(c, c.args[1])))).result
+
+
+def sys_faccessat2(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsAccess(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                   mode=c_int(c.args[2]), flags=c_int(c.args[3]),
+                                                   path=path_arg(c, c.args[1])))).result
+
+
+def sys_mkdirat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsMkdir(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                  mode=c.args[2] & 0o7777,
+                                                  path=path_arg(c, c.args[1])))).result
+
+
+def sys_unlinkat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsUnlink(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                   flags=c_int(c.args[2]),
+                                                   path=path_arg(c, c.args[1])))).result
+
+
+def _rename(c: SyscallContext, olddirfd: int, oldpath: int, newdirfd: int, newpath: int,
+            flags: int) -> Generator[Op, Any, int]:
+    return (yield from ask(p.VFS_PID, p.VfsRename(
+        caller=c.pid, olddirfd=olddirfd, newdirfd=newdirfd, flags=flags,
+        oldpath=path_arg(c, oldpath), newpath=path_arg(c, newpath)))).result
+
+
+def sys_renameat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _rename(c, c_int(c.args[0]), c.args[1], c_int(c.args[2]), c.args[3], 0))
+
+
+def sys_renameat2(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _rename(c, c_int(c.args[0]), c.args[1], c_int(c.args[2]), c.args[3],
+                               c.args[4] & 0xFFFFFFFF))
+
+
+def sys_linkat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsLink(
+        caller=c.pid, olddirfd=c_int(c.args[0]), newdirfd=c_int(c.args[2]),
+        flags=c_int(c.args[4]), oldpath=path_arg(c, c.args[1]),
+        newpath=path_arg(c, c.args[3])))).result
+
+
+def sys_fchmodat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsChmod(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                  mode=c.args[2] & 0o7777, flags=0,
+                                                  path=path_arg(c, c.args[1])))).result
+
+
+def sys_fchmodat2(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsChmod(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                  mode=c.args[2] & 0o7777, flags=c_int(c.args[3]),
+                                                  path=path_arg(c, c.args[1])))).result
+
+
+def sys_fchownat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsChown(caller=c.pid, dirfd=c_int(c.args[0]),
+                                                  uid=c_int(c.args[2]), gid=c_int(c.args[3]),
+                                                  flags=c_int(c.args[4]),
+                                                  path=path_arg(c, c.args[1])))).result
+
+
+def sys_lchown(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsChown(caller=c.pid, dirfd=abi.AT_FDCWD,
+                                                  uid=c_int(c.args[1]), gid=c_int(c.args[2]),
+                                                  flags=abi.AT_SYMLINK_NOFOLLOW,
+                                                  path=path_arg(c, c.args[0])))).result
+
+
+def sys_dup3(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    oldfd, newfd, flags = c_int(c.args[0]), c_int(c.args[1]), c_int(c.args[2])
+    if oldfd == newfd or flags & ~os.O_CLOEXEC:
+        raise SysError(errno.EINVAL)
+    return (yield from ask(p.VFS_PID, p.VfsDup2(caller=c.pid, oldfd=oldfd, newfd=newfd,
+                                                 flags=flags))).result
+
+
+def sys_pipe2(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    flags = c_int(c.args[1])
+    if flags & ~(os.O_CLOEXEC | os.O_NONBLOCK | os.O_DIRECT):
+        raise SysError(errno.EINVAL)
+    c.mem.read(c.args[0], abi.TWO_INTS.size)
+    reply = yield from ask(p.VFS_PID, p.VfsPipe(caller=c.pid, flags=flags))
+    c.mem.write(c.args[0], abi.TWO_INTS.pack(reply.read_fd, reply.write_fd))
+    return 0

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -111,3 +112,41 @@ def sys_lattice_close(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield
 
 
+
+
+def sys_clock_getres(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    clock = c_int(c.args[0])
+    if clock not in _CLOCKS:
+        raise SysError(errno.EINVAL)
+    if c.args[1]:
+        res = round(time.clock_getres(clock) * 10**9)
+        c.mem.write(c.args[1], abi.TIMESPEC.pack(res // 10**9, res % 10**9))
+    return 0
+    yield
+
+
+TIMER_ABSTIME = 1
+
+
+def sys_clock_nanosleep(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    clock, flags = c_int(c.args[0]), c_int(c.args[1])
+    if clock not in _CLOCKS:
+        raise SysError(errno.EINVAL)
+    sec, nsec = abi.TIMESPEC.unpack(c.mem.read(c.args[2], abi.TIMESPEC.size))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        raise SysError(errno.EINVAL)
+    wait = sec + nsec / 1e9
+    if flags & TIMER_ABSTIME:
+        wait = max(0.0, wait - time.clock_gettime(clock))
+    yield Await(lambda: k.sleep(wait))
+    return 0
+
+
+def sys_uname(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    host = os.uname()
+    fields = (b"XINIM", b"xinim", host.release.encode(),
+              f"XINIM hosted on Linux {host.version}".encode(), host.machine.encode(), b"(none)")
+    c.mem.write(c.args[0], b"".join(f[:abi.UTSNAME_FIELD - 1].ljust(abi.UTSNAME_FIELD, b"\0")
+                                    for f in fields))
+    return 0
+    yield

@@ -1,0 +1,123 @@
+"""Per-process file state (MINIX ``fproc``) and open file descriptions.
+
+An :class:`OpenFile` is what ``open`` creates and ``dup``/``fork`` share: the vnode,
+the position, the status flags, a reference count.  Its ``io`` is the object that
+does the I/O: the filesystem for regular files and directories, a pipe end, or a
+character device.  It has (see ``handlers_io``)::
+
+    read(req, of, count, offset)  -> bytes | None (parked) | coroutine -> reply
+    write(req, of, data, offset)  -> int   | None (parked) | coroutine -> reply
+    poll(of, events) -> revents;  ioctl(of, request, data) -> (result, bytes)
+    close(of)                     # the last reference went away
+    seekable: bool
+
+``offset`` is -1 for "at the file position" (advancing it), else pread/pwrite.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..kernel.errors import SysError
+from .mounts import Loc
+
+NOFILE = 1024                     # RLIMIT_NOFILE: EMFILE beyond it
+O_PATH = getattr(os, "O_PATH", 0o10000000)
+# the status flags F_SETFL may change (Linux SETFL_MASK, minus O_DIRECT/O_NOATIME)
+SETFL_MASK = os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_ASYNC", 0o20000)
+
+
+@dataclass(slots=True, eq=False)
+class OpenFile:
+    """An open file description."""
+
+    fs: Any                   # the filesystem of ``node`` (or the pipe fs)
+    node: Any                 # Inode | HostNode | Pipe
+    io: Any                   # who does read/write/ioctl/poll (see module doc)
+    flags: int                # access mode + status flags (O_APPEND, O_NONBLOCK, O_PATH...)
+    offset: int = 0
+    refs: int = 1
+    hfd: int = -1             # host fd behind a host file, else -1
+    dirlist: list[Any] | None = None   # host directories: the listing being read
+    path: bytes = b""         # the XINIM path it was opened with (diagnostics, fdinfo)
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_PATH == 0 and self.flags & os.O_ACCMODE != os.O_WRONLY
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_PATH == 0 and self.flags & os.O_ACCMODE != os.O_RDONLY
+
+
+@dataclass(slots=True, eq=False)
+class Fproc:
+    """One process as VFS sees it."""
+
+    pid: int
+    cwd: Loc
+    fds: list[OpenFile | None] = field(default_factory=list)
+    cloexec: list[bool] = field(default_factory=list)
+    umask: int = 0o022
+    uid: int = 0
+    euid: int = 0
+    gid: int = 0
+    egid: int = 0
+    groups: frozenset[int] = frozenset()
+
+    def get(self, fd: int) -> OpenFile:
+        """The description behind ``fd``; EBADF if there is none."""
+        if 0 <= fd < len(self.fds):
+            of = self.fds[fd]
+            if of is not None:
+                return of
+        raise SysError(errno.EBADF)
+
+    def io_file(self, fd: int) -> OpenFile:
+        """Like :meth:`get`, but O_PATH descriptors do not count (EBADF, as Linux)."""
+        of = self.get(fd)
+        if of.flags & O_PATH:
+            raise SysError(errno.EBADF)
+        return of
+
+    def lowest_free(self, start: int = 0) -> int:
+        fds = self.fds
+        for fd in range(start, len(fds)):
+            if fds[fd] is None:
+                return fd
+        fd = max(start, len(fds))
+        if fd >= NOFILE:
+            raise SysError(errno.EMFILE)
+        return fd
+
+    def install(self, of: OpenFile, fd: int, cloexec: bool) -> int:
+        """Put ``of`` at ``fd`` (which must be free); takes over one reference."""
+        fds = self.fds
+        if fd >= len(fds):
+            grow = fd + 1 - len(fds)
+            fds.extend([None] * grow)
+            self.cloexec.extend([False] * grow)
+        fds[fd] = of
+        self.cloexec[fd] = cloexec
+        return fd
+
+    def add(self, of: OpenFile, cloexec: bool = False, start: int = 0) -> int:
+        if start >= NOFILE:
+            raise SysError(errno.EINVAL)
+        return self.install(of, self.lowest_free(start), cloexec)
+
+    def take(self, fd: int) -> OpenFile:
+        """Remove ``fd`` from the table (the caller drops the reference)."""
+        of = self.get(fd)
+        self.fds[fd] = None
+        self.cloexec[fd] = False
+        fds = self.fds
+        while fds and fds[-1] is None:       # keep the list short for lowest_free
+            fds.pop()
+            self.cloexec.pop()
+        return of
+
+    def in_group(self, gid: int) -> bool:
+        return gid == self.egid or gid in self.groups

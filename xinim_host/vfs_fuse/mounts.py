@@ -1,0 +1,138 @@
+"""The mount table: the ramfs at ``/`` and host directories mounted on it.
+
+Each filesystem offers the same vnode operations (``lookup``, ``parent``,
+``mode``, ``attr3``, ``readlink``, ``stat_reply``, ``mknod``/``mkdir``/...,
+``setattr``, ``statfs``, ``hold``/``release``): :class:`RamMount` for the ramfs
+(its vnodes are :class:`~.ramfs.Inode` objects), :class:`~.hostfs.HostFs` for host
+directories (vnodes :class:`~.hostfs.HostNode`).  A place in the namespace is a
+:class:`Loc` -- which filesystem, which vnode.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any, NamedTuple
+
+from ..kernel.protocol import VfsStatReply
+from .hostfs import HostFs
+from .ramfs import Inode, Ramfs, StatFs
+
+RAMFS_DEV = os.makedev(0, 0x58)   # st_dev of every ramfs file
+DEFAULT_MOUNTS: tuple[tuple[str, str, str], ...] = (
+    ("/bin", "/bin", "ro"), ("/lib", "/lib", "ro"), ("/lib64", "/lib64", "ro"),
+    ("/usr", "/usr", "ro"), ("/etc", "/etc", "ro"),
+)
+
+
+class Loc(NamedTuple):
+    """A place in the XINIM namespace."""
+
+    fs: Any      # RamMount | HostFs
+    node: Any    # Inode | HostNode
+
+
+class RamMount:
+    """The ramfs seen through the vnode interface the VFS server uses."""
+
+    kind = "ramfs"
+    readonly = False
+    has_submounts = True
+
+    def __init__(self, ramfs: Ramfs) -> None:
+        self.ramfs = ramfs
+        self.root = ramfs.root
+        self.dev = RAMFS_DEV
+        self.covers: Loc | None = None
+        # straight delegation: these are the ramfs operations themselves
+        self.lookup = ramfs.lookup
+        self.mknod = ramfs.mknod
+        self.mkdir = ramfs.mkdir
+        self.symlink = ramfs.symlink
+        self.link = ramfs.link
+        self.unlink = ramfs.unlink
+        self.rmdir = ramfs.rmdir
+        self.rename = ramfs.rename
+        self.setattr = ramfs.setattr
+        self.hold = ramfs.hold
+        self.release = ramfs.release
+        self.read = ramfs.read
+        self.write = ramfs.write
+        self.truncate = ramfs.truncate
+
+    def is_root(self, node: Inode) -> bool:
+        return node is self.root
+
+    @staticmethod
+    def parent(node: Inode) -> Inode:
+        return node.parent or node
+
+    @staticmethod
+    def mode(node: Inode) -> int:
+        return node.mode
+
+    @staticmethod
+    def attr3(node: Inode) -> tuple[int, int, int]:
+        return node.mode, node.uid, node.gid
+
+    @staticmethod
+    def readlink(node: Inode) -> bytes:
+        return node.target
+
+    @staticmethod
+    def host_path(node: Inode) -> bytes:
+        return b""
+
+    @staticmethod
+    def refresh(node: Inode) -> Inode:
+        return node
+
+    @staticmethod
+    def size(node: Inode) -> int:
+        return node.size
+
+    def stat_reply(self, node: Inode, fresh: bool = True) -> VfsStatReply:
+        return VfsStatReply(dev=RAMFS_DEV, ino=node.ino, mode=node.mode, nlink=node.nlink,
+                            uid=node.uid, gid=node.gid, rdev=node.rdev, size=node.size,
+                            blksize=4096, blocks=node.blocks, atime_ns=node.atime_ns,
+                            mtime_ns=node.mtime_ns, ctime_ns=node.ctime_ns)
+
+    def statfs(self) -> StatFs:
+        return self.ramfs.statfs()
+
+
+class MountTable:
+    """Which filesystem covers which directory; crossing mount points."""
+
+    def __init__(self, ramfs: Ramfs) -> None:
+        self.root_fs = RamMount(ramfs)
+        self.root = Loc(self.root_fs, self.root_fs.root)
+        self.covered: dict[Any, Any] = {}        # mount-point vnode -> fs mounted on it
+        self.mounts: list[tuple[bytes, Any]] = [(b"/", self.root_fs)]
+
+    def mount(self, fs: Any, at: Loc, xpath: bytes) -> None:
+        if not stat.S_ISDIR(at.fs.mode(at.node)):
+            raise NotADirectoryError(xpath)
+        at.fs.hold(at.node)                       # a mount point never goes away
+        below = self.covered.get(at.node)
+        if below is not None:                     # mounting over a mount: stack on top
+            return self.mount(fs, Loc(below, below.root), xpath)
+        fs.covers = at
+        self.covered[at.node] = fs
+        at.fs.has_submounts = True
+        self.mounts.append((xpath, fs))
+
+    def cross(self, loc: Loc) -> Loc:
+        """The root of whatever is mounted on ``loc`` (loc itself when nothing is)."""
+        fs = self.covered.get(loc.node)
+        while fs is not None:
+            loc = Loc(fs, fs.root)
+            fs = self.covered.get(fs.root)
+        return loc
+
+    def is_mountpoint(self, node: Any) -> bool:
+        return node in self.covered
+
+    def close(self) -> None:
+        for _, fs in self.mounts:
+            if isinstance(fs, HostFs):
+                fs.close()
