@@ -7,7 +7,7 @@ from typing import Any, Callable, Generator, Protocol
 
 import trio
 
-from .calls.base import Await, Sendrec, SyscallContext
+from .calls.base import Await, HostCall, Sendrec, SyscallContext
 from .dispatch import SYSCALLS
 from .errors import SysError
 from .ipc import Lattice, Pending
@@ -46,7 +46,7 @@ class Kernel:
             self.unknown_calls += 1
             log.warning("pid %d: unknown XINIM syscall %d -> ENOSYS", ctx.pid, nr)
             return -errno.ENOSYS
-        return self._drive(entry.handler(self, ctx), None, None, on_done, sync=True)
+        return RunningCall(self, entry.handler(self, ctx), ctx, on_done).step(None, None, sync=True)
 
     async def syscall(self, nr: int, ctx: SyscallContext) -> int:
         """``start`` for trio code: waits for the result."""
@@ -63,54 +63,7 @@ class Kernel:
         await done.wait()
         return box[0]
 
-    def _drive(self, gen: Generator[Any, Any, int], value: Any, exc: BaseException | None,
-               on_done: OnDone, *, sync: bool = False) -> int | None:
-        while True:
-            try:
-                op = gen.throw(exc) if exc is not None else gen.send(value)
-            except StopIteration as stop:
-                result = stop.value
-            except SysError as err:
-                result = -err.errno
-            except Exception:
-                log.exception("syscall handler %s failed", gen.__name__)
-                result = -errno.EIO
-            else:
-                value, exc = None, None
-                if isinstance(op, Sendrec):
-                    try:
-                        answer = self.lattice.call(KERNEL_PID, op.dst, op.body)
-                    except SysError as err:
-                        exc = err
-                        continue
-                    if isinstance(answer, Pending):
-                        answer.add_done_callback(
-                            lambda msg: self._drive(gen, msg, None, on_done))
-                        return None
-                    value = answer
-                    continue
-                if isinstance(op, Await):
-                    self._spawn(self._await_op, gen, op, on_done)
-                    return None
-                exc = TypeError(f"handler yielded {op!r}")
-                continue
-            if sync:
-                return result
-            on_done(result)
-            return None
-
-    async def _await_op(self, gen: Generator[Any, Any, int], op: Await, on_done: OnDone) -> None:
-        try:
-            value = await op.make()
-        except SysError as err:
-            self._drive(gen, None, err, on_done)
-        except Exception:
-            log.exception("kernel wait for %s failed", gen.__name__)
-            self._drive(gen, None, SysError(errno.EIO), on_done)
-        else:
-            self._drive(gen, value, None, on_done)
-
-    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
         if self.nursery is None:
             raise SysError(errno.EAGAIN, "kernel not booted: nothing to run waits on")
         self.nursery.start_soon(fn, *args)
@@ -125,3 +78,74 @@ class Kernel:
         endpoint = self.lattice.endpoints.get(pid)
         if endpoint is None or endpoint.closed:
             self.lattice.register(pid)
+
+
+class RunningCall:
+    """One syscall in progress: its handler generator and where its result goes."""
+
+    __slots__ = ("kernel", "gen", "ctx", "on_done")
+
+    def __init__(self, kernel: Kernel, gen: Generator[Any, Any, int], ctx: SyscallContext,
+                 on_done: OnDone) -> None:
+        self.kernel, self.gen, self.ctx, self.on_done = kernel, gen, ctx, on_done
+
+    def resume(self, value: Any) -> None:
+        self.step(value, None)
+
+    def fail(self, exc: BaseException) -> None:
+        self.step(None, exc)
+
+    def step(self, value: Any, exc: BaseException | None, *, sync: bool = False) -> int | None:
+        """Run the handler until it finishes or has to wait; with ``sync`` a result
+        reached without waiting is returned instead of passed to ``on_done``."""
+        gen = self.gen
+        while True:
+            try:
+                op = gen.throw(exc) if exc is not None else gen.send(value)
+            except StopIteration as stop:
+                result = stop.value
+            except SysError as err:
+                result = -err.errno
+            except Exception:
+                log.exception("syscall handler %s failed", gen.__name__)
+                result = -errno.EIO
+            else:
+                value, exc = None, None
+                if isinstance(op, Sendrec):
+                    try:
+                        answer = self.kernel.lattice.call(KERNEL_PID, op.dst, op.body)
+                    except SysError as err:
+                        exc = err
+                        continue
+                    if isinstance(answer, Pending):
+                        answer.add_done_callback(self.resume)
+                        return None
+                    value = answer
+                    continue
+                if isinstance(op, Await):
+                    self.kernel.spawn(self._await, op)
+                    return None
+                if isinstance(op, HostCall):
+                    if self.ctx.host is None:
+                        exc = SysError(errno.ENOSYS, "no host side for this caller")
+                        continue
+                    self.ctx.host.request(op, self.resume)
+                    return None
+                exc = TypeError(f"handler yielded {op!r}")
+                continue
+            if sync:
+                return result
+            self.on_done(result)
+            return None
+
+    async def _await(self, op: Await) -> None:
+        try:
+            value = await op.make()
+        except SysError as err:
+            self.fail(err)
+        except Exception:
+            log.exception("kernel wait for %s failed", self.gen.__name__)
+            self.fail(SysError(errno.EIO))
+        else:
+            self.resume(value)
+

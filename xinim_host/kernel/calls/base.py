@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Protocol
 
 from .. import linux_abi as abi
 from .. import protocol as p
@@ -38,7 +38,25 @@ class Await:
     make: Callable[[], Awaitable[Any]]
 
 
-Op = Sendrec | Await
+@dataclass(frozen=True, slots=True)
+class HostCall:
+    """Have the host kernel run a Linux syscall in the calling process; its result
+    (``-errno`` on failure) is sent back.  ``nr=None`` runs the trapped call itself,
+    with ``args`` (when given) replacing its arguments -- the "delegate, then host"
+    routes of the renumbering table.  Only traced processes have a host side."""
+    nr: int | None
+    args: tuple[int, ...] | None = None
+
+
+class HostSide(Protocol):
+    """The host half of a process, provided by the interceptor."""
+
+    host_pid: int
+
+    def request(self, op: HostCall, resume: Callable[[int], None]) -> None: ...
+
+
+Op = Sendrec | Await | HostCall
 SyscallGen = Generator[Op, Any, int]
 
 
@@ -52,6 +70,7 @@ class SyscallContext:
     euid: int = 0
     gid: int = 0
     egid: int = 0
+    host: HostSide | None = None   # None: a kernel-side caller (init, tests)
 
 
 def ask(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:

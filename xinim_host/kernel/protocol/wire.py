@@ -26,7 +26,7 @@ import errno
 import struct
 import typing
 from dataclasses import dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, Callable, ClassVar
 
 # --- numbers (xinim-abi.md) ---------------------------------------------------
 
@@ -114,10 +114,54 @@ class ProtocolError(Exception):
 
 
 # --- the codec ----------------------------------------------------------------
+#
+# Every class declared with ``@request``/``@reply`` gets codec functions generated
+# for its exact layout when it is declared (``_gen_codec``): one ``struct`` call
+# packs the header, the fixed fields and the first length prefix together; decoding
+# unpacks them in one call and builds the frozen instance without going through
+# the keyword-only ``__init__`` (a frozen dataclass's ``__init__`` costs a
+# ``object.__setattr__`` per field).  The bytes on the wire are exactly those of
+# the generic description above; ``__post_init__`` still runs if a class has one.
+
+_new = object.__new__
+
+
+def _as_bytes(value: object, cls: type, name: str) -> bytes:
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise ProtocolError(errno.EINVAL, f"{cls.__name__}.{name}: bytes expected, not "
+                        f"{type(value).__name__}", cls.M_TYPE)  # type: ignore[attr-defined]
+
+
+def _too_long(cls: type, name: str, value: bytes, kind: _Var) -> ProtocolError:
+    return ProtocolError(kind.too_long, f"{cls.__name__}.{name}: {len(value)} bytes > {kind.limit}",
+                         cls.M_TYPE)  # type: ignore[attr-defined]
+
+
+def _bad_field(cls: type, exc: Exception) -> ProtocolError:
+    return ProtocolError(errno.EINVAL, f"{cls.__name__}: {exc}", cls.M_TYPE)  # type: ignore[attr-defined]
+
+
+def _truncated(cls: type, available: int, first_var: str | None) -> ProtocolError:
+    if available < cls._FIXED.size or first_var is None:  # type: ignore[attr-defined]
+        reason = f"{cls.__name__}: truncated payload"
+    else:
+        reason = f"{cls.__name__}.{first_var}: truncated length"
+    return ProtocolError(errno.EBADMSG, reason, cls.M_TYPE)  # type: ignore[attr-defined]
+
+
+def _bad_var(cls: type, name: str, reason: str) -> ProtocolError:
+    return ProtocolError(errno.EBADMSG, f"{cls.__name__}.{name}: {reason}", cls.M_TYPE)  # type: ignore[attr-defined]
+
+
+def _trailing(cls: type, extra: int) -> ProtocolError:
+    return ProtocolError(errno.EBADMSG, f"{cls.__name__}: {extra} trailing bytes", cls.M_TYPE)  # type: ignore[attr-defined]
 
 
 class Payload:
     """Base of every message payload; the decorators fill in the class variables."""
+
+    __slots__ = ()
 
     M_TYPE: ClassVar[int]
     _FIXED: ClassVar[struct.Struct]
@@ -125,46 +169,13 @@ class Payload:
     _VAR: ClassVar[tuple[tuple[str, _Var], ...]]
 
     def encode_payload(self) -> bytes:
-        cls = type(self)
-        try:
-            out = [cls._FIXED.pack(*[getattr(self, n) for n in cls._FIXED_NAMES])]
-        except struct.error as exc:
-            raise ProtocolError(errno.EINVAL, f"{cls.__name__}: {exc}", cls.M_TYPE) from None
-        for name, kind in cls._VAR:
-            value = getattr(self, name)
-            if len(value) > kind.limit:
-                raise ProtocolError(kind.too_long,
-                                    f"{cls.__name__}.{name}: {len(value)} bytes > {kind.limit}",
-                                    cls.M_TYPE)
-            out.append(kind.prefix.pack(len(value)))
-            out.append(value)
-        return b"".join(out)
+        return self._encode_payload()  # type: ignore[attr-defined]
 
     @classmethod
     def decode_payload(cls, buf: bytes | memoryview, offset: int = 0) -> "Payload":
-        fixed = cls._FIXED
-        if len(buf) - offset < fixed.size:
-            raise ProtocolError(errno.EBADMSG, f"{cls.__name__}: truncated payload", cls.M_TYPE)
-        values = dict(zip(cls._FIXED_NAMES, fixed.unpack_from(buf, offset)))
-        pos = offset + fixed.size
-        for name, kind in cls._VAR:
-            if len(buf) - pos < kind.prefix.size:
-                raise ProtocolError(errno.EBADMSG, f"{cls.__name__}.{name}: truncated length",
-                                    cls.M_TYPE)
-            (length,) = kind.prefix.unpack_from(buf, pos)
-            pos += kind.prefix.size
-            if length > kind.limit:
-                raise ProtocolError(errno.EBADMSG,
-                                    f"{cls.__name__}.{name}: {length} bytes > {kind.limit}",
-                                    cls.M_TYPE)
-            if len(buf) - pos < length:
-                raise ProtocolError(errno.EBADMSG, f"{cls.__name__}.{name}: truncated", cls.M_TYPE)
-            values[name] = bytes(buf[pos:pos + length])
-            pos += length
-        if pos != len(buf):
-            raise ProtocolError(errno.EBADMSG, f"{cls.__name__}: {len(buf) - pos} trailing bytes",
-                                cls.M_TYPE)
-        return cls(**values)
+        if type(buf) is not bytes:
+            buf = bytes(buf)
+        return cls._decode_at(buf, offset)  # type: ignore[attr-defined]
 
 
 REQUESTS: dict[int, type[Payload]] = {}
@@ -186,6 +197,119 @@ def _layout(cls: type) -> None:
     cls._FIXED = struct.Struct(fixed_fmt)
     cls._FIXED_NAMES = tuple(fixed_names)
     cls._VAR = tuple(var)
+    _gen_codec(cls)
+
+
+def _setter(cls: type, name: str) -> Callable[[object, object], None]:
+    """A fast way to set field ``name`` on a frozen instance: its slot's ``__set__``."""
+    desc = getattr(cls, name, None)
+    if type(desc).__name__ == "member_descriptor":
+        return desc.__set__  # type: ignore[union-attr]
+    return lambda obj, value: object.__setattr__(obj, name, value)
+
+
+def _gen_codec(cls: type) -> None:
+    """Generate ``cls``'s encoders, decoder and fast constructors for its layout."""
+    fixed_fmt = cls._FIXED.format.lstrip("<")  # type: ignore[attr-defined]
+    fixed_names: tuple[str, ...] = cls._FIXED_NAMES  # type: ignore[attr-defined]
+    var: tuple[tuple[str, _Var], ...] = cls._VAR  # type: ignore[attr-defined]
+    fields = [f.name for f in dataclasses.fields(cls)]
+    first_prefix = var[0][1].prefix.format.lstrip("<") if var else ""
+    ns: dict[str, object] = {
+        "cls": cls, "M_TYPE": cls.M_TYPE, "struct_error": struct.error,  # type: ignore[attr-defined]
+        "bytes": bytes, "len": len, "_new": _new, "_as_bytes": _as_bytes,
+        "_too_long": _too_long, "_bad_field": _bad_field, "_truncated": _truncated,
+        "_bad_var": _bad_var, "_trailing": _trailing,
+        "_MSG_FIRST": struct.Struct("<" + HEADER.format.lstrip("<") + fixed_fmt + first_prefix).pack,
+        "_PAY_FIRST": struct.Struct("<" + fixed_fmt + first_prefix).pack,
+        "_DEC_FIRST": struct.Struct("<" + fixed_fmt + first_prefix).unpack_from,
+    }
+    for i, (name, kind) in enumerate(var):
+        ns[f"_K{i}"] = kind
+        ns[f"_P{i}"] = kind.prefix.pack
+        ns[f"_U{i}"] = kind.prefix.unpack_from
+    for name in fields:
+        ns[f"_set_{name}"] = _setter(cls, name)
+    post_init = "    o.__post_init__()\n" if hasattr(cls, "__post_init__") else ""
+
+    # -- encoders: the whole message (header included) and the bare payload
+    check = ""
+    for i, (name, kind) in enumerate(var):
+        check += (f"    v{i} = self.{name}\n"
+                  f"    if v{i}.__class__ is not bytes:\n"
+                  f"        v{i} = _as_bytes(v{i}, cls, {name!r})\n"
+                  f"    if len(v{i}) > {kind.limit}:\n"
+                  f"        raise _too_long(cls, {name!r}, v{i}, _K{i})\n")
+    fixed_args = "".join(f", self.{n}" for n in fixed_names)
+    first_len = ", len(v0)" if var else ""
+    rest = "".join((" + v0" if i == 0 else f" + _P{i}(len(v{i})) + v{i}") for i in range(len(var)))
+    for fn, packer, head in (("_encode_msg", "_MSG_FIRST", "m_source, M_TYPE, req_id, "),
+                             ("_encode_payload", "_PAY_FIRST", "")):
+        args = "self, m_source, req_id" if head else "self"
+        call = f"{packer}({head}{fixed_args.lstrip(', ') if not head else fixed_args.lstrip(', ')}"
+        call = f"{packer}({head}{fixed_args[2:]}{first_len})" if fixed_args else \
+            f"{packer}({head.rstrip(', ')}{first_len if head else first_len[2:]})"
+        ns_src = (f"def {fn}({args}):\n{check}"
+                  f"    try:\n"
+                  f"        head = {call}\n"
+                  f"    except struct_error as exc:\n"
+                  f"        raise _bad_field(cls, exc) from None\n"
+                  f"    return head{rest}\n")
+        exec(ns_src, ns)  # noqa: S102 -- generated from the class's own field names
+
+    # -- decoder: payload at ``off`` of ``buf`` (bytes) up to its end
+    first_size = struct.calcsize("<" + fixed_fmt + first_prefix)
+    targets = ", ".join(list(fixed_names) + (["l0"] if var else []))
+    dec = ("def _decode_at(buf, off):\n"
+           "    n = len(buf)\n"
+           f"    end = off + {first_size}\n"
+           "    if n < end:\n"
+           f"        raise _truncated(cls, n - off, {var[0][0] if var else None!r})\n")
+    if targets:
+        dec += f"    {targets}{',' if targets.count(',') == 0 else ''} = _DEC_FIRST(buf, off)\n"
+    for i, (name, kind) in enumerate(var):
+        if i:
+            dec += (f"    pos = end\n    end = pos + {kind.prefix.size}\n"
+                    f"    if n < end:\n        raise _bad_var(cls, {name!r}, 'truncated length')\n"
+                    f"    (l{i},) = _U{i}(buf, pos)\n")
+        dec += (f"    if l{i} > {kind.limit}:\n"
+                f"        raise _bad_var(cls, {name!r}, f'{{l{i}}} bytes > {kind.limit}')\n"
+                f"    pos = end\n    end = pos + l{i}\n"
+                f"    if n < end:\n        raise _bad_var(cls, {name!r}, 'truncated')\n"
+                f"    {name} = buf[pos:end]\n")
+    dec += ("    if end != n:\n        raise _trailing(cls, n - end)\n"
+            "    o = _new(cls)\n")
+    dec += "".join(f"    _set_{name}(o, {name})\n" for name in fields)
+    dec += post_init + "    return o\n"
+    exec(dec, ns)  # noqa: S102
+
+    cls._encode_msg = ns["_encode_msg"]  # type: ignore[attr-defined]
+    cls._encode_payload = ns["_encode_payload"]  # type: ignore[attr-defined]
+    cls._decode_at = staticmethod(ns["_decode_at"])  # type: ignore[attr-defined]
+
+    # -- replies: a fresh reply from (call, error, result), and a copy with ``call`` set
+    by_name = {f.name: f for f in dataclasses.fields(cls)}
+    if {"call", "error", "result"} <= by_name.keys():
+        others = [by_name[n] for n in fields if n not in ("call", "error", "result")]
+        plain = all(f.default is not dataclasses.MISSING for f in others)
+        if plain:
+            for f in others:
+                ns[f"_D_{f.name}"] = f.default
+            quick = ("def _quick_reply(call, error, result):\n    o = _new(cls)\n"
+                     "    _set_call(o, call)\n    _set_error(o, error)\n    _set_result(o, result)\n"
+                     + "".join(f"    _set_{f.name}(o, _D_{f.name})\n" for f in others)
+                     + post_init + "    return o\n")
+            exec(quick, ns)  # noqa: S102
+            cls._quick_reply = staticmethod(ns["_quick_reply"])  # type: ignore[attr-defined]
+        else:
+            cls._quick_reply = staticmethod(  # type: ignore[attr-defined]
+                lambda call, error, result: cls(call=call, error=error, result=result))
+        with_call = ("def _with_call(src, call):\n    o = _new(cls)\n"
+                     + "".join(f"    _set_{n}(o, call if {n!r} == 'call' else src.{n})\n"
+                               if n == "call" else f"    _set_{n}(o, src.{n})\n" for n in fields)
+                     + post_init + "    return o\n")
+        exec(with_call, ns)  # noqa: S102
+        cls._with_call = staticmethod(ns["_with_call"])  # type: ignore[attr-defined]
 
 
 def request(m_type: int):
@@ -236,8 +360,11 @@ def reply_class(reply_type: int, call: int) -> type[Payload]:
     return REPLIES.get((reply_type, call)) or REPLIES[(reply_type, 0)]
 
 
+_REPLY_TYPES = frozenset((VFS_REPLY, PROC_REPLY, MM_REPLY))
+
+
 def is_reply_type(m_type: int) -> bool:
-    return m_type in (VFS_REPLY, PROC_REPLY, MM_REPLY)
+    return m_type in _REPLY_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +380,31 @@ class Message:
         return self.body.M_TYPE
 
 
+_set_m_source = _setter(Message, "m_source")
+_set_req_id = _setter(Message, "req_id")
+_set_body = _setter(Message, "body")
+
+
+def make_message(m_source: int, req_id: int, body: Payload) -> Message:
+    """``Message(m_source, req_id, body)`` without the frozen ``__init__``'s cost."""
+    msg = _new(Message)
+    _set_m_source(msg, m_source)
+    _set_req_id(msg, req_id)
+    _set_body(msg, body)
+    return msg
+
+
 def encode(body: Payload, m_source: int = 0, req_id: int = 0) -> bytes:
-    return HEADER.pack(m_source, body.M_TYPE, req_id) + body.encode_payload()
+    """The wire bytes of ``body`` behind a header; raises only :class:`ProtocolError`
+    for a value that does not fit its field (EINVAL) or an over-long path or data
+    (ENAMETOOLONG, EMSGSIZE)."""
+    return body._encode_msg(m_source, req_id)  # type: ignore[attr-defined]
+
+
+_HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack_from
+_unpack_call = _REPLY_CALL.unpack_from
+_REPLY_MIN = HEADER.size + _REPLY_CALL.size
 
 
 def decode_header(buf: bytes | memoryview) -> tuple[int, int, int]:
@@ -263,32 +413,50 @@ def decode_header(buf: bytes | memoryview) -> tuple[int, int, int]:
     return HEADER.unpack_from(buf, 0)
 
 
-def decode(buf: bytes | memoryview) -> Message:
-    """Decode one message; raises only :class:`ProtocolError`."""
-    m_source, m_type, req_id = decode_header(buf)
+def decode_from(buf: bytes, m_source: int | None = None) -> Message:
+    """Decode one message from ``bytes``; with ``m_source`` given, the message says
+    that source whatever its header claims (the IPC layer stamps the channel's).
+    Raises only :class:`ProtocolError`."""
+    if len(buf) < _HEADER_SIZE:
+        raise ProtocolError(errno.EBADMSG, f"truncated header ({len(buf)} bytes)")
+    claimed, m_type, req_id = _unpack_header(buf, 0)
     try:
-        if is_reply_type(m_type):
-            if len(buf) < HEADER.size + _REPLY_CALL.size:
+        if m_type in _REPLY_TYPES:
+            if len(buf) < _REPLY_MIN:
                 raise ProtocolError(errno.EBADMSG, "truncated reply")
-            (call,) = _REPLY_CALL.unpack_from(buf, HEADER.size)
-            cls = reply_class(m_type, call)
+            (call,) = _unpack_call(buf, _HEADER_SIZE)
+            cls = REPLIES.get((m_type, call)) or REPLIES[(m_type, 0)]
         else:
             cls = REQUESTS.get(m_type)
             if cls is None:
                 raise ProtocolError(errno.EINVAL, f"unknown message type {m_type}")
-        return Message(m_source, req_id, cls.decode_payload(buf, HEADER.size))
+        body = cls._decode_at(buf, _HEADER_SIZE)  # type: ignore[attr-defined]
     except ProtocolError as exc:
         exc.m_type, exc.req_id = m_type, req_id
         raise
     except (TypeError, ValueError) as exc:  # e.g. a field the class rejects
         raise ProtocolError(errno.EBADMSG, str(exc), m_type, req_id) from None
+    return make_message(claimed if m_source is None else m_source, req_id, body)
+
+
+def decode(buf: bytes | memoryview) -> Message:
+    """Decode one message; raises only :class:`ProtocolError`."""
+    return decode_from(buf if type(buf) is bytes else bytes(buf))
 
 
 def error_reply_for(m_type: int | None, err: int) -> Payload:
     """The generic reply a server sends when a request of ``m_type`` failed with ``err``."""
     owner = owner_of(m_type or 0)
     reply_type = owner[1] if owner else VFS_REPLY
-    return REPLIES[(reply_type, 0)](call=m_type or 0, error=err, result=-1)
+    return REPLIES[(reply_type, 0)]._quick_reply(m_type or 0, err, -1)  # type: ignore[attr-defined]
+
+
+def with_call(body: Payload, call: int) -> Payload:
+    """A copy of reply ``body`` with its ``call`` set (``dataclasses.replace``, faster)."""
+    fast = type(body).__dict__.get("_with_call")
+    if fast is not None:
+        return fast(body, call)
+    return dataclasses.replace(body, call=call)  # type: ignore[type-var]
 
 
 def effective_caller(msg: Message, claimed: int) -> int:
