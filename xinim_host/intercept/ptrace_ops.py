@@ -40,14 +40,16 @@ PTRACE_EVENT_EXIT = 6
 PTRACE_EVENT_SECCOMP = 7
 PTRACE_EVENT_STOP = 128
 
-# Not exported by the os module; "wait only for children of this thread".
+# Not exported by Python 3.11's os module.
+WALL = 0x40000000  # __WALL: threads and non-SIGCHLD children too
+# __WNOTHREAD: "wait only for children of this thread".
 # The tracer thread is the parent of every tracee, and children that other
 # threads spawn (trio.run_process forks from a worker thread) stay theirs.
 WNOTHREAD = 0x20000000
 
 _ptrace = _libc.ptrace
 _ulong = ctypes.c_ulong()
-_ulong_addr = ctypes.addressof(_ulong)
+_ulong_ref = ctypes.byref(_ulong)
 
 
 def _fail(what: str, tid: int) -> None:
@@ -72,7 +74,7 @@ def resume(request: int, tid: int, sig: int = 0) -> None:
 
 
 def geteventmsg(tid: int) -> int:
-    if _ptrace(PTRACE_GETEVENTMSG, tid, 0, _ulong_addr) != 0:
+    if _ptrace(PTRACE_GETEVENTMSG, tid, 0, _ulong_ref) != 0:
         _fail("PTRACE_GETEVENTMSG", tid)
     return _ulong.value
 
@@ -87,7 +89,7 @@ class siginfo_head(ctypes.Structure):
 def getsiginfo(tid: int) -> siginfo_head | None:
     """Siginfo of a signal-delivery-stop, or None for a group-stop (EINVAL)."""
     info = siginfo_head()
-    if _ptrace(PTRACE_GETSIGINFO, tid, 0, ctypes.addressof(info)) != 0:
+    if _ptrace(PTRACE_GETSIGINFO, tid, 0, ctypes.byref(info)) != 0:
         if _libc.get_errno() == 22:  # EINVAL: not a signal-delivery-stop
             return None
         _fail("PTRACE_GETSIGINFO", tid)

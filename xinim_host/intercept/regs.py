@@ -85,13 +85,13 @@ _ptrace = _libc.ptrace
 
 def get_regs(tid: int, regs: UserRegs) -> UserRegs:
     """Fill ``regs`` from the stopped tracee (raises ProcessLookupError if gone)."""
-    if _ptrace(PTRACE_GETREGS, tid, 0, ctypes.addressof(regs)) != 0:
+    if _ptrace(PTRACE_GETREGS, tid, 0, ctypes.byref(regs)) != 0:
         _raise(tid)
     return regs
 
 
 def set_regs(tid: int, regs: UserRegs) -> None:
-    if _ptrace(PTRACE_SETREGS, tid, 0, ctypes.addressof(regs)) != 0:
+    if _ptrace(PTRACE_SETREGS, tid, 0, ctypes.byref(regs)) != 0:
         _raise(tid)
 
 

@@ -178,7 +178,7 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
                                            "or thread from the event"),
     "clone3": delegate_then_host(Sys.CLONE3, "as clone"),
     # --- memory: the Memory Manager ----------------------------------------------------
-    "brk": delegate_then_host(Sys.BRK, "MM decides the break; the host moves it"),
+    "brk": delegate(Sys.BRK),        # MM decides; the handler injects brk() to move the host's
     "mmap": delegate(Sys.MMAP),
     "munmap": delegate(Sys.MUNMAP),
     "mprotect": delegate(Sys.MPROTECT),

@@ -108,6 +108,7 @@ class Tracee:
     # -- mechanism internals -------------------------------------------------
     regs: UserRegs = field(default_factory=UserRegs)
     _regs_addr: int = 0
+    _regs_ref: Any = None  # byref(regs), reused for every PTRACE_GET/SETREGS
     saved: UserRegs | None = None
     _resume_req: int = PTRACE_CONT
     _exit_kind: int = EXIT_NONE
@@ -118,6 +119,7 @@ class Tracee:
 
     def __post_init__(self) -> None:
         self._regs_addr = ctypes.addressof(self.regs)
+        self._regs_ref = ctypes.byref(self.regs)
 
     def __repr__(self) -> str:
         return f"<Tracee {self.tid}/{self.tgid} {self.state.name} nr={self.nr}>"
@@ -194,7 +196,7 @@ class Tracee:
             self._complete(action.value)
         elif cls is HostRun:
             self._host_run(action)
-        elif action is Pending or cls is Pending or action is None:
+        elif action is Pending or cls is Pending:
             if self.state is not ENTRY and self.state is not EXIT:
                 raise NotParked(f"{self!r}: Pending but not parked")
         elif cls is Inject:
@@ -205,7 +207,7 @@ class Tracee:
             raise TypeError(f"not a tracer action: {action!r}")
 
     def _setregs(self) -> None:
-        if _ptrace(PTRACE_SETREGS, self.tid, 0, self._regs_addr) != 0:
+        if _ptrace(PTRACE_SETREGS, self.tid, 0, self._regs_ref) != 0:
             _ptrace_fail(self.tid)
 
     def _cont(self, req: int = PTRACE_CONT) -> None:
@@ -340,15 +342,15 @@ class Tracee:
     def _on_exit_stop(self) -> None:
         """Syscall-exit stop we asked for (state AWAIT_EXIT)."""
         regs = self.regs
-        if _ptrace(12, self.tid, 0, self._regs_addr) != 0:  # PTRACE_GETREGS
+        if _ptrace(12, self.tid, 0, self._regs_ref) != 0:  # PTRACE_GETREGS
             _ptrace_fail(self.tid)
         kind = self._exit_kind
         cb = self._exit_cb
         self._exit_kind = EXIT_NONE
         self._exit_cb = None
-        if kind is EXIT_PROBE or kind is EXIT_COMPLETE:
+        if kind == EXIT_PROBE or kind == EXIT_COMPLETE:
             want = self._exit_value & MASK64
-            if kind is EXIT_PROBE:
+            if kind == EXIT_PROBE:
                 ok = regs.rax == want
                 self.tracer._skip_keeps_rax = ok
                 log.info("seccomp skip keeps rax: %s (one-stop Complete %s)", ok,
@@ -360,7 +362,7 @@ class Tracee:
             self._cont(PTRACE_CONT)
             return
         result = s64(regs.rax)
-        if kind is EXIT_HOST:
+        if kind == EXIT_HOST:
             if cb is None:
                 self.state = RUNNING
                 self._resend_deferred()
@@ -379,7 +381,7 @@ class Tracee:
                     self._act(nxt)
             elif nxt is not None and nxt is not Pending and type(nxt) is not Pending:
                 raise NotParked(f"{self!r}: on_result acted and returned {nxt!r}")
-        elif kind is EXIT_INJECT:
+        elif kind == EXIT_INJECT:
             assert cb is not None
             self.state = EXIT
             self._resend_deferred()

@@ -2,22 +2,29 @@
 
 Endpoints are XINIM pids.  ``connect`` gives a pair of endpoints a channel whose
 key comes from X25519 agreement between their key pairs; every message on it is
-sealed with XChaCha20-Poly1305 under a fresh random nonce, the associated data
-binding source, destination, nodes, message type and a per-direction sequence
-number.  The receiving side opens the frame and *then* stamps ``m_source`` from
-the channel, so a sender cannot speak for another pid; a frame that fails to open
-is counted as tampered, one whose sequence number does not advance as replayed,
-and neither is ever delivered.
+sealed with XChaCha20-Poly1305 under a fresh nonce (see ``SendChannel``), the
+associated data binding source, destination, nodes, message type and a
+per-direction sequence number.  The receiving side opens the frame and *then*
+stamps ``m_source`` from the channel, so a sender cannot speak for another pid; a
+frame that fails to open is counted as tampered, one whose sequence number does
+not advance as replayed, and neither is ever delivered.
 
 Delivery to a local endpoint takes one of three paths:
 
-* a reply whose request id a ``sendrec``/``call`` is waiting for completes that
-  waiter (:class:`Pending`);
-* a request to an endpoint with a direct handler that is not already busy is
-  handled inline, in the sender's context -- the plan's "direct yield to
-  receiver": no task switch, which is what makes a syscall round trip cheap;
+* a reply whose request id a ``sendrec``/``call`` is waiting for -- and that comes
+  from the endpoint the request went to -- completes that waiter (:class:`Pending`);
+* a request to an endpoint with a direct handler that is idle (not inside its
+  handler, nothing queued) is handled inline, in the sender's context -- the
+  plan's "direct yield to receiver": no task switch, which is what makes a
+  syscall round trip cheap;
 * anything else is queued for ``recv`` (bounded: a full queue blocks the sender,
-  or fails with EAGAIN under ``NONBLOCK``).
+  or fails with EAGAIN under ``NONBLOCK``; a raw frame that finds it full is
+  dropped and counted).
+
+A call whose answer can no longer come -- its destination or its caller closed,
+the route to the destination's node lost -- is completed with an error reply
+(EPIPE, ECONNRESET) instead of waiting forever; so is one whose reply arrived
+malformed (EBADMSG).
 
 Other nodes (a client process such as ``xinim-run`` joining a booted system) are
 reached through :mod:`xinim_host.kernel.transport`, which carries the very same
@@ -31,6 +38,7 @@ import errno
 import logging
 import os
 import struct
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -38,7 +46,8 @@ import trio
 from nacl import bindings as sodium
 
 from .errors import SysError
-from .protocol import Message, Payload, ProtocolError, decode, encode, is_reply_type
+from .protocol import Message, Payload, ProtocolError, encode, error_reply_for, is_reply_type
+from .protocol.wire import _REPLY_TYPES, decode_from, make_message
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,37 @@ INBOX_CAPACITY = 256
 FRAME_AD = struct.Struct("<IIHHiQ")
 NONCE_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 TAG_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
+KEY_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 _PERSON = b"xinim-lattice-v1"
+
+# A frame is ``FRAME_AD | nonce | ciphertext+tag``.  The nonce is the sending
+# channel's random 16-byte prefix followed by its sequence number (see
+# ``SendChannel``), so AD and nonce are packed together in one call.
+NONCE_PREFIX_SIZE = 16
+_FRAME_HEAD = struct.Struct("<IIHHiQ16sQ")
+AD_SIZE = FRAME_AD.size
+HEAD_SIZE = _FRAME_HEAD.size
+assert HEAD_SIZE == AD_SIZE + NONCE_SIZE
+_pack_head = _FRAME_HEAD.pack
+_unpack_ad = FRAME_AD.unpack_from
+_ZERO_NONCE = bytes(NONCE_SIZE)
+_SCRATCH_SIZE = 1 << 14  # > the largest message (header, fixed fields, two 4 KiB data fields)
+
+# libsodium's XChaCha20-Poly1305 through PyNaCl's own cffi binding (the library
+# PyNaCl ships): the same primitive as ``nacl.bindings``, without that wrapper's
+# per-call argument checks (~2.5 us of a ~3.2 us call) -- every length passed here
+# is fixed by the frame layout or checked before the call.  Falls back to the
+# public wrapper if PyNaCl ever stops exposing it.
+try:
+    from nacl._sodium import ffi as _ffi, lib as _lib
+
+    _aead_encrypt = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt
+    _aead_decrypt = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt
+    _cbuffer = _ffi.buffer
+    _unpack_bytes = _ffi.unpack
+    _NULL = _ffi.NULL
+except ImportError:  # pragma: no cover
+    _ffi = None
 
 
 class IpcFlags(enum.IntFlag):
@@ -71,31 +110,67 @@ class IpcStats:
     tampered: int = 0
     replayed: int = 0
     unroutable: int = 0
+    dropped: int = 0         # well-formed frames no one could take (a full queue)
 
 
-@dataclass
+def _check_key(key: bytes | None) -> None:
+    if key is not None and (not isinstance(key, bytes) or len(key) != KEY_SIZE):
+        raise ValueError(f"a channel key is {KEY_SIZE} bytes")
+
+
+@dataclass(slots=True)
 class SendChannel:
+    """The sending half of a channel.
+
+    Nonces: ``prefix`` (16 bytes from ``os.urandom``, drawn when the channel is
+    made) followed by ``seq`` (8 bytes, +1 per frame, never reset).  Within one
+    channel the counter never repeats, so neither does the nonce.  Across
+    channels: a key is shared by the two directions of a pair and by every later
+    channel of the same pair (the X25519 agreement is deterministic), and each of
+    those has its own prefix; two nonces under one key can only collide if two of
+    its channels drew the same 128-bit prefix -- probability below n^2 / 2^129 for
+    n channels, i.e. nil.  That is the standard "random prefix + counter"
+    construction: XChaCha20 derives a subkey from the key and the first 16 nonce
+    bytes (HChaCha20) and uses the counter as the ChaCha20 nonce, so each channel
+    even gets its own subkey.  It saves an ``os.urandom`` system call per message.
+    A forked child gets fresh prefixes (``_refresh_after_fork``), so a copy of the
+    parent's state can never reuse the parent's nonces.
+    """
+
     node: int                # the destination's node
     key: bytes | None        # None: a plaintext channel (benchmarks only)
     seq: int = 0
+    prefix: bytes = field(default_factory=lambda: os.urandom(NONCE_PREFIX_SIZE))
+
+    def __post_init__(self) -> None:
+        _check_key(self.key)
 
 
-@dataclass
+@dataclass(slots=True)
 class RecvChannel:
     key: bytes | None
     last_seq: int = 0        # frames must carry a larger one: replay protection
 
+    def __post_init__(self) -> None:
+        _check_key(self.key)
+
 
 class Pending:
     """A reply that has not arrived yet: completed by delivery, observed by a
-    callback (the interceptor, on the trio thread) or awaited (``sendrec``)."""
+    callback (the interceptor, on the trio thread) or awaited (``sendrec``).
 
-    __slots__ = ("message", "_callbacks", "_event")
+    ``dst``/``node`` say who must answer (a reply from anyone else does not
+    complete it); ``m_type`` is the request's type, for an error reply when the
+    answer cannot come."""
 
-    def __init__(self) -> None:
+    __slots__ = ("message", "_callbacks", "_event", "dst", "node", "m_type", "req_id")
+
+    def __init__(self, dst: int | None = None, node: int | None = None, m_type: int = 0,
+                 req_id: int = 0) -> None:
         self.message: Message | None = None
-        self._callbacks: list[Callable[[Message], None]] = []
+        self._callbacks: list[Callable[[Message], None]] | None = None
         self._event: trio.Event | None = None
+        self.dst, self.node, self.m_type, self.req_id = dst, node, m_type, req_id
 
     def done(self) -> bool:
         return self.message is not None
@@ -103,6 +178,8 @@ class Pending:
     def add_done_callback(self, callback: Callable[[Message], None]) -> None:
         if self.message is not None:
             callback(self.message)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
         else:
             self._callbacks.append(callback)
 
@@ -110,9 +187,17 @@ class Pending:
         self.message = message
         if self._event is not None:
             self._event.set()
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback(message)
+        callbacks = self._callbacks
+        if callbacks:
+            self._callbacks = None
+            for callback in callbacks:
+                callback(message)
+
+    def fail(self, err: int) -> None:
+        """Complete with the error reply ``err`` (the answer cannot come)."""
+        if self.message is None:
+            self.set(make_message(self.dst if self.dst is not None else 0, self.req_id,
+                                  error_reply_for(self.m_type, err)))
 
     async def wait(self) -> Message:
         if self.message is None:
@@ -158,6 +243,19 @@ def derive_key(secret_key: bytes, own_public: bytes, peer_public: bytes) -> byte
         shared + lo + hi, digest_size=32, person=_PERSON)
 
 
+_LATTICES: "weakref.WeakSet[Lattice]" = weakref.WeakSet()
+
+
+def _refresh_after_fork() -> None:
+    for lattice in list(_LATTICES):
+        for channel in lattice.send_channels.values():
+            channel.prefix = os.urandom(NONCE_PREFIX_SIZE)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_refresh_after_fork)
+
+
 class Lattice:
     """The IPC fabric of one node: its endpoints, channels and routes."""
 
@@ -169,6 +267,10 @@ class Lattice:
         self.routes: dict[int, Route] = {}
         self.stats = IpcStats()
         self._next_req_id = 1
+        # Decryption output; every use copies out of it before anything else runs.
+        self._scratch = _ffi.new("unsigned char[]", _SCRATCH_SIZE) if _ffi is not None else None
+        self._cscratch = _ffi.cast("char *", self._scratch) if _ffi is not None else None
+        _LATTICES.add(self)
 
     # --- endpoints and channels ------------------------------------------------
 
@@ -181,7 +283,8 @@ class Lattice:
         return endpoint
 
     def close(self, pid: int) -> None:
-        """Close an endpoint: its queued messages are dropped, waiters woken."""
+        """Close an endpoint: its queued messages are dropped, waiters woken, and the
+        calls it made or that wait for its answer fail with EPIPE."""
         endpoint = self.endpoints.get(pid)
         if endpoint is None:
             return
@@ -189,15 +292,56 @@ class Lattice:
         endpoint.inbox.clear()
         endpoint.receivers.unpark_all()
         endpoint.senders.unpark_all()
+        own = list(endpoint.pending.values())
+        endpoint.pending.clear()
+        for pending in own:
+            pending.fail(errno.EPIPE)
+        self.fail_pending(errno.EPIPE, dst=pid, node=self.node_id)
+
+    def fail_pending(self, err: int, *, dst: int | None = None, node: int | None = None) -> int:
+        """Complete with ``err`` every call waiting for an answer from ``dst`` (any pid
+        if None) on ``node`` (any node if None); returns how many there were."""
+        failed = []
+        for endpoint in self.endpoints.values():
+            for req_id, pending in list(endpoint.pending.items()):
+                if ((dst is None or pending.dst == dst)
+                        and (node is None or pending.node == node)):
+                    del endpoint.pending[req_id]
+                    failed.append(pending)
+        for pending in failed:
+            pending.fail(err)
+        return len(failed)
+
+    def _set_channels(self, src: int, dst: int, src_node: int, dst_node: int,
+                      key: bytes | None) -> None:
+        """Channel ``src``@src_node -> ``dst``@dst_node, the local side(s) of it.
+
+        Re-connecting a pair gives the same key (the agreement is deterministic),
+        so the receiving side keeps its replay window and the sending side its
+        sequence number: frames captured from an earlier channel of the pair stay
+        replays, and a re-made sender does not start below the receiver's window.
+        """
+        recv = None
+        if dst_node == self.node_id:
+            recv = self.recv_channels.get((src_node, src, dst))
+            if recv is None or recv.key != key:
+                recv = self.recv_channels[(src_node, src, dst)] = RecvChannel(key)
+        if src_node == self.node_id:
+            old = self.send_channels.get((src, dst))
+            seq = 0
+            if old is not None and old.key == key and old.node == dst_node:
+                seq = old.seq
+            if recv is not None:
+                seq = max(seq, recv.last_seq)
+            self.send_channels[(src, dst)] = SendChannel(dst_node, key, seq)
 
     def connect_local(self, src: int, dst: int, *, encrypted: bool = True) -> None:
         """Channel between two endpoints of this node (both directions)."""
         a, b = self._endpoint(src), self._endpoint(dst)
         key = derive_key(a.secret_key, a.public_key, b.public_key) if encrypted else None
-        self.send_channels[(src, dst)] = SendChannel(self.node_id, key)
-        self.send_channels[(dst, src)] = SendChannel(self.node_id, key)
-        self.recv_channels[(self.node_id, src, dst)] = RecvChannel(key)
-        self.recv_channels[(self.node_id, dst, src)] = RecvChannel(key)
+        node = self.node_id
+        self._set_channels(src, dst, node, node, key)
+        self._set_channels(dst, src, node, node, key)
 
     async def connect(self, src: int, dst: int, node: int = LOCAL_NODE, *,
                       encrypted: bool = True) -> None:
@@ -211,15 +355,24 @@ class Lattice:
         own = self._endpoint(src)
         peer_public = await route.request_key(src, self.node_id, dst, own.public_key)
         key = derive_key(own.secret_key, own.public_key, peer_public)
-        self.send_channels[(src, dst)] = SendChannel(node, key)
-        self.recv_channels[(node, dst, src)] = RecvChannel(key)
+        self._set_channels(src, dst, self.node_id, node, key)
+        self._set_channels(dst, src, node, self.node_id, key)
 
     def accept_remote(self, src: int, src_node: int, dst: int, peer_public: bytes) -> bytes:
-        """A remote ``connect`` reached local ``dst``: make the channel, return dst's public key."""
+        """A remote ``connect`` reached local ``dst``: make the channel, return dst's public key.
+
+        A pid lives on one node: a remote peer cannot take the pid of a local
+        endpoint, nor of a pid this endpoint already talks to on another node
+        (that would re-route, say, a server's replies to the kernel)."""
         endpoint = self._endpoint(dst)
+        if src_node in (LOCAL_NODE, self.node_id) or src in self.endpoints:
+            raise IpcError(errno.EADDRINUSE, f"pid {src} is local to node {self.node_id}")
+        existing = self.send_channels.get((dst, src))
+        if existing is not None and existing.node != src_node:
+            raise IpcError(errno.EADDRINUSE, f"pid {src} is on node {existing.node}")
         key = derive_key(endpoint.secret_key, endpoint.public_key, peer_public)
-        self.send_channels[(dst, src)] = SendChannel(src_node, key)
-        self.recv_channels[(src_node, src, dst)] = RecvChannel(key)
+        self._set_channels(dst, src, self.node_id, src_node, key)
+        self._set_channels(src, dst, src_node, self.node_id, key)
         return endpoint.public_key
 
     def _endpoint(self, pid: int) -> Endpoint:
@@ -237,18 +390,30 @@ class Lattice:
         self._next_req_id += 1
         return req_id
 
+    def _seal_on(self, channel: SendChannel, src: int, dst: int, m_type: int,
+                 plaintext: bytes) -> bytes:
+        seq = channel.seq = channel.seq + 1
+        self.stats.sealed += 1
+        key = channel.key
+        if key is None:
+            return FRAME_AD.pack(src, dst, self.node_id, channel.node, m_type, seq) \
+                + _ZERO_NONCE + plaintext
+        head = _pack_head(src, dst, self.node_id, channel.node, m_type, seq, channel.prefix, seq)
+        if _ffi is None:  # pragma: no cover
+            return head + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+                plaintext, head[:AD_SIZE], head[AD_SIZE:], key)
+        n = len(plaintext)
+        size = n + TAG_SIZE
+        out = self._scratch if size <= _SCRATCH_SIZE else _ffi.new("unsigned char[]", size)
+        # AD: the first AD_SIZE bytes of ``head``; nonce: the rest of it
+        _aead_encrypt(out, _NULL, plaintext, n, head, AD_SIZE, _NULL, head[AD_SIZE:], key)
+        return head + _cbuffer(out, size)
+
     def _seal(self, src: int, dst: int, m_type: int, plaintext: bytes) -> bytes:
         channel = self.send_channels.get((src, dst))
         if channel is None:
-            raise IpcError(errno.ENOTCONN, f"no channel {src} -> {dst}")
-        channel.seq += 1
-        ad = FRAME_AD.pack(src, dst, self.node_id, channel.node, m_type, channel.seq)
-        self.stats.sealed += 1
-        if channel.key is None:
-            return ad + bytes(NONCE_SIZE) + plaintext
-        nonce = os.urandom(NONCE_SIZE)
-        return ad + nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-            plaintext, ad, nonce, channel.key)
+            raise self._no_channel(src, dst)
+        return self._seal_on(channel, src, dst, m_type, plaintext)
 
     def send_bytes(self, src: int, dst: int, m_type: int, plaintext: bytes) -> None:
         """Seal and deliver an already-encoded message without blocking.
@@ -256,8 +421,10 @@ class Lattice:
         The primitive under every send; public so tests and fuzzers can send what a
         buggy or hostile peer would (malformed payloads on a valid channel).
         """
-        frame = self._seal(src, dst, m_type, plaintext)
-        channel = self.send_channels[(src, dst)]
+        channel = self.send_channels.get((src, dst))
+        if channel is None:
+            raise self._no_channel(src, dst)
+        frame = self._seal_on(channel, src, dst, m_type, plaintext)
         if channel.node == self.node_id:
             self.deliver_frame(frame)
         else:
@@ -266,17 +433,39 @@ class Lattice:
                 raise IpcError(errno.EHOSTUNREACH, f"no route to node {channel.node}")
             route.send_frame(frame)
 
+    def _no_channel(self, src: int, dst: int) -> IpcError:
+        """Why there is no channel ``src -> dst``: no such endpoint here (ESRCH), a closed
+        one (EPIPE), or none made (ENOTCONN)."""
+        try:
+            self._endpoint(dst)
+        except IpcError as exc:
+            return exc
+        return IpcError(errno.ENOTCONN, f"no channel {src} -> {dst}")
+
+    def _check_room(self, dst: int, m_type: int) -> None:
+        endpoint = self.endpoints.get(dst)
+        if endpoint is None or endpoint.closed:
+            self._endpoint(dst)  # raises ESRCH / EPIPE
+        if (m_type not in _REPLY_TYPES
+                and (endpoint.handler is None or endpoint.busy or endpoint.inbox)
+                and len(endpoint.inbox) >= endpoint.capacity):
+            raise IpcError(errno.EAGAIN, f"endpoint {dst} queue full")
+
     def send_nowait(self, src: int, dst: int, body: Payload, req_id: int = 0) -> None:
         """``send`` with NONBLOCK: EAGAIN when the destination's queue is full."""
         channel = self.send_channels.get((src, dst))
         if channel is None:
-            raise IpcError(errno.ENOTCONN, f"no channel {src} -> {dst}")
+            raise self._no_channel(src, dst)
         if channel.node == self.node_id:
-            endpoint = self._endpoint(dst)
-            if (not is_reply_type(body.M_TYPE) and (endpoint.handler is None or endpoint.busy)
-                    and len(endpoint.inbox) >= endpoint.capacity):
-                raise IpcError(errno.EAGAIN, f"endpoint {dst} queue full")
+            self._check_room(dst, body.M_TYPE)
         self.send_bytes(src, dst, body.M_TYPE, encode(body, src, req_id))
+
+    async def _wait_room(self, src: int, dst: int) -> None:
+        channel = self.send_channels.get((src, dst))
+        if channel is not None and channel.node != self.node_id:
+            await trio.sleep(0)     # a congested route: let its writer drain
+        else:
+            await self._endpoint(dst).senders.park()
 
     async def send(self, src: int, dst: int, body: Payload,
                    flags: IpcFlags = IpcFlags.NONE, req_id: int = 0) -> None:
@@ -288,11 +477,24 @@ class Lattice:
             except IpcError as exc:
                 if exc.errno != errno.EAGAIN or flags & IpcFlags.NONBLOCK:
                     raise
-            await self._endpoint(dst).senders.park()
+            await self._wait_room(src, dst)
 
     def reply(self, src: int, request: Message, body: Payload) -> None:
         """Answer ``request``; replies never block (they complete a waiter or queue)."""
-        self.send_bytes(src, request.m_source, body.M_TYPE, encode(body, src, request.req_id))
+        dst = request.m_source
+        channel = self.send_channels.get((src, dst))
+        if channel is None:
+            raise self._no_channel(src, dst)
+        m_type = body.M_TYPE
+        frame = self._seal_on(channel, src, dst, m_type,
+                              body._encode_msg(src, request.req_id))  # type: ignore[attr-defined]
+        if channel.node == self.node_id:
+            self.deliver_frame(frame)
+        else:
+            route = self.routes.get(channel.node)
+            if route is None:
+                raise IpcError(errno.EHOSTUNREACH, f"no route to node {channel.node}")
+            route.send_frame(frame)
 
     def call(self, src: int, dst: int, body: Payload) -> Message | Pending:
         """Send a request and return its reply if it came at once, else a :class:`Pending`.
@@ -300,14 +502,37 @@ class Lattice:
         The synchronous half of ``sendrec``, for the interceptor: a tracee whose reply
         is pending simply stays stopped until the callback fires.
         """
-        endpoint = self._endpoint(src)
-        req_id = self.new_req_id()
-        pending = Pending()
-        endpoint.pending[req_id] = pending
+        endpoint = self.endpoints.get(src)
+        if endpoint is None or endpoint.closed:
+            endpoint = self._endpoint(src)  # raises
+        channel = self.send_channels.get((src, dst))
+        if channel is None:
+            raise self._no_channel(src, dst)
+        m_type = body.M_TYPE
+        node = channel.node
+        if node == self.node_id:
+            target = self.endpoints.get(dst)
+            if (target is None or target.closed or
+                    ((target.handler is None or target.busy or target.inbox)
+                     and len(target.inbox) >= target.capacity)):
+                self._check_room(dst, m_type)   # raises the right error
+        req_id = self._next_req_id
+        self._next_req_id = req_id + 1
+        plaintext = body._encode_msg(src, req_id)  # type: ignore[attr-defined]
+        pending = Pending(dst, node, m_type, req_id)
+        pendings = endpoint.pending
+        pendings[req_id] = pending
         try:
-            self.send_nowait(src, dst, body, req_id)
+            frame = self._seal_on(channel, src, dst, m_type, plaintext)
+            if node == self.node_id:
+                self.deliver_frame(frame)
+            else:
+                route = self.routes.get(node)
+                if route is None:
+                    raise IpcError(errno.EHOSTUNREACH, f"no route to node {node}")
+                route.send_frame(frame)
         except BaseException:
-            endpoint.pending.pop(req_id, None)
+            pendings.pop(req_id, None)
             raise
         if pending.message is not None:
             return pending.message
@@ -323,30 +548,40 @@ class Lattice:
             except IpcError as exc:
                 if exc.errno != errno.EAGAIN:
                     raise
-            await self._endpoint(dst).senders.park()
+            await self._wait_room(src, dst)
         if isinstance(result, Pending):
             try:
                 return await result.wait()
             finally:
-                for req_id, pending in list(endpoint.pending.items()):
-                    if pending is result:
-                        del endpoint.pending[req_id]
+                if endpoint.pending.get(result.req_id) is result:
+                    del endpoint.pending[result.req_id]
         return result
 
     # --- receiving ----------------------------------------------------------------
 
-    def deliver_frame(self, frame: bytes | memoryview) -> None:
-        """Open a frame addressed to this node and hand it to its endpoint."""
-        if len(frame) < FRAME_AD.size + NONCE_SIZE:
+    def deliver_frame(self, frame: bytes | bytearray | memoryview,
+                      from_node: int | None = None) -> None:
+        """Open a frame addressed to this node and hand it to its endpoint.
+
+        ``from_node``: the node whose link the frame came in on (the transport says);
+        a frame claiming to come from another node is dropped as tampered."""
+        if type(frame) is not bytes:
+            frame = bytes(frame)
+        flen = len(frame)
+        if flen < HEAD_SIZE:
             self.stats.tampered += 1
             return
-        src, dst, src_node, dst_node, m_type, seq = FRAME_AD.unpack_from(frame, 0)
+        src, dst, src_node, dst_node, m_type, seq = _unpack_ad(frame, 0)
+        if from_node is not None and src_node != from_node:
+            self.stats.tampered += 1
+            log.warning("dropped frame claiming node %d on node %d's link", src_node, from_node)
+            return
         if dst_node != self.node_id:
             route = self.routes.get(dst_node)
             if route is None:
                 self.stats.unroutable += 1
                 return
-            route.send_frame(bytes(frame))
+            route.send_frame(frame)
             return
         channel = self.recv_channels.get((src_node, src, dst))
         endpoint = self.endpoints.get(dst)
@@ -354,15 +589,27 @@ class Lattice:
             self.stats.unroutable += 1
             log.debug("dropped frame %d@%d -> %d: no channel or endpoint", src, src_node, dst)
             return
-        ad = bytes(frame[:FRAME_AD.size])
-        body = frame[FRAME_AD.size + NONCE_SIZE:]
-        if channel.key is None:
-            plaintext = bytes(body)
-        else:
-            nonce = bytes(frame[FRAME_AD.size:FRAME_AD.size + NONCE_SIZE])
+        key = channel.key
+        if key is None:
+            plaintext = frame[HEAD_SIZE:]
+        elif _ffi is not None:
+            size = flen - HEAD_SIZE - TAG_SIZE
+            if size <= _SCRATCH_SIZE:
+                out, cout = self._scratch, self._cscratch
+            else:
+                out = _ffi.new("unsigned char[]", size)
+                cout = _ffi.cast("char *", out)
+            # AD: the frame's first AD_SIZE bytes (the call reads no further)
+            if size < 0 or _aead_decrypt(out, _NULL, _NULL, frame[HEAD_SIZE:], size + TAG_SIZE,
+                                         frame, AD_SIZE, frame[AD_SIZE:HEAD_SIZE], key) != 0:
+                self.stats.tampered += 1
+                log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
+                return
+            plaintext = _unpack_bytes(cout, size)
+        else:  # pragma: no cover
             try:
                 plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
-                    bytes(body), ad, nonce, channel.key)
+                    frame[HEAD_SIZE:], frame[:AD_SIZE], frame[AD_SIZE:HEAD_SIZE], key)
             except Exception:  # nacl CryptoError: forged, corrupted or misrouted
                 self.stats.tampered += 1
                 log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
@@ -372,36 +619,77 @@ class Lattice:
             log.warning("dropped replayed frame %d@%d -> %d (seq %d)", src, src_node, dst, seq)
             return
         channel.last_seq = seq
+        self.stats.delivered += 1
         try:
-            message = decode(plaintext)
-            if message.m_type != m_type:
+            # The channel, not the payload, says who sent it.
+            message = decode_from(plaintext, src)
+            if message.body.M_TYPE != m_type:
                 raise ProtocolError(errno.EBADMSG, "type differs from the frame's", m_type,
                                     message.req_id)
-            # The channel, not the payload, says who sent it.
-            message = Message(src, message.req_id, message.body)
-            delivery: Delivery = message
         except ProtocolError as exc:
             exc.m_source = src  # type: ignore[attr-defined]
-            delivery = exc
-        self._hand_over(endpoint, delivery)
+            if exc.m_type in _REPLY_TYPES and exc.req_id is not None:
+                # A malformed answer to a waiting call: it fails rather than hangs.
+                pending = endpoint.pending.get(exc.req_id)
+                if pending is not None and pending.dst in (None, src) \
+                        and pending.node in (None, src_node):
+                    del endpoint.pending[exc.req_id]
+                    pending.fail(exc.errno)
+                    return
+            self._enqueue_or_handle(endpoint, exc)
+            return
+        if m_type in _REPLY_TYPES:
+            pending = endpoint.pending.get(message.req_id)
+            if pending is not None and (pending.dst is None or pending.dst == src) \
+                    and (pending.node is None or pending.node == src_node):
+                del endpoint.pending[message.req_id]
+                pending.set(message)
+                return
+            self._enqueue(endpoint, message)   # unsolicited: for ``recv``
+            return
+        handler = endpoint.handler
+        if handler is not None and not endpoint.busy and not endpoint.inbox:
+            self.stats.handled_direct += 1
+            endpoint.busy = True
+            try:
+                handler(message)
+            finally:
+                endpoint.busy = False
+            return
+        self._enqueue(endpoint, message)
+
+    def _enqueue_or_handle(self, endpoint: Endpoint, delivery: Delivery) -> None:
+        handler = endpoint.handler
+        if handler is not None and not endpoint.busy and not endpoint.inbox:
+            self.stats.handled_direct += 1
+            endpoint.busy = True
+            try:
+                handler(delivery)
+            finally:
+                endpoint.busy = False
+            return
+        self._enqueue(endpoint, delivery)
+
+    def _enqueue(self, endpoint: Endpoint, delivery: Delivery) -> None:
+        if len(endpoint.inbox) >= endpoint.capacity:
+            # Senders that use ``send``/``call`` wait for room (EAGAIN); what arrives
+            # anyway (a raw frame, an unsolicited reply) must not grow the queue.
+            self.stats.dropped += 1
+            log.debug("endpoint %d queue full: dropped a delivery", endpoint.pid)
+            return
+        endpoint.inbox.append(delivery)
+        endpoint.receivers.unpark()
 
     def _hand_over(self, endpoint: Endpoint, delivery: Delivery) -> None:
-        self.stats.delivered += 1
+        """Deliver an already-opened message to ``endpoint`` (as ``deliver_frame`` does)."""
         if isinstance(delivery, Message) and is_reply_type(delivery.m_type):
             pending = endpoint.pending.pop(delivery.req_id, None)
             if pending is not None:
                 pending.set(delivery)
                 return
-        elif endpoint.handler is not None and not endpoint.busy:
-            self.stats.handled_direct += 1
-            endpoint.busy = True
-            try:
-                endpoint.handler(delivery)
-            finally:
-                endpoint.busy = False
+            self._enqueue(endpoint, delivery)
             return
-        endpoint.inbox.append(delivery)
-        endpoint.receivers.unpark()
+        self._enqueue_or_handle(endpoint, delivery)
 
     def recv_nowait(self, pid: int) -> Delivery:
         endpoint = self._endpoint(pid)

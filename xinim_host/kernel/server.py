@@ -18,7 +18,7 @@ and answered with EIO.
 """
 from __future__ import annotations
 
-import dataclasses
+import collections.abc
 import errno
 import logging
 from dataclasses import dataclass
@@ -30,11 +30,14 @@ from .errors import SysError
 from .ipc import Delivery, IpcError, Lattice
 from .protocol import (Message, Payload, ProtocolError, ReplyBase, effective_caller,
                        error_reply_for, is_reply_type, reply_class)
+from .protocol.wire import _REPLY_TYPES, REPLIES, TRUSTED_SOURCES, make_message, with_call
 
 log = logging.getLogger(__name__)
 
 HandlerResult = int | Payload | None | Coroutine[Any, Any, "int | Payload | None"]
 Handler = Callable[[Any, "Request"], HandlerResult]
+
+_Coroutine = collections.abc.Coroutine   # isinstance against it: ~3x cheaper than typing's
 
 
 @dataclass(slots=True)
@@ -53,8 +56,13 @@ class Request:
     def reply(self, answer: int | Payload) -> None:
         if self.replied:
             raise RuntimeError(f"request {self.msg.req_id} answered twice")
+        msg = self.msg
+        server = self.server
+        body = server.make_reply(msg.body.M_TYPE, answer)
+        if not isinstance(body, Payload):
+            raise TypeError(f"a handler's answer must be an int or a payload, not {answer!r}")
         self.replied = True
-        self.server.send_reply(self.msg, self.server.make_reply(self.msg.m_type, answer))
+        server.send_reply(msg, body)
 
     def fail(self, err: int) -> None:
         self.reply(error_reply_for(self.msg.m_type, err))
@@ -75,10 +83,17 @@ class Server:
         self.endpoint.handler = self.handle   # direct dispatch when idle
 
     def make_reply(self, call: int, answer: int | Payload) -> Payload:
-        if isinstance(answer, int):
-            return reply_class(self.reply_type, call)(call=call, result=answer)
+        if type(answer) is int:
+            cls = REPLIES.get((self.reply_type, call)) or REPLIES[(self.reply_type, 0)]
+            quick = cls.__dict__.get("_quick_reply")
+            if quick is not None:
+                return quick(call, 0, answer)
+            return cls(call=call, result=answer)  # type: ignore[call-arg]
+        if isinstance(answer, int):   # an int subclass (bool, IntEnum): as the plain int
+            return reply_class(self.reply_type, call)(call=call, result=int(answer))  # type: ignore[call-arg]
         if isinstance(answer, ReplyBase) and answer.call == 0:
-            return dataclasses.replace(answer, call=call)
+            fast = type(answer).__dict__.get("_with_call")
+            return fast(answer, call) if fast is not None else with_call(answer, call)
         return answer
 
     def send_reply(self, request: Message, body: Payload) -> None:
@@ -86,6 +101,13 @@ class Server:
             self.lattice.reply(self.pid, request, body)
         except IpcError as exc:  # the asker went away meanwhile: nothing to answer
             self.log.info("reply to %d dropped: %s", request.m_source, exc)
+        except ProtocolError as exc:  # a handler's reply that does not fit the wire
+            self.log.error("reply to %d for type %d does not encode: %s", request.m_source,
+                           request.m_type, exc)
+            try:
+                self.lattice.reply(self.pid, request, error_reply_for(request.m_type, exc.errno))
+            except IpcError:
+                pass
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The receive loop: messages that could not be handled directly queue here."""
@@ -94,17 +116,26 @@ class Server:
             task_status.started()
             try:
                 while True:
-                    self.handle(await self.lattice.recv(self.pid))
+                    try:
+                        delivery = await self.lattice.recv(self.pid)
+                    except IpcError as exc:
+                        if exc.errno != errno.EPIPE:
+                            raise
+                        self.log.info("endpoint %d closed: receive loop ends", self.pid)
+                        break
+                    self.handle(delivery)
             finally:
                 self.nursery = None
 
     def handle(self, delivery: Delivery) -> None:
-        if isinstance(delivery, ProtocolError):
-            self._answer_protocol_error(delivery)
-            return
-        msg = delivery
-        m_type = msg.m_type
-        if is_reply_type(m_type):
+        if type(delivery) is not Message:
+            if isinstance(delivery, ProtocolError):
+                self._answer_protocol_error(delivery)
+                return
+        msg: Message = delivery  # type: ignore[assignment]
+        body = msg.body
+        m_type = body.M_TYPE
+        if m_type in _REPLY_TYPES:
             self.log.warning("unsolicited reply type %d from %d dropped", m_type, msg.m_source)
             return
         handler = self.handlers.get(m_type)
@@ -113,43 +144,72 @@ class Server:
                              msg.m_source)
             self.send_reply(msg, error_reply_for(m_type, errno.ENOSYS))
             return
-        request = Request(self, msg, effective_caller(msg, getattr(msg.body, "caller",
-                                                                   msg.m_source)))
+        source = msg.m_source
+        # ``effective_caller``, inline: ``caller`` is believed from the kernel and PM only
+        request = Request(self, msg, getattr(body, "caller", source)
+                          if source in TRUSTED_SOURCES else source)
         try:
             answer = handler(self, request)
         except SysError as exc:
-            request.fail(exc.errno)
+            self._fail_unless_replied(request, exc.errno)
             return
         except Exception:
             self.log.exception("handler for type %d failed", m_type)
-            request.fail(errno.EIO)
+            self._fail_unless_replied(request, errno.EIO)
             return
-        if isinstance(answer, Coroutine):
-            if self.nursery is None:
-                answer.close()
-                self.log.error("async handler for type %d without a running server", m_type)
-                request.fail(errno.EAGAIN)
-                return
-            self.nursery.start_soon(self._finish_async, request, answer)
-        elif answer is not None:
+        if answer is None:
+            return
+        if type(answer) is int or isinstance(answer, Payload) \
+                or not isinstance(answer, _Coroutine):
+            try:
+                request.reply(answer)
+            except Exception:
+                self._bad_answer(request, answer)
+            return
+        if self.nursery is None:
+            answer.close()
+            self.log.error("async handler for type %d without a running server", m_type)
+            request.fail(errno.EAGAIN)
+            return
+        self.nursery.start_soon(self._finish_async, request, answer)
+
+    def _reply_checked(self, request: Request, answer: Any) -> None:
+        """``request.reply(answer)``; a handler that answered and *then* returned its
+        answer too, or returned nonsense, must not take the server down."""
+        try:
             request.reply(answer)
+        except Exception:
+            self._bad_answer(request, answer)
+
+    def _bad_answer(self, request: Request, answer: Any) -> None:
+        self.log.exception("handler for type %d gave a bad answer %r", request.msg.m_type, answer)
+        if not request.replied:
+            request.fail(errno.EIO)
+
+    def _fail_unless_replied(self, request: Request, err: int) -> None:
+        if request.replied:   # it answered, then failed: the answer stands
+            self.log.warning("handler for type %d failed (errno %d) after replying",
+                             request.msg.m_type, err)
+        else:
+            request.fail(err)
 
     async def _finish_async(self, request: Request, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             answer = await coro
         except SysError as exc:
-            request.fail(exc.errno)
+            self._fail_unless_replied(request, exc.errno)
         except Exception:
             self.log.exception("async handler for type %d failed", request.msg.m_type)
-            request.fail(errno.EIO)
+            self._fail_unless_replied(request, errno.EIO)
         else:
             if answer is not None:
-                request.reply(answer)
+                self._reply_checked(request, answer)
 
     def _answer_protocol_error(self, exc: ProtocolError) -> None:
         source = getattr(exc, "m_source", None)
         self.log.warning("malformed message from %s: %s", source, exc)
         if source is None:
             return
-        fake = Message(source, exc.req_id or 0, error_reply_for(exc.m_type, exc.errno))
-        self.send_reply(fake, error_reply_for(exc.m_type, exc.errno))
+        answer = error_reply_for(exc.m_type, exc.errno)
+        self.send_reply(make_message(source, exc.req_id or 0, answer), answer)
+

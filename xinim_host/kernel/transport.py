@@ -20,7 +20,7 @@ from typing import Any
 
 import trio
 
-from .ipc import IpcError, Lattice
+from .ipc import LOCAL_NODE, IpcError, Lattice
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ HELLO_BODY = struct.Struct("<H")        # node id
 KEY_REQ_BODY = struct.Struct("<IHI32s")  # src, src node, dst, src public key
 KEY_REP_BODY = struct.Struct("<IIi32s")  # src, dst, errno (0 ok), dst public key
 MAX_RECORD = 1 << 20
+
+
+HELLO_TIMEOUT = 10.0                    # seconds a new link has to say hello
+_LINK_ERRORS = (IpcError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class SocketRoute:
@@ -43,6 +47,7 @@ class SocketRoute:
         self._key_waiters: dict[tuple[int, int], trio.Event] = {}
         self._keys: dict[tuple[int, int], tuple[int, bytes]] = {}
         self._buffer = bytearray()
+        self._pos = 0                    # where the next record starts in ``_buffer``
 
     # --- Route ---------------------------------------------------------------------
 
@@ -75,35 +80,45 @@ class SocketRoute:
                         batch.append(self._out_recv.receive_nowait())
                     except trio.WouldBlock:
                         break
-                await self.stream.send_all(b"".join(batch))
+                await self.stream.send_all(b"".join(batch) if len(batch) > 1 else record)
 
     async def read_record(self) -> tuple[int, bytes] | None:
+        buf = self._buffer
         while True:
-            if len(self._buffer) >= RECORD.size:
-                length, kind = RECORD.unpack_from(self._buffer, 0)
+            pos = self._pos
+            if len(buf) - pos >= RECORD.size:
+                length, kind = RECORD.unpack_from(buf, pos)
                 if not 1 <= length <= MAX_RECORD:
                     raise IpcError(errno.EBADMSG, f"bad record length {length}")
-                end = 4 + length
-                if len(self._buffer) >= end:
-                    body = bytes(self._buffer[RECORD.size:end])
-                    del self._buffer[:end]
-                    return kind, body
+                end = pos + 4 + length
+                if len(buf) >= end:
+                    self._pos = end
+                    return kind, bytes(buf[pos + RECORD.size:end])
+            if pos:   # drop what was consumed once per read, not once per record
+                del buf[:pos]
+                self._pos = 0
             chunk = await self.stream.receive_some(65536)
             if not chunk:
                 return None
-            self._buffer += chunk
+            buf += chunk
 
     async def reader(self) -> None:
+        lattice = self.lattice
         while (record := await self.read_record()) is not None:
             kind, body = record
             if kind == FRAME:
-                self.lattice.deliver_frame(body)
+                # A frame on this link comes from the peer node, whatever it claims.
+                lattice.deliver_frame(body, self.peer_node)
             elif kind == KEY_REQUEST and len(body) == KEY_REQ_BODY.size:
                 src, src_node, dst, public = KEY_REQ_BODY.unpack(body)
                 try:
+                    if src_node != self.peer_node:
+                        raise IpcError(errno.EPERM, f"node {self.peer_node} spoke for {src_node}")
                     reply = KEY_REP_BODY.pack(src, dst, 0,
-                                              self.lattice.accept_remote(src, src_node, dst, public))
+                                              lattice.accept_remote(src, src_node, dst, public))
                 except IpcError as exc:
+                    log.warning("node %d: channel %d -> %d refused: %s", self.peer_node, src,
+                                dst, exc)
                     reply = KEY_REP_BODY.pack(src, dst, exc.errno, bytes(32))
                 self._queue(KEY_REPLY, reply)
             elif kind == KEY_REPLY and len(body) == KEY_REP_BODY.size:
@@ -124,21 +139,35 @@ class SocketRoute:
         (self.peer_node,) = HELLO_BODY.unpack(record[1])
         return self.peer_node
 
+    async def _guarded(self, part: Any, scope: trio.CancelScope) -> None:
+        """Run the reader or the writer; when it ends -- EOF, a broken link, a
+        malformed record -- the whole link ends (and only the link)."""
+        try:
+            await part()
+        except _LINK_ERRORS as exc:
+            log.info("link to node %d closed: %s", self.peer_node, exc)
+        finally:
+            scope.cancel()
+
     async def run(self) -> None:
         """Serve this connection until either side closes it; the route goes with it."""
         self.lattice.routes[self.peer_node] = self
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.writer)
-                await self.reader()
-                nursery.cancel_scope.cancel()
+                nursery.start_soon(self._guarded, self.writer, nursery.cancel_scope)
+                nursery.start_soon(self._guarded, self.reader, nursery.cancel_scope)
         finally:
             if self.lattice.routes.get(self.peer_node) is self:
                 del self.lattice.routes[self.peer_node]
+                # Calls waiting for an answer from that node will not get one.
+                self.lattice.fail_pending(errno.ECONNRESET, node=self.peer_node)
             for key, event in self._key_waiters.items():
                 self._keys.setdefault(key, (errno.ECONNRESET, bytes(32)))
                 event.set()
-            await self.stream.aclose()
+            self._key_waiters.clear()
+            self._out_send.close()
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
 
 
 async def serve_socket(lattice: Lattice, path: str, *,
@@ -149,6 +178,7 @@ async def serve_socket(lattice: Lattice, path: str, *,
         os.unlink(path)   # a socket left by a dead system: nobody can be listening on it
     await sock.bind(path)
     os.chmod(path, 0o600)
+    ours = os.stat(path).st_ino
     sock.listen(16)
     listener = trio.SocketListener(sock)
     try:
@@ -158,31 +188,44 @@ async def serve_socket(lattice: Lattice, path: str, *,
                 stream = await listener.accept()
                 nursery.start_soon(_serve_connection, lattice, stream)
     finally:
-        await listener.aclose()
+        # Remove the path first: ``aclose`` checkpoints, which under cancellation (the
+        # usual way out) raises before anything after it runs.
         try:
-            os.unlink(path)
+            if os.stat(path).st_ino == ours:   # not a newer system's socket
+                os.unlink(path)
         except FileNotFoundError:
             pass
+        with trio.CancelScope(shield=True):
+            await listener.aclose()
 
 
 async def _serve_connection(lattice: Lattice, stream: trio.SocketStream) -> None:
     route = SocketRoute(lattice, stream)
     try:
-        node = await route.hello(lattice.node_id)
-        if node in lattice.routes or node == lattice.node_id:
-            log.warning("node %d already connected; refusing a second link", node)
-            await stream.aclose()
-            return
-        await route.run()
-    except (IpcError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        log.info("node link closed: %s", exc)
+        with trio.fail_after(HELLO_TIMEOUT):
+            node = await route.hello(lattice.node_id)
+    except (*_LINK_ERRORS, trio.TooSlowError) as exc:
+        log.info("node link refused before hello: %s", exc)
+        await stream.aclose()
+        return
+    if node in lattice.routes or node in (LOCAL_NODE, lattice.node_id):
+        log.warning("node %d already connected (or reserved); refusing a second link", node)
+        await stream.aclose()
+        return
+    await route.run()
 
 
 async def dial(lattice: Lattice, path: str, nursery: trio.Nursery) -> int:
     """Join the node serving ``path``; returns its node id.  The link runs in ``nursery``."""
     stream = await trio.open_unix_socket(path)
     route = SocketRoute(lattice, stream)
-    node = await route.hello(lattice.node_id)
+    try:
+        node = await route.hello(lattice.node_id)
+        if node in lattice.routes or node in (LOCAL_NODE, lattice.node_id):
+            raise IpcError(errno.EADDRINUSE, f"already linked to node {node} (or it is ours)")
+    except BaseException:
+        await stream.aclose()
+        raise
     lattice.routes[node] = route
     nursery.start_soon(route.run)
     return node

@@ -36,8 +36,14 @@ from dataclasses import dataclass, field
 from .errors import MmError, OutOfFrames
 from .frames import FrameAllocator
 from .layout import (
-    MAP_ANONYMOUS, MAP_NORESERVE, MAP_POPULATE, PAGE_SHIFT, PAGE_SIZE, PROT_WRITE,
-    page_down, page_up,
+    MAP_ANONYMOUS,
+    MAP_NORESERVE,
+    MAP_POPULATE,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_WRITE,
+    page_down,
+    page_up,
 )
 from .regions import ANON, AddressSpace, Backing, MapResult, Region, RemapResult
 
@@ -155,10 +161,8 @@ class MemoryAccounting:
         if vma is not None and new_len > old_len:
             self._check_overcommit(vma, (new_len - old_len) >> PAGE_SHIFT)
         result = proc.space.remap(old_addr, old_len, new_len, may_move, fixed_addr)
-        if fixed_addr is not None:        # the target's old pages went away
-            self._release(proc, fixed_addr, fixed_addr + new_len)
-        if new_len < old_len:             # the tail went away
-            self._release(proc, old_addr + new_len, old_addr + old_len)
+        for r in result.removed:          # shrunk tail, MREMAP_FIXED target
+            self._release(proc, r.start, r.end)
         if result.addr != old_addr:       # the kept pages moved with their frames
             self._move(proc, old_addr, result.addr, min(old_len, new_len))
         return result

@@ -45,9 +45,10 @@ MAP_VALIDATE_MASK = (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_
                      | MAP_EXECUTABLE | MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED
                      | MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK
                      | MAP_HUGETLB | MAP_32BIT | MAP_ABOVE4G | MAP_HUGE_MASK)
-# Flags kept in a Region (properties of the mapping, like Linux's vm_flags);
-# the rest (FIXED, POPULATE, ...) only steer the mmap call itself.
-REGION_FLAGS = MAP_SHARED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE
+# Flags kept in a Region besides the map type: lasting properties that Linux
+# turns into vm_flags (MAP_STACK into VM_NOHUGEPAGE), so regions differing in
+# them are not merged; the rest (FIXED, POPULATE, ...) only steer the call.
+REGION_FLAGS = MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE | MAP_STACK | MAP_LOCKED
 
 MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2

@@ -8,8 +8,13 @@ to the real tracee afterwards, so the record and the host stay in step.
 Deliberate differences from Linux, all in the "refuse atomically" direction:
 
 * ``protect`` over a range with a hole fails with ENOMEM *without* changing the
-  part before the hole (Linux changes it, then fails);
+  part before the hole (Linux changes it, then fails) -- the server then skips
+  the host call, so both still agree;
 * ``remap`` validates the old range before unmapping an MREMAP_FIXED target.
+
+Like Linux, regions that were ever writable (VM_ACCOUNT) do not merge with ones
+that never were; for anonymous memory Linux drops that mark on mprotect only
+while no page was touched, which MM cannot see -- it assumes untouched.
 
 Adjacent regions with equal attributes and a continuous backing are always
 merged (Linux's vma_merge does so in the common cases), so the record can have
@@ -24,15 +29,39 @@ import errno
 import itertools
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from .errors import MmError
 from .layout import (
-    DEFAULT_HEAP_START, DEFAULT_MAX_MAP_COUNT, DEFAULT_MMAP_BASE, DEFAULT_MMAP_MIN_ADDR,
-    MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_GROWSDOWN, MAP_NORESERVE,
-    MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, MAP_VALIDATE_MASK, PAGE_SHIFT,
-    PAGE_SIZE, PROT_EXEC, PROT_GROWSDOWN, PROT_GROWSUP, PROT_READ, PROT_RWX, PROT_SEM,
-    PROT_WRITE, STACK_GUARD_GAP, TASK_SIZE, is_aligned, page_down, page_up,
+    DEFAULT_HEAP_START,
+    DEFAULT_MAX_MAP_COUNT,
+    DEFAULT_MMAP_BASE,
+    DEFAULT_MMAP_MIN_ADDR,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_GROWSDOWN,
+    MAP_NORESERVE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    MAP_TYPE,
+    MAP_VALIDATE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
+    PROT_READ,
+    PROT_RWX,
+    PROT_SEM,
+    PROT_WRITE,
+    REGION_FLAGS,
+    STACK_GUARD_GAP,
+    TASK_SIZE,
+    is_aligned,
+    page_down,
+    page_up,
 )
 
 U64 = (1 << 64) - 1
@@ -65,13 +94,14 @@ ANON = Anon()
 @dataclass(frozen=True, slots=True)
 class FileBacking:
     """A file: ``vnode`` is the VFS's opaque key; ``offset`` the byte offset of
-    the region's first page.  ``may_write`` says whether the fd was open for
-    writing (MAP_SHARED with PROT_WRITE needs it).  ``path``/``inode``/``dev``
+    the region's first page.  ``may_read``/``may_write`` say how the fd was
+    opened (every file map needs read; MAP_SHARED with PROT_WRITE needs write).  ``path``/``inode``/``dev``
     only feed format_maps and never make two backings different."""
 
     vnode: Hashable
     offset: int = 0
     may_write: bool = True
+    may_read: bool = True
     path: str = field(default="", compare=False)
     inode: int = field(default=0, compare=False)
     dev: tuple[int, int] = field(default=(0, 0), compare=False)
@@ -113,7 +143,7 @@ class SharedBacking:
         return ("shm", self.key)
 
 
-Backing = Union[Anon, FileBacking, SharedBacking]
+Backing = Anon | FileBacking | SharedBacking
 
 
 # --- regions -----------------------------------------------------------------
@@ -122,8 +152,9 @@ Backing = Union[Anon, FileBacking, SharedBacking]
 @dataclass(frozen=True, slots=True)
 class Region:
     """``length`` bytes at ``start`` (both page-aligned).  ``flags`` holds only
-    the lasting properties: MAP_SHARED or MAP_PRIVATE, MAP_ANONYMOUS,
-    MAP_GROWSDOWN, MAP_NORESERVE.  ``name`` is "[heap]", "[stack]" or ""."""
+    the lasting properties: MAP_SHARED or MAP_PRIVATE plus REGION_FLAGS
+    (MAP_ANONYMOUS, MAP_GROWSDOWN, ...).  ``name`` is "[heap]", "[stack]" or "".
+    Pure data: every change makes new Region objects."""
 
     start: int
     length: int
@@ -131,6 +162,10 @@ class Region:
     flags: int
     backing: Backing = ANON
     name: str = ""
+    # Linux's VM_ACCOUNT: set while a private mapping is writable and, for a
+    # file, ever after (see _still_accounted).  It only matters for merging:
+    # Linux will not merge an accounted region with an unaccounted one.
+    accounted: bool = False
 
     @property
     def end(self) -> int:
@@ -172,7 +207,8 @@ class Region:
     def joins(self, nxt: Region) -> bool:
         """Can ``nxt`` (right after this one) be merged into it?"""
         return (self.end == nxt.start and self.prot == nxt.prot and self.flags == nxt.flags
-                and self.name == nxt.name and nxt.backing.follows(self.backing, self.length))
+                and self.name == nxt.name and self.accounted == nxt.accounted
+                and nxt.backing.follows(self.backing, self.length))
 
     def format(self) -> str:
         """One /proc/PID/maps line (without newline), byte-exact with Linux's."""
@@ -199,6 +235,22 @@ class MapResult(NamedTuple):
 class RemapResult(NamedTuple):
     addr: int               # where the range lives now
     removed: list[Region]   # pieces unmapped: the shrunk tail, an MREMAP_FIXED target
+
+
+def _accountable(flags: int, prot: int) -> bool:
+    """Linux's accountable_mapping(): private, writable, not MAP_NORESERVE."""
+    return bool(prot & PROT_WRITE) and not flags & (MAP_SHARED | MAP_NORESERVE)
+
+
+def _still_accounted(r: Region, prot: int) -> bool:
+    """VM_ACCOUNT after mprotect (Linux mprotect_fixup): gained when a private
+    region becomes writable; lost when it stops being writable only if it is
+    anonymous and has no anon_vma yet.  We cannot see the anon_vma (pages the
+    program touched), so we assume untouched: the record may then merge two
+    anonymous regions the host keeps apart, never the other way round."""
+    if prot & PROT_WRITE:
+        return r.accounted or _accountable(r.flags, prot)
+    return r.accounted and not r.flags & MAP_ANONYMOUS
 
 
 def _fail(err: int, what: str) -> MmError:
@@ -398,10 +450,13 @@ class AddressSpace:
                 raise _fail(errno.EINVAL, f"bad map type {mtype:#x}")
             if mtype != MAP_PRIVATE and prot & PROT_WRITE and not backing.may_write:
                 raise _fail(errno.EACCES, "shared writable map of a read-only fd")
+            if not backing.may_read:
+                raise _fail(errno.EACCES, "map of a write-only fd")
             backing = backing.at(offset)
         kind = MAP_PRIVATE if mtype == MAP_PRIVATE else MAP_SHARED
-        keep = kind | (flags & (MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE))
-        return Region(start, length, prot & PROT_RWX, keep, backing, name)
+        keep = kind | (flags & REGION_FLAGS)
+        return Region(start, length, prot & PROT_RWX, keep, backing, name,
+                      _accountable(keep, prot))
 
     def commit(self, region: Region) -> list[Region]:
         """Install a region from :meth:`check_map` (no await in between), replacing
@@ -467,7 +522,8 @@ class AddressSpace:
             raise _fail(errno.ENOMEM, "range runs past the last region")
         prot &= PROT_RWX
         left, middle, right = self._carve(i, j, addr, end)
-        changed = [dataclasses.replace(r, prot=prot) for r in middle]
+        changed = [dataclasses.replace(r, prot=prot, accounted=_still_accounted(r, prot))
+                   for r in middle]
         self._replace(i, j, left + changed + right)
 
     # --- mremap --------------------------------------------------------------------
@@ -476,7 +532,12 @@ class AddressSpace:
               fixed_addr: int | None = None) -> RemapResult:
         """mremap(2): shrink in place, grow in place when the pages after the
         region are free, else move (MREMAP_MAYMOVE) or ENOMEM.  ``fixed_addr``
-        is MREMAP_FIXED's new address.  old_len 0 duplicates a shared mapping."""
+        is MREMAP_FIXED's new address.  old_len 0 duplicates a shared mapping.
+        As Linux 6.17+: a plain shrink may run past the mapping at ``old_addr``
+        (it only unmaps the tail), and a pure MREMAP_FIXED move (old_len ==
+        new_len) may span several mappings and holes (the target opposite a
+        hole is left alone); anything else must lie inside the one mapping at
+        ``old_addr`` (EFAULT).  ``removed`` lists exactly what was unmapped."""
         old_len &= U64
         new_len &= U64
         if fixed_addr is not None and not may_move:
@@ -494,19 +555,41 @@ class AddressSpace:
             if old_addr + old_len > fixed_addr and fixed_addr + new_len > old_addr:
                 raise _fail(errno.EINVAL, "old and new ranges overlap")
         vma = self.find(old_addr)
-        if vma is None or old_len > vma.end - old_addr:
+        if vma is None:
+            raise _fail(errno.EFAULT, "old address not mapped")
+        shrink_only = fixed_addr is None and new_len <= old_len
+        # Linux >= 6.17: a pure MREMAP_FIXED move may span several mappings and
+        # the gaps between them, which it keeps.
+        multi_move = fixed_addr is not None and old_len == new_len
+        keep = min(old_len, new_len)      # what stays mapped (and maybe moves)
+        if not (shrink_only or multi_move) and keep > vma.end - old_addr:
+            # a plain shrink may run past the mapping (it only unmaps the tail);
+            # what is kept, moved or grown must lie inside one mapping
             raise _fail(errno.EFAULT, "old range is not inside one mapping")
         if old_len == 0 and not vma.shared:
             raise _fail(errno.EINVAL, "old_len 0 needs a shared mapping")
-        src = vma.slice(old_addr, old_addr + old_len)
+        src = vma.slice(old_addr, old_addr + keep)
         snapshot = (list(self._regions), list(self._starts))
         try:
+            removed: list[Region] = []
+            if multi_move:
+                # mapping by mapping, as Linux's remap_move(): only the target of
+                # each piece is cleared; what lies opposite the holes stays
+                assert fixed_addr is not None
+                i, j = self._span(old_addr, old_addr + old_len)
+                for piece in self._carve(i, j, old_addr, old_addr + old_len)[1]:
+                    dest = piece.start - old_addr + fixed_addr
+                    removed += self._unmap_range(dest, dest + piece.length)
+                    self._move(piece, piece.length, dest)
+                return RemapResult(fixed_addr, removed)
             if fixed_addr is not None:
-                removed = self._unmap_range(fixed_addr, fixed_addr + new_len)
-                return RemapResult(fixed_addr, removed + self._move(src, new_len, fixed_addr))
-            if new_len <= old_len:
-                return RemapResult(old_addr,
-                                   self._unmap_range(old_addr + new_len, old_addr + old_len))
+                removed += self._unmap_range(fixed_addr, fixed_addr + new_len)
+            removed += self._unmap_range(old_addr + new_len, old_addr + old_len)
+            if fixed_addr is not None:
+                self._move(src, new_len, fixed_addr)
+                return RemapResult(fixed_addr, removed)
+            if shrink_only:
+                return RemapResult(old_addr, removed)
             grow_end = old_addr + new_len
             if (old_addr + old_len == vma.end and grow_end <= self.task_size
                     and self._gap_free(vma.end, grow_end)):
@@ -516,24 +599,19 @@ class AddressSpace:
             if not may_move:
                 raise _fail(errno.ENOMEM, "cannot grow in place")
             dest = self.find_free(new_len)
-            return RemapResult(dest, self._move(src, new_len, dest))
+            self._move(src, new_len, dest)
+            return RemapResult(dest, [])
         except BaseException:
             self._regions, self._starts = snapshot
             raise
 
-    def _move(self, src: Region, new_len: int, dest: int) -> list[Region]:
-        """Put ``src``'s mapping at ``dest`` with ``new_len``; unmap the source
-        (a 0-length source stays: that is the shared duplicate).  Returns the
-        unmapped tail when shrinking."""
-        removed: list[Region] = []
-        if src.length > new_len:
-            removed = self._unmap_range(src.start + new_len, src.end)
-        self._unmap_range(src.start, min(src.end, src.start + new_len))
-        moved = dataclasses.replace(src, start=dest, length=new_len)
+    def _move(self, src: Region, new_len: int, dest: int) -> None:
+        """Unmap ``src`` (a 0-length source stays: that is the shared duplicate)
+        and map its attributes at ``dest`` with ``new_len``."""
+        self._unmap_range(src.start, src.end)
         i, j = self._span(dest, dest + new_len)
         assert i == j, "destination must be free"
-        self._replace(i, j, [moved])
-        return removed
+        self._replace(i, j, [dataclasses.replace(src, start=dest, length=new_len)])
 
     # --- brk --------------------------------------------------------------------
 
@@ -562,7 +640,7 @@ class AddressSpace:
         if i < len(self._regions) and new_end + PAGE_SIZE > self._gap_start(self._regions[i]):
             return old
         heap = Region(old_end, new_end - old_end, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, ANON, "[heap]")
+                      MAP_PRIVATE | MAP_ANONYMOUS, ANON, "[heap]", accounted=True)
         try:
             self._replace(i, i, [heap])
         except MmError:

@@ -1,15 +1,79 @@
-"""The Memory Manager (PID 4): receive loop and call vector.
+"""The Memory Manager (PID 4): its state and the services its handlers share.
 
-Its handlers arrive with the Memory Manager issue; until then every MM message
-is answered ENOSYS by the server base (the round trip itself works).
+The call vector is :data:`~.table.CALL_VECTOR`; handlers live in
+``handlers_mem`` (memory calls) and ``handlers_proc`` (process life, maps).
+The address spaces and the frame pool are one :class:`MemoryAccounting`;
+``procs`` keeps what only the server needs per process (host pid, whether the
+host's break is known, write-back fds, undo tokens).
 """
 from __future__ import annotations
 
+import errno
+import itertools
+
 from ..kernel import protocol as p
+from ..kernel.errors import SysError
+from ..kernel.ipc import Lattice
 from ..kernel.server import Server
+from .accounting import MemoryAccounting
+from .frames import DEFAULT_PHYS_SIZE, FrameAllocator
+from .handlers_common import UNDO_KEEP, MmProc, Undo
+from .regions import AddressSpace
+from .table import CALL_VECTOR
 
 
 class MmServer(Server):
+    """``MmServer(lattice, phys_size=256 MiB)``: the frame pool's size is the
+    machine's "physical memory"; exhausting it is ENOMEM to the program."""
+
     pid = p.MM_PID
     reply_type = p.MM_REPLY
-    handlers = {}
+    handlers = CALL_VECTOR
+
+    def __init__(self, lattice: Lattice, *, phys_size: int = DEFAULT_PHYS_SIZE) -> None:
+        super().__init__(lattice)
+        self.acct = MemoryAccounting(FrameAllocator(phys_size))
+        self.procs: dict[int, MmProc] = {}
+        self._undo: dict[int, tuple[int, Undo]] = {}   # token -> (pid, record)
+        self._tokens = itertools.count(1)
+
+    # --- processes --------------------------------------------------------------------
+
+    def proc(self, pid: int) -> MmProc:
+        try:
+            return self.procs[pid]
+        except KeyError:
+            raise SysError(errno.ESRCH, f"MM has no pid {pid}") from None
+
+    def add_proc(self, pid: int, space: AddressSpace, proc: MmProc) -> None:
+        self.acct.add(pid, space)
+        self.procs[pid] = proc
+
+    def drop_proc(self, pid: int) -> None:
+        """Forget ``pid`` and release its frames (nothing if unknown)."""
+        proc = self.procs.pop(pid, None)
+        if proc is not None:
+            for token in proc.tokens:
+                self._undo.pop(token, None)
+        if pid in self.acct:
+            self.acct.exit(pid)
+
+    # --- undo tokens --------------------------------------------------------------------
+
+    def remember(self, pid: int, undo: Undo) -> int:
+        """A token for ``undo``; only the last UNDO_KEEP of a process are kept."""
+        token = next(self._tokens)
+        tokens = self.proc(pid).tokens
+        tokens.append(token)
+        if len(tokens) > UNDO_KEEP:
+            self._undo.pop(tokens.popleft(), None)
+        self._undo[token] = (pid, undo)
+        return token
+
+    def take_undo(self, pid: int, token: int) -> Undo:
+        entry = self._undo.get(token)
+        if entry is None or entry[0] != pid:
+            raise SysError(errno.EINVAL, f"no undo record {token} for pid {pid}")
+        del self._undo[token]
+        self.procs[pid].tokens.remove(token)
+        return entry[1]

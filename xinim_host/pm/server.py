@@ -1,42 +1,81 @@
-"""The Process Manager (PID 3): receive loop and call vector.
+"""The Process Manager (PID 3): receive loop, host delivery, and fast lookups.
 
-Until the Process Manager issue lands, PM serves only what needs no process
-table beyond the boot-time one (getpid/getppid of known pids); everything else
-answers ENOSYS through the server base.
+The handlers live by topic (``forkexit``, ``exec``, ``wait``, ``getset``,
+``sigcalls``, ``info``); ``table`` is the call vector; ``proctable`` the PCBs;
+``signals`` the signal rules; ``notify`` the seam to VFS and MM.
 """
 from __future__ import annotations
 
 import errno
+import logging
+from typing import Callable
 
 from ..kernel import protocol as p
-from ..kernel.errors import SysError
-from ..kernel.server import Request, Server
+from ..kernel.ipc import Lattice
+from ..kernel.server import Server
+from .notify import LatticeNotifier, PmNotifier
+from .proctable import PID_MAX, ProcTable
+from .table import CALL_VECTOR
+
+log = logging.getLogger(__name__)
+
+SignalHost = Callable[[int, int], None]              # (host pid or tid, sig), like os.kill
+SignalHostThread = Callable[[int, int, int], None]   # (host tgid, host tid, sig), like tgkill
 
 
 class PmServer(Server):
+    """``signal_host(host_pid, sig)`` delivers a real signal to a host process
+    (``os.kill``); ``signal_host_thread(host_tgid, host_tid, sig)`` to one thread
+    (tgkill; without it ``signal_host(host_tid, sig)`` is used).  ``notify`` is
+    the seam to VFS and MM (default: lattice messages).  ``restart_errno`` is what
+    a parked wait interrupted by an SA_RESTART handler answers: EINTR, or
+    ``protocol.ERESTARTSYS`` once the kernel restarts calls itself."""
+
     pid = p.PM_PID
     reply_type = p.PROC_REPLY
+    handlers = CALL_VECTOR
 
-    def __init__(self, lattice) -> None:
+    def __init__(self, lattice: Lattice, *, signal_host: SignalHost | None = None,
+                 signal_host_thread: SignalHostThread | None = None,
+                 notify: PmNotifier | None = None, pid_max: int = PID_MAX) -> None:
         super().__init__(lattice)
-        # pid -> parent pid; the servers and init are there from boot (plan §7.2)
-        self.parents: dict[int, int] = {p.INIT_PID: 0, p.VFS_PID: 0, p.PM_PID: 0, p.MM_PID: 0}
+        self.table = ProcTable(pid_max)
+        self.signal_host = signal_host
+        self.signal_host_thread = signal_host_thread
+        self.notify: PmNotifier = notify if notify is not None else LatticeNotifier(lattice)
+        self.restart_errno = errno.EINTR
 
+    # --- in-process lookups (the interceptor's fast path; no message) ------------------
 
-def do_getpid(pm: PmServer, req: Request) -> int:
-    if req.caller not in pm.parents:
-        raise SysError(errno.ESRCH)
-    return req.caller
+    def pid_of_host(self, host_tid: int) -> int | None:
+        """The XINIM pid of the process owning host task ``host_tid``."""
+        task = self.table.by_host.get(host_tid)
+        return task.proc.pid if task is not None else None
 
+    def tid_of_host(self, host_tid: int) -> int | None:
+        """The XINIM tid of host task ``host_tid`` (what requests carry as ``caller``)."""
+        task = self.table.by_host.get(host_tid)
+        return task.tid if task is not None else None
 
-def do_getppid(pm: PmServer, req: Request) -> int:
-    parent = pm.parents.get(req.caller)
-    if parent is None:
-        raise SysError(errno.ESRCH)
-    return parent
+    def host_of(self, tid: int) -> int | None:
+        task = self.table.tasks.get(tid)
+        return task.host_tid or None if task is not None else None
 
+    # --- host delivery ----------------------------------------------------------------------
 
-PmServer.handlers = {
-    p.PROC_GETPID: do_getpid,
-    p.PROC_GETPPID: do_getppid,
-}
+    def deliver_to_process(self, host_pid: int, sig: int) -> None:
+        if self.signal_host is None:
+            return
+        try:
+            self.signal_host(host_pid, sig)
+        except OSError as exc:      # it just died: its exit report is on the way
+            log.info("signal %d to host %d: %s", sig, host_pid, exc)
+
+    def deliver_to_thread(self, host_tgid: int, host_tid: int, sig: int) -> None:
+        try:
+            if self.signal_host_thread is not None:
+                self.signal_host_thread(host_tgid, host_tid, sig)
+            elif self.signal_host is not None:
+                self.signal_host(host_tid, sig)
+        except OSError as exc:
+            log.info("signal %d to host thread %d: %s", sig, host_tid, exc)

@@ -353,3 +353,62 @@ class HostFs:
         finally:
             os.close(fd)
         return out
+
+
+class HostFileIO:
+    """Reads and writes of an open host file, through the host fd in ``of.hfd``."""
+
+    seekable = True
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> bytes:
+        try:
+            if offset < 0:
+                data = os.pread(of.hfd, count, of.offset)
+                of.offset += len(data)
+                return data
+            return os.pread(of.hfd, count, offset)
+        except OSError as exc:
+            raise _oserr(exc) from None
+
+    def write(self, req: Any, of: Any, data: bytes, offset: int) -> int:
+        of.fs._writable()
+        try:
+            if of.flags & os.O_APPEND:
+                pos = os.fstat(of.hfd).st_size
+            else:
+                pos = of.offset if offset < 0 else offset
+            n = os.pwrite(of.hfd, data, pos)
+        except OSError as exc:
+            raise _oserr(exc) from None
+        if offset < 0:
+            of.offset = pos + n
+        return n
+
+    def seek(self, of: Any, offset: int, whence: int) -> int:
+        if whence in (3, 4):                  # SEEK_DATA / SEEK_HOLE: the host knows
+            try:
+                return os.lseek(of.hfd, offset, whence)
+            except OSError as exc:
+                raise _oserr(exc) from None
+        from .mounts import seek_position
+        return seek_position(of, offset, whence, os.fstat(of.hfd).st_size)
+
+    def poll(self, of: Any, events: int) -> int:
+        return events & (0x1 | 0x4 | 0x40 | 0x100)
+
+    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+        if request == 0x541B:                 # FIONREAD
+            left = max(0, os.fstat(of.hfd).st_size - of.offset)
+            return 0, min(left, 0x7FFFFFFF).to_bytes(4, "little")
+        raise SysError(errno.ENOTTY)
+
+    def open(self, of: Any) -> None:
+        pass
+
+    def close(self, of: Any) -> None:
+        if of.hfd >= 0:
+            os.close(of.hfd)
+            of.hfd = -1
+
+
+HOST_FILE_IO = HostFileIO()

@@ -9,13 +9,18 @@ directories (vnodes :class:`~.hostfs.HostNode`).  A place in the namespace is a
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import struct
 from typing import Any, NamedTuple
 
+from ..kernel.errors import SysError
 from ..kernel.protocol import VfsStatReply
 from .hostfs import HostFs
-from .ramfs import Inode, Ramfs, StatFs
+from .ramfs import PAGE, Inode, Ramfs, StatFs
+
+_INT = struct.Struct("<i")
 
 RAMFS_DEV = os.makedev(0, 0x58)   # st_dev of every ramfs file
 DEFAULT_MOUNTS: tuple[tuple[str, str, str], ...] = (
@@ -136,3 +141,129 @@ class MountTable:
         for _, fs in self.mounts:
             if isinstance(fs, HostFs):
                 fs.close()
+
+
+# --- the ``io`` of open regular files and directories (see fdtable) -------------------
+
+SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = 0, 1, 2, 3, 4
+FIONREAD = 0x541B
+_READY = 0x1 | 0x4 | 0x40 | 0x100          # POLLIN|POLLOUT|POLLRDNORM|POLLWRNORM
+_LOFF_MAX = (1 << 63) - 1
+
+
+def seek_position(of: Any, offset: int, whence: int, size: int) -> int:
+    """The new position of a plain lseek (SEEK_SET/CUR/END); EINVAL if negative."""
+    if whence == SEEK_SET:
+        pos = offset
+    elif whence == SEEK_CUR:
+        pos = of.offset + offset
+    elif whence == SEEK_END:
+        pos = size + offset
+    else:
+        raise SysError(errno.EINVAL)
+    if pos < 0 or pos > _LOFF_MAX:
+        raise SysError(errno.EINVAL)
+    return pos
+
+
+class RamFileIO:
+    """Reads and writes of an open ramfs regular file."""
+
+    __slots__ = ("ramfs",)
+    seekable = True
+
+    def __init__(self, ramfs: Ramfs) -> None:
+        self.ramfs = ramfs
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> bytes:
+        if offset < 0:
+            pos = of.offset
+            data = self.ramfs.read(of.node, pos, count)
+            of.offset = pos + len(data)
+            return data
+        return self.ramfs.read(of.node, offset, count)
+
+    def write(self, req: Any, of: Any, data: bytes, offset: int) -> int:
+        node = of.node
+        if of.flags & os.O_APPEND:            # also for pwrite, as Linux does
+            pos = node._size
+        elif offset < 0:
+            pos = of.offset
+        else:
+            pos = offset
+        n = self.ramfs.write(node, pos, data)
+        if offset < 0:
+            of.offset = pos + n
+        return n
+
+    def seek(self, of: Any, offset: int, whence: int) -> int:
+        node = of.node
+        size = node._size
+        if whence in (SEEK_DATA, SEEK_HOLE):
+            if offset < 0 or offset >= size:
+                raise SysError(errno.ENXIO)
+            idx = offset // PAGE
+            pages = node.pages
+            if whence == SEEK_DATA:
+                later = [i for i in pages if i >= idx]
+                if not later:
+                    raise SysError(errno.ENXIO)
+                return max(offset, min(later) * PAGE)
+            while idx in pages:
+                idx += 1
+            return min(max(offset, idx * PAGE), size)
+        return seek_position(of, offset, whence, size)
+
+    def poll(self, of: Any, events: int) -> int:
+        return events & _READY
+
+    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+        if request == FIONREAD:
+            return 0, _INT.pack(max(0, min(of.node._size - of.offset, 0x7FFFFFFF)))
+        raise SysError(errno.ENOTTY)
+
+    def open(self, of: Any) -> None:
+        pass
+
+    def close(self, of: Any) -> None:
+        pass
+
+
+class DirIO:
+    """An open directory: no read/write (EISDIR); getdents works on ``of`` directly."""
+
+    seekable = True
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> bytes:
+        raise SysError(errno.EISDIR)
+
+    def write(self, req: Any, of: Any, data: bytes, offset: int) -> int:
+        raise SysError(errno.EBADF)
+
+    def seek(self, of: Any, offset: int, whence: int) -> int:
+        if whence == SEEK_SET:
+            pos = offset
+        elif whence == SEEK_CUR:
+            pos = of.offset + offset
+        else:
+            raise SysError(errno.EINVAL)
+        if pos < 0:
+            raise SysError(errno.EINVAL)
+        if pos == 0:
+            of.dirlist = None                 # rewinddir: a fresh listing
+        return pos
+
+    def poll(self, of: Any, events: int) -> int:
+        return events & _READY
+
+    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+        raise SysError(errno.ENOTTY)
+
+    def open(self, of: Any) -> None:
+        pass
+
+    def close(self, of: Any) -> None:
+        pass
+
+
+DIR_IO = DirIO()

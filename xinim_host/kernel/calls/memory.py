@@ -1,35 +1,347 @@
-"""Memory calls: decided by the Memory Manager (PID 4)."""
+"""Memory calls: decided by the Memory Manager (PID 4), applied by the host.
+
+MM validates, picks the address and updates its record; the handler then has
+the host kernel make exactly that change in the calling process with injected
+syscalls (``HostCall``: anonymous ``mmap`` at MM's address with MAP_FIXED,
+``munmap``, ``mprotect``, ``mremap``, ``madvise``, ``brk``).  A host call that
+fails is taken back in MM with MM_UNDO, so the record and the real mappings stay
+in step.
+
+File descriptors live only in the VFS, so a file mapping is an anonymous host
+mapping filled from the file through VFS reads (``_fill``).  A MAP_SHARED file
+mapping is a *shared* anonymous host mapping (so fork shares it, as Linux does),
+written back to the file through a hidden dup of the fd on msync, munmap and
+replacement (``write_back``); exit should call :func:`flush_shared` before the
+host ends the process (not wired yet: that is the exit handler's part).
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import errno
+import logging
+import os
+import stat
+from typing import TYPE_CHECKING, Any, Generator
 
+from ...intercept.renumber import LINUX_NUMBERS
+from ...mm.layout import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_LOCKED,
+    MAP_NORESERVE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_SHARED_VALIDATE,
+    MAP_TYPE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PROT_WRITE,
+    TASK_SIZE,
+    page_up,
+)
 from .. import protocol as p
-from .base import SyscallContext, SyscallGen, ask, c_int
+from ..errors import SysError
+from .base import HostCall, Op, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
-# --- MM ---------------------------------------------------------------------------
+log = logging.getLogger(__name__)
+
+NR_BRK = LINUX_NUMBERS["brk"]
+NR_MMAP = LINUX_NUMBERS["mmap"]
+NR_MUNMAP = LINUX_NUMBERS["munmap"]
+NR_MPROTECT = LINUX_NUMBERS["mprotect"]
+NR_MREMAP = LINUX_NUMBERS["mremap"]
+NR_MADVISE = LINUX_NUMBERS["madvise"]
+
+WB_FD_MIN = 768                   # hidden write-back fds: high, out of programs' way
+FILL_BLOCK = 64 << 10             # tracee memory is written in blocks this big
+MS_SYNC = 4
+DEV_ZERO = os.makedev(1, 5)
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >> 63 else value
+
+
+# --- the host side and MM's undo -------------------------------------------------------
+
+
+def _host(nr: int, *args: int) -> Generator[Op, Any, int]:
+    """One injected syscall: its result, -errno on failure (ENOSYS: no host side)."""
+    try:
+        return (yield HostCall(nr, args))
+    except SysError as exc:
+        return -exc.errno
+
+
+def _close_fds(c: SyscallContext, blob: bytes) -> Generator[Op, Any, None]:
+    for fd in p.unpack_fds(blob):
+        try:
+            yield from ask(p.VFS_PID, p.VfsClose(caller=c.pid, fd=fd))
+        except SysError:
+            pass                   # closed behind our back (close_range, dup2 onto it)
+
+
+def _undo(c: SyscallContext, token: int) -> Generator[Op, Any, None]:
+    if not token:
+        return
+    try:
+        reply = yield from ask(p.MM_PID, p.MmUndo(caller=c.pid, token=token))
+    except SysError as exc:
+        log.warning("pid %d: MM could not undo change %d: %s", c.pid, token, exc)
+        return
+    yield from _close_fds(c, reply.fds)
+
+
+def _apply(c: SyscallContext, reply: Any, nr: int, *args: int) -> Generator[Op, Any, int]:
+    """Carry out MM's decision ``reply`` with host call ``nr(args)``: shared file
+    ranges it drops are written back first, MM's undo follows a failure, and
+    write-back fds MM released are closed after a success."""
+    if reply.data:
+        yield from write_back(c, reply.data)
+    result = yield from _host(nr, *args)
+    if result < 0:
+        yield from _undo(c, reply.token)
+        return result
+    if reply.fds:
+        yield from _close_fds(c, reply.fds)
+    return result
+
+
+# --- MAP_SHARED write-back and file fills ------------------------------------------------
+
+
+def write_back(c: SyscallContext, blob: bytes) -> Generator[Op, Any, int]:
+    """Write MM_RANGE entries of the caller's memory to their files, never past
+    the file's end (a shared mapping does not extend its file).  Returns 0 or the
+    first -errno; every range is tried."""
+    err = 0
+    sizes: dict[int, int] = {}
+    for addr, length, offset, fd in p.unpack_ranges(blob):
+        try:
+            if fd not in sizes:
+                sizes[fd] = (yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))).size
+            count = max(0, min(length, sizes[fd] - offset))
+            done = 0
+            while done < count:
+                block = c.mem.read(addr + done, min(count - done, FILL_BLOCK))
+                for i in range(0, len(block), p.DATA_MAX):
+                    yield from ask(p.VFS_PID, p.VfsWrite(caller=c.pid, fd=fd,
+                                                         offset=offset + done + i,
+                                                         data=block[i:i + p.DATA_MAX]))
+                done += len(block)
+        except SysError as exc:
+            log.warning("pid %d: write-back of %#x+%#x to fd %d failed: %s",
+                        c.pid, addr, length, fd, exc)
+            err = err or -exc.errno
+    return err
+
+
+def _fill(c: SyscallContext, fd: int, addr: int, length: int, offset: int,
+          size: int) -> Generator[Op, Any, int]:
+    """Copy the file into the fresh (zeroed) mapping: positioned reads on the
+    caller's fd; what lies past the end of the file stays zero."""
+    count = max(0, min(page_up(length), size - offset))
+    done = 0
+    buf = bytearray()
+    try:
+        while done < count:
+            want = min(count - done, p.DATA_MAX)
+            data = (yield from ask(p.VFS_PID, p.VfsRead(caller=c.pid, fd=fd, count=want,
+                                                        offset=offset + done))).data
+            buf += data
+            done += len(data)
+            if len(buf) >= FILL_BLOCK or len(data) < want:
+                c.mem.write(addr + done - len(buf), bytes(buf))
+                buf.clear()
+            if len(data) < want:
+                break
+        if buf:
+            c.mem.write(addr + done - len(buf), bytes(buf))
+    except SysError as exc:
+        return -exc.errno
+    return 0
+
+
+# --- brk ------------------------------------------------------------------------------------
+
 
 def sys_brk(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.MM_PID, p.MmBrk(caller=c.pid, addr=c.args[0]))).result
+    """MM decides the break, the host moves it; refused: the old break, as Linux."""
+    want = c.args[0]
+    reply = yield from ask(p.MM_PID, p.MmBrk(caller=c.pid, addr=want))
+    if reply.status & p.MM_ST_BRK_UNKNOWN:
+        # first brk of this image: the host chose the initial break at exec
+        current = yield from _host(NR_BRK, 0)
+        if current < 0:
+            return current
+        yield from ask(p.MM_PID, p.MmSetBrk(caller=c.pid, brk=current))
+        reply = yield from ask(p.MM_PID, p.MmBrk(caller=c.pid, addr=want))
+    new, old = reply.result, reply.old
+    if new == old:
+        return old
+    moved = yield from _host(NR_BRK, new)
+    if moved != new:               # the host refused: take MM's decision back
+        yield from _undo(c, reply.token)
+        return old
+    return new
+
+
+# --- mmap -------------------------------------------------------------------------------------
 
 
 def sys_mmap(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    offset = c.args[5] - (1 << 64) if c.args[5] >> 63 else c.args[5]
-    return (yield from ask(p.MM_PID, p.MmMmap(caller=c.pid, addr=c.args[0], length=c.args[1],
-                                               prot=c_int(c.args[2]), flags=c_int(c.args[3]),
-                                               fd=c_int(c.args[4]), offset=offset))).result
+    addr, length = c.args[0], c.args[1]
+    prot, flags, fd = c_int(c.args[2]), c_int(c.args[3]), c_int(c.args[4])
+    offset = _signed(c.args[5])
+    if flags & MAP_ANONYMOUS:
+        return (yield from _map_anon(c, addr, length, prot, flags, offset))
+    return (yield from _map_file(c, addr, length, prot, flags, fd, offset))
+
+
+def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
+              offset: int) -> Generator[Op, Any, int]:
+    reply = yield from ask(p.MM_PID, p.MmMmap(caller=c.pid, addr=addr, length=length, prot=prot,
+                                               flags=flags, fd=-1, offset=offset))
+    start = reply.result
+    host_flags = (flags | MAP_FIXED) & ~MAP_FIXED_NOREPLACE
+    result = yield from _apply(c, reply, NR_MMAP, start, length, prot, host_flags, -1, 0)
+    return result if result < 0 else start
+
+
+def _fd_facts(c: SyscallContext, fd: int) -> Generator[Op, Any, Any]:
+    """VFS's description of ``fd`` (None: no such fd -- MM answers EBADF in order)."""
+    try:
+        return (yield from ask(p.VFS_PID, p.VfsFdinfo(caller=c.pid, fd=fd)))
+    except SysError as exc:
+        if exc.errno == errno.EBADF:
+            return None
+        raise
+
+
+def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, fd: int,
+              offset: int) -> Generator[Op, Any, int]:
+    info = yield from _fd_facts(c, fd)
+    if info is not None and stat.S_ISCHR(info.mode):
+        st = yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
+        if st.rdev == DEV_ZERO:     # /dev/zero maps as anonymous memory
+            return (yield from _map_anon(c, addr, length, prot, flags | MAP_ANONYMOUS, offset))
+    shared = flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE)
+    wb_fd = -1
+    if (info is not None and shared and stat.S_ISREG(info.mode)
+            and info.flags & os.O_ACCMODE == os.O_RDWR):
+        # a hidden dup keeps the file for write-back after the program closes fd
+        try:
+            wb_fd = (yield from ask(p.VFS_PID, p.VfsDup(caller=c.pid, fd=fd, min_fd=WB_FD_MIN,
+                                                         cloexec=1))).result
+        except SysError as exc:
+            log.warning("pid %d: no write-back fd for a shared map of fd %d: %s", c.pid, fd, exc)
+    if info is None:
+        body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
+                            fd=fd, offset=offset, open_flags=p.MM_NO_FD)
+    else:
+        body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
+                            fd=fd, offset=offset, file_mode=info.mode, open_flags=info.flags,
+                            ino=info.ino, dev=info.dev, size=info.size, wb_fd=wb_fd,
+                            path=info.host_path[:p.PATH_MAX_WIRE])
+    try:
+        reply = yield from ask(p.MM_PID, body)
+    except SysError:
+        if wb_fd >= 0:
+            yield from _close_fds(c, p.pack_fds([wb_fd]))
+        raise
+    start = reply.result
+    host_flags = ((MAP_SHARED if shared else MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
+                  | flags & (MAP_NORESERVE | MAP_LOCKED))
+    result = yield from _apply(c, reply, NR_MMAP, start, length, prot | PROT_WRITE,
+                               host_flags, -1, 0)
+    if result < 0:
+        return result
+    err = yield from _fill(c, fd, start, length, offset, info.size)
+    if not err and not prot & PROT_WRITE:
+        err = yield from _host(NR_MPROTECT, start, page_up(length), prot)
+    if err:
+        yield from _host(NR_MUNMAP, start, page_up(length))
+        yield from _undo(c, reply.token)
+        return err
+    return start
+
+
+# --- munmap, mprotect, mremap ---------------------------------------------------------------
 
 
 def sys_munmap(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.MM_PID, p.MmMunmap(caller=c.pid, addr=c.args[0],
-                                                 length=c.args[1]))).result
+    addr, length = c.args[0], c.args[1]
+    reply = yield from ask(p.MM_PID, p.MmMunmap(caller=c.pid, addr=addr, length=length))
+    return min(0, (yield from _apply(c, reply, NR_MUNMAP, addr, length)))
 
 
 def sys_mprotect(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.MM_PID, p.MmMprotect(caller=c.pid, addr=c.args[0],
-                                                   length=c.args[1],
-                                                   prot=c_int(c.args[2])))).result
+    addr, length, prot = c.args[0], c.args[1], c_int(c.args[2])
+    reply = yield from ask(p.MM_PID, p.MmMprotect(caller=c.pid, addr=addr, length=length,
+                                                   prot=prot))
+    return min(0, (yield from _apply(c, reply, NR_MPROTECT, addr, length, prot)))
 
 
+def sys_mremap(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    old, old_len, new_len, flags, new_addr = c.args[:5]
+    flags = c_int(flags)
+    reply = yield from ask(p.MM_PID, p.MmMremap(caller=c.pid, old_addr=old, old_len=old_len,
+                                                 new_len=new_len, flags=flags,
+                                                 new_addr=new_addr))
+    dest = reply.result
+    if dest == old and not flags & MREMAP_FIXED:
+        result = yield from _apply(c, reply, NR_MREMAP, old, old_len, new_len, 0, 0)
+    else:                           # MM picked (or checked) the new place
+        result = yield from _apply(c, reply, NR_MREMAP, old, old_len, new_len,
+                                   MREMAP_MAYMOVE | MREMAP_FIXED, dest)
+    return result if result < 0 else dest
+
+
+# --- madvise, msync ---------------------------------------------------------------------------
+
+
+def sys_madvise(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    addr, length, advice = c.args[0], c.args[1], c_int(c.args[2])
+    reply = yield from ask(p.MM_PID, p.MmMadvise(caller=c.pid, addr=addr, length=length,
+                                                  advice=advice))
+    if not reply.status & p.MM_ST_RANGES:
+        return (yield from _host(NR_MADVISE, addr, length, advice))
+    for start, size, _, _ in p.unpack_ranges(reply.data):
+        result = yield from _host(NR_MADVISE, start, size, advice)
+        if result < 0:
+            return result
+    return -errno.ENOMEM if reply.status & p.MM_ST_HOLE else 0
+
+
+def _sync(c: SyscallContext, addr: int, length: int, flags: int) -> Generator[Op, Any, int]:
+    """Write back the MAP_SHARED file ranges of [addr, addr+length): 0, -EIO
+    (a write failed), or -ENOMEM (part of the range is not mapped)."""
+    end = addr + length
+    failed = hole = False
+    while True:
+        reply = yield from ask(p.MM_PID, p.MmMsync(caller=c.pid, addr=addr, length=end - addr,
+                                                    flags=flags))
+        if reply.data and (yield from write_back(c, reply.data)) < 0:
+            failed = True
+        hole |= bool(reply.status & p.MM_ST_HOLE)
+        if not reply.status & p.MM_ST_MORE:
+            break
+        addr = reply.old
+    return -errno.EIO if failed else -errno.ENOMEM if hole else 0
+
+
+def sys_msync(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    # the host mapping is anonymous: nothing for the host to do
+    return (yield from _sync(c, c.args[0], c.args[1], c_int(c.args[2])))
+
+
+def flush_shared(c: SyscallContext) -> Generator[Op, Any, None]:
+    """Write back every MAP_SHARED file mapping of the caller: for the exit (and
+    exec) handlers, *before* the host ends or replaces the image."""
+    try:
+        yield from _sync(c, 0, TASK_SIZE, MS_SYNC)
+    except SysError as exc:
+        log.info("pid %d: no write-back at exit: %s", c.pid, exc)

@@ -1,21 +1,85 @@
-"""Process Manager messages: the plan's 200-208 and reply 250; new types take 209-249."""
+"""Process Manager messages: the plan's 200-208 and reply 250; new types take 209-249.
+
+``caller`` is the XINIM *tid* of the calling task (a main thread's tid is its
+pid, so single-threaded callers simply pass their pid).  PM believes it only from
+the kernel's or PM's channel (``effective_caller``); anyone else speaks for itself.
+
+Requests marked *kernel only* answer EPERM from any other sender: they carry or
+reveal host task ids, which are PM's secret.
+"""
 from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
 
 from .wire import *  # noqa: F403 -- numbers, field kinds (i32, path, data...)
 from .wire import Payload, ReplyBase, reply, request
+
+# --- new PM numbers (209-249) -----------------------------------------------------
+PROC_EXIT_GROUP = 209       # exit_group: the whole process ends
+PROC_TASK_EXITED = 210      # kernel only: a host task died (wait status word)
+PROC_TASK_STOPPED = 211     # kernel only: a host task entered a group stop
+PROC_TASK_CONTINUED = 212   # kernel only: a stopped host task was continued
+PROC_HOST_TO_XINIM = 213    # kernel only: host tid -> XINIM tid and pid
+PROC_XINIM_TO_HOST = 214    # kernel only: XINIM tid/pid -> host tid
+PROC_GETTID = 215
+PROC_GETPGRP = 216
+PROC_GETPGID = 217
+PROC_SETPGID = 218
+PROC_GETSID = 219
+PROC_SETSID = 220
+PROC_WAITID = 221
+PROC_TKILL = 222
+PROC_TGKILL = 223
+PROC_SIGPROCMASK = 224
+PROC_SIGPENDING = 225
+PROC_SIGSUSPEND = 226
+PROC_SETUID = 227
+PROC_SETGID = 228
+PROC_SETREUID = 229
+PROC_SETREGID = 230
+PROC_SETRESUID = 231
+PROC_SETRESGID = 232
+PROC_GETRESUID = 233
+PROC_GETRESGID = 234
+PROC_GETGROUPS = 235
+PROC_SETGROUPS = 236
+PROC_LIST = 237             # xinim-ps: one record per process
+PROC_INFO = 238             # one process in detail (/proc/PID/{stat,status,cmdline})
+
+# Linux wait options (wait4 / waitid)
+WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
+WNOWAIT = 0x01000000
+WNOTHREAD, WALL, WCLONE = 0x20000000, 0x40000000, 0x80000000
+# waitid idtype
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
+# siginfo si_code for SIGCHLD
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
+# rt_sigprocmask how
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+# Linux-internal "restart the syscall if the handler has SA_RESTART" (never seen by programs)
+ERESTARTSYS = 512
 
 # --- PM messages (200-208; new types take 209-249) -------------------------------
 
 
 @request(PROC_FORK)
 class ProcFork(Payload):
+    """Kernel only.  The host made a task: ``parent_pid`` is the XINIM tid of the
+    task that forked/cloned.  Reply ``result``: the child's XINIM pid (its tid
+    for CLONE_THREAD).  ``flags`` are the clone flags (fork = SIGCHLD, vfork =
+    CLONE_VM|CLONE_VFORK|SIGCHLD); the low byte is the exit signal (0 flags at all
+    means a plain fork)."""
+
     parent_pid: i32
-    child_host_pid: i32 = 0   # the host task the interceptor saw being created
+    child_host_pid: i32 = 0   # the host task the interceptor saw being created (0: none)
     flags: u64 = 0            # clone flags (CLONE_VM, CLONE_THREAD, ...)
 
 
 @request(PROC_EXEC)
 class ProcExec(Payload):
+    """Reply :class:`ProcExecReply`: what the host must exec."""
+
     caller: i32
     path: path
     argv: data = b""          # NUL-separated
@@ -24,12 +88,16 @@ class ProcExec(Payload):
 
 @request(PROC_EXIT)
 class ProcExit(Payload):
+    """exit(2): the calling *thread* ends; the last live thread ends the process."""
+
     caller: i32
     status: i32               # the wait status word, as Linux encodes it
 
 
 @request(PROC_WAIT4)
 class ProcWait4(Payload):
+    """Reply :class:`ProcWaitReply`; parks (no reply yet) until a child is ready."""
+
     caller: i32
     pid: i32                  # -1 any, >0 that child, 0 own group, <-1 group -pid
     options: i32
@@ -70,6 +138,233 @@ class ProcSigaction(Payload):
     mask: u64 = 0
 
 
+# --- new requests (209-249) --------------------------------------------------------
+
+
+@request(PROC_EXIT_GROUP)
+class ProcExitGroup(Payload):
+    """exit_group(2): the whole process ends with ``status`` (a wait status word)."""
+
+    caller: i32
+    status: i32
+
+
+@request(PROC_TASK_EXITED)
+class ProcTaskExited(Payload):
+    """Kernel only: host task ``host_tid`` died with wait status ``status`` (as the
+    tracer's waitpid saw it).  Makes a process killed by a signal a zombie."""
+
+    host_tid: i32
+    status: i32
+
+
+@request(PROC_TASK_STOPPED)
+class ProcTaskStopped(Payload):
+    """Kernel only: host task ``host_tid`` entered a group stop by ``sig``."""
+
+    host_tid: i32
+    sig: i32
+
+
+@request(PROC_TASK_CONTINUED)
+class ProcTaskContinued(Payload):
+    """Kernel only: stopped host task ``host_tid`` was resumed by SIGCONT."""
+
+    host_tid: i32
+
+
+@request(PROC_HOST_TO_XINIM)
+class ProcHostToXinim(Payload):
+    """Kernel only.  Reply :class:`ProcIdsReply`: ``result`` = the XINIM tid to use
+    as ``caller``, ``pid`` = its process."""
+
+    host_tid: i32
+
+
+@request(PROC_XINIM_TO_HOST)
+class ProcXinimToHost(Payload):
+    """Kernel only.  ``result`` = the host tid of XINIM task ``pid`` (tid or pid)."""
+
+    caller: i32
+    pid: i32
+
+
+@request(PROC_GETTID)
+class ProcGettid(Payload):
+    caller: i32
+
+
+@request(PROC_GETPGRP)
+class ProcGetpgrp(Payload):
+    caller: i32
+
+
+@request(PROC_GETPGID)
+class ProcGetpgid(Payload):
+    caller: i32
+    pid: i32                  # 0: the caller
+
+
+@request(PROC_SETPGID)
+class ProcSetpgid(Payload):
+    caller: i32
+    pid: i32                  # 0: the caller
+    pgid: i32                 # 0: = pid
+
+
+@request(PROC_GETSID)
+class ProcGetsid(Payload):
+    caller: i32
+    pid: i32                  # 0: the caller
+
+
+@request(PROC_SETSID)
+class ProcSetsid(Payload):
+    caller: i32
+
+
+@request(PROC_WAITID)
+class ProcWaitid(Payload):
+    """Reply :class:`ProcWaitidReply` (``result`` 0; ``pid`` 0 under WNOHANG with
+    nothing ready); parks like wait4."""
+
+    caller: i32
+    idtype: i32               # P_ALL, P_PID, P_PGID
+    id: i32
+    options: i32              # WEXITED | WSTOPPED | WCONTINUED | WNOHANG | WNOWAIT
+
+
+@request(PROC_TKILL)
+class ProcTkill(Payload):
+    caller: i32
+    tid: i32
+    sig: i32
+
+
+@request(PROC_TGKILL)
+class ProcTgkill(Payload):
+    caller: i32
+    tgid: i32
+    tid: i32
+    sig: i32
+
+
+@request(PROC_SIGPROCMASK)
+class ProcSigprocmask(Payload):
+    """rt_sigprocmask bookkeeping (the host thread keeps the real mask).
+    Reply :class:`ProcMaskReply` with the old mask."""
+
+    caller: i32
+    how: i32                  # SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK
+    set: i32 = 1              # 0: only query
+    mask: u64 = 0             # bit (sig - 1) per signal
+
+
+@request(PROC_SIGPENDING)
+class ProcSigpending(Payload):
+    """Reply :class:`ProcMaskReply`: pending signals the caller blocks."""
+
+    caller: i32
+
+
+@request(PROC_SIGSUSPEND)
+class ProcSigsuspend(Payload):
+    """Parks with ``mask`` as the caller's mask until a signal is delivered to it;
+    then answers EINTR and restores the old mask."""
+
+    caller: i32
+    mask: u64
+
+
+@request(PROC_SETUID)
+class ProcSetuid(Payload):
+    caller: i32
+    uid: i32
+
+
+@request(PROC_SETGID)
+class ProcSetgid(Payload):
+    caller: i32
+    gid: i32
+
+
+@request(PROC_SETREUID)
+class ProcSetreuid(Payload):
+    caller: i32
+    ruid: i32 = -1            # -1: unchanged
+    euid: i32 = -1
+
+
+@request(PROC_SETREGID)
+class ProcSetregid(Payload):
+    caller: i32
+    rgid: i32 = -1
+    egid: i32 = -1
+
+
+@request(PROC_SETRESUID)
+class ProcSetresuid(Payload):
+    caller: i32
+    ruid: i32 = -1
+    euid: i32 = -1
+    suid: i32 = -1
+
+
+@request(PROC_SETRESGID)
+class ProcSetresgid(Payload):
+    caller: i32
+    rgid: i32 = -1
+    egid: i32 = -1
+    sgid: i32 = -1
+
+
+@request(PROC_GETRESUID)
+class ProcGetresuid(Payload):
+    """Reply :class:`ProcResidReply` (also serves getuid/geteuid)."""
+
+    caller: i32
+
+
+@request(PROC_GETRESGID)
+class ProcGetresgid(Payload):
+    caller: i32
+
+
+@request(PROC_GETGROUPS)
+class ProcGetgroups(Payload):
+    """Reply :class:`ProcDataReply`: ``result`` = how many, ``data`` = u32 gids
+    (empty when ``size`` is 0; EINVAL when ``size`` is too small)."""
+
+    caller: i32
+    size: i32
+
+
+@request(PROC_SETGROUPS)
+class ProcSetgroups(Payload):
+    caller: i32
+    data: data                # u32 gids, little-endian (at most 1024)
+
+
+@request(PROC_LIST)
+class ProcList(Payload):
+    """Reply :class:`ProcListReply`: records of processes with pid >= ``start``,
+    in pid order; ``next`` says where to continue (0: that was all)."""
+
+    caller: i32
+    start: i32 = 0
+
+
+@request(PROC_INFO)
+class ProcInfo(Payload):
+    """Reply :class:`ProcInfoReply` for process ``pid`` (0: the caller)."""
+
+    caller: i32
+    pid: i32
+
+
+# --- replies -------------------------------------------------------------------------
+
+
 @reply(PROC_REPLY)
 class ProcReply(ReplyBase):
     """Generic PM reply: ``result`` is a pid, 0, ..."""
@@ -78,6 +373,20 @@ class ProcReply(ReplyBase):
 @reply(PROC_REPLY, PROC_WAIT4)
 class ProcWaitReply(ReplyBase):
     status: i32 = 0           # the wait status word; ``result`` is the pid
+    host_pid: i32 = 0         # the reaped child's host pid: only in replies to the kernel
+
+
+@reply(PROC_REPLY, PROC_WAITID)
+class ProcWaitidReply(ReplyBase):
+    """waitid's siginfo: si_signo = ``signo`` (SIGCHLD), si_code = ``code``
+    (CLD_*), si_pid = ``pid``, si_uid = ``uid``, si_status = ``status``."""
+
+    pid: i32 = 0
+    uid: i32 = 0
+    signo: i32 = 0
+    code: i32 = 0
+    status: i32 = 0
+    host_pid: i32 = 0         # only in replies to the kernel
 
 
 @reply(PROC_REPLY, PROC_SIGACTION, PROC_SIGNAL)
@@ -88,3 +397,104 @@ class ProcSigactionReply(ReplyBase):
     mask: u64 = 0
 
 
+@reply(PROC_REPLY, PROC_EXEC)
+class ProcExecReply(ReplyBase):
+    """What the kernel must make the host exec: ``path`` is the XINIM path of the
+    file actually executed (the interpreter for a ``#!`` script), ``host_path``
+    its host file (empty for a ramfs file: ``dev``/``ino`` name it), ``argv``
+    the final argument vector (NUL-separated; the interpreter's for scripts)."""
+
+    dev: u64 = 0
+    ino: u64 = 0
+    path: path = b""
+    host_path: data = b""
+    argv: data = b""
+
+
+@reply(PROC_REPLY, PROC_HOST_TO_XINIM)
+class ProcIdsReply(ReplyBase):
+    pid: i32 = 0              # the process (thread group); ``result`` is the tid
+
+
+@reply(PROC_REPLY, PROC_SIGPROCMASK, PROC_SIGPENDING)
+class ProcMaskReply(ReplyBase):
+    mask: u64 = 0
+
+
+@reply(PROC_REPLY, PROC_GETRESUID, PROC_GETRESGID)
+class ProcResidReply(ReplyBase):
+    real: i32 = 0
+    effective: i32 = 0
+    saved: i32 = 0
+
+
+@reply(PROC_REPLY, PROC_GETGROUPS)
+class ProcDataReply(ReplyBase):
+    data: data = b""
+
+
+@reply(PROC_REPLY, PROC_LIST)
+class ProcListReply(ReplyBase):
+    """``result`` = records in ``data`` (see :data:`PROC_LIST_RECORD`)."""
+
+    next: i32 = 0
+    data: data = b""
+
+
+@reply(PROC_REPLY, PROC_INFO)
+class ProcInfoReply(ReplyBase):
+    """One process for /proc: ids, state letter (R S T Z), signal sets (bit sig-1),
+    start time (ns since the epoch), ``comm`` (15 bytes max) and ``data`` = its
+    argv, NUL-separated with a final NUL (like /proc/PID/cmdline)."""
+
+    pid: i32 = 0
+    ppid: i32 = 0
+    pgid: i32 = 0
+    sid: i32 = 0
+    state: i32 = 0
+    ruid: i32 = 0
+    euid: i32 = 0
+    suid: i32 = 0
+    rgid: i32 = 0
+    egid: i32 = 0
+    sgid: i32 = 0
+    threads: i32 = 0
+    sigpnd: u64 = 0           # the main thread's own pending set
+    shdpnd: u64 = 0           # the process's shared pending set
+    blocked: u64 = 0          # the main thread's mask
+    ignored: u64 = 0
+    caught: u64 = 0
+    start_ns: i64 = 0
+    comm: path = b""
+    data: data = b""
+
+
+# --- the listing's record -------------------------------------------------------------
+# pid, ppid, pgid, sid, uid, host pid (0 unless asked by the kernel), threads,
+# state letter, command (comm, NUL-padded)
+PROC_LIST_RECORD = struct.Struct("<iiiiIiHc16s")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcListEntry:
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    uid: int
+    host_pid: int
+    threads: int
+    state: str
+    command: str
+
+
+def decode_proc_list(blob: bytes) -> list[ProcListEntry]:
+    """The records of a :class:`ProcListReply` (for xinim-ps)."""
+    size = PROC_LIST_RECORD.size
+    out = []
+    for off in range(0, len(blob) - len(blob) % size, size):
+        pid, ppid, pgid, sid, uid, host, threads, state, comm = \
+            PROC_LIST_RECORD.unpack_from(blob, off)
+        out.append(ProcListEntry(pid, ppid, pgid, sid, uid, host, threads, state.decode(),
+                                 comm.rstrip(b"\0").decode(errors="replace")))
+    return out

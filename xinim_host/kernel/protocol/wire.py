@@ -238,54 +238,94 @@ def _gen_codec(cls: type) -> None:
         check += (f"    v{i} = self.{name}\n"
                   f"    if v{i}.__class__ is not bytes:\n"
                   f"        v{i} = _as_bytes(v{i}, cls, {name!r})\n"
-                  f"    if len(v{i}) > {kind.limit}:\n"
+                  f"    n{i} = len(v{i})\n"
+                  f"    if n{i} > {kind.limit}:\n"
                   f"        raise _too_long(cls, {name!r}, v{i}, _K{i})\n")
-    fixed_args = "".join(f", self.{n}" for n in fixed_names)
-    first_len = ", len(v0)" if var else ""
-    rest = "".join((" + v0" if i == 0 else f" + _P{i}(len(v{i})) + v{i}") for i in range(len(var)))
-    for fn, packer, head in (("_encode_msg", "_MSG_FIRST", "m_source, M_TYPE, req_id, "),
-                             ("_encode_payload", "_PAY_FIRST", "")):
+    rest = "".join((" + v0" if i == 0 else f" + _P{i}(n{i}) + v{i}") for i in range(len(var)))
+    values = [f"self.{n}" for n in fixed_names] + (["n0"] if var else [])
+    for fn, packer, head in (("_encode_msg", "_MSG_FIRST", ["m_source", "M_TYPE", "req_id"]),
+                             ("_encode_payload", "_PAY_FIRST", [])):
         args = "self, m_source, req_id" if head else "self"
-        call = f"{packer}({head}{fixed_args.lstrip(', ') if not head else fixed_args.lstrip(', ')}"
-        call = f"{packer}({head}{fixed_args[2:]}{first_len})" if fixed_args else \
-            f"{packer}({head.rstrip(', ')}{first_len if head else first_len[2:]})"
-        ns_src = (f"def {fn}({args}):\n{check}"
-                  f"    try:\n"
-                  f"        head = {call}\n"
-                  f"    except struct_error as exc:\n"
-                  f"        raise _bad_field(cls, exc) from None\n"
-                  f"    return head{rest}\n")
-        exec(ns_src, ns)  # noqa: S102 -- generated from the class's own field names
+        code = (f"def {fn}({args}):\n{check}"
+                f"    try:\n"
+                f"        head = {packer}({', '.join(head + values)})\n"
+                f"    except struct_error as exc:\n"
+                f"        raise _bad_field(cls, exc) from None\n"
+                f"    return head{rest}\n")
+        exec(code, ns)  # noqa: S102 -- generated from the class's own field names
 
-    # -- decoder: payload at ``off`` of ``buf`` (bytes) up to its end
+    # -- decoders: ``_decode_at`` reads the payload at ``off`` of ``buf`` (bytes) up to
+    # its end; ``_decode_msg`` reads a whole message (header too, in the same unpack)
+    # and returns the Message, its ``m_source`` stamped with ``src`` unless None.  Field
+    # values are locals ``f_<name>``, so no field name can shadow the decoder's own.
+    ns["_DEC_MSG"] = struct.Struct("<" + HEADER.format.lstrip("<") + fixed_fmt
+                                   + first_prefix).unpack_from
+    ns.update(_Message=Message, _msg_source=_set_m_source, _msg_req_id=_set_req_id,
+              _msg_body=_set_body)
     first_size = struct.calcsize("<" + fixed_fmt + first_prefix)
-    targets = ", ".join(list(fixed_names) + (["l0"] if var else []))
-    dec = ("def _decode_at(buf, off):\n"
-           "    n = len(buf)\n"
-           f"    end = off + {first_size}\n"
-           "    if n < end:\n"
-           f"        raise _truncated(cls, n - off, {var[0][0] if var else None!r})\n")
-    if targets:
-        dec += f"    {targets}{',' if targets.count(',') == 0 else ''} = _DEC_FIRST(buf, off)\n"
-    for i, (name, kind) in enumerate(var):
-        if i:
-            dec += (f"    pos = end\n    end = pos + {kind.prefix.size}\n"
-                    f"    if n < end:\n        raise _bad_var(cls, {name!r}, 'truncated length')\n"
-                    f"    (l{i},) = _U{i}(buf, pos)\n")
-        dec += (f"    if l{i} > {kind.limit}:\n"
-                f"        raise _bad_var(cls, {name!r}, f'{{l{i}}} bytes > {kind.limit}')\n"
-                f"    pos = end\n    end = pos + l{i}\n"
-                f"    if n < end:\n        raise _bad_var(cls, {name!r}, 'truncated')\n"
-                f"    {name} = buf[pos:end]\n")
-    dec += ("    if end != n:\n        raise _trailing(cls, n - end)\n"
-            "    o = _new(cls)\n")
-    dec += "".join(f"    _set_{name}(o, {name})\n" for name in fields)
-    dec += post_init + "    return o\n"
-    exec(dec, ns)  # noqa: S102
+    targets = [f"f_{n}" for n in fixed_names] + (["_l0"] if var else [])
+    for fn, args, unpack, head, size in (
+            ("_decode_at", "_buf, _off", "_DEC_FIRST(_buf, _off)", [], first_size),
+            ("_decode_msg", "_buf, _src", "_DEC_MSG(_buf, 0)", ["_claimed", "_t", "_req"],
+             first_size + HEADER.size)):
+        dec = f"def {fn}({args}):\n    _n = len(_buf)\n"
+        dec += (f"    _end = _off + {size}\n" if fn == "_decode_at" else f"    _end = {size}\n")
+        dec += ("    if _n < _end:\n"
+                f"        raise _truncated(cls, _n - {'_off' if fn == '_decode_at' else HEADER.size}, "
+                f"{var[0][0] if var else None!r})\n")
+        if head or targets:
+            dec += f"    ({', '.join(head + targets)},) = {unpack}\n"
+        for i, (name, kind) in enumerate(var):
+            if i:
+                dec += (f"    _pos = _end\n    _end = _pos + {kind.prefix.size}\n"
+                        f"    if _n < _end:\n        raise _bad_var(cls, {name!r}, 'truncated length')\n"
+                        f"    (_l{i},) = _U{i}(_buf, _pos)\n")
+            dec += (f"    if _l{i} > {kind.limit}:\n"
+                    f"        raise _bad_var(cls, {name!r}, f'{{_l{i}}} bytes > {kind.limit}')\n"
+                    f"    _pos = _end\n    _end = _pos + _l{i}\n"
+                    f"    if _n < _end:\n        raise _bad_var(cls, {name!r}, 'truncated')\n"
+                    f"    f_{name} = _buf[_pos:_end]\n")
+        dec += ("    if _end != _n:\n        raise _trailing(cls, _n - _end)\n"
+                "    o = _new(cls)\n")
+        dec += "".join(f"    _set_{name}(o, f_{name})\n" for name in fields)
+        dec += post_init
+        if fn == "_decode_at":
+            dec += "    return o\n"
+        else:
+            dec += ("    m = _new(_Message)\n"
+                    "    _msg_source(m, _claimed if _src is None else _src)\n"
+                    "    _msg_req_id(m, _req)\n    _msg_body(m, o)\n    return m\n")
+        exec(dec, ns)  # noqa: S102
+
+    # -- __init__: the dataclass's signature (keyword-only, same defaults), but each
+    # field set through its slot (a frozen dataclass's own ``__init__`` pays an
+    # ``object.__setattr__`` per field, twice the cost)
+    dfields = dataclasses.fields(cls)
+    if all(f.init and f.kw_only and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+           for f in dfields):
+        params = []
+        for f in dfields:
+            if f.default is dataclasses.MISSING:
+                params.append(f.name)
+            else:
+                ns[f"_I_{f.name}"] = f.default
+                params.append(f"{f.name}=_I_{f.name}")
+        init = (f"def __init__(self{', *, ' + ', '.join(params) if params else ''}):\n"
+                + "".join(f"    _set_{f.name}(self, {f.name})\n" for f in dfields)
+                + ("    self.__post_init__()\n" if post_init else "")
+                + ("    pass\n" if not dfields else ""))
+        exec(init, ns)  # noqa: S102
+        fast_init = ns["__init__"]
+        original = cls.__init__
+        fast_init.__qualname__ = original.__qualname__  # type: ignore[attr-defined]
+        fast_init.__doc__ = original.__doc__
+        fast_init.__annotations__ = getattr(original, "__annotations__", {})
+        cls.__init__ = fast_init  # type: ignore[misc]
 
     cls._encode_msg = ns["_encode_msg"]  # type: ignore[attr-defined]
     cls._encode_payload = ns["_encode_payload"]  # type: ignore[attr-defined]
     cls._decode_at = staticmethod(ns["_decode_at"])  # type: ignore[attr-defined]
+    cls._decode_msg = staticmethod(ns["_decode_msg"])  # type: ignore[attr-defined]
 
     # -- replies: a fresh reply from (call, error, result), and a copy with ``call`` set
     by_name = {f.name: f for f in dataclasses.fields(cls)}
@@ -305,8 +345,8 @@ def _gen_codec(cls: type) -> None:
             cls._quick_reply = staticmethod(  # type: ignore[attr-defined]
                 lambda call, error, result: cls(call=call, error=error, result=result))
         with_call = ("def _with_call(src, call):\n    o = _new(cls)\n"
-                     + "".join(f"    _set_{n}(o, call if {n!r} == 'call' else src.{n})\n"
-                               if n == "call" else f"    _set_{n}(o, src.{n})\n" for n in fields)
+                     + "".join("    _set_call(o, call)\n" if n == "call" else
+                               f"    _set_{n}(o, src.{n})\n" for n in fields)
                      + post_init + "    return o\n")
         exec(with_call, ns)  # noqa: S102
         cls._with_call = staticmethod(ns["_with_call"])  # type: ignore[attr-defined]
@@ -404,6 +444,7 @@ def encode(body: Payload, m_source: int = 0, req_id: int = 0) -> bytes:
 _HEADER_SIZE = HEADER.size
 _unpack_header = HEADER.unpack_from
 _unpack_call = _REPLY_CALL.unpack_from
+_unpack_type = struct.Struct("<i").unpack_from
 _REPLY_MIN = HEADER.size + _REPLY_CALL.size
 
 
@@ -417,12 +458,13 @@ def decode_from(buf: bytes, m_source: int | None = None) -> Message:
     """Decode one message from ``bytes``; with ``m_source`` given, the message says
     that source whatever its header claims (the IPC layer stamps the channel's).
     Raises only :class:`ProtocolError`."""
-    if len(buf) < _HEADER_SIZE:
-        raise ProtocolError(errno.EBADMSG, f"truncated header ({len(buf)} bytes)")
-    claimed, m_type, req_id = _unpack_header(buf, 0)
+    n = len(buf)
+    if n < _HEADER_SIZE:
+        raise ProtocolError(errno.EBADMSG, f"truncated header ({n} bytes)")
+    (m_type,) = _unpack_type(buf, 4)
     try:
         if m_type in _REPLY_TYPES:
-            if len(buf) < _REPLY_MIN:
+            if n < _REPLY_MIN:
                 raise ProtocolError(errno.EBADMSG, "truncated reply")
             (call,) = _unpack_call(buf, _HEADER_SIZE)
             cls = REPLIES.get((m_type, call)) or REPLIES[(m_type, 0)]
@@ -430,13 +472,12 @@ def decode_from(buf: bytes, m_source: int | None = None) -> Message:
             cls = REQUESTS.get(m_type)
             if cls is None:
                 raise ProtocolError(errno.EINVAL, f"unknown message type {m_type}")
-        body = cls._decode_at(buf, _HEADER_SIZE)  # type: ignore[attr-defined]
+        return cls._decode_msg(buf, m_source)  # type: ignore[attr-defined]
     except ProtocolError as exc:
-        exc.m_type, exc.req_id = m_type, req_id
+        exc.m_type, exc.req_id = m_type, _unpack_header(buf, 0)[2]
         raise
     except (TypeError, ValueError) as exc:  # e.g. a field the class rejects
-        raise ProtocolError(errno.EBADMSG, str(exc), m_type, req_id) from None
-    return make_message(claimed if m_source is None else m_source, req_id, body)
+        raise ProtocolError(errno.EBADMSG, str(exc), m_type, _unpack_header(buf, 0)[2]) from None
 
 
 def decode(buf: bytes | memoryview) -> Message:
@@ -446,9 +487,13 @@ def decode(buf: bytes | memoryview) -> Message:
 
 def error_reply_for(m_type: int | None, err: int) -> Payload:
     """The generic reply a server sends when a request of ``m_type`` failed with ``err``."""
+    # The class the receiver will decode it as: the one declared for (reply type, call)
+    # -- a generic reply to a call with a reply class of its own would not decode.
     owner = owner_of(m_type or 0)
     reply_type = owner[1] if owner else VFS_REPLY
-    return REPLIES[(reply_type, 0)]._quick_reply(m_type or 0, err, -1)  # type: ignore[attr-defined]
+    call = m_type or 0
+    cls = REPLIES.get((reply_type, call)) or REPLIES[(reply_type, 0)]
+    return cls._quick_reply(call, err, -1)  # type: ignore[attr-defined]
 
 
 def with_call(body: Payload, call: int) -> Payload:
@@ -459,7 +504,11 @@ def with_call(body: Payload, call: int) -> Payload:
     return dataclasses.replace(body, call=call)  # type: ignore[type-var]
 
 
+# Who may speak for another process (see ``effective_caller``).
+TRUSTED_SOURCES = frozenset((KERNEL_PID, PM_PID))
+
+
 def effective_caller(msg: Message, claimed: int) -> int:
     """The pid a request speaks for: the payload's ``caller`` only when the kernel
     or PM sent it (they act for processes); anyone else speaks only for itself."""
-    return claimed if msg.m_source in (KERNEL_PID, PM_PID) else msg.m_source
+    return claimed if msg.m_source in TRUSTED_SOURCES else msg.m_source

@@ -1,0 +1,315 @@
+"""The ramfs exported through a real FUSE mount (tests run as root).
+
+Blocking I/O on the mount happens in subprocesses (trio.run_process) or worker
+threads (trio.to_thread.run_sync), never on the trio thread that serves it.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import errno
+import mmap
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+import trio
+
+from xinim_host.vfs_fuse.fuse_export import RamfsFuse, serve_fuse
+from xinim_host.vfs_fuse.mountpoint import read_mountinfo
+from xinim_host.vfs_fuse.ramfs import Ramfs
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/dev/fuse") or os.geteuid() != 0 or shutil.which("fusermount3") is None,
+    reason="needs /dev/fuse, fuse3 and root")
+
+
+class Mount:
+    def __init__(self, fs: Ramfs, ops: RamfsFuse, path: Path) -> None:
+        self.fs, self.ops, self.path = fs, ops, path
+
+
+@pytest.fixture
+async def mnt(nursery: trio.Nursery, tmp_path: Path) -> Mount:
+    fs = Ramfs()
+    ops = RamfsFuse(fs)
+    path = await nursery.start(functools.partial(serve_fuse, fs, tmp_path / "mnt", ops=ops))
+    return Mount(fs, ops, path)
+
+
+async def sh(script: str, cwd: Path | str, check: bool = True) -> str:
+    r = await trio.run_process(["bash", "-c", script], cwd=str(cwd), capture_stdout=True,
+                               capture_stderr=True, check=False)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{script!r} failed ({r.returncode}): {r.stderr.decode()}"
+                             f"\nstdout: {r.stdout.decode()}")
+    return r.stdout.decode() + r.stderr.decode()
+
+
+async def differential(script: str, mnt: Mount) -> tuple[str, str]:
+    """Run ``script`` in a fresh dir ``p/w`` on a kernel tmpfs and in the mount."""
+    outs = []
+    shm = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="xinim-diff-"))
+    try:
+        for base in (shm, mnt.path):
+            p = base / "p"
+            await trio.to_thread.run_sync(lambda: (p.mkdir(mode=0o755), (p / "w").mkdir(mode=0o755)))
+            await trio.to_thread.run_sync(os.chmod, p, 0o755)
+            await trio.to_thread.run_sync(os.chmod, p / "w", 0o755)
+            outs.append(await sh(script, p / "w"))
+    finally:
+        await trio.to_thread.run_sync(shutil.rmtree, shm)
+    return outs[0], outs[1]
+
+
+ACCEPTANCE = ("mkdir -p a/b && echo hi > a/b/f && cat a/b/f && cp -r a c && mv c d && "
+              "ln -s d/b/f s && cat s && ln d/b/f h && stat -c %h h && rm -r a d s h && "
+              "ls -la --time-style=+T")
+
+
+async def test_acceptance_script_same_as_tmpfs(mnt: Mount) -> None:
+    tmpfs, xinim = await differential(ACCEPTANCE, mnt)
+    assert xinim == tmpfs
+    assert xinim.startswith("hi\nhi\n2\n")
+
+
+TOOLS = r"""
+set -e
+umask 022
+mkdir -p x/y/z; echo hello > x/y/z/f; printf abc > x/g; ln -s y x/l; mkfifo x/p; mknod x/c c 1 3
+find . | sort
+find . -type f | sort
+find . -type d -empty
+find . -name 'f' -newer x/g -o -name g -print | sort
+du -a . | sort -k2
+du -a --apparent-size -b . | sort -k2
+touch -d '2001-02-03 04:05:06.123456789' x/g
+stat -c '%n %s %h %f %u %g %x %y' x/g
+touch -m -d @1000000000 x/g; stat -c '%Y' x/g
+touch -a -d @1100000000.5 x/g; stat -c '%X %x' x/g
+chmod 4751 x/g; stat -c '%a %A' x/g
+chown 1234:5678 x/g; stat -c '%u %g %a' x/g
+chmod 6755 x/g; chown :99 x/g; stat -c '%u %g %a' x/g
+chgrp 4321 x/y; chmod 2775 x/y; mkdir x/y/sub; touch x/y/sf; stat -c '%n %a %g' x/y x/y/sub x/y/sf
+truncate -s 1G big; du -k big; stat -c '%s %b' big
+truncate -s 2 x/g; cat x/g; echo
+printf 'Z' | dd of=big bs=1 seek=$((1<<30)) conv=notrunc status=none; du -k big; stat -c %s big
+stat -c '%F|%h|%s|%a|%t,%T' x x/l x/p x/c x/y/z/f x/y
+readlink x/l; cat x/l/z/f
+ls -la --time-style=+T x
+stat -f -c '%l' .
+mv x/y/z/f x/y/z/f2; ln x/y/z/f2 x/hard; stat -c '%h' x/hard; rm x/y/z/f2; stat -c '%h' x/hard
+echo more >> x/hard; cat x/hard
+rm -r x big; ls -a
+"""
+
+
+async def test_host_tools_same_as_tmpfs(mnt: Mount) -> None:
+    tmpfs, xinim = await differential(TOOLS, mnt)
+    assert xinim == tmpfs
+    assert "1073741824 8\n" in xinim or "1073741824 0\n" in xinim   # sparse
+
+
+async def test_ramfs_changes_visible_at_once(mnt: Mount) -> None:
+    fs = mnt.fs
+    f = fs.mknod(fs.root, b"new", stat.S_IFREG | 0o644, 0, 0)
+    fs.write(f, 0, b"one\n")
+    assert await sh("cat new; ls", mnt.path) == "one\nnew\n"
+    fs.write(f, 0, b"two\n")
+    assert await sh("cat new", mnt.path) == "two\n"
+    d = fs.mkdir(fs.root, b"dir", 0o755, 0, 0)
+    fs.symlink(d, b"link", b"../new", 0, 0)
+    assert await sh("ls dir; cat dir/link", mnt.path) == "link\ntwo\n"
+    fs.unlink(d, b"link")
+    fs.rename(fs.root, b"new", d, b"moved")
+    assert await sh("ls; ls dir; test ! -e new && cat dir/moved", mnt.path) == "dir\nmoved\ntwo\n"
+    fs.setattr(f, mode=0o600, uid=42)
+    assert await sh("stat -c '%a %u' dir/moved", mnt.path) == "600 42\n"
+    fs.truncate(f, 1)
+    assert await sh("cat dir/moved", mnt.path) == "t"
+
+
+async def test_invalidation_reaches_mapped_pages(mnt: Mount) -> None:
+    """An mmap sees the kernel's cached pages without asking us: only an
+    explicit invalidate_inode makes a XINIM-side write visible there."""
+    fs = mnt.fs
+    f = fs.mknod(fs.root, b"m", stat.S_IFREG | 0o644, 0, 0)
+    fs.write(f, 0, b"A" * 8192)
+    path = mnt.path / "m"
+    fd = await trio.to_thread.run_sync(os.open, path, os.O_RDONLY)
+    try:
+        mm = await trio.to_thread.run_sync(lambda: mmap.mmap(fd, 8192, prot=mmap.PROT_READ))
+        assert await trio.to_thread.run_sync(lambda: mm[:4]) == b"AAAA"
+        fs.write(f, 0, b"BBBB")
+        await mnt.ops.wait_invalidated()
+        assert await trio.to_thread.run_sync(lambda: mm[:4]) == b"BBBB"
+        assert mnt.ops.stats["invalidate_inode"] >= 1
+        await trio.to_thread.run_sync(mm.close)
+    finally:
+        await trio.to_thread.run_sync(os.close, fd)
+
+
+async def test_mount_changes_visible_in_ramfs(mnt: Mount) -> None:
+    await sh("echo data > m; mkdir md; ln -s m md/ml; ln m hl; chmod 640 m; "
+             "mkfifo md/fifo", mnt.path)
+    fs = mnt.fs
+    m = fs.lookup(fs.root, b"m")
+    assert fs.read(m, 0, 100) == b"data\n"
+    assert m.nlink == 2 and fs.lookup(fs.root, b"hl") is m
+    assert m.mode == stat.S_IFREG | 0o640
+    md = fs.lookup(fs.root, b"md")
+    assert fs.lookup(md, b"ml").target == b"m"
+    assert stat.S_ISFIFO(fs.lookup(md, b"fifo").mode)
+    assert mnt.ops.stats["invalidate_entry"] == 0   # our own changes need none
+
+
+async def test_unlinked_open_file_lives_until_forget(mnt: Mount) -> None:
+    fs = mnt.fs
+    await sh("printf payload > gone", mnt.path)
+    inode = fs.lookup(fs.root, b"gone")
+    fd = await trio.to_thread.run_sync(os.open, mnt.path / "gone", os.O_RDWR)
+    fs.unlink(fs.root, b"gone")          # a XINIM process removes it
+    assert inode.ino in fs.inodes        # held: open handle and lookup count
+    assert await trio.to_thread.run_sync(os.pread, fd, 100, 0) == b"payload"
+    await trio.to_thread.run_sync(os.pwrite, fd, b"P", 0)
+    assert fs.read(inode, 0, 100) == b"Payload"
+    await trio.to_thread.run_sync(os.close, fd)
+    await trio.to_thread.run_sync(os.stat, mnt.path)   # let the release arrive
+    # Make the kernel evict its inodes: the FORGET drops the last hold.
+    with trio.fail_after(5):
+        while inode.ino in fs.inodes:
+            await trio.to_thread.run_sync(Path("/proc/sys/vm/drop_caches").write_text, "2")
+            await trio.sleep(0.05)
+    assert inode.holds == 0
+
+
+async def test_unlink_through_mount_keeps_open_file(mnt: Mount) -> None:
+    def work() -> bytes:
+        p = mnt.path / "tmpfile"
+        with open(p, "w+b") as f:
+            f.write(b"x" * 10000)
+            f.flush()
+            os.unlink(p)
+            assert not p.exists()
+            f.seek(0)
+            return f.read()
+    assert await trio.to_thread.run_sync(work) == b"x" * 10000
+
+
+async def test_readdir_offsets_stable_under_changes(mnt: Mount) -> None:
+    fs = mnt.fs
+    d = fs.mkdir(fs.root, b"big", 0o755, 0, 0)
+    names = [b"f%05d" % i for i in range(3000)]
+    for n in names:
+        fs.mknod(d, n, stat.S_IFREG | 0o644, 0, 0)
+    token = trio.lowlevel.current_trio_token()
+
+    def churn() -> None:
+        # Delete every other not-yet-seen... name and add new ones while
+        # a listing is half done (as XINIM processes may).
+        for n in names[1000:2000:2]:
+            fs.unlink(d, n)
+        for i in range(50):
+            fs.mknod(d, b"new%03d" % i, stat.S_IFREG | 0o644, 0, 0)
+
+    def listing() -> list[str]:
+        seen = []
+        with os.scandir(mnt.path / "big") as it:
+            for i, e in enumerate(it):
+                seen.append(e.name)
+                if i == 100:
+                    trio.from_thread.run_sync(churn, trio_token=token)
+        return seen
+
+    seen = await trio.to_thread.run_sync(listing)
+    assert len(seen) == len(set(seen)), "an entry was listed twice"
+    removed = {n.decode() for n in names[1000:2000:2]}
+    survivors = {n.decode() for n in names} - removed
+    assert survivors <= set(seen), "a surviving entry was skipped"
+    assert not (set(seen) & removed - set(seen[:101]))
+    assert (await sh("ls big | wc -l", mnt.path)).strip() == str(3000 - 500 + 50)
+    await sh("rm -r big", mnt.path)
+    assert b"big" not in fs.root.entries
+
+
+def _renameat2(old: Path, new: Path, flags: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    AT_FDCWD = -100
+    if libc.renameat2(AT_FDCWD, os.fsencode(old), AT_FDCWD, os.fsencode(new), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+async def test_rename_noreplace_and_exchange(mnt: Mount) -> None:
+    await sh("echo A > a; echo B > b; mkdir d; echo C > d/c", mnt.path)
+    with pytest.raises(OSError) as ei:
+        await trio.to_thread.run_sync(_renameat2, mnt.path / "a", mnt.path / "b", 1)
+    assert ei.value.errno == errno.EEXIST
+    await trio.to_thread.run_sync(_renameat2, mnt.path / "a", mnt.path / "d", 2)
+    assert await sh("cat d; cat a/c", mnt.path) == "A\nC\n"
+    fs = mnt.fs
+    assert fs.read(fs.lookup(fs.root, b"d"), 0, 10) == b"A\n"
+    with pytest.raises(OSError) as ei:
+        await trio.to_thread.run_sync(os.rename, mnt.path / "a", mnt.path / "a" / "sub")
+    assert ei.value.errno == errno.EINVAL
+    await trio.to_thread.run_sync(os.rename, mnt.path / "b", mnt.path / "d")
+    assert await sh("cat d; ls", mnt.path) == "B\na\nd\n"
+
+
+async def test_permissions_for_other_users(mnt: Mount) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv missing")
+    await sh("echo s > secret; chmod 600 secret; echo p > public; mkdir ro; chmod 555 ro",
+             mnt.path)
+    out = await sh("setpriv --reuid=65534 --regid=65534 --clear-groups "
+                   "bash -c 'cat public; cat secret; touch ro/x; echo end'", mnt.path,
+                   check=False)
+    assert out.startswith("p\n")
+    assert "secret: Permission denied" in out
+    assert "ro/x" in out and "Permission denied" in out.split("ro/x", 1)[1]
+    assert out.rstrip().endswith("end") or "end" in out
+
+
+async def test_statfs_and_big_writes(mnt: Mount) -> None:
+    st = await trio.to_thread.run_sync(os.statvfs, mnt.path)
+    assert st.f_namemax == 255
+    data = os.urandom(3 << 20)
+
+    def rw() -> bytes:
+        p = mnt.path / "blob"
+        with open(p, "wb") as f:
+            f.write(data)
+        with open(p, "rb") as f:
+            return f.read()
+    assert await trio.to_thread.run_sync(rw) == data
+    assert mnt.fs.lookup(mnt.fs.root, b"blob").size == len(data)
+    long = "n" * 256
+    with pytest.raises(OSError) as ei:
+        await trio.to_thread.run_sync(Path(mnt.path / long).write_text, "x")
+    assert ei.value.errno == errno.ENAMETOOLONG
+
+
+async def test_unmount_releases_everything(tmp_path: Path) -> None:
+    fs = Ramfs()
+    ops = RamfsFuse(fs)
+    async with trio.open_nursery() as nursery:
+        mp = await nursery.start(functools.partial(serve_fuse, fs, tmp_path / "m2", ops=ops))
+        await sh("mkdir -p a/b; echo x > a/b/f; ls -R > /dev/null", mp)
+        fd = await trio.to_thread.run_sync(os.open, mp / "a" / "b" / "f", os.O_RDONLY)
+        fs.unlink(fs.lookup(fs.lookup(fs.root, b"a"), b"b"), b"f")
+        nursery.cancel_scope.cancel()
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+    assert all(i.holds == 0 for i in fs.inodes.values())
+    assert len(fs.inodes) == 3                     # root, a, b: f was freed
+    assert not any(e.mountpoint == str(mp) for e in read_mountinfo())
+
+
+async def test_one_mount_per_process(mnt: Mount, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="one mount per process"):
+        await serve_fuse(Ramfs(), tmp_path / "other")

@@ -1,0 +1,73 @@
+"""The hand-assembled seccomp filter, checked with the Python BPF evaluator."""
+from __future__ import annotations
+
+import errno
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xinim_host.intercept import seccomp as sc
+
+TRACE, ALLOW = sc.SECCOMP_RET_TRACE, sc.SECCOMP_RET_ALLOW
+
+
+def test_small_set_and_special_rules() -> None:
+    prog = sc.build_filter({39, 110, 0, 1, 2})
+    for nr in range(0, 600):
+        assert sc.evaluate(prog, nr) == (TRACE if nr in {39, 110, 0, 1, 2} else ALLOW), nr
+    # other architecture (i386 entry via int 0x80): kill the process
+    assert sc.evaluate(prog, 20, arch=0x40000003) == sc.SECCOMP_RET_KILL_PROCESS
+    # x32 ABI numbers: ENOSYS, trapped or not
+    assert sc.evaluate(prog, 0x40000000 | 39) == sc.SECCOMP_RET_ERRNO | errno.ENOSYS
+    assert sc.evaluate(prog, 0x40000000 | 500) == sc.SECCOMP_RET_ERRNO | errno.ENOSYS
+    # -1 has the x32 bit set too: ENOSYS, which is what the kernel answers
+    assert sc.evaluate(prog, 0xFFFFFFFF) == sc.SECCOMP_RET_ERRNO | errno.ENOSYS
+
+
+def test_cookie_escape_hatch() -> None:
+    cookie = sc.DEFAULT_COOKIE
+    prog = sc.build_filter({9, 110}, cookie)
+    assert sc.evaluate(prog, 9, args=(0, 0, 0, 0, 0, cookie)) == ALLOW
+    assert sc.evaluate(prog, 9, args=(0, 0, 0, 0, 0, cookie & 0xFFFFFFFF)) == TRACE  # high half differs
+    assert sc.evaluate(prog, 9, args=(0, 0, 0, 0, 0, cookie | 1 << 40)) == TRACE
+    assert sc.evaluate(prog, 9, args=(0, 0, 0, 0, cookie, 0)) == TRACE  # only r9 counts
+    assert cookie % 4096 == 0 and cookie < 1 << 47  # usable as an mmap offset
+    other = sc.build_filter({9}, cookie=0x1234_5678_9ABC_D000)
+    assert sc.evaluate(other, 9, args=(0,) * 5 + (0x1234_5678_9ABC_D000,)) == ALLOW
+    assert sc.evaluate(other, 9, args=(0,) * 5 + (cookie,)) == TRACE
+
+
+def test_large_set_uses_long_jumps() -> None:
+    trapped = set(range(0, 460, 2)) | {435}
+    prog = sc.build_filter(trapped)
+    assert any(code == 0x05 for code, *_ in prog)  # a JA hop over a >255-insn subtree
+    for nr in range(0, 600):
+        assert sc.evaluate(prog, nr) == (TRACE if nr in trapped else ALLOW), nr
+    assert len(sc.assemble(prog)) == 8 * len(prog)
+
+
+def test_ranges_compress_contiguous_numbers() -> None:
+    prog = sc.build_filter(range(0, 335))
+    assert len(prog) < 20
+    assert sc.evaluate(prog, 334) == TRACE and sc.evaluate(prog, 335) == ALLOW
+
+
+def test_rejects_bad_numbers() -> None:
+    with pytest.raises(ValueError):
+        sc.build_filter({-1})
+    with pytest.raises(ValueError):
+        sc.build_filter({0x40000000})
+
+
+def test_trace_data() -> None:
+    prog = sc.build_filter({1}, trace_data=0x1234)
+    assert sc.evaluate(prog, 1) == TRACE | 0x1234
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(st.integers(0, 500)), st.lists(st.integers(0, 520), max_size=40))
+def test_matches_set_membership(trapped: set[int], probes: list[int]) -> None:
+    prog = sc.build_filter(trapped)
+    for nr in probes + sorted(trapped)[:20]:
+        assert sc.evaluate(prog, nr) == (TRACE if nr in trapped else ALLOW)

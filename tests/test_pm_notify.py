@@ -1,0 +1,141 @@
+"""PM's default notifier: real lattice messages to a fake VFS (pid 2), and the
+PM wire types themselves."""
+from __future__ import annotations
+
+import dataclasses
+import errno
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xinim_host.kernel import protocol as p
+from xinim_host.kernel.errors import SysError
+from xinim_host.kernel.ipc import Lattice
+from xinim_host.kernel.server import Server
+from xinim_host.pm.server import PmServer
+
+
+class FakeVfs(Server):
+    """Answers PM's notifications and exec checks; ``slow`` answers them later."""
+
+    pid = p.VFS_PID
+    reply_type = p.VFS_REPLY
+
+    def __init__(self, lattice: Lattice) -> None:
+        super().__init__(lattice)
+        self.seen: list[Any] = []
+        self.slow = False
+        self.files: dict[bytes, p.VfsNodeReply] = {}
+        self.handlers = {t: FakeVfs.note for t in range(140, 146)} | {
+            p.VFS_EXEC_OPEN: FakeVfs.exec_open}
+
+    def note(self, req: Any) -> Any:
+        self.seen.append(req.body)
+        return self._answer(0)
+
+    def exec_open(self, req: Any) -> Any:
+        self.seen.append(req.body)
+        node = self.files.get(req.body.path)
+        if node is None:
+            raise SysError(errno.ENOENT)
+        return self._answer(node)
+
+    def _answer(self, value: Any) -> Any:
+        if not self.slow:
+            return value
+
+        async def later() -> Any:
+            await trio.sleep(0.01)
+            return value
+        return later()
+
+
+async def _system(nursery: trio.Nursery) -> tuple[Lattice, PmServer, FakeVfs]:
+    lattice = Lattice()
+    lattice.register(p.KERNEL_PID)
+    vfs = FakeVfs(lattice)
+    pm = PmServer(lattice, signal_host=lambda pid, sig: None)
+    lattice.connect_local(p.KERNEL_PID, p.PM_PID)
+    lattice.connect_local(p.PM_PID, p.VFS_PID)
+    await nursery.start(vfs.serve)
+    await nursery.start(pm.serve)
+    return lattice, pm, vfs
+
+
+@pytest.mark.parametrize("slow", [False, True])
+async def test_lattice_notifier_tells_vfs(slow: bool) -> None:
+    async with trio.open_nursery() as n:
+        lattice, pm, vfs = await _system(n)
+        vfs.slow = slow
+        vfs.files[b"/bin/sh"] = p.VfsNodeReply(host_path=b"/usr/bin/dash", dev=3, ino=9,
+                                              mode=0o100755)
+
+        async def ask(body: p.Payload) -> Any:
+            return (await lattice.sendrec(p.KERNEL_PID, p.PM_PID, body)).body
+
+        child = (await ask(p.ProcFork(parent_pid=1, child_host_pid=99))).result
+        assert vfs.seen[-1] == p.VfsFork(parent=1, child=child)
+        r = await ask(p.ProcExec(caller=child, path=b"/bin/sh", argv=b"sh"))
+        assert (r.error, r.host_path, r.dev, r.ino) == (0, b"/usr/bin/dash", 3, 9)
+        assert p.VfsExecOpen(caller=child, dirfd=-100, flags=0, path=b"/bin/sh") in vfs.seen
+        assert vfs.seen[-1] == p.VfsExec(pid=child)
+        assert (await ask(p.ProcExec(caller=child, path=b"/x", argv=b"x"))).error == errno.ENOENT
+        await ask(p.ProcSetresgid(caller=child, rgid=5, egid=6, sgid=6))
+        assert vfs.seen[-1] == p.VfsSetids(pid=child, uid=0, euid=0, gid=5, egid=6)
+        await ask(p.ProcSetgroups(caller=child, data=(7).to_bytes(4, "little")))
+        assert vfs.seen[-1] == p.VfsSetgroups(pid=child, data=b"\x07\0\0\0")
+        await ask(p.ProcKill(caller=0, pid=child, sig=15))
+        await ask(p.ProcExitGroup(caller=child, status=0))
+        await trio.sleep(0.05)
+        assert p.VfsCancel(pid=child, err=errno.EINTR) in vfs.seen
+        assert vfs.seen[-1] == p.VfsExit(pid=child)
+        n.cancel_scope.cancel()
+
+
+async def test_pm_without_vfs_channel_still_forks() -> None:
+    lattice = Lattice()
+    lattice.register(p.KERNEL_PID)
+    PmServer(lattice)
+    lattice.connect_local(p.KERNEL_PID, p.PM_PID)
+    r = (await lattice.sendrec(p.KERNEL_PID, p.PM_PID, p.ProcFork(parent_pid=1))).body
+    assert r.error == 0 and r.result == p.FIRST_USER_PID
+
+
+# --- the wire types -------------------------------------------------------------------------
+
+PM_REQUESTS = [cls for t, cls in p.REQUESTS.items() if 200 <= t < 250]
+# reply class -> a request type it answers (decode picks the class by ``call``)
+PM_REPLIES = {cls: call for (t, call), cls in sorted(p.REPLIES.items()) if t == p.PROC_REPLY}
+
+
+def test_pm_numbers_stay_in_range() -> None:
+    assert {cls.M_TYPE for cls in PM_REQUESTS} == set(range(200, 239))
+    assert all(cls.M_TYPE == p.PROC_REPLY for cls in PM_REPLIES)
+
+
+def _sample(cls: type, draw: Any) -> Any:
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in cls._FIXED_NAMES:
+            code = cls._FIXED.format[1 + cls._FIXED_NAMES.index(f.name)]
+            lo, hi = {"i": (-2**31, 2**31 - 1), "I": (0, 2**32 - 1), "q": (-2**63, 2**63 - 1),
+                      "Q": (0, 2**64 - 1)}[code]
+            values[f.name] = draw(st.integers(lo, hi))
+        else:
+            limit = dict(cls._VAR)[f.name].limit
+            values[f.name] = draw(st.binary(max_size=min(limit, 300)))
+    return cls(**values)
+
+
+@pytest.mark.parametrize("cls", PM_REQUESTS + list(PM_REPLIES), ids=lambda c: c.__name__)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_every_pm_message_round_trips(cls: type, data: Any) -> None:
+    body = _sample(cls, data.draw)
+    if cls in PM_REPLIES:
+        body = dataclasses.replace(body, call=PM_REPLIES[cls])
+    msg = p.decode(p.encode(body, 0, 5))
+    assert msg.body == body and msg.req_id == 5

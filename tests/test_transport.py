@@ -1,0 +1,352 @@
+"""Node routes over Unix sockets: another OS process, and a hostile peer."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+import trio
+import trio.testing
+
+from xinim_host.kernel import protocol as p
+from xinim_host.kernel import transport
+from xinim_host.kernel.ipc import IpcError, Lattice
+from xinim_host.kernel.server import Request, Server
+from xinim_host.kernel.transport import dial, serve_socket
+
+SERVER_NODE, CLIENT_NODE = 1, 7
+CLIENT = 10
+
+# The other OS process: a node with a small echo server on VFS's pid.
+CHILD = r"""
+import sys, trio
+from xinim_host.kernel import protocol as p
+from xinim_host.kernel.ipc import Lattice
+from xinim_host.kernel.server import Server
+from xinim_host.kernel.transport import serve_socket
+
+class Echo(Server):
+    pid = p.VFS_PID
+    reply_type = p.VFS_REPLY
+
+Echo.handlers = {
+    p.VFS_CLOSE: lambda s, r: r.body.fd,
+    p.VFS_IOCTL: lambda s, r: p.VfsIoctlReply(result=r.caller, data=r.body.data),
+    p.VFS_PIPE: lambda s, r: None,            # never answered
+}
+
+async def main(path):
+    lattice = Lattice(node_id=int(sys.argv[2]))
+    Echo(lattice)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_socket, lattice, path)
+        print("ready", flush=True)
+        # until the parent closes our stdin (or kills us)
+        while await trio.lowlevel.FdStream(0).receive_some(1):
+            pass
+        nursery.cancel_scope.cancel()
+
+trio.run(main, sys.argv[1])
+"""
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix="xt-", dir="/tmp")   # short: AF_UNIX paths are < 108 bytes
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def child_node(sock_dir: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    path = os.path.join(sock_dir, "node.sock")
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, path, str(SERVER_NODE)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line == b"ready\n", line
+        yield proc, path
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+async def test_two_processes_exchange_messages(child_node: tuple[subprocess.Popen, str],
+                                               nursery: trio.Nursery) -> None:
+    proc, path = child_node
+    lattice = Lattice(node_id=CLIENT_NODE)
+    lattice.register(CLIENT)
+    with trio.fail_after(10):
+        assert await dial(lattice, path, nursery) == SERVER_NODE
+        await lattice.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+        reply = await lattice.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=5))
+        assert reply.m_source == p.VFS_PID and reply.body == p.VfsReply(call=p.VFS_CLOSE, result=5)
+        for size in (0, 64, 4096):
+            data = os.urandom(size)
+            reply = await lattice.sendrec(CLIENT, p.VFS_PID, p.VfsIoctl(
+                caller=p.INIT_PID, fd=0, request=0, arg=0, data=data))
+            assert reply.body.data == data
+            assert reply.body.result == CLIENT   # the server saw who sent it, not the claim
+
+        results: dict[int, int] = {}
+
+        async def one(fd: int) -> None:
+            results[fd] = (await lattice.sendrec(CLIENT, p.VFS_PID,
+                                                 p.VfsClose(caller=1, fd=fd))).body.result
+
+        async with trio.open_nursery() as many:
+            for fd in range(50):
+                many.start_soon(one, fd)
+        assert results == {fd: fd for fd in range(50)}
+    assert lattice.stats.tampered == lattice.stats.replayed == 0
+    proc.stdin.close()
+    with trio.fail_after(10):
+        while proc.poll() is None:
+            await trio.sleep(0.01)
+    assert proc.returncode == 0
+    assert not os.path.exists(path)          # the node removed its socket
+
+
+async def test_a_lost_node_fails_waiting_calls(child_node: tuple[subprocess.Popen, str],
+                                               nursery: trio.Nursery) -> None:
+    proc, path = child_node
+    lattice = Lattice(node_id=CLIENT_NODE)
+    lattice.register(CLIENT)
+    with trio.fail_after(10):
+        await dial(lattice, path, nursery)
+        await lattice.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+    replies: list[p.Message] = []
+
+    async def waiter() -> None:
+        replies.append(await lattice.sendrec(CLIENT, p.VFS_PID, p.VfsPipe(caller=1, flags=0)))
+
+    nursery.start_soon(waiter)
+    await trio.sleep(0.2)
+    assert replies == []
+    proc.send_signal(signal.SIGKILL)
+    with trio.fail_after(10):
+        while not replies:
+            await trio.sleep(0.01)
+    assert replies[0].body.error == errno.ECONNRESET
+    assert SERVER_NODE not in lattice.routes
+    with pytest.raises(IpcError) as info:
+        await lattice.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=1))
+    assert info.value.errno == errno.EHOSTUNREACH
+
+
+# --- two nodes in this process, over a real socket: what a hostile peer may try ----------
+
+
+class Echo(Server):
+    pid = p.VFS_PID
+    reply_type = p.VFS_REPLY
+
+
+def _close(srv: Server, req: Request) -> int:
+    return req.body.fd
+
+
+Echo.handlers = {p.VFS_CLOSE: _close}
+
+
+@pytest.fixture
+async def node(sock_dir: str, nursery: trio.Nursery) -> AsyncIterator[tuple[Lattice, str]]:
+    lattice = Lattice(node_id=SERVER_NODE)
+    Echo(lattice)
+    lattice.register(p.KERNEL_PID)
+    lattice.connect_local(p.KERNEL_PID, p.VFS_PID)
+    path = os.path.join(sock_dir, "n.sock")
+    await nursery.start(serve_socket, lattice, path)
+    yield lattice, path
+
+
+async def joined(path: str, nursery: trio.Nursery, node_id: int = CLIENT_NODE,
+                 pid: int = CLIENT) -> Lattice:
+    lattice = Lattice(node_id=node_id)
+    lattice.register(pid)
+    with trio.fail_after(5):
+        await dial(lattice, path, nursery)
+    return lattice
+
+
+async def test_remote_peer_cannot_take_a_local_pid(node: tuple[Lattice, str],
+                                                   nursery: trio.Nursery) -> None:
+    server, path = node
+    client = await joined(path, nursery, pid=p.KERNEL_PID)
+    with trio.fail_after(5), pytest.raises(IpcError) as info:
+        await client.connect(p.KERNEL_PID, p.VFS_PID, node=SERVER_NODE)
+    assert info.value.errno == errno.EADDRINUSE
+    # the kernel's own channel is untouched
+    assert server.call(p.KERNEL_PID, p.VFS_PID, p.VfsClose(caller=1, fd=3)).body.result == 3
+
+
+async def test_remote_peer_cannot_speak_for_another_node(node: tuple[Lattice, str],
+                                                         nursery: trio.Nursery) -> None:
+    server, path = node
+    client = await joined(path, nursery)
+    route = client.routes[SERVER_NODE]
+    own = client.endpoints[CLIENT].public_key
+    with trio.fail_after(5), pytest.raises(IpcError) as info:
+        await route.request_key(CLIENT, 3, p.VFS_PID, own)   # claims to be node 3
+    assert info.value.errno == errno.EPERM
+    assert (3, CLIENT, p.VFS_PID) not in server.recv_channels
+
+
+async def test_frames_over_the_socket_are_checked(node: tuple[Lattice, str],
+                                                  nursery: trio.Nursery) -> None:
+    server, path = node
+    client = await joined(path, nursery)
+    await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+    route = client.routes[SERVER_NODE]
+    sent: list[bytes] = []
+    real_send = route.send_frame
+
+    def spy(frame: bytes) -> None:
+        sent.append(bytes(frame))
+        real_send(frame)
+
+    route.send_frame = spy  # type: ignore[method-assign]
+    with trio.fail_after(5):
+        reply = await client.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=8))
+    assert reply.body.result == 8
+    frame = sent[0]
+    tampered = bytearray(frame)
+    tampered[-1] ^= 1
+    other_node = bytearray(frame)
+    other_node[8] ^= 2                 # src node in the associated data
+    for bad in (frame, bytes(tampered), bytes(other_node)):
+        real_send(bad)
+    with trio.fail_after(5):
+        while server.stats.replayed + server.stats.tampered < 3:
+            await trio.sleep(0.01)
+    assert server.stats.replayed == 1 and server.stats.tampered == 2
+    with trio.fail_after(5):
+        reply = await client.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=9))
+    assert reply.body.result == 9
+
+
+async def _raw_link(path: str, node_id: int) -> trio.SocketStream:
+    stream = await trio.open_unix_socket(path)
+    await stream.send_all(transport.RECORD.pack(3, transport.HELLO)
+                          + transport.HELLO_BODY.pack(node_id))
+    return stream
+
+
+async def _closed_by_peer(stream: trio.SocketStream) -> bool:
+    with trio.fail_after(5):
+        while True:
+            try:
+                chunk = await stream.receive_some(4096)
+            except trio.BrokenResourceError:
+                return True
+            if not chunk:
+                return True
+
+
+@pytest.mark.parametrize("garbage", [
+    transport.RECORD.pack(0, transport.FRAME),                        # zero length
+    transport.RECORD.pack(transport.MAX_RECORD + 1, transport.FRAME),  # too long
+])
+async def test_a_garbage_record_closes_only_that_link(node: tuple[Lattice, str],
+                                                      nursery: trio.Nursery,
+                                                      garbage: bytes) -> None:
+    server, path = node
+    good = await joined(path, nursery, node_id=9)
+    await good.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+    bad = await _raw_link(path, 8)
+    await bad.send_all(garbage)
+    assert await _closed_by_peer(bad)
+    await bad.aclose()
+    with trio.fail_after(5):
+        reply = await good.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=1))
+    assert reply.body.result == 1
+    late = await joined(path, nursery, node_id=10)            # still accepting
+    assert SERVER_NODE in late.routes
+
+
+async def test_unknown_records_and_frames_are_ignored(node: tuple[Lattice, str],
+                                                      nursery: trio.Nursery) -> None:
+    server, path = node
+    bad = await _raw_link(path, 8)
+    await bad.send_all(transport.RECORD.pack(4, 99) + b"abc"            # unknown kind
+                       + transport.RECORD.pack(3, transport.FRAME) + b"xy"   # short frame
+                       + transport.RECORD.pack(3, transport.KEY_REQUEST) + b"xy")
+    with trio.fail_after(5):
+        while server.stats.tampered < 1:
+            await trio.sleep(0.01)
+    assert 8 in server.routes
+    await bad.aclose()
+
+
+@pytest.mark.parametrize("node_id", [SERVER_NODE, 0])
+async def test_hello_with_a_taken_node_id_is_refused(node: tuple[Lattice, str], node_id: int
+                                                     ) -> None:
+    server, path = node
+    stream = await _raw_link(path, node_id)
+    assert await _closed_by_peer(stream)
+    await stream.aclose()
+    assert node_id not in server.routes
+
+
+async def test_a_second_link_for_one_node_is_refused(node: tuple[Lattice, str],
+                                                     nursery: trio.Nursery) -> None:
+    server, path = node
+    await joined(path, nursery, node_id=9)
+    stream = await _raw_link(path, 9)
+    assert await _closed_by_peer(stream)
+    await stream.aclose()
+
+
+async def test_silent_peer_is_dropped_after_hello_timeout(node: tuple[Lattice, str],
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          ) -> None:
+    server, path = node
+    monkeypatch.setattr(transport, "HELLO_TIMEOUT", 0.1)
+    stream = await trio.open_unix_socket(path)
+    assert await _closed_by_peer(stream)
+    await stream.aclose()
+
+
+async def test_serve_socket_cleans_up(sock_dir: str) -> None:
+    path = os.path.join(sock_dir, "x.sock")
+    with open(path, "w"):
+        pass                            # a stale file in the way
+    lattice = Lattice()
+    async with trio.open_nursery() as nursery:
+        assert await nursery.start(serve_socket, lattice, path) == path
+        assert os.stat(path).st_mode & 0o777 == 0o600
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(path)
+        client.close()
+        nursery.cancel_scope.cancel()
+    assert not os.path.exists(path)
+    assert lattice.routes == {}
+
+
+async def test_link_closed_by_the_client(node: tuple[Lattice, str]) -> None:
+    server, path = node
+    async with trio.open_nursery() as nursery:
+        client = await joined(path, nursery)
+        await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+        with trio.fail_after(5):
+            while CLIENT_NODE not in server.routes:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    with trio.fail_after(5):
+        while CLIENT_NODE in server.routes:
+            await trio.sleep(0.01)
+    # the server may now accept the same node id again
+    async with trio.open_nursery() as nursery:
+        again = await joined(path, nursery)
+        assert SERVER_NODE in again.routes
+        nursery.cancel_scope.cancel()
+

@@ -1,0 +1,247 @@
+"""MM's memory calls: brk, mmap (anonymous and file), munmap, mprotect, mremap,
+madvise, msync, plus the hosted helpers (undo, set-brk, charge).
+
+Each handler decides on the record and answers at once; the kernel's handler
+(``kernel/calls/memory.py``) then applies the decision on the host.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import Any
+
+from ..kernel import protocol as p
+from ..kernel.errors import SysError
+from .handlers_common import Span, Undo, change_reply, from_kernel, restore, shared_file, whole
+from .layout import (
+    MAP_ANONYMOUS,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    is_aligned,
+    page_up,
+)
+from .regions import ANON, FileBacking
+
+O_PATH = 0o10000000
+MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED = 4, 8, 24
+DISCARDING = frozenset((MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED))
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
+U64 = (1 << 64) - 1
+
+
+# --- brk ----------------------------------------------------------------------------------
+
+
+def do_brk(srv: Any, req: Any) -> p.MmReply:
+    b = from_kernel(req)
+    pid = req.caller
+    if not srv.proc(pid).brk_known:
+        return p.MmReply(status=p.MM_ST_BRK_UNKNOWN)
+    space = srv.acct.space(pid)
+    old = space.brk_value
+    if b.addr == old or b.addr < space.heap_start:     # a query (0) or refused at once
+        return p.MmReply(result=old, old=old)
+    lo, hi = sorted((page_up(old), page_up(min(b.addr, space.task_size))))
+    span = whole(space, lo, hi)
+    new = srv.acct.brk(pid, b.addr)
+    if new == old:
+        return p.MmReply(result=old, old=old)
+    reply = change_reply(srv, pid, new, Undo([span] if hi > lo else [], brk=old), [])
+    return p.MmReply(result=new, old=old, token=reply.token)
+
+
+def do_set_brk(srv: Any, req: Any) -> int:
+    """The host's break, learned by the kernel: the heap starts there unless the
+    imported layout already has a [heap] (then the break lies at or above it)."""
+    b = from_kernel(req)
+    pid = req.caller
+    proc = srv.proc(pid)
+    space = srv.acct.space(pid)
+    heap = next((r for r in space if r.name == "[heap]"), None)
+    space.heap_start = heap.start if heap is not None and heap.start <= b.brk else b.brk
+    space.brk_value = b.brk
+    proc.brk_known = True
+    return b.brk
+
+
+# --- mmap -----------------------------------------------------------------------------------
+
+
+def do_mmap(srv: Any, req: Any) -> p.MmReply:
+    """Anonymous mmap; without MAP_ANONYMOUS the record says EBADF (files come as
+    MM_MMAP_FILE, with the fd's facts)."""
+    b = from_kernel(req)
+    pid = req.caller
+    res = srv.acct.mmap(pid, b.addr, b.length, b.prot, b.flags, ANON, b.offset)
+    undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])
+    return change_reply(srv, pid, res.addr, undo, res.replaced)
+
+
+def _file_backing(b: Any) -> FileBacking | None:
+    if b.open_flags == p.MM_NO_FD or b.open_flags & O_PATH:
+        return None                                    # EBADF, in Linux's order
+    acc = b.open_flags & os.O_ACCMODE
+    return FileBacking(("vfs", b.dev, b.ino), may_read=acc != os.O_WRONLY,
+                       may_write=acc == os.O_RDWR,
+                       path=b.path.decode(errors="replace"), inode=b.ino,
+                       dev=(os.major(b.dev), os.minor(b.dev)))
+
+
+def do_mmap_file(srv: Any, req: Any) -> p.MmReply:
+    """mmap of a file.  On an error answer the kernel closes ``wb_fd`` itself."""
+    b = from_kernel(req)
+    pid = req.caller
+    if b.flags & MAP_ANONYMOUS:
+        return do_mmap(srv, req)
+    backing = _file_backing(b)
+    space = srv.acct.space(pid)
+    # Validation and address choice first (EINVAL, EBADF, ENOMEM, EEXIST, EACCES in
+    # Linux's order), then "this file has no mmap": a directory, pipe, device.
+    space.check_map(b.addr, b.length, b.prot, b.flags,
+                    backing if backing is not None else ANON, b.offset)
+    if not stat.S_ISREG(b.file_mode):
+        raise SysError(errno.ENODEV, "only regular files can be mapped")
+    assert backing is not None
+    charge = max(0, min(page_up(b.length & U64), b.size - (b.offset & U64)))
+    res = srv.acct.mmap(pid, b.addr, b.length, b.prot, b.flags, backing, b.offset,
+                        charge_bytes=charge)
+    undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])
+    close: list[int] = []
+    if b.wb_fd >= 0:
+        proc = srv.proc(pid)
+        vnode = backing.vnode
+        if not res.region.shared or vnode in proc.wb_fds:
+            close.append(b.wb_fd)                      # not needed (private, or known)
+        else:
+            proc.wb_fds[vnode] = b.wb_fd
+            undo.wb_added = vnode
+    reply = change_reply(srv, pid, res.addr, undo, res.replaced)
+    if close:
+        reply = p.MmReply(result=reply.result, token=reply.token, data=reply.data,
+                          fds=reply.fds + p.pack_fds(close))
+    return reply
+
+
+# --- munmap, mprotect, mremap ------------------------------------------------------------
+
+
+def do_munmap(srv: Any, req: Any) -> p.MmReply:
+    b = from_kernel(req)
+    pid = req.caller
+    removed = srv.acct.munmap(pid, b.addr, b.length)
+    span = Span(b.addr, b.addr + page_up(b.length & U64), tuple(removed))
+    return change_reply(srv, pid, 0, Undo([span]), removed)
+
+
+def do_mprotect(srv: Any, req: Any) -> p.MmReply:
+    b = from_kernel(req)
+    pid = req.caller
+    space = srv.acct.space(pid)
+    # whole regions: PROT_GROWSDOWN may extend the change down to the region's start
+    span = whole(space, b.addr, b.addr + page_up(b.length & U64))
+    srv.acct.mprotect(pid, b.addr, b.length, b.prot)
+    return change_reply(srv, pid, 0, Undo([span]), [])
+
+
+def do_mremap(srv: Any, req: Any) -> p.MmReply:
+    b = from_kernel(req)
+    pid = req.caller
+    if b.flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
+        raise SysError(errno.EINVAL, "unknown mremap flags")
+    if b.flags & MREMAP_DONTUNMAP:
+        # not modelled yet (userfaultfd-style GCs use it); refused rather than faked
+        raise SysError(errno.EINVAL, "MREMAP_DONTUNMAP is not supported")
+    space = srv.acct.space(pid)
+    old_len, new_len = page_up(b.old_len & U64), page_up(b.new_len & U64)
+    fixed = b.new_addr if b.flags & MREMAP_FIXED else None
+    spans = [whole(space, b.old_addr, b.old_addr + max(old_len, new_len))]
+    if fixed is not None:
+        spans.append(whole(space, fixed, fixed + new_len))
+    res = srv.acct.mremap(pid, b.old_addr, b.old_len, b.new_len,
+                          bool(b.flags & MREMAP_MAYMOVE), fixed)
+    if fixed is None and res.addr != b.old_addr:
+        spans.append(Span(res.addr, res.addr + new_len, ()))   # it was free
+    return change_reply(srv, pid, res.addr, Undo(spans), res.removed)
+
+
+# --- madvise, msync ------------------------------------------------------------------------
+
+
+def _clipped(space: Any, lo: int, hi: int) -> tuple[list[Any], bool]:
+    """Regions meeting [lo, hi) cut to it, and whether the range has a hole."""
+    pieces = [r.slice(max(r.start, lo), min(r.end, hi)) for r in space.overlapping(lo, hi - lo)]
+    covered = sum(r.length for r in pieces)
+    return pieces, covered < hi - lo
+
+
+def do_madvise(srv: Any, req: Any) -> p.MmReply:
+    """DONTNEED and friends drop the frames of the range.  A private *file* range
+    is left out of the host call: the host mapping is anonymous, so DONTNEED would
+    zero it where Linux re-reads the file (``MM_ST_RANGES`` lists the rest)."""
+    b = from_kernel(req)
+    pid = req.caller
+    if not is_aligned(b.addr):
+        raise SysError(errno.EINVAL, "unaligned address")
+    length = page_up(b.length & U64)
+    if b.advice not in DISCARDING or length == 0:
+        return p.MmReply()
+    space = srv.acct.space(pid)
+    pieces, hole = _clipped(space, b.addr, b.addr + length)
+    keep = [r for r in pieces if not (not r.shared and isinstance(r.backing, FileBacking))]
+    for r in keep:
+        srv.acct.release(pid, r.start, r.length)
+    status = p.MM_ST_HOLE if hole else 0
+    if len(keep) == len(pieces):
+        return p.MmReply(status=status)
+    ranges: list[tuple[int, int, int, int]] = []
+    for r in keep:                                   # adjacent pieces: one host call
+        if ranges and ranges[-1][0] + ranges[-1][1] == r.start:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + r.length, 0, -1)
+        else:
+            ranges.append((r.start, r.length, 0, -1))
+    return p.MmReply(status=status | p.MM_ST_RANGES, data=p.pack_ranges(ranges[:p.MM_RANGES_MAX]))
+
+
+def do_msync(srv: Any, req: Any) -> p.MmReply:
+    """The MAP_SHARED file ranges to write back.  MS_ASYNC writes back too: the
+    host mapping is not the file's page cache, so nothing else would."""
+    b = from_kernel(req)
+    pid = req.caller
+    if (b.flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or not is_aligned(b.addr)
+            or (b.flags & MS_ASYNC and b.flags & MS_SYNC)):
+        raise SysError(errno.EINVAL)
+    length = page_up(b.length & U64)
+    if length == 0:
+        return p.MmReply()
+    proc = srv.proc(pid)
+    pieces, hole = _clipped(srv.acct.space(pid), b.addr, b.addr + length)
+    entries = []
+    resume = 0
+    for r in pieces:
+        fd = proc.wb_fds.get(r.backing.vnode) if shared_file(r) else None
+        if fd is None:
+            continue
+        if len(entries) == p.MM_RANGES_MAX:
+            resume = r.start
+            break
+        entries.append((r.start, r.length, r.backing.offset, fd))
+    status = (p.MM_ST_HOLE if hole else 0) | (p.MM_ST_MORE if resume else 0)
+    return p.MmReply(status=status, old=resume, data=p.pack_ranges(entries))
+
+
+# --- undo, charge ----------------------------------------------------------------------------
+
+
+def do_undo(srv: Any, req: Any) -> p.MmReply:
+    b = from_kernel(req)
+    pid = req.caller
+    undo = srv.take_undo(pid, b.token)
+    return p.MmReply(fds=p.pack_fds(restore(srv, pid, undo)))
+
+
+def do_charge(srv: Any, req: Any) -> int:
+    b = from_kernel(req)
+    return srv.acct.charge(req.caller, b.addr, b.length, write=bool(b.write))
+

@@ -1,0 +1,159 @@
+"""MM's process-life messages (spawn, exec layout, fork, exit) and the maps query.
+
+After the host loaded an image (exec, or the first program), MM imports the
+host's mappings from /proc/HOST_PID/maps -- the binary, ld.so, stack, vdso,
+vvar -- so it never picks an address the host already uses.  Imported pages
+are not charged (the host filled them; MM never saw them).
+"""
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from ..kernel import protocol as p
+from ..kernel.errors import SysError
+from .handlers_common import MmProc, from_kernel
+from .layout import (
+    DEFAULT_HEAP_START,
+    DEFAULT_MMAP_BASE,
+    DEFAULT_MMAP_MIN_ADDR,
+    MAP_ANONYMOUS,
+    MAP_GROWSDOWN,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    STACK_GAP,
+    TASK_SIZE,
+    page_down,
+)
+from .regions import ANON, AddressSpace, FileBacking, MapsEntry, Region, parse_maps
+
+# --- importing the host's layout --------------------------------------------------------
+
+
+def _region(e: MapsEntry) -> Region:
+    prot = ((PROT_READ if e.perms[0] == "r" else 0) | (PROT_WRITE if e.perms[1] == "w" else 0)
+            | (PROT_EXEC if e.perms[2] == "x" else 0))
+    shared = e.perms[3] == "s"
+    flags = MAP_SHARED if shared else MAP_PRIVATE
+    name = e.name if e.name.startswith("[") else ""
+    if e.inode == 0 and not shared:
+        flags |= MAP_ANONYMOUS | (MAP_GROWSDOWN if e.name == "[stack]" else 0)
+        backing: Any = ANON
+    else:
+        # a host object (file, shm): its own vnode, so it never merges with ours
+        major, minor = (int(x, 16) for x in e.dev.split(":"))
+        backing = FileBacking(("host", e.dev, e.inode, e.inode or e.start), e.offset,
+                              path=e.name, inode=e.inode, dev=(major, minor))
+    return Region(e.start, e.end - e.start, prot, flags, backing, name,
+                  accounted=not shared and bool(prot & PROT_WRITE))
+
+
+def _data_limit(host_pid: int) -> int | None:
+    """RLIMIT_DATA (soft) of the host process; None = unlimited or unknown."""
+    try:
+        with open(f"/proc/{host_pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max data size"):
+                    soft = line[26:].split()[0]
+                    return None if soft == "unlimited" else int(soft)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def host_layout(host_pid: int) -> AddressSpace:
+    """A record holding the host process's current mappings (empty for 0)."""
+    if host_pid <= 0:
+        return AddressSpace()
+    try:
+        with open(f"/proc/{host_pid}/maps") as f:
+            text = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise SysError(errno.ESRCH, f"no host process {host_pid}") from None
+    except PermissionError:
+        raise SysError(errno.EACCES, f"cannot read the maps of host {host_pid}") from None
+    entries = [e for e in parse_maps(text) if e.end <= TASK_SIZE]   # not [vsyscall]
+    stack = next((e for e in entries if e.name == "[stack]"), None)
+    heap = next((e for e in entries if e.name == "[heap]"), None)
+    # Linux keeps at least 128 MiB between the stack top and mmap_base: new
+    # mappings go top-down from there, clear of the stack's growth (with ASLR the
+    # host's own libraries lie further down, and are imported anyway).
+    base = DEFAULT_MMAP_BASE
+    if stack is not None and page_down(stack.end) - STACK_GAP > DEFAULT_MMAP_MIN_ADDR:
+        base = min(base, page_down(stack.end) - STACK_GAP)
+    space = AddressSpace(mmap_base=base,
+                         heap_start=heap.start if heap is not None else DEFAULT_HEAP_START,
+                         data_limit=_data_limit(host_pid))
+    for e in entries:
+        space.commit(_region(e))
+    if heap is not None:
+        space.brk_value = heap.end     # at most a page off until MM_SET_BRK says
+    return space
+
+
+# --- process life --------------------------------------------------------------------------
+
+
+def _adopt(srv: Any, pid: int, host_pid: int) -> int:
+    if pid <= 0:
+        raise SysError(errno.EINVAL)
+    space = host_layout(host_pid)         # first: a failure leaves the old record
+    srv.drop_proc(pid)
+    srv.add_proc(pid, space, MmProc(host_pid))
+    return 0
+
+
+def do_spawn(srv: Any, req: Any) -> int:
+    """A new process (no parent MM knows).  A record PM's fork notification made
+    already (empty: the parent was unknown) is replaced."""
+    b = from_kernel(req)
+    return _adopt(srv, b.pid, b.host_pid)
+
+
+def do_exec_layout(srv: Any, req: Any) -> int:
+    """The image was replaced: MAP_SHARED file maps of the old one cannot be
+    written back any more (the memory is gone) -- the exit/exec handlers should
+    call the kernel's ``flush_shared`` before the host runs exec."""
+    b = from_kernel(req)
+    return _adopt(srv, b.pid, b.host_pid)
+
+
+def do_fork(srv: Any, req: Any) -> int:
+    """PM's fork notification.  A parent MM never heard of gets its child an
+    imported layout (host pid given) or an empty one, rather than a failed fork."""
+    b = from_kernel(req)
+    if b.child <= 0 or b.child == b.parent:
+        raise SysError(errno.EINVAL)
+    srv.drop_proc(b.child)                # a stale record under a reused pid
+    if b.parent in srv.acct:
+        srv.acct.fork(b.parent, b.child)
+        srv.procs[b.child] = srv.proc(b.parent).child(b.child_host_pid)
+    else:
+        srv.log.debug("fork of %d by %d, which MM does not know", b.child, b.parent)
+        srv.add_proc(b.child, host_layout(b.child_host_pid), MmProc(b.child_host_pid))
+    return 0
+
+
+def do_exit(srv: Any, req: Any) -> int:
+    """Everything of the process goes.  An unknown pid is fine (PM and the kernel
+    may both report one exit)."""
+    b = from_kernel(req)
+    srv.drop_proc(b.pid)
+    return 0
+
+
+# --- the maps query ---------------------------------------------------------------------
+
+
+def do_maps(srv: Any, req: Any) -> p.MmMapsReply:
+    b = req.msg.body
+    if req.msg.m_source not in (p.KERNEL_PID, p.PM_PID) and b.pid != req.msg.m_source:
+        raise SysError(errno.EPERM, "only the kernel and PM see other processes' maps")
+    text = srv.acct.space(b.pid).format_maps().encode()
+    use = srv.acct.usage(b.pid)
+    return p.MmMapsReply(result=len(text), used=use.used, shared=use.shared,
+                         private=use.private, mapped_pages=use.mapped_pages,
+                         data=text[b.offset:b.offset + p.DATA_MAX])

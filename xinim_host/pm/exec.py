@@ -1,0 +1,115 @@
+"""execve: VFS resolves and checks the file, PM follows ``#!`` lines, then commits
+the new image: other threads gone, caught signals back to default, set-id bits,
+the command name, and VFS (close-on-exec) and MM (new address space) told.  The
+reply tells the kernel what the host must exec."""
+from __future__ import annotations
+
+import errno
+import logging
+import posixpath
+import stat
+from typing import TYPE_CHECKING, Any
+
+from ..kernel import protocol as p
+from ..kernel.errors import SysError
+from . import signals, wait
+from .notify import ExecTarget, combine
+from .proctable import DEFAULT_ACTION, SIG_IGN, SigAction, State, Task
+
+if TYPE_CHECKING:
+    from ..kernel.server import Request
+    from .server import PmServer
+
+log = logging.getLogger(__name__)
+
+MAX_INTERP_DEPTH = 4        # Linux BINPRM_MAX_RECURSION: #! chains deeper are ELOOP
+COMM_LEN = 15               # TASK_COMM_LEN - 1
+
+
+def do_exec(pm: "PmServer", req: "Request") -> Any:
+    task = pm.table.live_task(req.caller)
+    return _exec(pm, req, task)
+
+
+async def _check(pm: "PmServer", pid: int, path: bytes) -> ExecTarget:
+    found = pm.notify.exec_check(pid, path)
+    if not isinstance(found, (ExecTarget, int)):
+        found = await found
+    if isinstance(found, int):
+        raise SysError(found or errno.EIO)
+    return found
+
+
+async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
+    body = req.body
+    proc = task.proc
+    path = body.path
+    argv = body.argv.split(b"\0") if body.argv else []
+    target = await _check(pm, proc.pid, path)
+    exe = path
+    for _ in range(MAX_INTERP_DEPTH + 1):
+        if not target.script:
+            break
+        if not target.interp:
+            raise SysError(errno.ENOEXEC)
+        # Linux: interpreter, its one optional argument, the script's path, argv[1:]
+        argv = [target.interp, *([target.interp_arg] if target.interp_arg else []),
+                exe, *argv[1:]]
+        exe = target.interp
+        target = await _check(pm, proc.pid, exe)
+    else:
+        raise SysError(errno.ELOOP)
+    blob = b"\0".join(argv)
+    if len(blob) > p.DATA_MAX:
+        raise SysError(errno.E2BIG)
+    if not task.alive or proc.state is State.ZOMBIE:
+        raise SysError(errno.ESRCH)             # killed while VFS was looking
+    ids_changed = _commit(pm, task, target, path, tuple(argv))
+    done = pm.notify.exec(proc.pid)
+    if ids_changed:
+        done = combine(done, pm.notify.setids(proc.pid, proc.ruid, proc.euid, proc.rgid,
+                                              proc.egid))
+    err = done if isinstance(done, int) else await done
+    if err:  # past the point of no return: the old image is gone either way
+        log.warning("pid %d exec: VFS/MM answered errno %d", proc.pid, err)
+    return p.ProcExecReply(path=exe, host_path=target.host_path, argv=blob, dev=target.dev,
+                           ino=target.ino)
+
+
+def _commit(pm: "PmServer", task: Task, target: ExecTarget, path: bytes,
+            argv: tuple[bytes, ...]) -> bool:
+    """The new image replaces the old; True when set-id bits changed the ids."""
+    proc = task.proc
+    table = pm.table
+    # every other thread dies; the caller takes over the leader's tid, and on the
+    # host the leader's tid too (Linux de_thread)
+    leader = proc.tasks.get(proc.pid)
+    host = leader.host_tid if leader is not None and leader is not task else 0
+    for other in list(proc.tasks.values()):
+        if other is not task:
+            signals.wake_suspended(other)
+            wait.interrupt(proc, other, errno.EINTR)
+            table.remove_task(other)
+    if task.tid != proc.pid:
+        table.tasks.pop(task.tid, None)
+        proc.tasks.pop(task.tid, None)
+        task.tid = proc.pid
+        proc.tasks[proc.pid] = task
+        table.tasks[proc.pid] = task
+        table.set_host(task, host or task.host_tid)
+    # caught signals go back to default; ignored ones stay ignored (POSIX)
+    proc.actions = [DEFAULT_ACTION if a.handler != SIG_IGN else
+                    (a if a.flags == a.mask == a.restorer == 0 else SigAction(SIG_IGN))
+                    for a in proc.actions]
+    old = (proc.euid, proc.egid)
+    if target.mode & stat.S_ISUID:
+        proc.euid = target.uid
+    if target.mode & stat.S_ISGID:
+        proc.egid = target.gid
+    proc.suid, proc.sgid = proc.euid, proc.egid     # saved ids follow the effective ones
+    proc.did_exec = True
+    proc.argv = argv
+    # comm is the file's name, as Linux (bprm->filename), cut to 15 bytes
+    proc.command = posixpath.basename(path.rstrip(b"/") or path)[:COMM_LEN].decode(
+        errors="replace")
+    return (proc.euid, proc.egid) != old

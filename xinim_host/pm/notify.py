@@ -1,0 +1,197 @@
+"""The seam between PM and the servers it keeps informed (MINIX ``pm/forkexit.c``
+tells VFS and VM; we tell VFS and MM).
+
+:class:`PmNotifier` is all PM needs; :class:`LatticeNotifier` (the default)
+sends the VFS's notification messages (140-145, :mod:`protocol.vfs`) and MM's
+when :mod:`protocol.mm` defines them (``MmFork``/``MmExec``/``MmExit``; until
+then MM is not told).  A server PM has no channel to is skipped.
+
+Every method answers a :data:`Completion`: an errno now (0: done), or an
+awaitable of one.  PM waits for fork, exec and id changes (the process must not
+run before VFS/MM caught up) and not for exit or interrupt.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Protocol
+
+from ..kernel import protocol as p
+from ..kernel.errors import SysError
+from ..kernel.ipc import Lattice, Pending
+
+log = logging.getLogger(__name__)
+
+Completion = int | Awaitable[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecTarget:
+    """A file checked for execve (what VFS_EXEC_OPEN answers)."""
+
+    host_path: bytes = b""
+    dev: int = 0
+    ino: int = 0
+    mode: int = 0o100755
+    uid: int = 0
+    gid: int = 0
+    script: bool = False
+    interp: bytes = b""
+    interp_arg: bytes = b""
+
+
+ExecCheck = ExecTarget | int | Awaitable["ExecTarget | int"]
+
+
+class PmNotifier(Protocol):
+    def fork(self, parent: int, child: int) -> Completion: ...
+    def exec(self, pid: int) -> Completion: ...
+    def exit(self, pid: int) -> Completion: ...
+    def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: ...
+    def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: ...
+    def interrupt(self, pid: int) -> Completion: ...
+    def exec_check(self, pid: int, path: bytes) -> ExecCheck: ...
+
+
+class NullNotifier:
+    """Tells nobody; exec finds no file (ENOENT).  For tests and a bare PM."""
+
+    def fork(self, parent: int, child: int) -> Completion: return 0
+    def exec(self, pid: int) -> Completion: return 0
+    def exit(self, pid: int) -> Completion: return 0
+    def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: return 0
+    def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: return 0
+    def interrupt(self, pid: int) -> Completion: return 0
+    def exec_check(self, pid: int, path: bytes) -> ExecCheck: return errno.ENOENT
+
+
+async def gather(*parts: Completion) -> int:
+    """The first errno of several completions (each awaited)."""
+    err = 0
+    for part in parts:
+        value = part if isinstance(part, int) else await part
+        err = err or value
+    return err
+
+
+def combine(*parts: Completion) -> Completion:
+    """Several completions as one; stays synchronous when they all are."""
+    if all(isinstance(part, int) for part in parts):
+        return next((part for part in parts if part), 0)  # type: ignore[return-value]
+    return gather(*parts)
+
+
+class LatticeNotifier:
+    """Sends the notifications over the lattice from PM's endpoint."""
+
+    def __init__(self, lattice: Lattice) -> None:
+        self.lattice = lattice
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _connected(self, dst: int) -> bool:
+        return (p.PM_PID, dst) in self.lattice.send_channels
+
+    def _ask(self, dst: int, body: p.Payload) -> Completion:
+        """Send and hand back the reply's errno, now or later."""
+        if not self._connected(dst):
+            return 0
+        try:
+            answer = self.lattice.call(p.PM_PID, dst, body)
+        except SysError as exc:
+            log.warning("PM -> %d %s: %s", dst, type(body).__name__, exc)
+            return exc.errno
+        if isinstance(answer, Pending):
+            return _errno_later(answer)
+        return answer.body.error  # type: ignore[attr-defined]
+
+    def _tell(self, dst: int, body: p.Payload) -> Completion:
+        """Send without waiting: the reply only gets logged if it is an error."""
+        if not self._connected(dst):
+            return 0
+        try:
+            answer = self.lattice.call(p.PM_PID, dst, body)
+        except SysError as exc:
+            log.warning("PM -> %d %s: %s", dst, type(body).__name__, exc)
+            return 0
+        if isinstance(answer, Pending):
+            answer.add_done_callback(lambda msg: _log_error(dst, body, msg))
+        else:
+            _log_error(dst, body, answer)
+        return 0
+
+    def _mm(self, name: str, **fields: int) -> p.Payload | None:
+        cls = getattr(p, name, None)   # MM's notifications, once protocol.mm has them
+        if cls is None:
+            return None
+        try:
+            return cls(**fields)
+        except TypeError:
+            log.warning("protocol.%s does not take %s: MM not told", name, sorted(fields))
+            return None
+
+    def _both(self, vfs: p.Payload, mm: p.Payload | None, wait: bool) -> Completion:
+        send = self._ask if wait else self._tell
+        first = send(p.VFS_PID, vfs)
+        if mm is None:
+            return first
+        return combine(first, send(p.MM_PID, mm))
+
+    # --- PmNotifier --------------------------------------------------------------------
+
+    def fork(self, parent: int, child: int) -> Completion:
+        return self._both(p.VfsFork(parent=parent, child=child),
+                          self._mm("MmFork", parent=parent, child=child), True)
+
+    def exec(self, pid: int) -> Completion:
+        return self._both(p.VfsExec(pid=pid), self._mm("MmExec", pid=pid), True)
+
+    def exit(self, pid: int) -> Completion:
+        return self._both(p.VfsExit(pid=pid), self._mm("MmExit", pid=pid), False)
+
+    def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion:
+        return self._ask(p.VFS_PID, p.VfsSetids(pid=pid, uid=uid, euid=euid, gid=gid,
+                                                egid=egid))
+
+    def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion:
+        blob = b"".join(g.to_bytes(4, "little") for g in groups)
+        return self._ask(p.VFS_PID, p.VfsSetgroups(pid=pid, data=blob))
+
+    def interrupt(self, pid: int) -> Completion:
+        return self._tell(p.VFS_PID, p.VfsCancel(pid=pid, err=errno.EINTR))
+
+    def exec_check(self, pid: int, path: bytes) -> ExecCheck:
+        if not self._connected(p.VFS_PID):
+            return errno.ENOENT
+        body = p.VfsExecOpen(caller=pid, dirfd=-100, flags=0, path=path)  # AT_FDCWD
+        try:
+            answer = self.lattice.call(p.PM_PID, p.VFS_PID, body)
+        except SysError as exc:
+            return exc.errno
+        if isinstance(answer, Pending):
+            return _target_later(answer)
+        return _target_of(answer.body)
+
+
+def _target_of(body: p.Payload) -> ExecTarget | int:
+    if body.error:  # type: ignore[attr-defined]
+        return body.error  # type: ignore[attr-defined]
+    r = body
+    return ExecTarget(host_path=r.host_path, dev=r.dev, ino=r.ino, mode=r.mode,  # type: ignore
+                      uid=r.uid, gid=r.gid, script=bool(r.script), interp=r.interp,  # type: ignore
+                      interp_arg=r.interp_arg)  # type: ignore[attr-defined]
+
+
+async def _target_later(pending: Pending) -> ExecTarget | int:
+    return _target_of((await pending.wait()).body)
+
+
+async def _errno_later(pending: Pending) -> int:
+    return (await pending.wait()).body.error  # type: ignore[attr-defined]
+
+
+def _log_error(dst: int, body: p.Payload, msg: p.Message) -> None:
+    err = getattr(msg.body, "error", 0)
+    if err:
+        log.warning("PM -> %d %s answered errno %d", dst, type(body).__name__, err)

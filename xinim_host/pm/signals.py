@@ -1,0 +1,212 @@
+"""Signals: the default actions as data, permission rules, and generation.
+
+PM decides *whether* a signal may be sent and keeps the bookkeeping (pending,
+blocked, dispositions); the host kernel delivers it (``signal_host``), and the
+tracer re-injects it into the program.  What PM must do itself is answer the
+calls it holds parked (wait4, waitid, sigsuspend), because the tracer keeps a
+task stopped until PM replies, and the host cannot deliver to a stopped task.
+"""
+from __future__ import annotations
+
+import enum
+import errno
+import signal as _signal
+from typing import TYPE_CHECKING
+
+from ..kernel import protocol as p
+from .proctable import NSIG, SIG_DFL, SIG_IGN, Process, State, Task
+from . import wait
+
+if TYPE_CHECKING:
+    from .server import PmServer
+
+SIGKILL = int(_signal.SIGKILL)
+SIGSTOP = int(_signal.SIGSTOP)
+SIGCONT = int(_signal.SIGCONT)
+SIGCHLD = int(_signal.SIGCHLD)
+
+SA_NOCLDSTOP = 0x1
+SA_NOCLDWAIT = 0x2
+SA_RESTART = 0x10000000
+SA_NODEFER = 0x40000000
+SA_RESETHAND = 0x80000000
+
+
+class Act(enum.Enum):
+    TERM = "terminate"
+    CORE = "core"          # terminate with the core bit (0x80) in the status word
+    STOP = "stop"
+    CONT = "continue"
+    IGN = "ignore"
+
+
+# signal(7), x86-64: the default action of every signal; 32-64 (real-time) terminate.
+DEFAULT_ACTIONS: dict[int, Act] = {
+    1: Act.TERM,   # SIGHUP
+    2: Act.TERM,   # SIGINT
+    3: Act.CORE,   # SIGQUIT
+    4: Act.CORE,   # SIGILL
+    5: Act.CORE,   # SIGTRAP
+    6: Act.CORE,   # SIGABRT
+    7: Act.CORE,   # SIGBUS
+    8: Act.CORE,   # SIGFPE
+    9: Act.TERM,   # SIGKILL
+    10: Act.TERM,  # SIGUSR1
+    11: Act.CORE,  # SIGSEGV
+    12: Act.TERM,  # SIGUSR2
+    13: Act.TERM,  # SIGPIPE
+    14: Act.TERM,  # SIGALRM
+    15: Act.TERM,  # SIGTERM
+    16: Act.TERM,  # SIGSTKFLT
+    17: Act.IGN,   # SIGCHLD
+    18: Act.CONT,  # SIGCONT
+    19: Act.STOP,  # SIGSTOP
+    20: Act.STOP,  # SIGTSTP
+    21: Act.STOP,  # SIGTTIN
+    22: Act.STOP,  # SIGTTOU
+    23: Act.IGN,   # SIGURG
+    24: Act.CORE,  # SIGXCPU
+    25: Act.CORE,  # SIGXFSZ
+    26: Act.TERM,  # SIGVTALRM
+    27: Act.TERM,  # SIGPROF
+    28: Act.IGN,   # SIGWINCH
+    29: Act.TERM,  # SIGIO
+    30: Act.TERM,  # SIGPWR
+    31: Act.CORE,  # SIGSYS
+    **{sig: Act.TERM for sig in range(32, NSIG + 1)},
+}
+
+
+def sigmask(sig: int) -> int:
+    return 1 << (sig - 1)
+
+
+ALL_SIGNALS = (1 << NSIG) - 1
+UNBLOCKABLE = sigmask(SIGKILL) | sigmask(SIGSTOP)
+STOP_MASK = sum(sigmask(s) for s, a in DEFAULT_ACTIONS.items() if a is Act.STOP)
+
+
+def valid(sig: int) -> bool:
+    return 1 <= sig <= NSIG
+
+
+def is_caught(proc: Process, sig: int) -> bool:
+    return proc.actions[sig].handler not in (SIG_DFL, SIG_IGN)
+
+
+def is_ignored(proc: Process, sig: int) -> bool:
+    """Discarded at generation (when not blocked), as Linux ``sig_ignored``."""
+    if sig in (SIGKILL, SIGSTOP):
+        return False
+    handler = proc.actions[sig].handler
+    return handler == SIG_IGN or (handler == SIG_DFL and DEFAULT_ACTIONS[sig] is Act.IGN)
+
+
+def is_fatal(proc: Process, sig: int) -> bool:
+    """Would end the process: uncaught terminate/core signals and SIGKILL."""
+    return sig == SIGKILL or (proc.actions[sig].handler == SIG_DFL
+                              and DEFAULT_ACTIONS[sig] in (Act.TERM, Act.CORE))
+
+
+def may_signal(sender_pid: int, sender: Process | None, target: Process, sig: int) -> int:
+    """0 when allowed, else the errno (Linux ``kill_ok_by_cred`` plus XINIM's rule
+    that user processes may not signal init or the servers)."""
+    if sender_pid < p.FIRST_USER_PID:       # the kernel, init, the servers
+        return 0
+    if target.pid < p.FIRST_USER_PID:
+        return errno.EPERM
+    assert sender is not None
+    if sender.euid == 0:
+        return 0
+    if sig == SIGCONT and sender.sid == target.sid:
+        return 0
+    ids = (target.ruid, target.suid)
+    if sender.euid in ids or sender.ruid in ids:
+        return 0
+    return errno.EPERM
+
+
+def send(pm: "PmServer", proc: Process, sig: int, task: Task | None = None) -> None:
+    """Generate ``sig`` for ``proc`` (or only its thread ``task``): bookkeeping,
+    host delivery, and answering the parked calls it interrupts."""
+    if proc.state is State.ZOMBIE or sig == 0:
+        return
+    bit = sigmask(sig)
+    # SIGCONT discards pending stop signals and a stop signal a pending SIGCONT (POSIX).
+    if sig == SIGCONT:
+        _discard(proc, STOP_MASK)
+    elif bit & STOP_MASK:
+        _discard(proc, sigmask(SIGCONT))
+    targets = [task] if task is not None else list(proc.live_tasks())
+    open_tasks = [t for t in targets if not t.blocked & bit]
+    if not open_tasks:
+        # every candidate blocks it: it stays pending (sigpending shows it)
+        if task is not None:
+            task.pending |= bit
+        else:
+            proc.pending |= bit
+    elif is_ignored(proc, sig):
+        return  # discarded; the host would discard it too, so don't even ask it
+    _deliver_host(pm, proc, task, sig)
+    if open_tasks:
+        _interrupt(pm, proc, open_tasks, sig)
+
+
+def _discard(proc: Process, mask: int) -> None:
+    proc.pending &= ~mask
+    for t in proc.tasks.values():
+        t.pending &= ~mask
+
+
+def _deliver_host(pm: "PmServer", proc: Process, task: Task | None, sig: int) -> None:
+    if task is not None:
+        if task.host_tid:
+            pm.deliver_to_thread(proc.host_pid, task.host_tid, sig)
+    elif proc.host_pid:
+        pm.deliver_to_process(proc.host_pid, sig)
+
+
+def _interrupt(pm: "PmServer", proc: Process, tasks: list[Task], sig: int) -> None:
+    """Answer parked calls the signal interrupts: every one for a fatal signal
+    (the host must be let to kill the process), the first task's for a caught one."""
+    fatal = is_fatal(proc, sig)
+    if not fatal and not is_caught(proc, sig):
+        return  # stop/continue/ignore: parked calls carry on (Linux restarts them)
+    restart = not fatal and proc.actions[sig].flags & SA_RESTART
+    err = pm.restart_errno if restart else errno.EINTR
+    hit = False
+    for task in (list(proc.live_tasks()) if fatal else tasks):
+        woke = wake_suspended(task)
+        woke = wait.interrupt(proc, task, err) or woke
+        hit = hit or woke
+        if hit and not fatal:
+            break
+    if fatal or not hit:
+        # calls blocked elsewhere (a pipe read in the VFS) must let go too
+        pm.notify.interrupt(proc.pid)
+
+
+def wake_suspended(task: Task) -> bool:
+    """A parked sigsuspend ends: EINTR, and the mask it replaced comes back."""
+    req = task.suspended
+    if req is None:
+        return False
+    task.suspended = None
+    task.blocked = task.saved_mask
+    task.proc.unpark()
+    req.fail(errno.EINTR)
+    return True
+
+
+def deliverable_pending(task: Task) -> int:
+    """Pending signals ``task``'s mask no longer blocks."""
+    return (task.pending | task.proc.pending) & ~task.blocked
+
+
+def release_pending(task: Task) -> int:
+    """After the mask opened: the host delivers what was pending; forget it here."""
+    ready = deliverable_pending(task)
+    if ready:
+        task.pending &= ~ready
+        task.proc.pending &= ~ready
+    return ready

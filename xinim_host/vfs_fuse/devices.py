@@ -1,0 +1,158 @@
+"""Character devices: /dev/null, zero, full, random, urandom, tty, console.
+
+A device is the ``io`` of an open file description (see ``fdtable``)::
+
+    read(req, of, count, offset)  -> bytes | None | coroutine returning a reply
+    write(req, of, data, offset)  -> int | None | coroutine
+    ioctl(of, request, data)      -> (result, out bytes)     # SysError(ENOTTY) if unknown
+    poll(of, events)              -> revents
+    open(of) / close(of)
+
+The console device wraps the console object the server was given::
+
+    console.write(data: bytes) -> int
+    async console.read(count: int) -> bytes
+    console.ioctl(request: int, arg: bytes) -> (result: int, out: bytes)   # optional
+    console.readable() -> bool               # optional: input ready (poll, O_NONBLOCK)
+    async console.wait_readable() -> None    # optional: for poll to sleep on
+"""
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any, Awaitable, Callable
+
+from ..kernel.errors import SysError
+from ..kernel.protocol import VfsDataReply
+from .pipes import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
+
+_READY = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
+TCGETS = 0x5401
+
+
+class CharDevice:
+    """The do-nothing device; subclasses override what they do."""
+
+    name = "dev"
+    seekable = True          # lseek succeeds and returns 0, as on /dev/null
+
+    def open(self, of: Any) -> None:
+        pass
+
+    def close(self, of: Any) -> None:
+        pass
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
+        return b""
+
+    def write(self, req: Any, of: Any, data: bytes, offset: int) -> Any:
+        return len(data)
+
+    def seek(self, of: Any, offset: int, whence: int) -> int:
+        if not self.seekable:
+            raise SysError(errno.ESPIPE)
+        return 0
+
+    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+        raise SysError(errno.ENOTTY)
+
+    def poll(self, of: Any, events: int) -> int:
+        return events & _READY
+
+
+class NullDevice(CharDevice):
+    name = "null"
+
+
+class ZeroDevice(CharDevice):
+    name = "zero"
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
+        return bytes(count)
+
+
+class FullDevice(ZeroDevice):
+    name = "full"
+
+    def write(self, req: Any, of: Any, data: bytes, offset: int) -> Any:
+        raise SysError(errno.ENOSPC)
+
+
+class RandomDevice(CharDevice):
+    name = "urandom"
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
+        return os.urandom(count)
+
+
+class ConsoleDevice(CharDevice):
+    """The system console: output written at once, input read without blocking
+    the server (the read runs as its own task and can be interrupted)."""
+
+    name = "console"
+    seekable = False
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    def write(self, req: Any, of: Any, data: bytes, offset: int) -> Any:
+        if offset != -1:
+            raise SysError(errno.ESPIPE)
+        return self.console.write(data)
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
+        if offset != -1:
+            raise SysError(errno.ESPIPE)
+        if count == 0:
+            return b""
+        if of.flags & os.O_NONBLOCK:
+            readable = getattr(self.console, "readable", None)
+            if readable is not None and not readable():
+                raise SysError(errno.EAGAIN)
+        return self._read(req, count)
+
+    async def _read(self, req: Any, count: int) -> VfsDataReply:
+        data = await req.server.interruptible(req, self.console.read(count))
+        data = bytes(data[:count])
+        return VfsDataReply(result=len(data), data=data)
+
+    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+        ioctl = getattr(self.console, "ioctl", None)
+        if ioctl is None:
+            raise SysError(errno.ENOTTY)
+        result, out = ioctl(request, data)
+        return result, bytes(out)
+
+    def poll(self, of: Any, events: int) -> int:
+        r = events & (POLLOUT | POLLWRNORM)
+        readable = getattr(self.console, "readable", None)
+        if readable is None or readable():
+            r |= events & (POLLIN | POLLRDNORM)
+        return r
+
+    def waiter(self) -> Callable[[], Awaitable[None]] | None:
+        """What poll sleeps on for console input, if the console can tell."""
+        return getattr(self.console, "wait_readable", None)
+
+
+def make_devices(console: Any) -> dict[int, CharDevice]:
+    """rdev -> device, with Linux's numbers (so `ls -l /dev` looks familiar)."""
+    cons: CharDevice = ConsoleDevice(console) if console is not None else NullDevice()
+    rnd = RandomDevice()
+    return {
+        os.makedev(1, 3): NullDevice(),
+        os.makedev(1, 5): ZeroDevice(),
+        os.makedev(1, 7): FullDevice(),
+        os.makedev(1, 8): rnd,
+        os.makedev(1, 9): rnd,
+        os.makedev(5, 0): cons,          # /dev/tty: the console is everyone's terminal
+        os.makedev(5, 1): cons,          # /dev/console
+    }
+
+
+# name, major, minor, mode: what the server creates in /dev at boot
+DEV_NODES: tuple[tuple[bytes, int, int, int], ...] = (
+    (b"null", 1, 3, 0o666), (b"zero", 1, 5, 0o666), (b"full", 1, 7, 0o666),
+    (b"random", 1, 8, 0o666), (b"urandom", 1, 9, 0o666), (b"tty", 5, 0, 0o666),
+    (b"console", 5, 1, 0o600),
+)

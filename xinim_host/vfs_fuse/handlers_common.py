@@ -1,0 +1,62 @@
+"""Small helpers the VFS handlers share: flags, the caller's process, *at() starts."""
+from __future__ import annotations
+
+import errno
+import stat
+from typing import Any
+
+from ..kernel.errors import SysError
+from .fdtable import Fproc
+from .mounts import Loc
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_EACCESS = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_NO_AUTOMOUNT = 0x800
+AT_EMPTY_PATH = 0x1000
+AT_STATX_SYNC_TYPE = 0x6000
+
+S_IFMT = 0o170000
+S_IFDIR = stat.S_IFDIR
+S_IFREG = stat.S_IFREG
+S_IFLNK = stat.S_IFLNK
+
+
+def caller_proc(srv: Any, req: Any) -> Fproc:
+    fp = srv.procs.get(req.caller)
+    if fp is None:
+        raise SysError(errno.ESRCH)
+    return fp
+
+
+def fd_loc(fp: Fproc, dirfd: int) -> Loc:
+    """What an fd (or AT_FDCWD) refers to, for AT_EMPTY_PATH and the f*() calls."""
+    if dirfd == AT_FDCWD:
+        return fp.cwd
+    of = fp.get(dirfd)
+    return Loc(of.fs, of.node)
+
+
+def path_loc(srv: Any, fp: Fproc, dirfd: int, path: bytes, flags: int,
+             follow: bool = True) -> Loc:
+    """The *at() convention: AT_EMPTY_PATH with "" means dirfd itself; otherwise
+    follow the last symlink unless AT_SYMLINK_NOFOLLOW (for ``follow`` calls)."""
+    if not path:
+        if flags & AT_EMPTY_PATH:
+            return fd_loc(fp, dirfd)
+        raise SysError(errno.ENOENT)
+    return srv.namei.lookup(fp, dirfd, path,
+                            follow=follow and not flags & AT_SYMLINK_NOFOLLOW).loc
+
+
+def check_rofs(fs: Any, node: Any) -> None:
+    """Linux: writing to a regular file, directory or symlink of a read-only fs."""
+    if fs.readonly and fs.mode(node) & S_IFMT in (S_IFREG, S_IFDIR, S_IFLNK):
+        raise SysError(errno.EROFS)
+
+
+def check_flags(flags: int, allowed: int) -> None:
+    if flags & ~allowed:
+        raise SysError(errno.EINVAL)

@@ -1,0 +1,232 @@
+"""Data calls: read, write (and pread/pwrite), lseek, getdents64, fsync, ftruncate, poll."""
+from __future__ import annotations
+
+import errno
+import math
+import os
+import struct
+from typing import Any
+
+import trio
+
+from ..kernel.errors import SysError
+from ..kernel.protocol import DATA_MAX, VfsDataReply
+from .handlers_common import S_IFDIR, S_IFMT, caller_proc
+from .hostfs import HOST_FILE_IO
+from .mounts import DIR_IO
+from .pipes import POLLNVAL, PipeEnd
+
+_DIRENT = struct.Struct("<QqHB")            # linux_dirent64 header: ino, off, reclen, type
+_POLLFD = struct.Struct("<ihh")
+_DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100
+DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
+             0o120000: 10, 0o140000: 12}
+
+
+def do_read(srv: Any, req: Any) -> Any:
+    b = req.msg.body
+    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
+    of = fp.get(b.fd)
+    if not of.readable:
+        raise SysError(errno.EBADF)
+    if b.offset < -1:
+        raise SysError(errno.EINVAL)
+    res = of.io.read(req, of, b.count if b.count < DATA_MAX else DATA_MAX, b.offset)
+    if type(res) is bytes:
+        return VfsDataReply(result=len(res), data=res)
+    return res
+
+
+def do_write(srv: Any, req: Any) -> Any:
+    b = req.msg.body
+    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
+    of = fp.get(b.fd)
+    if not of.writable:
+        raise SysError(errno.EBADF)
+    if b.offset < -1:
+        raise SysError(errno.EINVAL)
+    return of.io.write(req, of, b.data, b.offset)
+
+
+def do_lseek(srv: Any, req: Any) -> int:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.io_file(b.fd)
+    pos = of.io.seek(of, b.offset, b.whence)
+    of.offset = pos
+    return pos
+
+
+def do_getdents(srv: Any, req: Any) -> VfsDataReply:
+    """linux_dirent64 records from the fd's position on; '.' and '..' first.
+    Ramfs positions are the directory's entry cookies (stable under changes);
+    host directories are listed once per open/rewind and indexed."""
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.io_file(b.fd)
+    fs, node = of.fs, of.node
+    if fs.mode(node) & S_IFMT != S_IFDIR:
+        raise SysError(errno.ENOTDIR)
+    room = min(b.count, DATA_MAX)
+    out = bytearray()
+    pos = of.offset
+    full = False
+
+    def emit(ino: int, off: int, dtype: int, name: bytes) -> bool:
+        nonlocal full
+        reclen = (_DIRENT.size + len(name) + 1 + 7) & ~7
+        if len(out) + reclen > room:
+            full = True
+            return False
+        out.extend(_DIRENT.pack(ino, off, reclen, dtype))
+        out.extend(name)
+        out.extend(bytes(reclen - _DIRENT.size - len(name)))
+        return True
+
+    if fs.kind == "ramfs":
+        if node.nlink == 0:
+            raise SysError(errno.ENOENT)          # a removed directory
+        if pos < 1 and emit(node.ino, 1, 4, b"."):
+            pos = 1
+        if pos == 1 and not full and emit((node.parent or node).ino, 2, 4, b".."):
+            pos = 2
+        if not full:
+            for cookie, name, child in srv.ramfs.readdir_from(node, max(pos, 2)):
+                if not emit(child.ino, cookie, DT_BY_FMT.get(child.mode & S_IFMT, 0), name):
+                    break
+                pos = cookie
+    else:
+        listing = of.dirlist
+        if listing is None or pos == 0:
+            parent = srv.namei.dotdot((fs, node))
+            listing = of.dirlist = [(b".", node.st.st_ino, 4),
+                                    (b"..", _ino(parent), 4)] + fs.listdir(node)
+        for i in range(pos, len(listing)):
+            name, ino, dtype = listing[i]
+            if not emit(ino, i + 1, dtype, name):
+                break
+            pos = i + 1
+    if full and not out:
+        raise SysError(errno.EINVAL)              # not even one record fits
+    of.offset = pos
+    return VfsDataReply(result=len(out), data=bytes(out))
+
+
+def _ino(loc: Any) -> int:
+    fs, node = loc
+    return node.ino if fs.kind == "ramfs" else node.st.st_ino
+
+
+def do_fsync(srv: Any, req: Any) -> int:
+    fp = caller_proc(srv, req)
+    of = fp.io_file(req.msg.body.fd)
+    if not (of.io is srv.ram_io or of.io is HOST_FILE_IO or of.io is DIR_IO):
+        raise SysError(errno.EINVAL)              # pipes, devices: nothing to sync
+    if of.hfd >= 0:
+        try:
+            os.fsync(of.hfd)
+        except OSError as exc:
+            raise SysError(exc.errno or errno.EIO) from None
+    return 0
+
+
+def do_ftruncate(srv: Any, req: Any) -> int:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.io_file(b.fd)
+    if b.length < 0 or not of.writable or of.fs.mode(of.node) & S_IFMT != 0o100000:
+        raise SysError(errno.EINVAL)
+    if of.fs is srv.mounts.root_fs:
+        srv.ramfs.truncate(of.node, b.length)
+    else:
+        try:
+            os.ftruncate(of.hfd, b.length)
+        except OSError as exc:
+            raise SysError(exc.errno or errno.EIO) from None
+    return 0
+
+
+# --- poll ------------------------------------------------------------------------------
+
+def _poll_once(fp: Any, entries: list[tuple[int, int]]) -> tuple[int, bytes]:
+    out = bytearray(len(entries) * _POLLFD.size)
+    ready = 0
+    fds = fp.fds
+    for i, (fd, events) in enumerate(entries):
+        revents = 0
+        if fd >= 0:
+            of = fds[fd] if fd < len(fds) else None
+            if of is None:
+                revents = POLLNVAL
+            elif of.io is None:
+                revents = events & _DEFAULT_POLLMASK
+            else:
+                revents = of.io.poll(of, events)
+            if revents:
+                ready += 1
+        _POLLFD.pack_into(out, i * _POLLFD.size, fd, events, revents)
+    return ready, bytes(out)
+
+
+def do_poll(srv: Any, req: Any) -> Any:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    data = b.data
+    if len(data) % _POLLFD.size:
+        raise SysError(errno.EINVAL)
+    entries = [(fd, ev & 0xFFFF) for fd, ev, _ in _POLLFD.iter_unpack(data)]
+    ready, out = _poll_once(fp, entries)
+    if ready or b.timeout_ms == 0:
+        return VfsDataReply(result=ready, data=out)
+    return _poll_wait(srv, req, fp, entries, b.timeout_ms)
+
+
+async def _poll_wait(srv: Any, req: Any, fp: Any, entries: list[tuple[int, int]],
+                     timeout_ms: int) -> VfsDataReply:
+    """Sleep until a pipe changes, console input arrives, or the timeout passes."""
+    deadline = math.inf if timeout_ms < 0 else trio.current_time() + timeout_ms / 1000
+    state = {"event": trio.Event()}
+
+    def wake() -> None:
+        state["event"].set()
+
+    pipes: list[PipeEnd] = []
+    consoles: list[Any] = []
+    for fd, _ in entries:
+        of = fp.fds[fd] if 0 <= fd < len(fp.fds) else None
+        if of is None:
+            continue
+        if isinstance(of.io, PipeEnd):
+            of.io.watch(wake)
+            pipes.append(of.io)
+        elif hasattr(of.io, "waiter"):
+            waiter = of.io.waiter()
+            if waiter is not None and waiter not in consoles:
+                consoles.append(waiter)
+
+    async def console_watch(wait_readable: Any) -> None:
+        while True:
+            await wait_readable()
+            wake()
+            await trio.sleep(0.001)           # let the reader take it
+
+    async def wait() -> tuple[int, bytes]:
+        async with trio.open_nursery() as nursery:
+            for w in consoles:
+                nursery.start_soon(console_watch, w)
+            while True:
+                ready, out = _poll_once(fp, entries)
+                if ready or trio.current_time() >= deadline:
+                    break
+                state["event"] = trio.Event()
+                with trio.move_on_at(deadline):
+                    await state["event"].wait()
+            nursery.cancel_scope.cancel()
+        return ready, out
+
+    try:
+        ready, out = await srv.interruptible(req, wait())
+    finally:
+        for end in pipes:
+            end.unwatch(wake)
+    return VfsDataReply(result=ready, data=out)

@@ -1,0 +1,303 @@
+"""open/close, the fd table calls (dup, dup2/dup3, fcntl, pipe), ioctl, flock, fdinfo."""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from typing import Any
+
+from ..kernel.errors import SysError
+from ..kernel.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
+from .fdtable import NOFILE, O_PATH, SETFL_MASK, Fproc, OpenFile
+from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs
+from .hostfs import HOST_FILE_IO
+from .mounts import DIR_IO, Loc
+from .namei import R_OK, W_OK, X_OK, permission
+from .pipes import PIPE_CAPACITY, PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
+
+O_ACCMODE = os.O_ACCMODE
+O_CREAT, O_EXCL, O_TRUNC = os.O_CREAT, os.O_EXCL, os.O_TRUNC
+O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = os.O_DIRECTORY, os.O_NOFOLLOW, os.O_CLOEXEC
+O_NONBLOCK, O_NOCTTY = os.O_NONBLOCK, os.O_NOCTTY
+O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
+_OPEN_ONLY = O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC   # not kept in the description
+_WANT = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK, os.O_RDWR: R_OK | W_OK}
+
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG = 5, 6, 7, 8, 9, 10, 11
+F_SETOWN_EX, F_GETOWN_EX = 15, 16
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+F_SETLEASE, F_GETLEASE, F_NOTIFY = 1024, 1025, 1026
+F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ = 1030, 1031, 1032
+F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
+FD_CLOEXEC = 1
+FIONBIO, FIOASYNC, FIONCLEX, FIOCLEX = 0x5421, 0x5452, 0x5450, 0x5451
+LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
+_FLOCK_TYPE = struct.Struct("<h")
+_INT = struct.Struct("<i")
+
+
+# --- open ----------------------------------------------------------------------------
+
+def do_open(srv: Any, req: Any) -> Any:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    flags = b.flags
+    path = b.path
+    fp.lowest_free()                              # EMFILE comes first, as on Linux
+    if flags & O_TMPFILE == O_TMPFILE:
+        raise SysError(errno.EOPNOTSUPP)
+    if flags & O_PATH:
+        flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+    acc = flags & O_ACCMODE
+    if acc == O_ACCMODE or (flags & O_CREAT and flags & O_DIRECTORY):
+        raise SysError(errno.EINVAL)
+    namei = srv.namei
+    follow = not flags & O_NOFOLLOW
+    created = False
+    if flags & O_CREAT:
+        nd = namei.lookup(fp, b.dirfd, path, parent=True)
+        if nd.last in (b"", b".", b".."):
+            raise SysError(errno.EISDIR)
+        if flags & O_EXCL:
+            loc = namei.child(nd)
+            if loc is not None:
+                raise SysError(errno.EEXIST)
+        elif follow:
+            nd, loc = namei.follow_last(fp, nd)
+        else:
+            loc = namei.child(nd)
+        if loc is None:
+            if nd.trailing:
+                raise SysError(errno.EISDIR)
+            fs, dnode = nd.loc
+            if fs.readonly:
+                raise SysError(errno.EROFS)
+            permission(fp, fs, dnode, W_OK | X_OK)
+            node = fs.mknod(dnode, nd.last, S_IFREG | (b.mode & 0o7777 & ~fp.umask),
+                            fp.euid, fp.egid)
+            loc = Loc(fs, node)
+            created = True
+    else:
+        loc = namei.lookup(fp, b.dirfd, path, follow=follow).loc
+    fs, node = loc
+    fmt = fs.mode(node) & S_IFMT
+    if fmt == S_IFLNK and not flags & O_PATH:
+        raise SysError(errno.ELOOP)               # O_NOFOLLOW on a symlink
+    if flags & O_DIRECTORY and fmt != S_IFDIR:
+        raise SysError(errno.ENOTDIR)
+    cloexec = bool(flags & O_CLOEXEC)
+    status = flags & ~_OPEN_ONLY
+    if flags & O_PATH:
+        of = srv.open_file(fs, node, None, status)
+        return _install(srv, fp, of, cloexec)
+    if fmt == S_IFDIR and (acc != os.O_RDONLY or flags & O_CREAT):
+        raise SysError(errno.EISDIR)
+    if not created:
+        want = _WANT[acc] | (W_OK if flags & O_TRUNC else 0)
+        if want & W_OK:
+            check_rofs(fs, node)
+        permission(fp, fs, node, want)
+    if fmt == S_IFREG:
+        if fs is srv.mounts.root_fs:
+            if flags & O_TRUNC and not created:
+                fs.truncate(node, 0)
+            of = srv.open_file(fs, node, srv.ram_io, status)
+        else:
+            hfd = fs.open_host(node, flags)
+            of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)
+    elif fmt == S_IFDIR:
+        of = srv.open_file(fs, node, DIR_IO, status)
+    elif fmt == 0o010000:                          # S_IFIFO
+        return _open_fifo(srv, req, fp, loc, status, cloexec)
+    elif fmt == 0o020000:                          # S_IFCHR
+        rdev = node.rdev if fs.kind == "ramfs" else node.st.st_rdev
+        dev = srv.devices.get(rdev)
+        if dev is None:
+            raise SysError(errno.ENXIO)
+        of = srv.open_file(fs, node, dev, status)
+    else:                                         # block devices, sockets
+        raise SysError(errno.ENXIO)
+    of.path = path
+    return _install(srv, fp, of, cloexec)
+
+
+def _install(srv: Any, fp: Fproc, of: OpenFile, cloexec: bool) -> int:
+    try:
+        return fp.add(of, cloexec)
+    except SysError:
+        srv.drop(of)
+        raise
+
+
+def _open_fifo(srv: Any, req: Any, fp: Fproc, loc: Loc, status: int, cloexec: bool) -> Any:
+    if loc.fs.kind != "ramfs":
+        raise SysError(errno.ENXIO)                # host FIFOs would block the server
+    pipe = srv.fifos.get(loc.node)
+    if pipe is None:
+        pipe = srv.fifos[loc.node] = Pipe(fp.euid, fp.egid)
+    of = srv.open_file(loc.fs, loc.node, FifoEnd(pipe, srv.fifos, loc.node), status)
+    acc = status & O_ACCMODE
+    need_writer = acc == os.O_RDONLY and not pipe.writers and not status & O_NONBLOCK
+    need_reader = acc == os.O_WRONLY and not pipe.readers
+    if need_reader and status & O_NONBLOCK:
+        srv.drop(of)
+        raise SysError(errno.ENXIO)
+    if not (need_writer or need_reader):
+        return _install(srv, fp, of, cloexec)
+    waiter = FifoOpen(req, pipe, need_writer, lambda: _install(srv, fp, of, cloexec),
+                      lambda: srv.drop(of))
+    pipe.open_waiters.append(waiter)
+    srv.block(req.caller, waiter)
+    return None
+
+
+def do_close(srv: Any, req: Any) -> int:
+    fp = caller_proc(srv, req)
+    srv.close_fd(fp, req.msg.body.fd)
+    return 0
+
+
+# --- descriptors -----------------------------------------------------------------------
+
+def do_dup(srv: Any, req: Any) -> int:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.get(b.fd)
+    if b.min_fd < 0:
+        raise SysError(errno.EINVAL)
+    fd = fp.add(of, bool(b.cloexec), b.min_fd)
+    of.refs += 1
+    return fd
+
+
+def do_dup2(srv: Any, req: Any) -> int:
+    """dup2, and dup3 when ``flags`` has O_CLOEXEC.  dup3(fd, fd, 0) must be refused
+    by the kernel (this message cannot tell it from dup2)."""
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    if b.flags & ~O_CLOEXEC:
+        raise SysError(errno.EINVAL)
+    of = fp.get(b.oldfd)
+    newfd = b.newfd
+    if newfd == b.oldfd:
+        if b.flags:
+            raise SysError(errno.EINVAL)
+        return newfd
+    if not 0 <= newfd < NOFILE:
+        raise SysError(errno.EBADF)
+    of.refs += 1
+    old = fp.fds[newfd] if newfd < len(fp.fds) else None
+    if old is not None:
+        fp.fds[newfd] = None
+        srv.drop(old)                             # closed silently, as dup2 does
+    fp.install(of, newfd, bool(b.flags & O_CLOEXEC))
+    return newfd
+
+
+def do_pipe(srv: Any, req: Any) -> VfsPipeReply:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    if b.flags & ~(O_CLOEXEC | O_NONBLOCK | getattr(os, "O_DIRECT", 0o40000)):
+        raise SysError(errno.EINVAL)
+    fp.lowest_free(fp.lowest_free() + 1)          # EMFILE unless two fds are free
+    pipe = Pipe(fp.euid, fp.egid)
+    nb = b.flags & O_NONBLOCK
+    cloexec = bool(b.flags & O_CLOEXEC)
+    r = srv.open_file(PIPEFS, pipe, PipeEnd(pipe), os.O_RDONLY | nb)
+    w = srv.open_file(PIPEFS, pipe, PipeEnd(pipe), os.O_WRONLY | nb)
+    rfd = fp.add(r, cloexec)
+    wfd = fp.add(w, cloexec)
+    return VfsPipeReply(read_fd=rfd, write_fd=wfd)
+
+
+def do_fcntl(srv: Any, req: Any) -> Any:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.get(b.fd)
+    cmd, arg = b.cmd, b.arg
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if fp.cloexec[b.fd] else 0
+    if cmd == F_SETFD:
+        fp.cloexec[b.fd] = bool(arg & FD_CLOEXEC)
+        return 0
+    if cmd == F_GETFL:
+        return of.flags
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if not 0 <= arg < NOFILE:
+            raise SysError(errno.EINVAL)
+        fd = fp.add(of, cmd == F_DUPFD_CLOEXEC, arg)
+        of.refs += 1
+        return fd
+    if of.flags & O_PATH:
+        raise SysError(errno.EBADF)
+    if cmd == F_SETFL:
+        of.flags = (of.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+        return 0
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
+        return _lock(of, cmd, b.data)
+    if cmd in (F_GETOWN, F_SETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX):
+        return 0
+    if cmd == F_GETLEASE:
+        return F_UNLCK
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
+        if not isinstance(of.io, PipeEnd):
+            raise SysError(errno.EBADF)
+        return PIPE_CAPACITY                      # fixed size; a request is "rounded up"
+    raise SysError(errno.EINVAL)
+
+
+def _lock(of: OpenFile, cmd: int, data: bytes) -> Any:
+    """Advisory record locks are accepted and not enforced: one process tree per
+    system, and no program here relies on another's locks.  F_GETLK says "unlocked"."""
+    if len(data) < 2:
+        raise SysError(errno.EFAULT)
+    (ltype,) = _FLOCK_TYPE.unpack_from(data)
+    if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
+        raise SysError(errno.EINVAL)
+    if cmd in (F_GETLK, F_OFD_GETLK):
+        if ltype == F_UNLCK:
+            raise SysError(errno.EINVAL)
+        return VfsIoctlReply(result=0, data=_FLOCK_TYPE.pack(F_UNLCK) + data[2:])
+    if (ltype == F_RDLCK and not of.readable) or (ltype == F_WRLCK and not of.writable):
+        raise SysError(errno.EBADF)
+    return 0
+
+
+def do_flock(srv: Any, req: Any) -> int:
+    """flock: accepted, not enforced (see ``_lock``)."""
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    fp.io_file(b.fd)
+    if (b.op & ~LOCK_NB) not in (LOCK_SH, LOCK_EX, LOCK_UN):
+        raise SysError(errno.EINVAL)
+    return 0
+
+
+def do_ioctl(srv: Any, req: Any) -> Any:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.io_file(b.fd)
+    request = b.request & 0xFFFFFFFF
+    if request == FIOCLEX or request == FIONCLEX:
+        fp.cloexec[b.fd] = request == FIOCLEX
+        return 0
+    if request == FIONBIO:
+        if len(b.data) < 4:
+            raise SysError(errno.EFAULT)
+        on = _INT.unpack_from(b.data)[0]
+        of.flags = of.flags | O_NONBLOCK if on else of.flags & ~O_NONBLOCK
+        return 0
+    if request == FIOASYNC:
+        return 0
+    result, out = of.io.ioctl(of, request, b.data)
+    return VfsIoctlReply(result=result, data=out)
+
+
+def do_fdinfo(srv: Any, req: Any) -> VfsNodeReply:
+    fp = caller_proc(srv, req)
+    of = fp.get(req.msg.body.fd)
+    st = of.fs.stat_reply(of.node)
+    return VfsNodeReply(dev=st.dev, ino=st.ino, mode=st.mode, uid=st.uid, gid=st.gid,
+                        size=st.size, flags=of.flags, offset=of.offset,
+                        host_path=of.fs.host_path(of.node))

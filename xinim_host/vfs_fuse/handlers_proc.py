@@ -1,0 +1,65 @@
+"""Notifications from PM (or the kernel) about processes: fork, exit, exec, ids, cancel.
+
+Only PM and the kernel may send them (``m_source``); anyone else gets EPERM.
+"""
+from __future__ import annotations
+
+import errno
+import struct
+from typing import Any
+
+from ..kernel.errors import SysError
+from ..kernel.protocol import KERNEL_PID, PM_PID
+
+
+def _from_pm(req: Any) -> Any:
+    if req.msg.m_source not in (KERNEL_PID, PM_PID):
+        raise SysError(errno.EPERM)
+    return req.msg.body
+
+
+def do_fork(srv: Any, req: Any) -> int:
+    b = _from_pm(req)
+    if b.child <= 0 or b.child == b.parent:
+        raise SysError(errno.EINVAL)
+    srv.fork_proc(b.parent, b.child)
+    return 0
+
+
+def do_exit(srv: Any, req: Any) -> int:
+    srv.exit_proc(_from_pm(req).pid)
+    return 0
+
+
+def do_exec(srv: Any, req: Any) -> int:
+    srv.exec_proc(_from_pm(req).pid)
+    return 0
+
+
+def do_setids(srv: Any, req: Any) -> int:
+    b = _from_pm(req)
+    fp = srv.proc(b.pid)
+    if b.uid != -1:
+        fp.uid = b.uid
+    if b.euid != -1:
+        fp.euid = b.euid
+    if b.gid != -1:
+        fp.gid = b.gid
+    if b.egid != -1:
+        fp.egid = b.egid
+    return 0
+
+
+def do_setgroups(srv: Any, req: Any) -> int:
+    b = _from_pm(req)
+    fp = srv.proc(b.pid)
+    if len(b.data) % 4:
+        raise SysError(errno.EINVAL)
+    fp.groups = frozenset(g for (g,) in struct.iter_unpack("<I", b.data))
+    return 0
+
+
+def do_cancel(srv: Any, req: Any) -> int:
+    """Answer ``pid``'s blocked calls with ``err``; result = how many there were."""
+    b = _from_pm(req)
+    return srv.cancel_blocked(b.pid, b.err or errno.EINTR)

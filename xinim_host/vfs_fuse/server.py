@@ -1,0 +1,254 @@
+"""The VFS server (XINIM PID 2): the file namespace, fd tables, pipes, devices.
+
+Its call vector is :data:`~.table.CALL_VECTOR`; handlers live in ``handlers_*``.
+This module holds the server's state and the services handlers share: the
+process table, open file descriptions, and the registry of blocked calls (so a
+signal or an exit can take a parked call back).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+from typing import Any, Awaitable, Iterable
+
+import trio
+
+from ..kernel.errors import SysError
+from ..kernel.ipc import Lattice
+from ..kernel.protocol import INIT_PID, VFS_PID, VFS_REPLY
+from ..kernel.server import Request, Server
+from .devices import DEV_NODES, make_devices
+from .fdtable import Fproc, OpenFile
+from .hostfs import HostFs
+from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
+from .namei import Namei
+from .ramfs import Ramfs
+from .table import CALL_VECTOR
+
+log = logging.getLogger(__name__)
+
+MountSpec = tuple[str, str, str]      # (host path, XINIM path, "ro" | "rw")
+
+
+class _TaskBlocker:
+    """A blocked async call (console read, poll): cancelling cancels its scope."""
+
+    __slots__ = ("scope", "err")
+
+    def __init__(self) -> None:
+        self.scope: trio.CancelScope | None = None
+        self.err = 0
+
+    def cancel(self, err: int) -> None:
+        self.err = err
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class VfsServer(Server):
+    """``VfsServer(lattice, console=..., mounts=[(host, xinim, "ro"|"rw"), ...])``.
+
+    ``ramfs`` may be passed to share one tree with the FUSE export (or an image
+    loaded before boot); by default a fresh one is made.  ``mounts`` None means
+    :data:`~.mounts.DEFAULT_MOUNTS`; host directories that do not exist are
+    skipped with a warning.  Process 1 starts with fds 0, 1, 2 on the console.
+    """
+
+    pid = VFS_PID
+    reply_type = VFS_REPLY
+    handlers = CALL_VECTOR
+
+    def __init__(self, lattice: Lattice, *, console: Any = None,
+                 mounts: Iterable[MountSpec] | None = None, ramfs: Ramfs | None = None) -> None:
+        super().__init__(lattice)
+        self.ramfs = ramfs if ramfs is not None else Ramfs()
+        self.mounts = MountTable(self.ramfs)
+        self.namei = Namei(self.mounts)
+        self.console = console
+        self.devices = make_devices(console)
+        self.ram_io = RamFileIO(self.ramfs)
+        self.procs: dict[int, Fproc] = {}
+        self.blocked: dict[int, set[Any]] = {}
+        self.fifos: dict[Any, Any] = {}          # FIFO vnode -> its Pipe while open
+        self.write_opens: dict[Any, int] = {}    # ramfs inode -> open-for-write count (ETXTBSY)
+        self._populate()
+        self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
+        self._start_init()
+
+    # -- boot -------------------------------------------------------------------------
+    def _mkdirs(self, path: bytes, mode: int = 0o755) -> Loc:
+        """mkdir -p in the ramfs part of the tree (as root); returns the directory."""
+        loc = self.mounts.root
+        for name in (c for c in path.split(b"/") if c):
+            fs, node = loc
+            try:
+                child = fs.lookup(node, name)
+            except SysError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+                child = fs.mkdir(node, name, mode, 0, 0)
+            loc = self.mounts.cross(Loc(fs, child))
+        return loc
+
+    def _populate(self) -> None:
+        """/dev with its nodes, /tmp, /root, /home -- unless the tree has them already."""
+        rfs = self.ramfs
+        dev = self._mkdirs(b"/dev").node
+        for name, major, minor, mode in DEV_NODES:
+            if name not in dev.entries:
+                rfs.mknod(dev, name, stat.S_IFCHR | mode, 0, 0, os.makedev(major, minor))
+        for path, mode in ((b"/dev/shm", 0o1777), (b"/tmp", 0o1777), (b"/root", 0o700),
+                           (b"/home", 0o755)):
+            self._mkdirs(path, mode)
+
+    def _mount_all(self, specs: Iterable[MountSpec]) -> None:
+        for spec in specs:
+            host, xinim, how = (tuple(spec) + ("ro",))[:3]
+            if how not in ("ro", "rw"):
+                raise ValueError(f"mount {spec!r}: mode must be 'ro' or 'rw'")
+            if not os.path.isdir(host):
+                log.warning("mount %s -> %s skipped: no such host directory", host, xinim)
+                continue
+            xpath = os.fsencode(xinim)
+            fs = HostFs(host, readonly=(how == "ro"))
+            self.mounts.mount(fs, self._mkdirs(xpath), xpath)
+
+    def _start_init(self) -> None:
+        """PID 1: root, cwd /, fds 0 1 2 sharing one O_RDWR description of /dev/console."""
+        fp = self.new_proc(INIT_PID)
+        cons = self.namei.resolve(fp, -100, b"/dev/console")
+        of = self.open_file(cons.fs, cons.node, self.devices[cons.node.rdev], os.O_RDWR)
+        for fd in (0, 1, 2):
+            if fd:
+                of.refs += 1
+            fp.install(of, fd, False)
+
+    def new_proc(self, pid: int) -> Fproc:
+        root = self.mounts.root
+        root.fs.hold(root.node)
+        fp = Fproc(pid, root)
+        self.procs[pid] = fp
+        return fp
+
+    def stop(self) -> None:
+        """Close every host fd (tests and shutdown)."""
+        for pid in list(self.procs):
+            self.exit_proc(pid)
+        self.mounts.close()
+
+    # -- processes --------------------------------------------------------------------
+    def proc(self, pid: int) -> Fproc:
+        fp = self.procs.get(pid)
+        if fp is None:
+            raise SysError(errno.ESRCH)
+        return fp
+
+    def fork_proc(self, parent: int, child: int) -> Fproc:
+        pp = self.proc(parent)
+        if child in self.procs:
+            self.exit_proc(child)               # a stale entry under a reused pid
+        cwd = pp.cwd
+        cwd.fs.hold(cwd.node)
+        fp = Fproc(child, cwd, list(pp.fds), list(pp.cloexec), pp.umask, pp.uid, pp.euid,
+                   pp.gid, pp.egid, pp.groups)
+        for of in fp.fds:
+            if of is not None:
+                of.refs += 1
+        self.procs[child] = fp
+        return fp
+
+    def exit_proc(self, pid: int) -> None:
+        fp = self.proc(pid)
+        self.cancel_blocked(pid, errno.EINTR)
+        for fd, of in enumerate(fp.fds):
+            if of is not None:
+                fp.fds[fd] = None
+                self.drop(of)
+        fp.fds.clear()
+        fp.cloexec.clear()
+        fp.cwd.fs.release(fp.cwd.node)
+        del self.procs[pid]
+
+    def exec_proc(self, pid: int) -> None:
+        fp = self.proc(pid)
+        for fd, close in enumerate(fp.cloexec):
+            if close and fp.fds[fd] is not None:
+                self.close_fd(fp, fd)
+
+    def set_cwd(self, fp: Fproc, loc: Loc) -> None:
+        loc.fs.hold(loc.node)
+        old = fp.cwd
+        fp.cwd = loc
+        old.fs.release(old.node)
+
+    # -- open file descriptions ----------------------------------------------------------
+    def open_file(self, fs: Any, node: Any, io: Any, flags: int, hfd: int = -1) -> OpenFile:
+        of = OpenFile(fs, node, io, flags, hfd=hfd)
+        fs.hold(node)
+        if io is not None:
+            io.open(of)
+        if of.writable and fs is self.mounts.root_fs:
+            self.write_opens[node] = self.write_opens.get(node, 0) + 1
+        return of
+
+    def drop(self, of: OpenFile) -> None:
+        """One reference fewer; the last one closes the description."""
+        of.refs -= 1
+        if of.refs:
+            return
+        try:
+            if of.io is not None:
+                of.io.close(of)
+            elif of.hfd >= 0:
+                os.close(of.hfd)
+                of.hfd = -1
+        finally:
+            if of.writable and of.fs is self.mounts.root_fs:
+                left = self.write_opens.get(of.node, 1) - 1
+                if left:
+                    self.write_opens[of.node] = left
+                else:
+                    self.write_opens.pop(of.node, None)
+            of.fs.release(of.node)
+
+    def close_fd(self, fp: Fproc, fd: int) -> None:
+        self.drop(fp.take(fd))
+
+    # -- blocked calls -----------------------------------------------------------------
+    def block(self, pid: int, waiter: Any) -> None:
+        waiters = self.blocked.get(pid)
+        if waiters is None:
+            waiters = self.blocked[pid] = set()
+        waiters.add(waiter)
+
+    def unblock(self, pid: int, waiter: Any) -> None:
+        waiters = self.blocked.get(pid)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self.blocked[pid]
+
+    def cancel_blocked(self, pid: int, err: int) -> int:
+        waiters = self.blocked.pop(pid, None)
+        if not waiters:
+            return 0
+        for waiter in list(waiters):
+            waiter.cancel(err)
+        return len(waiters)
+
+    async def interruptible(self, req: Request, awaitable: Awaitable[Any]) -> Any:
+        """Await ``awaitable`` for ``req``; VFS_CANCEL/exit of the caller makes the call
+        fail with the errno given there (EINTR)."""
+        blocker = _TaskBlocker()
+        with trio.CancelScope() as scope:
+            blocker.scope = scope
+            self.block(req.caller, blocker)
+            try:
+                return await awaitable
+            finally:
+                self.unblock(req.caller, blocker)
+        if hasattr(awaitable, "close"):
+            awaitable.close()                   # type: ignore[attr-defined]
+        raise SysError(blocker.err or errno.EINTR)

@@ -1,0 +1,62 @@
+"""The VFS call vector (MINIX ``vfs/table.c``): message type -> handler."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..kernel import protocol as p
+from . import handlers_io as io
+from . import handlers_open as op
+from . import handlers_path as pa
+from . import handlers_proc as pr
+
+CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
+    # the plan's calls
+    p.VFS_OPEN: op.do_open,
+    p.VFS_CLOSE: op.do_close,
+    p.VFS_READ: io.do_read,
+    p.VFS_WRITE: io.do_write,
+    p.VFS_LSEEK: io.do_lseek,
+    p.VFS_STAT: pa.do_stat,
+    p.VFS_FSTAT: pa.do_fstat,
+    p.VFS_ACCESS: pa.do_access,
+    p.VFS_DUP: op.do_dup,
+    p.VFS_DUP2: op.do_dup2,
+    p.VFS_PIPE: op.do_pipe,
+    p.VFS_IOCTL: op.do_ioctl,
+    p.VFS_FCNTL: op.do_fcntl,
+    p.VFS_MKDIR: pa.do_mkdir,
+    p.VFS_RMDIR: pa.do_rmdir,
+    p.VFS_CHDIR: pa.do_chdir,
+    p.VFS_GETCWD: pa.do_getcwd,
+    p.VFS_LINK: pa.do_link,
+    p.VFS_UNLINK: pa.do_unlink,
+    p.VFS_RENAME: pa.do_rename,
+    p.VFS_CHMOD: pa.do_chmod,
+    p.VFS_CHOWN: pa.do_chown,
+    # what real programs need beyond them
+    p.VFS_GETDENTS: io.do_getdents,
+    p.VFS_READLINK: pa.do_readlink,
+    p.VFS_SYMLINK: pa.do_symlink,
+    p.VFS_TRUNCATE: pa.do_truncate,
+    p.VFS_FTRUNCATE: io.do_ftruncate,
+    p.VFS_UTIMENS: pa.do_utimens,
+    p.VFS_FSYNC: io.do_fsync,
+    p.VFS_FCHDIR: pa.do_fchdir,
+    p.VFS_FCHMOD: pa.do_fchmod,
+    p.VFS_FCHOWN: pa.do_fchown,
+    p.VFS_UMASK: pa.do_umask,
+    p.VFS_STATFS: pa.do_statfs,
+    p.VFS_FSTATFS: pa.do_fstatfs,
+    p.VFS_POLL: io.do_poll,
+    p.VFS_EXEC_OPEN: pa.do_exec_open,
+    p.VFS_MKNOD: pa.do_mknod,
+    p.VFS_FLOCK: op.do_flock,
+    p.VFS_FDINFO: op.do_fdinfo,
+    # notifications from PM / the kernel
+    p.VFS_FORK: pr.do_fork,
+    p.VFS_EXIT: pr.do_exit,
+    p.VFS_EXEC: pr.do_exec,
+    p.VFS_SETIDS: pr.do_setids,
+    p.VFS_SETGROUPS: pr.do_setgroups,
+    p.VFS_CANCEL: pr.do_cancel,
+}
