@@ -28,9 +28,9 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from xinim_host.intercept import _libc  # noqa: E402
-from xinim_host.intercept.actions import Complete, HostRun  # noqa: E402
-from xinim_host.intercept.tracer import BaseEvents, Tracer  # noqa: E402
+from xinim_host.intercept import _libc
+from xinim_host.intercept.actions import Complete, HostRun
+from xinim_host.intercept.tracer import BaseEvents, Tracer
 
 SYS_getppid = 110
 SRC = Path(__file__).resolve().parents[1] / "tests" / "c" / "intercept_prog.c"
@@ -46,7 +46,7 @@ class Answer(BaseEvents):
 
 async def traced(prog: str, n: int, handler: BaseEvents, trap: tuple[int, ...], cpus: set[int] | None) -> float:
     tracer = Tracer(cpus=cpus, one_stop_complete=True)
-    with open(os.devnull, "wb") as null:
+    with open(os.devnull, "wb") as null:  # noqa: ASYNC230 - /dev/null
         t0 = time.perf_counter()
         await tracer.run([prog, "getppid", str(n)], {}, handler, trap=trap, stdio=(None, null.fileno(), None))
         return time.perf_counter() - t0

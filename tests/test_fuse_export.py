@@ -8,10 +8,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import errno
-import mmap
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -56,9 +57,9 @@ async def differential(script: str, mnt: Mount) -> tuple[str, str]:
     try:
         for base in (shm, mnt.path):
             p = base / "p"
-            await trio.to_thread.run_sync(lambda: (p.mkdir(mode=0o755), (p / "w").mkdir(mode=0o755)))
-            await trio.to_thread.run_sync(os.chmod, p, 0o755)
-            await trio.to_thread.run_sync(os.chmod, p / "w", 0o755)
+            for d in (p, p / "w"):
+                await trio.to_thread.run_sync(os.mkdir, d)
+                await trio.to_thread.run_sync(os.chmod, d, 0o755)
             outs.append(await sh(script, p / "w"))
     finally:
         await trio.to_thread.run_sync(shutil.rmtree, shm)
@@ -132,24 +133,48 @@ async def test_ramfs_changes_visible_at_once(mnt: Mount) -> None:
     assert await sh("cat dir/moved", mnt.path) == "t"
 
 
+MMAP_READER = r"""
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+mm = mmap.mmap(fd, 8192, prot=mmap.PROT_READ)
+print(mm[:4].decode(), flush=True)
+sys.stdin.readline()
+print(mm[:4].decode(), flush=True)
+"""
+
+
 async def test_invalidation_reaches_mapped_pages(mnt: Mount) -> None:
-    """An mmap sees the kernel's cached pages without asking us: only an
-    explicit invalidate_inode makes a XINIM-side write visible there."""
+    """An mmap reads the kernel's cached pages without asking us: only an
+    explicit invalidate_inode makes a XINIM-side write visible there.  (The
+    mapping lives in a subprocess: a fault inside this process would wait for
+    the server while holding the GIL the server needs.)"""
     fs = mnt.fs
     f = fs.mknod(fs.root, b"m", stat.S_IFREG | 0o644, 0, 0)
     fs.write(f, 0, b"A" * 8192)
-    path = mnt.path / "m"
-    fd = await trio.to_thread.run_sync(os.open, path, os.O_RDONLY)
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-c", MMAP_READER, str(mnt.path / "m")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        mm = await trio.to_thread.run_sync(lambda: mmap.mmap(fd, 8192, prot=mmap.PROT_READ))
-        assert await trio.to_thread.run_sync(lambda: mm[:4]) == b"AAAA"
-        fs.write(f, 0, b"BBBB")
-        await mnt.ops.wait_invalidated()
-        assert await trio.to_thread.run_sync(lambda: mm[:4]) == b"BBBB"
-        assert mnt.ops.stats["invalidate_inode"] >= 1
-        await trio.to_thread.run_sync(mm.close)
+        with trio.fail_after(10):
+            out = b""
+            while out.count(b"\n") < 1:
+                out += await proc.stdout.receive_some()
+            assert out == b"AAAA\n"
+            fs.write(f, 0, b"BBBB")
+            await mnt.ops.wait_invalidated()
+            await proc.stdin.send_all(b"go\n")
+            while out.count(b"\n") < 2:
+                chunk = await proc.stdout.receive_some()
+                if not chunk:
+                    break
+                out += chunk
+            assert out == b"AAAA\nBBBB\n"
+            assert await proc.wait() == 0
     finally:
-        await trio.to_thread.run_sync(os.close, fd)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert mnt.ops.stats["invalidate_inode"] >= 1
 
 
 async def test_mount_changes_visible_in_ramfs(mnt: Mount) -> None:
@@ -177,12 +202,11 @@ async def test_unlinked_open_file_lives_until_forget(mnt: Mount) -> None:
     await trio.to_thread.run_sync(os.pwrite, fd, b"P", 0)
     assert fs.read(inode, 0, 100) == b"Payload"
     await trio.to_thread.run_sync(os.close, fd)
-    await trio.to_thread.run_sync(os.stat, mnt.path)   # let the release arrive
-    # Make the kernel evict its inodes: the FORGET drops the last hold.
+    # Our invalidate_entry unhashed the kernel's dentry; with the file closed
+    # the kernel evicts the inode and its FORGET drops the last hold.
     with trio.fail_after(5):
         while inode.ino in fs.inodes:
-            await trio.to_thread.run_sync(Path("/proc/sys/vm/drop_caches").write_text, "2")
-            await trio.sleep(0.05)
+            await trio.sleep(0.01)
     assert inode.holds == 0
 
 
@@ -313,3 +337,97 @@ async def test_unmount_releases_everything(tmp_path: Path) -> None:
 async def test_one_mount_per_process(mnt: Mount, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="one mount per process"):
         await serve_fuse(Ramfs(), tmp_path / "other")
+
+
+async def test_overwrite_truncates_and_appends(mnt: Mount) -> None:
+    out = await sh("echo a-long-line > f; echo s > f; cat f; echo t >> f; cat f; "
+                   ": > f; stat -c %s f; printf '%s' xyz | dd of=f bs=1 seek=5 "
+                   "conv=notrunc status=none; od -An -c f", mnt.path)
+    assert out == "s\ns\nt\n0\n  \\0  \\0  \\0  \\0  \\0   x   y   z\n"
+    f = mnt.fs.lookup(mnt.fs.root, b"f")
+    assert mnt.fs.read(f, 0, 100) == b"\0" * 5 + b"xyz"
+
+
+async def test_unmount_from_outside_ends_serve(tmp_path: Path) -> None:
+    fs = Ramfs()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            mp = await nursery.start(serve_fuse, fs, tmp_path / "ext")
+            await sh("echo x > f", mp)
+            await trio.run_process(["fusermount3", "-u", str(mp)])
+        # serve_fuse returned on its own: no cancel needed
+    assert not any(e.mountpoint == str(mp) for e in read_mountinfo())
+    assert b"f" in fs.root.entries
+    # and the next mount at the same place works
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_fuse, fs, mp)
+        assert await sh("cat f", mp) == "x\n"
+        nursery.cancel_scope.cancel()
+
+
+async def test_refused_mountpoint_leaves_no_state(tmp_path: Path) -> None:
+    d = tmp_path / "full"
+    d.mkdir()
+    (d / "keep").write_text("x")
+    from xinim_host.vfs_fuse.mountpoint import MountpointError
+    with pytest.raises(MountpointError):
+        await serve_fuse(Ramfs(), d)
+    fs = Ramfs()
+    async with trio.open_nursery() as nursery:     # still usable afterwards
+        await nursery.start(serve_fuse, fs, tmp_path / "ok")
+        nursery.cancel_scope.cancel()
+    assert (d / "keep").read_text() == "x"
+
+
+async def test_concurrent_changes_on_both_sides(mnt: Mount) -> None:
+    """XINIM-side churn while host tools work in the same directories: no
+    deadlock between invalidations and requests, and both views agree after."""
+    fs = mnt.fs
+    d = fs.mkdir(fs.root, b"c", 0o755, 0, 0)
+    stop = trio.Event()
+
+    async def xinim_side() -> None:
+        i = 0
+        while not stop.is_set():
+            name = b"x%d" % (i % 50)
+            try:
+                f = fs.mknod(d, name, stat.S_IFREG | 0o644, 0, 0)
+                fs.write(f, 0, b"v%d\n" % i)
+                if i % 3 == 0:
+                    fs.rename(d, name, d, b"r%d" % (i % 7))
+                elif i % 3 == 1:
+                    fs.unlink(d, name)
+            except Exception:
+                pass
+            i += 1
+            await trio.sleep(0.0005)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(xinim_side)
+            await sh("for i in $(seq 25); do ls -la c > /dev/null; cat c/* > /dev/null 2>&1; "
+                     "echo h > c/h$i; mv c/h$i c/m$((i % 5)); ls -R > /dev/null; done; true",
+                     mnt.path)
+            stop.set()
+        await mnt.ops.wait_invalidated()
+    host = set((await sh("ls -A c", mnt.path)).split())
+    assert host == {n.decode() for n in d.entries}
+    for name, inode in list(d.entries.items()):
+        assert (await sh(f"cat c/{name.decode()}", mnt.path)).encode() == fs.read(inode, 0, 100)
+
+
+async def test_host_append_after_xinim_append(mnt: Mount) -> None:
+    """O_APPEND writes land at the ramfs's end even when a XINIM process
+    appended since the host's kernel last learned the size."""
+    fs = mnt.fs
+    fd = await trio.to_thread.run_sync(
+        lambda: os.open(mnt.path / "log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+    try:
+        await trio.to_thread.run_sync(os.write, fd, b"host1\n")
+        log_inode = fs.lookup(fs.root, b"log")
+        fs.write(log_inode, log_inode.size, b"xinim\n")
+        await trio.to_thread.run_sync(os.write, fd, b"host2\n")
+    finally:
+        await trio.to_thread.run_sync(os.close, fd)
+    assert fs.read(log_inode, 0, 100) == b"host1\nxinim\nhost2\n"
+    assert await sh("cat log", mnt.path) == "host1\nxinim\nhost2\n"

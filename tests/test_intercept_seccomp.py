@@ -14,7 +14,7 @@ TRACE, ALLOW = sc.SECCOMP_RET_TRACE, sc.SECCOMP_RET_ALLOW
 
 def test_small_set_and_special_rules() -> None:
     prog = sc.build_filter({39, 110, 0, 1, 2})
-    for nr in range(0, 600):
+    for nr in range(600):
         assert sc.evaluate(prog, nr) == (TRACE if nr in {39, 110, 0, 1, 2} else ALLOW), nr
     # other architecture (i386 entry via int 0x80): kill the process
     assert sc.evaluate(prog, 20, arch=0x40000003) == sc.SECCOMP_RET_KILL_PROCESS
@@ -42,13 +42,13 @@ def test_large_set_uses_long_jumps() -> None:
     trapped = set(range(0, 460, 2)) | {435}
     prog = sc.build_filter(trapped)
     assert any(code == 0x05 for code, *_ in prog)  # a JA hop over a >255-insn subtree
-    for nr in range(0, 600):
+    for nr in range(600):
         assert sc.evaluate(prog, nr) == (TRACE if nr in trapped else ALLOW), nr
     assert len(sc.assemble(prog)) == 8 * len(prog)
 
 
 def test_ranges_compress_contiguous_numbers() -> None:
-    prog = sc.build_filter(range(0, 335))
+    prog = sc.build_filter(range(335))
     assert len(prog) < 20
     assert sc.evaluate(prog, 334) == TRACE and sc.evaluate(prog, 335) == ALLOW
 
@@ -71,3 +71,13 @@ def test_matches_set_membership(trapped: set[int], probes: list[int]) -> None:
     prog = sc.build_filter(trapped)
     for nr in probes + sorted(trapped)[:20]:
         assert sc.evaluate(prog, nr) == (TRACE if nr in trapped else ALLOW)
+
+
+def test_inverted_allow_list() -> None:
+    allowed = {0, 1, 2, 60, 231}
+    prog = sc.build_filter(allowed=allowed)
+    for nr in range(600):
+        assert sc.evaluate(prog, nr) == (ALLOW if nr in allowed else TRACE), nr
+    assert sc.evaluate(prog, 100_000) == TRACE  # unknown numbers stop too
+    assert sc.evaluate(prog, 39, args=(0,) * 5 + (sc.DEFAULT_COOKIE,)) == ALLOW
+    assert sc.evaluate(prog, 0x40000000 | 1) == sc.SECCOMP_RET_ERRNO | errno.ENOSYS

@@ -6,8 +6,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import trio
@@ -64,7 +65,7 @@ class Recorder(BaseEvents):
 async def run(tracer: Tracer, argv: list[str], handler: BaseEvents, tmp_path: Path,
               trap: tuple[int, ...] = (SYS_getppid,), **kw: Any) -> tuple[int, str]:
     out = tmp_path / f"out-{time.monotonic_ns()}"
-    with open(out, "w+b") as f:
+    with open(out, "w+b") as f:  # noqa: ASYNC230 - a local file, opened once
         status = await tracer.run(argv, dict(os.environ), handler, trap=trap,
                                   stdio=(None, f.fileno(), None), **kw)
     return status, out.read_text()
@@ -175,7 +176,7 @@ async def test_restart_reissues_the_call(prog: str, tmp_path: Path) -> None:
             return Complete(55)
 
         rec = Recorder(fn)
-        status, out = await run(Tracer(), [prog, "sleep"], rec, tmp_path)
+        _status, out = await run(Tracer(), [prog, "sleep"], rec, tmp_path)
     assert out == "woke 55\n"
     assert len(rec.calls) == 2
 
@@ -192,12 +193,12 @@ async def test_host_run_rewrites_and_on_result(prog: str, tmp_path: Path) -> Non
     assert out == "abc\nr=30\n"
     rec = Recorder(lambda t, nr, a: HostRun(nr=SYS_getpid))
     status, out = await run(Tracer(), [prog, "getppid"], rec, tmp_path)
-    assert int(out) == rec.calls[0][0]  # getppid ran as getpid on the host
+    assert status == 0 and int(out) == rec.calls[0][0]  # getppid ran as getpid on the host
 
     def keep(t: Tracee, nr: int, a: tuple[int, ...]) -> Any:
         return HostRun(on_result=lambda t, r: None)  # None keeps the host's result
 
-    status, out = await run(Tracer(), [prog, "getppid"], Recorder(keep), tmp_path)
+    _status, out = await run(Tracer(), [prog, "getppid"], Recorder(keep), tmp_path)
     assert int(out) == os.getpid()
 
 
@@ -218,7 +219,7 @@ async def test_tracee_memory(prog: str, tmp_path: Path) -> None:
         t.write(a[2], b"written\0")
         return Complete(5)
 
-    status, out = await run(Tracer(), [prog, "mem"], Recorder(fn), tmp_path)
+    _status, out = await run(Tracer(), [prog, "mem"], Recorder(fn), tmp_path)
     assert seen == {"str": b"hello tracer", "ro": b"read-only", "errno": errno.EFAULT}
     assert out == "r=5 rw=written ro=READ-only text\n"
 
@@ -231,7 +232,7 @@ async def test_bad_pointer_gives_efault(prog: str, tmp_path: Path) -> None:
             return Complete(-e.errno)
         return Complete(0)
 
-    status, out = await run(Tracer(), [prog, "badptr"], Recorder(fn), tmp_path)
+    _status, out = await run(Tracer(), [prog, "badptr"], Recorder(fn), tmp_path)
     assert out == f"r=-1 errno={errno.EFAULT}\nstill running\n"
 
 
@@ -255,7 +256,7 @@ async def test_fork_both_traced(prog: str, tmp_path: Path) -> None:
 
 async def test_vfork_and_exec(prog: str, tmp_path: Path) -> None:
     rec = Recorder()
-    status, out = await run(Tracer(), [prog, "vfork"], rec, tmp_path)
+    _status, out = await run(Tracer(), [prog, "vfork"], rec, tmp_path)
     assert out == "vfork child status 0\n"
     (_, child, flags), = rec.spawns
     assert flags & CLONE_VFORK and flags & CLONE_VM
@@ -265,7 +266,7 @@ async def test_vfork_and_exec(prog: str, tmp_path: Path) -> None:
 
 async def test_thread_spawn_and_calls(prog: str, tmp_path: Path) -> None:
     rec = Recorder(lambda t, nr, a: Complete(t.tid))
-    status, out = await run(Tracer(), [prog, "thread"], rec, tmp_path)
+    _status, out = await run(Tracer(), [prog, "thread"], rec, tmp_path)
     (parent, child, flags), = rec.spawns
     assert flags & CLONE_THREAD and child.tgid == parent.tgid != child.tid
     assert out == f"thread {child.tid}\n"
@@ -285,7 +286,7 @@ async def test_exec_from_non_leader_thread(prog: str, tmp_path: Path) -> None:
 
 async def test_exec_event(prog: str, tmp_path: Path) -> None:
     rec = Recorder()
-    status, out = await run(Tracer(), [prog, "exec", "/bin/echo", "hi"], rec, tmp_path)
+    _status, out = await run(Tracer(), [prog, "exec", "/bin/echo", "hi"], rec, tmp_path)
     assert out == "hi\n"
     assert len(rec.execs) == 2 and rec.execs[0][0] == rec.execs[1][0] == rec.execs[1][2]
 
@@ -293,7 +294,7 @@ async def test_exec_event(prog: str, tmp_path: Path) -> None:
 # -- signals ------------------------------------------------------------------------
 
 async def test_signal_reinjected(prog: str, tmp_path: Path) -> None:
-    status, out = await run(Tracer(), [prog, "signal"], Recorder(), tmp_path)
+    _status, out = await run(Tracer(), [prog, "signal"], Recorder(), tmp_path)
     assert out == "got_usr1=1\n"
 
 
@@ -316,7 +317,7 @@ async def test_group_stop_and_sigcont(prog: str, tmp_path: Path) -> None:
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cont_later)
-        status, out = await run(Tracer(), [prog, "stop"], rec, tmp_path)
+        _status, out = await run(Tracer(), [prog, "stop"], rec, tmp_path)
     assert states and states[0] in (b"T", b"t")  # stayed stopped until SIGCONT
     assert out == "stopping\ncontinued 9\n"
 
@@ -353,7 +354,7 @@ async def test_signal_during_reexecuted_injection_is_deferred(prog: str, tmp_pat
         return Inject(SYS_getpid, (), first)
 
     rec = Recorder(fn)
-    status, out = await run(Tracer(), [prog, "signal_trap"], rec, tmp_path)
+    _status, out = await run(Tracer(), [prog, "signal_trap"], rec, tmp_path)
     pid = rec.calls[0][0]
     assert seen == [True, pid, pid]
     assert deferred == [signal.SIGUSR1]
@@ -370,13 +371,13 @@ async def test_inject_result_none_parks_until_complete(prog: str, tmp_path: Path
 
         def after(t: Tracee, r: int) -> None:
             nursery.start_soon(later, t)
-            return None  # stay parked at the exit stop
+            # stay parked at the exit stop
 
         def fn(t: Tracee, nr: int, a: tuple[int, ...]) -> Any:
             return Inject(SYS_mmap, (ADDR, 4096, PROT_READ | PROT_WRITE,
                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), after)
 
-        status, out = await run(Tracer(), [prog, "inject"], Recorder(fn), tmp_path)
+        _status, out = await run(Tracer(), [prog, "inject"], Recorder(fn), tmp_path)
     assert out == f"addr={ADDR:#x}\ncontent=parked\n"
 
 
@@ -405,7 +406,7 @@ async def test_inject_mmap_at_chosen_address(prog: str, tmp_path: Path) -> None:
         return Inject(SYS_mmap, (ADDR, 8192, PROT_READ | PROT_WRITE,
                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0), after_mmap)
 
-    status, out = await run(Tracer(), [prog, "inject"], Recorder(fn), tmp_path)
+    _status, out = await run(Tracer(), [prog, "inject"], Recorder(fn), tmp_path)
     assert seen["r"] == ADDR
     assert seen["maps"].split()[1] == "rw-p"
     assert out == f"addr={ADDR:#x}\ncontent=injected\n"
@@ -435,7 +436,7 @@ async def test_inject_chain_from_exit_stop(prog: str, tmp_path: Path) -> None:
                                  -1, 0), after_mmap)
 
     rec = Recorder(fn)
-    status, out = await run(Tracer(), [prog, "inject"], rec, tmp_path)
+    _status, out = await run(Tracer(), [prog, "inject"], rec, tmp_path)
     assert seen == [("mmap", ADDR, "r--p"), ("mprotect", 0, "rw-p"), ("getppid", os.getpid())]
     assert out == f"addr={ADDR:#x}\ncontent=chained\n"
     assert len(rec.calls) == 1  # none of the injected calls reached the handler
@@ -452,7 +453,7 @@ async def test_inject_then_host_run_original(prog: str, tmp_path: Path) -> None:
         return Inject(SYS_getpid, (), after)
 
     rec = Recorder(fn)
-    status, out = await run(Tracer(), [prog, "getppid"], rec, tmp_path)
+    _status, out = await run(Tracer(), [prog, "getppid"], rec, tmp_path)
     assert seen == [rec.calls[0][0]]
     assert int(out) == os.getpid()
     assert len(rec.calls) == 1
@@ -470,7 +471,7 @@ async def test_inject_later_from_pending(prog: str, tmp_path: Path) -> None:
             nursery.start_soon(later, t)
             return Pending
 
-        status, out = await run(Tracer(), [prog, "inject"], Recorder(fn), tmp_path)
+        _status, out = await run(Tracer(), [prog, "inject"], Recorder(fn), tmp_path)
     assert out == f"addr={ADDR:#x}\ncontent=later\n"
 
 
@@ -506,7 +507,7 @@ async def test_handler_exception_raised_from_run(prog: str, tmp_path: Path) -> N
     with pytest.raises(ValueError, match="dispatcher bug"):
         await run(Tracer(), [prog, "getppid"], rec, tmp_path)
     assert_clean(rec)
-    status, out = await run(Tracer(handler_errors="enosys"), [prog, "getppid"], Recorder(boom), tmp_path)
+    _status, out = await run(Tracer(handler_errors="enosys"), [prog, "getppid"], Recorder(boom), tmp_path)
     assert out == "-1\n"
 
 
@@ -534,7 +535,7 @@ async def test_pinned_cpu(prog: str, tmp_path: Path) -> None:
         seen.append(os.sched_getaffinity(t.tid))
         return Complete(1)
 
-    status, out = await run(Tracer(cpus={cpu}), [prog, "getppid"], Recorder(fn), tmp_path)
+    _status, _out = await run(Tracer(cpus={cpu}), [prog, "getppid"], Recorder(fn), tmp_path)
     assert seen == [{cpu}]
     assert os.sched_getaffinity(0) == before
 
@@ -544,7 +545,7 @@ async def test_everything_trapped_shell_pipeline(tmp_path: Path) -> None:
     and the fork/exec/wait traffic of a shell pipeline."""
     rec = Recorder()
     status, out = await run(Tracer(), ["/bin/sh", "-c", "echo a; /bin/echo b | /bin/cat"], rec, tmp_path,
-                            trap=tuple(range(0, 460)))
+                            trap=tuple(range(460)))
     assert status == 0 and out == "a\nb\n"
     assert len(rec.calls) > 50 and len(rec.spawns) >= 2 and len(rec.execs) >= 3
     assert_clean(rec)
@@ -574,9 +575,33 @@ async def test_threads_and_subprocess_with_exit_stops(tmp_path: Path) -> None:
 
     rec = Recorder(fn)
     status, out = await run(Tracer(), ["/usr/bin/python3", "-c", PY_THREADS], rec, tmp_path,
-                            trap=tuple(range(0, 460)))
+                            trap=tuple(range(460)))
     assert status == 0, out
     assert out == "[0, 1, 2, 3] sub\n"
     assert sum(1 for c in rec.calls if c[2] == SYS_getppid) >= 200
     assert len({c[0] for c in rec.calls}) >= 5  # threads seen with their own tids
     assert_clean(rec)
+
+
+async def test_allow_list_traps_everything_else(prog: str, tmp_path: Path) -> None:
+    """``allow=``: only the listed numbers run untrapped."""
+    rec = Recorder(lambda t, nr, a: Complete(31) if nr == SYS_getppid else HostRun())
+    status, out = await run(Tracer(), [prog, "getppid", "3"], rec, tmp_path, allow=(SYS_write,))
+    assert status == 0 and out == "31\n"
+    nrs = {c[2] for c in rec.calls}
+    assert SYS_getppid in nrs and SYS_write not in nrs and len(nrs) > 3
+
+
+def _subreaper() -> int:
+    import ctypes
+    flag = ctypes.c_int(0)
+    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)
+    return flag.value
+
+
+async def test_process_settings_only_while_running(prog: str, tmp_path: Path) -> None:
+    seen = []
+    rec = Recorder(lambda t, nr, a: (seen.append(_subreaper()), Complete(0))[1])
+    assert _subreaper() == 0
+    await run(Tracer(), [prog, "getppid"], rec, tmp_path)
+    assert seen == [1] and _subreaper() == 0

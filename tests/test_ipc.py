@@ -140,8 +140,7 @@ async def test_round_trip(server: EchoServer, lattice: Lattice) -> None:
     (p.ProcKill(caller=1, pid=1, sig=9), errno.ENOSYS),  # another server's type
 ])
 async def test_failing_calls_get_error_replies(server: EchoServer, lattice: Lattice,
-                                               body: p.Payload, err: int,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+                                               body: p.Payload, err: int) -> None:
     reply = await ask(lattice, body)
     assert reply.body.error == err and reply.body.call == body.M_TYPE
     expected = p.owner_of(body.M_TYPE)
@@ -316,8 +315,13 @@ async def test_raw_frames_do_not_overfill_an_inbox(lattice: Lattice) -> None:
     lattice.register(OTHER, capacity=2)
     lattice.connect_local(USER, OTHER)
     for fd in range(5):
-        lattice.send_bytes(USER, OTHER, p.VFS_CLOSE, p.encode(p.VfsClose(caller=1, fd=fd)))
+        lattice.send_bytes(USER, OTHER, p.VFS_CLOSE,
+                           p.encode(p.VfsClose(caller=1, fd=fd), req_id=fd + 1))
     assert len(lattice.endpoints[OTHER].inbox) == 2 and lattice.stats.dropped == 3
+    # the requests that found no room were answered EAGAIN, in the name of OTHER
+    answers = [lattice.recv_nowait(USER) for _ in range(3)]
+    assert [(a.m_source, a.req_id, a.body.error) for a in answers] == [
+        (OTHER, 3, errno.EAGAIN), (OTHER, 4, errno.EAGAIN), (OTHER, 5, errno.EAGAIN)]
 
 
 async def test_errors_instead_of_hangs(lattice: Lattice, nursery: trio.Nursery) -> None:
@@ -401,6 +405,25 @@ async def test_closing_the_server_fails_waiting_calls(lattice: Lattice,
         while not results:
             await trio.sleep(0)
     assert results[0].body.error == errno.EPIPE and results[0].body.call == p.VFS_PIPE
+
+
+async def test_close_survives_a_failing_callback(lattice: Lattice,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    server = EchoServer(lattice)
+    lattice.register(KERNEL)
+    lattice.connect_local(KERNEL, SERVER)
+    first = lattice.call(KERNEL, SERVER, p.VfsPipe(caller=1, flags=0))
+    second = lattice.call(KERNEL, SERVER, p.VfsPipe(caller=1, flags=1))
+
+    def broken(msg: p.Message) -> None:
+        raise RuntimeError("callback bug")
+
+    first.add_done_callback(broken)
+    lattice.close(SERVER)
+    assert first.done() and second.done()
+    assert second.message.body.error == errno.EPIPE
+    assert any("callback" in r.getMessage() for r in caplog.records)
+    assert len(server.parked) == 2
 
 
 # --- sendrec and call ------------------------------------------------------------------
@@ -555,7 +578,7 @@ async def test_reconnect_after_channel_removed(lattice: Lattice,
 
 async def test_frames_are_xchacha20poly1305_with_unique_nonces(
         lattice: Lattice, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = EchoServer(lattice)
+    EchoServer(lattice)
     lattice.register(KERNEL)
     lattice.connect_local(KERNEL, SERVER)
     frames = spy_frames(lattice, monkeypatch)
@@ -572,7 +595,8 @@ async def test_frames_are_xchacha20poly1305_with_unique_nonces(
     for frame in frames:   # the public PyNaCl binding opens every frame
         plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
             frame[HEAD:], frame[:AD], frame[AD:HEAD], key)
-        src, dst, _, _, m_type, _ = ipc.FRAME_AD.unpack_from(frame)
+        _, _, _, _, m_type, seq = ipc.FRAME_AD.unpack_from(frame)
+        assert frame[AD + 16:HEAD] == struct.pack("<Q", seq)   # prefix, then the counter
         assert p.decode(plain).m_type == m_type
     # what travels is not the plaintext
     plain0 = p.encode(p.VfsClose(caller=1, fd=0), KERNEL, 1)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import errno
 
+from test_pm_support import SIGCHLD, SIGINT, SIGTERM, SIGUSR1, running_pm
+
 from xinim_host.kernel import protocol as p
 from xinim_host.pm.notify import ExecTarget
-
-from test_pm_support import SIGCHLD, SIGINT, SIGTERM, SIGUSR1, running_pm
 
 
 def exe(host: bytes = b"", **kw: object) -> ExecTarget:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import errno
 import struct
 
-from xinim_host.kernel import protocol as p
-
 from test_pm_support import running_pm
+
+from xinim_host.kernel import protocol as p
 
 
 async def test_boot_table() -> None:

@@ -68,7 +68,7 @@ async def _system(nursery: trio.Nursery) -> tuple[Lattice, PmServer, FakeVfs]:
 @pytest.mark.parametrize("slow", [False, True])
 async def test_lattice_notifier_tells_vfs(slow: bool) -> None:
     async with trio.open_nursery() as n:
-        lattice, pm, vfs = await _system(n)
+        lattice, _pm, vfs = await _system(n)
         vfs.slow = slow
         vfs.files[b"/bin/sh"] = p.VfsNodeReply(host_path=b"/usr/bin/dash", dev=3, ino=9,
                                               mode=0o100755)

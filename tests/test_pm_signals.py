@@ -5,13 +5,20 @@ import errno
 
 import pytest
 import trio
+from test_pm_support import (
+    SIGCHLD,
+    SIGCONT,
+    SIGINT,
+    SIGKILL,
+    SIGSTOP,
+    SIGTERM,
+    SIGUSR1,
+    running_pm,
+)
 
 from xinim_host.kernel import protocol as p
 from xinim_host.pm import signals
 from xinim_host.pm.signals import DEFAULT_ACTIONS, Act
-
-from test_pm_support import (SIGCHLD, SIGCONT, SIGINT, SIGKILL, SIGSTOP, SIGTERM, SIGUSR1,
-                             running_pm)
 
 
 def bit(sig: int) -> int:
@@ -79,7 +86,7 @@ async def test_kill_zero_and_negative_signal_a_group() -> None:
         await h.ok(p.ProcSetsid(caller=shell))
         job = await h.fork(shell, host=2001)
         await h.ok(p.ProcSetpgid(caller=shell, pid=job, pgid=job))
-        job2 = await h.fork(job, host=2002)                  # inherits group job
+        await h.fork(job, host=2002)                         # inherits group job
         outsider = await h.fork(shell, host=2003)            # in the shell's group
         h.host.sent.clear()
         assert (await h.kill(job, 0, SIGINT)).error == 0     # job's own group
@@ -254,4 +261,57 @@ async def test_fatal_signal_wakes_every_parked_thread(sig: int) -> None:
             await trio.testing.wait_all_tasks_blocked()
             await h.ok(p.ProcKill(caller=0, pid=pid, sig=sig))
         assert [r.error for r in got] == [errno.EINTR, errno.EINTR]
-        assert ("interrupt", pid) in h.servers.calls      # VFS lets go of blocked calls too
+        assert ("interrupt", pid, errno.EINTR) in h.servers.calls   # VFS lets go too
+
+
+async def test_signals_to_init_are_bookkeeping_only() -> None:
+    async with running_pm() as h:
+        got: list = []
+
+        async def init_wait() -> None:
+            got.append(await h.wait4(p.INIT_PID))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(init_wait)
+            await trio.testing.wait_all_tasks_blocked()
+            assert (await h.kill(0, p.INIT_PID, SIGTERM)).error == 0    # the kernel may ask
+            await trio.testing.wait_all_tasks_blocked()
+            assert not got                                              # init is unkillable
+            child = await h.fork(p.INIT_PID)
+            await h.exit(child)
+        assert got[0].result == child and h.host.sent == []
+
+
+async def test_an_orphaned_group_with_a_stopped_job_gets_sighup_and_sigcont() -> None:
+    async with running_pm() as h:
+        shell = await h.fork(p.INIT_PID, host=7000)
+        await h.ok(p.ProcSetsid(caller=shell))
+        job = await h.fork(shell, host=7001)
+        await h.ok(p.ProcSetpgid(caller=shell, pid=job, pgid=job))
+        running = await h.fork(shell, host=7002)
+        await h.ok(p.ProcSetpgid(caller=shell, pid=running, pgid=running))
+        await h.ok(p.ProcTaskStopped(host_tid=7001, sig=20))
+        h.host.sent.clear()
+        await h.exit(shell)
+        assert h.host.sent == [(7001, 1), (7001, SIGCONT)]   # not the group with none stopped
+
+
+async def test_restartable_interruptions_when_the_kernel_restarts_calls() -> None:
+    async with running_pm() as h:
+        h.pm.restart_errno = p.ERESTARTSYS
+        pid = await h.fork(p.INIT_PID)
+        await h.fork(pid)
+        await h.ok(p.ProcSigaction(caller=pid, sig=SIGUSR1, handler=0x4000,
+                                   flags=signals.SA_RESTART))
+        await h.ok(p.ProcSigaction(caller=pid, sig=12, handler=0x4000))      # no SA_RESTART
+        got: list = []
+
+        async def waiter() -> None:
+            got.append((await h.wait4(pid)).error)
+
+        for sig in (SIGUSR1, 12, 20):         # SIGTSTP: must stop, then restart the call
+            async with trio.open_nursery() as n:
+                n.start_soon(waiter)
+                await trio.testing.wait_all_tasks_blocked()
+                await h.ok(p.ProcKill(caller=0, pid=pid, sig=sig))
+        assert got == [p.ERESTARTSYS, errno.EINTR, p.ERESTARTSYS]

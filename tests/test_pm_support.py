@@ -4,9 +4,10 @@ recorder for host signals and a fake VFS/MM behind PM's notifier seam.
 from __future__ import annotations
 
 import errno
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import trio
 
@@ -66,8 +67,8 @@ class FakeServers:
         self.calls.append(("setgroups", pid, groups))
         return 0
 
-    def interrupt(self, pid: int) -> Any:
-        self.calls.append(("interrupt", pid))
+    def interrupt(self, pid: int, err: int) -> Any:
+        self.calls.append(("interrupt", pid, err))
         return 0
 
     def exec_check(self, pid: int, path: bytes) -> Any:

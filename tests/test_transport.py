@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from typing import Any, AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator
 
 import pytest
 import trio

@@ -379,7 +379,8 @@ async def test_getdents_small_buffer_einval_and_rewind(vfs: Vfs) -> None:
 async def test_getdents_host_directory(vfs: Vfs) -> None:
     names = await vfs.listdir(b"/host", count=200)
     assert sorted(names) == sorted([b".", b"..", b"sub", b"file.txt", b"script.sh",
-                                    b"noexec.txt", b"escape", b"rel"])
+                                    b"noexec.txt", b"escape", b"rel", b"escape2",
+                                    b"outside"])
 
 
 async def test_cwd_chdir_getcwd(vfs: Vfs) -> None:

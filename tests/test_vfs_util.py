@@ -3,6 +3,7 @@ and shorthands that send real messages through ``lattice.sendrec(0, 2, ...)``.""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import struct
 from pathlib import Path
@@ -18,6 +19,17 @@ from xinim_host.vfs_fuse.server import VfsServer
 
 AT_FDCWD = -100
 DIRENT = struct.Struct("<QqHB")
+
+
+def timeboxed(seconds: float = 10) -> Any:
+    """A blocking test that went wrong fails after ``seconds`` instead of hanging."""
+    def deco(fn: Any) -> Any:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kw: Any) -> Any:
+            with trio.fail_after(seconds):
+                return await fn(*args, **kw)
+        return wrapper
+    return deco
 
 
 class Vfs:
@@ -65,6 +77,10 @@ class Vfs:
                 break
             out += r.data
         return bytes(out)
+
+    async def read1(self, fd: int, count: int = 4096, *, pid: int = 1) -> bytes:
+        """One read message (pipes: what is there now, or block)."""
+        return (await self.ok(p.VfsRead(caller=pid, fd=fd, count=count))).data
 
     async def close(self, fd: int, *, pid: int = 1) -> None:
         await self.ok(p.VfsClose(caller=pid, fd=fd))
@@ -123,6 +139,8 @@ def make_host_tree(base: Path) -> tuple[Path, Path]:
     os.symlink("/etc/passwd", host / "escape")          # absolute: XINIM's /etc/passwd
     os.symlink("../../..", host / "sub" / "up")         # relative: stays in XINIM's tree
     os.symlink("sub/inner", host / "rel")
+    os.symlink("/tmp/xinim-only", host / "escape2")    # exists only in XINIM's /tmp
+    os.symlink(str(base), host / "outside")            # a host dir outside the mount
     rw = base / "rw"
     rw.mkdir()
     (rw / "existing").write_bytes(b"rw file\n")

@@ -1,12 +1,86 @@
-"""xinim-run (its issue has not landed yet)."""
+"""xinim-run: run a real Linux program as a XINIM process.
+
+    xinim-run [--mount DIR] [--image FILE] [--bind HOST:XINIM[:ro|rw]] [--trace]
+              [--trace-file F] [--keep] [-v] PROGRAM [ARGS...]
+
+Boots an ephemeral system (kernel, VFS, PM, MM, init), starts PROGRAM under the
+interceptor as a child of init and exits with PROGRAM's exit status (128+N when
+killed by signal N).
+"""
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
+from contextlib import AsyncExitStack, nullcontext
+from typing import Any
+
+import trio
+
+from ..kernel.boot import BootConfig, booted
+from ..kernel.console import FdConsole
+from .launch import LaunchError, run_program
+from .options import add_system_options, load_ramfs, mounts_from, system_services
+
+log = logging.getLogger("xinim.run")
 
 
-def main() -> int:
-    print("xinim-run: not implemented yet", file=sys.stderr)
-    return 2
+def stderr_console() -> FdConsole | None:
+    """The program's fd 2 writes to our stderr unless both go to one terminal."""
+    try:
+        same = os.path.samestat(os.fstat(1), os.fstat(2)) and os.isatty(1)
+    except OSError:
+        same = False
+    return None if same else FdConsole(out_fd=2, in_fd=0)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="xinim-run", description=__doc__.split("\n\n")[0])
+    add_system_options(parser)
+    parser.add_argument("--trace", action="store_true",
+                        help="print one line per intercepted syscall to stderr")
+    parser.add_argument("--trace-file", metavar="F", help="write the trace to F instead")
+    parser.add_argument("--keep", action="store_true",
+                        help="after PROGRAM exits keep the system (and mount) up until Ctrl-C")
+    parser.add_argument("-v", "--verbose", action="store_true", help="boot log and server logs")
+    parser.add_argument("program", metavar="PROGRAM")
+    parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    config = BootConfig(console=FdConsole(out_fd=1, in_fd=0), console_err=stderr_console(),
+                        quiet=not args.verbose,
+                        mounts=mounts_from(args.bind), ramfs=load_ramfs(args))
+    trace_cm: Any = (open(args.trace_file, "w") if args.trace_file
+                     else nullcontext(sys.stderr) if args.trace else nullcontext(None))
+    async with AsyncExitStack() as stack:
+        trace = stack.enter_context(trace_cm)
+        system = await stack.enter_async_context(booted(config))
+        await system_services(system, args, stack)
+        try:
+            code = await run_program(system, [args.program, *args.args], dict(os.environ),
+                                     trace=trace)
+        except LaunchError as exc:
+            print(f"xinim-run: {exc}", file=sys.stderr)
+            code = exc.exit_code
+        if args.keep:
+            where = f" (ramfs mounted at {args.mount})" if args.mount else ""
+            print(f"xinim-run: {args.program} exited {code}; system kept up{where}; "
+                  "Ctrl-C to stop", file=sys.stderr)
+            await trio.sleep_forever()
+        return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="xinim: %(name)s: %(message)s")
+    try:
+        return trio.run(main_async, args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -19,7 +19,19 @@ from .tracee import NotParked, Tracee, TState
 from .tracer import BaseEvents, TraceeEvents, Tracer
 
 __all__ = [
-    "Action", "BaseEvents", "Complete", "DEFAULT_COOKIE", "HostRun", "Inject", "NotParked",
-    "Pending", "Restart", "ResultCallback", "TState", "Tracee", "TraceeEvents", "TraceeFault",
+    "DEFAULT_COOKIE",
+    "Action",
+    "BaseEvents",
+    "Complete",
+    "HostRun",
+    "Inject",
+    "NotParked",
+    "Pending",
+    "Restart",
+    "ResultCallback",
+    "TState",
+    "Tracee",
+    "TraceeEvents",
+    "TraceeFault",
     "Tracer",
 ]

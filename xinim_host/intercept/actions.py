@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .tracee import Tracee
@@ -83,4 +83,4 @@ class Pending:
     __slots__ = ()
 
 
-Action = Union[Complete, HostRun, Inject, Restart, Pending, type[Pending]]
+Action = Complete | HostRun | Inject | Restart | Pending | type[Pending]

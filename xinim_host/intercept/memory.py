@@ -46,7 +46,7 @@ def _other_error(pid: int, addr: int, n: int) -> None:
     raise TraceeFault(addr, n)
 
 
-def read_into(pid: int, addr: int, buf: "bytearray | memoryview | ctypes.Array") -> None:
+def read_into(pid: int, addr: int, buf: bytearray | memoryview | ctypes.Array) -> None:
     """Fill the writable buffer ``buf`` from tracee memory at ``addr``."""
     n = len(buf) if not isinstance(buf, ctypes.Array) else ctypes.sizeof(buf)
     if n == 0:
@@ -125,7 +125,7 @@ def read_cstring(pid: int, addr: int, limit: int = 4096) -> bytes:
     raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
 
 
-def write(pid: int, addr: int, data: "bytes | bytearray | memoryview", *, force: bool = True) -> None:
+def write(pid: int, addr: int, data: bytes | bytearray | memoryview, *, force: bool = True) -> None:
     """Write ``data`` into the tracee at ``addr``.
 
     ``force=True`` falls back to /proc/PID/mem (FOLL_FORCE) where the pages

@@ -39,7 +39,7 @@ class UserRegs(ctypes.Structure):
     def args(self) -> tuple[int, int, int, int, int, int]:
         return (self.rdi, self.rsi, self.rdx, self.r10, self.r8, self.r9)
 
-    def set_args(self, args: "tuple[int, ...] | list[int]") -> None:
+    def set_args(self, args: tuple[int, ...] | list[int]) -> None:
         """Write up to six argument registers (missing ones are left alone)."""
         n = len(args)
         if n > 6:
@@ -57,7 +57,7 @@ class UserRegs(ctypes.Structure):
     def result(self, value: int) -> None:
         self.rax = value & MASK64
 
-    def copy(self) -> "UserRegs":
+    def copy(self) -> UserRegs:
         return UserRegs.from_buffer_copy(self)
 
     def __repr__(self) -> str:

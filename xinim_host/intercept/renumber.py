@@ -26,7 +26,10 @@ from ..kernel.syscalls import Sys
 
 # python-ptrace's name table stops at clone3 (435); newer calls programs make:
 _NEWER_THAN_PTRACE = {439: "faccessat2", 452: "fchmodat2"}
-LINUX_NAMES: dict[int, str] = {**SYSCALL_NAMES, **_NEWER_THAN_PTRACE}
+# x32 entries (512 and up) repeat names with other numbers; x86-64 has only these.
+X32_FIRST = 512
+LINUX_NAMES: dict[int, str] = {nr: name for nr, name in {**SYSCALL_NAMES, **_NEWER_THAN_PTRACE}.items()
+                               if nr < X32_FIRST}
 LINUX_NUMBERS: dict[str, int] = {name: nr for nr, name in LINUX_NAMES.items()}
 
 
@@ -133,6 +136,15 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "utimes": delegate(Sys.UTIMES),
     "futimesat": delegate(Sys.FUTIMESAT),
     "close_range": delegate(Sys.CLOSE_RANGE),
+    "getxattr": delegate(Sys.GETXATTR),
+    "lgetxattr": delegate(Sys.LGETXATTR),
+    "fgetxattr": delegate(Sys.FGETXATTR),
+    "listxattr": delegate(Sys.LISTXATTR),
+    "llistxattr": delegate(Sys.LLISTXATTR),
+    "flistxattr": delegate(Sys.FLISTXATTR),
+    "setxattr": delegate(Sys.SETXATTR),
+    "lsetxattr": delegate(Sys.LSETXATTR),
+    "fsetxattr": delegate(Sys.FSETXATTR),
     # --- processes: the Process Manager ----------------------------------------------
     "getpid": delegate(Sys.GETPID),
     "getppid": delegate(Sys.GETPPID),
@@ -147,14 +159,11 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "kill": delegate(Sys.KILL),
     "tkill": delegate(Sys.TKILL),
     "tgkill": delegate(Sys.TGKILL),
-    "rt_sigaction": delegate(Sys.SIGACTION),
-    "rt_sigprocmask": delegate(Sys.RT_SIGPROCMASK),
-    "rt_sigpending": delegate(Sys.SIGPENDING),
-    "rt_sigsuspend": delegate(Sys.SIGSUSPEND),
-    "pause": delegate(Sys.PAUSE),
-    "alarm": delegate(Sys.ALARM),
-    "setitimer": delegate(Sys.SETITIMER),
-    "getitimer": delegate(Sys.GETITIMER),
+    "rt_sigaction": delegate_then_host(Sys.SIGACTION, "PM records the disposition; the host "
+                                                    "kernel delivers signals, so it installs it"),
+    "rt_sigprocmask": delegate_then_host(Sys.RT_SIGPROCMASK, "PM records the mask; the host "
+                                                            "thread blocks for real"),
+    "rt_sigpending": delegate_then_host(Sys.SIGPENDING, "pending signals wait in the host thread"),
     "setuid": delegate(Sys.SETUID),
     "setgid": delegate(Sys.SETGID),
     "setreuid": delegate(Sys.SETREUID),
@@ -230,6 +239,12 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "munlockall": host("pins host pages; no layout change"),
     "mincore": host("asks the host which pages are resident"),
     "capget": host("host capabilities of the host task"),
+    "rt_sigsuspend": host("the host thread waits with the temporary mask; the host delivers"),
+    "pause": host("the host thread waits for a signal the host delivers"),
+    "rt_sigtimedwait": host("the host thread takes a signal pending in the host"),
+    "alarm": host("host timers raise SIGALRM through the host kernel"),
+    "setitimer": host("host timers raise SIGALRM through the host kernel"),
+    "getitimer": host("host timers raise SIGALRM through the host kernel"),
     "getrusage": host("CPU-time accounting of the host task"),
     "times": host("CPU-time accounting of the host task"),
     "sysinfo": host("host memory and load figures (XINIM's own come with /proc)"),

@@ -9,6 +9,9 @@ Decision order for every syscall:
 4. number in the trapped set                        -> TRACE (a ptrace stop)
 5. anything else                                    -> ALLOW (no stop at all)
 
+Or, inverted (``allowed=``): numbers in the allowed set -> ALLOW, anything
+else -> TRACE, for tables that say "everything not run on the host traps".
+
 The set is matched by a binary search tree over ranges of numbers, so an
 untrapped syscall costs O(log n) BPF compares however many are trapped.
 
@@ -72,20 +75,21 @@ def _ranges(nrs: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _tree(rs: Sequence[tuple[int, int]], trace: int) -> list[Insn]:
-    """Instructions deciding TRACE/ALLOW for A = nr; every path ends in a RET."""
+def _tree(rs: Sequence[tuple[int, int]], hit: int, miss: int) -> list[Insn]:
+    """Instructions returning ``hit`` if A = nr is in one of the ranges, else
+    ``miss``; every path ends in a RET."""
     if len(rs) <= 3:
         ins: list[Insn] = []
         for a, b in rs:
             if a == b:
-                ins += [(_JEQ_K, 0, 1, a), (_RET_K, 0, 0, trace)]
+                ins += [(_JEQ_K, 0, 1, a), (_RET_K, 0, 0, hit)]
             else:  # a <= A <= b
-                ins += [(_JGE_K, 0, 2, a), (_JGT_K, 1, 0, b), (_RET_K, 0, 0, trace)]
-        ins.append((_RET_K, 0, 0, SECCOMP_RET_ALLOW))
+                ins += [(_JGE_K, 0, 2, a), (_JGT_K, 1, 0, b), (_RET_K, 0, 0, hit)]
+        ins.append((_RET_K, 0, 0, miss))
         return ins
     mid = len(rs) // 2
-    left = _tree(rs[:mid], trace)
-    right = _tree(rs[mid:], trace)
+    left = _tree(rs[:mid], hit, miss)
+    right = _tree(rs[mid:], hit, miss)
     pivot = rs[mid][0]
     if len(left) <= 255:
         return [(_JGE_K, len(left), 0, pivot)] + left + right
@@ -93,8 +97,13 @@ def _tree(rs: Sequence[tuple[int, int]], trace: int) -> list[Insn]:
     return [(_JGE_K, 0, 1, pivot), (_JMP_JA, 0, 0, len(left))] + left + right
 
 
-def build_filter(trapped: Iterable[int], cookie: int = DEFAULT_COOKIE, trace_data: int = 0) -> list[Insn]:
-    """The filter program as a list of (code, jt, jf, k)."""
+def build_filter(trapped: Iterable[int] = (), cookie: int = DEFAULT_COOKIE, trace_data: int = 0, *,
+                 allowed: Iterable[int] | None = None) -> list[Insn]:
+    """The filter program as a list of (code, jt, jf, k).
+
+    ``trapped``: these numbers stop, the rest run.  ``allowed`` (if given,
+    ``trapped`` is ignored): these numbers run, every other one stops.
+    """
     if not 0 <= cookie < 1 << 64:
         raise ValueError("cookie must be an unsigned 64-bit value")
     trace = SECCOMP_RET_TRACE | (trace_data & SECCOMP_RET_DATA)
@@ -112,7 +121,10 @@ def build_filter(trapped: Iterable[int], cookie: int = DEFAULT_COOKIE, trace_dat
         (_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         (_LD_W_ABS, 0, 0, _OFF_NR),
     ]
-    prog += _tree(_ranges(trapped), trace)
+    if allowed is None:
+        prog += _tree(_ranges(trapped), trace, SECCOMP_RET_ALLOW)
+    else:
+        prog += _tree(_ranges(allowed), SECCOMP_RET_ALLOW, trace)
     if len(prog) > 4096:
         raise ValueError("seccomp filter too long")
     return prog

@@ -40,8 +40,9 @@ import enum
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import _libc, memory
 from .actions import Complete, HostRun, Inject, Pending, Restart, ResultCallback
@@ -98,8 +99,8 @@ class Tracee:
 
     tid: int
     tgid: int
-    session: "_Session"
-    tracer: "Tracer"
+    session: _Session
+    tracer: Tracer
     state: TState = RUNNING
     nr: int = -1
     args: tuple[int, ...] = ()
@@ -153,7 +154,7 @@ class Tracee:
                 text = f.read()
         except FileNotFoundError:
             return set()
-        vals = dict(re.findall(r"^(SigPnd|ShdPnd|SigBlk):\s*([0-9a-f]+)$", text, re.M))
+        vals = dict(re.findall(r"^(SigPnd|ShdPnd|SigBlk):\s*([0-9a-f]+)$", text, re.MULTILINE))
         mask = (int(vals.get("SigPnd", "0"), 16) | int(vals.get("ShdPnd", "0"), 16)) & ~int(
             vals.get("SigBlk", "0"), 16)
         return {i + 1 for i in range(64) if mask >> i & 1}

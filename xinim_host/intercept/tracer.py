@@ -37,22 +37,45 @@ import signal
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 import trio
 
 from . import _libc, memory, seccomp
 from .actions import Action, Complete, Pending
 from .ptrace_ops import (
-    PTRACE_EVENT_CLONE, PTRACE_EVENT_EXEC, PTRACE_EVENT_FORK, PTRACE_EVENT_SECCOMP,
-    PTRACE_EVENT_STOP, PTRACE_EVENT_VFORK, PTRACE_LISTEN, PTRACE_O_EXITKILL,
-    PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEFORK, PTRACE_O_TRACESECCOMP,
-    PTRACE_O_TRACESYSGOOD, PTRACE_O_TRACEVFORK, WALL, WNOTHREAD, geteventmsg, seize,
+    PTRACE_EVENT_CLONE,
+    PTRACE_EVENT_EXEC,
+    PTRACE_EVENT_FORK,
+    PTRACE_EVENT_SECCOMP,
+    PTRACE_EVENT_STOP,
+    PTRACE_EVENT_VFORK,
+    PTRACE_LISTEN,
+    PTRACE_O_EXITKILL,
+    PTRACE_O_TRACECLONE,
+    PTRACE_O_TRACEEXEC,
+    PTRACE_O_TRACEFORK,
+    PTRACE_O_TRACESECCOMP,
+    PTRACE_O_TRACESYSGOOD,
+    PTRACE_O_TRACEVFORK,
+    WALL,
+    WNOTHREAD,
+    geteventmsg,
+    seize,
 )
 from .regs import MASK64
 from .tracee import (
-    AWAIT_ENTRY, AWAIT_EXIT, DYING, ENTRY, GONE, PTRACE_CONT, PTRACE_SYSCALL, RUNNING,
-    STARTING, NotParked, Tracee,
+    AWAIT_ENTRY,
+    AWAIT_EXIT,
+    DYING,
+    ENTRY,
+    GONE,
+    PTRACE_CONT,
+    PTRACE_SYSCALL,
+    RUNNING,
+    STARTING,
+    NotParked,
+    Tracee,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +92,7 @@ _sched_yield = os.sched_yield
 _SETREGS = 13
 _CHLD = (signal.SIGCHLD,)
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 SYS_write = 1
 SYS_execve = 59
 SYS_exit_group = 231
@@ -155,7 +179,7 @@ class _ChildWakeup:
     schedules a wakeup only when the pump sleeps.
     """
 
-    __slots__ = ("token", "event", "pending", "draining", "scheduled", "_old")
+    __slots__ = ("_old", "draining", "event", "pending", "scheduled", "token")
 
     def __init__(self) -> None:
         self.token = trio.lowlevel.current_trio_token()
@@ -165,7 +189,7 @@ class _ChildWakeup:
         self.scheduled = False
         self._old: object = None
 
-    def __enter__(self) -> "_ChildWakeup":
+    def __enter__(self) -> Self:
         self._old = signal.signal(signal.SIGCHLD, self._handler)
         return self
 
@@ -224,6 +248,7 @@ class Tracer:
         #: pin the tracer thread (and so every tracee, by inheritance) here
         self.cpus = None if cpus is None else frozenset(cpus)
         self._old_affinity: set[int] | None = None
+        self._set_subreaper = False
 
     # -- public ------------------------------------------------------------------
     def tracee(self, tid: int) -> Tracee | None:
@@ -235,13 +260,15 @@ class Tracer:
 
     async def run(self, argv: Sequence[str], env: Mapping[str, str], handler: TraceeEvents, *,
                   executable: str | None = None, trap: Iterable[int] = (),
-                  pass_fds: Sequence[int] = (), stdio: Sequence[int | None] | None = None,
+                  allow: Iterable[int] | None = None, pass_fds: Sequence[int] = (), stdio: Sequence[int | None] | None = None,
                   cwd: str | None = None, preexec: Callable[[], None] | None = None,
                   wait_all: bool = False) -> int:
         """Run ``argv`` traced; return the wait status of the first process.
 
         ``trap``: Linux syscall numbers that stop (everything else runs on the
-        host without a stop).  ``executable``: path to exec (default argv[0],
+        host without a stop).  ``allow``: the inverse -- if given, these run
+        on the host and every other number stops (``trap`` is ignored).
+        ``executable``: path to exec (default argv[0],
         searched in env's PATH if it has no slash).  ``stdio``: fds to become
         0/1/2 (None keeps ours).  ``pass_fds``: more fds the program keeps; all
         others >= 3 are closed.  ``preexec`` runs in the child before the
@@ -252,14 +279,12 @@ class Tracer:
         if not argv:
             raise ValueError("empty argv")
         path = _resolve(argv[0] if executable is None else executable, env)
-        code = seccomp.assemble(seccomp.build_filter(trap, self.cookie))
+        code = seccomp.assemble(seccomp.build_filter(trap, self.cookie, allowed=allow))
         sess = _Session(handler, wait_all, path=path)
         if self._changed is None:
             self._changed = trio.Event()
-            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-        if not self._sessions and self.cpus is not None:
-            self._old_affinity = os.sched_getaffinity(0)
-            os.sched_setaffinity(0, self.cpus)  # this thread only (Linux)
+        if not self._sessions:
+            self._enter_process_settings()
         self._sessions.add(sess)
         try:
             await self._serve(sess, lambda: self._spawn(sess, path, argv, env, code, pass_fds,
@@ -275,6 +300,27 @@ class Tracer:
             raise OSError(err, os.strerror(err), path)
         assert sess.root_status is not None
         return sess.root_status
+
+    def _enter_process_settings(self) -> None:
+        """While runs are active: child subreaper (orphans of tracees are
+        reparented to us and reaped, not left to a PID 1 that may not reap),
+        and the CPU pinning if asked."""
+        flag = ctypes.c_int(0)
+        _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag), 0, 0, 0)
+        if not flag.value:
+            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            self._set_subreaper = True
+        if self.cpus is not None:
+            self._old_affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, self.cpus)  # this thread only (Linux)
+
+    def _leave_process_settings(self) -> None:
+        if self._set_subreaper:
+            _libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+            self._set_subreaper = False
+        if self._old_affinity is not None:
+            os.sched_setaffinity(0, self._old_affinity)
+            self._old_affinity = None
 
     # -- the SIGCHLD pump ---------------------------------------------------------
     async def _serve(self, sess: _Session, spawn: Callable[[], None]) -> None:
@@ -358,7 +404,7 @@ class Tracer:
             except ProcessLookupError:
                 if t.state is not GONE:
                     t.state = DYING
-            except Exception as e:  # a handler bug: contain it to its run
+            except Exception as e:  # noqa: BLE001 - a handler bug: contain it to its run
                 self._handler_failed(t, e)
         return True
 
@@ -624,16 +670,13 @@ class Tracer:
                 os.kill(tgid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self._sessions.discard(sess)
-        if not self._sessions and self._old_affinity is not None:
-            os.sched_setaffinity(0, self._old_affinity)
-            self._old_affinity = None
-        if not self._sessions:  # stops of tracees whose parent never reported them
+        if self._sessions == {sess}:  # stops of tracees whose parent never reported them
             for pid in list(self._early):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                sess.tgids.add(pid)
             self._early.clear()
         delay = 0.0002
         ours = sess.tgids | {os.getpid()}
@@ -651,6 +694,10 @@ class Tracer:
             if self._tracees.get(t.tid) is t:
                 del self._tracees[t.tid]
         sess.live.clear()
+        # only now: orphans of the killed tree had to be reparented to us
+        self._sessions.discard(sess)
+        if not self._sessions:
+            self._leave_process_settings()
 
 
 def _zombies(tgids: Iterable[int], parents: set[int]) -> list[int]:
@@ -727,7 +774,7 @@ def _child(go_r: int, err_w: int, path: int, argv: int, envp: int, code: bytes, 
         err = _libc.get_errno()
     except OSError as e:
         err = e.errno or errno.EIO
-    except BaseException:
+    except BaseException:  # noqa: BLE001 - the child must reach _exit, whatever happened
         err = errno.EIO
     finally:
         buf = struct.pack("<i", err)

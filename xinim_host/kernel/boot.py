@@ -30,10 +30,12 @@ SERVER_PIDS = (p.VFS_PID, p.PM_PID, p.MM_PID)
 @dataclass
 class BootConfig:
     console: Any = None                      # write/read/ioctl; default: this process's stdio
+    console_err: Any = None                  # init's fd 2, when not the console itself
     mounts: list[tuple[str, str, str]] | None = None   # (host, xinim, "ro"|"rw"); None: defaults
     node_id: int = DEFAULT_NODE_ID
     socket_path: str | None = None           # serve other nodes (xinim-run clients) here
     quiet: bool = False                      # no boot log on the console
+    ramfs: Any = None                        # a tree loaded from an image; None: a fresh one
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,9 +66,11 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
     console = config.console or FdConsole()
     lattice = Lattice(config.node_id)
     kernel = Kernel(lattice, console)
-    vfs_kwargs: dict[str, Any] = {"console": console}
+    vfs_kwargs: dict[str, Any] = {"console": console, "console_err": config.console_err}
     if config.mounts is not None:
         vfs_kwargs["mounts"] = config.mounts
+    if config.ramfs is not None:
+        vfs_kwargs["ramfs"] = config.ramfs
     try:
         async with trio.open_nursery() as nursery:
             kernel.nursery = nursery

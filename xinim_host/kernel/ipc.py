@@ -167,10 +167,14 @@ class Pending:
 
     def __init__(self, dst: int | None = None, node: int | None = None, m_type: int = 0,
                  req_id: int = 0) -> None:
-        self.message: Message | None = None
-        self._callbacks: list[Callable[[Message], None]] | None = None
-        self._event: trio.Event | None = None
-        self.dst, self.node, self.m_type, self.req_id = dst, node, m_type, req_id
+        self.message: Message | None
+        self._callbacks: list[Callable[[Message], None]] | None
+        self._event: trio.Event | None
+        self.message = self._callbacks = self._event = None
+        self.dst = dst
+        self.node = node
+        self.m_type = m_type
+        self.req_id = req_id
 
     def done(self) -> bool:
         return self.message is not None
@@ -243,6 +247,16 @@ def derive_key(secret_key: bytes, own_public: bytes, peer_public: bytes) -> byte
         shared + lo + hi, digest_size=32, person=_PERSON)
 
 
+def _fail_all(pendings: list[Pending], err: int) -> None:
+    """Fail each call; a waiter's callback that raises must not stop the others (this
+    runs while endpoints close, e.g. at shutdown)."""
+    for pending in pendings:
+        try:
+            pending.fail(err)
+        except Exception:
+            log.exception("a waiter's callback failed while its call was failed (errno %d)", err)
+
+
 _LATTICES: "weakref.WeakSet[Lattice]" = weakref.WeakSet()
 
 
@@ -294,8 +308,7 @@ class Lattice:
         endpoint.senders.unpark_all()
         own = list(endpoint.pending.values())
         endpoint.pending.clear()
-        for pending in own:
-            pending.fail(errno.EPIPE)
+        _fail_all(own, errno.EPIPE)
         self.fail_pending(errno.EPIPE, dst=pid, node=self.node_id)
 
     def fail_pending(self, err: int, *, dst: int | None = None, node: int | None = None) -> int:
@@ -308,8 +321,7 @@ class Lattice:
                         and (node is None or pending.node == node)):
                     del endpoint.pending[req_id]
                     failed.append(pending)
-        for pending in failed:
-            pending.fail(err)
+        _fail_all(failed, err)
         return len(failed)
 
     def _set_channels(self, src: int, dst: int, src_node: int, dst_node: int,
@@ -673,9 +685,17 @@ class Lattice:
     def _enqueue(self, endpoint: Endpoint, delivery: Delivery) -> None:
         if len(endpoint.inbox) >= endpoint.capacity:
             # Senders that use ``send``/``call`` wait for room (EAGAIN); what arrives
-            # anyway (a raw frame, an unsolicited reply) must not grow the queue.
+            # anyway (a raw frame, a frame from another node, an unsolicited reply)
+            # must not grow the queue.  A request is answered EAGAIN for its
+            # destination, so a caller that waits for the reply does not wait forever.
             self.stats.dropped += 1
             log.debug("endpoint %d queue full: dropped a delivery", endpoint.pid)
+            if type(delivery) is Message and delivery.body.M_TYPE not in _REPLY_TYPES:
+                try:
+                    self.reply(endpoint.pid, delivery,
+                               error_reply_for(delivery.body.M_TYPE, errno.EAGAIN))
+                except (IpcError, ProtocolError):
+                    pass
             return
         endpoint.inbox.append(delivery)
         endpoint.receivers.unpark()

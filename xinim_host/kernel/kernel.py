@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Generator, Protocol
 
 import trio
@@ -16,6 +17,17 @@ from .protocol import KERNEL_PID
 log = logging.getLogger(__name__)
 
 OnDone = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Creds:
+    uid: int = 0
+    euid: int = 0
+    gid: int = 0
+    egid: int = 0
+
+
+ROOT = Creds()
 
 
 class ConsoleSink(Protocol):
@@ -35,6 +47,7 @@ class Kernel:
         self.endpoint = lattice.register(KERNEL_PID)
         self.nursery: trio.Nursery | None = None   # for Await ops; set by boot
         self.unknown_calls = 0
+        self.creds: dict[int, Creds] = {}
 
     # --- dispatching ----------------------------------------------------------
 
@@ -69,6 +82,13 @@ class Kernel:
         self.nursery.start_soon(fn, *args)
 
     # --- services for handlers ------------------------------------------------------
+
+    def set_creds(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> None:
+        """The kernel's copy of a process's ids: it serves getuid and friends itself."""
+        self.creds[pid] = Creds(uid, euid, gid, egid)
+
+    def creds_of(self, pid: int) -> "Creds":
+        return self.creds.get(pid, ROOT)
 
     async def sleep(self, seconds: float) -> None:
         await trio.sleep(seconds)

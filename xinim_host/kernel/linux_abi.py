@@ -73,3 +73,25 @@ def pack_statx(r) -> bytes:
         *_ts(r.atime_ns), *_ts(r.btime_ns or r.ctime_ns), *_ts(r.ctime_ns), *_ts(r.mtime_ns),
         os.major(r.rdev), os.minor(r.rdev), os.major(r.dev), os.minor(r.dev), 0)
     return body.ljust(STATX_SIZE, b"\0")
+
+WALL = 0x40000000
+# siginfo_t (128 bytes) as waitid fills it for SIGCHLD: signo, errno, code, pad, pid, uid, status
+SIGINFO_SIZE = 128
+SIGINFO_CHLD = struct.Struct("<iii4xiIi")
+
+# struct statfs (120 bytes)
+STATFS = struct.Struct("<qqQQQQQQqqq32x")
+# struct linux_dirent64 header: d_ino, d_off, d_reclen, d_type
+DIRENT64 = struct.Struct("<QqHB")
+# struct linux_dirent (getdents): d_ino, d_off, d_reclen; then name, NUL, pad, d_type last
+DIRENT = struct.Struct("<QqH")
+POLLFD = struct.Struct("<ihh")
+UTIMBUF = struct.Struct("<qq")
+FD_SETSIZE = 1024
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def pack_statfs(r) -> bytes:
+    return STATFS.pack(r.type, r.bsize, r.blocks, r.bfree, r.bavail, r.files, r.ffree, r.fsid,
+                       r.namelen, r.frsize, r.flags)

@@ -28,9 +28,9 @@ import trio
 
 from .errors import SysError
 from .ipc import Delivery, IpcError, Lattice
-from .protocol import (Message, Payload, ProtocolError, ReplyBase, effective_caller,
-                       error_reply_for, is_reply_type, reply_class)
-from .protocol.wire import _REPLY_TYPES, REPLIES, TRUSTED_SOURCES, make_message, with_call
+from .protocol import Message, Payload, ProtocolError, ReplyBase, error_reply_for, reply_class
+from .protocol.wire import (_REPLY_TYPES, REPLIES, TRUSTED_SOURCES, WITH_CALL, make_message,
+                            with_call)
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,13 @@ class Server:
             if quick is not None:
                 return quick(call, 0, answer)
             return cls(call=call, result=answer)  # type: ignore[call-arg]
+        copy = WITH_CALL.get(type(answer))       # a declared reply class
+        if copy is not None:
+            return copy(answer, call) if answer.call == 0 else answer  # type: ignore[attr-defined]
         if isinstance(answer, int):   # an int subclass (bool, IntEnum): as the plain int
             return reply_class(self.reply_type, call)(call=call, result=int(answer))  # type: ignore[call-arg]
         if isinstance(answer, ReplyBase) and answer.call == 0:
-            fast = type(answer).__dict__.get("_with_call")
-            return fast(answer, call) if fast is not None else with_call(answer, call)
+            return with_call(answer, call)
         return answer
 
     def send_reply(self, request: Message, body: Payload) -> None:
@@ -145,7 +147,8 @@ class Server:
             self.send_reply(msg, error_reply_for(m_type, errno.ENOSYS))
             return
         source = msg.m_source
-        # ``effective_caller``, inline: ``caller`` is believed from the kernel and PM only
+        # ``protocol.effective_caller``, inline: ``caller`` is believed from the kernel
+        # and PM only (both read ``TRUSTED_SOURCES``)
         request = Request(self, msg, getattr(body, "caller", source)
                           if source in TRUSTED_SOURCES else source)
         try:

@@ -79,7 +79,7 @@ def whole(space: AddressSpace, lo: int, hi: int) -> Span:
     return Span(lo, hi, saved)
 
 
-def restore(srv: "MmServer", pid: int, undo: Undo) -> list[int]:
+def restore(srv: MmServer, pid: int, undo: Undo) -> list[int]:
     """Put the record back as ``undo`` saw it; returns write-back fds to close."""
     acct = srv.acct
     space = acct.space(pid)
@@ -142,7 +142,7 @@ def removed_vnodes(pieces: Iterable[Region]) -> list[Hashable]:
     return [r.backing.vnode for r in pieces if shared_file(r)]  # type: ignore[union-attr]
 
 
-def change_reply(srv: "MmServer", pid: int, result: int, undo: Undo,
+def change_reply(srv: MmServer, pid: int, result: int, undo: Undo,
                  removed: list[Region]) -> p.MmReply:
     """The answer to a change the host still has to apply: its undo token, the
     shared file pieces to write back first, and the fds to close afterwards."""

@@ -13,7 +13,15 @@ from typing import Any
 
 from ..kernel import protocol as p
 from ..kernel.errors import SysError
-from .handlers_common import Span, Undo, change_reply, from_kernel, restore, shared_file, whole
+from .handlers_common import (
+    Span,
+    Undo,
+    change_reply,
+    from_kernel,
+    restore,
+    shared_file,
+    whole,
+)
 from .layout import (
     MAP_ANONYMOUS,
     MREMAP_DONTUNMAP,
@@ -48,8 +56,8 @@ def do_brk(srv: Any, req: Any) -> p.MmReply:
     new = srv.acct.brk(pid, b.addr)
     if new == old:
         return p.MmReply(result=old, old=old)
-    reply = change_reply(srv, pid, new, Undo([span] if hi > lo else [], brk=old), [])
-    return p.MmReply(result=new, old=old, token=reply.token)
+    token = srv.remember(pid, Undo([span] if hi > lo else [], brk=old))
+    return p.MmReply(result=new, old=old, token=token)
 
 
 def do_set_brk(srv: Any, req: Any) -> int:
@@ -59,6 +67,8 @@ def do_set_brk(srv: Any, req: Any) -> int:
     pid = req.caller
     proc = srv.proc(pid)
     space = srv.acct.space(pid)
+    if proc.brk_known:          # another thread taught MM first: MM's value stands
+        return space.brk_value
     heap = next((r for r in space if r.name == "[heap]"), None)
     space.heap_start = heap.start if heap is not None and heap.start <= b.brk else b.brk
     space.brk_value = b.brk

@@ -4,7 +4,7 @@ Types not listed answer ENOSYS through the server base.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..kernel import protocol as p
 from ..kernel.server import Handler

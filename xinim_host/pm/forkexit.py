@@ -131,6 +131,7 @@ def exit_process(pm: "PmServer", proc: Process, status: int) -> None:
     proc.pending = 0
     proc.stop_report = 0
     proc.cont_report = False
+    _hangup_orphaned_groups(pm, proc)
     # orphans go to init, which reaps them
     init = table.procs[p.INIT_PID]
     adopted = bool(proc.children)
@@ -144,6 +145,40 @@ def exit_process(pm: "PmServer", proc: Process, status: int) -> None:
         _tell_parent(pm, proc, parent)
     if adopted:
         wait.wake(pm, init)
+
+
+def _hangup_orphaned_groups(pm: "PmServer", proc: Process) -> None:
+    """POSIX: a process group that this exit orphans and that has a stopped member
+    gets SIGHUP then SIGCONT (so stopped jobs of a departed shell do not hang)."""
+    table = pm.table
+    parent = table.procs.get(proc.ppid)
+    groups = []
+    if parent is not None:
+        groups.append((parent, proc))
+    groups += [(proc, child) for child in proc.children.values()]
+    done: set[int] = set()
+    for outside, member in groups:
+        pgid = member.pgid
+        if (pgid not in done and outside.pgid != pgid and outside.sid == member.sid
+                and _orphaned_without(table, pgid, proc)
+                and any(m.state is State.STOPPED for m in table.group(pgid))):
+            done.add(pgid)
+            for target in table.group(pgid):
+                signals.send(pm, target, signals.SIGHUP)
+                signals.send(pm, target, signals.SIGCONT)
+
+
+def _orphaned_without(table: Any, pgid: int, leaving: Process) -> bool:
+    """No member but ``leaving`` has a parent outside the group in its session
+    (init does not count: it is nobody's job-control parent)."""
+    for member in table.group(pgid):
+        if member is leaving or member.state is State.ZOMBIE:
+            continue
+        parent = table.procs.get(member.ppid)
+        if (parent is not None and parent is not leaving and parent.pid != p.INIT_PID
+                and parent.pgid != pgid and parent.sid == member.sid):
+            return False
+    return True
 
 
 def _tell_parent(pm: "PmServer", proc: Process, parent: Process) -> None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Awaitable, Protocol
+from typing import Protocol
 
 from ..kernel import protocol as p
 from ..kernel.errors import SysError
@@ -50,7 +51,7 @@ class PmNotifier(Protocol):
     def exit(self, pid: int) -> Completion: ...
     def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: ...
     def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: ...
-    def interrupt(self, pid: int) -> Completion: ...
+    def interrupt(self, pid: int, err: int) -> Completion: ...
     def exec_check(self, pid: int, path: bytes) -> ExecCheck: ...
 
 
@@ -62,7 +63,7 @@ class NullNotifier:
     def exit(self, pid: int) -> Completion: return 0
     def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: return 0
     def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: return 0
-    def interrupt(self, pid: int) -> Completion: return 0
+    def interrupt(self, pid: int, err: int) -> Completion: return 0
     def exec_check(self, pid: int, path: bytes) -> ExecCheck: return errno.ENOENT
 
 
@@ -158,8 +159,10 @@ class LatticeNotifier:
         blob = b"".join(g.to_bytes(4, "little") for g in groups)
         return self._ask(p.VFS_PID, p.VfsSetgroups(pid=pid, data=blob))
 
-    def interrupt(self, pid: int) -> Completion:
-        return self._tell(p.VFS_PID, p.VfsCancel(pid=pid, err=errno.EINTR))
+    def interrupt(self, pid: int, err: int) -> Completion:
+        """A signal must interrupt ``pid``'s blocked calls (answered ``err``).  Bind
+        it to also cancel the kernel's own waits (nanosleep)."""
+        return self._tell(p.VFS_PID, p.VfsCancel(pid=pid, err=err))
 
     def exec_check(self, pid: int, path: bytes) -> ExecCheck:
         if not self._connected(p.VFS_PID):

@@ -11,8 +11,9 @@ import enum
 import errno
 import signal as _signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from ..kernel import protocol as p
 from ..kernel.errors import SysError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from ..kernel import protocol as p
 from ..kernel.ipc import Lattice

@@ -200,4 +200,3 @@ def do_sigsuspend(pm: "PmServer", req: "Request") -> None:
         raise SysError(errno.EINTR)
     task.suspended = req
     task.proc.park()
-    return None

@@ -14,8 +14,8 @@ import signal as _signal
 from typing import TYPE_CHECKING
 
 from ..kernel import protocol as p
-from .proctable import NSIG, SIG_DFL, SIG_IGN, Process, State, Task
 from . import wait
+from .proctable import NSIG, SIG_DFL, SIG_IGN, Process, State, Task
 
 if TYPE_CHECKING:
     from .server import PmServer
@@ -24,6 +24,7 @@ SIGKILL = int(_signal.SIGKILL)
 SIGSTOP = int(_signal.SIGSTOP)
 SIGCONT = int(_signal.SIGCONT)
 SIGCHLD = int(_signal.SIGCHLD)
+SIGHUP = int(_signal.SIGHUP)
 
 SA_NOCLDSTOP = 0x1
 SA_NOCLDWAIT = 0x2
@@ -129,8 +130,8 @@ def may_signal(sender_pid: int, sender: Process | None, target: Process, sig: in
 def send(pm: "PmServer", proc: Process, sig: int, task: Task | None = None) -> None:
     """Generate ``sig`` for ``proc`` (or only its thread ``task``): bookkeeping,
     host delivery, and answering the parked calls it interrupts."""
-    if proc.state is State.ZOMBIE or sig == 0:
-        return
+    if proc.state is State.ZOMBIE or sig == 0 or proc.pid < p.FIRST_USER_PID:
+        return  # init and the servers have no host task and cannot be killed
     bit = sigmask(sig)
     # SIGCONT discards pending stop signals and a stop signal a pending SIGCONT (POSIX).
     if sig == SIGCONT:
@@ -170,20 +171,28 @@ def _interrupt(pm: "PmServer", proc: Process, tasks: list[Task], sig: int) -> No
     """Answer parked calls the signal interrupts: every one for a fatal signal
     (the host must be let to kill the process), the first task's for a caught one."""
     fatal = is_fatal(proc, sig)
-    if not fatal and not is_caught(proc, sig):
-        return  # stop/continue/ignore: parked calls carry on (Linux restarts them)
-    restart = not fatal and proc.actions[sig].flags & SA_RESTART
-    err = pm.restart_errno if restart else errno.EINTR
+    handled = fatal     # a handler runs or the process dies: sigsuspend ends
+    if fatal:
+        err = errno.EINTR
+    elif is_caught(proc, sig):
+        handled = True
+        restart = proc.actions[sig].flags & SA_RESTART
+        err = pm.restart_errno if restart else errno.EINTR
+    elif (DEFAULT_ACTIONS[sig] is Act.STOP and proc.actions[sig].handler == SIG_DFL
+          and pm.restart_errno != errno.EINTR):
+        err = pm.restart_errno  # the task must run to stop; the kernel restarts the call
+    else:
+        return  # continue/ignore (and stop while nobody restarts): parked calls carry on
     hit = False
     for task in (list(proc.live_tasks()) if fatal else tasks):
-        woke = wake_suspended(task)
+        woke = handled and wake_suspended(task)
         woke = wait.interrupt(proc, task, err) or woke
         hit = hit or woke
         if hit and not fatal:
             break
     if fatal or not hit:
-        # calls blocked elsewhere (a pipe read in the VFS) must let go too
-        pm.notify.interrupt(proc.pid)
+        # calls blocked elsewhere (a pipe read in the VFS, a sleep in the kernel) too
+        pm.notify.interrupt(proc.pid, err)
 
 
 def wake_suspended(task: Task) -> bool:

@@ -4,7 +4,8 @@ Types not listed answer ENOSYS through the server base.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..kernel import protocol as p
 from ..kernel.server import Handler

@@ -15,12 +15,16 @@ The console device wraps the console object the server was given::
     console.ioctl(request: int, arg: bytes) -> (result: int, out: bytes)   # optional
     console.readable() -> bool               # optional: input ready (poll, O_NONBLOCK)
     async console.wait_readable() -> None    # optional: for poll to sleep on
+    console.in_fd: int                       # else: a host fd to ask (FdConsole)
 """
 from __future__ import annotations
 
 import errno
 import os
+import select
 from typing import Any, Awaitable, Callable
+
+import trio
 
 from ..kernel.errors import SysError
 from ..kernel.protocol import VfsDataReply
@@ -105,11 +109,22 @@ class ConsoleDevice(CharDevice):
             raise SysError(errno.ESPIPE)
         if count == 0:
             return b""
-        if of.flags & os.O_NONBLOCK:
-            readable = getattr(self.console, "readable", None)
-            if readable is not None and not readable():
-                raise SysError(errno.EAGAIN)
+        if of.flags & os.O_NONBLOCK and self._readable() is False:
+            raise SysError(errno.EAGAIN)
         return self._read(req, count)
+
+    def _readable(self) -> bool | None:
+        """Is input waiting?  None: the console cannot tell."""
+        readable = getattr(self.console, "readable", None)
+        if readable is not None:
+            return bool(readable())
+        fd = getattr(self.console, "in_fd", None)     # FdConsole: ask the host fd
+        if isinstance(fd, int):
+            try:
+                return bool(select.select([fd], [], [], 0)[0])
+            except (OSError, ValueError):
+                return None
+        return None
 
     async def _read(self, req: Any, count: int) -> VfsDataReply:
         data = await req.server.interruptible(req, self.console.read(count))
@@ -125,14 +140,18 @@ class ConsoleDevice(CharDevice):
 
     def poll(self, of: Any, events: int) -> int:
         r = events & (POLLOUT | POLLWRNORM)
-        readable = getattr(self.console, "readable", None)
-        if readable is None or readable():
+        if self._readable() is not False:
             r |= events & (POLLIN | POLLRDNORM)
         return r
 
     def waiter(self) -> Callable[[], Awaitable[None]] | None:
         """What poll sleeps on for console input, if the console can tell."""
-        return getattr(self.console, "wait_readable", None)
+        wait = getattr(self.console, "wait_readable", None)
+        if wait is None:
+            fd = getattr(self.console, "in_fd", None)
+            if isinstance(fd, int):
+                return lambda: trio.lowlevel.wait_readable(fd)
+        return wait
 
 
 def make_devices(console: Any) -> dict[int, CharDevice]:

@@ -21,10 +21,22 @@ Lookup counts are tracked per inode: while the kernel knows an inode (count >
 pyfuse3 keeps its session in process-global state: **one mount per process**.
 :func:`serve_fuse` refuses a second concurrent call.  Never do blocking I/O on
 the mount from the trio thread that serves it (it would wait for itself): use
-``trio.to_thread.run_sync`` or a subprocess.
+``trio.to_thread.run_sync`` or a subprocess -- and not even from another thread
+of this process for anything that faults on mapped pages of the mount while
+holding the GIL (``mmap`` slicing): the server needs the GIL to answer.  A
+process that dies with files of its own mount open hangs in exit (the kernel
+sends it FLUSH); ``mountpoint.abort_fuse_connection`` is the cure.
+
+Throughput: libfuse 3 negotiates 1 MiB writes (max_pages 256; pyfuse3 offers
+no max_write option and needs none), :func:`serve_fuse` raises the mount's
+readahead to 1 MiB so sequential reads arrive as 1 MiB requests too, and
+:func:`tune_malloc` stops glibc from handing freed memory back (each
+re-faulted 4 KiB page cost as much as copying it).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import functools
 import logging
@@ -91,6 +103,7 @@ class _Handle:
     inode: Inode
     is_dir: bool
     uid: int          # opener's uid: write() carries no context (for kill-suid)
+    append: bool = False
 
 
 class RamfsFuse(pyfuse3.Operations):
@@ -101,11 +114,18 @@ class RamfsFuse(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, ramfs: Ramfs, *, entry_timeout: float = 0.0,
-                 attr_timeout: float = 0.0) -> None:
+                 attr_timeout: float = 0.0, keep_cache: bool = False) -> None:
+        """The defaults are strict: the kernel revalidates names and attributes
+        on every access and every open rereads the data, so a XINIM-side
+        change is visible on the host at once even before the (asynchronous)
+        invalidation has landed.  Positive timeouts / ``keep_cache`` are much
+        faster for metadata and re-reads but leave a short window (until the
+        invalidation batch is sent; ``wait_invalidated`` is the fence)."""
         super().__init__()
         self.fs = ramfs
         self.entry_timeout = entry_timeout
         self.attr_timeout = attr_timeout
+        self.keep_cache = keep_cache
         self._lookups: dict[int, int] = {}       # ino -> kernel lookup count
         self._known: dict[int, Inode] = {}       # ino -> inode, while count > 0
         self._handles: dict[int, _Handle] = {}
@@ -196,11 +216,11 @@ class RamfsFuse(pyfuse3.Operations):
         self._lookups[ino] = n + 1
         return self._attrs(inode)
 
-    def _new_fh(self, inode: Inode, is_dir: bool, uid: int) -> int:
+    def _new_fh(self, inode: Inode, is_dir: bool, uid: int, append: bool = False) -> int:
         fh = self._next_fh
         self._next_fh = fh + 1
         self.fs.hold(inode)   # an open handle keeps an unlinked inode alive
-        self._handles[fh] = _Handle(inode, is_dir, uid)
+        self._handles[fh] = _Handle(inode, is_dir, uid, append)
         return fh
 
     def _handle(self, fh: int) -> _Handle:
@@ -363,7 +383,8 @@ class RamfsFuse(pyfuse3.Operations):
     # ------------------------------------------------------------------ files
     @_errors
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
-                     ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+                     ctx: pyfuse3.RequestContext
+                     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._inode(parent_inode)
         self._local += 1
         try:
@@ -382,8 +403,8 @@ class RamfsFuse(pyfuse3.Operations):
                     self.fs.truncate(inode, 0)
         finally:
             self._local -= 1
-        fh = self._new_fh(inode, False, ctx.uid)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._remember(inode)
+        fh = self._new_fh(inode, False, ctx.uid, bool(flags & os.O_APPEND))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=self.keep_cache), self._remember(inode)
 
     @_errors
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
@@ -398,9 +419,10 @@ class RamfsFuse(pyfuse3.Operations):
                 self._kill_priv(node, ctx.uid)
             finally:
                 self._local -= 1
-        # keep_cache=False: every open starts from the ramfs, not from pages
-        # the kernel cached before a XINIM process changed the file.
-        return pyfuse3.FileInfo(fh=self._new_fh(node, False, ctx.uid), keep_cache=False)
+        # keep_cache=False (default): every open starts from the ramfs, not
+        # from pages the kernel cached before a XINIM process changed the file.
+        fh = self._new_fh(node, False, ctx.uid, bool(flags & os.O_APPEND))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=self.keep_cache)
 
     @_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -417,11 +439,20 @@ class RamfsFuse(pyfuse3.Operations):
         h = self._handles.get(fh)
         if h is None:
             raise pyfuse3.FUSEError(errno.EBADF)
+        inode = h.inode
+        if h.append and off != inode.size:
+            # The kernel computed the append offset from a size it cached
+            # before a XINIM process appended: append at the real end, and
+            # drop the pages the kernel filled in at the wrong place.
+            off = inode.size
+            self._pending_inodes[inode.ino] = True
+            if self._wakeup is not None:
+                self._wakeup.set()
         self._local += 1
         try:
-            n = self.fs.write(h.inode, off, buf)
-            if h.inode.mode & _KILL_SUID_SGID:
-                self._kill_priv(h.inode, h.uid)
+            n = self.fs.write(inode, off, buf)
+            if inode.mode & _KILL_SUID_SGID:
+                self._kill_priv(inode, h.uid)
         finally:
             self._local -= 1
         return n
@@ -616,6 +647,31 @@ def _read_pages(inode: Inode, off: int, size: int) -> bytes:
 
 
 _serving = False
+_malloc_tuned = False
+
+
+def tune_malloc() -> bool:
+    """Keep freed memory in this process instead of handing it back to the
+    kernel (and serve 1 MiB request buffers from the heap, not fresh mmaps).
+
+    Each 4 KiB page the ramfs allocates from memory glibc had returned to the
+    kernel costs a page fault; with the defaults a 1 MiB FUSE write spent
+    about as long faulting as copying.  Process-wide and one-way: RSS stays
+    at its high-water mark, as a ramfs's would anyway.  True when applied."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+        ok = (libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1
+              and libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1
+              and libc.mallopt(M_TOP_PAD, 16 << 20) == 1)
+    except (OSError, AttributeError):
+        ok = False
+    _malloc_tuned = ok
+    log.debug("malloc tuning %s", "applied" if ok else "unavailable")
+    return ok
 
 
 async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = None, *,
@@ -623,12 +679,14 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
                      options: Iterable[str] = (),
                      read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB,
                      entry_timeout: float = 0.0, attr_timeout: float = 0.0,
+                     keep_cache: bool = False, malloc_tuning: bool = True,
                      ops: RamfsFuse | None = None) -> None:
     """Mount ``ramfs`` at ``mountpoint`` (default: the per-user runtime
     directory) and serve it in the current trio task until cancelled or
     unmounted from outside (``fusermount3 -u``).
 
     ``task_status.started(path)`` reports the mount directory once mounted.
+    ``malloc_tuning`` applies :func:`tune_malloc` (process-wide).
     A dead mount left at the place by a crashed run is detached first.  On
     return, cancellation or error the mount is removed (``finally``) and every
     inode reference the kernel held is released.  One call per process at a
@@ -640,8 +698,11 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
     _serving = True
     try:
         mp = await trio.to_thread.run_sync(prepare_mountpoint, mountpoint)
+        if malloc_tuning:
+            tune_malloc()
         if ops is None:
-            ops = RamfsFuse(ramfs, entry_timeout=entry_timeout, attr_timeout=attr_timeout)
+            ops = RamfsFuse(ramfs, entry_timeout=entry_timeout, attr_timeout=attr_timeout,
+                            keep_cache=keep_cache)
         opts = set(pyfuse3.default_options) | FUSE_OPTIONS | set(options)
         ops.attach()
         try:
@@ -688,4 +749,7 @@ async def _stop_helpers(ops: RamfsFuse, nursery: trio.Nursery, mp: Path) -> None
     if not idle.is_set():
         log.warning("invalidation thread stuck at shutdown; aborting the FUSE connection")
         abort_fuse_connection(mp)
-        await idle.wait()
+        with trio.move_on_after(5.0):
+            await idle.wait()
+        if not idle.is_set():
+            log.error("invalidation thread still blocked after abort; shutdown will wait for it")

@@ -143,6 +143,7 @@ def do_ftruncate(srv: Any, req: Any) -> int:
             os.ftruncate(of.hfd, b.length)
         except OSError as exc:
             raise SysError(exc.errno or errno.EIO) from None
+        of.node.t = 0
     return 0
 
 
@@ -192,14 +193,14 @@ async def _poll_wait(srv: Any, req: Any, fp: Any, entries: list[tuple[int, int]]
 
     pipes: list[PipeEnd] = []
     consoles: list[Any] = []
-    for fd, _ in entries:
+    for fd, events in entries:
         of = fp.fds[fd] if 0 <= fd < len(fp.fds) else None
         if of is None:
             continue
         if isinstance(of.io, PipeEnd):
             of.io.watch(wake)
             pipes.append(of.io)
-        elif hasattr(of.io, "waiter"):
+        elif events & 0x41 and hasattr(of.io, "waiter"):     # POLLIN|POLLRDNORM
             waiter = of.io.waiter()
             if waiter is not None and waiter not in consoles:
                 consoles.append(waiter)

@@ -20,6 +20,7 @@ O_CREAT, O_EXCL, O_TRUNC = os.O_CREAT, os.O_EXCL, os.O_TRUNC
 O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = os.O_DIRECTORY, os.O_NOFOLLOW, os.O_CLOEXEC
 O_NONBLOCK, O_NOCTTY = os.O_NONBLOCK, os.O_NOCTTY
 O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
+O_LARGEFILE = 0o100000
 _OPEN_ONLY = O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC   # not kept in the description
 _WANT = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK, os.O_RDWR: R_OK | W_OK}
 
@@ -57,19 +58,19 @@ def do_open(srv: Any, req: Any) -> Any:
     created = False
     if flags & O_CREAT:
         nd = namei.lookup(fp, b.dirfd, path, parent=True)
-        if nd.last in (b"", b".", b".."):
-            raise SysError(errno.EISDIR)
+        if nd.last in (b"", b".", b"..") or nd.trailing:
+            raise SysError(errno.EISDIR)          # O_CREAT and a trailing '/': Linux too
         if flags & O_EXCL:
             loc = namei.child(nd)
             if loc is not None:
                 raise SysError(errno.EEXIST)
         elif follow:
             nd, loc = namei.follow_last(fp, nd)
+            if loc is None and nd.trailing:
+                raise SysError(errno.EISDIR)      # a dangling link to "name/"
         else:
             loc = namei.child(nd)
         if loc is None:
-            if nd.trailing:
-                raise SysError(errno.EISDIR)
             fs, dnode = nd.loc
             if fs.readonly:
                 raise SysError(errno.EROFS)
@@ -82,12 +83,12 @@ def do_open(srv: Any, req: Any) -> Any:
         loc = namei.lookup(fp, b.dirfd, path, follow=follow).loc
     fs, node = loc
     fmt = fs.mode(node) & S_IFMT
-    if fmt == S_IFLNK and not flags & O_PATH:
-        raise SysError(errno.ELOOP)               # O_NOFOLLOW on a symlink
     if flags & O_DIRECTORY and fmt != S_IFDIR:
         raise SysError(errno.ENOTDIR)
+    if fmt == S_IFLNK and not flags & O_PATH:
+        raise SysError(errno.ELOOP)               # O_NOFOLLOW on a symlink
     cloexec = bool(flags & O_CLOEXEC)
-    status = flags & ~_OPEN_ONLY
+    status = flags & ~_OPEN_ONLY | O_LARGEFILE      # 64-bit Linux forces it: F_GETFL shows it
     if flags & O_PATH:
         of = srv.open_file(fs, node, None, status)
         return _install(srv, fp, of, cloexec)

@@ -19,7 +19,7 @@ from .handlers_common import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOU
 from .fdtable import Fproc
 from .hostfs import open_beneath
 from .mounts import Loc
-from .namei import W_OK, X_OK, Nd, check_sticky, is_owner, permission
+from .namei import R_OK, W_OK, X_OK, Nd, check_sticky, is_owner, permission
 from .ramfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 
 S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK = 0o010000, 0o020000, 0o060000, 0o140000
@@ -76,18 +76,21 @@ def _may_create(fp: Fproc, nd: Nd) -> tuple[Any, Any]:
     return fs, dnode
 
 
-def _new_name(srv: Any, fp: Fproc, dirfd: int, path: bytes) -> Nd:
-    """The parent directory and free last name for mkdir/mknod/symlink/link."""
+def _new_name(srv: Any, fp: Fproc, dirfd: int, path: bytes, is_dir: bool = False) -> Nd:
+    """The parent directory and free last name for mkdir/mknod/symlink/link;
+    a trailing '/' is only good for a new directory (else ENOENT, as Linux)."""
     nd = _parent(srv, fp, dirfd, path)
     if nd.last in (b"", b".", b"..") or srv.namei.child(nd) is not None:
         raise SysError(errno.EEXIST)
+    if nd.trailing and not is_dir:
+        raise SysError(errno.ENOENT)
     return nd
 
 
 def do_mkdir(srv: Any, req: Any) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
-    nd = _new_name(srv, fp, b.dirfd, b.path)
+    nd = _new_name(srv, fp, b.dirfd, b.path, is_dir=True)
     fs, dnode = _may_create(fp, nd)
     fs.mkdir(dnode, nd.last, b.mode & 0o1777 & ~fp.umask, fp.euid, fp.egid)
     return 0
@@ -129,14 +132,22 @@ def do_link(srv: Any, req: Any) -> int:
     else:
         old = srv.namei.lookup(fp, b.olddirfd, b.oldpath,
                                follow=bool(b.flags & AT_SYMLINK_FOLLOW)).loc
-    if old.fs.mode(old.node) & S_IFMT == S_IFDIR:
-        raise SysError(errno.EPERM)
     nd = _new_name(srv, fp, b.newdirfd, b.newpath)
-    if nd.trailing:
-        raise SysError(errno.ENOENT)
     if nd.loc.fs is not old.fs:
         raise SysError(errno.EXDEV)
+    mode = old.fs.mode(old.node)
+    if fp.euid != 0 and not is_owner(fp, old.fs, old.node):
+        # fs.protected_hardlinks (on by default): only files one may read and write
+        try:
+            if mode & S_IFMT != S_IFREG or mode & stat.S_ISUID or (
+                    mode & stat.S_ISGID and mode & stat.S_IXGRP):
+                raise SysError(errno.EPERM)
+            permission(fp, old.fs, old.node, R_OK | W_OK)
+        except SysError:
+            raise SysError(errno.EPERM) from None
     fs, dnode = _may_create(fp, nd)
+    if mode & S_IFMT == S_IFDIR:
+        raise SysError(errno.EPERM)
     fs.link(old.node, dnode, nd.last)
     return 0
 

@@ -16,6 +16,7 @@ import ctypes
 import errno
 import os
 import stat
+import time
 from typing import Any
 
 from ..kernel.errors import SysError
@@ -27,6 +28,8 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 _SYS_OPENAT2 = 437  # x86-64 (and the generic table)
+FRESH_NS = 1_000_000  # an lstat younger than this (i.e. from this request) is reused
+_now = time.monotonic_ns
 
 
 class _StatfsBuf(ctypes.Structure):   # struct statfs, x86-64
@@ -78,12 +81,13 @@ def _oserr(exc: OSError) -> SysError:
 class HostNode:
     """A file under a host mount: (mount, relative path) plus its last ``lstat``."""
 
-    __slots__ = ("fs", "rel", "st")
+    __slots__ = ("fs", "rel", "st", "t")
 
     def __init__(self, fs: "HostFs", rel: bytes, st: os.stat_result) -> None:
         self.fs = fs
         self.rel = rel
         self.st = st
+        self.t = _now()          # when ``st`` was read: refresh() skips fresh ones
 
     def __eq__(self, other: object) -> bool:
         return (type(other) is HostNode and other.fs is self.fs  # type: ignore[union-attr]
@@ -146,7 +150,9 @@ class HostFs:
         return HostNode(self, rel, st)
 
     def refresh(self, node: HostNode) -> HostNode:
-        node.st = self._node(node.rel).st
+        if _now() - node.t > FRESH_NS:
+            node.st = self._node(node.rel).st
+            node.t = _now()
         return node
 
     @staticmethod
@@ -168,7 +174,7 @@ class HostFs:
         return self.host_root + b"/" + node.rel if node.rel else self.host_root
 
     def stat_reply(self, node: HostNode, fresh: bool = True) -> VfsStatReply:
-        st = self.refresh(node).st if fresh else node.st
+        st = self.refresh(node).st
         return VfsStatReply(dev=st.st_dev, ino=st.st_ino, mode=st.st_mode, nlink=st.st_nlink,
                             uid=st.st_uid, gid=st.st_gid, rdev=st.st_rdev, size=st.st_size,
                             blksize=st.st_blksize, blocks=st.st_blocks,
@@ -211,6 +217,7 @@ class HostFs:
             raise _oserr(exc) from None
         finally:
             os.close(pfd)
+            dir.t = 0                         # its mtime changed: no reuse of the old lstat
 
     def _child(self, dir: HostNode, name: bytes) -> HostNode:
         return self.lookup(dir, name)
@@ -244,6 +251,7 @@ class HostFs:
             try:
                 os.link(os.path.basename(node.rel), name, src_dir_fd=src, dst_dir_fd=dst,
                         follow_symlinks=False)
+                node.t = dir.t = 0
             except OSError as exc:
                 raise _oserr(exc) from None
             finally:
@@ -267,6 +275,7 @@ class HostFs:
             b = self._dir_fd(newdir)
             try:
                 os.rename(oldname, newname, src_dir_fd=a, dst_dir_fd=b)
+                olddir.t = newdir.t = 0
             except OSError as exc:
                 raise _oserr(exc) from None
             finally:
@@ -303,6 +312,7 @@ class HostFs:
             raise _oserr(exc) from None
         finally:
             os.close(fd)
+        node.t = 0
         self.refresh(node)
 
     # -- file I/O -----------------------------------------------------------------
@@ -380,6 +390,7 @@ class HostFileIO:
             n = os.pwrite(of.hfd, data, pos)
         except OSError as exc:
             raise _oserr(exc) from None
+        of.node.t = 0                         # size/mtime changed
         if offset < 0:
             of.offset = pos + n
         return n

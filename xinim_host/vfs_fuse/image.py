@@ -92,7 +92,8 @@ def _check_not_in_xinim_mount(path: Path) -> None:
     # No filesystem access here: a stat inside our own mount would deadlock.
     p = os.path.abspath(path)
     for e in read_mountinfo():
-        if e.fstype == "fuse.xinim" and (p == e.mountpoint or p.startswith(e.mountpoint.rstrip("/") + "/")):
+        inside = p == e.mountpoint or p.startswith(e.mountpoint.rstrip("/") + "/")
+        if e.fstype == "fuse.xinim" and inside:
             raise ImageError(f"image {path} lies inside the xinim FUSE mount {e.mountpoint}; "
                              "keep it on a host filesystem")
 
@@ -103,22 +104,26 @@ def _attrs(inode: Inode) -> bytes:
 
 
 def _write_tree(ramfs: Ramfs, w: _HashingWriter) -> None:
+    # Ids are assigned in order of first appearance (root = 0), not taken from
+    # inode numbers: the same tree always gives the same bytes.
     root = ramfs.root
     w.write(_HEADER.pack(MAGIC, VERSION, 0, PAGE))
-    w.write(_TAG_ROOT + _ID.pack(root.ino) + _attrs(root))
-    seen: set[int] = {root.ino}
+    w.write(_TAG_ROOT + _ID.pack(0) + _attrs(root))
+    ids: dict[int, int] = {root.ino: 0}
     stack: list[Inode] = [root]
     while stack:
         d = stack.pop()
+        did = ids[d.ino]
         subdirs: list[Inode] = []
         for name, inode in list(d.entries.items()):
-            head = _ENTRY.pack(d.ino, len(name)) + name + _ID.pack(inode.ino)
             w.count += 1
-            if inode.ino in seen:                  # another name of a known inode
-                w.write(_TAG_LINK + head)
+            iid = ids.get(inode.ino)
+            if iid is not None:                    # another name of a known inode
+                w.write(_TAG_LINK + _ENTRY.pack(did, len(name)) + name + _ID.pack(iid))
                 continue
-            seen.add(inode.ino)
-            w.write(_TAG_FIRST + head + _attrs(inode))
+            iid = ids[inode.ino] = len(ids)
+            w.write(_TAG_FIRST + _ENTRY.pack(did, len(name)) + name + _ID.pack(iid)
+                    + _attrs(inode))
             fmt = inode.mode & 0o170000
             if fmt == stat.S_IFREG:
                 pages = inode.pages

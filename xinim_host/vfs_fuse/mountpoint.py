@@ -248,6 +248,7 @@ def fuse_connection_dir(path: str | os.PathLike[str]) -> Path | None:
     entries = [e for e in mounts_at(path) if e.is_fuse]
     if not entries:
         return None
+    _ensure_fusectl()
     d = Path("/sys/fs/fuse/connections") / str(entries[-1].minor)
     return d if d.is_dir() else None
 
@@ -266,3 +267,14 @@ def abort_fuse_connection(path: str | os.PathLike[str]) -> bool:
         return False
     log.warning("aborted the FUSE connection %s of %s", d.name, path)
     return True
+
+
+def _ensure_fusectl() -> None:
+    """Mount the FUSE control filesystem when it is missing (root only)."""
+    d = "/sys/fs/fuse/connections"
+    if not os.path.isdir(d) or any(e.mountpoint == d for e in read_mountinfo()):
+        return
+    if os.geteuid() != 0:
+        return
+    if _libc().mount(b"fusectl", d.encode(), b"fusectl", 0, None) != 0:
+        log.debug("cannot mount fusectl: %s", os.strerror(ctypes.get_errno()))

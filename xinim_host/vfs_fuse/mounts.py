@@ -117,7 +117,10 @@ class MountTable:
     def mount(self, fs: Any, at: Loc, xpath: bytes) -> None:
         if not stat.S_ISDIR(at.fs.mode(at.node)):
             raise NotADirectoryError(xpath)
-        at.fs.hold(at.node)                       # a mount point never goes away
+        if isinstance(at.fs, RamMount):
+            at.fs.ramfs.pin(at.node)              # EBUSY for rmdir/rename, also via FUSE
+        else:
+            at.fs.hold(at.node)
         below = self.covered.get(at.node)
         if below is not None:                     # mounting over a mount: stack on top
             return self.mount(fs, Loc(below, below.root), xpath)
@@ -131,7 +134,7 @@ class MountTable:
         fs = self.covered.get(loc.node)
         while fs is not None:
             loc = Loc(fs, fs.root)
-            fs = self.covered.get(fs.root)
+            fs = self.covered.get(fs.root) if fs.has_submounts else None
         return loc
 
     def is_mountpoint(self, node: Any) -> bool:

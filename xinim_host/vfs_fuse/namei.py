@@ -115,10 +115,11 @@ class Namei:
         trailing = path[-1:] == b"/" and bool(comps)
         comps.reverse()
         mounts = self.mounts
+        covered = mounts.covered
         root_caller = fp.euid == 0
+        fs, node = loc                             # plain locals: no Loc per component
         while comps:
             name = comps.pop()
-            fs, node = loc
             if fs.mode(node) & _S_IFMT != _S_IFDIR:
                 raise SysError(errno.ENOTDIR)
             if parent and not comps:
@@ -126,13 +127,13 @@ class Namei:
                     raise SysError(errno.ENAMETOOLONG)
                 if not root_caller:
                     permission(fp, fs, node, X_OK)
-                return Nd(loc, name, trailing, links)
+                return Nd(Loc(fs, node), name, trailing, links)
             if not root_caller:
                 permission(fp, fs, node, X_OK)
             if name == b".":
                 continue
             if name == b"..":
-                loc = self.dotdot(loc)
+                fs, node = self.dotdot(Loc(fs, node))
                 continue
             if len(name) > NAME_MAX:
                 raise SysError(errno.ENAMETOOLONG)
@@ -145,21 +146,21 @@ class Namei:
                 if not target:
                     raise SysError(errno.ENOENT)
                 if target[:1] == b"/":
-                    loc = self.root
+                    fs, node = self.root
                 if not comps and target[-1:] == b"/":
                     trailing = True
                 tcomps = [c for c in target.split(b"/") if c]
                 tcomps.reverse()
                 comps.extend(tcomps)
                 continue
-            loc = Loc(fs, child)
-            if fs.has_submounts and child in mounts.covered:
-                loc = mounts.cross(loc)
+            node = child
+            if fs.has_submounts and child in covered:
+                fs, node = mounts.cross(Loc(fs, child))
         if parent:                                 # '/' itself: no last component
-            return Nd(loc, b"", trailing, links)
-        if trailing and loc.fs.mode(loc.node) & _S_IFMT != _S_IFDIR:
+            return Nd(Loc(fs, node), b"", trailing, links)
+        if trailing and fs.mode(node) & _S_IFMT != _S_IFDIR:
             raise SysError(errno.ENOTDIR)
-        return Nd(loc, b"", trailing, links)
+        return Nd(Loc(fs, node), b"", trailing, links)
 
     def resolve(self, fp: Fproc, dirfd: int, path: bytes, follow: bool = True) -> Loc:
         return self.lookup(fp, dirfd, path, follow=follow).loc

@@ -176,6 +176,7 @@ class Ramfs:
         self.inodes: dict[int, Inode] = {}
         self._next_ino = ROOT_INO
         self._listeners: list[Listener] = []
+        self.pinned: set[Inode] = set()     # mount points: rmdir/rename/unlink say EBUSY
         self.root = self._new_inode(stat.S_IFDIR | 0o755, 0, 0)
         self.root.nlink = 2
         self.root.parent = self.root
@@ -343,6 +344,8 @@ class Ramfs:
         inode = self._entry(dir, name)
         if inode.mode & 0o170000 != stat.S_IFDIR:
             raise _err(errno.ENOTDIR)
+        if inode in self.pinned:
+            raise _err(errno.EBUSY)
         if inode.entries:
             raise _err(errno.ENOTEMPTY)
         now = time.time_ns()
@@ -375,6 +378,8 @@ class Ramfs:
         if oldname in (b".", b"..") or newname in (b".", b".."):
             raise _err(errno.EBUSY)
         src = self._entry(olddir, oldname)
+        if src in self.pinned:
+            raise _err(errno.EBUSY)
         if len(newname) > NAME_MAX:
             raise _err(errno.ENAMETOOLONG)
         if not newname:
@@ -384,6 +389,8 @@ class Ramfs:
         if newdir.nlink == 0:
             raise _err(errno.ENOENT)
         dst = newdir.entries.get(newname)
+        if dst is not None and dst in self.pinned:
+            raise _err(errno.EBUSY)
         src_dir = src.mode & 0o170000 == stat.S_IFDIR
         if flags & RENAME_EXCHANGE:
             if dst is None:
@@ -639,6 +646,17 @@ class Ramfs:
                       f_favail=ffree, f_flag=0, f_namemax=NAME_MAX)
 
     # ------------------------------------------------------------------ lifetime
+    def pin(self, inode: Inode) -> None:
+        """Make ``inode`` a mount point: it cannot be removed or renamed (EBUSY),
+        neither by XINIM processes nor through the FUSE export."""
+        self.pinned.add(inode)
+        self.hold(inode)
+
+    def unpin(self, inode: Inode) -> None:
+        if inode in self.pinned:
+            self.pinned.discard(inode)
+            self.release(inode)
+
     def hold(self, inode: Inode) -> None:
         inode.holds += 1
 

@@ -19,7 +19,7 @@ from ..kernel.errors import SysError
 from ..kernel.ipc import Lattice
 from ..kernel.protocol import INIT_PID, VFS_PID, VFS_REPLY
 from ..kernel.server import Request, Server
-from .devices import DEV_NODES, make_devices
+from .devices import DEV_NODES, ConsoleDevice, make_devices
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
@@ -60,13 +60,16 @@ class VfsServer(Server):
     reply_type = VFS_REPLY
     handlers = CALL_VECTOR
 
-    def __init__(self, lattice: Lattice, *, console: Any = None,
+    def __init__(self, lattice: Lattice, *, console: Any = None, console_err: Any = None,
                  mounts: Iterable[MountSpec] | None = None, ramfs: Ramfs | None = None) -> None:
         super().__init__(lattice)
         self.ramfs = ramfs if ramfs is not None else Ramfs()
         self.mounts = MountTable(self.ramfs)
         self.namei = Namei(self.mounts)
         self.console = console
+        # Where init's fd 2 writes when it is not the console's own stream (a
+        # xinim-run whose stdout and stderr go to different places).
+        self.console_err = ConsoleDevice(console_err) if console_err is not None else None
         self.devices = make_devices(console)
         self.ram_io = RamFileIO(self.ramfs)
         self.procs: dict[int, Fproc] = {}
@@ -112,18 +115,26 @@ class VfsServer(Server):
                 log.warning("mount %s -> %s skipped: no such host directory", host, xinim)
                 continue
             xpath = os.fsencode(xinim)
-            fs = HostFs(host, readonly=(how == "ro"))
-            self.mounts.mount(fs, self._mkdirs(xpath), xpath)
+            try:
+                at = self._mkdirs(xpath)
+            except SysError as exc:           # e.g. below a read-only mount, not there
+                log.warning("mount %s -> %s skipped: %s", host, xinim, exc)
+                continue
+            self.mounts.mount(HostFs(host, readonly=(how == "ro")), at, xpath)
 
     def _start_init(self) -> None:
         """PID 1: root, cwd /, fds 0 1 2 sharing one O_RDWR description of /dev/console."""
         fp = self.new_proc(INIT_PID)
         cons = self.namei.resolve(fp, -100, b"/dev/console")
         of = self.open_file(cons.fs, cons.node, self.devices[cons.node.rdev], os.O_RDWR)
-        for fd in (0, 1, 2):
-            if fd:
-                of.refs += 1
-            fp.install(of, fd, False)
+        of.refs += 1
+        fp.install(of, 0, False)
+        fp.install(of, 1, False)
+        if self.console_err is not None:
+            of = self.open_file(cons.fs, cons.node, self.console_err, os.O_RDWR)
+        else:
+            of.refs += 1
+        fp.install(of, 2, False)
 
     def new_proc(self, pid: int) -> Fproc:
         root = self.mounts.root
@@ -173,8 +184,8 @@ class VfsServer(Server):
 
     def exec_proc(self, pid: int) -> None:
         fp = self.proc(pid)
-        for fd, close in enumerate(fp.cloexec):
-            if close and fp.fds[fd] is not None:
+        for fd in [fd for fd, close in enumerate(fp.cloexec) if close]:
+            if fd < len(fp.fds) and fp.fds[fd] is not None:
                 self.close_fd(fp, fd)
 
     def set_cwd(self, fp: Fproc, loc: Loc) -> None:

@@ -54,6 +54,8 @@ class HostSide(Protocol):
     host_pid: int
 
     def request(self, op: HostCall, resume: Callable[[int], None]) -> None: ...
+    def owns_thread(self, host_tid: int) -> bool: ...
+    def stack_pointer(self) -> int: ...
 
 
 Op = Sendrec | Await | HostCall
@@ -71,6 +73,11 @@ class SyscallContext:
     gid: int = 0
     egid: int = 0
     host: HostSide | None = None   # None: a kernel-side caller (init, tests)
+    tid: int = 0                   # the calling thread's XINIM tid (0: = pid)
+
+    def __post_init__(self) -> None:
+        if not self.tid:
+            self.tid = self.pid
 
 
 def ask(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:

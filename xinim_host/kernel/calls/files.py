@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generator
 from .. import linux_abi as abi
 from .. import protocol as p
 from ..errors import SysError
-from .base import Op, SyscallContext, SyscallGen, ask, path_arg, c_int
+from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, path_arg, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -131,10 +131,79 @@ def sys_ioctl(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return reply.result
 
 
+# fcntl commands whose argument points to a struct flock (copied in, and out for GETLK)
+F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
+FLOCK_SIZE = 32
+_LOCK_CMDS = {F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW}
+
+
 def sys_fcntl(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    cmd = c_int(c.args[1])
     arg = c.args[2] - (1 << 64) if c.args[2] >> 63 else c.args[2]
-    return (yield from ask(p.VFS_PID, p.VfsFcntl(caller=c.pid, fd=c_int(c.args[0]),
-                                                  cmd=c_int(c.args[1]), arg=arg))).result
+    lock = c.mem.read(c.args[2], FLOCK_SIZE) if cmd in _LOCK_CMDS else b""
+    reply = yield from ask(p.VFS_PID, p.VfsFcntl(caller=c.pid, fd=c_int(c.args[0]), cmd=cmd,
+                                                  arg=arg, data=lock))
+    if cmd in (F_GETLK, F_OFD_GETLK) and reply.data:
+        c.mem.write(c.args[2], reply.data[:FLOCK_SIZE])
+    return reply.result
+
+
+# --- extended attributes: neither the ramfs nor XINIM's host mounts carry any -------
+
+def _xattr_target(c: SyscallContext, path_ptr: int, follow: bool) -> Generator[Op, Any, None]:
+    """The file must exist and be reachable, as for Linux; then it has no attributes."""
+    yield from ask(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=abi.AT_FDCWD,
+                                         flags=0 if follow else abi.AT_SYMLINK_NOFOLLOW,
+                                         path=path_arg(c, path_ptr)))
+
+
+def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
+    yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
+
+
+def sys_getxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_target(c, c.args[0], follow=True)
+    raise SysError(errno.ENODATA)
+
+
+def sys_lgetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_target(c, c.args[0], follow=False)
+    raise SysError(errno.ENODATA)
+
+
+def sys_fgetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_fd(c, c_int(c.args[0]))
+    raise SysError(errno.ENODATA)
+
+
+def sys_listxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_target(c, c.args[0], follow=True)
+    return 0
+
+
+def sys_llistxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_target(c, c.args[0], follow=False)
+    return 0
+
+
+def sys_flistxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_fd(c, c_int(c.args[0]))
+    return 0
+
+
+def sys_setxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_target(c, c.args[0], follow=True)
+    raise SysError(errno.ENOTSUP)
+
+
+def sys_lsetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_target(c, c.args[0], follow=False)
+    raise SysError(errno.ENOTSUP)
+
+
+def sys_fsetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _xattr_fd(c, c_int(c.args[0]))
+    raise SysError(errno.ENOTSUP)
 
 
 def sys_mkdir(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -377,3 +446,293 @@ def sys_pipe2(k: "Kernel", c: SyscallContext) -> SyscallGen:
     reply = yield from ask(p.VFS_PID, p.VfsPipe(caller=c.pid, flags=flags))
     c.mem.write(c.args[0], abi.TWO_INTS.pack(reply.read_fd, reply.write_fd))
     return 0
+
+
+# --- the hosted extension: directories, links, times, sizes, polling -----------------
+
+def sys_getdents64(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    count = min(c.args[2], p.DATA_MAX)
+    reply = yield from ask(p.VFS_PID, p.VfsGetdents(caller=c.pid, fd=c_int(c.args[0]),
+                                                     count=count))
+    if reply.data:
+        c.mem.write(c.args[1], reply.data)
+    return len(reply.data)
+
+
+def sys_getdents(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """The old getdents: the same entries in struct linux_dirent's layout (d_type
+    last), re-packed from linux_dirent64 records; each is no larger."""
+    count = min(c.args[2], p.DATA_MAX)
+    reply = yield from ask(p.VFS_PID, p.VfsGetdents(caller=c.pid, fd=c_int(c.args[0]),
+                                                     count=count))
+    out, pos, raw = bytearray(), 0, reply.data
+    while pos < len(raw):
+        ino, off, reclen, dtype = abi.DIRENT64.unpack_from(raw, pos)
+        name = raw[pos + abi.DIRENT64.size:pos + reclen].split(b"\0", 1)[0]
+        size = (abi.DIRENT.size + len(name) + 2 + 7) & ~7
+        out += abi.DIRENT.pack(ino, off, size) + name + b"\0"
+        out += bytes(size - abi.DIRENT.size - len(name) - 2) + bytes([dtype])
+        pos += reclen
+    if out:
+        c.mem.write(c.args[1], bytes(out))
+    return len(out)
+
+
+def _readlink(c: SyscallContext, dirfd: int, path_ptr: int, buf: int,
+              size: int) -> Generator[Op, Any, int]:
+    if c_int(size) <= 0:
+        raise SysError(errno.EINVAL)
+    reply = yield from ask(p.VFS_PID, p.VfsReadlink(caller=c.pid, dirfd=dirfd,
+                                                     size=min(size, p.DATA_MAX),
+                                                     path=path_arg(c, path_ptr)))
+    c.mem.write(buf, reply.data)
+    return len(reply.data)
+
+
+def sys_readlink(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _readlink(c, abi.AT_FDCWD, c.args[0], c.args[1], c.args[2]))
+
+
+def sys_readlinkat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _readlink(c, c_int(c.args[0]), c.args[1], c.args[2], c.args[3]))
+
+
+def _symlink(c: SyscallContext, target_ptr: int, dirfd: int,
+             path_ptr: int) -> Generator[Op, Any, int]:
+    target = c.mem.read_cstring(target_ptr, p.DATA_MAX)
+    if not target:
+        raise SysError(errno.ENOENT)
+    return (yield from ask(p.VFS_PID, p.VfsSymlink(caller=c.pid, dirfd=dirfd, target=target,
+                                                    path=path_arg(c, path_ptr)))).result
+
+
+def sys_symlink(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _symlink(c, c.args[0], abi.AT_FDCWD, c.args[1]))
+
+
+def sys_symlinkat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _symlink(c, c.args[0], c_int(c.args[1]), c.args[2]))
+
+
+def _length(value: int) -> int:
+    return value - (1 << 64) if value >> 63 else value
+
+
+def sys_truncate(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsTruncate(caller=c.pid, dirfd=abi.AT_FDCWD,
+                                                     length=_length(c.args[1]),
+                                                     path=path_arg(c, c.args[0])))).result
+
+
+def sys_ftruncate(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFtruncate(caller=c.pid, fd=c_int(c.args[0]),
+                                                      length=_length(c.args[1])))).result
+
+
+def _utimens(c: SyscallContext, dirfd: int, path: bytes, flags: int,
+             times: tuple[int, int, int, int] | None) -> Generator[Op, Any, int]:
+    if times is None:
+        times = (0, p.UTIME_NOW, 0, p.UTIME_NOW)
+    if not path:
+        flags |= abi.AT_EMPTY_PATH
+    return (yield from ask(p.VFS_PID, p.VfsUtimens(
+        caller=c.pid, dirfd=dirfd, flags=flags, atime_sec=times[0], atime_nsec=times[1],
+        mtime_sec=times[2], mtime_nsec=times[3], path=path))).result
+
+
+def sys_utimensat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    dirfd, path_ptr, times_ptr, flags = c_int(c.args[0]), c.args[1], c.args[2], c_int(c.args[3])
+    path = path_arg(c, path_ptr) if path_ptr else b""
+    times = None
+    if times_ptr:
+        raw = c.mem.read(times_ptr, 2 * abi.TIMESPEC.size)
+        times = abi.TIMESPEC.unpack_from(raw, 0) + abi.TIMESPEC.unpack_from(raw, abi.TIMESPEC.size)
+        for nsec in (times[1], times[3]):
+            if not (0 <= nsec < 10**9 or nsec in (p.UTIME_NOW, p.UTIME_OMIT)):
+                raise SysError(errno.EINVAL)
+    return (yield from _utimens(c, dirfd, path, flags, times))
+
+
+def _timevals(c: SyscallContext, ptr: int) -> tuple[int, int, int, int] | None:
+    if not ptr:
+        return None
+    raw = c.mem.read(ptr, 2 * abi.TIMEVAL.size)
+    (asec, ausec), (msec, musec) = abi.TIMEVAL.unpack_from(raw, 0), abi.TIMEVAL.unpack_from(raw, 16)
+    if not (0 <= ausec < 10**6 and 0 <= musec < 10**6):
+        raise SysError(errno.EINVAL)
+    return asec, ausec * 1000, msec, musec * 1000
+
+
+def sys_utimes(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _utimens(c, abi.AT_FDCWD, path_arg(c, c.args[0]), 0,
+                                _timevals(c, c.args[1])))
+
+
+def sys_futimesat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    path = path_arg(c, c.args[1]) if c.args[1] else b""
+    return (yield from _utimens(c, c_int(c.args[0]), path, 0, _timevals(c, c.args[2])))
+
+
+def sys_utime(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    times = None
+    if c.args[1]:
+        atime, mtime = abi.UTIMBUF.unpack(c.mem.read(c.args[1], abi.UTIMBUF.size))
+        times = (atime, 0, mtime, 0)
+    return (yield from _utimens(c, abi.AT_FDCWD, path_arg(c, c.args[0]), 0, times))
+
+
+def sys_fsync(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFsync(caller=c.pid, fd=c_int(c.args[0])))).result
+
+
+def sys_fdatasync(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFsync(caller=c.pid, fd=c_int(c.args[0]),
+                                                  datasync=1))).result
+
+
+def sys_fchdir(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFchdir(caller=c.pid, fd=c_int(c.args[0])))).result
+
+
+def sys_fchmod(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFchmod(caller=c.pid, fd=c_int(c.args[0]),
+                                                   mode=c.args[1] & 0o7777))).result
+
+
+def sys_fchown(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFchown(caller=c.pid, fd=c_int(c.args[0]),
+                                                   uid=c_int(c.args[1]),
+                                                   gid=c_int(c.args[2])))).result
+
+
+def sys_umask(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsUmask(caller=c.pid, mask=c.args[0] & 0o777))).result
+
+
+def sys_statfs(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    reply = yield from ask(p.VFS_PID, p.VfsStatfs(caller=c.pid, dirfd=abi.AT_FDCWD,
+                                                   path=path_arg(c, c.args[0])))
+    c.mem.write(c.args[1], abi.pack_statfs(reply))
+    return 0
+
+
+def sys_fstatfs(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    reply = yield from ask(p.VFS_PID, p.VfsFstatfs(caller=c.pid, fd=c_int(c.args[0])))
+    c.mem.write(c.args[1], abi.pack_statfs(reply))
+    return 0
+
+
+def _mknod(c: SyscallContext, dirfd: int, path_ptr: int, mode: int,
+           dev: int) -> Generator[Op, Any, int]:
+    return (yield from ask(p.VFS_PID, p.VfsMknod(caller=c.pid, dirfd=dirfd, mode=mode & 0xFFFFFFFF,
+                                                  dev=dev, path=path_arg(c, path_ptr)))).result
+
+
+def sys_mknod(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _mknod(c, abi.AT_FDCWD, c.args[0], c.args[1], c.args[2]))
+
+
+def sys_mknodat(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _mknod(c, c_int(c.args[0]), c.args[1], c.args[2], c.args[3]))
+
+
+def sys_flock(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsFlock(caller=c.pid, fd=c_int(c.args[0]),
+                                                  op=c_int(c.args[1])))).result
+
+
+F_SETFD, FD_CLOEXEC, MAX_FDS = 2, 1, 1024
+
+
+def sys_close_range(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """Close (or mark close-on-exec) every fd in the range; the VFS tables hold at
+    most MAX_FDS, so the loop is bounded whatever the range says."""
+    first, last, flags = c.args[0] & 0xFFFFFFFF, c.args[1] & 0xFFFFFFFF, c_int(c.args[2])
+    if first > last or flags & ~(abi.CLOSE_RANGE_CLOEXEC | 2):
+        raise SysError(errno.EINVAL)
+    for fd in range(first, min(last, MAX_FDS - 1) + 1):
+        body: p.Payload = (p.VfsFcntl(caller=c.pid, fd=fd, cmd=F_SETFD, arg=FD_CLOEXEC)
+                           if flags & abi.CLOSE_RANGE_CLOEXEC else p.VfsClose(caller=c.pid, fd=fd))
+        reply = yield from ask_reply(p.VFS_PID, body)
+        if reply.error and reply.error != errno.EBADF:
+            raise SysError(reply.error)
+    return 0
+
+
+def ask_reply(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:
+    """A sendrec whose error reply is looked at, not raised."""
+    return (yield Sendrec(dst, body)).body
+
+
+def _poll(c: SyscallContext, fds_ptr: int, nfds: int, timeout_ms: int) -> Generator[Op, Any, int]:
+    if nfds > p.DATA_MAX // abi.POLLFD.size:
+        raise SysError(errno.EINVAL)
+    raw = c.mem.read(fds_ptr, nfds * abi.POLLFD.size) if nfds else b""
+    reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=timeout_ms, data=raw))
+    if nfds:
+        c.mem.write(fds_ptr, reply.data)
+    return reply.result
+
+
+def sys_poll(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _poll(c, c.args[0], c.args[1] & 0xFFFFFFFF, c_int(c.args[2])))
+
+
+def _timeout_ms(c: SyscallContext, ptr: int, struct_: Any, unit: int) -> int:
+    if not ptr:
+        return -1
+    sec, frac = struct_.unpack(c.mem.read(ptr, struct_.size))
+    if sec < 0 or frac < 0:
+        raise SysError(errno.EINVAL)
+    return sec * 1000 + (frac + unit - 1) // unit
+
+
+def sys_ppoll(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    timeout = _timeout_ms(c, c.args[2], abi.TIMESPEC, 10**6)
+    return (yield from _poll(c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout))
+
+
+def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
+            timeout_ms: int) -> Generator[Op, Any, int]:
+    """select as poll: fd_sets in, a pollfd array to VFS, fd_sets back."""
+    if not 0 <= nfds <= abi.FD_SETSIZE:
+        raise SysError(errno.EINVAL)
+    nbytes = (nfds + 63) // 64 * 8
+    bits = [int.from_bytes(c.mem.read(ptr, nbytes), "little") if ptr and nbytes else 0
+            for ptr in sets]
+    pollfds, order = bytearray(), []
+    for fd in range(nfds):
+        events = ((abi.POLLIN if bits[0] >> fd & 1 else 0) | (abi.POLLOUT if bits[1] >> fd & 1 else 0)
+                  | (abi.POLLPRI if bits[2] >> fd & 1 else 0))
+        if events:
+            order.append(fd)
+            pollfds += abi.POLLFD.pack(fd, events, 0)
+    if len(pollfds) > p.DATA_MAX:
+        raise SysError(errno.EINVAL)
+    reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=timeout_ms,
+                                                 data=bytes(pollfds)))
+    out = [0, 0, 0]
+    for i, fd in enumerate(order):
+        _, _, revents = abi.POLLFD.unpack_from(reply.data, i * abi.POLLFD.size)
+        if revents & abi.POLLNVAL:
+            raise SysError(errno.EBADF)
+        if revents & (abi.POLLIN | abi.POLLHUP | abi.POLLERR) and bits[0] >> fd & 1:
+            out[0] |= 1 << fd
+        if revents & (abi.POLLOUT | abi.POLLERR) and bits[1] >> fd & 1:
+            out[1] |= 1 << fd
+        if revents & abi.POLLPRI and bits[2] >> fd & 1:
+            out[2] |= 1 << fd
+    for ptr, value in zip(sets, out):
+        if ptr and nbytes:
+            c.mem.write(ptr, value.to_bytes(nbytes, "little"))
+    return sum(bin(v).count("1") for v in out)
+
+
+def sys_select(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    timeout = _timeout_ms(c, c.args[4], abi.TIMEVAL, 1000)
+    return (yield from _select(c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout))
+
+
+def sys_pselect6(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    timeout = _timeout_ms(c, c.args[4], abi.TIMESPEC, 10**6)
+    return (yield from _select(c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout))

@@ -20,7 +20,8 @@ import errno
 import logging
 import os
 import stat
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 from ...intercept.renumber import LINUX_NUMBERS
 from ...mm.layout import (
@@ -168,7 +169,7 @@ def _fill(c: SyscallContext, fd: int, addr: int, length: int, offset: int,
 # --- brk ------------------------------------------------------------------------------------
 
 
-def sys_brk(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_brk(k: Kernel, c: SyscallContext) -> SyscallGen:
     """MM decides the break, the host moves it; refused: the old break, as Linux."""
     want = c.args[0]
     reply = yield from ask(p.MM_PID, p.MmBrk(caller=c.pid, addr=want))
@@ -192,7 +193,7 @@ def sys_brk(k: "Kernel", c: SyscallContext) -> SyscallGen:
 # --- mmap -------------------------------------------------------------------------------------
 
 
-def sys_mmap(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_mmap(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length = c.args[0], c.args[1]
     prot, flags, fd = c_int(c.args[2]), c_int(c.args[3]), c_int(c.args[4])
     offset = _signed(c.args[5])
@@ -272,20 +273,20 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
 # --- munmap, mprotect, mremap ---------------------------------------------------------------
 
 
-def sys_munmap(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_munmap(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length = c.args[0], c.args[1]
     reply = yield from ask(p.MM_PID, p.MmMunmap(caller=c.pid, addr=addr, length=length))
     return min(0, (yield from _apply(c, reply, NR_MUNMAP, addr, length)))
 
 
-def sys_mprotect(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_mprotect(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length, prot = c.args[0], c.args[1], c_int(c.args[2])
     reply = yield from ask(p.MM_PID, p.MmMprotect(caller=c.pid, addr=addr, length=length,
                                                    prot=prot))
     return min(0, (yield from _apply(c, reply, NR_MPROTECT, addr, length, prot)))
 
 
-def sys_mremap(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_mremap(k: Kernel, c: SyscallContext) -> SyscallGen:
     old, old_len, new_len, flags, new_addr = c.args[:5]
     flags = c_int(flags)
     reply = yield from ask(p.MM_PID, p.MmMremap(caller=c.pid, old_addr=old, old_len=old_len,
@@ -303,7 +304,7 @@ def sys_mremap(k: "Kernel", c: SyscallContext) -> SyscallGen:
 # --- madvise, msync ---------------------------------------------------------------------------
 
 
-def sys_madvise(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_madvise(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length, advice = c.args[0], c.args[1], c_int(c.args[2])
     reply = yield from ask(p.MM_PID, p.MmMadvise(caller=c.pid, addr=addr, length=length,
                                                   advice=advice))
@@ -333,7 +334,7 @@ def _sync(c: SyscallContext, addr: int, length: int, flags: int) -> Generator[Op
     return -errno.EIO if failed else -errno.ENOMEM if hole else 0
 
 
-def sys_msync(k: "Kernel", c: SyscallContext) -> SyscallGen:
+def sys_msync(k: Kernel, c: SyscallContext) -> SyscallGen:
     # the host mapping is anonymous: nothing for the host to do
     return (yield from _sync(c, c.args[0], c.args[1], c_int(c.args[2])))
 

@@ -2,77 +2,347 @@
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any, Generator
 
 from .. import linux_abi as abi
 from .. import protocol as p
 from ..errors import SysError
-from .base import SyscallContext, SyscallGen, ask, path_arg, string_array, c_int
+from .base import (
+    HostCall,
+    Op,
+    SyscallContext,
+    SyscallGen,
+    ask,
+    c_int,
+    path_arg,
+    string_array,
+)
+from .memory import flush_shared
+
+LINUX_WAIT4 = 61
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
 # --- PM ---------------------------------------------------------------------------
+# ``caller`` for PM is the calling *thread* (``ctx.tid``); VFS and MM speak of the
+# process (``ctx.pid``).
 
-def sys_exit(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    status = (c_int(c.args[0]) & 0xFF) << 8   # the wait status word of a normal exit
-    return (yield from ask(p.PM_PID, p.ProcExit(caller=c.pid, status=status))).result
-
-
-def sys_fork(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.PM_PID, p.ProcFork(parent_pid=c.pid))).result
+def _pm(body: p.Payload) -> Generator[Op, Any, Any]:
+    return (yield from ask(p.PM_PID, body))
 
 
-def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    path = path_arg(c, c.args[0])
-    argv = b"\0".join(string_array(c, c.args[1]))
-    envp = b"\0".join(string_array(c, c.args[2]))
-    if len(argv) > p.DATA_MAX or len(envp) > p.DATA_MAX:
-        raise SysError(errno.E2BIG)
-    return (yield from ask(p.PM_PID, p.ProcExec(caller=c.pid, path=path, argv=argv,
-                                                 envp=envp))).result
-
-
-def sys_wait4(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    reply = yield from ask(p.PM_PID, p.ProcWait4(caller=c.pid, pid=c_int(c.args[0]),
-                                                  options=c_int(c.args[2])))
-    if c.args[1] and reply.result > 0:
-        c.mem.write(c.args[1], abi.INT.pack(reply.status))
-    if c.args[3]:
-        c.mem.write(c.args[3], bytes(abi.RUSAGE_SIZE))
-    return reply.result
+def _result(body: p.Payload) -> SyscallGen:
+    return (yield from _pm(body)).result
 
 
 def sys_getpid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.PM_PID, p.ProcGetpid(caller=c.pid))).result
+    return (yield from _result(p.ProcGetpid(caller=c.tid)))
 
 
 def sys_getppid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.PM_PID, p.ProcGetppid(caller=c.pid))).result
+    return (yield from _result(p.ProcGetppid(caller=c.tid)))
+
+
+def sys_gettid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _result(p.ProcGettid(caller=c.tid)))
+
+
+def sys_getpgrp(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _result(p.ProcGetpgrp(caller=c.tid)))
+
+
+def sys_getpgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _result(p.ProcGetpgid(caller=c.tid, pid=c_int(c.args[0]))))
+
+
+def sys_setpgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _result(p.ProcSetpgid(caller=c.tid, pid=c_int(c.args[0]),
+                                             pgid=c_int(c.args[1]))))
+
+
+def sys_getsid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _result(p.ProcGetsid(caller=c.tid, pid=c_int(c.args[0]))))
+
+
+def sys_setsid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _result(p.ProcSetsid(caller=c.tid)))
 
 
 def sys_kill(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from ask(p.PM_PID, p.ProcKill(caller=c.pid, pid=c_int(c.args[0]),
-                                                 sig=c_int(c.args[1])))).result
+    return (yield from _result(p.ProcKill(caller=c.tid, pid=c_int(c.args[0]),
+                                          sig=c_int(c.args[1]))))
 
 
-def sys_signal(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    reply = yield from ask(p.PM_PID, p.ProcSignal(caller=c.pid, sig=c_int(c.args[0]),
-                                                   handler=c.args[1]))
-    return reply.handler
+def _xinim_tid(c: SyscallContext, tid: int) -> Generator[Op, Any, int]:
+    """glibc names its own threads by the tid the host kernel wrote at clone time;
+    turn such a host tid of the caller's own process into the XINIM tid."""
+    if c.host is not None and c.host.owns_thread(tid):
+        return (yield from _pm(p.ProcHostToXinim(host_tid=tid))).result
+    return tid
+
+
+def sys_tkill(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    tid = yield from _xinim_tid(c, c_int(c.args[0]))
+    return (yield from _result(p.ProcTkill(caller=c.tid, tid=tid, sig=c_int(c.args[1]))))
+
+
+def sys_tgkill(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    tid = yield from _xinim_tid(c, c_int(c.args[1]))
+    return (yield from _result(p.ProcTgkill(caller=c.tid, tgid=c_int(c.args[0]), tid=tid,
+                                            sig=c_int(c.args[2]))))
 
 
 def sys_sigaction(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """PM records the disposition; a traced process's host half installs it too,
+    because the host kernel is what delivers signals."""
     sig, act, oldact = c_int(c.args[0]), c.args[1], c.args[2]
     handler = flags = restorer = mask = 0
     if act:
         handler, flags, restorer, mask = abi.SIGACTION.unpack(c.mem.read(act, abi.SIGACTION.size))
-    reply = yield from ask(p.PM_PID, p.ProcSigaction(
-        caller=c.pid, sig=sig, set=1 if act else 0, handler=handler, flags=flags,
-        restorer=restorer, mask=mask))
+    reply = yield from _pm(p.ProcSigaction(caller=c.tid, sig=sig, set=1 if act else 0,
+                                           handler=handler, flags=flags, restorer=restorer,
+                                           mask=mask))
+    if c.host is not None:
+        return (yield HostCall(None))
     if oldact:
         c.mem.write(oldact, abi.SIGACTION.pack(reply.handler, reply.flags, reply.restorer,
                                                reply.mask))
     return 0
 
 
+def sys_signal(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    reply = yield from _pm(p.ProcSignal(caller=c.tid, sig=c_int(c.args[0]), handler=c.args[1]))
+    return reply.handler
+
+
+def sys_rt_sigprocmask(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    how, new, old, size = c_int(c.args[0]), c.args[1], c.args[2], c.args[3]
+    if size != 8:
+        raise SysError(errno.EINVAL)
+    mask = abi.POINTER.unpack(c.mem.read(new, 8))[0] if new else 0
+    reply = yield from _pm(p.ProcSigprocmask(caller=c.tid, how=how, set=1 if new else 0,
+                                             mask=mask))
+    if c.host is not None:   # the host thread's real mask changes too
+        return (yield HostCall(None))
+    if old:
+        c.mem.write(old, abi.POINTER.pack(reply.mask))
+    return 0
+
+
+def sys_sigpending(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    if c.host is not None:   # pending signals live in the host thread
+        return (yield HostCall(None))
+    reply = yield from _pm(p.ProcSigpending(caller=c.tid))
+    c.mem.write(c.args[0], abi.POINTER.pack(reply.mask))
+    return 0
+
+
+def _exit_status(c: SyscallContext) -> int:
+    return (c_int(c.args[0]) & 0xFF) << 8   # the wait status word of a normal exit
+
+
+def sys_exit(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from _pm(p.ProcExit(caller=c.tid, status=_exit_status(c)))
+    if c.host is not None:
+        return (yield HostCall(None))      # the host ends the thread; no return
+    return 0
+
+
+def sys_exit_group(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    yield from flush_shared(c)   # MAP_SHARED file maps reach the file before the image goes
+    yield from _pm(p.ProcExitGroup(caller=c.tid, status=_exit_status(c)))
+    if c.host is not None:
+        return (yield HostCall(None))
+    return 0
+
+
+def sys_fork(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """fork/vfork/clone/clone3: the host makes the task (PM names it from the fork
+    event the interceptor reports); the parent is told the XINIM id."""
+    if c.host is None:
+        raise SysError(errno.ENOSYS, "only a process with a host half can fork")
+    host_tid = yield HostCall(None)
+    if host_tid <= 0:
+        return host_tid
+    return (yield from _pm(p.ProcHostToXinim(host_tid=host_tid))).result
+
+
+def _wait_host_zombie(c: SyscallContext, host_pid: int) -> Generator[Op, Any, None]:
+    """PM reaped the XINIM zombie; the host one goes too (the caller is its real
+    parent on the host).  ECHILD: the tracer reaped it (orphans come to us)."""
+    if c.host is not None and host_pid > 0:
+        yield HostCall(LINUX_WAIT4, (host_pid, 0, abi.WALL, 0))
+
+
+def sys_wait4(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    status_ptr, options, rusage = c.args[1], c_int(c.args[2]), c.args[3]
+    if status_ptr:
+        c.mem.read(status_ptr, 4)
+    reply = yield from _pm(p.ProcWait4(caller=c.tid, pid=c_int(c.args[0]), options=options))
+    if reply.result > 0:
+        yield from _wait_host_zombie(c, reply.host_pid)
+        if status_ptr:
+            c.mem.write(status_ptr, abi.INT.pack(reply.status))
+    if rusage:
+        c.mem.write(rusage, bytes(abi.RUSAGE_SIZE))
+    return reply.result
+
+
+def sys_waitid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    idtype, ident, infop, options = c_int(c.args[0]), c_int(c.args[1]), c.args[2], c_int(c.args[3])
+    reply = yield from _pm(p.ProcWaitid(caller=c.tid, idtype=idtype, id=ident, options=options))
+    if reply.pid > 0 and not options & p.WNOWAIT and reply.code in (
+            p.CLD_EXITED, p.CLD_KILLED, p.CLD_DUMPED):
+        yield from _wait_host_zombie(c, reply.host_pid)
+    if infop:
+        info = bytearray(abi.SIGINFO_SIZE)
+        if reply.pid > 0:
+            abi.SIGINFO_CHLD.pack_into(info, 0, reply.signo, 0, reply.code, reply.pid, reply.uid,
+                                       reply.status)
+        c.mem.write(infop, bytes(info))
+    return 0
+
+
+def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    path = path_arg(c, c.args[0])
+    argv = string_array(c, c.args[1])
+    envp_ptr = c.args[2]
+    packed = b"\0".join(argv)
+    if len(packed) > p.DATA_MAX:
+        raise SysError(errno.E2BIG)
+    reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=packed, envp=b""))
+    yield from flush_shared(c)
+    if c.host is None:
+        return 0
+    new_argv = reply.argv.split(b"\0") if reply.argv else argv
+    if reply.host_path:
+        path_ptr, argv_ptr = _scratch_strings(c, reply.host_path, new_argv)
+        return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
+    memfd = yield from _ramfs_image(c, reply.path)
+    try:
+        image = f"/proc/{os.getpid()}/fd/{memfd}".encode()
+        path_ptr, argv_ptr = _scratch_strings(c, image, new_argv)
+        return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
+    finally:
+        os.close(memfd)
+
+
+def _ramfs_image(c: SyscallContext, path: bytes) -> Generator[Op, Any, int]:
+    """A ramfs file has no host path: copy it, read through the VFS as the caller,
+    into a memfd the host kernel can exec."""
+    fd = (yield from ask(p.VFS_PID, p.VfsOpen(caller=c.pid, dirfd=abi.AT_FDCWD,
+                                               flags=os.O_RDONLY | os.O_CLOEXEC, mode=0,
+                                               path=path))).result
+    memfd = os.memfd_create("xinim-exec", 0)
+    try:
+        offset = 0
+        while True:
+            chunk = (yield from ask(p.VFS_PID, p.VfsRead(caller=c.pid, fd=fd, count=p.DATA_MAX,
+                                                          offset=offset))).data
+            if not chunk:
+                break
+            os.pwrite(memfd, chunk, offset)
+            offset += len(chunk)
+    except BaseException:
+        os.close(memfd)
+        raise
+    finally:
+        yield from ask(p.VFS_PID, p.VfsClose(caller=c.pid, fd=fd))
+    return memfd
+
+
+def _scratch_strings(c: SyscallContext, path: bytes, argv: list[bytes]) -> tuple[int, int]:
+    """Write ``path`` and an argv array below the caller's stack red zone, where
+    nothing lives while it is stopped in a syscall, and return their addresses."""
+    assert c.host is not None
+    sp = c.host.stack_pointer() - 128 - 4096
+    blob = bytearray()
+    offsets = []
+    for s in [path, *argv]:
+        offsets.append(len(blob))
+        blob += s + b"\0"
+    array_at = (sp - len(blob) - 8 * (len(argv) + 1)) & ~15
+    strings_at = array_at + 8 * (len(argv) + 1)
+    pointers = b"".join(abi.POINTER.pack(strings_at + off) for off in offsets[1:])
+    c.mem.write(array_at, pointers + bytes(8) + bytes(blob))
+    return strings_at + offsets[0], array_at
+
+
+def refresh_creds(k: "Kernel", c: SyscallContext) -> Generator[Op, Any, None]:
+    """The kernel's copy of a process's ids (it serves getuid itself)."""
+    uids = yield from _pm(p.ProcGetresuid(caller=c.tid))
+    gids = yield from _pm(p.ProcGetresgid(caller=c.tid))
+    k.set_creds(c.pid, uids.real, uids.effective, gids.real, gids.effective)
+
+
+def sys_setuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield from _result(p.ProcSetuid(caller=c.tid, uid=c_int(c.args[0])))
+    yield from refresh_creds(k, c)
+    return result
+
+
+def sys_setgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield from _result(p.ProcSetgid(caller=c.tid, gid=c_int(c.args[0])))
+    yield from refresh_creds(k, c)
+    return result
+
+
+def sys_setreuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield from _result(p.ProcSetreuid(caller=c.tid, ruid=c_int(c.args[0]),
+                                               euid=c_int(c.args[1])))
+    yield from refresh_creds(k, c)
+    return result
+
+
+def sys_setregid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield from _result(p.ProcSetregid(caller=c.tid, rgid=c_int(c.args[0]),
+                                               egid=c_int(c.args[1])))
+    yield from refresh_creds(k, c)
+    return result
+
+
+def sys_setresuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield from _result(p.ProcSetresuid(caller=c.tid, ruid=c_int(c.args[0]),
+                                                euid=c_int(c.args[1]), suid=c_int(c.args[2])))
+    yield from refresh_creds(k, c)
+    return result
+
+
+def sys_setresgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield from _result(p.ProcSetresgid(caller=c.tid, rgid=c_int(c.args[0]),
+                                                egid=c_int(c.args[1]), sgid=c_int(c.args[2])))
+    yield from refresh_creds(k, c)
+    return result
+
+
+def _getres(body: p.Payload, c: SyscallContext) -> SyscallGen:
+    reply = yield from _pm(body)
+    for addr, value in zip(c.args[:3], (reply.real, reply.effective, reply.saved)):
+        c.mem.write(addr, abi.INT.pack(value))
+    return 0
+
+
+def sys_getresuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _getres(p.ProcGetresuid(caller=c.tid), c))
+
+
+def sys_getresgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _getres(p.ProcGetresgid(caller=c.tid), c))
+
+
+def sys_getgroups(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    size = c_int(c.args[0])
+    reply = yield from _pm(p.ProcGetgroups(caller=c.tid, size=size))
+    if size and reply.data:
+        c.mem.write(c.args[1], reply.data)
+    return reply.result
+
+
+def sys_setgroups(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    size = c_int(c.args[0])
+    if not 0 <= size <= 1024:
+        raise SysError(errno.EINVAL)
+    data = c.mem.read(c.args[1], 4 * size) if size else b""
+    return (yield from _result(p.ProcSetgroups(caller=c.tid, data=data)))

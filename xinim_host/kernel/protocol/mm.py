@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 
-from .wire import *  # noqa: F403 -- numbers, field kinds (i32, path, data...)
+from .wire import *
 from .wire import Payload, ReplyBase, reply, request
 
 # --- new MM numbers (304-349) -------------------------------------------------------
@@ -43,7 +43,7 @@ MM_ST_HOLE = 8          # part of the range was not mapped (msync/madvise answer
 # to ``fd`` at file offset ``offset`` (a MAP_SHARED file range, before the host
 # unmaps or replaces it); for MM_ST_RANGES just a range (offset 0, fd -1).
 MM_RANGE = struct.Struct("<QQqi")
-MM_RANGES_MAX = DATA_MAX // MM_RANGE.size  # noqa: F405
+MM_RANGES_MAX = DATA_MAX // MM_RANGE.size
 MM_FD = struct.Struct("<i")
 
 # mmap of a file: ``open_flags`` when the fd does not exist

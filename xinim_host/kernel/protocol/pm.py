@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .wire import *  # noqa: F403 -- numbers, field kinds (i32, path, data...)
+from .wire import *
 from .wire import Payload, ReplyBase, reply, request
 
 # --- new PM numbers (209-249) -----------------------------------------------------

@@ -180,6 +180,8 @@ class Payload:
 
 REQUESTS: dict[int, type[Payload]] = {}
 REPLIES: dict[tuple[int, int], type[Payload]] = {}
+# reply class -> its generated ``with_call`` (exactly that class: a subclass has its own)
+WITH_CALL: dict[type, Callable[[Payload, int], Payload]] = {}
 
 
 def _layout(cls: type) -> None:
@@ -350,6 +352,7 @@ def _gen_codec(cls: type) -> None:
                      + post_init + "    return o\n")
         exec(with_call, ns)  # noqa: S102
         cls._with_call = staticmethod(ns["_with_call"])  # type: ignore[attr-defined]
+        WITH_CALL[cls] = ns["_with_call"]  # type: ignore[assignment]
 
 
 def request(m_type: int):
@@ -498,7 +501,7 @@ def error_reply_for(m_type: int | None, err: int) -> Payload:
 
 def with_call(body: Payload, call: int) -> Payload:
     """A copy of reply ``body`` with its ``call`` set (``dataclasses.replace``, faster)."""
-    fast = type(body).__dict__.get("_with_call")
+    fast = WITH_CALL.get(type(body))
     if fast is not None:
         return fast(body, call)
     return dataclasses.replace(body, call=call)  # type: ignore[type-var]

@@ -1,0 +1,118 @@
+"""Start a real program as a XINIM process of a booted system.
+
+Shared by ``xinim-run`` and ``xinim-boot --init``: resolve the program in XINIM's
+namespace (PATH search as a shell does, through the VFS), run it under the
+interceptor with the router as its event handler, and map its end to an exit
+code (128+N when killed by signal N).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence, TextIO
+
+from ..intercept import renumber
+from ..intercept.router import SyscallRouter
+from ..intercept.tracer import Tracer
+from ..kernel import protocol as p
+from ..kernel.boot import System
+from ..kernel.errors import SysError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+
+
+class LaunchError(Exception):
+    """The program could not be started; ``exit_code`` is what a shell would give."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Resolved:
+    xinim_path: bytes
+    host_path: str
+    memfd: int = -1        # a ramfs program, copied out for the host kernel to exec
+
+
+async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> Resolved:
+    """The program's XINIM path and what the host kernel execs for it."""
+    candidates = ([name] if "/" in name else
+                  [f"{d or '.'}/{name}" for d in env.get("PATH", DEFAULT_PATH).split(":")])
+    first_error = errno.ENOENT
+    for candidate in candidates:
+        path = os.fsencode(candidate)
+        reply = (await system.lattice.sendrec(p.KERNEL_PID, p.VFS_PID, p.VfsExecOpen(
+            caller=p.INIT_PID, dirfd=-100, flags=0, path=path))).body
+        if reply.error:
+            if reply.error != errno.ENOENT and first_error == errno.ENOENT:
+                first_error = reply.error
+            continue
+        if reply.host_path:
+            return Resolved(path, os.fsdecode(reply.host_path))
+        memfd = await _copy_out(system, path)
+        return Resolved(path, f"/proc/{os.getpid()}/fd/{memfd}", memfd)
+    if "/" not in name and first_error == errno.ENOENT:
+        raise LaunchError(f"{name}: command not found", 127)
+    raise LaunchError(f"{name}: {os.strerror(first_error)}",
+                      127 if first_error == errno.ENOENT else 126)
+
+
+async def _copy_out(system: System, path: bytes) -> int:
+    """A ramfs file's bytes in a memfd, read through the VFS like any file."""
+    ask = system.lattice.sendrec
+    opened = (await ask(p.KERNEL_PID, p.VFS_PID, p.VfsOpen(
+        caller=p.INIT_PID, dirfd=-100, flags=os.O_RDONLY, mode=0, path=path))).body
+    if opened.error:
+        raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(opened.error)}", 126)
+    memfd = os.memfd_create("xinim-exec", 0)
+    offset = 0
+    try:
+        while True:
+            chunk = (await ask(p.KERNEL_PID, p.VFS_PID, p.VfsRead(
+                caller=p.INIT_PID, fd=opened.result, count=p.DATA_MAX, offset=offset))).body
+            if chunk.error:
+                raise SysError(chunk.error)
+            if not chunk.data:
+                return memfd
+            os.pwrite(memfd, chunk.data, offset)
+            offset += len(chunk.data)
+    except BaseException:
+        os.close(memfd)
+        raise
+    finally:
+        await ask(p.KERNEL_PID, p.VFS_PID, p.VfsClose(caller=p.INIT_PID, fd=opened.result))
+
+
+def exit_code(status: int) -> int:
+    """A wait status as a shell reports it: the exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str], *,
+                      trace: TextIO | None = None, tracer: Tracer | None = None) -> int:
+    """Run ``argv`` as a child of init; returns its exit code."""
+    resolved = await resolve_program(system, argv[0], env)
+    router = SyscallRouter(system.kernel, trace=trace)
+    tracer = tracer or Tracer(handler_errors="enosys")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        # The program's host fds are never used (every fd call is the VFS's), so
+        # its host stdio is /dev/null: nothing can reach our terminal behind XINIM.
+        status = await tracer.run(list(argv), env, router, executable=resolved.host_path,
+                                  allow=renumber.host_run_numbers(),
+                                  stdio=(devnull, devnull, devnull), cwd="/")
+    except OSError as exc:
+        raise LaunchError(f"{argv[0]}: {exc.strerror}",
+                          127 if exc.errno == errno.ENOENT else 126) from None
+    finally:
+        os.close(devnull)
+        if resolved.memfd >= 0:
+            os.close(resolved.memfd)
+    return exit_code(status)

@@ -1,0 +1,312 @@
+"""From a tracee's stop to the kernel dispatcher and back.
+
+The tracer reports a trapped Linux syscall; the router looks it up in the one
+renumbering table, gives the kernel the XINIM number with a context (the
+caller's XINIM pid, its six argument registers, its memory, its host half) and
+turns the outcome into a tracer action:
+
+* a result known at once -> ``Complete`` (the host kernel skips the call);
+* a handler that waits (a pipe read, a blocking wait4) -> ``Pending``; the
+  tracee stays stopped until the reply's callback completes it;
+* a handler that needs the host kernel (``HostCall``: MM's mmap made real, the
+  exec itself) -> ``Inject`` / ``HostRun``, and the host's result goes back
+  into the handler.
+
+It also keeps the host-task -> XINIM-pid directory, fed by PM's answers to the
+fork events, and tells the servers about execs and deaths.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
+
+from ..kernel import protocol as p
+from ..kernel.calls.base import HostCall, SyscallContext
+from ..kernel.dispatch import SYSCALLS
+from ..kernel.errors import SysError
+from ..kernel.ipc import Pending as IpcPending
+from ..kernel.kernel import Kernel
+from . import renumber
+from .actions import Complete, HostRun, Inject, Pending
+from .memory import TraceeFault
+from .renumber import Action as RouteAction
+from .tracee import Tracee
+
+log = logging.getLogger(__name__)
+
+CLONE_THREAD = 0x10000
+
+
+class TraceeMemory:
+    """``UserMemory`` over a tracee: faults become EFAULT for the caller."""
+
+    __slots__ = ("tracee",)
+
+    def __init__(self, tracee: Tracee) -> None:
+        self.tracee = tracee
+
+    def read(self, addr: int, size: int) -> bytes:
+        try:
+            return self.tracee.read(addr, size)
+        except TraceeFault:
+            raise SysError(errno.EFAULT) from None
+
+    def write(self, addr: int, data: bytes) -> None:
+        try:
+            self.tracee.write(addr, data)
+        except TraceeFault:
+            raise SysError(errno.EFAULT) from None
+
+    def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
+        try:
+            return self.tracee.read_cstring(addr, limit)
+        except TraceeFault:
+            raise SysError(errno.EFAULT) from None
+        except OSError as exc:  # ENAMETOOLONG from the reader
+            raise SysError(exc.errno or errno.EFAULT) from None
+
+
+class InFlight:
+    """The host half of one trapped syscall (``calls.base.HostSide``).
+
+    Inside a tracer callback an action is handed back as the callback's return
+    value; later (a reply arrived on its own) it is applied to the parked tracee.
+    """
+
+    __slots__ = ("tracee", "host_pid", "in_callback", "action", "router", "started",
+                 "xinim", "linux_nr", "args")
+
+    def __init__(self, router: "SyscallRouter", tracee: Tracee, xinim: int, linux_nr: int,
+                 args: tuple[int, ...]) -> None:
+        self.router, self.tracee, self.host_pid = router, tracee, tracee.tgid
+        self.in_callback = True
+        self.action: Any = None
+        self.xinim, self.linux_nr, self.args = xinim, linux_nr, args
+        self.started = time.perf_counter_ns() if router.trace else 0
+
+    def _apply(self, action: Any) -> None:
+        if self.in_callback:
+            self.action = action
+        else:
+            self.tracee.resume(action)
+
+    def request(self, op: HostCall, resume: Callable[[int], None]) -> None:
+        on_result = self._after_host(resume)
+        if op.nr is None:
+            self._apply(HostRun(args=op.args, on_result=on_result))
+        else:
+            self._apply(Inject(op.nr, op.args or (), on_result=on_result))
+
+    def _after_host(self, resume: Callable[[int], None]) -> Callable[[Tracee, int], Any]:
+        def on_result(tracee: Tracee, value: int) -> Any:
+            self.in_callback, self.action = True, None
+            try:
+                resume(value)
+            finally:
+                self.in_callback = False
+            action, self.action = self.action, None
+            return action if action is not None else Pending
+        return on_result
+
+    def owns_thread(self, host_tid: int) -> bool:
+        other = self.tracee.tracer.tracee(host_tid)
+        return other is not None and other.tgid == self.tracee.tgid
+
+    def stack_pointer(self) -> int:
+        return self.tracee.regs.rsp
+
+    def finish(self, result: int) -> None:
+        if self.router.trace:
+            self.router.trace_line(self, result)
+        self._apply(Complete(result))
+
+
+@dataclass
+class TaskEntry:
+    """What the router knows of one host task (thread)."""
+    pid: int = 0                                      # XINIM pid, 0 until PM answered
+    tid: int = 0                                      # XINIM tid (= pid for a main thread)
+    waiting: list[Callable[[], None]] = field(default_factory=list)
+
+
+class SyscallRouter:
+    """The ``TraceeEvents`` of a booted system: every trapped syscall goes here."""
+
+    def __init__(self, kernel: Kernel, *, root_parent: int = p.INIT_PID,
+                 trace: TextIO | None = None) -> None:
+        self.kernel = kernel
+        self.lattice = kernel.lattice
+        self.root_parent = root_parent
+        self.trace = trace
+        self.tasks: dict[int, TaskEntry] = {}         # host tid -> entry
+        self._enosys_logged: set[str] = set()
+
+    # --- tracer callbacks -----------------------------------------------------------
+
+    def on_syscall(self, tracee: Tracee, nr: int, args: tuple[int, ...]) -> Any:
+        route = renumber.route(nr)
+        if route.action is RouteAction.HOST:
+            return HostRun()
+        if route.action is RouteAction.ENOSYS or route.xinim is None:
+            if route.linux_name not in self._enosys_logged:
+                self._enosys_logged.add(route.linux_name)
+                log.warning("%s (Linux %d): not supported -> ENOSYS", route.linux_name, nr)
+            return Complete(-errno.ENOSYS)
+        entry = self.tasks.get(tracee.tid)
+        if entry is None or not entry.pid:
+            # PM has not named this task yet: hold the call until it has.
+            self._entry(tracee.tid).waiting.append(
+                lambda: tracee.resume(self.on_syscall(tracee, nr, args)))
+            return Pending
+        return self.dispatch(tracee, entry, int(route.xinim), nr, args)
+
+    def dispatch(self, tracee: Tracee, entry: TaskEntry, xinim: int, linux_nr: int,
+                 args: tuple[int, ...]) -> Any:
+        flight = InFlight(self, tracee, xinim, linux_nr, args)
+        creds = self.kernel.creds_of(entry.pid)
+        ctx = SyscallContext(pid=entry.pid, tid=entry.tid, args=args, mem=TraceeMemory(tracee),
+                             uid=creds.uid, euid=creds.euid, gid=creds.gid, egid=creds.egid,
+                             host=flight)
+        result = self.kernel.start(xinim, ctx, flight.finish)
+        flight.in_callback = False
+        if result is not None:
+            if self.trace:
+                self.trace_line(flight, result)
+            return Complete(result)
+        action, flight.action = flight.action, None
+        return action if action is not None else Pending
+
+    def on_spawn(self, parent: Tracee, child: Tracee, clone_flags: int) -> None:
+        parent_entry = self.tasks.get(parent.tid)
+        parent_tid = parent_entry.tid if parent_entry and parent_entry.tid else self.root_parent
+        thread_of = parent_entry.pid if clone_flags & CLONE_THREAD and parent_entry else 0
+        self._register(child.tid, parent_tid, clone_flags, thread_of)
+
+    def on_exec(self, tracee: Tracee, former_tid: int) -> None:
+        if former_tid != tracee.tid and former_tid in self.tasks:
+            self.tasks[tracee.tid] = self.tasks.pop(former_tid)
+        if tracee.tid not in self.tasks:
+            # The program xinim-run started: a child of init (or of the caller).
+            self._register(tracee.tid, self.root_parent, signal.SIGCHLD, 0)
+        else:
+            self._tell_mm_layout(tracee.tid)
+
+    def on_exit(self, tracee: Tracee, status: int) -> None:
+        entry = self.tasks.pop(tracee.tid, None)
+        if entry is None or not entry.pid:
+            return
+        self._notify(p.PM_PID, p.ProcTaskExited(host_tid=tracee.tid, status=status))
+
+    # --- the directory ------------------------------------------------------------------
+
+    def _entry(self, tid: int) -> TaskEntry:
+        entry = self.tasks.get(tid)
+        if entry is None:
+            entry = self.tasks[tid] = TaskEntry()
+        return entry
+
+    def _register(self, host_tid: int, parent_tid: int, flags: int, thread_of: int) -> None:
+        """Ask PM to name a new host task; its held syscalls run once it has."""
+        answer = self.lattice.call(p.KERNEL_PID, p.PM_PID,
+                                   p.ProcFork(parent_pid=parent_tid, child_host_pid=host_tid,
+                                              flags=flags))
+
+        def named(msg: p.Message) -> None:
+            entry = self._entry(host_tid)
+            if msg.body.error:
+                log.error("PM refused host task %d: %s", host_tid, os.strerror(msg.body.error))
+                os.kill(host_tid, signal.SIGKILL)
+                return
+            entry.tid = msg.body.result
+            entry.pid = thread_of or msg.body.result
+            if not thread_of:
+                parent = self.kernel.creds.get(self._pid_of_tid(parent_tid))
+                if parent is not None:
+                    self.kernel.creds[entry.pid] = parent
+                self._tell_mm_layout(host_tid)
+            waiting, entry.waiting = entry.waiting, []
+            for wake in waiting:
+                wake()
+
+        if isinstance(answer, IpcPending):
+            answer.add_done_callback(named)
+        else:
+            named(answer)
+
+    def _pid_of_tid(self, tid: int) -> int:
+        for entry in self.tasks.values():
+            if entry.tid == tid:
+                return entry.pid
+        return tid
+
+    def _tell_mm_layout(self, host_tid: int) -> None:
+        entry = self.tasks.get(host_tid)
+        layout = getattr(p, "MmExecLayout", None)
+        if entry is None or not entry.pid or layout is None:
+            return
+        self._notify(p.MM_PID, layout(pid=entry.pid, host_pid=host_tid))
+
+    def _notify(self, dst: int, body: p.Payload) -> None:
+        """A kernel notice to a server; its reply only matters when it is an error."""
+        def check(msg: p.Message) -> None:
+            if msg.body.error == errno.ESRCH:   # it went first (exit_group reached PM already)
+                log.debug("%s -> %d: no such process", type(body).__name__, dst)
+            elif msg.body.error:
+                log.warning("%s -> %d: %s", type(body).__name__, dst, os.strerror(msg.body.error))
+        try:
+            answer = self.lattice.call(p.KERNEL_PID, dst, body)
+        except SysError as exc:
+            log.warning("%s -> %d failed: %s", type(body).__name__, dst, exc)
+            return
+        if isinstance(answer, IpcPending):
+            answer.add_done_callback(check)
+        else:
+            check(answer)
+
+    def xinim_pid(self, host_tid: int) -> int:
+        entry = self.tasks.get(host_tid)
+        return entry.pid if entry else 0
+
+    # --- --trace -----------------------------------------------------------------------
+
+    def trace_line(self, flight: InFlight, result: int) -> None:
+        """One strace-like line with the XINIM path the call took."""
+        entry = SYSCALLS.get(flight.xinim)
+        name = renumber.route(flight.linux_nr).linux_name
+        owner = entry.owner.upper() if entry else "?"
+        micros = (time.perf_counter_ns() - flight.started) / 1000
+        shown = (f"-1 {errno.errorcode.get(-result, -result)}" if -4096 < result < 0
+                 else f"{result:#x}" if result > 0xFFFF else str(result))
+        proto = SYSCALL_PROTOTYPES.get(name, ("long", tuple(("long", "") for _ in range(6))))[1]
+        args = ", ".join(_arg(flight.tracee, ctype, argname, value)
+                         for (ctype, argname), value in zip(proto, flight.args))
+        xname = entry.name if entry else "?"
+        assert self.trace is not None
+        self.trace.write(f"[{self.xinim_pid(flight.tracee.tid)}] {name}({args}) = {shown}  "
+                         f"<XINIM {flight.xinim} {xname} \u2192 {owner}, {micros:.0f} \u00b5s>\n")
+        self.trace.flush()
+
+
+def _arg(tracee: Tracee, ctype: str, name: str, value: int) -> str:
+    if ctype == "const char *" and value:
+        try:
+            text = tracee.read_cstring(value, 256)
+        except OSError:
+            return hex(value)
+        shown = text[:64].decode(errors="backslashreplace")
+        return f'"{shown}"' + ("..." if len(text) > 64 else "")
+    if value >= 1 << 63:
+        value -= 1 << 64
+    if "dfd" in name or name == "dirfd":
+        value = value & 0xFFFFFFFF
+        value = value - (1 << 32) if value & 0x80000000 else value
+        if value == -100:
+            return "AT_FDCWD"
+    return str(value) if -4096 < value < 4096 else hex(value)
