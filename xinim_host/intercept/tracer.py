@@ -1,11 +1,13 @@
 """The tracer: starts programs under ptrace + seccomp and routes their stops.
 
 Everything runs on the trio thread (the main thread): it forks the program,
-is the ptrace parent of every tracee, wakes on SIGCHLD through
-``trio.open_signal_receiver`` and drains ``waitpid(-1, WNOHANG|__WALL|
-__WNOTHREAD)`` until nothing is left.  No blocking waitpid and no threads, so
-the same loop also serves FUSE and IPC; a syscall whose answer is not ready
-stays stopped (Pending) until a callback on this thread answers it.
+is the ptrace parent of every tracee, wakes on SIGCHLD (a handler that wakes
+the pump task the way ``trio.open_signal_receiver`` does, only cheaper: see
+``_ChildWakeup``) and drains ``waitpid(-1, WNOHANG|__WALL|__WNOTHREAD)``
+until nothing is left.  No blocking waitpid and no threads, so the same loop
+also serves FUSE and IPC; a syscall whose answer is not ready stays stopped
+(Pending) until a callback on this thread answers it.  Handlers run inside
+the drain with SIGCHLD blocked in this thread (see ``_serve``).
 
 Choices (see the design notes):
 
