@@ -47,8 +47,7 @@ from nacl import bindings as sodium
 
 from .errors import SysError
 from .protocol import Message, Payload, ProtocolError, encode, error_reply_for, is_reply_type
-from .protocol.wire import (_HEADER_SIZE, _REPLY_MIN, _REPLY_TYPES, REPLIES, REQUESTS,
-                            _unpack_call, _unpack_header, decode_from, make_message)
+from .protocol.wire import _REPLY_TYPES, decode_from, make_message
 
 log = logging.getLogger(__name__)
 
@@ -634,29 +633,12 @@ class Lattice:
         channel.last_seq = seq
         self.stats.delivered += 1
         try:
-            # The decoder of the frame's (authenticated) type, which checks that the
-            # header says the same; ``decode_from`` does the rest (errors included).
-            # The channel, not the payload, says who sent it: ``src`` is stamped.
-            cls = None
-            if len(plaintext) >= _REPLY_MIN:
-                if m_type in _REPLY_TYPES:
-                    cls = REPLIES.get((m_type, _unpack_call(plaintext, _HEADER_SIZE)[0])) \
-                        or REPLIES.get((m_type, 0))
-                else:
-                    cls = REQUESTS.get(m_type)
-            if cls is not None and cls.M_TYPE == m_type:
-                message = cls._decode_msg(plaintext, src)  # type: ignore[attr-defined]
-            else:
-                message = decode_from(plaintext, src)
-                if message.body.M_TYPE != m_type:
-                    raise ProtocolError(errno.EBADMSG, "type differs from the frame's", m_type,
-                                        message.req_id)
-        except (ProtocolError, TypeError, ValueError) as exc:
-            if not isinstance(exc, ProtocolError):   # a field the class rejects
-                exc = ProtocolError(errno.EBADMSG, str(exc), m_type)
-            if exc.req_id is None and len(plaintext) >= _HEADER_SIZE:
-                exc.m_type = m_type if exc.m_type is None else exc.m_type
-                exc.req_id = _unpack_header(plaintext, 0)[2]
+            # The channel, not the payload, says who sent it.
+            message = decode_from(plaintext, src)
+            if message.body.M_TYPE != m_type:
+                raise ProtocolError(errno.EBADMSG, "type differs from the frame's", m_type,
+                                    message.req_id)
+        except ProtocolError as exc:
             exc.m_source = src  # type: ignore[attr-defined]
             if exc.m_type in _REPLY_TYPES and exc.req_id is not None:
                 # A malformed answer to a waiting call: it fails rather than hangs.

@@ -142,15 +142,18 @@ class RunningCall:
                         return None
                     value = answer
                     continue
-                if isinstance(op, Await):
-                    self.kernel.spawn(self._await, op)
-                    return None
-                if isinstance(op, HostCall):
-                    if self.ctx.host is None:
-                        exc = SysError(errno.ENOSYS, "no host side for this caller")
-                        continue
-                    self.ctx.host.request(op, self.resume)
-                    return None
+                try:
+                    if isinstance(op, Await):
+                        self.kernel.spawn(self._await, op)
+                        return None
+                    if isinstance(op, HostCall):
+                        if self.ctx.host is None:
+                            raise SysError(errno.ENOSYS, "no host side for this caller")
+                        self.ctx.host.request(op, self.resume)
+                        return None
+                except SysError as err:   # could not even start waiting: the handler hears why
+                    exc = err
+                    continue
                 exc = TypeError(f"handler yielded {op!r}")
                 continue
             if sync:

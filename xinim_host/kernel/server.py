@@ -14,7 +14,9 @@ plain function ``handler(server, request)`` that returns
 A handler raises :class:`SysError` to fail the call with that errno.  Nothing a
 client sends can take the loop down: protocol errors are answered with an error
 reply, unknown types with ENOSYS, and a handler's unexpected exception is logged
-and answered with EIO.
+and answered with EIO -- as is an answer that is neither an int nor a payload; an
+answer that does not fit the wire (a path over 255 bytes...) is answered with the
+errno the encoder gave.  The receive loop ends when the server's endpoint closes.
 """
 from __future__ import annotations
 

@@ -7,6 +7,12 @@ dst, node)`` exchanges the two endpoints' X25519 public keys over it.  The frame
 themselves are exactly the sealed ones of in-node delivery, so the receiving
 lattice checks them the same way (tampering, replay, ``m_source`` stamping).
 
+A link speaks for its peer node only: a frame whose associated data names another
+source node is dropped as tampered, a key request for another node is refused
+(EPERM), and so is one for a pid that lives on this node (``accept_remote``).  A
+malformed record ends that link, never the listener; a lost link fails the calls
+still waiting for an answer from its node (ECONNRESET).
+
 Stream records: ``u32 length`` then ``u8 kind`` and the body.
 """
 from __future__ import annotations

@@ -2,6 +2,12 @@
 
 The call vector is :data:`~.table.CALL_VECTOR`; handlers live in
 ``handlers_mem`` (memory calls) and ``handlers_proc`` (process life, maps).
+
+The frame pool's size ("physical memory") is ``phys_size``; when the caller
+gives none (``kernel.boot`` does not) it comes from the environment variable
+``XINIM_MM_PHYS`` -- bytes, or a number with a K, M or G suffix (binary units),
+e.g. ``XINIM_MM_PHYS=64M xinim-run prog`` -- else 256 MiB.  A value that does
+not parse, or is below one page, is reported and the default used.
 The address spaces and the frame pool are one :class:`MemoryAccounting`;
 ``procs`` keeps what only the server needs per process (host pid, whether the
 host's break is known, write-back fds, undo tokens).
@@ -10,6 +16,9 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
+import os
+import re
 
 from ..kernel import protocol as p
 from ..kernel.errors import SysError
@@ -17,21 +26,53 @@ from ..kernel.ipc import Lattice
 from ..kernel.server import Server
 from .accounting import MemoryAccounting
 from .frames import DEFAULT_PHYS_SIZE, FrameAllocator
+from .layout import PAGE_SIZE
 from .handlers_common import UNDO_KEEP, MmProc, Undo
 from .regions import AddressSpace
 from .table import CALL_VECTOR
 
+log = logging.getLogger(__name__)
+
+PHYS_ENV = "XINIM_MM_PHYS"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``"268435456"``, ``"64M"``, ``"1g"``, ``"512 KiB"`` -> bytes (ValueError otherwise)."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:I?B)?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise ValueError(f"{text!r} is not a size (bytes, or a number with K, M or G)")
+    return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def phys_size_from_env(environ: dict[str, str] | None = None) -> int:
+    """The pool size ``XINIM_MM_PHYS`` asks for, else DEFAULT_PHYS_SIZE."""
+    text = (os.environ if environ is None else environ).get(PHYS_ENV)
+    if not text:
+        return DEFAULT_PHYS_SIZE
+    try:
+        size = parse_size(text)
+        if size < PAGE_SIZE:
+            raise ValueError(f"{size} bytes is less than one page")
+    except ValueError as exc:
+        log.error("%s: %s; using %d MiB", PHYS_ENV, exc, DEFAULT_PHYS_SIZE >> 20)
+        return DEFAULT_PHYS_SIZE
+    return size
+
 
 class MmServer(Server):
-    """``MmServer(lattice, phys_size=256 MiB)``: the frame pool's size is the
-    machine's "physical memory"; exhausting it is ENOMEM to the program."""
+    """``MmServer(lattice, phys_size=None)``: the frame pool's size is the
+    machine's "physical memory" (None: ``XINIM_MM_PHYS`` or 256 MiB);
+    exhausting it is ENOMEM to the program."""
 
     pid = p.MM_PID
     reply_type = p.MM_REPLY
     handlers = CALL_VECTOR
 
-    def __init__(self, lattice: Lattice, *, phys_size: int = DEFAULT_PHYS_SIZE) -> None:
+    def __init__(self, lattice: Lattice, *, phys_size: int | None = None) -> None:
         super().__init__(lattice)
+        if phys_size is None:
+            phys_size = phys_size_from_env()
         self.acct = MemoryAccounting(FrameAllocator(phys_size))
         self.procs: dict[int, MmProc] = {}
         self._undo: dict[int, tuple[int, Undo]] = {}   # token -> (pid, record)

@@ -140,11 +140,22 @@ def exit_process(pm: "PmServer", proc: Process, status: int) -> None:
         init.children[child.pid] = child
     proc.children.clear()
     pm.notify.exit(proc.pid)
-    parent = table.procs.get(proc.ppid)
-    if parent is not None:
-        _tell_parent(pm, proc, parent)
+    if pm.host_exits and _host_alive(pm, proc):
+        # exit_group reached PM before the host ran it: the parent hears of the
+        # zombie once the host task is gone (task_gone), so its wait finds a host
+        # zombie to reap and a dead process, as on Linux
+        proc.host_exiting = True
+    else:
+        parent = table.procs.get(proc.ppid)
+        if parent is not None:
+            _tell_parent(pm, proc, parent)
     if adopted:
         wait.wake(pm, init)
+
+
+def _host_alive(pm: "PmServer", proc: Process) -> bool:
+    by_host = pm.table.by_host
+    return any(t.host_tid and by_host.get(t.host_tid) is t for t in proc.tasks.values())
 
 
 def _hangup_orphaned_groups(pm: "PmServer", proc: Process) -> None:
@@ -209,8 +220,14 @@ def do_task_exited(pm: "PmServer", req: "Request") -> int:
 
 def task_gone(pm: "PmServer", task: Task, status: int) -> None:
     pm.table.drop_host(task)
-    if task.alive and task.proc.state is not State.ZOMBIE:
+    proc = task.proc
+    if task.alive and proc.state is not State.ZOMBIE:
         thread_exit(pm, task, status)
+    elif proc.host_exiting and not _host_alive(pm, proc):
+        proc.host_exiting = False
+        parent = pm.table.procs.get(proc.ppid)
+        if parent is not None:
+            _tell_parent(pm, proc, parent)
 
 
 def do_task_stopped(pm: "PmServer", req: "Request") -> int:

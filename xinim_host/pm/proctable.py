@@ -91,6 +91,7 @@ class Process:
     did_exec: bool = False        # setpgid on a child that exec'd: EACCES
     stop_report: int = 0          # an unreported stop's status word (WUNTRACED)
     cont_report: bool = False     # an unreported continue (WCONTINUED)
+    host_exiting: bool = False    # a zombie whose host task is not gone yet: not waitable
 
     @property
     def leader(self) -> Task:

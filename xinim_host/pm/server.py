@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import weakref
 from collections.abc import Callable
+from typing import Protocol
 
 from ..kernel import protocol as p
 from ..kernel.ipc import Lattice
@@ -23,13 +25,32 @@ SignalHost = Callable[[int, int], None]              # (host pid or tid, sig), l
 SignalHostThread = Callable[[int, int, int], None]   # (host tgid, host tid, sig), like tgkill
 
 
+class HostTasks(Protocol):
+    """The kernel's host half of the processes it runs (the interceptor's router).
+
+    ``signal_task`` delivers ``sig`` to host task ``host_tid`` of process
+    ``host_tgid`` (``host_tid`` 0: to the process) and answers False when the
+    task is not one of its own; ``interrupt`` ends the kernel's own waits of
+    ``pid`` (a nanosleep) with ``err`` (EINTR, or a restart code)."""
+
+    def signal_task(self, host_tgid: int, host_tid: int, sig: int) -> bool: ...
+    def interrupt(self, pid: int, err: int) -> None: ...
+
+
 class PmServer(Server):
     """``signal_host(host_pid, sig)`` delivers a real signal to a host process
     (``os.kill``); ``signal_host_thread(host_tgid, host_tid, sig)`` to one thread
     (tgkill; without it ``signal_host(host_tid, sig)`` is used).  ``notify`` is
     the seam to VFS and MM (default: lattice messages).  ``restart_errno`` is what
     a parked wait interrupted by an SA_RESTART handler answers: EINTR, or
-    ``protocol.ERESTARTSYS`` once the kernel restarts calls itself."""
+    ``protocol.ERESTARTSYS`` once the kernel restarts calls itself.
+
+    ``attach_host`` connects the kernel's host half (:class:`HostTasks`): signals
+    then reach real host tasks through it, interrupted calls restart
+    (``restart_errno`` = ERESTARTSYS), and, because it reports every host task's
+    death (``ProcTaskExited``), a zombie becomes waitable only once its host task is
+    gone too (``host_exits``): the parent's wait then reaps a host zombie that is
+    really there, without blocking."""
 
     pid = p.PM_PID
     reply_type = p.PROC_REPLY
@@ -44,6 +65,14 @@ class PmServer(Server):
         self.signal_host_thread = signal_host_thread
         self.notify: PmNotifier = notify if notify is not None else LatticeNotifier(lattice)
         self.restart_errno = errno.EINTR
+        self.host_exits = False
+        self.hosts: weakref.WeakSet[HostTasks] = weakref.WeakSet()
+
+    def attach_host(self, host: HostTasks) -> None:
+        """The kernel runs real host tasks through ``host`` (see the class doc)."""
+        self.hosts.add(host)
+        self.host_exits = True
+        self.restart_errno = p.ERESTARTSYS
 
     # --- in-process lookups (the interceptor's fast path; no message) ------------------
 
@@ -63,7 +92,19 @@ class PmServer(Server):
 
     # --- host delivery ----------------------------------------------------------------------
 
+    def _through_hosts(self, host_tgid: int, host_tid: int, sig: int) -> bool:
+        for host in list(self.hosts):
+            try:
+                if host.signal_task(host_tgid, host_tid, sig):
+                    return True
+            except OSError as exc:  # it just died: its exit report is on the way
+                log.info("signal %d to host %d/%d: %s", sig, host_tgid, host_tid, exc)
+                return True
+        return False
+
     def deliver_to_process(self, host_pid: int, sig: int) -> None:
+        if self.hosts and self._through_hosts(host_pid, 0, sig):
+            return
         if self.signal_host is None:
             return
         try:
@@ -71,7 +112,14 @@ class PmServer(Server):
         except OSError as exc:      # it just died: its exit report is on the way
             log.info("signal %d to host %d: %s", sig, host_pid, exc)
 
+    def interrupt_kernel_waits(self, pid: int, err: int) -> None:
+        """A signal for ``pid``: the kernel's own waits (sleeps) end too."""
+        for host in list(self.hosts):
+            host.interrupt(pid, err)
+
     def deliver_to_thread(self, host_tgid: int, host_tid: int, sig: int) -> None:
+        if self.hosts and self._through_hosts(host_tgid, host_tid, sig):
+            return
         try:
             if self.signal_host_thread is not None:
                 self.signal_host_thread(host_tgid, host_tid, sig)

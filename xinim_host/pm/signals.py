@@ -193,6 +193,7 @@ def _interrupt(pm: "PmServer", proc: Process, tasks: list[Task], sig: int) -> No
     if fatal or not hit:
         # calls blocked elsewhere (a pipe read in the VFS, a sleep in the kernel) too
         pm.notify.interrupt(proc.pid, err)
+        pm.interrupt_kernel_waits(proc.pid, err)
 
 
 def wake_suspended(task: Task) -> bool:

@@ -88,7 +88,7 @@ def check(pm: "PmServer", proc: Process, w: Waiter) -> Any:
             continue
         found = True
         if child.state is State.ZOMBIE:
-            if opts & p.WEXITED:
+            if opts & p.WEXITED and not child.host_exiting:
                 answer = _answer(w, child, child.exit_status)
                 if not opts & p.WNOWAIT:
                     pm.table.forget(child)    # reaped: the PCB and its numbers go

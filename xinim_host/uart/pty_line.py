@@ -1,29 +1,43 @@
-"""The serial line of a ``Uart16550``, made of a host pty.
+"""The serial line of a ``Uart16550``, made of host file descriptors.
 
-The pty master is the wire: bytes the chip transmits are written to the master, bytes
-readable on the master arrive at the chip's serial input.  Someone attaches to the slave
-(``self.slave_name``, e.g. ``/dev/pts/3``) with ``screen`` or ``picocom``, as to a real
-serial port.
+``FdLine`` is the wire in general: bytes the chip transmits are written to ``out_fd``,
+bytes readable on ``in_fd`` arrive at the chip's serial input.  Two lines use it:
 
-Why the slave is put in raw mode and kept open here:
+- ``PtyLine``: a new host pty whose master is the wire.  Someone attaches to the slave
+  (``self.slave_name``, e.g. ``/dev/pts/3``) with ``screen`` or ``picocom``, as to a real
+  serial port.
+- ``StdioLine`` (``uart/stdio_line.py``): the terminal this process runs on.
+
+Why ``PtyLine`` puts the slave in raw mode and keeps it open:
 - Its line discipline sits between the wire and the attached terminal program; with echo
-  on, every byte the chip sent would be echoed back into the chip's receiver.
+  on, every byte the chip sent would be echoed back into the chip's receiver.  The
+  cooked tty layer (echo, canonical mode, ^C...) belongs to the *guest* side of the
+  chip -- the console in ``kernel/console.py`` -- exactly as Linux's n_tty sits above
+  its 8250 driver, not on the cable.
 - While no slave fd is open, reads of the master fail with EIO; holding one keeps the
   line "connected" whether or not anyone is attached.
 
 Flow: the chip runs with ``immediate_tx`` (an infinitely fast line), so THRE comes back at
 once and a driver never waits.  Transmitted bytes are buffered here and flushed by
-``run()``; if nobody drains the slave the buffer is capped and the oldest bytes are
+``run()``; if nobody drains the line the buffer is capped and the oldest bytes are
 dropped (a real serial line loses what nobody listens to).  In the other direction
-``run()`` only reads as many bytes from the master as the RX FIFO has room for, so typed or
-pasted input waits in the pty instead of overrunning the FIFO (hardware flow control).
+``run()`` only reads as many bytes from ``in_fd`` as the RX FIFO has room for, so typed or
+pasted input waits in the host fd instead of overrunning the FIFO (hardware flow control).
+
+Window size: a real serial cable carries none, but the terminal at the far end has one.
+``winsize()`` reads it from the host side (the pty, or our terminal) and
+``watch_winsize(callback)`` reports changes, so the console can pass them on (SIGWINCH).
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
+import struct
+import termios
 import tty
+from typing import Callable
 
 import trio
 
@@ -32,28 +46,39 @@ from xinim_host.uart.uart16550 import Uart16550
 log = logging.getLogger(__name__)
 
 DEFAULT_TX_BUFFER_LIMIT = 4 * 1024 * 1024
+WINSIZE = struct.Struct("HHHH")          # rows, cols, xpixel, ypixel
+WINSIZE_POLL_INTERVAL = 0.25             # a pty tells nobody when its size changes
 
 
-class PtyLine:
-    """Attach ``uart``'s line side to a new host pty."""
+def get_winsize(fd: int) -> tuple[int, int, int, int] | None:
+    """``(rows, cols, xpixel, ypixel)`` of the tty ``fd``; None if it has none."""
+    try:
+        return WINSIZE.unpack(fcntl.ioctl(fd, termios.TIOCGWINSZ, bytes(WINSIZE.size)))
+    except OSError:
+        return None
 
-    def __init__(self, uart: Uart16550, *, tx_buffer_limit: int = DEFAULT_TX_BUFFER_LIMIT) -> None:
+
+class FdLine:
+    """Attach ``uart``'s line side to host fds: ``in_fd`` -> receiver, transmitter -> ``out_fd``."""
+
+    name = "fd line"
+
+    def __init__(self, uart: Uart16550, in_fd: int, out_fd: int, *,
+                 tx_buffer_limit: int = DEFAULT_TX_BUFFER_LIMIT) -> None:
         self.uart = uart
+        self.in_fd, self.out_fd = in_fd, out_fd
         self.tx_buffer_limit = tx_buffer_limit
-        self.master_fd, self.slave_fd = os.openpty()
-        self.slave_name: str = os.ttyname(self.slave_fd)
-        tty.setraw(self.slave_fd)
-        os.set_blocking(self.master_fd, False)
         self._out = bytearray()
         self._out_ready = trio.Event()
         self._rx_space = trio.Event()
         self.tx_dropped = 0  # bytes lost because the buffer limit was hit
+        self.on_hangup: Callable[[], None] | None = None   # in_fd reached EOF
+        self.hung_up = False
         uart.immediate_tx = True
         uart.transmit_sink = self._on_transmit
         uart.on_rx_space = self._on_rx_space
         # A cable is plugged in: the other end asserts its modem outputs.
         uart.set_modem_inputs(cts=True, dsr=True, dcd=True, ri=False)
-        log.info("serial line on %s", self.slave_name)
 
     # --- chip callbacks (synchronous, on the trio thread) ------------------------------
     def _on_transmit(self, data: bytes) -> None:
@@ -61,7 +86,7 @@ class PtyLine:
         excess = len(self._out) - self.tx_buffer_limit
         if excess > 0:
             if not self.tx_dropped:
-                log.warning("%s: nobody reads the line; dropping old output", self.slave_name)
+                log.warning("%s: nobody reads the line; dropping old output", self.name)
             del self._out[:excess]
             self.tx_dropped += excess
         self._out_ready.set()
@@ -71,12 +96,32 @@ class PtyLine:
 
     @property
     def tx_backlog(self) -> int:
-        """Bytes transmitted by the chip but not yet written to the pty."""
+        """Bytes transmitted by the chip but not yet written to the host fd."""
         return len(self._out)
+
+    # --- the far end's terminal ---------------------------------------------------------
+    def winsize_fd(self) -> int:
+        return self.in_fd
+
+    def winsize(self) -> tuple[int, int, int, int] | None:
+        """The far end's window size, None when unknown (0 rows or columns)."""
+        fd = self.winsize_fd()
+        size = get_winsize(fd) if fd >= 0 else None
+        return size if size and size[0] and size[1] else None
+
+    async def watch_winsize(self, callback: Callable[[tuple[int, int, int, int]], None]) -> None:
+        """Call ``callback(size)`` with the current size, then on each change, forever."""
+        last = None
+        while True:
+            size = self.winsize()
+            if size is not None and size != last:
+                last = size
+                callback(size)
+            await trio.sleep(WINSIZE_POLL_INTERVAL)
 
     # --- the pumps -----------------------------------------------------------------------
     async def run(self) -> None:
-        """Move bytes between the chip and the pty until cancelled."""
+        """Move bytes between the chip and the host fds until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._tx_pump)
             nursery.start_soon(self._rx_pump)
@@ -87,10 +132,16 @@ class PtyLine:
                 self._out_ready = trio.Event()
                 await self._out_ready.wait()
             try:
-                n = os.write(self.master_fd, self._out[:65536])
+                n = os.write(self.out_fd, self._out[:65536])
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.master_fd)
+                await trio.lowlevel.wait_writable(self.out_fd)
                 continue
+            except OSError as exc:   # EIO: the terminal went away
+                if exc.errno not in (errno.EIO, errno.EPIPE):
+                    raise
+                self._out.clear()
+                self._hangup()
+                await trio.sleep_forever()
             del self._out[:n]
             await trio.lowlevel.checkpoint()
 
@@ -100,46 +151,97 @@ class PtyLine:
                 self._rx_space = trio.Event()
                 await self._rx_space.wait()
                 continue
-            await trio.lowlevel.wait_readable(self.master_fd)
+            await trio.lowlevel.wait_readable(self.in_fd)
             room = self.uart.rx_room
             if room == 0:
                 continue
             try:
-                data = os.read(self.master_fd, room)
+                data = os.read(self.in_fd, room)
             except BlockingIOError:
                 continue
-            except OSError as exc:  # EIO: no slave open (cannot happen while we hold one)
+            except OSError as exc:
                 if exc.errno != errno.EIO:
                     raise
+                if not self._eio_is_transient():
+                    self._hangup()
+                    return
                 await trio.sleep(0.05)
                 continue
-            self.uart.receive(data)
-            if len(data) < room:
-                # The pty had no more: the line is idle, so the character timeout fires
-                # for bytes below the FIFO trigger level.
-                self.uart.tick()
+            if not data:
+                self._hangup()
+                return
+            self._deliver(data, room)
+
+    def _eio_is_transient(self) -> bool:
+        return False
+
+    def _deliver(self, data: bytes, room: int) -> None:
+        self.uart.receive(data)
+        if len(data) < room:
+            # The host fd had no more: the line is idle, so the character timeout fires
+            # for bytes below the FIFO trigger level.
+            self.uart.tick()
+
+    def _hangup(self) -> None:
+        if not self.hung_up:
+            self.hung_up = True
+            log.info("%s: hung up", self.name)
+            if self.on_hangup is not None:
+                self.on_hangup()
 
     # --- teardown ------------------------------------------------------------------------
-    def close(self) -> None:
+    def _detach(self) -> None:
         if self.uart.transmit_sink == self._on_transmit:
             self.uart.transmit_sink = None
         if self.uart.on_rx_space == self._on_rx_space:
             self.uart.on_rx_space = None
-        for fd in (self.master_fd, self.slave_fd):
-            if fd < 0:
-                continue
-            try:
-                trio.lowlevel.notify_closing(fd)  # wake a pump waiting on it
-            except RuntimeError:
-                pass  # not inside trio.run
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.master_fd = self.slave_fd = -1
 
-    def __enter__(self) -> PtyLine:
+    def close(self) -> None:
+        self._detach()
+
+    def __enter__(self) -> "FdLine":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_fd(fd: int) -> None:
+    if fd < 0:
+        return
+    try:
+        trio.lowlevel.notify_closing(fd)  # wake a pump waiting on it
+    except RuntimeError:
+        pass  # not inside trio.run
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+class PtyLine(FdLine):
+    """Attach ``uart``'s line side to a new host pty (the master is the wire)."""
+
+    def __init__(self, uart: Uart16550, *, tx_buffer_limit: int = DEFAULT_TX_BUFFER_LIMIT) -> None:
+        self.master_fd, self.slave_fd = os.openpty()
+        self.slave_name: str = os.ttyname(self.slave_fd)
+        self.name = self.slave_name
+        tty.setraw(self.slave_fd)
+        os.set_blocking(self.master_fd, False)
+        super().__init__(uart, self.master_fd, self.master_fd, tx_buffer_limit=tx_buffer_limit)
+        log.info("serial line on %s", self.slave_name)
+
+    def winsize_fd(self) -> int:
+        return self.master_fd
+
+    def _eio_is_transient(self) -> bool:
+        return True   # no slave open: cannot happen while we hold one
+
+    def close(self) -> None:
+        self._detach()
+        for fd in (self.master_fd, self.slave_fd):
+            _close_fd(fd)
+        self.master_fd = self.slave_fd = self.in_fd = self.out_fd = -1
+
+    def __enter__(self) -> "PtyLine":
+        return self

@@ -91,7 +91,7 @@ def sys_lattice_send(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 def sys_lattice_recv(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    from .ipc import IpcFlags
+    from ..ipc import IpcFlags
     flags = IpcFlags(c.args[2] & 1)
     k.process_endpoint(c.pid)
     delivery = yield Await(lambda: k.lattice.recv(c.pid, flags))

@@ -171,9 +171,11 @@ def sys_fork(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def _wait_host_zombie(c: SyscallContext, host_pid: int) -> Generator[Op, Any, None]:
     """PM reaped the XINIM zombie; the host one goes too (the caller is its real
-    parent on the host).  ECHILD: the tracer reaped it (orphans come to us)."""
+    parent on the host).  PM answers a wait only once the tracer saw the host task
+    die, so the zombie is there: WNOHANG never blocks the caller on the host (where
+    a signal could interrupt it).  ECHILD: the tracer reaped it (orphans come to us)."""
     if c.host is not None and host_pid > 0:
-        yield HostCall(LINUX_WAIT4, (host_pid, 0, abi.WALL, 0))
+        yield HostCall(LINUX_WAIT4, (host_pid, 0, os.WNOHANG | abi.WALL, 0))
 
 
 def sys_wait4(k: "Kernel", c: SyscallContext) -> SyscallGen:

@@ -57,8 +57,11 @@ P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 4, 5, 6
 # rt_sigprocmask how
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
-# Linux-internal "restart the syscall if the handler has SA_RESTART" (never seen by programs)
+# Linux-internal restart codes (never seen by programs; the kernel turns them into a
+# restart of the call or EINTR): "restart if the handler has SA_RESTART", "restart
+# if no handler runs" (a stop signal: the call goes on after SIGCONT)
 ERESTARTSYS = 512
+ERESTARTNOHAND = 514
 
 # --- PM messages (200-208; new types take 209-249) -------------------------------
 

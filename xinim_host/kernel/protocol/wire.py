@@ -154,11 +154,6 @@ def _bad_var(cls: type, name: str, reason: str) -> ProtocolError:
     return ProtocolError(errno.EBADMSG, f"{cls.__name__}.{name}: {reason}", cls.M_TYPE)  # type: ignore[attr-defined]
 
 
-def _type_differs(cls: type, m_type: int) -> ProtocolError:
-    return ProtocolError(errno.EBADMSG, f"type {m_type} differs from the frame's",
-                         cls.M_TYPE)  # type: ignore[attr-defined]
-
-
 def _trailing(cls: type, extra: int) -> ProtocolError:
     return ProtocolError(errno.EBADMSG, f"{cls.__name__}: {extra} trailing bytes", cls.M_TYPE)  # type: ignore[attr-defined]
 
@@ -226,7 +221,7 @@ def _gen_codec(cls: type) -> None:
         "cls": cls, "M_TYPE": cls.M_TYPE, "struct_error": struct.error,  # type: ignore[attr-defined]
         "bytes": bytes, "len": len, "_new": _new, "_as_bytes": _as_bytes,
         "_too_long": _too_long, "_bad_field": _bad_field, "_truncated": _truncated,
-        "_bad_var": _bad_var, "_trailing": _trailing, "_type_differs": _type_differs,
+        "_bad_var": _bad_var, "_trailing": _trailing,
         "_MSG_FIRST": struct.Struct("<" + HEADER.format.lstrip("<") + fixed_fmt + first_prefix).pack,
         "_PAY_FIRST": struct.Struct("<" + fixed_fmt + first_prefix).pack,
         "_DEC_FIRST": struct.Struct("<" + fixed_fmt + first_prefix).unpack_from,
@@ -282,8 +277,6 @@ def _gen_codec(cls: type) -> None:
                 f"{var[0][0] if var else None!r})\n")
         if head or targets:
             dec += f"    ({', '.join(head + targets)},) = {unpack}\n"
-        if head:   # the header's type is this class's (the IPC layer picks by the frame's)
-            dec += "    if _t != M_TYPE:\n        raise _type_differs(cls, _t)\n"
         for i, (name, kind) in enumerate(var):
             if i:
                 dec += (f"    _pos = _end\n    _end = _pos + {kind.prefix.size}\n"
