@@ -40,8 +40,8 @@ PAGE = 4096
 def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
-    for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem"):
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out / name), str(C_DIR / f"{name}.c"),
+    for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more"):
+        subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
                     str(C_DIR / "mm_libtest.c")], check=True)
@@ -83,6 +83,7 @@ def test_many_regions_then_prot_none_touch_dies_by_sigsegv(progs: Path) -> None:
     assert "READY" in r.out and "touching" in r.out
     assert "still alive" not in r.out
     assert sum(ln.startswith("R ") for ln in r.out.splitlines()) == 500
+    assert sum(ln.startswith("U ") for ln in r.out.splitlines()) == 500
 
 
 class Capture:
@@ -199,23 +200,29 @@ async def test_mm_record_agrees_with_host_maps(progs: Path) -> None:
             want = [(addr, addr + length, want_perm)]
         assert _normalise(_perms_at(mm, addr, addr + length)) == want, f"MM, region {i}"
         assert _normalise(_perms_at(host, addr, addr + length)) == want, f"host, region {i}"
-    # the unmapped odd ones lie between kept ones (top-down layout): nothing there
-    kept_addrs = sorted(a for a, _, _ in kept)
-    lo, hi = kept_addrs[0], kept_addrs[-1] + 3 * PAGE
-    assert _perms_at(mm, lo, hi) == _perms_at(host, lo, hi)
+    # the unmapped odd ones are holes in both
+    unmapped = [(int(a, 16), int(n, 16)) for tag, a, n, i in
+                (ln.split() for ln in lines if ln.startswith("U "))]
+    assert len(unmapped) == 500
+    for addr, length in unmapped:
+        assert _perms_at(mm, addr, addr + length) == [], hex(addr)
+        assert _perms_at(host, addr, addr + length) == [], hex(addr)
 
-    # 2. the whole record against the whole host layout, the stack aside (the host
-    #    grows it on faults MM never sees)
-    stack = next(e for e in host_entries if e.name == "[stack]")
+    # 2. the whole record against the whole host layout, line for line (the
+    #    [stack] may have grown on faults MM never sees; [vsyscall] is not user space)
+    def lines_of(text: str) -> list[str]:
+        return [ln.rstrip() if "[stack]" not in ln else ln.split("-")[1].rstrip()
+                for ln in text.splitlines() if ln.strip() and "[vsyscall]" not in ln]
 
-    def outside_stack(layout: Layout) -> Layout:
-        return [r for r in layout if r[1] <= stack.start - 256 * PAGE or r[0] >= stack.end]
-
-    assert outside_stack(mm) == outside_stack(host), (mm_text, host_text)
+    assert lines_of(mm_text) == lines_of(host_text)
+    # ld.so mapped libc from its host file (a direct map), and MM's record says so
+    libc = [e for e in parse_maps(mm_text) if e.name.endswith("/libc.so.6")]
+    assert libc and all(e.inode for e in libc)
+    assert any("x" in e.perms for e in libc)
     # frames: the pages the program wrote are not charged (stores are invisible to
     # MM, see mm/accounting.py), but its file maps are
     assert usage.mapped_pages > 500 * 3
-    assert usage.used == usage.shared + usage.private
+    assert usage.used > 0 and usage.used == usage.shared + usage.private
 
 
 # --- MAP_SHARED of a ramfs file -------------------------------------------------------------
@@ -322,3 +329,27 @@ def test_python_runs_with_mm_deciding_every_map(progs: Path) -> None:
              "import json, hashlib; print(json.dumps(hashlib.sha256(b'x').hexdigest()[:8]))")
     assert r.code == 0, r.err
     assert r.out.strip() == '"2d711642"'
+
+
+# --- fork, threads, mremap, madvise, exec --------------------------------------------------
+
+
+def test_fork_threads_mremap_madvise_brk(progs: Path) -> None:
+    """Shared anonymous memory shared and private memory copied across fork; four
+    threads mapping and unmapping at once (MM's decisions and the host's
+    injected calls must not interleave between threads); mremap grow/move and
+    shrink; MADV_DONTNEED; a fork child's MAP_SHARED file writes reach the file
+    when it exits (MM keeps the forked record, write-back fds included)."""
+    r = xrun(progs, "/t/mm_more")
+    assert r.code == 0, (r.out, r.err)
+    assert r.out.strip() == "more ok"
+    assert "write-back" not in r.err
+
+
+@pytest.mark.xfail(reason="kernel/calls/procs.py sys_execve asks PM (ProcExec: VFS closes "
+                   "CLOEXEC fds, MM's hidden write-back fd among them) before flush_shared; "
+                   "the flush must come first")
+def test_shared_file_map_is_written_back_at_exec(progs: Path) -> None:
+    r = xrun(progs, "/t/mm_more", "exec")
+    assert r.code == 0, (r.out, r.err)
+    assert r.out.split() == ["exec", "now", "before-exec"]

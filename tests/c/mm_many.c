@@ -33,8 +33,8 @@ int main(int argc, char **argv) {
     }
     /* and a whole range: the kept mapping 500, all three pages */
     if (mprotect(maps[500], LEN, PROT_NONE) != 0) { puts("mprotect 500"); return 4; }
-    for (int i = 0; i < N; i += 2)
-        printf("R %lx %lx %d\n", (unsigned long)maps[i], (unsigned long)LEN, i);
+    for (int i = 0; i < N; i++)
+        printf("%c %lx %lx %d\n", i % 2 ? 'U' : 'R', (unsigned long)maps[i], (unsigned long)LEN, i);
     printf("READY pid=%d none=%d\n", getpid(), none);
     fflush(stdout);
     if (go) {

@@ -47,7 +47,7 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
     first_error = errno.ENOENT
     for candidate in candidates:
         path = os.fsencode(candidate)
-        reply = (await system.lattice.sendrec(p.KERNEL_PID, p.VFS_PID, p.VfsExecOpen(
+        reply = (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsExecOpen(
             caller=p.INIT_PID, dirfd=-100, flags=0, path=path))).body
         if reply.error:
             if reply.error != errno.ENOENT and first_error == errno.ENOENT:
@@ -66,7 +66,7 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
 async def _copy_out(system: System, path: bytes) -> int:
     """A ramfs file's bytes in a memfd, read through the VFS like any file."""
     ask = system.lattice.sendrec
-    opened = (await ask(p.KERNEL_PID, p.VFS_PID, p.VfsOpen(
+    opened = (await ask(system.kernel.pid, p.VFS_PID, p.VfsOpen(
         caller=p.INIT_PID, dirfd=-100, flags=os.O_RDONLY, mode=0, path=path))).body
     if opened.error:
         raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(opened.error)}", 126)
@@ -74,7 +74,7 @@ async def _copy_out(system: System, path: bytes) -> int:
     offset = 0
     try:
         while True:
-            chunk = (await ask(p.KERNEL_PID, p.VFS_PID, p.VfsRead(
+            chunk = (await ask(system.kernel.pid, p.VFS_PID, p.VfsRead(
                 caller=p.INIT_PID, fd=opened.result, count=p.DATA_MAX, offset=offset))).body
             if chunk.error:
                 raise SysError(chunk.error)
@@ -86,7 +86,7 @@ async def _copy_out(system: System, path: bytes) -> int:
         os.close(memfd)
         raise
     finally:
-        await ask(p.KERNEL_PID, p.VFS_PID, p.VfsClose(caller=p.INIT_PID, fd=opened.result))
+        await ask(system.kernel.pid, p.VFS_PID, p.VfsClose(caller=p.INIT_PID, fd=opened.result))
 
 
 def exit_code(status: int) -> int:
@@ -99,7 +99,9 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
                       trace: TextIO | None = None, tracer: Tracer | None = None) -> int:
     """Run ``argv`` as a child of init; returns its exit code."""
     resolved = await resolve_program(system, argv[0], env)
-    router = SyscallRouter(system.kernel, trace=trace)
+    router = SyscallRouter(system.kernel, pm=system.pm, trace=trace)
+    if system.joined_node:
+        router.stdio_node = system.lattice.node_id   # our terminal, passed when we joined
     tracer = tracer or Tracer(handler_errors="enosys", cpus=tracer_cpus())
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
@@ -111,6 +113,8 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
     except OSError as exc:
         raise LaunchError(f"{argv[0]}: {exc.strerror}",
                           127 if exc.errno == errno.ENOENT else 126) from None
+    else:
+        await router.settle()
     finally:
         os.close(devnull)
         if resolved.memfd >= 0:

@@ -1,12 +1,249 @@
-"""xinim-ps (its issue has not landed yet)."""
+"""xinim-ps: the processes of a running XINIM system (``xinim-boot``).
+
+    xinim-ps [--host] [--mem PID] [--socket PATH]
+
+Joins the booted node through its node socket as a node of its own (a client
+``Lattice`` with a random node id and one endpoint, ``CLIENT_PID``) and asks:
+
+- the listing: PM's ``ProcList``, page by page (``start``/``next``), sent to PM
+  directly.  PM stamps nothing secret into it: a remote client is just
+  (its node, its pid) to PM, so the host pids come back as 0.
+- ``--host`` and ``--mem PID``: PM shows host pids, and MM other processes' maps,
+  only to the kernel (m_source 0) -- and a remote client cannot be m_source 0:
+  the receiving lattice stamps m_source from the channel.  So these go to the
+  *booted node's kernel* (pid 0), which relays a few read-only queries
+  (``ProcList``, ``ProcInfo``, ``MmMaps``) to PM/MM as itself and passes the answer
+  back (``serve_node_queries``, run by xinim-boot).  The kernel relays only for
+  peers on *another node*, i.e. that came in through the node socket: the socket
+  is mode 0600, so that is the host user who booted the system, who can see the
+  host pids with the host's own ``ps`` anyway.  XINIM processes of the node
+  itself (which may ``lattice_connect`` to pid 0) are refused with EPERM, so host
+  pids stay PM's secret from them.
+"""
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import errno
+import logging
+import os
+import secrets
+import socket
 import sys
+import tempfile
+from typing import Any
+
+import trio
+
+from ..kernel import protocol as p
+from ..kernel.errors import SysError
+from ..kernel.ipc import IpcError, Lattice
+
+log = logging.getLogger("xinim.ps")
+
+CLIENT_PID = 1 << 20          # above any pid PM hands out (PID_MAX 32768)
+PAGE_SIZE = 4096
+QUERY_TIMEOUT = 10.0
+
+# what the kernel relays for remote peers, and to whom
+RELAYED = {p.PROC_LIST: p.PM_PID, p.PROC_INFO: p.PM_PID, p.MM_MAPS: p.MM_PID}
 
 
-def main() -> int:
-    print("xinim-ps: not implemented yet", file=sys.stderr)
-    return 2
+# --- where a booted system listens ------------------------------------------------------
+
+def runtime_dir() -> str:
+    """``$XDG_RUNTIME_DIR/xinim``; else ``/run/xinim`` for root, ``$TMPDIR/xinim-UID`` otherwise."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base):
+        return os.path.join(base, "xinim")
+    if os.geteuid() == 0 and os.path.isdir("/run") and os.access("/run", os.W_OK):
+        return "/run/xinim"
+    return os.path.join(tempfile.gettempdir(), f"xinim-{os.geteuid()}")
+
+
+def default_socket_path() -> str:
+    return os.environ.get("XINIM_SOCKET") or os.path.join(runtime_dir(), "node.sock")
+
+
+def ensure_socket_dir(path: str) -> None:
+    """The socket's directory, private to us (0700, ours) -- made if missing."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    st = os.stat(directory)
+    if st.st_uid != os.geteuid():
+        raise PermissionError(f"{directory} belongs to uid {st.st_uid}, not to us")
+
+
+def socket_is_live(path: str) -> bool:
+    """Does a system listen on ``path``?"""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(1.0)
+        sock.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+# --- the booted node's side: the kernel relays queries of remote peers --------------------
+
+async def serve_node_queries(system: Any, *,
+                             task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Answer requests sent to the kernel (pid 0) of ``system``: the queries in
+    ``RELAYED`` from peers on other nodes are relayed as the kernel; everything else
+    is refused (EPERM).  Unsolicited replies (late answers to calls that gave up) are
+    dropped.  Takes over the kernel endpoint's queue: run it only where nothing else
+    ``recv``s on pid 0 (xinim-boot)."""
+    lattice = system.lattice
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        while True:
+            delivery = await lattice.recv(p.KERNEL_PID)
+            if type(delivery) is not p.Message or p.is_reply_type(delivery.m_type):
+                continue
+            nursery.start_soon(_relay, lattice, delivery)
+
+
+def _from_other_node(lattice: Lattice, pid: int) -> bool:
+    channel = lattice.send_channels.get((p.KERNEL_PID, pid))
+    return channel is not None and channel.node != lattice.node_id
+
+
+async def _relay(lattice: Lattice, msg: Any) -> None:
+    dst = RELAYED.get(msg.m_type)
+    answer: p.Payload
+    if dst is None or not _from_other_node(lattice, msg.m_source):
+        answer = p.error_reply_for(msg.m_type, errno.EPERM)
+    else:
+        body = msg.body
+        if "caller" in getattr(body, "_FIXED_NAMES", ()):
+            body = dataclasses.replace(body, caller=p.KERNEL_PID)   # PM would believe it
+        try:
+            answer = (await lattice.sendrec(p.KERNEL_PID, dst, body)).body
+        except SysError as exc:
+            answer = p.error_reply_for(msg.m_type, exc.errno)
+    try:
+        lattice.reply(p.KERNEL_PID, msg, answer)
+    except (SysError, p.ProtocolError) as exc:
+        log.debug("reply to %d lost: %s", msg.m_source, exc)
+
+
+# --- the client ---------------------------------------------------------------------------
+
+class Client:
+    """A node of its own, linked to the booted system: ``ask(dst, body)``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lattice = Lattice(node_id=2 + secrets.randbelow(0xFFFF - 2))
+        self.lattice.register(CLIENT_PID)
+        self.node = 0
+        self._connected: set[int] = set()
+
+    async def open(self, nursery: trio.Nursery) -> None:
+        from ..kernel.transport import dial
+        self.node = await dial(self.lattice, self.path, nursery)
+
+    async def ask(self, dst: int, body: p.Payload) -> Any:
+        if dst not in self._connected:
+            await self.lattice.connect(CLIENT_PID, dst, self.node)
+            self._connected.add(dst)
+        reply = (await self.lattice.sendrec(CLIENT_PID, dst, body)).body
+        if reply.error:
+            raise SysError(reply.error)
+        return reply
+
+
+async def list_processes(client: Client, *, via_kernel: bool) -> list[p.ProcListEntry]:
+    dst = p.KERNEL_PID if via_kernel else p.PM_PID
+    entries: list[p.ProcListEntry] = []
+    start = 0
+    while True:
+        reply = await client.ask(dst, p.ProcList(caller=CLIENT_PID, start=start))
+        entries += p.decode_proc_list(reply.data)
+        if not reply.next or reply.next <= start:
+            return entries
+        start = reply.next
+
+
+async def memory_map(client: Client, pid: int) -> tuple[str, Any]:
+    """MM's /proc/PID/maps text of ``pid`` and its last reply (the frame counts)."""
+    text = bytearray()
+    while True:
+        reply = await client.ask(p.KERNEL_PID, p.MmMaps(pid=pid, offset=len(text)))
+        text += reply.data
+        if not reply.data or len(text) >= reply.result:
+            return text.decode(errors="replace"), reply
+
+
+def format_listing(entries: list[p.ProcListEntry], *, host: bool) -> str:
+    head = f"{'PID':>5} {'PPID':>5} {'PGID':>5} {'SID':>5} " + (f"{'HOST':>7} " if host else "") \
+        + f"{'UID':>5} {'THR':>3} S COMMAND"
+    lines = [head]
+    for e in entries:
+        lines.append(f"{e.pid:>5} {e.ppid:>5} {e.pgid:>5} {e.sid:>5} "
+                     + (f"{e.host_pid or '-':>7} " if host else "")
+                     + f"{e.uid:>5} {e.threads:>3} {e.state} {e.command}")
+    return "\n".join(lines) + "\n"
+
+
+def format_memory(pid: int, text: str, reply: Any) -> str:
+    kib = PAGE_SIZE // 1024
+    return (f"{text}{'' if not text or text.endswith(chr(10)) else chr(10)}"
+            f"pid {pid}: frames used {reply.used} ({reply.used * kib} KiB), "
+            f"shared {reply.shared}, private {reply.private}; "
+            f"mapped pages {reply.mapped_pages} ({reply.mapped_pages * kib} KiB)\n")
+
+
+async def main_async(args: argparse.Namespace) -> str:
+    client = Client(args.socket)
+    with trio.fail_after(QUERY_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            await client.open(nursery)
+            if args.mem is not None:
+                text, reply = await memory_map(client, args.mem)
+                out = format_memory(args.mem, text, reply)
+            else:
+                entries = await list_processes(client, via_kernel=args.host)
+                out = format_listing(entries, host=args.host)
+            nursery.cancel_scope.cancel()
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="xinim-ps", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", action="store_true",
+                        help="also show each process's host pid (asked through the kernel)")
+    parser.add_argument("--mem", metavar="PID", type=int,
+                        help="print MM's memory map of PID and its frames (used/shared/private)")
+    parser.add_argument("--socket", metavar="PATH", default=None,
+                        help="the system's node socket (default: $XINIM_SOCKET, else "
+                        f"{os.path.join(runtime_dir(), 'node.sock')})")
+    args = parser.parse_args(argv)
+    args.socket = args.socket or default_socket_path()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="xinim-ps: %(name)s: %(message)s")
+    try:
+        out = trio.run(main_async, args)
+    except (FileNotFoundError, ConnectionRefusedError):
+        print(f"xinim-ps: no system listens on {args.socket} (is xinim-boot running?)",
+              file=sys.stderr)
+        return 1
+    except trio.TooSlowError:
+        print(f"xinim-ps: {args.socket}: no answer", file=sys.stderr)
+        return 1
+    except (SysError, IpcError) as exc:
+        what = f"pid {args.mem}" if args.mem is not None and exc.errno == errno.ESRCH else args.socket
+        print(f"xinim-ps: {what}: {os.strerror(exc.errno)}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out)
+    return 0
 
 
 if __name__ == "__main__":

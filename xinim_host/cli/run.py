@@ -20,8 +20,10 @@ import trio
 
 from ..kernel.boot import BootConfig, booted
 from ..kernel.console import FdConsole
+from ..kernel.join import joined
 from .launch import LaunchError, run_program
 from .options import add_system_options, load_ramfs, mounts_from, system_services
+from .ps import default_socket_path
 
 log = logging.getLogger("xinim.run")
 
@@ -35,6 +37,15 @@ def stderr_console() -> FdConsole | None:
     return None if same else FdConsole(out_fd=2, in_fd=0)
 
 
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``, looking inside trio's exception groups."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _os_error(exc.exceptions[0])
+    return None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="xinim-run", description=__doc__.split("\n\n")[0])
     add_system_options(parser)
@@ -43,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--trace-file", metavar="F", help="write the trace to F instead")
     parser.add_argument("--keep", action="store_true",
                         help="after PROGRAM exits keep the system (and mount) up until Ctrl-C")
+    parser.add_argument("--join", nargs="?", const=default_socket_path(), metavar="SOCKET",
+                        help="join a running xinim-boot (default socket: %(const)s) instead of "
+                        "booting; XINIM_SOCKET does the same")
     parser.add_argument("-v", "--verbose", action="store_true", help="boot log and server logs")
     parser.add_argument("program", metavar="PROGRAM")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -57,8 +71,24 @@ async def main_async(args: argparse.Namespace) -> int:
                      else nullcontext(sys.stderr) if args.trace else nullcontext(None))
     async with AsyncExitStack() as stack:
         trace = stack.enter_context(trace_cm)
-        system = await stack.enter_async_context(booted(config))
-        await system_services(system, args, stack)
+        join = args.join or os.environ.get("XINIM_SOCKET")
+        if join:
+            if args.mount or args.image or args.bind:
+                print("xinim-run: --mount/--image/--bind belong to the system being joined",
+                      file=sys.stderr)
+                return 2
+            try:
+                system = await stack.enter_async_context(joined(join, console=config.console))
+            except (OSError, BaseExceptionGroup) as exc:
+                cause = _os_error(exc)   # no system there, or it refused us (IpcError)
+                if cause is None:
+                    raise
+                print(f"xinim-run: cannot join {join}: {cause.strerror or cause}",
+                      file=sys.stderr)
+                return 1
+        else:
+            system = await stack.enter_async_context(booted(config))
+            await system_services(system, args, stack)
         try:
             code = await run_program(system, [args.program, *args.args], dict(os.environ),
                                      trace=trace)

@@ -13,7 +13,21 @@ turns the outcome into a tracer action:
   into the handler.
 
 It also keeps the host-task -> XINIM-pid directory, fed by PM's answers to the
-fork events, and tells the servers about execs and deaths.
+fork events, and tells the servers about execs, stops, continues and deaths.
+
+Signals.  PM decides; the router is PM's host half (``PmServer.attach_host``):
+
+* ``signal_task`` delivers a signal PM generated to the real host task (kill /
+  tgkill).  A tracee parked in a call cannot take it until it is resumed, so
+  whoever holds the call answers it: PM its own waits, the VFS its blocked reads
+  (``VfsCancel``), and the router the kernel's own waits (``interrupt``: a
+  nanosleep is abandoned and answered at once; the kernel's timer task then
+  finishes into nothing).
+* Interrupted calls answer ``-EINTR``, or a Linux restart code (-ERESTARTSYS...)
+  that the router turns into ``Restart``: the tracee takes the signal (its
+  handler runs, or it stops) and then executes the same syscall again.
+* A write that failed with EPIPE raises SIGPIPE for the writing thread (through
+  PM, which knows its mask and dispositions) before the tracee sees the error.
 """
 from __future__ import annotations
 
@@ -25,16 +39,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
+import trio
 from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
 
+from ..kernel import linux_abi as abi
 from ..kernel import protocol as p
 from ..kernel.calls.base import HostCall, SyscallContext
 from ..kernel.dispatch import SYSCALLS
 from ..kernel.errors import SysError
 from ..kernel.ipc import Pending as IpcPending
 from ..kernel.kernel import Kernel
-from . import renumber
-from .actions import Complete, HostRun, Inject, Pending
+from ..kernel.syscalls import Sys
+from . import _libc, renumber
+from .actions import Complete, HostRun, Inject, Pending, Restart
 from .memory import TraceeFault
 from .renumber import Action as RouteAction
 from .tracee import Tracee
@@ -42,6 +59,16 @@ from .tracee import Tracee
 log = logging.getLogger(__name__)
 
 CLONE_THREAD = 0x10000
+SYS_TGKILL = 234
+
+# The kernel's own waits that only wait: answering one early loses nothing.
+_SLEEPS = frozenset({int(Sys.NANOSLEEP), int(Sys.CLOCK_NANOSLEEP)})
+# Writes whose EPIPE comes with SIGPIPE (Linux pipe_write; sockets without MSG_NOSIGNAL).
+_PIPE_WRITES = frozenset({int(Sys.WRITE), int(Sys.WRITEV), int(Sys.PWRITE64),
+                          int(Sys.PWRITEV)})
+_STOPS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+_ERESTARTSYS, _ERESTARTNOINTR, _ERESTARTNOHAND, _ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+TIMER_ABSTIME = 1
 
 
 class TraceeMemory:
@@ -81,15 +108,18 @@ class InFlight:
     """
 
     __slots__ = ("tracee", "host_pid", "in_callback", "action", "router", "started",
-                 "xinim", "linux_nr", "args")
+                 "xinim", "linux_nr", "args", "entry", "abandoned", "since")
 
-    def __init__(self, router: "SyscallRouter", tracee: Tracee, xinim: int, linux_nr: int,
-                 args: tuple[int, ...]) -> None:
+    def __init__(self, router: "SyscallRouter", tracee: Tracee, entry: "TaskEntry", xinim: int,
+                 linux_nr: int, args: tuple[int, ...]) -> None:
         self.router, self.tracee, self.host_pid = router, tracee, tracee.tgid
+        self.entry = entry
         self.in_callback = True
+        self.abandoned = False
         self.action: Any = None
         self.xinim, self.linux_nr, self.args = xinim, linux_nr, args
         self.started = time.perf_counter_ns() if router.trace else 0
+        self.since = time.monotonic() if xinim in _SLEEPS else 0.0
 
     def _apply(self, action: Any) -> None:
         if self.in_callback:
@@ -98,6 +128,8 @@ class InFlight:
             self.tracee.resume(action)
 
     def request(self, op: HostCall, resume: Callable[[int], None]) -> None:
+        if self.abandoned:
+            return
         on_result = self._after_host(resume)
         if op.nr is None:
             self._apply(HostRun(args=op.args, on_result=on_result))
@@ -123,9 +155,51 @@ class InFlight:
         return self.tracee.regs.rsp
 
     def finish(self, result: int) -> None:
+        if self.abandoned:          # answered already (interrupted by a signal)
+            return
+        if self.entry.flight is self:
+            self.entry.flight = None
         if self.router.trace:
             self.router.trace_line(self, result)
-        self._apply(Complete(result))
+        self._apply(self.router.outcome(self, result) if result < 0 else Complete(result))
+
+    def interrupt(self, err: int) -> None:
+        """A signal came for the parked caller: answer a kernel sleep now.  Calls
+        parked in a server are the server's to answer (PM's waits, VfsCancel)."""
+        tracee = self.tracee
+        if self.xinim not in _SLEEPS or self.abandoned or not tracee.parked \
+                or self.in_callback:
+            return
+        self.abandoned = True
+        if self.entry.flight is self:
+            self.entry.flight = None
+        if err in (_ERESTARTSYS, _ERESTARTNOINTR, _ERESTARTNOHAND) and \
+                tracee.pending_signals() & _STOPS:
+            action: Any = Restart()   # it stops; after SIGCONT it sleeps again (Linux restarts it)
+        else:
+            # a handler runs or the process dies: nanosleep answers EINTR even
+            # with SA_RESTART, with the time left written back
+            self._write_remaining()
+            action = Complete(-errno.EINTR)
+        if self.router.trace:
+            self.router.trace_line(self, getattr(action, "value", -errno.EINTR))
+        tracee.resume(action)
+
+    def _write_remaining(self) -> None:
+        if self.xinim == Sys.NANOSLEEP:
+            req, rem = self.args[0], self.args[1]
+        elif self.args[1] & TIMER_ABSTIME:
+            return
+        else:
+            req, rem = self.args[2], self.args[3]
+        if not rem:
+            return
+        try:
+            sec, nsec = abi.TIMESPEC.unpack(self.tracee.read(req, abi.TIMESPEC.size))
+            left = max(0, sec * 10**9 + nsec - int((time.monotonic() - self.since) * 1e9))
+            self.tracee.write(rem, abi.TIMESPEC.pack(left // 10**9, left % 10**9))
+        except (OSError, TraceeFault):
+            pass
 
 
 @dataclass
@@ -134,19 +208,27 @@ class TaskEntry:
     pid: int = 0                                      # XINIM pid, 0 until PM answered
     tid: int = 0                                      # XINIM tid (= pid for a main thread)
     waiting: list[Callable[[], None]] = field(default_factory=list)
+    tgid: int = 0                                     # its host process
+    flight: InFlight | None = None                    # the call it is parked in, if any
 
 
 class SyscallRouter:
     """The ``TraceeEvents`` of a booted system: every trapped syscall goes here."""
 
-    def __init__(self, kernel: Kernel, *, root_parent: int = p.INIT_PID,
+    def __init__(self, kernel: Kernel, *, pm: Any = None, root_parent: int = p.INIT_PID,
                  trace: TextIO | None = None) -> None:
+        """``pm``: the Process Manager of the booted system; the router becomes its
+        host half (signals reach real tasks, kernel sleeps are interruptible)."""
         self.kernel = kernel
         self.lattice = kernel.lattice
         self.root_parent = root_parent
         self.trace = trace
         self.tasks: dict[int, TaskEntry] = {}         # host tid -> entry
         self._enosys_logged: set[str] = set()
+        self.stdio_node = 0    # joined: the node whose terminal the first process gets
+        self._unanswered: set[IpcPending] = set()   # notices whose answer is still out
+        if pm is not None:
+            pm.attach_host(self)
 
     # --- tracer callbacks -----------------------------------------------------------
 
@@ -169,7 +251,7 @@ class SyscallRouter:
 
     def dispatch(self, tracee: Tracee, entry: TaskEntry, xinim: int, linux_nr: int,
                  args: tuple[int, ...]) -> Any:
-        flight = InFlight(self, tracee, xinim, linux_nr, args)
+        flight = InFlight(self, tracee, entry, xinim, linux_nr, args)
         creds = self.kernel.creds_of(entry.pid)
         ctx = SyscallContext(pid=entry.pid, tid=entry.tid, args=args, mem=TraceeMemory(tracee),
                              uid=creds.uid, euid=creds.euid, gid=creds.gid, egid=creds.egid,
@@ -179,21 +261,53 @@ class SyscallRouter:
         if result is not None:
             if self.trace:
                 self.trace_line(flight, result)
-            return Complete(result)
+            return self.outcome(flight, result) if result < 0 else Complete(result)
         action, flight.action = flight.action, None
-        return action if action is not None else Pending
+        if action is None or action is Pending:
+            entry.flight = flight       # parked: a signal may have to answer it
+            return Pending
+        return action
+
+    def outcome(self, flight: InFlight, result: int) -> Any:
+        """The action for a failed call: restart codes become ``Restart`` (the signal
+        is taken first), and a write's EPIPE raises SIGPIPE first."""
+        if -_ERESTART_RESTARTBLOCK <= result <= -_ERESTARTSYS:
+            if result == -_ERESTART_RESTARTBLOCK:
+                return Complete(-errno.EINTR)
+            return Restart()
+        if result == -errno.EPIPE and flight.xinim in _PIPE_WRITES:
+            return self._raise_then(flight, signal.SIGPIPE, Complete(result))
+        return Complete(result)
+
+    def _raise_then(self, flight: InFlight, sig: int, action: Any) -> Any:
+        """Have PM generate ``sig`` for the calling thread, then ``action``."""
+        try:
+            answer = self.lattice.call(self.kernel.pid, p.PM_PID,
+                                       p.ProcTkill(caller=p.KERNEL_PID, tid=flight.entry.tid,
+                                                   sig=sig))
+        except SysError as exc:
+            log.warning("signal %d for %d: %s", sig, flight.entry.tid, exc)
+            return action
+        if isinstance(answer, IpcPending):
+            answer.add_done_callback(lambda _msg: flight.tracee.resume(action))
+            return Pending
+        return action
 
     def on_spawn(self, parent: Tracee, child: Tracee, clone_flags: int) -> None:
         parent_entry = self.tasks.get(parent.tid)
         parent_tid = parent_entry.tid if parent_entry and parent_entry.tid else self.root_parent
         thread_of = parent_entry.pid if clone_flags & CLONE_THREAD and parent_entry else 0
+        self._entry(child.tid).tgid = child.tgid
         self._register(child.tid, parent_tid, clone_flags, thread_of)
 
     def on_exec(self, tracee: Tracee, former_tid: int) -> None:
         if former_tid != tracee.tid and former_tid in self.tasks:
+            # a thread exec'd: it takes the leader's tid; the other threads are gone
+            # (PM's exec commit forgot them; their deaths are not reported)
             self.tasks[tracee.tid] = self.tasks.pop(former_tid)
         if tracee.tid not in self.tasks:
             # The program xinim-run started: a child of init (or of the caller).
+            self._entry(tracee.tid).tgid = tracee.tgid
             self._register(tracee.tid, self.root_parent, signal.SIGCHLD, 0)
         else:
             self._tell_mm_layout(tracee.tid)
@@ -202,7 +316,45 @@ class SyscallRouter:
         entry = self.tasks.pop(tracee.tid, None)
         if entry is None or not entry.pid:
             return
+        if entry.flight is not None:    # a late answer must not reach a dead tracee
+            entry.flight.abandoned = True
+            entry.flight = None
         self._notify(p.PM_PID, p.ProcTaskExited(host_tid=tracee.tid, status=status))
+
+    def on_stop(self, tracee: Tracee, sig: int) -> None:
+        """The task entered a group stop (SIGSTOP, SIGTSTP, Ctrl-Z...)."""
+        entry = self.tasks.get(tracee.tid)
+        if entry is not None and entry.pid:
+            self._notify(p.PM_PID, p.ProcTaskStopped(host_tid=tracee.tid, sig=sig))
+
+    def on_continue(self, tracee: Tracee) -> None:
+        """SIGCONT ended the task's group stop."""
+        entry = self.tasks.get(tracee.tid)
+        if entry is not None and entry.pid:
+            self._notify(p.PM_PID, p.ProcTaskContinued(host_tid=tracee.tid))
+
+    # --- PM's host half (pm.server.HostTasks) -----------------------------------------
+
+    def signal_task(self, host_tgid: int, host_tid: int, sig: int) -> bool:
+        """Deliver a signal PM generated to one of our host tasks (False: not ours)."""
+        if host_tid:
+            if host_tid not in self.tasks:
+                return False
+            if _libc.syscall(SYS_TGKILL, host_tgid, host_tid, sig, 0, 0, 0) < 0:
+                _libc.raise_errno(f"tgkill {host_tgid}/{host_tid}")
+            return True
+        if host_tgid not in self.tasks and not any(
+                e.tgid == host_tgid for e in self.tasks.values()):
+            return False
+        os.kill(host_tgid, sig)
+        return True
+
+    def interrupt(self, pid: int, err: int) -> None:
+        """PM signalled XINIM process ``pid``: its threads' kernel sleeps end."""
+        for entry in list(self.tasks.values()):
+            flight = entry.flight
+            if flight is not None and entry.pid == pid:
+                flight.interrupt(err)
 
     # --- the directory ------------------------------------------------------------------
 
@@ -214,7 +366,7 @@ class SyscallRouter:
 
     def _register(self, host_tid: int, parent_tid: int, flags: int, thread_of: int) -> None:
         """Ask PM to name a new host task; its held syscalls run once it has."""
-        answer = self.lattice.call(p.KERNEL_PID, p.PM_PID,
+        answer = self.lattice.call(self.kernel.pid, p.PM_PID,
                                    p.ProcFork(parent_pid=parent_tid, child_host_pid=host_tid,
                                               flags=flags))
 
@@ -231,6 +383,17 @@ class SyscallRouter:
                 if parent is not None:
                     self.kernel.creds[entry.pid] = parent
                 self._tell_mm_layout(host_tid)
+            if not thread_of and self.stdio_node:
+                # The first process of a joined node talks to the terminal it passed.
+                node, self.stdio_node = self.stdio_node, 0
+                stdio = self.lattice.call(self.kernel.pid, p.VFS_PID,
+                                          p.VfsNodeStdio(pid=entry.pid, node=node))
+                if isinstance(stdio, IpcPending):
+                    stdio.add_done_callback(lambda _msg: wake_all(entry))
+                    return
+            wake_all(entry)
+
+        def wake_all(entry: TaskEntry) -> None:
             waiting, entry.waiting = entry.waiting, []
             for wake in waiting:
                 wake()
@@ -261,14 +424,23 @@ class SyscallRouter:
             elif msg.body.error:
                 log.warning("%s -> %d: %s", type(body).__name__, dst, os.strerror(msg.body.error))
         try:
-            answer = self.lattice.call(p.KERNEL_PID, dst, body)
+            answer = self.lattice.call(self.kernel.pid, dst, body)
         except SysError as exc:
             log.warning("%s -> %d failed: %s", type(body).__name__, dst, exc)
             return
         if isinstance(answer, IpcPending):
+            self._unanswered.add(answer)
             answer.add_done_callback(check)
+            answer.add_done_callback(lambda _msg: self._unanswered.discard(answer))
         else:
             check(answer)
+
+    async def settle(self, timeout: float = 2.0) -> None:
+        """Wait (a bounded while) for the servers to take the notices still in flight:
+        a joined node's link must not close under its last exit report."""
+        with trio.move_on_after(timeout):
+            for answer in list(self._unanswered):
+                await answer.wait()
 
     def xinim_pid(self, host_tid: int) -> int:
         entry = self.tasks.get(host_tid)

@@ -132,6 +132,10 @@ class TraceeEvents(Protocol):
         """The thread is gone; ``status`` as os.waitpid encodes it."""
         ...
 
+    # Optional (looked up with getattr):
+    #   on_stop(tracee, sig): the thread entered a group stop (SIGSTOP, SIGTSTP...)
+    #   on_continue(tracee): SIGCONT ended its group stop
+
 
 class BaseEvents:
     """Convenience base: host-runs everything, ignores events."""
@@ -476,12 +480,22 @@ class Tracer:
             if st is STARTING:
                 t.state = RUNNING
             if sig in _STOP_SIGNALS:  # group-stop: stay stopped, SIGCONT wakes
+                first = not t.group_stopped
                 t.group_stopped = True
                 if _ptrace(PTRACE_LISTEN, t.tid, 0, 0) != 0:
                     raise ProcessLookupError(errno.ESRCH, "tracee vanished")
+                if first:
+                    on_stop = getattr(t.session.handler, "on_stop", None)
+                    if on_stop is not None:
+                        on_stop(t, sig)
             else:  # first stop of a new tracee, or woken from LISTEN
+                woken = t.group_stopped
                 t.group_stopped = False
                 t._cont(t._resume_req)
+                if woken:
+                    on_continue = getattr(t.session.handler, "on_continue", None)
+                    if on_continue is not None:
+                        on_continue(t)
         elif event == PTRACE_EVENT_FORK or event == PTRACE_EVENT_VFORK or event == PTRACE_EVENT_CLONE:
             self._spawned(t, event)
         elif event == PTRACE_EVENT_EXEC:

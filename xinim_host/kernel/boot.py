@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from functools import partial
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
@@ -30,6 +31,7 @@ SERVER_PIDS = (p.VFS_PID, p.PM_PID, p.MM_PID)
 @dataclass
 class BootConfig:
     console: Any = None                      # write/read/ioctl; default: this process's stdio
+                                             # (optional: kernel_sink, async start(system))
     console_err: Any = None                  # init's fd 2, when not the console itself
     mounts: list[tuple[str, str, str]] | None = None   # (host, xinim, "ro"|"rw"); None: defaults
     node_id: int = DEFAULT_NODE_ID
@@ -49,6 +51,7 @@ class System:
     mm: Any
     console: Any
     nursery: trio.Nursery
+    joined_node: int = 0      # a joined client's view: the node whose servers it uses
 
     def log(self, line: str) -> None:
         """A boot-log line, through the kernel's debug_write path to the console."""
@@ -65,7 +68,9 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
     config = config or BootConfig()
     console = config.console or FdConsole()
     lattice = Lattice(config.node_id)
-    kernel = Kernel(lattice, console)
+    # debug_write and the boot log: a console may give the kernel its own way out (the
+    # UART console: straight to the driver, beside the line discipline, like printk).
+    kernel = Kernel(lattice, getattr(console, "kernel_sink", None) or console)
     vfs_kwargs: dict[str, Any] = {"console": console, "console_err": config.console_err}
     if config.mounts is not None:
         vfs_kwargs["mounts"] = config.mounts
@@ -92,8 +97,13 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             lattice.connect_local(p.MM_PID, p.VFS_PID)
             if config.socket_path:
                 from .transport import serve_socket
-                await nursery.start(serve_socket, lattice, config.socket_path)
+                from ..vfs_fuse.handlers_node import attach_node_console
+                await nursery.start(partial(serve_socket, lattice, config.socket_path,
+                                            on_stdio=partial(attach_node_console, vfs)))
                 system.log(f"[kernel] node socket {config.socket_path}")
+            start_console = getattr(console, "start", None)
+            if start_console is not None:   # its pumps; ^C & co. go to PM as the kernel
+                await nursery.start(start_console, system)
             await nursery.start(run_init, system)
             system.log("[init] started on PID 1")
             try:

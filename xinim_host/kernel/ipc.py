@@ -46,7 +46,8 @@ import trio
 from nacl import bindings as sodium
 
 from .errors import SysError
-from .protocol import Message, Payload, ProtocolError, encode, error_reply_for, is_reply_type
+from .protocol import (Message, Payload, ProtocolError, encode, error_reply_for, is_kernel,
+                       is_reply_type, node_kernel_pid)
 from .protocol.wire import _REPLY_TYPES, decode_from, make_message
 
 log = logging.getLogger(__name__)
@@ -379,6 +380,8 @@ class Lattice:
         endpoint = self._endpoint(dst)
         if src_node in (LOCAL_NODE, self.node_id) or src in self.endpoints:
             raise IpcError(errno.EADDRINUSE, f"pid {src} is local to node {self.node_id}")
+        if is_kernel(src) and src != node_kernel_pid(src_node):
+            raise IpcError(errno.EPERM, f"node {src_node} may not claim kernel pid {src}")
         existing = self.send_channels.get((dst, src))
         if existing is not None and existing.node != src_node:
             raise IpcError(errno.EADDRINUSE, f"pid {src} is on node {existing.node}")

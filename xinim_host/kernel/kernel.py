@@ -41,10 +41,11 @@ class Kernel:
 
     pid = KERNEL_PID
 
-    def __init__(self, lattice: Lattice, console: ConsoleSink) -> None:
+    def __init__(self, lattice: Lattice, console: ConsoleSink, pid: int = KERNEL_PID) -> None:
+        self.pid = pid            # KERNEL_PID, or a joined node's kernel pid
         self.lattice = lattice
         self.console = console
-        self.endpoint = lattice.register(KERNEL_PID)
+        self.endpoint = lattice.register(pid)
         self.nursery: trio.Nursery | None = None   # for Await ops; set by boot
         self.unknown_calls = 0
         self.creds: dict[int, Creds] = {}
@@ -133,7 +134,7 @@ class RunningCall:
                 value, exc = None, None
                 if isinstance(op, Sendrec):
                     try:
-                        answer = self.kernel.lattice.call(KERNEL_PID, op.dst, op.body)
+                        answer = self.kernel.lattice.call(self.kernel.pid, op.dst, op.body)
                     except SysError as err:
                         exc = err
                         continue

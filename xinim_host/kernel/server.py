@@ -31,8 +31,8 @@ import trio
 from .errors import SysError
 from .ipc import Delivery, IpcError, Lattice
 from .protocol import Message, Payload, ProtocolError, ReplyBase, error_reply_for, reply_class
-from .protocol.wire import (_REPLY_TYPES, REPLIES, TRUSTED_SOURCES, WITH_CALL, make_message,
-                            with_call)
+from .protocol.wire import (_REPLY_TYPES, NODE_KERNEL_BASE, REPLIES, TRUSTED_SOURCES,
+                            WITH_CALL, is_kernel, make_message, with_call)
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +149,11 @@ class Server:
             self.send_reply(msg, error_reply_for(m_type, errno.ENOSYS))
             return
         source = msg.m_source
-        # ``protocol.effective_caller``, inline: ``caller`` is believed from the kernel
-        # and PM only (both read ``TRUSTED_SOURCES``)
+        # ``protocol.effective_caller``, inline: ``caller`` is believed from kernels
+        # and PM only (the set test first: it is the common case and cheap)
         request = Request(self, msg, getattr(body, "caller", source)
-                          if source in TRUSTED_SOURCES else source)
+                          if source in TRUSTED_SOURCES or source >= NODE_KERNEL_BASE
+                          and is_kernel(source) else source)
         try:
             answer = handler(self, request)
         except SysError as exc:

@@ -17,12 +17,13 @@ Stream records: ``u32 length`` then ``u8 kind`` and the body.
 """
 from __future__ import annotations
 
+import array
 import errno
 import logging
 import os
 import socket
 import struct
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import trio
 
@@ -31,12 +32,17 @@ from .ipc import LOCAL_NODE, IpcError, Lattice
 log = logging.getLogger(__name__)
 
 RECORD = struct.Struct("<IB")           # length (of kind + body), kind
-HELLO, FRAME, KEY_REQUEST, KEY_REPLY = 1, 2, 3, 4
+HELLO, FRAME, KEY_REQUEST, KEY_REPLY, STDIO = 1, 2, 3, 4, 5
+MAX_PASSED_FDS = 3   # a STDIO record carries a terminal: stdin, stdout, stderr
 HELLO_BODY = struct.Struct("<H")        # node id
 KEY_REQ_BODY = struct.Struct("<IHI32s")  # src, src node, dst, src public key
 KEY_REP_BODY = struct.Struct("<IIi32s")  # src, dst, errno (0 ok), dst public key
 MAX_RECORD = 1 << 20
 
+
+# on_stdio(node, [stdin, stdout, stderr]) -> release(): called when the link ends
+StdioHook = Callable[[int, list[int]], Callable[[], None]]
+FD_ARRAY = array.array("i")
 
 HELLO_TIMEOUT = 10.0                    # seconds a new link has to say hello
 _LINK_ERRORS = (IpcError, trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -45,10 +51,14 @@ _LINK_ERRORS = (IpcError, trio.BrokenResourceError, trio.ClosedResourceError, OS
 class SocketRoute:
     """One connection to another node; implements ``ipc.Route``."""
 
-    def __init__(self, lattice: Lattice, stream: trio.SocketStream) -> None:
+    def __init__(self, lattice: Lattice, stream: trio.SocketStream,
+                 on_stdio: StdioHook | None = None) -> None:
         self.lattice = lattice
         self.stream = stream
         self.peer_node = 0
+        self.on_stdio = on_stdio          # a joined node's terminal fds: who keeps them
+        self._passed_fds: list[int] = []  # fds that came with the bytes read so far
+        self._release_stdio: Callable[[], None] | None = None
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](4096)
         self._key_waiters: dict[tuple[int, int], trio.Event] = {}
         self._keys: dict[tuple[int, int], tuple[int, bytes]] = {}
@@ -103,10 +113,33 @@ class SocketRoute:
             if pos:   # drop what was consumed once per read, not once per record
                 del buf[:pos]
                 self._pos = 0
-            chunk = await self.stream.receive_some(65536)
+            chunk = await self._receive()
             if not chunk:
                 return None
             buf += chunk
+
+    async def _receive(self) -> bytes:
+        """Bytes from the link, keeping any fds that came with them (SCM_RIGHTS)."""
+        data, ancdata, _flags, _addr = await self.stream.socket.recvmsg(
+            65536, socket.CMSG_SPACE(MAX_PASSED_FDS * FD_ARRAY.itemsize))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+                self._passed_fds.extend(fds)
+        return data
+
+    def _take_stdio(self) -> None:
+        fds, self._passed_fds = self._passed_fds, []
+        if self.on_stdio is None or self._release_stdio is not None:
+            for fd in fds:
+                os.close(fd)
+            log.warning("node %d passed a terminal nobody takes; closed", self.peer_node)
+            return
+        try:
+            self._release_stdio = self.on_stdio(self.peer_node, fds)
+        except Exception as exc:
+            log.warning("node %d: its terminal was refused: %s", self.peer_node, exc)
 
     async def reader(self) -> None:
         lattice = self.lattice
@@ -133,6 +166,8 @@ class SocketRoute:
                 if event is not None:
                     self._keys[(src, dst)] = (err, public)
                     event.set()
+            elif kind == STDIO:
+                self._take_stdio()
             else:
                 log.warning("node %d sent an unknown record kind %d", self.peer_node, kind)
 
@@ -172,11 +207,17 @@ class SocketRoute:
                 event.set()
             self._key_waiters.clear()
             self._out_send.close()
+            for fd in self._passed_fds:
+                os.close(fd)
+            self._passed_fds = []
+            if self._release_stdio is not None:
+                self._release_stdio()
+                self._release_stdio = None
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
 
 
-async def serve_socket(lattice: Lattice, path: str, *,
+async def serve_socket(lattice: Lattice, path: str, *, on_stdio: StdioHook | None = None,
                        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """Accept other nodes on the Unix socket ``path`` until cancelled; removes it after."""
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -192,7 +233,7 @@ async def serve_socket(lattice: Lattice, path: str, *,
             task_status.started(path)
             while True:
                 stream = await listener.accept()
-                nursery.start_soon(_serve_connection, lattice, stream)
+                nursery.start_soon(_serve_connection, lattice, stream, on_stdio)
     finally:
         # Remove the path first: ``aclose`` checkpoints, which under cancellation (the
         # usual way out) raises before anything after it runs.
@@ -205,8 +246,9 @@ async def serve_socket(lattice: Lattice, path: str, *,
             await listener.aclose()
 
 
-async def _serve_connection(lattice: Lattice, stream: trio.SocketStream) -> None:
-    route = SocketRoute(lattice, stream)
+async def _serve_connection(lattice: Lattice, stream: trio.SocketStream,
+                            on_stdio: StdioHook | None = None) -> None:
+    route = SocketRoute(lattice, stream, on_stdio)
     try:
         with trio.fail_after(HELLO_TIMEOUT):
             node = await route.hello(lattice.node_id)
@@ -221,14 +263,22 @@ async def _serve_connection(lattice: Lattice, stream: trio.SocketStream) -> None
     await route.run()
 
 
-async def dial(lattice: Lattice, path: str, nursery: trio.Nursery) -> int:
-    """Join the node serving ``path``; returns its node id.  The link runs in ``nursery``."""
+async def dial(lattice: Lattice, path: str, nursery: trio.Nursery, *,
+               stdio: Sequence[int] = ()) -> int:
+    """Join the node serving ``path``; returns its node id.  The link runs in ``nursery``.
+
+    ``stdio``: this process's terminal (stdin, stdout, stderr fds), handed to the
+    other node so programs started there for us talk to it."""
     stream = await trio.open_unix_socket(path)
     route = SocketRoute(lattice, stream)
     try:
         node = await route.hello(lattice.node_id)
         if node in lattice.routes or node in (LOCAL_NODE, lattice.node_id):
             raise IpcError(errno.EADDRINUSE, f"already linked to node {node} (or it is ours)")
+        if stdio:
+            await stream.socket.sendmsg(
+                [RECORD.pack(1, STDIO)],
+                [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", stdio).tobytes())])
     except BaseException:
         await stream.aclose()
         raise

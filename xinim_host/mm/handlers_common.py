@@ -63,7 +63,7 @@ class Undo:
 
 def from_kernel(req: Any) -> Any:
     """The body of a request only the kernel or PM may send (EPERM otherwise)."""
-    if req.msg.m_source not in (p.KERNEL_PID, p.PM_PID):
+    if not p.trusted_sender(req.msg.m_source):
         raise SysError(errno.EPERM, "MM changes come from the kernel or PM")
     return req.msg.body
 

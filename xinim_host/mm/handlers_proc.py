@@ -113,11 +113,41 @@ def do_spawn(srv: Any, req: Any) -> int:
     return _adopt(srv, b.pid, b.host_pid)
 
 
+def _shape(space: AddressSpace) -> list[tuple[int, int, int, bool]]:
+    """Pages and their protections, neighbours of one kind merged; the stack left
+    out (the host grows it on faults MM never sees)."""
+    out: list[tuple[int, int, int, bool]] = []
+    for r in space:
+        if r.name == "[stack]":
+            continue
+        if out and out[-1][1] == r.start and out[-1][2:] == (r.prot, r.shared):
+            out[-1] = (out[-1][0], r.end, r.prot, r.shared)
+        else:
+            out.append((r.start, r.end, r.prot, r.shared))
+    return out
+
+
 def do_exec_layout(srv: Any, req: Any) -> int:
-    """The image was replaced: MAP_SHARED file maps of the old one cannot be
-    written back any more (the memory is gone) -- the exit/exec handlers should
-    call the kernel's ``flush_shared`` before the host runs exec."""
+    """The host loaded a new image: import its layout.  MAP_SHARED file maps of
+    the old one cannot be written back any more (the memory is gone) -- the
+    exit/exec handlers call the kernel's ``flush_shared`` before the host execs.
+
+    The interceptor also sends this for every new process it names, a fork child
+    included, right after PM's MM_FORK gave the child a copy of its parent's
+    record.  A host layout that is page for page the record's (as a fork child's
+    is: it cannot map anything before it is named) means no new image: the
+    record stays, with what an import would lose -- file backings, write-back fds,
+    the copy-on-write frame references."""
     b = from_kernel(req)
+    proc = srv.procs.get(b.pid)
+    if proc is not None and b.host_pid > 0:
+        host = host_layout(b.host_pid)
+        if _shape(host) == _shape(srv.acct.space(b.pid)):
+            proc.host_pid = b.host_pid
+            return 0
+        srv.drop_proc(b.pid)
+        srv.add_proc(b.pid, host, MmProc(b.host_pid))
+        return 0
     return _adopt(srv, b.pid, b.host_pid)
 
 
@@ -150,7 +180,7 @@ def do_exit(srv: Any, req: Any) -> int:
 
 def do_maps(srv: Any, req: Any) -> p.MmMapsReply:
     b = req.msg.body
-    if req.msg.m_source not in (p.KERNEL_PID, p.PM_PID) and b.pid != req.msg.m_source:
+    if not p.trusted_sender(req.msg.m_source) and b.pid != req.msg.m_source:
         raise SysError(errno.EPERM, "only the kernel and PM see other processes' maps")
     text = srv.acct.space(b.pid).format_maps().encode()
     use = srv.acct.usage(b.pid)

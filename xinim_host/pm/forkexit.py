@@ -27,7 +27,7 @@ CLONE_THREAD = 0x00010000
 
 
 def kernel_only(req: "Request") -> None:
-    if req.msg.m_source != p.KERNEL_PID:
+    if not p.is_kernel(req.msg.m_source):
         raise SysError(errno.EPERM)
 
 

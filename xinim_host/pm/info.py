@@ -26,7 +26,7 @@ def list_record(proc: Process, *, with_host: bool) -> bytes:
 
 
 def do_list(pm: "PmServer", req: "Request") -> p.Payload:
-    with_host = req.msg.m_source == p.KERNEL_PID
+    with_host = p.is_kernel(req.msg.m_source)
     start = req.body.start
     pids = sorted(pid for pid in pm.table.procs if pid >= start)
     chunk, rest = pids[:_PER_MESSAGE], pids[_PER_MESSAGE:]

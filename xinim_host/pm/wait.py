@@ -111,7 +111,7 @@ def check(pm: "PmServer", proc: Process, w: Waiter) -> Any:
 
 def _answer(w: Waiter, child: Process, status: int) -> p.Payload:
     # the host pid lets the kernel reap the host zombie; nobody else may see it
-    host = child.host_pid if w.req.msg.m_source == p.KERNEL_PID else 0
+    host = child.host_pid if p.is_kernel(w.req.msg.m_source) else 0
     if not w.waitid:
         return p.ProcWaitReply(result=child.pid, status=status, host_pid=host)
     code, value = siginfo_of(status)

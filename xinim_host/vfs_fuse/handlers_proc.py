@@ -9,11 +9,11 @@ import struct
 from typing import Any
 
 from ..kernel.errors import SysError
-from ..kernel.protocol import KERNEL_PID, PM_PID
+from ..kernel.protocol import trusted_sender
 
 
 def _from_pm(req: Any) -> Any:
-    if req.msg.m_source not in (KERNEL_PID, PM_PID):
+    if not trusted_sender(req.msg.m_source):
         raise SysError(errno.EPERM)
     return req.msg.body
 

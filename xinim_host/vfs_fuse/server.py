@@ -70,6 +70,7 @@ class VfsServer(Server):
         # Where init's fd 2 writes when it is not the console's own stream (a
         # xinim-run whose stdout and stderr go to different places).
         self.console_err = ConsoleDevice(console_err) if console_err is not None else None
+        self.node_consoles: dict[int, tuple[Any, Any]] = {}   # joined node -> (out, err)
         self.devices = make_devices(console)
         self.ram_io = RamFileIO(self.ramfs)
         self.procs: dict[int, Fproc] = {}

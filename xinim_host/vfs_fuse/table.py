@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from ..kernel import protocol as p
 from . import handlers_io as io
+from . import handlers_node as node
 from . import handlers_open as op
 from . import handlers_path as pa
 from . import handlers_proc as pr
@@ -59,4 +60,5 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_SETIDS: pr.do_setids,
     p.VFS_SETGROUPS: pr.do_setgroups,
     p.VFS_CANCEL: pr.do_cancel,
+    p.VFS_NODE_STDIO: node.do_node_stdio,
 }

@@ -30,15 +30,26 @@ program's fd.  A file mapping is made one of two ways, at MM's address either wa
   shares it, as Linux does), written back to the file through a hidden dup of
   the fd on msync, munmap, replacement and exit/exec (``write_back``,
   :func:`flush_shared`).
+
+MM's decision and the host's application of it are two steps with tracer
+round trips in between, so the memory calls of one address space are
+serialised (``_serialised``, a FIFO per process): otherwise thread A's munmap,
+decided by MM, lets thread B's mmap get the same addresses from MM and map them
+on the host *before* A's injected munmap runs -- which then unmaps B's fresh
+memory (a SIGSEGV seen with four threads mapping and unmapping at once).
 """
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import stat
-from collections.abc import Generator
+from collections import deque
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from ...intercept.renumber import LINUX_NUMBERS
 from ...mm.layout import (
@@ -61,7 +72,7 @@ from ...mm.layout import (
 )
 from .. import protocol as p
 from ..errors import SysError
-from .base import HostCall, Op, SyscallContext, SyscallGen, ask, c_int
+from .base import Await, HostCall, Op, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -87,6 +98,100 @@ DEV_ZERO = os.makedev(1, 5)
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >> 63 else value
+
+
+# --- one memory call at a time per address space --------------------------------------
+
+STALE_CHECK = 1.0                 # seconds between checks that the lock holder lives
+
+
+class _SpaceLock:
+    """The memory calls of one process in flight: ``holder`` (the host side of
+    the call that runs) and the callers waiting for their turn, first come first
+    served.  Released by handing it to the next waiter; dropped when none waits."""
+
+    __slots__ = ("holder", "waiting")
+
+    def __init__(self, holder: Any) -> None:
+        self.holder = holder
+        self.waiting: deque[tuple[Any, trio.Event]] = deque()
+
+
+_space_locks: dict[tuple[int, int], _SpaceLock] = {}
+
+
+def _lock_key(c: SyscallContext) -> tuple[int, int]:
+    # the host pid too: a XINIM pid reused by a new process is a new address space
+    return c.pid, getattr(c.host, "host_pid", 0)
+
+
+def _holder_alive(host: Any) -> bool:
+    tracee = getattr(host, "tracee", None)
+    return bool(getattr(tracee, "alive", True))
+
+
+def _release(key: tuple[int, int], host: Any) -> None:
+    """``host``'s call is done: the next waiter runs (no-op if not the holder --
+    a dead holder's lock was already taken over)."""
+    lock = _space_locks.get(key)
+    if lock is None or lock.holder is not host:
+        return
+    if lock.waiting:
+        lock.holder, wake = lock.waiting.popleft()
+        wake.set()
+    else:
+        del _space_locks[key]
+
+
+async def _wait_turn(key: tuple[int, int], lock: _SpaceLock, host: Any,
+                     wake: trio.Event) -> None:
+    while True:
+        with trio.move_on_after(STALE_CHECK):
+            await wake.wait()
+            return
+        # A holder whose tracee died mid-call is never resumed (its generator
+        # just waits to be collected): take the lock over from it.
+        holder = lock.holder
+        if holder is not host and not _holder_alive(holder):
+            log.info("pid %d: memory call of a dead thread held the address space; "
+                     "released", key[0])
+            _release(key, holder)
+
+
+def _acquire(c: SyscallContext) -> Generator[Op, Any, None]:
+    key = _lock_key(c)
+    lock = _space_locks.get(key)
+    if lock is None:
+        _space_locks[key] = _SpaceLock(c.host)
+        return
+    wake = trio.Event()
+    lock.waiting.append((c.host, wake))
+    try:
+        yield Await(functools.partial(_wait_turn, key, lock, c.host, wake))
+    except BaseException:
+        # never got the turn (or got it and cannot use it): pass it on
+        if lock.holder is c.host:
+            _release(key, c.host)
+        else:
+            try:
+                lock.waiting.remove((c.host, wake))
+            except ValueError:
+                pass
+        raise
+
+
+def _serialised(fn: Callable[..., SyscallGen]) -> Callable[..., SyscallGen]:
+    """Run memory-call handler ``fn`` alone among its address space's calls."""
+    @functools.wraps(fn)
+    def handler(k: Kernel, c: SyscallContext) -> SyscallGen:
+        if c.host is None:             # a kernel-side caller: nothing on a host to race
+            return (yield from fn(k, c))
+        yield from _acquire(c)
+        try:
+            return (yield from fn(k, c))
+        finally:
+            _release(_lock_key(c), c.host)
+    return handler
 
 
 # --- the host side and MM's undo -------------------------------------------------------
@@ -246,6 +351,7 @@ def _fill(c: SyscallContext, fd: int, addr: int, length: int, offset: int,
 # --- brk ------------------------------------------------------------------------------------
 
 
+@_serialised
 def sys_brk(k: Kernel, c: SyscallContext) -> SyscallGen:
     """MM decides the break, the host moves it; refused: the old break, as Linux."""
     want = c.args[0]
@@ -270,6 +376,7 @@ def sys_brk(k: Kernel, c: SyscallContext) -> SyscallGen:
 # --- mmap -------------------------------------------------------------------------------------
 
 
+@_serialised
 def sys_mmap(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length = c.args[0], c.args[1]
     prot, flags, fd = c_int(c.args[2]), c_int(c.args[3]), c_int(c.args[4])
@@ -357,12 +464,14 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
 # --- munmap, mprotect, mremap ---------------------------------------------------------------
 
 
+@_serialised
 def sys_munmap(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length = c.args[0], c.args[1]
     reply = yield from ask(p.MM_PID, p.MmMunmap(caller=c.pid, addr=addr, length=length))
     return min(0, (yield from _apply(c, reply, NR_MUNMAP, addr, length)))
 
 
+@_serialised
 def sys_mprotect(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length, prot = c.args[0], c.args[1], c_int(c.args[2])
     reply = yield from ask(p.MM_PID, p.MmMprotect(caller=c.pid, addr=addr, length=length,
@@ -370,6 +479,7 @@ def sys_mprotect(k: Kernel, c: SyscallContext) -> SyscallGen:
     return min(0, (yield from _apply(c, reply, NR_MPROTECT, addr, length, prot)))
 
 
+@_serialised
 def sys_mremap(k: Kernel, c: SyscallContext) -> SyscallGen:
     old, old_len, new_len, flags, new_addr = c.args[:5]
     flags = c_int(flags)
@@ -388,6 +498,7 @@ def sys_mremap(k: Kernel, c: SyscallContext) -> SyscallGen:
 # --- madvise, msync ---------------------------------------------------------------------------
 
 
+@_serialised
 def sys_madvise(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length, advice = c.args[0], c.args[1], c_int(c.args[2])
     reply = yield from ask(p.MM_PID, p.MmMadvise(caller=c.pid, addr=addr, length=length,
@@ -418,6 +529,7 @@ def _sync(c: SyscallContext, addr: int, length: int, flags: int) -> Generator[Op
     return -errno.EIO if failed else -errno.ENOMEM if hole else 0
 
 
+@_serialised
 def sys_msync(k: Kernel, c: SyscallContext) -> SyscallGen:
     # the host mapping is anonymous: nothing for the host to do
     return (yield from _sync(c, c.args[0], c.args[1], c_int(c.args[2])))
@@ -426,7 +538,12 @@ def sys_msync(k: Kernel, c: SyscallContext) -> SyscallGen:
 def flush_shared(c: SyscallContext) -> Generator[Op, Any, None]:
     """Write back every MAP_SHARED file mapping of the caller: for the exit (and
     exec) handlers, *before* the host ends or replaces the image."""
+    if c.host is not None:
+        yield from _acquire(c)
     try:
         yield from _sync(c, 0, TASK_SIZE, MS_SYNC)
     except SysError as exc:
         log.info("pid %d: no write-back at exit: %s", c.pid, exc)
+    finally:
+        if c.host is not None:
+            _release(_lock_key(c), c.host)

@@ -32,6 +32,7 @@ VFS_EXEC = 142
 VFS_SETIDS = 143
 VFS_SETGROUPS = 144
 VFS_CANCEL = 145       # answer the pid's blocked calls (pipe/poll/console) with ``err`` (EINTR)
+VFS_NODE_STDIO = 146   # kernel only: pid's fds 0-2 become the terminal a joined node passed in
 
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -422,6 +423,15 @@ class VfsCancel(Payload):
 
     pid: i32
     err: i32 = 4       # EINTR
+
+
+@request(VFS_NODE_STDIO)
+class VfsNodeStdio(Payload):
+    """``pid``'s fds 0, 1, 2 become the console of the terminal node ``node`` handed
+    over when it joined (``xinim-run`` joining a running ``xinim-boot``)."""
+
+    pid: i32
+    node: i32
 
 
 @reply(VFS_REPLY)

@@ -511,7 +511,28 @@ def with_call(body: Payload, call: int) -> Payload:
 TRUSTED_SOURCES = frozenset((KERNEL_PID, PM_PID))
 
 
+# The kernel of a node that joined this system (a ``xinim-run`` with its own
+# interceptor) has a pid of its own, derived from its node id: pids are global,
+# so it cannot be 0, and the IPC layer lets only that node claim it.
+NODE_KERNEL_BASE = 1 << 30
+NODE_KERNEL_LAST = NODE_KERNEL_BASE + 0xFFFF
+
+
+def node_kernel_pid(node: int) -> int:
+    return NODE_KERNEL_BASE + node
+
+
+def is_kernel(pid: int) -> bool:
+    """This node's kernel, or the kernel of a joined node."""
+    return pid == KERNEL_PID or NODE_KERNEL_BASE <= pid <= NODE_KERNEL_LAST
+
+
+def trusted_sender(pid: int) -> bool:
+    """Senders that act for processes: kernels and PM."""
+    return pid in TRUSTED_SOURCES or NODE_KERNEL_BASE <= pid <= NODE_KERNEL_LAST
+
+
 def effective_caller(msg: Message, claimed: int) -> int:
-    """The pid a request speaks for: the payload's ``caller`` only when the kernel
+    """The pid a request speaks for: the payload's ``caller`` only when a kernel
     or PM sent it (they act for processes); anyone else speaks only for itself."""
-    return claimed if msg.m_source in TRUSTED_SOURCES else msg.m_source
+    return claimed if trusted_sender(msg.m_source) else msg.m_source

@@ -1,0 +1,69 @@
+"""xinim-run joining a running system over its node socket (another node)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
+
+SERVER = """
+import sys, trio
+from xinim_host.kernel.boot import booted, BootConfig
+from xinim_host.kernel.console import FdConsole
+async def main():
+    async with booted(BootConfig(socket_path=sys.argv[1], quiet=True, console=FdConsole(1, 0))):
+        print("up", flush=True)
+        await trio.sleep_forever()
+trio.run(main)
+"""
+
+
+@pytest.fixture
+def running_system(tmp_path: Path):
+    sock = str(tmp_path / "node.sock")
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, sock], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            assert time.monotonic() < deadline, "node socket never appeared"
+            time.sleep(0.05)
+        yield sock, proc
+    finally:
+        proc.send_signal(signal.SIGINT)   # trio turns it into a cancel: a clean shutdown
+        proc.wait(timeout=20)
+    assert not os.path.exists(sock), "the node socket outlived its system"
+
+
+def join(sock: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XINIM_SOCKET": sock}
+    return subprocess.run([XINIM_RUN, *argv], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_joined_runs_share_the_system_and_use_their_own_terminal(running_system) -> None:
+    sock, server = running_system
+    first = join(sock, "/bin/sh", "-c", "echo kept > /joined.txt; echo pid $$; cat /nope")
+    assert first.returncode == 1
+    pid = int(first.stdout.split()[1])
+    assert pid >= 5                                     # a XINIM pid from the shared PM
+    assert "/nope: No such file or directory" in first.stderr   # our stderr, not the server's
+    second = join(sock, "/bin/cat", "/joined.txt")
+    assert (second.returncode, second.stdout) == (0, "kept\n")  # the same ramfs
+    third = join(sock, "/bin/sh", "-c", "echo $$")
+    assert int(third.stdout) > pid                      # PM numbers processes system-wide
+    assert server.poll() is None                        # the system survives its clients
+
+
+def test_joining_nothing_fails_clearly(tmp_path: Path) -> None:
+    result = join(str(tmp_path / "absent.sock"), "/bin/true")
+    assert result.returncode == 1
+    assert result.stderr.startswith("xinim-run: cannot join ")
+    assert "absent.sock" in result.stderr and "Traceback" not in result.stderr

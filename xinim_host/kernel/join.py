@@ -1,0 +1,52 @@
+"""Joining a running system from another OS process (another node).
+
+``xinim-run`` with ``XINIM_SOCKET`` (or ``--join``) does not boot servers of its
+own: its kernel -- the dispatcher and the interceptor -- runs here, on a node of
+its own, and reaches the VFS, PM and MM of the booted node over the node link
+(sealed frames on a Unix socket).  Its terminal is handed to the booted node so
+the program it starts talks to the terminal that started it.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import random
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+import trio
+
+from . import protocol as p
+from .boot import SERVER_PIDS, BootConfig, System
+from .ipc import IpcError, Lattice
+from .kernel import Kernel
+from .transport import dial
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def joined(socket_path: str, *, console: Any,
+                 stdio: tuple[int, int, int] = (0, 1, 2)) -> AsyncIterator[System]:
+    """A kernel on a new node, linked to the system serving ``socket_path``."""
+    async with trio.open_nursery() as nursery:
+        for attempt in range(5):
+            lattice = Lattice(random.randrange(2, 1 << 16))
+            kernel = Kernel(lattice, console, pid=p.node_kernel_pid(lattice.node_id))
+            try:
+                node = await dial(lattice, socket_path, nursery, stdio=stdio)
+                break
+            except IpcError as exc:   # our random node id is taken: draw another
+                if exc.errno != errno.EADDRINUSE or attempt == 4:
+                    raise
+        kernel.nursery = nursery
+        for pid in SERVER_PIDS:
+            await lattice.connect(kernel.pid, pid, node)
+        system = System(BootConfig(console=console, node_id=lattice.node_id), lattice, kernel,
+                        None, None, None, console, nursery)
+        system.joined_node = node
+        try:
+            yield system
+        finally:
+            nursery.cancel_scope.cancel()
+

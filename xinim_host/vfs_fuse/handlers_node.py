@@ -1,0 +1,56 @@
+"""Terminals of joined nodes: a ``xinim-run`` that joins a running system passes
+its stdin/stdout/stderr over the node link, and its program's fds 0-2 are made
+consoles on them -- the program talks to the terminal that started it."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from typing import Any, Callable
+
+from ..kernel.console import FdConsole
+from ..kernel.errors import SysError
+from ..kernel.protocol import is_kernel
+from .devices import ConsoleDevice
+
+log = logging.getLogger(__name__)
+
+
+def attach_node_console(srv: Any, node: int, fds: list[int]) -> Callable[[], None]:
+    """Keep node ``node``'s terminal fds (stdin, stdout, stderr) as its consoles;
+    the returned function forgets them and closes the fds when the link ends."""
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise SysError(errno.EINVAL, f"node {node} passed {len(fds)} fds, not 3")
+    stdin, stdout, stderr = fds
+    srv.node_consoles[node] = (ConsoleDevice(FdConsole(out_fd=stdout, in_fd=stdin)),
+                               ConsoleDevice(FdConsole(out_fd=stderr, in_fd=stdin)))
+
+    def detach() -> None:
+        srv.node_consoles.pop(node, None)
+        for fd in fds:
+            os.close(fd)
+
+    return detach
+
+
+def do_node_stdio(srv: Any, req: Any) -> int:
+    if not is_kernel(req.msg.m_source):
+        raise SysError(errno.EPERM)
+    body = req.body
+    consoles = srv.node_consoles.get(body.node)
+    fp = srv.procs.get(body.pid)
+    if consoles is None:
+        raise SysError(errno.ENXIO)
+    if fp is None:
+        raise SysError(errno.ESRCH)
+    cons = srv.namei.resolve(fp, -100, b"/dev/console")
+    out, err = consoles
+    for fd, device in ((0, out), (1, out), (2, err)):
+        try:
+            srv.close_fd(fp, fd)
+        except SysError:
+            pass   # was not open
+        fp.install(srv.open_file(cons.fs, cons.node, device, os.O_RDWR), fd, False)
+    return 0
