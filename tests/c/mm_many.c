@@ -16,6 +16,10 @@
 int main(int argc, char **argv) {
     static char *maps[N];
     const char *go = argc > 1 ? argv[1] : NULL;
+    /* 16 populated pages (before the others, so no hole is reused): MM charges them */
+    char *pop = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (pop == MAP_FAILED) { puts("populate"); return 5; }
     for (int i = 0; i < N; i++) {
         /* alternate protections so that neighbours never merge into one */
         int prot = (i % 4 == 0) ? PROT_READ : PROT_READ | PROT_WRITE;
@@ -35,12 +39,13 @@ int main(int argc, char **argv) {
     if (mprotect(maps[500], LEN, PROT_NONE) != 0) { puts("mprotect 500"); return 4; }
     for (int i = 0; i < N; i++)
         printf("%c %lx %lx %d\n", i % 2 ? 'U' : 'R', (unsigned long)maps[i], (unsigned long)LEN, i);
+    printf("P %lx %x\n", (unsigned long)pop, 16 * 4096);
     printf("READY pid=%d none=%d\n", getpid(), none);
     fflush(stdout);
     if (go) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         for (int t = 0; access(go, F_OK) != 0; t++) {
-            if (t > 6000) { puts("no go"); return 5; }
+            if (t > 6000) { puts("no go"); return 7; }
             nanosleep(&ts, NULL);
         }
     }

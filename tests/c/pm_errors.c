@@ -1,5 +1,6 @@
 /* wait/kill error answers and signal plumbing, one line per check:
- * "name ok" or "name FAIL ...". Exit status = number of failures. */
+ * "name ok" or "name FAIL ...". Exit status = number of failures.
+ * Meant to run under xinim-run (natively the kill checks of pids 2-4 fail). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +76,58 @@ static void read_interrupted(int restart) {
         CHECK("read_eintr", n > 0 && strcmp(line, "-1 4 1 -") == 0, "child said '%s'", line);
 }
 
+/* A host timer (setitimer: its SIGALRM comes from the host kernel, not through
+ * PM) fires while the child is parked reading a pipe in the VFS. */
+static void host_timer(int with_handler) {
+    int data[2];
+    pipe(data);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (with_handler) handler(SIGALRM, 0);
+        struct itimerval it = {{0, 0}, {0, 100000}};
+        setitimer(ITIMER_REAL, &it, NULL);
+        char c;
+        ssize_t n = read(data[0], &c, 1);
+        _exit(n < 0 && errno == EINTR ? 42 : 1);
+    }
+    int status;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    waitpid(pid, &status, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    close(data[0]); close(data[1]);
+    if (with_handler)
+        CHECK("host_timer_eintr", WIFEXITED(status) && WEXITSTATUS(status) == 42 && took < 2,
+              "status=%#x took=%.2f", status, took);
+    else
+        CHECK("host_timer_kills", WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM &&
+              took < 2, "status=%#x took=%.2f", status, took);
+}
+
+/* SIGSTOP and SIGCONT for a child parked reading a pipe: it stops, continues,
+ * and its read goes on (restarted) to get the byte written afterwards. */
+static void read_stopped(void) {
+    int data[2];
+    pipe(data);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c = 0;
+        ssize_t n = read(data[0], &c, 1);
+        _exit(n == 1 && c == 'y' ? 0 : 1);
+    }
+    msleep(150);
+    int status, ok = 1;
+    kill(pid, SIGSTOP);
+    ok &= waitpid(pid, &status, WUNTRACED) == pid && WIFSTOPPED(status);
+    kill(pid, SIGCONT);
+    ok &= waitpid(pid, &status, WCONTINUED) == pid && WIFCONTINUED(status);
+    write(data[1], "y", 1);
+    ok &= waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    close(data[0]); close(data[1]);
+    CHECK("read_stop_cont", ok, "status=%#x", status);
+}
+
 int main(void) {
     int status;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -115,10 +169,11 @@ int main(void) {
     k = kill(30999, 0);
     CHECK("kill_esrch_unused", k == -1 && errno == ESRCH, "k=%d errno=%d", k, errno);
 
-    /* the servers may not be signalled */
+    /* the servers may not be signalled (SIGTERM to the VFS; signal 0, the permission check,
+     * to the others) */
     for (int pid = 2; pid <= 4; pid++) {
         errno = 0;
-        k = kill(pid, SIGTERM);
+        k = kill(pid, pid == 2 ? SIGTERM : 0);
         char name[32];
         snprintf(name, sizeof name, "kill_%d_eperm", pid);
         CHECK(name, k == -1 && errno == EPERM, "k=%d errno=%d", k, errno);
@@ -151,6 +206,12 @@ int main(void) {
     /* pipe reads parked in the VFS: EINTR, or restarted with SA_RESTART */
     read_interrupted(0);
     read_interrupted(1);
+
+    read_stopped();
+
+    /* signals the host raised behind PM's back end parked calls too */
+    host_timer(0);
+    host_timer(1);
 
     /* EPIPE comes with SIGPIPE */
     int fds[2];

@@ -102,6 +102,7 @@ async def main_async(args: argparse.Namespace, console: TtyConsole) -> int:
                     except LaunchError as exc:
                         system.log(f"[init] {exc}")
                         code = exc.exit_code
+                    await console.drain()      # its last words before ours
                     system.log(f"[init] {args.init[0]} exited {code}; shutting down")
                     stop()
                 nursery.start_soon(run_init_program)
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         console.close()
+        if args.serial == "stdio":
+            print(file=sys.stderr)     # the shell's prompt on a line of its own
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
     xinim-ps [--host] [--mem PID] [--socket PATH]
 
 Joins the booted node through its node socket as a node of its own (a client
-``Lattice`` with a random node id and one endpoint, ``CLIENT_PID``) and asks:
+``Lattice`` with a random node id and one endpoint, ``CLIENT_PID_BASE`` + node id)
+and asks:
 
 - the listing: PM's ``ProcList``, page by page (``start``/``next``), sent to PM
   directly.  PM stamps nothing secret into it: a remote client is just
   (its node, its pid) to PM, so the host pids come back as 0.
 - ``--host`` and ``--mem PID``: PM shows host pids, and MM other processes' maps,
-  only to the kernel (m_source 0) -- and a remote client cannot be m_source 0:
+  only to kernels (m_source 0, or a joined node's kernel pid, which only a node
+  running an interceptor should take) -- and a remote client is neither:
   the receiving lattice stamps m_source from the channel.  So these go to the
   *booted node's kernel* (pid 0), which relays a few read-only queries
   (``ProcList``, ``ProcInfo``, ``MmMaps``) to PM/MM as itself and passes the answer
@@ -41,7 +43,7 @@ from ..kernel.ipc import IpcError, Lattice
 
 log = logging.getLogger("xinim.ps")
 
-CLIENT_PID = 1 << 20          # above any pid PM hands out (PID_MAX 32768)
+CLIENT_PID_BASE = 1 << 20     # above any pid PM hands out (PID_MAX 32768)
 PAGE_SIZE = 4096
 QUERY_TIMEOUT = 10.0
 
@@ -133,12 +135,17 @@ async def _relay(lattice: Lattice, msg: Any) -> None:
 # --- the client ---------------------------------------------------------------------------
 
 class Client:
-    """A node of its own, linked to the booted system: ``ask(dst, body)``."""
+    """A node of its own, linked to the booted system: ``ask(dst, body)``.
+
+    Its one endpoint's pid is derived from its (random) node id: the booted node
+    remembers which node a pid talks from, even after that link closed, and would
+    refuse the same pid from the next client's node."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.lattice = Lattice(node_id=2 + secrets.randbelow(0xFFFF - 2))
-        self.lattice.register(CLIENT_PID)
+        self.pid = CLIENT_PID_BASE + self.lattice.node_id
+        self.lattice.register(self.pid)
         self.node = 0
         self._connected: set[int] = set()
 
@@ -148,9 +155,9 @@ class Client:
 
     async def ask(self, dst: int, body: p.Payload) -> Any:
         if dst not in self._connected:
-            await self.lattice.connect(CLIENT_PID, dst, self.node)
+            await self.lattice.connect(self.pid, dst, self.node)
             self._connected.add(dst)
-        reply = (await self.lattice.sendrec(CLIENT_PID, dst, body)).body
+        reply = (await self.lattice.sendrec(self.pid, dst, body)).body
         if reply.error:
             raise SysError(reply.error)
         return reply
@@ -161,7 +168,7 @@ async def list_processes(client: Client, *, via_kernel: bool) -> list[p.ProcList
     entries: list[p.ProcListEntry] = []
     start = 0
     while True:
-        reply = await client.ask(dst, p.ProcList(caller=CLIENT_PID, start=start))
+        reply = await client.ask(dst, p.ProcList(caller=client.pid, start=start))
         entries += p.decode_proc_list(reply.data)
         if not reply.next or reply.next <= start:
             return entries
@@ -226,11 +233,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _leaf(exc: BaseException) -> BaseException:
+    """The one exception inside trio's exception groups (or the group itself)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _unwrapped(args: argparse.Namespace) -> str:
+    try:
+        return await main_async(args)
+    except BaseExceptionGroup as group:
+        leaf = _leaf(group)
+        if leaf is group:
+            raise
+        raise leaf from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="xinim-ps: %(name)s: %(message)s")
     try:
-        out = trio.run(main_async, args)
+        out = trio.run(_unwrapped, args)
     except (FileNotFoundError, ConnectionRefusedError):
         print(f"xinim-ps: no system listens on {args.socket} (is xinim-boot running?)",
               file=sys.stderr)

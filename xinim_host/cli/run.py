@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from ..kernel.boot import BootConfig, booted
-from ..kernel.console import FdConsole
+from ..kernel.console import FdConsole, serial_console
 from ..kernel.join import joined
 from .launch import LaunchError, run_program
 from .options import add_system_options, load_ramfs, mounts_from, system_services
@@ -57,14 +57,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--join", nargs="?", const=default_socket_path(), metavar="SOCKET",
                         help="join a running xinim-boot (default socket: %(const)s) instead of "
                         "booting; XINIM_SOCKET does the same")
+    parser.add_argument("--console", choices=("uart", "fd"), default=None,
+                        help="uart: our terminal is the far end of the UART console (raw while "
+                        "PROGRAM runs; ^C/^Z/^\\ reach its foreground process group through PM); "
+                        "fd: PROGRAM's console is our fds (default: uart when stdin and stdout "
+                        "are one terminal, else fd)")
     parser.add_argument("-v", "--verbose", action="store_true", help="boot log and server logs")
     parser.add_argument("program", metavar="PROGRAM")
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     return parser.parse_args(argv)
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    config = BootConfig(console=FdConsole(out_fd=1, in_fd=0), console_err=stderr_console(),
+def pick_console(args: argparse.Namespace) -> Any:
+    """The console a booted system gets: the UART console with our terminal as its
+    line (like xinim-boot --serial stdio), or our own fds."""
+    joining = args.join or os.environ.get("XINIM_SOCKET")
+    if args.console == "fd" or joining or args.keep or not _one_terminal():
+        return FdConsole(out_fd=1, in_fd=0)
+    return serial_console("stdio", escape=None)
+
+
+def _one_terminal() -> bool:
+    try:
+        return os.isatty(0) and os.isatty(1) and os.path.samestat(os.fstat(0), os.fstat(1))
+    except OSError:
+        return False
+
+
+async def main_async(args: argparse.Namespace, console: Any = None) -> int:
+    config = BootConfig(console=console or FdConsole(out_fd=1, in_fd=0),
+                        console_err=stderr_console(),
                         quiet=not args.verbose,
                         mounts=mounts_from(args.bind), ramfs=load_ramfs(args))
     trace_cm: Any = (open(args.trace_file, "w") if args.trace_file
@@ -108,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="xinim: %(name)s: %(message)s")
     try:
-        return trio.run(main_async, args)
+        console = pick_console(args)
+        try:
+            return trio.run(main_async, args, console)
+        finally:
+            if hasattr(console, "close"):
+                console.close()     # the terminal back as it was
     except KeyboardInterrupt:
         return 130
 

@@ -28,6 +28,11 @@ Signals.  PM decides; the router is PM's host half (``PmServer.attach_host``):
   handler runs, or it stops) and then executes the same syscall again.
 * A write that failed with EPIPE raises SIGPIPE for the writing thread (through
   PM, which knows its mask and dispositions) before the tracee sees the error.
+* Signals the host queues behind PM's back (a host timer's SIGALRM, a kill from
+  outside XINIM, Ctrl-Z on the host terminal) would wait forever for a tracee
+  parked in a server; while any call is parked a watch task looks at the parked
+  tracees' pending signals every ``WATCH_PERIOD`` and tells PM of new ones as the
+  kernel's own kill, so the same rules answer the parked calls.
 """
 from __future__ import annotations
 
@@ -69,6 +74,8 @@ _PIPE_WRITES = frozenset({int(Sys.WRITE), int(Sys.WRITEV), int(Sys.PWRITE64),
 _STOPS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 _ERESTARTSYS, _ERESTARTNOINTR, _ERESTARTNOHAND, _ERESTART_RESTARTBLOCK = 512, 513, 514, 516
 TIMER_ABSTIME = 1
+SIGRTMIN = 32               # real-time signals queue: never re-sent (they would come twice)
+WATCH_PERIOD = 0.05         # seconds between looks at parked tracees' pending signals
 
 
 class TraceeMemory:
@@ -108,7 +115,7 @@ class InFlight:
     """
 
     __slots__ = ("tracee", "host_pid", "in_callback", "action", "router", "started",
-                 "xinim", "linux_nr", "args", "entry", "abandoned", "since")
+                 "xinim", "linux_nr", "args", "entry", "abandoned", "since", "told")
 
     def __init__(self, router: "SyscallRouter", tracee: Tracee, entry: "TaskEntry", xinim: int,
                  linux_nr: int, args: tuple[int, ...]) -> None:
@@ -120,6 +127,7 @@ class InFlight:
         self.xinim, self.linux_nr, self.args = xinim, linux_nr, args
         self.started = time.perf_counter_ns() if router.trace else 0
         self.since = time.monotonic() if xinim in _SLEEPS else 0.0
+        self.told = 0               # host-pending signals PM was told of (bit per signal)
 
     def _apply(self, action: Any) -> None:
         if self.in_callback:
@@ -182,7 +190,7 @@ class InFlight:
             self._write_remaining()
             action = Complete(-errno.EINTR)
         if self.router.trace:
-            self.router.trace_line(self, getattr(action, "value", -errno.EINTR))
+            self.router.trace_line(self, getattr(action, "value", -_ERESTARTNOHAND))
         tracee.resume(action)
 
     def _write_remaining(self) -> None:
@@ -225,6 +233,7 @@ class SyscallRouter:
         self.trace = trace
         self.tasks: dict[int, TaskEntry] = {}         # host tid -> entry
         self._enosys_logged: set[str] = set()
+        self._watching = False
         self.stdio_node = 0    # joined: the node whose terminal the first process gets
         self._unanswered: set[IpcPending] = set()   # notices whose answer is still out
         if pm is not None:
@@ -265,6 +274,8 @@ class SyscallRouter:
         action, flight.action = flight.action, None
         if action is None or action is Pending:
             entry.flight = flight       # parked: a signal may have to answer it
+            if not self._watching:
+                self._start_watch()
             return Pending
         return action
 
@@ -332,6 +343,48 @@ class SyscallRouter:
         entry = self.tasks.get(tracee.tid)
         if entry is not None and entry.pid:
             self._notify(p.PM_PID, p.ProcTaskContinued(host_tid=tracee.tid))
+
+    # --- signals the host queued for parked tracees --------------------------------------
+
+    def _start_watch(self) -> None:
+        try:
+            self.kernel.spawn(self._watch)
+        except (SysError, AttributeError):  # no kernel nursery: nothing to watch with
+            return
+        self._watching = True
+
+    async def _watch(self) -> None:
+        try:
+            while True:
+                await trio.sleep(WATCH_PERIOD)
+                if not self.check_host_signals():
+                    return
+        finally:
+            self._watching = False
+
+    def check_host_signals(self) -> bool:
+        """Tell PM of signals pending on the host for parked tracees that PM did not
+        send (as the kernel's kill: the host already has them, so PM's delivery adds
+        nothing but the answers to the parked calls).  True while any call is parked."""
+        parked = False
+        for entry in list(self.tasks.values()):
+            flight = entry.flight
+            if flight is None or flight.abandoned:
+                continue
+            parked = True
+            if not flight.tracee.parked:
+                continue
+            private, shared = flight.tracee.pending_signal_sets()
+            for sigs, thread in ((shared, False), (private, True)):
+                for sig in sigs:
+                    bit = 1 << sig
+                    if sig >= SIGRTMIN or flight.told & bit:
+                        continue
+                    flight.told |= bit
+                    self._notify(p.PM_PID,
+                                 p.ProcTkill(caller=p.KERNEL_PID, tid=entry.tid, sig=sig) if thread
+                                 else p.ProcKill(caller=p.KERNEL_PID, pid=entry.pid, sig=sig))
+        return parked
 
     # --- PM's host half (pm.server.HostTasks) -----------------------------------------
 

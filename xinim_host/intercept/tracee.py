@@ -79,6 +79,9 @@ STARTING, RUNNING, ENTRY, EXIT, AWAIT_EXIT, AWAIT_ENTRY, DYING, GONE = TState
 EXIT_NONE, EXIT_PROBE, EXIT_COMPLETE, EXIT_HOST, EXIT_INJECT = range(5)
 
 
+_PENDING_RE = re.compile(r"^(SigPnd|ShdPnd|SigBlk):\s*([0-9a-f]+)$", re.MULTILINE)
+
+
 class NotParked(RuntimeError):
     """An action was applied to a tracee that is not stopped at a syscall."""
 
@@ -149,15 +152,23 @@ class Tracee:
         """Signals pending for this thread or its process and not blocked
         (from /proc; a parked tracee cannot take them until it is resumed, so
         a dispatcher can decide to interrupt its call with -EINTR/Restart)."""
+        private, shared = self.pending_signal_sets()
+        return private | shared
+
+    def pending_signal_sets(self) -> tuple[set[int], set[int]]:
+        """(thread-directed, process-directed) pending signals, not blocked.
+        Traced threads queue even ignored signals (the host lets tracers see them)."""
         try:
             with open(f"/proc/{self.tgid}/task/{self.tid}/status") as f:
                 text = f.read()
-        except FileNotFoundError:
-            return set()
-        vals = dict(re.findall(r"^(SigPnd|ShdPnd|SigBlk):\s*([0-9a-f]+)$", text, re.MULTILINE))
-        mask = (int(vals.get("SigPnd", "0"), 16) | int(vals.get("ShdPnd", "0"), 16)) & ~int(
-            vals.get("SigBlk", "0"), 16)
-        return {i + 1 for i in range(64) if mask >> i & 1}
+        except (FileNotFoundError, ProcessLookupError):
+            return set(), set()
+        vals = dict(_PENDING_RE.findall(text))
+        blocked = int(vals.get("SigBlk", "0"), 16)
+        private = int(vals.get("SigPnd", "0"), 16) & ~blocked
+        shared = int(vals.get("ShdPnd", "0"), 16) & ~blocked
+        return ({i + 1 for i in range(64) if private >> i & 1},
+                {i + 1 for i in range(64) if shared >> i & 1})
 
     # -- actions (public) ------------------------------------------------------
     def complete(self, value: int) -> bool:

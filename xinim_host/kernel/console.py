@@ -44,6 +44,7 @@ process-group ones, which are kept in XINIM ids as above.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import logging
@@ -195,13 +196,16 @@ class TtyConsole(JobControl):
         self.slave_name = os.ttyname(self.slave_fd)
         size = winsize or (line.winsize() if line is not None else None) or DEFAULT_WINSIZE
         fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, WINSIZE.pack(*size))
-        self.signals_sent: list[tuple[int, int]] = []   # (pgrp, sig), for tests and logs
+        self.signals_sent: collections.deque[tuple[int, int]] = collections.deque(maxlen=64)
+        # (pgrp, sig) of the last signals raised, for logs and tests
         self._lnext = False
         self._nursery: trio.Nursery | None = None
         self._input_event = trio.Event()       # set when the slave became readable
         self._want_input = trio.Event()        # a reader waits: watch the slave
         self._write_lock = trio.Lock()
         self._writing = 0                      # writes queued behind a full line discipline
+        # signals go out one at a time, in the order typed (^Z then ^C stays so)
+        self._sig_out, self._sig_in = trio.open_memory_channel[tuple[int, int]](float("inf"))
         self._closed = False
 
     # --- running ---------------------------------------------------------------------
@@ -218,6 +222,7 @@ class TtyConsole(JobControl):
             nursery.start_soon(self._rx_pump)
             nursery.start_soon(self._tx_pump)
             nursery.start_soon(self._input_watcher)
+            nursery.start_soon(self._signal_sender)
             task_status.started()
             try:
                 await trio.sleep_forever()
@@ -226,20 +231,67 @@ class TtyConsole(JobControl):
 
     @staticmethod
     def _pm_kill_for(system: Any) -> Kill:
-        from . import protocol as p
+        """``kill(pid, sig)`` as the kernel: ``ProcKill(caller=0, pid, sig)`` to PM.
 
-        async def kill(pid: int, sig: int) -> None:
-            reply = await system.lattice.sendrec(p.KERNEL_PID, p.PM_PID, p.ProcKill(
-                caller=p.KERNEL_PID, pid=pid, sig=sig))
+        Group 1 (init's, the foreground at boot) cannot be named so: ``pid`` -1 means
+        *every* process to kill(2).  Its members are signalled one by one instead
+        (PM's listing says who they are; init itself is never signalled)."""
+        from . import protocol as p
+        ask = system.lattice.sendrec
+
+        async def one(pid: int, sig: int) -> None:
+            reply = await ask(p.KERNEL_PID, p.PM_PID, p.ProcKill(caller=p.KERNEL_PID, pid=pid,
+                                                                 sig=sig))
             if reply.body.error:
                 log.debug("console: kill(%d, %d): errno %d", pid, sig, reply.body.error)
+
+        async def kill(pid: int, sig: int) -> None:
+            if pid != -INIT_PGRP:
+                await one(pid, sig)
+                return
+            start, members = 0, []
+            while True:
+                page = (await ask(p.KERNEL_PID, p.PM_PID, p.ProcList(caller=p.KERNEL_PID,
+                                                                     start=start))).body
+                if page.error:
+                    return
+                members += [e.pid for e in p.decode_proc_list(page.data)
+                            if e.pgid == INIT_PGRP and e.pid >= p.FIRST_USER_PID]
+                if not page.next or page.next <= start:
+                    break
+                start = page.next
+            for member in members:
+                await one(member, sig)
         return kill
+
+    def _pull_output(self) -> None:
+        """Move what the line discipline holds for the wire to the UART now.  (A
+        non-blocking read of the master first runs the pty's pending buffer work, so
+        this gets everything programs wrote so far.)"""
+        while True:
+            try:
+                data = os.read(self.master_fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.driver.write(data)
+
+    async def drain(self, timeout: float = 1.0) -> None:
+        """Until programs' output so far has left on the line (or ``timeout``): before
+        a kernel message that must come after it, and at shutdown."""
+        self._pull_output()
+        with trio.move_on_after(timeout):
+            while self.line is not None and self.line.tx_backlog and not self.line.hung_up:
+                await trio.sleep(0.01)
 
     def close(self) -> None:
         """Close the line discipline's pty (and the line).  Idempotent."""
         if self._closed:
             return
         self._closed = True
+        if self.master_fd >= 0:
+            self._pull_output()
         self.driver.close()
         for fd in (self.master_fd, self.slave_fd):
             try:
@@ -326,14 +378,16 @@ class TtyConsole(JobControl):
         log.debug("console: signal %d to process group %d", sig, pgrp)
         if self.kill is None or self._nursery is None:
             return
-        self._nursery.start_soon(self._kill_logged, -pgrp, sig)
+        self._sig_out.send_nowait((-pgrp, sig))
 
-    async def _kill_logged(self, pid: int, sig: int) -> None:
-        assert self.kill is not None
-        try:
-            await self.kill(pid, sig)
-        except Exception as exc:   # PM gone (shutdown): nobody left to signal
-            log.debug("console: signal %d to %d failed: %s", sig, pid, exc)
+    async def _signal_sender(self) -> None:
+        async for pid, sig in self._sig_in:
+            if self.kill is None:
+                continue
+            try:
+                await self.kill(pid, sig)
+            except Exception as exc:   # PM gone (shutdown): nobody left to signal
+                log.debug("console: signal %d to %d failed: %s", sig, pid, exc)
 
     def line_resized(self, size: tuple[int, int, int, int]) -> None:
         """The far end's terminal has a new size: the console's too (SIGWINCH)."""

@@ -8,9 +8,15 @@ Charging policy (issue 6 asks us to pick one; this is it):
   friends filling a user buffer: ``charge(pid, buf, n, write=True)``).  Stores
   the program makes itself are invisible to MM and not charged: MM never polls
   /proc/PID/smaps or pagemap.
-* **File-backed pages** (private or shared) are charged when MM fills them from
-  the file at mmap time (``mmap(..., charge_bytes=...)``; the default is the
-  whole mapping, the server passes less when the file ends earlier).
+* **File-backed pages** (private or shared) are charged when the kernel fills
+  them from the file through the VFS at mmap time (``mmap(...,
+  charge_bytes=...)``; the default is the whole mapping, the server passes less
+  when the file ends earlier).  A map the kernel makes *directly* from a host
+  file (host-mount libraries, what ld.so maps -- see kernel/calls/memory.py) is
+  not filled: its pages are the host's page cache, one copy shared by every
+  process, so nothing is charged at mmap time (Linux's commit accounting leaves
+  read-only file maps out too); the private copies of such pages are charged
+  like anonymous pages, when a write-path syscall writes them.
 * **Shared pages** (MAP_SHARED, anonymous or file) belong to their object: one
   frame per object page, one reference per process page that maps it.
 * **fork** gives the child a reference to every frame of the parent.  A

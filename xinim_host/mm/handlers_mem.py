@@ -114,7 +114,9 @@ def do_mmap_file(srv: Any, req: Any) -> p.MmReply:
     if not stat.S_ISREG(b.file_mode):
         raise SysError(errno.ENODEV, "only regular files can be mapped")
     assert backing is not None
-    charge = max(0, min(page_up(b.length & U64), b.size - (b.offset & U64)))
+    # frames for what the kernel fills from the file; a direct host-file map is
+    # the host's page cache (see the policy in accounting.py): nothing now
+    charge = 0 if b.direct else max(0, min(page_up(b.length & U64), b.size - (b.offset & U64)))
     res = srv.acct.mmap(pid, b.addr, b.length, b.prot, b.flags, backing, b.offset,
                         charge_bytes=charge)
     undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])

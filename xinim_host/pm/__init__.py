@@ -23,4 +23,10 @@ What the kernel sends, and when:
 * wait4/waitid replies to the kernel carry ``host_pid``: reap that host zombie.
   Parked calls (wait4, waitid, sigsuspend) are answered later; a signal ends
   them with EINTR (or ``restart_errno`` for SA_RESTART handlers).
+* The kernel that runs real host tasks attaches its host half
+  (``PmServer.attach_host``, :class:`~.server.HostTasks`): PM then delivers
+  signals through it, asks it to end the kernel's own waits a signal interrupts,
+  answers restartable interruptions ERESTARTSYS, and makes a zombie waitable only
+  once the host task is gone (its ``ProcTaskExited``), so the host zombie the
+  parent reaps is really there.
 """

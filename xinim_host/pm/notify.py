@@ -160,8 +160,9 @@ class LatticeNotifier:
         return self._ask(p.VFS_PID, p.VfsSetgroups(pid=pid, data=blob))
 
     def interrupt(self, pid: int, err: int) -> Completion:
-        """A signal must interrupt ``pid``'s blocked calls (answered ``err``).  Bind
-        it to also cancel the kernel's own waits (nanosleep)."""
+        """A signal must interrupt ``pid``'s calls blocked in the VFS (answered
+        ``err``).  The kernel's own waits (nanosleep) are ended through the host
+        half: ``PmServer.interrupt_kernel_waits``."""
         return self._tell(p.VFS_PID, p.VfsCancel(pid=pid, err=err))
 
     def exec_check(self, pid: int, path: bytes) -> ExecCheck:

@@ -36,6 +36,7 @@ import logging
 import os
 import struct
 import termios
+import time
 import tty
 from typing import Callable
 
@@ -190,6 +191,21 @@ class FdLine:
                 self.on_hangup()
 
     # --- teardown ------------------------------------------------------------------------
+    def flush_now(self, timeout: float = 1.0) -> None:
+        """Write out what is still buffered, best effort (at shutdown: the last lines
+        of a system must not be lost because its pumps were cancelled first)."""
+        import select
+        while self._out and self.out_fd >= 0:
+            try:
+                n = os.write(self.out_fd, self._out[:65536])
+            except BlockingIOError:
+                if not select.select([], [self.out_fd], [], timeout)[1]:
+                    return
+                continue
+            except OSError:
+                return
+            del self._out[:n]
+
     def _detach(self) -> None:
         if self.uart.transmit_sink == self._on_transmit:
             self.uart.transmit_sink = None
@@ -237,8 +253,27 @@ class PtyLine(FdLine):
     def _eio_is_transient(self) -> bool:
         return True   # no slave open: cannot happen while we hold one
 
-    def close(self) -> None:
+    def unread(self) -> int:
+        """Bytes on the line that the attached terminal has not read yet."""
+        try:
+            return struct.unpack("i", fcntl.ioctl(self.slave_fd, termios.FIONREAD,
+                                                  bytes(4)))[0]
+        except OSError:
+            return 0
+
+    def close(self, linger: float = 0.5) -> None:
+        """Close the pty.  Its last output is written first, and an attached terminal
+        gets up to ``linger`` seconds to read it: closing the master hangs the slave
+        up, which throws away what is still unread."""
         self._detach()
+        if self.master_fd >= 0:
+            self.flush_now(timeout=0.2)
+            # What was just written may still be on its way to the slave (the pty moves
+            # it in a kernel work item): FIONREAD sees it only after that has run.
+            time.sleep(0.05)
+            deadline = time.monotonic() + linger
+            while self.unread() and time.monotonic() < deadline:
+                time.sleep(0.01)
         for fd in (self.master_fd, self.slave_fd):
             _close_fd(fd)
         self.master_fd = self.slave_fd = self.in_fd = self.out_fd = -1

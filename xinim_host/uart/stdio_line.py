@@ -74,20 +74,6 @@ class StdioLine(FdLine):
                     last = size
                     callback(size)
 
-    def flush_now(self) -> None:
-        """Write out what is still buffered, best effort (at shutdown)."""
-        while self._out:
-            try:
-                n = os.write(self.out_fd, self._out[:65536])
-            except BlockingIOError:
-                import select
-                if not select.select([], [self.out_fd], [], 1.0)[1]:
-                    return
-                continue
-            except OSError:
-                return
-            del self._out[:n]
-
     def close(self) -> None:
         """Give the terminal back as it was."""
         self._detach()

@@ -1,4 +1,5 @@
-"""Character devices: /dev/null, zero, full, random, urandom, tty, console.
+"""Character devices: /dev/null, zero, full, random, urandom, tty, console
+(the pty drivers, /dev/ptmx and /dev/pts/N, are in ``devfs_pty``).
 
 A device is the ``io`` of an open file description (see ``fdtable``)::
 
@@ -154,24 +155,32 @@ class ConsoleDevice(CharDevice):
         return wait
 
 
-def make_devices(console: Any) -> dict[int, CharDevice]:
-    """rdev -> device, with Linux's numbers (so `ls -l /dev` looks familiar)."""
+class DeviceTable(dict):
+    """rdev -> driver.  The pty slaves (majors 136-143) share one driver, ``pts``."""
+
+    pts: CharDevice | None = None
+
+    def get(self, rdev: int, default: Any = None) -> Any:   # type: ignore[override]
+        dev = dict.get(self, rdev)
+        if dev is None:
+            if self.pts is not None and 136 <= os.major(rdev) <= 143:
+                return self.pts
+            return default
+        return dev
+
+
+def make_devices(console: Any) -> DeviceTable:
+    """rdev -> device, with Linux's numbers (so `ls -l /dev` looks familiar).
+    devfs adds /dev/tty (the caller's terminal), /dev/ptmx and the pty slaves
+    (``devfs.install_devfs``); until then /dev/tty is the console."""
     cons: CharDevice = ConsoleDevice(console) if console is not None else NullDevice()
     rnd = RandomDevice()
-    return {
+    return DeviceTable({
         os.makedev(1, 3): NullDevice(),
         os.makedev(1, 5): ZeroDevice(),
         os.makedev(1, 7): FullDevice(),
         os.makedev(1, 8): rnd,
         os.makedev(1, 9): rnd,
-        os.makedev(5, 0): cons,          # /dev/tty: the console is everyone's terminal
+        os.makedev(5, 0): cons,          # /dev/tty
         os.makedev(5, 1): cons,          # /dev/console
-    }
-
-
-# name, major, minor, mode: what the server creates in /dev at boot
-DEV_NODES: tuple[tuple[bytes, int, int, int], ...] = (
-    (b"null", 1, 3, 0o666), (b"zero", 1, 5, 0o666), (b"full", 1, 7, 0o666),
-    (b"random", 1, 8, 0o666), (b"urandom", 1, 9, 0o666), (b"tty", 5, 0, 0o666),
-    (b"console", 5, 1, 0o600),
-)
+    })

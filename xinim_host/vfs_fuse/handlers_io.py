@@ -23,15 +23,27 @@ DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
              0o120000: 10, 0o140000: 12}
 
 
+# VfsRead.offset for the kernel's second and later messages of one read(): at the
+# file position like -1, but only what is there now -- never wait (kernel/calls/
+# files.READ_MORE).  Files that cannot block read as with -1.
+READ_MORE = -2
+_READY = 0x1 | 0x8 | 0x10                   # POLLIN | POLLERR | POLLHUP: a read won't wait
+
+
 def do_read(srv: Any, req: Any) -> Any:
     b = req.msg.body
     fp = srv.procs.get(req.caller) or caller_proc(srv, req)
     of = fp.get(b.fd)
     if not of.readable:
         raise SysError(errno.EBADF)
-    if b.offset < -1:
-        raise SysError(errno.EINVAL)
-    res = of.io.read(req, of, b.count if b.count < DATA_MAX else DATA_MAX, b.offset)
+    offset = b.offset
+    if offset < -1:
+        if offset != READ_MORE:
+            raise SysError(errno.EINVAL)
+        offset = -1
+        if not of.io.seekable and not of.io.poll(of, 0x1) & _READY:
+            return VfsDataReply(result=0, data=b"")
+    res = of.io.read(req, of, b.count if b.count < DATA_MAX else DATA_MAX, offset)
     if type(res) is bytes:
         return VfsDataReply(result=len(res), data=res)
     return res

@@ -4,8 +4,11 @@ Each filesystem offers the same vnode operations (``lookup``, ``parent``,
 ``mode``, ``attr3``, ``readlink``, ``stat_reply``, ``mknod``/``mkdir``/...,
 ``setattr``, ``statfs``, ``hold``/``release``): :class:`RamMount` for the ramfs
 (its vnodes are :class:`~.ramfs.Inode` objects), :class:`~.hostfs.HostFs` for host
-directories (vnodes :class:`~.hostfs.HostNode`).  A place in the namespace is a
-:class:`Loc` -- which filesystem, which vnode.
+directories (vnodes :class:`~.hostfs.HostNode`), and the synthetic filesystems
+(devfs, devpts, procfs: :mod:`.devfs_nodes`).  A place in the namespace is a
+:class:`Loc` -- which filesystem, which vnode.  A :class:`Bind` mounts a
+directory of a filesystem (not its root) somewhere else: /dev/shm is the ramfs
+directory /dev/shm (hidden under devfs) bound on devfs's shm/.
 """
 from __future__ import annotations
 
@@ -105,14 +108,30 @@ class RamMount:
         return self.ramfs.statfs()
 
 
+class Bind:
+    """A directory ``loc`` mounted somewhere else (what ``covered`` maps a bind's
+    mount point to)."""
+
+    __slots__ = ("loc", "at")
+
+    def __init__(self, loc: Loc, at: Loc) -> None:
+        self.loc = loc          # the directory shown
+        self.at = at            # its mount point
+
+    @property
+    def fs(self) -> Any:
+        return self.loc.fs
+
+
 class MountTable:
     """Which filesystem covers which directory; crossing mount points."""
 
     def __init__(self, ramfs: Ramfs) -> None:
         self.root_fs = RamMount(ramfs)
         self.root = Loc(self.root_fs, self.root_fs.root)
-        self.covered: dict[Any, Any] = {}        # mount-point vnode -> fs mounted on it
+        self.covered: dict[Any, Any] = {}        # mount-point vnode -> fs (or Bind) on it
         self.mounts: list[tuple[bytes, Any]] = [(b"/", self.root_fs)]
+        self.bind_points: dict[Any, Loc] = {}    # a bound directory -> its mount point
 
     def mount(self, fs: Any, at: Loc, xpath: bytes) -> None:
         if not stat.S_ISDIR(at.fs.mode(at.node)):
@@ -123,18 +142,34 @@ class MountTable:
             at.fs.hold(at.node)
         below = self.covered.get(at.node)
         if below is not None:                     # mounting over a mount: stack on top
-            return self.mount(fs, Loc(below, below.root), xpath)
+            return self.mount(fs, below.loc if type(below) is Bind else Loc(below, below.root),
+                              xpath)
         fs.covers = at
         self.covered[at.node] = fs
         at.fs.has_submounts = True
         self.mounts.append((xpath, fs))
 
+    def bind(self, loc: Loc, at: Loc, xpath: bytes) -> None:
+        """Show directory ``loc`` at mount point ``at`` (``..`` there leads to the
+        mount point's parent, as for any mount)."""
+        if not stat.S_ISDIR(loc.fs.mode(loc.node)) or not stat.S_ISDIR(at.fs.mode(at.node)):
+            raise NotADirectoryError(xpath)
+        if at.node in self.covered:
+            raise SysError(errno.EBUSY, f"{xpath!r} is a mount point already")
+        if isinstance(loc.fs, RamMount):
+            loc.fs.ramfs.pin(loc.node)            # the shown directory must stay
+        at.fs.hold(at.node)
+        self.covered[at.node] = Bind(loc, at)
+        self.bind_points[loc.node] = at
+        at.fs.has_submounts = True
+        self.mounts.append((xpath, Bind(loc, at)))
+
     def cross(self, loc: Loc) -> Loc:
         """The root of whatever is mounted on ``loc`` (loc itself when nothing is)."""
         fs = self.covered.get(loc.node)
         while fs is not None:
-            loc = Loc(fs, fs.root)
-            fs = self.covered.get(fs.root) if fs.has_submounts else None
+            loc = fs.loc if type(fs) is Bind else Loc(fs, fs.root)
+            fs = self.covered.get(loc.node) if loc.fs.has_submounts else None
         return loc
 
     def is_mountpoint(self, node: Any) -> bool:

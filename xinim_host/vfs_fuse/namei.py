@@ -4,6 +4,8 @@ Paths resolve from the root, the caller's cwd or a dirfd; ``.`` and ``..`` are
 handled here, in XINIM's tree (``..`` at a mount's root goes to the mount point's
 parent, ``..`` at ``/`` stays), and symlinks -- on the ramfs or on host mounts --
 are read and resolved here too, in XINIM's namespace, at most 40 per lookup.
+A synthetic filesystem's *magic* links (procfs ``fd/N``, ``cwd``, ``exe``) are
+not resolved by their text: ``fs.magic(node)`` names the place itself.
 """
 from __future__ import annotations
 
@@ -88,7 +90,14 @@ class Namei:
 
     def dotdot(self, loc: Loc) -> Loc:
         fs, node = loc
-        while fs.is_root(node):
+        binds = self.mounts.bind_points
+        while True:
+            if binds and node in binds:            # a bound directory: its mount point
+                loc = binds[node]
+                fs, node = loc
+                continue
+            if not fs.is_root(node):
+                break
             if fs.covers is None:
                 return loc                         # '..' of '/' is '/'
             loc = fs.covers                        # the mount point, in the fs below
@@ -142,6 +151,12 @@ class Namei:
                 links += 1
                 if links > MAXSYMLINKS:
                     raise SysError(errno.ELOOP)
+                magic = getattr(fs, "magic", None)
+                if magic is not None:              # /proc/PID/fd/N and such: go there
+                    where = magic(child)
+                    if where is not None:
+                        fs, node = where
+                        continue
                 target = fs.readlink(child)
                 if not target:
                     raise SysError(errno.ENOENT)
@@ -194,6 +209,10 @@ class Namei:
             links = nd.links + 1
             if links > MAXSYMLINKS:
                 raise SysError(errno.ELOOP)
+            magic = getattr(loc.fs, "magic", None)
+            where = magic(loc.node) if magic is not None else None
+            if where is not None:                  # a magic link names an existing file
+                return nd, where
             target = loc.fs.readlink(loc.node)
             if not target:
                 raise SysError(errno.ENOENT)
@@ -203,17 +222,30 @@ class Namei:
 
     # -- names of places -----------------------------------------------------------------
     def path_of(self, loc: Loc) -> bytes:
-        """The absolute path of a directory (getcwd); ENOENT if it was removed."""
+        """The absolute path of a directory (getcwd); ENOENT if it was removed.
+        Host and synthetic files have one too (their place below the mount)."""
         parts: list[bytes] = []
         fs, node = loc
+        binds = self.mounts.bind_points
         while True:
+            if binds and node in binds:
+                fs, node = binds[node]
+                continue
             if fs.is_root(node):
                 if fs.covers is None:
                     break
                 fs, node = fs.covers
                 continue
-            if fs.kind == "host":
+            kind = fs.kind
+            if kind == "host":
                 parts.append(node.rel)
+                node = fs.root
+                continue
+            if kind != "ramfs":
+                rel_path = getattr(fs, "rel_path", None)
+                if rel_path is None:               # pipes: no place in the namespace
+                    raise SysError(errno.ENOENT)
+                parts.append(rel_path(node))
                 node = fs.root
                 continue
             if node.nlink == 0:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import stat
 from typing import Any, Awaitable, Iterable
 
 import trio
@@ -19,17 +18,27 @@ from ..kernel.errors import SysError
 from ..kernel.ipc import Lattice
 from ..kernel.protocol import INIT_PID, VFS_PID, VFS_REPLY
 from ..kernel.server import Request, Server
-from .devices import DEV_NODES, ConsoleDevice, make_devices
+from .devfs import install_devfs
+from .devices import ConsoleDevice, make_devices
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
 from .namei import Namei
+from .procfs import HOOKS, install_procfs
+from .procfs_peers import Peers, bind_call_vector
 from .ramfs import Ramfs
 from .table import CALL_VECTOR
 
 log = logging.getLogger(__name__)
 
 MountSpec = tuple[str, str, str]      # (host path, XINIM path, "ro" | "rw")
+
+# the ramfs directories every boot makes sure of (path, mode when made)
+INITIAL_TREE: tuple[tuple[bytes, int], ...] = (
+    (b"/tmp", 0o1777), (b"/var", 0o755), (b"/var/tmp", 0o1777), (b"/root", 0o700),
+    (b"/home", 0o755), (b"/run", 0o755), (b"/mnt", 0o755), (b"/dev", 0o755),
+    (b"/dev/shm", 0o1777), (b"/proc", 0o555),
+)
 
 
 class _TaskBlocker:
@@ -58,7 +67,10 @@ class VfsServer(Server):
 
     pid = VFS_PID
     reply_type = VFS_REPLY
-    handlers = CALL_VECTOR
+    # bound: sets ``current`` (the request being served), retries a handler whose
+    # procfs/devfs question to PM or MM was answered later, and keeps procfs's
+    # books (exe, paths of open files) -- see procfs_peers and procfs.HOOKS
+    handlers = bind_call_vector(CALL_VECTOR, HOOKS)
 
     def __init__(self, lattice: Lattice, *, console: Any = None, console_err: Any = None,
                  mounts: Iterable[MountSpec] | None = None, ramfs: Ramfs | None = None) -> None:
@@ -77,6 +89,8 @@ class VfsServer(Server):
         self.blocked: dict[int, set[Any]] = {}
         self.fifos: dict[Any, Any] = {}          # FIFO vnode -> its Pipe while open
         self.write_opens: dict[Any, int] = {}    # ramfs inode -> open-for-write count (ETXTBSY)
+        self.current: Request | None = None      # the request being served (procfs, ttys)
+        self.peers = Peers(self)                 # VFS's questions to PM and MM
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
         self._start_init()
@@ -97,15 +111,13 @@ class VfsServer(Server):
         return loc
 
     def _populate(self) -> None:
-        """/dev with its nodes, /tmp, /root, /home -- unless the tree has them already."""
-        rfs = self.ramfs
-        dev = self._mkdirs(b"/dev").node
-        for name, major, minor, mode in DEV_NODES:
-            if name not in dev.entries:
-                rfs.mknod(dev, name, stat.S_IFCHR | mode, 0, 0, os.makedev(major, minor))
-        for path, mode in ((b"/dev/shm", 0o1777), (b"/tmp", 0o1777), (b"/root", 0o700),
-                           (b"/home", 0o755)):
+        """The initial tree (README "The XINIM file tree") -- directories the ramfs
+        lacks are made -- then devfs on /dev, devpts on /dev/pts, the ramfs's
+        /dev/shm bound on /dev/shm, procfs on /proc."""
+        for path, mode in INITIAL_TREE:
             self._mkdirs(path, mode)
+        install_devfs(self)
+        install_procfs(self)
 
     def _mount_all(self, specs: Iterable[MountSpec]) -> None:
         for spec in specs:

@@ -27,42 +27,139 @@ def sys_close(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return (yield from ask(p.VFS_PID, p.VfsClose(caller=c.pid, fd=c_int(c.args[0])))).result
 
 
+# A read or write moves through user memory in blocks of this size: one
+# process_vm_readv/writev per block, not one per DATA_MAX message.
+COPY_BLOCK = 1 << 20
+PAGE = 4096
+# VfsRead.offset for the messages after the first of one read(): "at the file
+# position, and only what is there now" -- a read that has data never waits for
+# more (a pipe holding exactly DATA_MAX bytes).  The VFS side is
+# vfs_fuse/handlers_io.READ_MORE.
+READ_MORE = -2
+
+
+def _copy_out(c: SyscallContext, fd: int, addr: int, data: bytes,
+              offset: int) -> Generator[Op, Any, int]:
+    """Copy ``data`` to the caller; returns how much arrived.  A buffer that ends
+    early takes what fits, page by page, as copy_to_user does; the file position
+    goes back over what the caller did not get (a stream loses it)."""
+    try:
+        c.mem.write(addr, data)
+        return len(data)
+    except SysError as exc:
+        if exc.errno != errno.EFAULT:
+            raise
+    ok = 0
+    while ok < len(data):
+        n = min(len(data) - ok, PAGE - (addr + ok) % PAGE)
+        try:
+            c.mem.write(addr + ok, data[ok:ok + n])
+        except SysError:
+            break
+        ok += n
+    if offset < 0 and ok < len(data):
+        yield Sendrec(p.VFS_PID, p.VfsLseek(caller=c.pid, fd=fd, offset=ok - len(data),
+                                             whence=os.SEEK_CUR))   # ESPIPE for streams
+    return ok
+
+
 def read_into(c: SyscallContext, fd: int, buf: int, count: int,
               offset: int = -1) -> Generator[Op, Any, int]:
-    """read/pread: split into messages of at most DATA_MAX, stop at a short read."""
-    done = 0
-    while done < count:
-        want = min(count - done, p.DATA_MAX)
+    """read/pread: messages of at most DATA_MAX; the data is gathered and copied
+    out in blocks.  Only the first message may wait (a pipe read blocks until
+    there is data); stops at a short read."""
+    done = 0                      # copied out to the caller
+    parts: list[bytes] = []       # read, not yet copied out
+    held = 0
+    while done + held < count:
+        got = done + held
+        want = min(count - got, p.DATA_MAX)
         try:
             reply = yield from ask(p.VFS_PID, p.VfsRead(
-                caller=c.pid, fd=fd, count=want, offset=-1 if offset < 0 else offset + done))
+                caller=c.pid, fd=fd, count=want,
+                offset=offset + got if offset >= 0 else READ_MORE if got else -1))
         except SysError:
-            if done:          # report what was read; the error shows on the next call
+            if got:           # report what was read; the error shows on the next call
                 break
             raise
-        if reply.data:
-            c.mem.write(buf + done, reply.data)
-        done += len(reply.data)
-        if len(reply.data) < want:
+        data = reply.data
+        if data:
+            parts.append(data)
+            held += len(data)
+            if held >= COPY_BLOCK:
+                block = b"".join(parts)
+                parts.clear()
+                held = 0
+                ok = yield from _copy_out(c, fd, buf + done, block, offset)
+                done += ok
+                if ok < len(block):
+                    return _partial(done)
+        if len(data) < want:
             break
+    if held:
+        block = parts[0] if len(parts) == 1 else b"".join(parts)
+        ok = yield from _copy_out(c, fd, buf + done, block, offset)
+        done += ok
+        if ok < len(block):
+            return _partial(done)
     return done
+
+
+def _partial(done: int) -> int:
+    if not done:
+        raise SysError(errno.EFAULT)
+    return done
+
+
+def _copy_in(c: SyscallContext, addr: int, size: int) -> bytes:
+    """Up to ``size`` bytes of the caller's buffer: all of it, or the pages that are
+    there before the first one that is not (EFAULT if none)."""
+    try:
+        return c.mem.read(addr, size)
+    except SysError as exc:
+        if exc.errno != errno.EFAULT:
+            raise
+    out = bytearray()
+    while len(out) < size:
+        n = min(size - len(out), PAGE - (addr + len(out)) % PAGE)
+        try:
+            out += c.mem.read(addr + len(out), n)
+        except SysError:
+            break
+    if not out:
+        raise SysError(errno.EFAULT)
+    return bytes(out)
 
 
 def write_from(c: SyscallContext, fd: int, buf: int, count: int,
                offset: int = -1) -> Generator[Op, Any, int]:
-    """write/pwrite: split into messages of at most DATA_MAX."""
+    """write/pwrite: the caller's buffer copied in by blocks, sent in messages of at
+    most DATA_MAX; a buffer that ends early writes what is there (as Linux)."""
     done = 0
     while done < count:
-        chunk = c.mem.read(buf + done, min(count - done, p.DATA_MAX))
+        size = min(count - done, COPY_BLOCK)
         try:
-            reply = yield from ask(p.VFS_PID, p.VfsWrite(
-                caller=c.pid, fd=fd, offset=-1 if offset < 0 else offset + done, data=chunk))
+            block = _copy_in(c, buf + done, size)
         except SysError:
             if done:
                 break
             raise
-        done += reply.result
-        if reply.result < len(chunk):
+        pos = 0
+        while pos < len(block):
+            chunk = block[pos:pos + p.DATA_MAX] if len(block) > p.DATA_MAX else block
+            try:
+                reply = yield from ask(p.VFS_PID, p.VfsWrite(
+                    caller=c.pid, fd=fd, offset=-1 if offset < 0 else offset + done,
+                    data=chunk))
+            except SysError:
+                if done:
+                    return done
+                raise
+            done += reply.result
+            pos += reply.result
+            if reply.result < len(chunk):
+                return done
+        if len(block) < size:
             break
     return done
 
@@ -149,12 +246,21 @@ def sys_fcntl(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 # --- extended attributes: neither the ramfs nor XINIM's host mounts carry any -------
+#
+# As on a Linux filesystem without xattr handlers: the path is looked up (ENOENT,
+# ENOTDIR, ELOOP, EACCES as usual), then get/set fail with EOPNOTSUPP and list
+# gives an empty list.  EOPNOTSUPP (not ENODATA) tells ls, cp and libselinux that
+# the filesystem has none, so they stop asking for each file (ls -la: one call
+# per device instead of two per file).
+
+AT_EACCESS = 0x200
+
 
 def _xattr_target(c: SyscallContext, path_ptr: int, follow: bool) -> Generator[Op, Any, None]:
     """The file must exist and be reachable, as for Linux; then it has no attributes."""
-    yield from ask(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=abi.AT_FDCWD,
-                                         flags=0 if follow else abi.AT_SYMLINK_NOFOLLOW,
-                                         path=path_arg(c, path_ptr)))
+    flags = AT_EACCESS | (0 if follow else abi.AT_SYMLINK_NOFOLLOW)   # as the caller's euid
+    yield from ask(p.VFS_PID, p.VfsAccess(caller=c.pid, dirfd=abi.AT_FDCWD, mode=os.F_OK,
+                                           flags=flags, path=path_arg(c, path_ptr)))
 
 
 def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
@@ -163,17 +269,17 @@ def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
 
 def sys_getxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield from _xattr_target(c, c.args[0], follow=True)
-    raise SysError(errno.ENODATA)
+    raise SysError(errno.EOPNOTSUPP)
 
 
 def sys_lgetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield from _xattr_target(c, c.args[0], follow=False)
-    raise SysError(errno.ENODATA)
+    raise SysError(errno.EOPNOTSUPP)
 
 
 def sys_fgetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield from _xattr_fd(c, c_int(c.args[0]))
-    raise SysError(errno.ENODATA)
+    raise SysError(errno.EOPNOTSUPP)
 
 
 def sys_listxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -193,17 +299,17 @@ def sys_flistxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_setxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield from _xattr_target(c, c.args[0], follow=True)
-    raise SysError(errno.ENOTSUP)
+    raise SysError(errno.EOPNOTSUPP)
 
 
 def sys_lsetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield from _xattr_target(c, c.args[0], follow=False)
-    raise SysError(errno.ENOTSUP)
+    raise SysError(errno.EOPNOTSUPP)
 
 
 def sys_fsetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield from _xattr_fd(c, c_int(c.args[0]))
-    raise SysError(errno.ENOTSUP)
+    raise SysError(errno.EOPNOTSUPP)
 
 
 def sys_mkdir(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -350,7 +456,7 @@ def sys_newfstatat(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_statx(k: "Kernel", c: SyscallContext) -> SyscallGen:
     dirfd, path, flags, buf = c_int(c.args[0]), path_arg(c, c.args[1]), c_int(c.args[2]), c.args[4]
-    c.mem.read(buf, abi.STATX_SIZE)   # EFAULT before asking anyone
+    # a bad buffer is EFAULT at the copy-out, after the lookup's own errors (Linux)
     reply = yield from ask(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=dirfd,
                                                  flags=_stat_flags(flags), path=path))
     c.mem.write(buf, abi.pack_statx(reply))
@@ -450,13 +556,32 @@ def sys_pipe2(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 # --- the hosted extension: directories, links, times, sizes, polling -----------------
 
+DIRENT64_MAX = (abi.DIRENT64.size + 255 + 1 + 7) & ~7    # the longest linux_dirent64 record
+
+
 def sys_getdents64(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    count = min(c.args[2], p.DATA_MAX)
-    reply = yield from ask(p.VFS_PID, p.VfsGetdents(caller=c.pid, fd=c_int(c.args[0]),
-                                                     count=count))
-    if reply.data:
-        c.mem.write(c.args[1], reply.data)
-    return len(reply.data)
+    """As many records as fit in the caller's buffer, in one or more messages of at
+    most DATA_MAX, copied out once.  A message that came back with room for any
+    record left means the directory is at its end: no further message then."""
+    fd, room = c_int(c.args[0]), min(c.args[2] & 0xFFFFFFFF, COPY_BLOCK)
+    parts: list[bytes] = []
+    got = 0
+    while True:
+        want = min(room - got, p.DATA_MAX)
+        try:
+            reply = yield from ask(p.VFS_PID, p.VfsGetdents(caller=c.pid, fd=fd, count=want))
+        except SysError:
+            if got:           # what was read is the answer; the error shows next time
+                break
+            raise
+        data = reply.data
+        parts.append(data)
+        got += len(data)
+        if not data or want - len(data) >= DIRENT64_MAX or room - got < DIRENT64_MAX:
+            break
+    if got:
+        c.mem.write(c.args[1], parts[0] if len(parts) == 1 else b"".join(parts))
+    return got
 
 
 def sys_getdents(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -588,6 +713,25 @@ def sys_fsync(k: "Kernel", c: SyscallContext) -> SyscallGen:
 def sys_fdatasync(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return (yield from ask(p.VFS_PID, p.VfsFsync(caller=c.pid, fd=c_int(c.args[0]),
                                                   datasync=1))).result
+
+
+POSIX_FADV_NORMAL, POSIX_FADV_NOREUSE = 0, 5        # advice 0..5 (x86-64)
+O_PATH = 0o10000000
+
+
+def sys_fadvise64(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """posix_fadvise: the ramfs and the host mounts take the advice and do nothing
+    with it (no page cache here); the errors are Linux's: EBADF (no fd, O_PATH),
+    ESPIPE (a pipe or FIFO), EINVAL (unknown advice, negative length)."""
+    fd, length, advice = c_int(c.args[0]), _length(c.args[2]), c_int(c.args[3])
+    info = yield from ask(p.VFS_PID, p.VfsFdinfo(caller=c.pid, fd=fd))
+    if info.flags & O_PATH:
+        raise SysError(errno.EBADF)
+    if info.mode & 0o170000 == 0o010000:               # S_IFIFO
+        raise SysError(errno.ESPIPE)
+    if not POSIX_FADV_NORMAL <= advice <= POSIX_FADV_NOREUSE or length < 0:
+        raise SysError(errno.EINVAL)
+    return 0
 
 
 def sys_fchdir(k: "Kernel", c: SyscallContext) -> SyscallGen:

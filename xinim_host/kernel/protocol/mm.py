@@ -121,7 +121,10 @@ class MmMmapFile(Payload):
     """mmap of VFS file descriptor ``fd`` with its facts from VFS (VFS_FDINFO).
     ``open_flags`` = MM_NO_FD when VFS said EBADF (MM answers it in Linux's
     order).  ``wb_fd``: for MAP_SHARED, a hidden dup of ``fd`` that MM keeps to
-    write the map back after ``fd`` is closed (-1: none)."""
+    write the map back after ``fd`` is closed (-1: none).  ``direct`` = 1: the
+    kernel maps the host file itself (its pages are the host's page cache), so
+    MM charges no frames now; if that fails and the kernel fills the map from
+    the VFS after all, it charges the filled range with MM_CHARGE."""
 
     caller: i32
     addr: u64
@@ -137,6 +140,7 @@ class MmMmapFile(Payload):
     size: i64 = 0
     wb_fd: i32 = -1
     path: path = b""          # for the maps listing only (host files; empty for ramfs)
+    direct: i32 = 0           # 1: a direct host-file map, no frames charged
 
 
 @request(MM_UNDO)

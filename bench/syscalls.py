@@ -1,0 +1,239 @@
+"""What a syscall and a real workload cost under xinim-run, side by side with
+native, ``strace -f -o /dev/null`` and Debian's ``proot`` (no seccomp).
+
+    python bench/syscalls.py [--repeat 3] [--quick] [--only NAME,...]
+                             [--profile ls|cp|true] [--profile-out FILE]
+
+Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
+themselves inside the runner: ``getppid`` (one delegated call, served by PM) and
+open+read+close (three, served by the VFS).  Workload rows are timed inside the
+runner too, by bench/c/timeit.c (fork, exec, wait), so they leave out the
+runner's own start-up, which the ``start-up`` row measures separately as the
+wall time of ``/bin/true`` (for xinim-run: the Python process, imports and the
+boot of kernel, VFS, PM and MM).  The ``wall`` column is the whole command as
+the user waits for it.  Each figure is the median of --repeat runs.
+
+XINIM's files live in its ramfs (/tmp there); the others use a tmpfs dir under
+/dev/shm.  The 64 MiB file for ``cp`` is made in the same run, untimed.
+``--profile`` runs one workload under xinim-run in cProfile and prints where
+the xinim-run process spends its time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+C_SRC = ROOT / "bench" / "c"
+PROGRAMS = ("getppid_loop", "openread_loop", "timeit")
+XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
+MODES = ("native", "strace", "proot", "xinim")
+BIG = 64 << 20
+TIMEIT = re.compile(r"^timeit (\d+) (\d+)$", re.M)
+
+
+@dataclass
+class Place:
+    """Where a mode finds the bench programs (B) and writes its files (T)."""
+    bindir: str
+    tmpdir: str
+
+    def fill(self, text: str) -> str:
+        return text.replace("{B}", self.bindir).replace("{T}", self.tmpdir)
+
+
+def runner(mode: str, bindir: Path) -> list[str]:
+    if mode == "native":
+        return []
+    if mode == "strace":
+        return ["strace", "-f", "-o", "/dev/null"]
+    if mode == "proot":
+        return ["proot"]
+    return [XINIM_RUN, "--bind", f"{bindir}:/b"]
+
+
+def place(mode: str, bindir: Path, shm: Path) -> Place:
+    return Place("/b", "/tmp") if mode == "xinim" else Place(str(bindir), str(shm))
+
+
+def env() -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("XINIM_SOCKET")}
+    e.update(LC_ALL="C", PROOT_NO_SECCOMP="1")
+    return e
+
+
+@dataclass
+class Outcome:
+    wall: float                   # seconds, the whole command
+    inner: float | None = None    # seconds, as the program measured itself
+    out: str = ""
+
+
+def run(mode: str, bindir: Path, shm: Path, argv: list[str]) -> Outcome:
+    where = place(mode, bindir, shm)
+    cmd = runner(mode, bindir) + [where.fill(a) for a in argv]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env(), cwd="/", timeout=600)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"{mode}: {' '.join(cmd)} -> {res.returncode}\n{res.stderr[-2000:]}")
+    found = TIMEIT.findall(res.stderr)
+    inner = int(found[-1][0]) / 1e9 if found else None
+    return Outcome(wall, inner, res.stdout)
+
+
+@dataclass
+class Row:
+    name: str
+    unit: str                                   # "us/call", "us/iter", "ms"
+    measure: Callable[[str], float]             # mode -> value (one run)
+    note: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+
+
+def build(bindir: Path) -> None:
+    for name in PROGRAMS:
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(bindir / name), str(C_SRC / f"{name}.c")],
+                       check=True)
+
+
+def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
+    n_ppid = 5000 if quick else 20000
+    n_open = 1500 if quick else 5000
+
+    def loop_ns(mode: str, argv: list[str], n: int) -> float:
+        out = run(mode, bindir, shm, argv).out.split()
+        return int(out[0]) / n / 1000        # us per iteration
+
+    def inner(script: str) -> Callable[[str], float]:
+        def measure(mode: str) -> float:
+            o = run(mode, bindir, shm, ["/bin/sh", "-c", script])
+            assert o.inner is not None, "timeit printed nothing"
+            return o.inner * 1000
+        return measure
+
+    def wall(argv: list[str]) -> Callable[[str], float]:
+        return lambda mode: run(mode, bindir, shm, argv).wall * 1000
+
+    shell_loop = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); done"
+    cmd_loop = "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"
+    return [
+        Row("getppid", "us/call",
+            lambda m: loop_ns(m, ["{B}/getppid_loop", str(n_ppid)], n_ppid),
+            "1 delegated syscall (PM)"),
+        Row("open+read+close", "us/iter",
+            lambda m: loop_ns(m, ["{B}/openread_loop", str(n_open), "/etc/passwd"], n_open),
+            "3 delegated syscalls (VFS)"),
+        Row("start-up (/bin/true)", "ms", wall(["/bin/true"]), "fixed cost, wall"),
+        Row("ls -la /usr/bin", "ms", inner("exec {B}/timeit /bin/ls -la /usr/bin > /dev/null"),
+            "~3300 syscalls"),
+        Row("ls -la /usr/bin (wall)", "ms", wall(["/bin/ls", "-la", "/usr/bin"]),
+            "incl. start-up"),
+        Row("sh loop x300", "ms", inner(f"exec {{B}}/timeit /bin/sh -c '{shell_loop}'"),
+            "builtins only"),
+        Row("sh loop x300 /bin/true", "ms", inner(f"exec {{B}}/timeit /bin/sh -c '{cmd_loop}'"),
+            "300 fork+exec+wait"),
+        Row("python3 -c pass", "ms", inner("exec {B}/timeit /usr/bin/python3 -c pass"), ""),
+        Row("cp 64 MiB", "ms",
+            inner(f"head -c {BIG} /dev/zero > {{T}}/big && {{B}}/timeit /bin/cp {{T}}/big {{T}}/big2"
+                  " && rm -f {T}/big {T}/big2"),
+            "file made first, untimed"),
+    ]
+
+
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def report(rows: list[Row], modes: list[str]) -> str:
+    head = f"{'':<24} {'unit':<8}" + "".join(f"{m:>10}" for m in modes)
+    head += f"{'x/native':>10}{'x/proot':>9}{'proot/nat':>10}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        v = r.values
+        line = f"{r.name:<24} {r.unit:<8}" + "".join(f"{fmt(v.get(m)):>10}" for m in modes)
+        line += (f"{ratio(v.get('xinim'), v.get('native')):>10}"
+                 f"{ratio(v.get('xinim'), v.get('proot')):>9}"
+                 f"{ratio(v.get('proot'), v.get('native')):>10}  {r.note}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def profile(what: str, bindir: Path, out: str) -> None:
+    import pstats
+    scripts = {
+        "ls": ["/bin/ls", "-la", "/usr/bin"],
+        "cp": ["/bin/sh", "-c", f"head -c {BIG} /dev/zero > /tmp/big && cp /tmp/big /tmp/big2"],
+        "true": ["/bin/true"],
+        "getppid": ["/b/getppid_loop", "20000"],
+        "openread": ["/b/openread_loop", "5000", "/etc/passwd"],
+    }
+    cmd = [sys.executable, "-m", "cProfile", "-o", out, "-m", "xinim_host.cli.run",
+           "--bind", f"{bindir}:/b", *scripts[what]]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True, env=env(), cwd=str(ROOT))
+    print(f"profiled {what}: {time.perf_counter() - t0:.2f} s wall (with cProfile), "
+          f"stats in {out}\n")
+    stats = pstats.Stats(out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="shorter loops")
+    ap.add_argument("--only", help="comma-separated row names (prefix match)")
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--profile", choices=("ls", "cp", "true", "getppid", "openread"))
+    ap.add_argument("--profile-out", default="/tmp/xinim-bench.prof")
+    args = ap.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    for tool in ("gcc", "strace", "proot"):
+        if shutil.which(tool) is None and (tool == "gcc" or tool in modes):
+            print(f"bench: {tool} not installed", file=sys.stderr)
+            return 2
+    with tempfile.TemporaryDirectory(prefix="xinim-bench-") as bd, \
+            tempfile.TemporaryDirectory(prefix="xinim-bench-", dir="/dev/shm") as shm:
+        bindir = Path(bd)
+        os.chmod(bindir, 0o755)
+        build(bindir)
+        if args.profile:
+            profile(args.profile, bindir, args.profile_out)
+            return 0
+        rows = make_rows(bindir, Path(shm), args.quick)
+        if args.only:
+            wanted = [w.strip() for w in args.only.split(",")]
+            rows = [r for r in rows if any(r.name.startswith(w) for w in wanted)]
+        cpus = os.cpu_count()
+        print(f"# {cpus} CPUs, load {os.getloadavg()[0]:.2f}; median of {args.repeat}; "
+              f"XINIM_PIN={os.environ.get('XINIM_PIN', '1')}", flush=True)
+        for r in rows:
+            for m in modes:
+                samples = [r.measure(m) for _ in range(args.repeat)]
+                r.values[m] = statistics.median(samples)
+            print(f"  {r.name}: " + ", ".join(f"{m} {fmt(r.values[m])}" for m in modes),
+                  file=sys.stderr, flush=True)
+        print(report(rows, modes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+/* The plan's MVP program (userspace-servers-plan.md §11), as written there,
+ * plus the includes it needs. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+int main() {
+    int fd = open("/hello.txt", O_CREAT | O_RDWR, 0644);
+    write(fd, "Hello XINIM!\n", 13);
+    close(fd);
+    printf("Success!\n");
+    return 0;
+}
