@@ -349,9 +349,6 @@ def test_fork_threads_mremap_madvise_brk(progs: Path) -> None:
     assert "write-back" not in r.err
 
 
-@pytest.mark.xfail(reason="kernel/calls/procs.py sys_execve asks PM (ProcExec: VFS closes "
-                   "CLOEXEC fds, MM's hidden write-back fd among them) before flush_shared; "
-                   "the flush must come first")
 def test_shared_file_map_is_written_back_at_exec(progs: Path) -> None:
     r = xrun(progs, "/t/mm_more", "exec")
     assert r.code == 0, (r.out, r.err)

@@ -100,6 +100,7 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
     """Run ``argv`` as a child of init; returns its exit code."""
     resolved = await resolve_program(system, argv[0], env)
     router = SyscallRouter(system.kernel, pm=system.pm, trace=trace)
+    router.root_image = (resolved.xinim_path, [os.fsencode(a) for a in argv])
     if system.joined_node:
         router.stdio_node = system.lattice.node_id   # our terminal, passed when we joined
     tracer = tracer or Tracer(handler_errors="enosys", cpus=tracer_cpus())

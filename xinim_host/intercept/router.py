@@ -218,6 +218,7 @@ class TaskEntry:
     waiting: list[Callable[[], None]] = field(default_factory=list)
     tgid: int = 0                                     # its host process
     flight: InFlight | None = None                    # the call it is parked in, if any
+    ready: bool = False                               # named, and the servers told
 
 
 class SyscallRouter:
@@ -235,6 +236,7 @@ class SyscallRouter:
         self._enosys_logged: set[str] = set()
         self._watching = False
         self.stdio_node = 0    # joined: the node whose terminal the first process gets
+        self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
         self._unanswered: set[IpcPending] = set()   # notices whose answer is still out
         if pm is not None:
             pm.attach_host(self)
@@ -251,8 +253,9 @@ class SyscallRouter:
                 log.warning("%s (Linux %d): not supported -> ENOSYS", route.linux_name, nr)
             return Complete(-errno.ENOSYS)
         entry = self.tasks.get(tracee.tid)
-        if entry is None or not entry.pid:
-            # PM has not named this task yet: hold the call until it has.
+        if entry is None or not entry.ready:
+            # PM has not named this task yet (or the servers are still being told
+            # about it): hold the call until they have.
             self._entry(tracee.tid).waiting.append(
                 lambda: tracee.resume(self.on_syscall(tracee, nr, args)))
             return Pending
@@ -319,7 +322,7 @@ class SyscallRouter:
         if tracee.tid not in self.tasks:
             # The program xinim-run started: a child of init (or of the caller).
             self._entry(tracee.tid).tgid = tracee.tgid
-            self._register(tracee.tid, self.root_parent, signal.SIGCHLD, 0)
+            self._register(tracee.tid, self.root_parent, signal.SIGCHLD, 0, root=True)
         else:
             self._tell_mm_layout(tracee.tid)
 
@@ -417,7 +420,8 @@ class SyscallRouter:
             entry = self.tasks[tid] = TaskEntry()
         return entry
 
-    def _register(self, host_tid: int, parent_tid: int, flags: int, thread_of: int) -> None:
+    def _register(self, host_tid: int, parent_tid: int, flags: int, thread_of: int,
+                  root: bool = False) -> None:
         """Ask PM to name a new host task; its held syscalls run once it has."""
         answer = self.lattice.call(self.kernel.pid, p.PM_PID,
                                    p.ProcFork(parent_pid=parent_tid, child_host_pid=host_tid,
@@ -431,22 +435,30 @@ class SyscallRouter:
                 return
             entry.tid = msg.body.result
             entry.pid = thread_of or msg.body.result
+            notices: list[tuple[int, p.Payload]] = []
             if not thread_of:
                 parent = self.kernel.creds.get(self._pid_of_tid(parent_tid))
                 if parent is not None:
                     self.kernel.creds[entry.pid] = parent
-                self._tell_mm_layout(host_tid)
-            if not thread_of and self.stdio_node:
-                # The first process of a joined node talks to the terminal it passed.
-                node, self.stdio_node = self.stdio_node, 0
-                stdio = self.lattice.call(self.kernel.pid, p.VFS_PID,
-                                          p.VfsNodeStdio(pid=entry.pid, node=node))
-                if isinstance(stdio, IpcPending):
-                    stdio.add_done_callback(lambda _msg: wake_all(entry))
-                    return
-            wake_all(entry)
+            if root:
+                # The program xinim-run started was exec'd by the host before XINIM
+                # knew it: PM records its image, MM imports the host's layout (a
+                # fork child has MM's copy of its parent's instead), and a joined
+                # node's first process talks to the terminal that node passed.
+                if self.root_image is not None:
+                    path, argv = self.root_image
+                    notices.append((p.PM_PID, p.ProcExec(caller=entry.pid, path=path,
+                                                         argv=b"\0".join(argv), envp=b"")))
+                layout = self._mm_layout(host_tid)
+                if layout is not None:
+                    notices.append((p.MM_PID, layout))
+                if self.stdio_node:
+                    node, self.stdio_node = self.stdio_node, 0
+                    notices.append((p.VFS_PID, p.VfsNodeStdio(pid=entry.pid, node=node)))
+            self._in_order(notices, lambda: wake_all(entry))
 
         def wake_all(entry: TaskEntry) -> None:
+            entry.ready = True
             waiting, entry.waiting = entry.waiting, []
             for wake in waiting:
                 wake()
@@ -462,13 +474,40 @@ class SyscallRouter:
                 return entry.pid
         return tid
 
-    def _tell_mm_layout(self, host_tid: int) -> None:
+    def _mm_layout(self, host_tid: int) -> p.Payload | None:
         entry = self.tasks.get(host_tid)
-        layout = getattr(p, "MmExecLayout", None)
-        if entry is None or not entry.pid or layout is None:
-            return
-        self._notify(p.MM_PID, layout(pid=entry.pid, host_pid=host_tid))
+        if entry is None or not entry.pid:
+            return None
+        return p.MmExecLayout(pid=entry.pid, host_pid=host_tid)
 
+    def _tell_mm_layout(self, host_tid: int) -> None:
+        layout = self._mm_layout(host_tid)
+        if layout is not None:
+            self._notify(p.MM_PID, layout)
+
+    def _in_order(self, notices: list[tuple[int, p.Payload]], then: Callable[[], None]) -> None:
+        """Send kernel notices one after another (each once the previous one is
+        answered), then call ``then``; an error answer is logged, not fatal."""
+        if not notices:
+            then()
+            return
+        (dst, body), rest = notices[0], notices[1:]
+
+        def answered(msg: p.Message) -> None:
+            if msg.body.error:
+                log.warning("%s -> %d: %s", type(body).__name__, dst, os.strerror(msg.body.error))
+            self._in_order(rest, then)
+
+        try:
+            answer = self.lattice.call(self.kernel.pid, dst, body)
+        except SysError as exc:
+            log.warning("%s -> %d failed: %s", type(body).__name__, dst, exc)
+            self._in_order(rest, then)
+            return
+        if isinstance(answer, IpcPending):
+            answer.add_done_callback(answered)
+        else:
+            answered(answer)
     def _notify(self, dst: int, body: p.Payload) -> None:
         """A kernel notice to a server; its reply only matters when it is an error."""
         def check(msg: p.Message) -> None:

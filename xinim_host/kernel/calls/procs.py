@@ -214,8 +214,10 @@ def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     packed = b"\0".join(argv)
     if len(packed) > p.DATA_MAX:
         raise SysError(errno.E2BIG)
-    reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=packed, envp=b""))
+    # MAP_SHARED file maps reach their files first: PM's exec makes VFS close the
+    # close-on-exec fds, MM's write-back fds among them.
     yield from flush_shared(c)
+    reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=packed, envp=b""))
     if c.host is None:
         return 0
     new_argv = reply.argv.split(b"\0") if reply.argv else argv
