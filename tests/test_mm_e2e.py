@@ -86,34 +86,6 @@ def test_many_regions_then_prot_none_touch_dies_by_sigsegv(progs: Path) -> None:
     assert sum(ln.startswith("U ") for ln in r.out.splitlines()) == 500
 
 
-class Capture:
-    """A console that keeps what the program writes (reads give EOF)."""
-
-    def __init__(self) -> None:
-        self.out = bytearray()
-
-    def write(self, data: bytes) -> int:
-        self.out += data
-        return len(data)
-
-    async def read(self, count: int) -> bytes:
-        await trio.lowlevel.checkpoint()
-        return b""
-
-    def tty_fd(self) -> int | None:
-        return None
-
-    def ioctl(self, request: int, arg: bytes) -> tuple[int, bytes]:
-        import errno
-
-        from xinim_host.kernel.errors import SysError
-        raise SysError(errno.ENOTTY)
-
-    @property
-    def text(self) -> str:
-        return self.out.decode(errors="replace")
-
-
 Layout = list[tuple[int, int, str]]     # (start, end, "rwxp") with neighbours of one perm merged
 
 
@@ -144,11 +116,10 @@ async def _mm_maps(system, pid: int) -> tuple[str, p.MmMapsReply]:
             return text.decode(), reply
 
 
-async def test_mm_record_agrees_with_host_maps(progs: Path) -> None:
+async def test_mm_record_agrees_with_host_maps(progs: Path, console) -> None:
     """While mm_many waits, MM's record of it and the host's /proc/PID/maps give
     every page the program mapped, unmapped or protected the same permissions
     (and MM's whole record agrees with the host's outside the growing stack)."""
-    console = Capture()
     config = BootConfig(console=console, quiet=True,
                         mounts=mounts_from([(str(progs), "/t", "ro")]))
     async with booted(config) as system:
@@ -359,7 +330,7 @@ def test_shared_file_map_is_written_back_at_exec(progs: Path) -> None:
 
 
 async def test_host_file_maps_fall_back_to_vfs_fill(progs: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                                    monkeypatch: pytest.MonkeyPatch, console) -> None:
     """When the direct host-file map cannot be made, the kernel fills an
     anonymous map through the VFS and MM charges the filled pages then: ld.so,
     dlopen and private maps of host files all still work."""
@@ -383,7 +354,6 @@ async def test_host_file_maps_fall_back_to_vfs_fill(progs: Path,
         return got
 
     monkeypatch.setattr(MemoryAccounting, "charge", charge)
-    console = Capture()
     config = BootConfig(console=console, quiet=True,
                         mounts=mounts_from([(str(progs), "/t", "ro")]))
     with trio.fail_after(TIMEOUT):

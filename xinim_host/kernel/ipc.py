@@ -662,16 +662,7 @@ class Lattice:
                 return
             self._enqueue(endpoint, message)   # unsolicited: for ``recv``
             return
-        handler = endpoint.handler
-        if handler is not None and not endpoint.busy and not endpoint.inbox:
-            self.stats.handled_direct += 1
-            endpoint.busy = True
-            try:
-                handler(message)
-            finally:
-                endpoint.busy = False
-            return
-        self._enqueue(endpoint, message)
+        self._enqueue_or_handle(endpoint, message)
 
     def _enqueue_or_handle(self, endpoint: Endpoint, delivery: Delivery) -> None:
         handler = endpoint.handler
