@@ -27,10 +27,12 @@ IOCTL_ARG_SIZES: dict[int, tuple[int, int]] = {
     0x5404: (36, 0),   # TCSETSF
     0x540F: (0, 4),    # TIOCGPGRP
     0x5410: (4, 0),    # TIOCSPGRP
+    0x5411: (0, 4),    # TIOCOUTQ
     0x5413: (0, 8),    # TIOCGWINSZ: struct winsize
     0x5414: (8, 0),    # TIOCSWINSZ
     0x541B: (0, 4),    # FIONREAD
     0x5421: (4, 0),    # FIONBIO
+    0x5424: (0, 4),    # TIOCGETD: the line discipline
     0x5429: (0, 4),    # TIOCGSID
     0x80045430: (0, 4),  # TIOCGPTN
     0x40045431: (4, 0),  # TIOCSPTLCK
