@@ -1,8 +1,10 @@
 """What a syscall and a real workload cost under xinim-run, side by side with
-native, ``strace -f -o /dev/null`` and Debian's ``proot`` (no seccomp).
+native, ``strace -f -o /dev/null`` and Debian's ``proot`` (no seccomp), also
+pinned to one CPU (``proot1``, ``strace1``: ``taskset``, as xinim-run pins itself).
 
     python bench/syscalls.py [--repeat 3] [--quick] [--only NAME,...]
-                             [--profile ls|cp|true] [--profile-out FILE]
+                             [--modes native,strace,strace1,proot,proot1,xinim]
+                             [--profile ls|cp|true|getppid|openread] [--profile-out FILE]
 
 Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
 themselves inside the runner: ``getppid`` (one delegated call, served by PM) and
@@ -37,8 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 C_SRC = ROOT / "bench" / "c"
 PROGRAMS = ("getppid_loop", "openread_loop", "timeit")
 XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
-MODES = ("native", "strace", "proot", "xinim")
+MODES = ("native", "strace", "proot", "proot1", "xinim")
+# proot1/strace1: the same, with tracer and tracees pinned to one CPU (taskset), as
+# xinim-run pins itself (XINIM_PIN): on these VMs a ptrace stop that crosses CPUs
+# costs several times one that does not, so an unpinned tracer's figures swing with
+# the load on the machine (busy: the scheduler keeps them together; idle: it does not).
+PIN_CPU = str(min(os.sched_getaffinity(0)))
 BIG = 64 << 20
+RETRIES = 2          # a failed run is repeated (and reported at the end)
+FAILED: list[str] = []
 TIMEIT = re.compile(r"^timeit (\d+) (\d+)$", re.M)
 
 
@@ -55,10 +64,11 @@ class Place:
 def runner(mode: str, bindir: Path) -> list[str]:
     if mode == "native":
         return []
-    if mode == "strace":
-        return ["strace", "-f", "-o", "/dev/null"]
-    if mode == "proot":
-        return ["proot"]
+    pin = ["taskset", "-c", PIN_CPU] if mode.endswith("1") else []
+    if mode.startswith("strace"):
+        return pin + ["strace", "-f", "-o", "/dev/null"]
+    if mode.startswith("proot"):
+        return pin + ["proot"]
     return [XINIM_RUN, "--bind", f"{bindir}:/b"]
 
 
@@ -82,11 +92,18 @@ class Outcome:
 def run(mode: str, bindir: Path, shm: Path, argv: list[str]) -> Outcome:
     where = place(mode, bindir, shm)
     cmd = runner(mode, bindir) + [where.fill(a) for a in argv]
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=env(), cwd="/", timeout=600)
-    wall = time.perf_counter() - t0
-    if res.returncode != 0:
+    for attempt in range(RETRIES + 1):
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env(), cwd="/", timeout=600)
+        wall = time.perf_counter() - t0
+        if res.returncode == 0:
+            break
+        FAILED.append(f"{mode}: {' '.join(cmd)} -> {res.returncode}: "
+                      f"{res.stderr.strip().splitlines()[-1:] }")
+        print(f"bench: run failed, {'retrying' if attempt < RETRIES else 'giving up'}: "
+              f"{FAILED[-1]}", file=sys.stderr)
+    else:
         raise RuntimeError(f"{mode}: {' '.join(cmd)} -> {res.returncode}\n{res.stderr[-2000:]}")
     found = TIMEIT.findall(res.stderr)
     inner = int(found[-1][0]) / 1e9 if found else None
@@ -99,7 +116,8 @@ class Row:
     unit: str                                   # "us/call", "us/iter", "ms"
     measure: Callable[[str], float]             # mode -> value (one run)
     note: str = ""
-    values: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float] = field(default_factory=dict)     # median
+    best: dict[str, float] = field(default_factory=dict)       # min
 
 
 def build(bindir: Path) -> None:
@@ -164,13 +182,14 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def report(rows: list[Row], modes: list[str]) -> str:
     head = f"{'':<24} {'unit':<8}" + "".join(f"{m:>10}" for m in modes)
-    head += f"{'x/native':>10}{'x/proot':>9}{'proot/nat':>10}  note"
+    head += f"{'x/native':>10}{'x/proot':>9}{'x/proot1':>9}{'proot/nat':>10}  note"
     lines = [head, "-" * len(head)]
     for r in rows:
         v = r.values
         line = f"{r.name:<24} {r.unit:<8}" + "".join(f"{fmt(v.get(m)):>10}" for m in modes)
         line += (f"{ratio(v.get('xinim'), v.get('native')):>10}"
                  f"{ratio(v.get('xinim'), v.get('proot')):>9}"
+                 f"{ratio(v.get('xinim'), v.get('proot1')):>9}"
                  f"{ratio(v.get('proot'), v.get('native')):>10}  {r.note}")
         lines.append(line)
     return "\n".join(lines)
@@ -206,8 +225,9 @@ def main() -> int:
     ap.add_argument("--profile-out", default="/tmp/xinim-bench.prof")
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
-    for tool in ("gcc", "strace", "proot"):
-        if shutil.which(tool) is None and (tool == "gcc" or tool in modes):
+    for tool in ("gcc", "strace", "proot", "taskset"):
+        if shutil.which(tool) is None and (tool == "gcc" or any(m.startswith(tool) for m in modes)
+                                           or tool == "taskset" and any(m.endswith("1") for m in modes)):
             print(f"bench: {tool} not installed", file=sys.stderr)
             return 2
     with tempfile.TemporaryDirectory(prefix="xinim-bench-") as bd, \
@@ -226,12 +246,22 @@ def main() -> int:
         print(f"# {cpus} CPUs, load {os.getloadavg()[0]:.2f}; median of {args.repeat}; "
               f"XINIM_PIN={os.environ.get('XINIM_PIN', '1')}", flush=True)
         for r in rows:
+            # modes interleaved, so a burst of load elsewhere hits all of them alike
+            samples: dict[str, list[float]] = {m: [] for m in modes}
+            for _ in range(args.repeat):
+                for m in modes:
+                    samples[m].append(r.measure(m))
             for m in modes:
-                samples = [r.measure(m) for _ in range(args.repeat)]
-                r.values[m] = statistics.median(samples)
-            print(f"  {r.name}: " + ", ".join(f"{m} {fmt(r.values[m])}" for m in modes),
-                  file=sys.stderr, flush=True)
+                r.values[m] = statistics.median(samples[m])
+                r.best[m] = min(samples[m])
+            print(f"  {r.name}: " + ", ".join(
+                f"{m} {fmt(r.values[m])} (min {fmt(r.best[m])})" for m in modes),
+                file=sys.stderr, flush=True)
         print(report(rows, modes))
+        if FAILED:
+            print(f"# {len(FAILED)} failed run(s), repeated:")
+            for line in FAILED:
+                print(f"#   {line}")
     return 0
 
 

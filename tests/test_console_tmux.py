@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from hostproc import wait_for_host_process
+
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
 RUN = f"{shlex.quote(sys.executable)} -m xinim_host.cli.run"
@@ -88,7 +90,7 @@ def test_interactive_shell_ctrl_c_and_terminal_restored(pane_factory) -> None:
     pane.keys("echo $((6*7))", "Enter")
     pane.wait_for(r"^42$")
     pane.keys("sleep 100", "Enter")
-    time.sleep(1.0)
+    wait_for_host_process(b"sleep\x00100\x00")
     start = time.monotonic()
     pane.keys("C-c")
     pane.wait_for(r"^\^C\s*$", timeout=5)

@@ -166,6 +166,22 @@ def test_stdin_reaches_the_program() -> None:
     assert res.stdout == "got:abc\n"
 
 
+@pytest.mark.xfail(reason="kernel/console.py FdConsole.read: trio.wait_readable on a regular "
+                          "file or /dev/null stdin fails (epoll EPERM) -> the program reads EIO",
+                   strict=False)
+def test_stdin_from_a_file_or_dev_null(tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("from a file\n")
+    with open(src) as stdin:
+        res = subprocess.run([XINIM_RUN, "/bin/cat"], stdin=stdin, capture_output=True,
+                             text=True, timeout=60, env=run_env(), cwd="/")
+    assert (res.returncode, res.stdout) == (0, "from a file\n"), res.stderr[-500:]
+    with open(os.devnull) as stdin:
+        res = subprocess.run([XINIM_RUN, "/bin/cat"], stdin=stdin, capture_output=True,
+                             text=True, timeout=60, env=run_env(), cwd="/")
+    assert (res.returncode, res.stdout) == (0, ""), res.stderr[-500:]
+
+
 def test_trace_prints_strace_like_lines_with_the_xinim_path() -> None:
     res = xinim_run("--trace", "/bin/cat", "/etc/passwd")
     assert res.returncode == 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from test_run_util import cprogs, xinim_run  # noqa: F401 -- fixture
 
 
@@ -74,5 +76,30 @@ def test_bad_pointers_give_efault_and_the_program_goes_on(cprogs: Path) -> None:
 def test_bad_pointers_natively_agree(cprogs: Path) -> None:
     """The same program natively: the cases are real EFAULTs on Linux too."""
     import subprocess
-    res = subprocess.run([str(cprogs / "badptr")], capture_output=True, text=True, timeout=60)
+    res = subprocess.run([str(cprogs / "badptr")], capture_output=True, text=True, timeout=60,
+                         cwd=str(cprogs))
     assert res.returncode == 0, res.stdout
+
+
+@pytest.mark.xfail(reason="intercept/router.py TraceeMemory.write copies out with force=True "
+                          "(/proc/PID/mem), so read-only user buffers are written instead of EFAULT",
+                   strict=False)
+def test_read_only_buffers_give_efault(cprogs: Path) -> None:
+    res = xinim_run("--bind", f"{cprogs}:/t", "/t/robuf")
+    assert res.stdout.splitlines()[-1] == "read-only data unchanged", res.stdout
+    assert res.returncode == 0, res.stdout
+
+
+def test_read_only_buffers_natively(cprogs: Path) -> None:
+    import subprocess
+    res = subprocess.run([str(cprogs / "robuf")], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout
+
+
+@pytest.mark.xfail(reason="kernel/calls/procs.py sys_execve: E2BIG when argv is over DATA_MAX "
+                          "(4096) bytes -- ProcExec carries argv in one data field", strict=False)
+def test_long_command_lines() -> None:
+    """Shell globs and xargs make command lines far beyond 4 KiB (Linux: ~2 MiB)."""
+    res = xinim_run("/bin/sh", "-c", 'set -- $(seq 3000); /bin/echo "$@" | wc -w')
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["3000"]

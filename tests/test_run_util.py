@@ -22,7 +22,7 @@ MOUNTED = {"bin", "etc", "lib", "lib64", "usr"}
 # the ramfs's own top level, made at boot
 RAMFS_TOP = {"dev", "tmp", "root", "home"}
 # programs under tests/c/ built for these tests
-C_PROGRAMS = ("mvp", "file_io", "badptr")
+C_PROGRAMS = ("mvp", "file_io", "badptr", "robuf")
 
 
 def run_env(**extra: str) -> dict[str, str]:
@@ -38,8 +38,9 @@ def run_env(**extra: str) -> dict[str, str]:
 def xinim_run(*argv: str, timeout: float = TIMEOUT, input: bytes | None = None,
               env: dict[str, str] | None = None,
               cwd: str | None = None) -> subprocess.CompletedProcess[str]:
-    """``xinim-run ARGV...``; stdout/stderr captured as text."""
-    return subprocess.run([XINIM_RUN, *argv], input=input.decode() if input else None,
+    """``xinim-run ARGV...``; stdout/stderr captured as text, stdin a pipe with
+    ``input`` (empty: EOF at once, whatever the test runner's own stdin is)."""
+    return subprocess.run([XINIM_RUN, *argv], input=input.decode() if input else "",
                           capture_output=True, text=True, timeout=timeout,
                           env=env or run_env(), cwd=cwd or "/")
 

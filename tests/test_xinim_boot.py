@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from hostproc import wait_for_host_process
+
 PROMPT = re.compile(rb"[#$] $")
 
 
@@ -135,7 +137,7 @@ def test_shell_on_the_serial_console(tmp: Path) -> None:
 
         boot.type(b"sleep 100\r")
         boot.read_until(b"sleep 100\r\n")
-        time.sleep(0.5)                                       # sleep runs now
+        wait_for_host_process(b"sleep\x00100\x00")           # sleep runs now
         pids = host_pids(boot)
         assert len(pids) >= 2                                 # the shell and sleep
         start = time.monotonic()

@@ -68,6 +68,10 @@ def read_into(c: SyscallContext, fd: int, buf: int, count: int,
     """read/pread: messages of at most DATA_MAX; the data is gathered and copied
     out in blocks.  Only the first message may wait (a pipe read blocks until
     there is data); stops at a short read."""
+    if not count:                 # still the fd's errors: EBADF, EISDIR, ...
+        yield from ask(p.VFS_PID, p.VfsRead(caller=c.pid, fd=fd, count=0,
+                                             offset=offset if offset >= 0 else -1))
+        return 0
     done = 0                      # copied out to the caller
     parts: list[bytes] = []       # read, not yet copied out
     held = 0
@@ -135,6 +139,9 @@ def write_from(c: SyscallContext, fd: int, buf: int, count: int,
                offset: int = -1) -> Generator[Op, Any, int]:
     """write/pwrite: the caller's buffer copied in by blocks, sent in messages of at
     most DATA_MAX; a buffer that ends early writes what is there (as Linux)."""
+    if not count:                 # still the fd's errors (EBADF)
+        return (yield from ask(p.VFS_PID, p.VfsWrite(
+            caller=c.pid, fd=fd, offset=offset if offset >= 0 else -1, data=b""))).result
     done = 0
     while done < count:
         size = min(count - done, COPY_BLOCK)
