@@ -283,3 +283,18 @@ async def test_fadvise64(caller: Caller) -> None:
     assert run(files.sys_fadvise64, w, 0, 0, 9) == -errno.ESPIPE   # ESPIPE before EINVAL
     d = await caller.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
     assert run(files.sys_fadvise64, d, 0, 0, 0) == 0
+
+
+async def test_zero_length_transfers_still_check_the_fd(caller: Caller) -> None:
+    """read/write of 0 bytes: 0, or the fd's own error (as Linux)."""
+    d = await caller.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
+    f = await caller.open("/etc/passwd")
+    r, w = await caller.pipe()
+    assert await caller(Sys.READ, d, BUF, 0) == -errno.EISDIR
+    assert await caller(Sys.READ, 99, BUF, 0) == -errno.EBADF
+    assert await caller(Sys.READ, w, BUF, 0) == -errno.EBADF
+    assert await caller(Sys.READ, r, BUF, 0) == 0          # empty pipe: no wait
+    assert await caller(Sys.WRITE, w, BUF, 0) == 0
+    assert await caller(Sys.WRITE, r, BUF, 0) == -errno.EBADF
+    assert await caller(Sys.WRITE, f, BUF, 0) == -errno.EBADF
+    assert await caller(Sys.PREAD64, f, BUF, 0, 5) == 0

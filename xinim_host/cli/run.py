@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from contextlib import AsyncExitStack, nullcontext
 from typing import Any
@@ -85,6 +86,24 @@ def _one_terminal() -> bool:
 
 
 async def main_async(args: argparse.Namespace, console: Any = None) -> int:
+    """SIGTERM or SIGHUP cancel the run like Ctrl-C does, so the system shuts down
+    in order (tracees killed, FUSE unmounted, image saved) before we exit 128+N."""
+    code = 0
+    async with trio.open_nursery() as nursery:
+        async def stop_on_signals() -> None:
+            nonlocal code
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    code = 128 + signum
+                    nursery.cancel_scope.cancel()
+
+        nursery.start_soon(stop_on_signals)
+        code = await run_system(args, console)
+        nursery.cancel_scope.cancel()
+    return code
+
+
+async def run_system(args: argparse.Namespace, console: Any = None) -> int:
     config = BootConfig(console=console or FdConsole(out_fd=1, in_fd=0),
                         console_err=stderr_console(),
                         quiet=not args.verbose,
@@ -138,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                 console.close()     # the terminal back as it was
     except KeyboardInterrupt:
         return 130
+    except BaseExceptionGroup as group:   # trio delivers Ctrl-C inside a group
+        interrupted, rest = group.split(KeyboardInterrupt)
+        if interrupted is not None and rest is None:
+            return 130
+        raise
 
 
 if __name__ == "__main__":

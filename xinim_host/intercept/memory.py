@@ -81,13 +81,13 @@ def read(pid: int, addr: int, n: int) -> bytes:
     return buf.raw
 
 
-# Scratch for C strings: one buffer and a 3-element remote iovec array reused
+# Scratch for C strings: one buffer and a remote iovec array, reused
 # (everything runs on the tracer thread).
-_STR_MAX = 1 << 16
+_STR_MAX = 128 * 1024   # MAX_ARG_STRLEN: the longest string execve takes
 _str_buf = ctypes.create_string_buffer(_STR_MAX)
 _str_addr = _addressof(_str_buf)
 _str_local = _iovec(_str_addr, 0)
-_str_remote = (_iovec * 18)()
+_str_remote = (_iovec * (_STR_MAX // 4096 + 2))()   # one per page touched
 
 
 def read_cstring(pid: int, addr: int, limit: int = 4096) -> bytes:

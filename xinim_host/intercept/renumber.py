@@ -136,6 +136,7 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "utimes": delegate(Sys.UTIMES),
     "futimesat": delegate(Sys.FUTIMESAT),
     "close_range": delegate(Sys.CLOSE_RANGE),
+    "fadvise64": delegate(Sys.FADVISE64),
     "getxattr": delegate(Sys.GETXATTR),
     "lgetxattr": delegate(Sys.LGETXATTR),
     "fgetxattr": delegate(Sys.FGETXATTR),

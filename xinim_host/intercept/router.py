@@ -64,6 +64,7 @@ from .tracee import Tracee
 log = logging.getLogger(__name__)
 
 CLONE_THREAD = 0x10000
+EXITED_IDS_KEPT = 1024
 SYS_TGKILL = 234
 
 # The kernel's own waits that only wait: answering one early loses nothing.
@@ -93,8 +94,8 @@ class TraceeMemory:
             raise SysError(errno.EFAULT) from None
 
     def write(self, addr: int, data: bytes) -> None:
-        try:
-            self.tracee.write(addr, data)
+        try:   # not forced: a read-only user buffer is EFAULT, as the kernel says
+            self.tracee.write(addr, data, force=False)
         except TraceeFault:
             raise SysError(errno.EFAULT) from None
 
@@ -158,6 +159,9 @@ class InFlight:
     def owns_thread(self, host_tid: int) -> bool:
         other = self.tracee.tracer.tracee(host_tid)
         return other is not None and other.tgid == self.tracee.tgid
+
+    def xinim_tid_of(self, host_tid: int) -> int:
+        return self.router.xinim_tid_of(host_tid)
 
     def stack_pointer(self) -> int:
         return self.tracee.regs.rsp
@@ -237,6 +241,7 @@ class SyscallRouter:
         self._watching = False
         self.stdio_node = 0    # joined: the node whose terminal the first process gets
         self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
+        self._exited_ids: dict[int, int] = {}   # host tid -> XINIM tid, recently gone
         self._unanswered: set[IpcPending] = set()   # notices whose answer is still out
         if pm is not None:
             pm.attach_host(self)
@@ -330,6 +335,11 @@ class SyscallRouter:
         entry = self.tasks.pop(tracee.tid, None)
         if entry is None or not entry.pid:
             return
+        # A fork's child can live and die before its parent's fork returns: the
+        # parent still has to be told the child's XINIM id (see ``xinim_tid_of``).
+        self._exited_ids[tracee.tid] = entry.tid
+        while len(self._exited_ids) > EXITED_IDS_KEPT:
+            del self._exited_ids[next(iter(self._exited_ids))]
         if entry.flight is not None:    # a late answer must not reach a dead tracee
             entry.flight.abandoned = True
             entry.flight = None
@@ -533,6 +543,13 @@ class SyscallRouter:
         with trio.move_on_after(timeout):
             for answer in list(self._unanswered):
                 await answer.wait()
+
+    def xinim_tid_of(self, host_tid: int) -> int:
+        """The XINIM tid PM gave a host task we traced (0: not known)."""
+        entry = self.tasks.get(host_tid)
+        if entry is not None and entry.tid:
+            return entry.tid
+        return self._exited_ids.get(host_tid, 0)
 
     def xinim_pid(self, host_tid: int) -> int:
         entry = self.tasks.get(host_tid)

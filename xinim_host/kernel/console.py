@@ -51,6 +51,7 @@ import logging
 import os
 import select
 import signal
+import stat
 import struct
 import termios
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -136,12 +137,22 @@ class FdConsole(JobControl):
         return done
 
     async def read(self, count: int) -> bytes:
+        if not self._pollable():
+            # A regular file or /dev/null: always readable (epoll refuses it), and
+            # reading it does not wait on anyone.
+            await trio.lowlevel.checkpoint()
+            return os.read(self.in_fd, count)
         while True:
             await trio.lowlevel.wait_readable(self.in_fd)
             try:
                 return os.read(self.in_fd, count)
             except BlockingIOError:
                 continue
+
+    def _pollable(self) -> bool:
+        mode = os.fstat(self.in_fd).st_mode
+        return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+                    or (stat.S_ISCHR(mode) and os.fstat(self.in_fd).st_rdev == os.makedev(1, 3)))
 
     def tty_fd(self) -> int | None:
         for fd in (self.in_fd, self.out_fd):

@@ -168,6 +168,7 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.SETXATTR: (VFS, files.sys_setxattr),
     Sys.LSETXATTR: (VFS, files.sys_lsetxattr),
     Sys.FSETXATTR: (VFS, files.sys_fsetxattr),
+    Sys.FADVISE64: (VFS, files.sys_fadvise64),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

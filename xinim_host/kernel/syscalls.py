@@ -162,6 +162,7 @@ class Sys(enum.IntEnum):
     UTIMES = 225
     FUTIMESAT = 226
     FCHMODAT2 = 227
+    FADVISE64 = 228
     VFORK = 230
     CLONE = 231
     CLONE3 = 232

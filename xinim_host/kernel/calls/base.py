@@ -55,6 +55,7 @@ class HostSide(Protocol):
 
     def request(self, op: HostCall, resume: Callable[[int], None]) -> None: ...
     def owns_thread(self, host_tid: int) -> bool: ...
+    def xinim_tid_of(self, host_tid: int) -> int: ...
     def stack_pointer(self) -> int: ...
 
 
@@ -93,6 +94,20 @@ def path_arg(c: SyscallContext, addr: int) -> bytes:
     if len(raw) > p.PATH_MAX_WIRE:
         raise SysError(errno.ENAMETOOLONG)
     return raw
+
+
+def pointer_array(c: SyscallContext, addr: int, limit: int = 1 << 17) -> list[int]:
+    """A NULL-terminated array of pointers (argv, envp) in user memory."""
+    out: list[int] = []
+    while addr:
+        (ptr,) = abi.POINTER.unpack(c.mem.read(addr, 8))
+        if ptr == 0:
+            break
+        out.append(ptr)
+        addr += 8
+        if len(out) > limit:
+            raise SysError(errno.E2BIG)
+    return out
 
 
 def string_array(c: SyscallContext, addr: int, limit: int = 4096) -> list[bytes]:

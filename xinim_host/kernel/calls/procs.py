@@ -16,7 +16,7 @@ from .base import (
     ask,
     c_int,
     path_arg,
-    string_array,
+    pointer_array,
 )
 from .memory import flush_shared
 
@@ -166,6 +166,11 @@ def sys_fork(k: "Kernel", c: SyscallContext) -> SyscallGen:
     host_tid = yield HostCall(None)
     if host_tid <= 0:
         return host_tid
+    # The interceptor knows the id PM gave the child at its fork event, even when
+    # the child has already come and gone (PM has then forgotten its host tid).
+    known = c.host.xinim_tid_of(host_tid)
+    if known:
+        return known
     return (yield from _pm(p.ProcHostToXinim(host_tid=host_tid))).result
 
 
@@ -207,30 +212,60 @@ def sys_waitid(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return 0
 
 
+MAX_ARG_STRLEN = 128 * 1024   # Linux's bounds on what execve takes
+ARG_MAX = 2 * 1024 * 1024
+
+
 def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     path = path_arg(c, c.args[0])
-    argv = string_array(c, c.args[1])
-    envp_ptr = c.args[2]
-    packed = b"\0".join(argv)
-    if len(packed) > p.DATA_MAX:
+    argv_ptrs = pointer_array(c, c.args[1])
+    argv = [c.mem.read_cstring(ptr, MAX_ARG_STRLEN) for ptr in argv_ptrs]
+    if sum(len(a) + 1 for a in argv) > ARG_MAX:
         raise SysError(errno.E2BIG)
+    envp_ptr = c.args[2]
+    # PM records the command line (whole arguments, as much as a message holds);
+    # the host exec gets all of it, from the caller's own memory.
+    told = _fitting(argv, p.DATA_MAX)
     # MAP_SHARED file maps reach their files first: PM's exec makes VFS close the
     # close-on-exec fds, MM's write-back fds among them.
     yield from flush_shared(c)
-    reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=packed, envp=b""))
+    reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=b"\0".join(told), envp=b""))
     if c.host is None:
         return 0
-    new_argv = reply.argv.split(b"\0") if reply.argv else argv
+    # PM's argv is ours with an interpreter prefix for a #! script: keep that prefix
+    # and hand on the caller's own arguments after argv[0].
+    shown = reply.argv.split(b"\0") if reply.argv else told
+    prefix = shown[:len(shown) - max(len(told) - 1, 0)]
+    rest = argv_ptrs[1:]
     if reply.host_path:
-        path_ptr, argv_ptr = _scratch_strings(c, reply.host_path, new_argv)
-        return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
+        return (yield from _exec_on_host(c, reply.host_path, prefix, rest, argv, envp_ptr))
     memfd = yield from _ramfs_image(c, reply.path)
     try:
         image = f"/proc/{os.getpid()}/fd/{memfd}".encode()
-        path_ptr, argv_ptr = _scratch_strings(c, image, new_argv)
-        return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
+        return (yield from _exec_on_host(c, image, prefix, rest, argv, envp_ptr))
     finally:
         os.close(memfd)
+
+
+def _fitting(argv: list[bytes], limit: int) -> list[bytes]:
+    out, size = [], 0
+    for arg in argv:
+        size += len(arg) + 1
+        if size - 1 > limit:
+            break
+        out.append(arg)
+    return out
+
+
+def _exec_on_host(c: SyscallContext, image: bytes, prefix: list[bytes], rest: list[int],
+                  argv: list[bytes], envp_ptr: int) -> SyscallGen:
+    """Run the trapped execve on the host with the image's host path; argv stays the
+    caller's own array unless a script's interpreter goes in front of it."""
+    if prefix == argv[:1]:
+        path_ptr, _ = _scratch_strings(c, image, [], [])
+        return (yield HostCall(None, (path_ptr, c.args[1], envp_ptr)))
+    path_ptr, argv_ptr = _scratch_strings(c, image, prefix, rest)
+    return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
 
 
 def _ramfs_image(c: SyscallContext, path: bytes) -> Generator[Op, Any, int]:
@@ -257,20 +292,23 @@ def _ramfs_image(c: SyscallContext, path: bytes) -> Generator[Op, Any, int]:
     return memfd
 
 
-def _scratch_strings(c: SyscallContext, path: bytes, argv: list[bytes]) -> tuple[int, int]:
-    """Write ``path`` and an argv array below the caller's stack red zone, where
-    nothing lives while it is stopped in a syscall, and return their addresses."""
+def _scratch_strings(c: SyscallContext, path: bytes, strings: list[bytes],
+                     more: list[int]) -> tuple[int, int]:
+    """Write ``path`` and an argv array (``strings`` written here, then the pointers
+    ``more`` already in the caller's memory) below the caller's stack red zone,
+    where nothing lives while it is stopped in a syscall; return both addresses."""
     assert c.host is not None
     sp = c.host.stack_pointer() - 128 - 4096
     blob = bytearray()
     offsets = []
-    for s in [path, *argv]:
+    for s in [path, *strings]:
         offsets.append(len(blob))
         blob += s + b"\0"
-    array_at = (sp - len(blob) - 8 * (len(argv) + 1)) & ~15
-    strings_at = array_at + 8 * (len(argv) + 1)
-    pointers = b"".join(abi.POINTER.pack(strings_at + off) for off in offsets[1:])
-    c.mem.write(array_at, pointers + bytes(8) + bytes(blob))
+    count = len(strings) + len(more) + 1
+    array_at = (sp - len(blob) - 8 * count) & ~15
+    strings_at = array_at + 8 * count
+    pointers = [strings_at + off for off in offsets[1:]] + more + [0]
+    c.mem.write(array_at, b"".join(abi.POINTER.pack(ptr) for ptr in pointers) + bytes(blob))
     return strings_at + offsets[0], array_at
 
 
