@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, Any, Generator
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from .. import linux_abi as abi
 from .. import protocol as p
@@ -274,49 +274,26 @@ def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
     yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
 
 
-def sys_getxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_target(c, c.args[0], follow=True)
-    raise SysError(errno.EOPNOTSUPP)
+def _xattr_call(target: str, fails: bool) -> Callable[["Kernel", SyscallContext], SyscallGen]:
+    """An xattr call on a ``target`` ("path", "lpath" or "fd") that is checked like
+    Linux checks it; then it fails with EOPNOTSUPP, or (a listing) is empty."""
+    def handler(k: "Kernel", c: SyscallContext) -> SyscallGen:
+        if target == "fd":
+            yield from _xattr_fd(c, c_int(c.args[0]))
+        else:
+            yield from _xattr_target(c, c.args[0], follow=target == "path")
+        if fails:
+            raise SysError(errno.EOPNOTSUPP)
+        return 0
+    return handler
 
 
-def sys_lgetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_target(c, c.args[0], follow=False)
-    raise SysError(errno.EOPNOTSUPP)
-
-
-def sys_fgetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_fd(c, c_int(c.args[0]))
-    raise SysError(errno.EOPNOTSUPP)
-
-
-def sys_listxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_target(c, c.args[0], follow=True)
-    return 0
-
-
-def sys_llistxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_target(c, c.args[0], follow=False)
-    return 0
-
-
-def sys_flistxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_fd(c, c_int(c.args[0]))
-    return 0
-
-
-def sys_setxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_target(c, c.args[0], follow=True)
-    raise SysError(errno.EOPNOTSUPP)
-
-
-def sys_lsetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_target(c, c.args[0], follow=False)
-    raise SysError(errno.EOPNOTSUPP)
-
-
-def sys_fsetxattr(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from _xattr_fd(c, c_int(c.args[0]))
-    raise SysError(errno.EOPNOTSUPP)
+sys_getxattr = sys_setxattr = _xattr_call("path", fails=True)
+sys_lgetxattr = sys_lsetxattr = _xattr_call("lpath", fails=True)
+sys_fgetxattr = sys_fsetxattr = _xattr_call("fd", fails=True)
+sys_listxattr = _xattr_call("path", fails=False)
+sys_llistxattr = _xattr_call("lpath", fails=False)
+sys_flistxattr = _xattr_call("fd", fails=False)
 
 
 def sys_mkdir(k: "Kernel", c: SyscallContext) -> SyscallGen:
