@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from functools import partial
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -80,7 +81,9 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
         async with trio.open_nursery() as nursery:
             kernel.nursery = nursery
             vfs = VfsServer(lattice, **vfs_kwargs)
-            pm = PmServer(lattice)
+            # Signals for tasks no local interceptor claims (those of joined nodes)
+            # still reach them: every node runs on this host.
+            pm = PmServer(lattice, signal_host=os.kill)
             mm = MmServer(lattice)
             system = System(config, lattice, kernel, vfs, pm, mm, console, nursery)
             system.log(f"[kernel] XINIM hosted kernel, node {config.node_id}")
