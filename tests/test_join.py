@@ -67,3 +67,12 @@ def test_joining_nothing_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("xinim-run: cannot join ")
     assert "absent.sock" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_signals_reach_processes_of_a_joined_node(running_system) -> None:
+    sock, _ = running_system
+    started = time.monotonic()
+    result = join(sock, "/bin/sh", "-c",
+                  'sleep 5 & kill $!; wait $!; echo $?; trap "echo caught" USR1; kill -USR1 $$')
+    assert result.stdout.split() == ["143", "caught"]
+    assert time.monotonic() - started < 4.5     # the kill ended the sleep; it did not run out
