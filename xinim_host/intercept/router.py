@@ -497,45 +497,37 @@ class SyscallRouter:
 
     def _in_order(self, notices: list[tuple[int, p.Payload]], then: Callable[[], None]) -> None:
         """Send kernel notices one after another (each once the previous one is
-        answered), then call ``then``; an error answer is logged, not fatal."""
+        answered), then call ``then``."""
         if not notices:
             then()
             return
         (dst, body), rest = notices[0], notices[1:]
+        self._notify(dst, body, then=lambda: self._in_order(rest, then))
 
+    def _notify(self, dst: int, body: p.Payload,
+                then: Callable[[], None] | None = None) -> None:
+        """A kernel notice to a server; its answer only matters when it is an error
+        (logged, not fatal).  ``then`` runs once it is answered (or failed to go)."""
         def answered(msg: p.Message) -> None:
-            if msg.body.error:
-                log.warning("%s -> %d: %s", type(body).__name__, dst, os.strerror(msg.body.error))
-            self._in_order(rest, then)
-
-        try:
-            answer = self.lattice.call(self.kernel.pid, dst, body)
-        except SysError as exc:
-            log.warning("%s -> %d failed: %s", type(body).__name__, dst, exc)
-            self._in_order(rest, then)
-            return
-        if isinstance(answer, IpcPending):
-            answer.add_done_callback(answered)
-        else:
-            answered(answer)
-    def _notify(self, dst: int, body: p.Payload) -> None:
-        """A kernel notice to a server; its reply only matters when it is an error."""
-        def check(msg: p.Message) -> None:
             if msg.body.error == errno.ESRCH:   # it went first (exit_group reached PM already)
                 log.debug("%s -> %d: no such process", type(body).__name__, dst)
             elif msg.body.error:
                 log.warning("%s -> %d: %s", type(body).__name__, dst, os.strerror(msg.body.error))
+            if then is not None:
+                then()
         try:
             answer = self.lattice.call(self.kernel.pid, dst, body)
         except SysError as exc:
             log.warning("%s -> %d failed: %s", type(body).__name__, dst, exc)
+            if then is not None:
+                then()
             return
         if isinstance(answer, IpcPending):
             self._unanswered.add(answer)
-            answer.add_done_callback(check)
             answer.add_done_callback(lambda _msg: self._unanswered.discard(answer))
+            answer.add_done_callback(answered)
         else:
-            check(answer)
+            answered(answer)
 
     async def settle(self, timeout: float = 2.0) -> None:
         """Wait (a bounded while) for the servers to take the notices still in flight:

@@ -319,44 +319,39 @@ def refresh_creds(k: "Kernel", c: SyscallContext) -> Generator[Op, Any, None]:
     k.set_creds(c.pid, uids.real, uids.effective, gids.real, gids.effective)
 
 
-def sys_setuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    result = yield from _result(p.ProcSetuid(caller=c.tid, uid=c_int(c.args[0])))
+def _set_ids(k: "Kernel", c: SyscallContext, body: p.Payload) -> SyscallGen:
+    """PM changes the ids; the kernel then refreshes its copy of them."""
+    result = yield from _result(body)
     yield from refresh_creds(k, c)
     return result
+
+
+def sys_setuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from _set_ids(k, c, p.ProcSetuid(caller=c.tid, uid=c_int(c.args[0]))))
 
 
 def sys_setgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    result = yield from _result(p.ProcSetgid(caller=c.tid, gid=c_int(c.args[0])))
-    yield from refresh_creds(k, c)
-    return result
+    return (yield from _set_ids(k, c, p.ProcSetgid(caller=c.tid, gid=c_int(c.args[0]))))
 
 
 def sys_setreuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    result = yield from _result(p.ProcSetreuid(caller=c.tid, ruid=c_int(c.args[0]),
-                                               euid=c_int(c.args[1])))
-    yield from refresh_creds(k, c)
-    return result
+    return (yield from _set_ids(k, c, p.ProcSetreuid(caller=c.tid, ruid=c_int(c.args[0]),
+                                                     euid=c_int(c.args[1]))))
 
 
 def sys_setregid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    result = yield from _result(p.ProcSetregid(caller=c.tid, rgid=c_int(c.args[0]),
-                                               egid=c_int(c.args[1])))
-    yield from refresh_creds(k, c)
-    return result
+    return (yield from _set_ids(k, c, p.ProcSetregid(caller=c.tid, rgid=c_int(c.args[0]),
+                                                     egid=c_int(c.args[1]))))
 
 
 def sys_setresuid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    result = yield from _result(p.ProcSetresuid(caller=c.tid, ruid=c_int(c.args[0]),
-                                                euid=c_int(c.args[1]), suid=c_int(c.args[2])))
-    yield from refresh_creds(k, c)
-    return result
+    return (yield from _set_ids(k, c, p.ProcSetresuid(
+        caller=c.tid, ruid=c_int(c.args[0]), euid=c_int(c.args[1]), suid=c_int(c.args[2]))))
 
 
 def sys_setresgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    result = yield from _result(p.ProcSetresgid(caller=c.tid, rgid=c_int(c.args[0]),
-                                                egid=c_int(c.args[1]), sgid=c_int(c.args[2])))
-    yield from refresh_creds(k, c)
-    return result
+    return (yield from _set_ids(k, c, p.ProcSetresgid(
+        caller=c.tid, rgid=c_int(c.args[0]), egid=c_int(c.args[1]), sgid=c_int(c.args[2]))))
 
 
 def _getres(body: p.Payload, c: SyscallContext) -> SyscallGen:
