@@ -414,7 +414,7 @@ async def test_inject_mmap_at_chosen_address(prog: str, tmp_path: Path) -> None:
 
 async def test_inject_chain_from_exit_stop(prog: str, tmp_path: Path) -> None:
     """mmap (at the entry stop), then mprotect and getppid re-executed from
-    the exit stop (with and without the cookie), then Complete."""
+    the exit stop (each traps at seccomp and is let through), then Complete."""
     seen: list[Any] = []
 
     def fn(t: Tracee, nr: int, a: tuple[int, ...]) -> Any:
@@ -424,7 +424,7 @@ async def test_inject_chain_from_exit_stop(prog: str, tmp_path: Path) -> None:
 
         def after_mprotect(t: Tracee, r: int) -> Any:
             seen.append(("mprotect", r, _maps_has(t.tid, ADDR).split()[1]))
-            # 6 real args: no cookie, so this getppid traps and is let through
+            # getppid is trapped: its re-execution stops at seccomp and is let through
             return Inject(SYS_getppid, (0, 0, 0, 0, 0, 0), after_getppid)
 
         def after_getppid(t: Tracee, r: int) -> Any:

@@ -7,19 +7,17 @@ Modules, each named for its step:
 * ``tracee``   -- ``Tracee``: one traced thread, its state machine and the
   actions (complete / host_run / inject / restart) applied at a syscall stop
 * ``actions``  -- Complete, HostRun, Inject, Restart, Pending (handler answers)
-* ``seccomp``  -- the BPF filter (trapped set, arch check, x32, cookie)
+* ``seccomp``  -- the BPF filter (trapped set, arch check, x32)
 * ``memory``   -- tracee memory (process_vm_readv/writev, /proc/PID/mem)
 * ``regs``     -- ``user_regs_struct``, GETREGS/SETREGS
 * ``ptrace_ops`` / ``_libc`` -- raw constants and ctypes entry points
 """
 from .actions import Action, Complete, HostRun, Inject, Pending, Restart, ResultCallback
 from .memory import TraceeFault
-from .seccomp import DEFAULT_COOKIE
 from .tracee import NotParked, Tracee, TState
 from .tracer import BaseEvents, TraceeEvents, Tracer
 
 __all__ = [
-    "DEFAULT_COOKIE",
     "Action",
     "BaseEvents",
     "Complete",

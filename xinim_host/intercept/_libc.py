@@ -42,8 +42,8 @@ process_vm_writev = libc.process_vm_writev
 process_vm_writev.argtypes = process_vm_readv.argtypes
 process_vm_writev.restype = ctypes.c_ssize_t
 
-# long syscall(long nr, ...): arguments land in rdi rsi rdx r10 r8 r9, which
-# lets the forked child make a syscall with the seccomp cookie in r9.
+# long syscall(long nr, ...): arguments land in rdi rsi rdx r10 r8 r9 (the
+# forked child makes its raw execve/write/exit_group with it).
 syscall = libc.syscall
 syscall.argtypes = [_c_long, _c_ulong, _c_ulong, _c_ulong, _c_ulong, _c_ulong, _c_ulong]
 syscall.restype = _c_long

@@ -58,9 +58,8 @@ class Inject:
     goes on.  ``None`` from on_result means Pending (the original call stays
     unanswered until a Tracee method is called).
 
-    Up to 5 args (or a 6th equal to the cookie) lets a re-executed injection
-    skip the seccomp trap via the cookie in r9; 6 real args cost one more
-    stop when the injected syscall is itself trapped.
+    Injected from an exit stop, the call costs two stops (its seccomp or entry
+    stop, then its exit stop) whatever its arguments.
     """
 
     nr: int

@@ -4,10 +4,17 @@ Decision order for every syscall:
 
 1. ``arch != AUDIT_ARCH_X86_64`` (int 0x80 / i386 entry) -> KILL_PROCESS
 2. x32 bit (0x40000000) in the number               -> ERRNO(ENOSYS)
-3. 6th argument register r9 == the injection cookie -> ALLOW
-   (syscalls the tracer makes the tracee execute itself must not trap again)
-4. number in the trapped set                        -> TRACE (a ptrace stop)
-5. anything else                                    -> ALLOW (no stop at all)
+3. number in the trapped set                        -> TRACE (a ptrace stop)
+4. anything else                                    -> ALLOW (no stop at all)
+
+Nothing a program can put in a register lets a trapped number through: the
+decision looks at the architecture and the number only.  Syscalls the tracer
+makes a tracee execute (an injected mmap, the re-executed call of a "delegate,
+then host" route, the launcher's own execve) trap like any other; the tracer
+knows it asked for that very call in that very thread and lets it run (see
+``tracee.Tracee._reexecute`` and ``tracer.Tracer._other_stop``).  An earlier
+design let calls with a fixed "cookie" in r9 through untrapped, which any
+program could forge.
 
 Or, inverted (``allowed=``): numbers in the allowed set -> ALLOW, anything
 else -> TRACE, for tables that say "everything not run on the host traps".
@@ -15,16 +22,15 @@ else -> TRACE, for tables that say "everything not run on the host traps".
 The set is matched by a binary search tree over ranges of numbers, so an
 untrapped syscall costs O(log n) BPF compares however many are trapped.
 
-Hand-assembled (rather than libseccomp) because the cookie rule is an
-"allow if arg5 matches, else trace" per trapped syscall, which is one compare
-here; the program is small and tested against a BPF evaluator below.
+Hand-assembled (rather than libseccomp): the program is small, a range tree
+keeps it O(log n), and it is tested against the BPF evaluator below.
 """
 from __future__ import annotations
 
 import ctypes
 import errno
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import _libc
 
@@ -41,10 +47,6 @@ SECCOMP_SET_MODE_FILTER = 1
 SYS_seccomp = 317
 PR_SET_NO_NEW_PRIVS = 38
 
-#: Default injection cookie (page aligned, so an anonymous mmap accepts it as
-#: its offset; below 2**47 so it does not look like a kernel address).
-DEFAULT_COOKIE = 0x5849_4E49_4D00_0000 & ~0xFFF & ((1 << 47) - 1)
-
 # classic BPF opcodes
 _LD_W_ABS = 0x20
 _JMP_JA = 0x05
@@ -57,8 +59,6 @@ _RET_K = 0x06
 # struct seccomp_data offsets
 _OFF_NR = 0
 _OFF_ARCH = 4
-_OFF_ARG5_LO = 16 + 5 * 8
-_OFF_ARG5_HI = _OFF_ARG5_LO + 4
 
 Insn = tuple[int, int, int, int]  # code, jt, jf, k
 
@@ -97,15 +97,13 @@ def _tree(rs: Sequence[tuple[int, int]], hit: int, miss: int) -> list[Insn]:
     return [(_JGE_K, 0, 1, pivot), (_JMP_JA, 0, 0, len(left))] + left + right
 
 
-def build_filter(trapped: Iterable[int] = (), cookie: int = DEFAULT_COOKIE, trace_data: int = 0, *,
+def build_filter(trapped: Iterable[int] = (), trace_data: int = 0, *,
                  allowed: Iterable[int] | None = None) -> list[Insn]:
     """The filter program as a list of (code, jt, jf, k).
 
     ``trapped``: these numbers stop, the rest run.  ``allowed`` (if given,
     ``trapped`` is ignored): these numbers run, every other one stops.
     """
-    if not 0 <= cookie < 1 << 64:
-        raise ValueError("cookie must be an unsigned 64-bit value")
     trace = SECCOMP_RET_TRACE | (trace_data & SECCOMP_RET_DATA)
     prog: list[Insn] = [
         (_LD_W_ABS, 0, 0, _OFF_ARCH),
@@ -114,12 +112,6 @@ def build_filter(trapped: Iterable[int] = (), cookie: int = DEFAULT_COOKIE, trac
         (_LD_W_ABS, 0, 0, _OFF_NR),
         (_JSET_K, 0, 1, X32_SYSCALL_BIT),
         (_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
-        (_LD_W_ABS, 0, 0, _OFF_ARG5_LO),
-        (_JEQ_K, 0, 3, cookie & 0xFFFFFFFF),
-        (_LD_W_ABS, 0, 0, _OFF_ARG5_HI),
-        (_JEQ_K, 0, 1, cookie >> 32),
-        (_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-        (_LD_W_ABS, 0, 0, _OFF_NR),
     ]
     if allowed is None:
         prog += _tree(_ranges(trapped), trace, SECCOMP_RET_ALLOW)
@@ -128,6 +120,17 @@ def build_filter(trapped: Iterable[int] = (), cookie: int = DEFAULT_COOKIE, trac
     if len(prog) > 4096:
         raise ValueError("seccomp filter too long")
     return prog
+
+
+def traps(trapped: Iterable[int] = (), *, allowed: Iterable[int] | None = None
+          ) -> Callable[[int], bool]:
+    """Whether the filter built from the same arguments stops on ``nr`` (the
+    tracer uses it to know which re-executed calls will show a seccomp stop)."""
+    if allowed is None:
+        stop = frozenset(trapped)
+        return stop.__contains__
+    run = frozenset(allowed)
+    return lambda nr: nr not in run
 
 
 def assemble(prog: Sequence[Insn]) -> bytes:

@@ -23,9 +23,17 @@ Complete(v)    orig_rax=-1, rax=v, CONT (1 stop)       saved regs, rax=v, CONT
 HostRun        args/nr rewritten in place, CONT or     re-execute the syscall instruction
                SYSCALL when on_result is wanted        (rip-2) with PTRACE_SYSCALL
 Inject         turn this syscall into the injected     re-execute the syscall instruction
-               one, SYSCALL to its exit (1 more stop)  with the injected call, cookie in r9
+               one, SYSCALL to its exit (1 more stop)  with the injected call (2 more stops)
 Restart        orig_rax=-1, rax=nr, rip-=2, CONT       saved regs, rax=nr, rip-=2, CONT
 =============  ======================================  =====================================
+
+A re-executed call traps at seccomp like any other (no register value lets a
+call skip the filter).  The tracer knows it asked for that call: at the seccomp
+stop in AWAIT_ENTRY it checks number, arguments and rip against what it set
+(``_expect``) and lets it run to its exit stop.  If they differ, another thread
+rewrote the code under the syscall instruction in between: the process is
+killed, never served.  A number the filter does not trap is resumed with
+PTRACE_SYSCALL instead (entry stop, then exit stop): two stops either way.
 
 Completing at the seccomp stop relies on the documented seccomp behaviour
 ("the system call will appear to return the value that the tracer puts in
@@ -79,7 +87,8 @@ STARTING, RUNNING, ENTRY, EXIT, AWAIT_EXIT, AWAIT_ENTRY, DYING, GONE = TState
 EXIT_NONE, EXIT_PROBE, EXIT_COMPLETE, EXIT_HOST, EXIT_INJECT = range(5)
 
 
-_PENDING_RE = re.compile(r"^(SigPnd|ShdPnd|SigBlk):\s*([0-9a-f]+)$", re.MULTILINE)
+# bytes: the status file also holds the program's own name, which may be any bytes
+_PENDING_RE = re.compile(rb"^(SigPnd|ShdPnd|SigBlk):\s*([0-9a-f]+)$", re.MULTILINE)
 
 
 class NotParked(RuntimeError):
@@ -119,7 +128,12 @@ class Tracee:
     _exit_cb: ResultCallback | None = None
     _exit_value: int = 0
     _deferred: list[int] = field(default_factory=list)
+    #: (nr, rip, rdi, rsi, rdx, r10, r8, r9) of the call we re-executed and
+    #: wait to see trap; None when no re-executed call is in flight
+    _expect: tuple[int, ...] | None = None
     group_stopped: bool = False
+    #: the tracer's own forked child before its first exec (not the program yet)
+    ours: bool = False
 
     def __post_init__(self) -> None:
         self._regs_addr = ctypes.addressof(self.regs)
@@ -159,14 +173,14 @@ class Tracee:
         """(thread-directed, process-directed) pending signals, not blocked.
         Traced threads queue even ignored signals (the host lets tracers see them)."""
         try:
-            with open(f"/proc/{self.tgid}/task/{self.tid}/status") as f:
+            with open(f"/proc/{self.tgid}/task/{self.tid}/status", "rb") as f:
                 text = f.read()
-        except (FileNotFoundError, ProcessLookupError):
+        except OSError:
             return set(), set()
         vals = dict(_PENDING_RE.findall(text))
-        blocked = int(vals.get("SigBlk", "0"), 16)
-        private = int(vals.get("SigPnd", "0"), 16) & ~blocked
-        shared = int(vals.get("ShdPnd", "0"), 16) & ~blocked
+        blocked = int(vals.get(b"SigBlk", b"0"), 16)
+        private = int(vals.get(b"SigPnd", b"0"), 16) & ~blocked
+        shared = int(vals.get(b"ShdPnd", b"0"), 16) & ~blocked
         return ({i + 1 for i in range(64) if private >> i & 1},
                 {i + 1 for i in range(64) if shared >> i & 1})
 
@@ -286,7 +300,7 @@ class Tracee:
             saved = self.saved
             assert saved is not None
             nr = saved.orig_rax if a.nr is None else a.nr
-            self._reexecute(nr, a.args, EXIT_HOST, a.on_result, cookie=False)
+            self._reexecute(nr, a.args, EXIT_HOST, a.on_result)
         else:
             raise NotParked(f"{self!r}: host_run while not parked")
 
@@ -308,27 +322,50 @@ class Tracee:
             self.state = AWAIT_EXIT
             self._cont(PTRACE_SYSCALL)
         elif st is EXIT:
-            self._reexecute(a.nr, args, EXIT_INJECT, a.on_result, cookie=True)
+            self._reexecute(a.nr, args, EXIT_INJECT, a.on_result)
         else:
             raise NotParked(f"{self!r}: inject while not parked")
 
     def _reexecute(self, nr: int, args: Sequence[int] | None, kind: int,
-                   cb: ResultCallback | None, *, cookie: bool) -> None:
+                   cb: ResultCallback | None) -> None:
         """From an exit stop, run ``nr`` by stepping back over the 2-byte
         ``syscall`` instruction (the saved rip points just past it)."""
         regs = self._from_saved()
-        regs.rip = (regs.rip - 2) & MASK64
+        after = regs.rip
+        regs.rip = (after - 2) & MASK64
         regs.rax = nr & MASK64
         regs.orig_rax = MASK64  # no restart logic on the way out
         if args is not None:
-            full = tuple(args)
-            if cookie and len(full) <= 5:
-                full = full + (0,) * (5 - len(full)) + (self.tracer.cookie,)
-            regs.set_args(full)
+            regs.set_args(tuple(args))
         self._setregs()
+        self._expect = (nr & MASK64, after, regs.rdi, regs.rsi, regs.rdx, regs.r10,
+                        regs.r8, regs.r9)
         self._exit_kind = kind
         self._exit_cb = cb
         self.state = AWAIT_ENTRY
+        # a trapped number stops at seccomp (checked there); others at entry
+        self._cont(PTRACE_CONT if self.session.traps(nr & MASK64) else PTRACE_SYSCALL)
+
+    def _on_reexec_trap(self) -> None:
+        """Seccomp stop while we wait for a call we re-executed: run it if it
+        is that call, in that place, with those arguments."""
+        regs = self.regs
+        if _ptrace(12, self.tid, 0, self._regs_ref) != 0:  # PTRACE_GETREGS
+            _ptrace_fail(self.tid)
+        seen = (regs.orig_rax, regs.rip, regs.rdi, regs.rsi, regs.rdx, regs.r10,
+                regs.r8, regs.r9)
+        expect, self._expect = self._expect, None
+        if seen != expect:
+            log.error("%r: a trapped call %d at %#x is not the one the tracer re-executed "
+                      "(%s); killing the process", self, regs.orig_rax, regs.rip,
+                      "none in flight" if expect is None else f"expected {expect[0]} at {expect[1]:#x}")
+            self.state = DYING
+            try:
+                os.kill(self.tgid, 9)  # SIGKILL: the death report follows
+            except ProcessLookupError:
+                pass
+            return
+        self.state = AWAIT_EXIT
         self._cont(PTRACE_SYSCALL)
 
     def _restart(self, _: None) -> None:
@@ -358,6 +395,7 @@ class Tracee:
             _ptrace_fail(self.tid)
         kind = self._exit_kind
         cb = self._exit_cb
+        self._expect = None
         self._exit_kind = EXIT_NONE
         self._exit_cb = None
         if kind == EXIT_PROBE or kind == EXIT_COMPLETE:

@@ -24,9 +24,13 @@ Choices (see the design notes):
   processes other code spawns from worker threads (trio.run_process) keep
   their exit statuses.  The process becomes a child subreaper so orphans of
   killed tracees come back to us and are reaped (no host zombies).
-* The program's own execve is made with the seccomp cookie, so the handler
-  does not see it as a syscall; it sees ``on_exec``.  Exec failures
-  (ENOENT, EACCES...) raise OSError from ``run`` like subprocess does.
+* Until its first exec the root tracee runs our own code (the forked child
+  installing the filter and calling execve): its stops are let through
+  (``Tracee.ours``), so the handler does not see that execve as a syscall; it
+  sees ``on_exec``.  Exec failures (ENOENT, EACCES...) raise OSError from
+  ``run`` like subprocess does.  No register value lets a program skip a trap:
+  a seccomp stop is the program's own call unless the tracer is waiting for
+  the very call it re-executed in that thread (checked register by register).
 """
 from __future__ import annotations
 
@@ -169,6 +173,8 @@ class _Session:
     error: BaseException | None = None
     err_fd: int = -1
     path: str = ""
+    #: whether this run's filter stops on a syscall number
+    traps: Callable[[int], bool] = field(default=lambda nr: True)
 
     def __post_init__(self) -> None:
         self.on_syscall = self.handler.on_syscall  # bound once: hot path
@@ -235,11 +241,9 @@ class Tracer:
     is logged and the syscall answers -ENOSYS.
     """
 
-    def __init__(self, *, cookie: int = seccomp.DEFAULT_COOKIE,
-                 handler_errors: Literal["raise", "enosys"] = "raise",
+    def __init__(self, *, handler_errors: Literal["raise", "enosys"] = "raise",
                  one_stop_complete: bool | None = None, yield_spins: int = 2,
                  cpus: Iterable[int] | None = None) -> None:
-        self.cookie = cookie
         self.handler_errors = handler_errors
         #: None = verify at the first Complete; True/False = known.
         self._skip_keeps_rax: bool | None = one_stop_complete
@@ -285,8 +289,10 @@ class Tracer:
         if not argv:
             raise ValueError("empty argv")
         path = _resolve(argv[0] if executable is None else executable, env)
-        code = seccomp.assemble(seccomp.build_filter(trap, self.cookie, allowed=allow))
-        sess = _Session(handler, wait_all, path=path)
+        trap = frozenset(trap)
+        code = seccomp.assemble(seccomp.build_filter(trap, allowed=allow))
+        sess = _Session(handler, wait_all, path=path,
+                        traps=seccomp.traps(trap, allowed=None if allow is None else frozenset(allow)))
         if self._changed is None:
             self._changed = trio.Event()
         if not self._sessions:
@@ -401,7 +407,8 @@ class Tracer:
                 continue
             try:
                 if status & 0xFF == 0x7F:
-                    if status >> 16 == PTRACE_EVENT_SECCOMP and t.state is RUNNING:
+                    if status >> 16 == PTRACE_EVENT_SECCOMP and t.state is RUNNING \
+                            and not t.ours:
                         self._entry(t)
                     else:
                         self._other_stop(t, status)
@@ -460,7 +467,7 @@ class Tracer:
         elif event == 0:  # signal-delivery-stop
             if st is AWAIT_ENTRY:
                 t._defer_signal(sig)
-                t._cont(PTRACE_SYSCALL)
+                t._cont(t._resume_req)
             else:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%r: signal %d re-injected", t, sig)
@@ -468,8 +475,12 @@ class Tracer:
                     raise ProcessLookupError(errno.ESRCH, "tracee vanished")
         elif event == PTRACE_EVENT_SECCOMP:
             if st is AWAIT_EXIT or st is AWAIT_ENTRY:
-                # the trap of a syscall we re-executed ourselves: let it run
-                t._cont(PTRACE_SYSCALL)
+                # the trap of a syscall we re-executed ourselves: let it run,
+                # if it is exactly that call (else the program raced us)
+                t._on_reexec_trap()
+            elif t.ours and st is RUNNING:
+                # the forked child before its exec: our own code
+                t._cont(PTRACE_CONT)
             elif st is STARTING:
                 t.state = RUNNING
                 self._entry(t)
@@ -563,6 +574,7 @@ class Tracer:
                 t.session.root = execer
             t = execer
         t.saved = None
+        t.ours = False
         try:
             t.session.handler.on_exec(t, former)
         finally:
@@ -599,9 +611,9 @@ class Tracer:
         children of ``dead`` (found through /proc) so they do not hang."""
         for tid in list(self._early):
             try:
-                with open(f"/proc/{tid}/status") as f:
-                    fields = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
-                tgid, ppid = int(fields["Tgid"]), int(fields["PPid"])
+                with open(f"/proc/{tid}/status", "rb") as f:  # bytes: Name: is the program's
+                    fields = dict(line.split(b":\t", 1) for line in f.read().splitlines() if b":\t" in line)
+                tgid, ppid = int(fields[b"Tgid"]), int(fields[b"PPid"])
             except (OSError, KeyError, ValueError):
                 continue
             if dead.tgid not in (tgid, ppid):
@@ -657,7 +669,7 @@ class Tracer:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - child
             _child(go_r, err_w, ctypes.addressof(c_path), ctypes.addressof(c_argv),
-                   ctypes.addressof(c_envp), code, self.cookie, pass_fds, stdio, cwd, preexec)
+                   ctypes.addressof(c_envp), code, pass_fds, stdio, cwd, preexec)
         os.close(go_r)
         os.close(err_w)
         sess.err_fd = err_r
@@ -668,7 +680,7 @@ class Tracer:
             os.waitpid(pid, 0)
             os.close(go_w)
             raise
-        t = Tracee(pid, pid, sess, self)
+        t = Tracee(pid, pid, sess, self, ours=True)
         self._tracees[pid] = t
         sess.root = t
         sess.live.add(t)
@@ -754,7 +766,7 @@ def _read_exec_error(fd: int) -> int:
     return struct.unpack("<i", data)[0] if len(data) == 4 else 0
 
 
-def _child(go_r: int, err_w: int, path: int, argv: int, envp: int, code: bytes, cookie: int,
+def _child(go_r: int, err_w: int, path: int, argv: int, envp: int, code: bytes,
            pass_fds: Sequence[int], stdio: Sequence[int | None] | None, cwd: str | None,
            preexec: Callable[[], None] | None) -> None:  # pragma: no cover - runs in the child
     """Forked child: wait to be seized, set up, install the filter, exec."""
@@ -785,8 +797,8 @@ def _child(go_r: int, err_w: int, path: int, argv: int, envp: int, code: bytes, 
         if preexec is not None:
             preexec()
         seccomp.install(code)
-        # With the cookie the filter lets this execve through untrapped.
-        _libc.syscall(SYS_execve, path, argv, envp, 0, 0, cookie)
+        # Trapped like any call; the tracer lets it run (Tracee.ours until the exec).
+        _libc.syscall(SYS_execve, path, argv, envp, 0, 0, 0)
         err = _libc.get_errno()
     except OSError as e:
         err = e.errno or errno.EIO
@@ -795,6 +807,6 @@ def _child(go_r: int, err_w: int, path: int, argv: int, envp: int, code: bytes, 
     finally:
         buf = struct.pack("<i", err)
         _libc.syscall(SYS_write, err_w, ctypes.cast(ctypes.c_char_p(buf), ctypes.c_void_p).value or 0,
-                      4, 0, 0, cookie)
-        _libc.syscall(SYS_exit_group, 127, 0, 0, 0, 0, cookie)
+                      4, 0, 0, 0)
+        _libc.syscall(SYS_exit_group, 127, 0, 0, 0, 0, 0)
         os._exit(127)
