@@ -442,6 +442,25 @@ async def test_inject_chain_from_exit_stop(prog: str, tmp_path: Path) -> None:
     assert len(rec.calls) == 1  # none of the injected calls reached the handler
 
 
+async def test_reexecuted_call_that_differs_kills_the_process(prog: str, tmp_path: Path) -> None:
+    """A re-executed call is let through only if its trap shows the number,
+    arguments and place the tracer set; anything else (here: the tracer's
+    expectation altered, as if another thread had rewritten the code) kills the
+    process instead of running an unchecked call on the host."""
+    def fn(t: Tracee, nr: int, a: tuple[int, ...]) -> Any:
+        def after_getpid(t: Tracee, r: int) -> Any:
+            t.inject(SYS_getppid, (), lambda t, r: Complete(r))
+            t._expect = (SYS_getppid, 0, 0, 0, 0, 0, 0, 0)   # not what will trap
+            return None
+        return Inject(SYS_getpid, (), after_getpid)
+
+    rec = Recorder(fn)
+    status, out = await run(Tracer(), [prog, "getppid"], rec, tmp_path)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert out == ""
+    assert len(rec.calls) == 1
+
+
 async def test_inject_then_host_run_original(prog: str, tmp_path: Path) -> None:
     """After an injection the original call can still run on the host."""
     seen: list[int] = []

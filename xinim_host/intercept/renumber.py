@@ -213,23 +213,30 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "arch_prctl": host("per-thread FS/GS base; CPU state, no XINIM state"),
     "set_tid_address": host("the host thread's clear-on-exit futex word"),
     "set_robust_list": host("the host thread's robust futex list"),
-    "get_robust_list": host("the host thread's robust futex list"),
+    "get_robust_list": delegate_then_host(Sys.GET_ROBUST_LIST, "names a task: XINIM tid -> host tid"),
     "rseq": host("restartable sequences: per-thread CPU state"),
     "sigaltstack": host("the host thread's signal stack; signals are delivered by the host"),
     "restart_syscall": host("resumes a host syscall interrupted by a signal"),
     "sched_yield": host("scheduling is the host's"),
-    "sched_getaffinity": host("scheduling is the host's"),
-    "sched_setaffinity": host("scheduling is the host's"),
-    "sched_getparam": host("scheduling is the host's"),
-    "sched_getscheduler": host("scheduling is the host's"),
+    "sched_getaffinity": delegate_then_host(Sys.SCHED_GETAFFINITY, "scheduling is the host's; "
+                                            "names a task: XINIM tid -> host tid"),
+    "sched_setaffinity": delegate_then_host(Sys.SCHED_SETAFFINITY, "scheduling is the host's; "
+                                            "names a task: XINIM tid -> host tid, XINIM ids checked"),
+    "sched_getparam": delegate_then_host(Sys.SCHED_GETPARAM, "scheduling is the host's; "
+                                         "names a task: XINIM tid -> host tid"),
+    "sched_getscheduler": delegate_then_host(Sys.SCHED_GETSCHEDULER, "scheduling is the host's; "
+                                             "names a task: XINIM tid -> host tid"),
     "sched_get_priority_max": host("scheduling is the host's"),
     "sched_get_priority_min": host("scheduling is the host's"),
-    "getpriority": host("scheduling is the host's"),
-    "setpriority": host("scheduling is the host's"),
+    "getpriority": delegate_then_host(Sys.GETPRIORITY, "nice values are the host's; names a "
+                                      "task, group or user: XINIM ids -> host tasks"),
+    "setpriority": delegate_then_host(Sys.SETPRIORITY, "nice values are the host's; names a "
+                                      "task, group or user: XINIM ids -> host tasks, XINIM ids checked"),
     "getcpu": host("which host CPU runs the thread"),
     "membarrier": host("a CPU barrier across the process's threads"),
     "getrandom": host("entropy from the host kernel; no XINIM state"),
-    "prlimit64": host("resource limits are enforced by the host kernel on the host task"),
+    "prlimit64": delegate_then_host(Sys.PRLIMIT64, "limits are enforced by the host kernel; "
+                                    "names a task: XINIM tid -> host tid, XINIM ids checked"),
     "getrlimit": host("resource limits are enforced by the host kernel on the host task"),
     "setrlimit": host("resource limits are enforced by the host kernel on the host task"),
     "prctl": host("process-local attributes (name, no_new_privs, ...)"),
@@ -239,7 +246,7 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "mlockall": host("pins host pages; no layout change"),
     "munlockall": host("pins host pages; no layout change"),
     "mincore": host("asks the host which pages are resident"),
-    "capget": host("host capabilities of the host task"),
+    "capget": delegate(Sys.CAPGET),  # XINIM root has the host side's capabilities, others none
     "rt_sigsuspend": host("the host thread waits with the temporary mask; the host delivers"),
     "pause": host("the host thread waits for a signal the host delivers"),
     "rt_sigtimedwait": host("the host thread takes a signal pending in the host"),

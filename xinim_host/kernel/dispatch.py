@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import files, kernel_served, memory, procs
+from .calls import files, host_ids, kernel_served, memory, procs
 from .calls.base import SyscallContext, SyscallGen
 from .syscalls import Sys
 
@@ -169,6 +169,16 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.LSETXATTR: (VFS, files.sys_lsetxattr),
     Sys.FSETXATTR: (VFS, files.sys_fsetxattr),
     Sys.FADVISE64: (VFS, files.sys_fadvise64),
+    # host-run calls naming a task: the kernel maps XINIM ids to host ids (PM's table)
+    Sys.SCHED_GETAFFINITY: (KERNEL, host_ids.sys_sched_getaffinity),
+    Sys.SCHED_SETAFFINITY: (KERNEL, host_ids.sys_sched_setaffinity),
+    Sys.SCHED_GETPARAM: (KERNEL, host_ids.sys_sched_getparam),
+    Sys.SCHED_GETSCHEDULER: (KERNEL, host_ids.sys_sched_getscheduler),
+    Sys.GETPRIORITY: (KERNEL, host_ids.sys_getpriority),
+    Sys.SETPRIORITY: (KERNEL, host_ids.sys_setpriority),
+    Sys.PRLIMIT64: (KERNEL, host_ids.sys_prlimit64),
+    Sys.GET_ROBUST_LIST: (KERNEL, host_ids.sys_get_robust_list),
+    Sys.CAPGET: (KERNEL, host_ids.sys_capget),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

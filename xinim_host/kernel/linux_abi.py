@@ -97,3 +97,7 @@ CLOSE_RANGE_CLOEXEC = 4
 def pack_statfs(r) -> bytes:
     return STATFS.pack(r.type, r.bsize, r.blocks, r.bfree, r.bavail, r.files, r.ffree, r.fsid,
                        r.namelen, r.frsize, r.flags)
+
+# capget/capset: struct __user_cap_header_struct {version, pid}, __user_cap_data_struct
+CAP_HEADER = struct.Struct("<Ii")
+CAP_DATA = struct.Struct("<III")

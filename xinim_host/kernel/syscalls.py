@@ -188,3 +188,11 @@ class Sys(enum.IntEnum):
     SETXATTR = 252
     LSETXATTR = 253
     FSETXATTR = 254
+    # host-run calls that name a task, group or user: XINIM ids -> host ids (calls/host_ids.py)
+    SCHED_GETAFFINITY = 300
+    SCHED_SETAFFINITY = 301
+    SCHED_GETPARAM = 302
+    SCHED_GETSCHEDULER = 303
+    PRLIMIT64 = 306
+    GET_ROBUST_LIST = 307
+    CAPGET = 308
