@@ -33,7 +33,9 @@ def add_system_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mount", metavar="DIR",
                         help="export the ramfs on the host at DIR (FUSE)")
     parser.add_argument("--image", metavar="FILE",
-                        help="load the ramfs from FILE at boot, save it at shutdown and on SIGUSR1")
+                        help="keep the ramfs in FILE (+ FILE.wal): loaded at boot, fsync'd "
+                        "data is on disk when fsync returns, the rest within 1 s "
+                        "(README: Durability); SIGUSR1 folds the log into FILE")
     parser.add_argument("--bind", metavar="HOST:XINIM[:ro|rw]", type=bind_spec, action="append",
                         default=[], help="mount a host directory into XINIM (default read-only); "
                         "adds to /bin /lib /lib64 /usr /etc, replacing one at the same place")
@@ -48,30 +50,36 @@ def mounts_from(binds: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]
 
 
 def load_ramfs(args: argparse.Namespace) -> Any:
-    """The ramfs from ``--image`` when the file exists (a bad image is an error)."""
-    if not args.image or not os.path.exists(args.image):
+    """The ramfs from ``--image`` (snapshot + its log) when the file exists (a bad
+    image is an error); temp files of an interrupted save are removed."""
+    if not args.image:
         return None
-    from ..vfs_fuse.image import load_image
-    return load_image(args.image)
+    from ..vfs_fuse.journal import open_image
+    return open_image(args.image)
 
 
 async def system_services(system: System, args: argparse.Namespace,
                           stack: AsyncExitStack) -> None:
     """Start the FUSE export and image saving that the options ask for."""
     if args.image:
-        from ..vfs_fuse.image import save_image
+        from ..kernel.errors import SysError
+        from ..vfs_fuse.journal import Journal
 
-        async def save(reason: str) -> None:
-            size = await trio.to_thread.run_sync(save_image, system.vfs.ramfs, args.image)
-            log.info("image saved to %s (%d bytes, %s)", args.image, size, reason)
+        # fsync & co. of ramfs files wait for it (vfs_fuse/handlers_io.py do_fsync)
+        journal = Journal(system.vfs.ramfs, args.image)
+        await journal.start(system.nursery)
+        system.vfs.journal = journal
+        stack.push_async_callback(_shielded, journal.close)
 
         async def on_usr1() -> None:
             with trio.open_signal_receiver(signal.SIGUSR1) as signals:
                 async for _ in signals:
-                    await save("SIGUSR1")
+                    try:
+                        await journal.checkpoint("SIGUSR1")
+                    except SysError:
+                        pass                     # logged; the log still holds everything
 
         system.nursery.start_soon(on_usr1)
-        stack.push_async_callback(_shielded, save, "shutdown")
     if args.mount:
         from ..vfs_fuse.fuse_export import serve_fuse
         where = await system.nursery.start(serve_fuse, system.vfs.ramfs, args.mount)

@@ -91,6 +91,8 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "flock": delegate(Sys.FLOCK),
     "fsync": delegate(Sys.FSYNC),
     "fdatasync": delegate(Sys.FDATASYNC),
+    "sync": delegate(Sys.SYNC),
+    "syncfs": delegate(Sys.SYNCFS),
     "truncate": delegate(Sys.TRUNCATE),
     "ftruncate": delegate(Sys.FTRUNCATE),
     "getdents": delegate(Sys.GETDENTS),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import files, host_ids, kernel_served, memory, procs
+from .calls import files, host_ids, kernel_served, memory, procs, sync
 from .calls.base import SyscallContext, SyscallGen
 from .syscalls import Sys
 
@@ -145,6 +145,8 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.UTIME: (VFS, files.sys_utime),
     Sys.FSYNC: (VFS, files.sys_fsync),
     Sys.FDATASYNC: (VFS, files.sys_fdatasync),
+    Sys.SYNC: (VFS, sync.sys_sync),
+    Sys.SYNCFS: (VFS, sync.sys_syncfs),
     Sys.FCHDIR: (VFS, files.sys_fchdir),
     Sys.FCHMOD: (VFS, files.sys_fchmod),
     Sys.FCHOWN: (VFS, files.sys_fchown),

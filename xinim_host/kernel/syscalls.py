@@ -188,6 +188,8 @@ class Sys(enum.IntEnum):
     SETXATTR = 252
     LSETXATTR = 253
     FSETXATTR = 254
+    SYNC = 255
+    SYNCFS = 256
     # host-run calls that name a task, group or user: XINIM ids -> host ids (calls/host_ids.py)
     SCHED_GETAFFINITY = 300
     SCHED_SETAFFINITY = 301

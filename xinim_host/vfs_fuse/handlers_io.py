@@ -1,6 +1,7 @@
 """Data calls: read, write (and pread/pwrite), lseek, getdents64, fsync, ftruncate, poll."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import math
 import os
@@ -10,7 +11,7 @@ from typing import Any
 import trio
 
 from ..kernel.errors import SysError
-from ..kernel.protocol import DATA_MAX, VfsDataReply
+from ..kernel.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, VfsDataReply
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
@@ -19,6 +20,7 @@ from .pipes import POLLNVAL, PipeEnd
 _DIRENT = struct.Struct("<QqHB")            # linux_dirent64 header: ino, off, reclen, type
 _POLLFD = struct.Struct("<ihh")
 _DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100
+_LIBC = ctypes.CDLL(None, use_errno=True)
 DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
              0o120000: 10, 0o140000: 12}
 
@@ -129,9 +131,21 @@ def _ino(loc: Any) -> int:
     return node.ino if fs.kind == "ramfs" else node.st.st_ino
 
 
-def do_fsync(srv: Any, req: Any) -> int:
+def do_fsync(srv: Any, req: Any) -> Any:
+    """fsync/fdatasync/syncfs/sync (VfsFsync.datasync says which).  Under --image a
+    ramfs file's call parks until the journal has the data on disk."""
+    how = req.msg.body.datasync
+    journal = srv.journal
+    if how == FSYNC_ALL:
+        return _journal_sync(journal) if journal is not None else 0
     fp = caller_proc(srv, req)
     of = fp.io_file(req.msg.body.fd)
+    if how == FSYNC_FS:                           # any fd names its filesystem
+        if of.fs.kind == "ramfs" and journal is not None:
+            return _journal_sync(journal)
+        if of.hfd >= 0 and of.fs.kind == "host":
+            return _host_syncfs(of.hfd)
+        return 0
     if not (of.io is srv.ram_io or of.io is HOST_FILE_IO or of.io is DIR_IO):
         raise SysError(errno.EINVAL)              # pipes, devices: nothing to sync
     if of.hfd >= 0:
@@ -139,6 +153,25 @@ def do_fsync(srv: Any, req: Any) -> int:
             os.fsync(of.hfd)
         except OSError as exc:
             raise SysError(exc.errno or errno.EIO) from None
+    elif journal is not None and of.fs.kind == "ramfs":
+        return _journal_sync(journal)
+    return 0
+
+
+async def _journal_sync(journal: Any) -> int:
+    await journal.sync()                          # SysError(EIO) when the disk failed
+    return 0
+
+
+async def _host_syncfs(hfd: int) -> int:
+    def run() -> None:
+        if _LIBC.syncfs(hfd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+    try:
+        await trio.to_thread.run_sync(run)
+    except OSError as exc:
+        raise SysError(exc.errno or errno.EIO) from None
     return 0
 
 

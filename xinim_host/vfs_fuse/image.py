@@ -40,6 +40,7 @@ import os
 import stat
 import struct
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,14 +75,17 @@ def _new_hash() -> "hashlib._Hash":
 
 # ---------------------------------------------------------------------- save
 class _HashingWriter:
-    """Writes through to a buffered file and hashes what it writes."""
+    """Writes through to a buffered file and hashes what it writes.  ``ino_ids``:
+    name inodes by their ramfs inode numbers (the journal's ids, see journal.py)
+    instead of by order of first appearance."""
 
-    __slots__ = ("f", "h", "count")
+    __slots__ = ("f", "h", "count", "ino_ids")
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: BinaryIO, ino_ids: bool = False) -> None:
         self.f = f
         self.h = _new_hash()
         self.count = 0
+        self.ino_ids = ino_ids
 
     def write(self, b: bytes | bytearray | memoryview) -> None:
         self.h.update(b)
@@ -105,11 +109,13 @@ def _attrs(inode: Inode) -> bytes:
 
 def _write_tree(ramfs: Ramfs, w: _HashingWriter) -> None:
     # Ids are assigned in order of first appearance (root = 0), not taken from
-    # inode numbers: the same tree always gives the same bytes.
+    # inode numbers: the same tree always gives the same bytes.  The journal's
+    # checkpoints take inode numbers instead: its log records name inodes so.
     root = ramfs.root
+    by_ino = w.ino_ids
     w.write(_HEADER.pack(MAGIC, VERSION, 0, PAGE))
-    w.write(_TAG_ROOT + _ID.pack(0) + _attrs(root))
-    ids: dict[int, int] = {root.ino: 0}
+    ids: dict[int, int] = {root.ino: root.ino if by_ino else 0}
+    w.write(_TAG_ROOT + _ID.pack(ids[root.ino]) + _attrs(root))
     stack: list[Inode] = [root]
     while stack:
         d = stack.pop()
@@ -121,7 +127,7 @@ def _write_tree(ramfs: Ramfs, w: _HashingWriter) -> None:
             if iid is not None:                    # another name of a known inode
                 w.write(_TAG_LINK + _ENTRY.pack(did, len(name)) + name + _ID.pack(iid))
                 continue
-            iid = ids[inode.ino] = len(ids)
+            iid = ids[inode.ino] = inode.ino if by_ino else len(ids)
             w.write(_TAG_FIRST + _ENTRY.pack(did, len(name)) + name + _ID.pack(iid)
                     + _attrs(inode))
             fmt = inode.mode & 0o170000
@@ -140,9 +146,26 @@ def _write_tree(ramfs: Ramfs, w: _HashingWriter) -> None:
     w.write(_TAG_END + _COUNT.pack(w.count))
 
 
-def save_image(ramfs: Ramfs, path: str | os.PathLike[str]) -> int:
-    """Write the tree of ``ramfs`` to ``path`` atomically; returns the image
-    size in bytes.  Raises ImageError (the old image, if any, is untouched)."""
+@dataclass(frozen=True, slots=True)
+class PendingImage:
+    """A snapshot written to a temp file, not yet fsync'd nor renamed into place."""
+
+    path: Path          # where it goes
+    tmp: str            # where it is
+    size: int
+    digest: bytes       # its trailing BLAKE2b: the journal's key for this snapshot
+    count: int
+
+
+def temp_pattern(path: str | os.PathLike[str]) -> str:
+    """Glob (in the image's directory) of the temp files saves of ``path`` make."""
+    return f".{Path(path).name}.*.tmp"
+
+
+def write_temp(ramfs: Ramfs, path: str | os.PathLike[str], *,
+               ino_ids: bool = False) -> PendingImage:
+    """First half of a save: the tree into a temp file next to ``path`` (no
+    fsync).  Reads the ramfs: call it from the thread that owns it."""
     path = Path(path)
     _check_not_in_xinim_mount(path)
     directory = path.parent if str(path.parent) else Path(".")
@@ -152,38 +175,77 @@ def save_image(ramfs: Ramfs, path: str | os.PathLike[str]) -> int:
         raise ImageError(f"cannot create a temporary file next to {path}: {e.strerror}") from e
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-            w = _HashingWriter(f)
+            w = _HashingWriter(f, ino_ids)
             _write_tree(ramfs, w)
-            f.write(w.h.digest())
+            digest = w.h.digest()
+            f.write(digest)
             f.flush()
-            os.fsync(f.fileno())
             size = f.tell()
-        os.replace(tmp, path)
     except BaseException as e:
+        discard_temp(tmp)
+        if isinstance(e, OSError):
+            raise ImageError(f"cannot write image {path}: {e.strerror or e}") from e
+        raise
+    return PendingImage(path, tmp, size, digest, w.count)
+
+
+def discard_temp(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make renames in ``directory`` durable; raises OSError."""
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def commit_temp(pending: PendingImage) -> None:
+    """Second half of a save (no ramfs access: fine in a worker thread): fsync the
+    temp file, rename it over the image, fsync the directory.  A crash at any
+    point leaves the old image or the new one, never a mix."""
+    path = pending.path
+    try:
+        fd = os.open(pending.tmp, os.O_RDONLY)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(pending.tmp, path)
+    except BaseException as e:
+        discard_temp(pending.tmp)
         if isinstance(e, OSError):
             raise ImageError(f"cannot write image {path}: {e.strerror or e}") from e
         raise
     try:   # make the rename itself durable
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        fsync_dir(path.parent if str(path.parent) else Path("."))
     except OSError as e:
-        log.warning("fsync of directory %s failed: %s", directory, e)
-    log.info("saved ramfs image %s (%d bytes, %d records)", path, size, w.count)
-    return size
+        log.warning("fsync of directory %s failed: %s", path.parent, e)
+    log.info("saved ramfs image %s (%d bytes, %d records)", path, pending.size, pending.count)
+
+
+def save_image(ramfs: Ramfs, path: str | os.PathLike[str]) -> int:
+    """Write the tree of ``ramfs`` to ``path`` atomically; returns the image
+    size in bytes.  Raises ImageError (the old image, if any, is untouched)."""
+    pending = write_temp(ramfs, path)
+    commit_temp(pending)
+    return pending.size
 
 
 # ---------------------------------------------------------------------- load
 def verify_image(path: str | os.PathLike[str]) -> int:
     """Check magic, version and digest of the image at ``path`` without
     building anything; returns its size.  Raises ImageError."""
-    path = Path(path)
+    return _verify(Path(path))[0]
+
+
+def _verify(path: Path) -> tuple[int, bytes]:
+    """(size, digest) of a good image; raises ImageError."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -209,7 +271,7 @@ def verify_image(path: str | os.PathLike[str]) -> int:
         if h.digest() != digest:
             raise ImageError(f"image {path} is corrupt or truncated: checksum mismatch "
                              f"({size} bytes); refusing to load it")
-    return size
+    return size, digest
 
 
 def _check_header(path: Path, head: bytes) -> None:
@@ -257,15 +319,22 @@ def load_image(path: str | os.PathLike[str], ramfs: Ramfs | None = None) -> Ramf
     The whole file is verified before the ramfs is touched.  Raises
     FileNotFoundError when there is no image, ImageError for anything else.
     """
+    return load_snapshot(path, ramfs)[0]
+
+
+def load_snapshot(path: str | os.PathLike[str],
+                  ramfs: Ramfs | None = None) -> tuple[Ramfs, dict[int, Inode], bytes]:
+    """:func:`load_image`, also returning the image's ids (id -> inode) and its
+    digest: what the journal needs to replay its log on top."""
     path = Path(path)
-    verify_image(path)
+    _, digest = _verify(path)
     if ramfs is None:
         ramfs = Ramfs()
     elif ramfs.root.entries:
         raise ValueError("load_image needs an empty ramfs")
     try:
         with open(path, "rb", buffering=1 << 20) as f:
-            _build(ramfs, _Reader(f, path), path)
+            by_id = _build(ramfs, _Reader(f, path), path)
     except ImageError:
         raise
     except SysError as e:
@@ -274,10 +343,10 @@ def load_image(path: str | os.PathLike[str], ramfs: Ramfs | None = None) -> Ramf
     except OSError as e:
         raise ImageError(f"cannot read image {path}: {e.strerror or e}") from e
     log.info("loaded ramfs image %s (%d inodes)", path, len(ramfs.inodes))
-    return ramfs
+    return ramfs, by_id, digest
 
 
-def _build(ramfs: Ramfs, r: _Reader, path: Path) -> None:
+def _build(ramfs: Ramfs, r: _Reader, path: Path) -> dict[int, Inode]:
     def corrupt(why: str) -> ImageError:
         return ImageError(f"image {path} is corrupt: {why}")
 
@@ -348,3 +417,4 @@ def _build(ramfs: Ramfs, r: _Reader, path: Path) -> None:
     for inode, (mode, uid, gid, _rdev, atime, mtime, ctime) in attrs:
         ramfs.setattr(inode, mode=mode & 0o7777, uid=uid, gid=gid,
                       atime_ns=atime, mtime_ns=mtime, ctime_ns=ctime)
+    return by_id

@@ -31,7 +31,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from ..kernel.errors import SysError
 
@@ -52,6 +52,11 @@ _NODE_TYPES = frozenset({stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK,
                          stat.S_IFSOCK})
 
 Listener = Callable[[str, "Inode", "Inode | None", "bytes | None"], None]
+
+
+class Tracker(Protocol):
+    def wrote(self, inode: "Inode", first: int, last: int) -> None: ...
+    def cut(self, inode: "Inode", size: int) -> None: ...
 
 
 def _slot_cookie(slot: tuple[int, bytes]) -> int:
@@ -177,6 +182,9 @@ class Ramfs:
         self._next_ino = ROOT_INO
         self._listeners: list[Listener] = []
         self.pinned: set[Inode] = set()     # mount points: rmdir/rename/unlink say EBUSY
+        # the journal's page bookkeeping (journal.Tracker): which pages a write
+        # touched and how far a truncate cut, which the "data" event does not say
+        self.tracker: Tracker | None = None
         self.root = self._new_inode(stat.S_IFDIR | 0o755, 0, 0)
         self.root.nlink = 2
         self.root.parent = self.root
@@ -569,6 +577,8 @@ class Ramfs:
             pos += k
             src += k
         self.pages_used += new_pages
+        if self.tracker is not None:
+            self.tracker.wrote(inode, first, last)
         if end > inode._size:
             inode._size = end
         inode.mtime_ns = inode.ctime_ns = time.time_ns()
@@ -592,6 +602,8 @@ class Ramfs:
 
     def _resize(self, inode: Inode, size: int) -> None:
         if size < inode._size:
+            if self.tracker is not None:
+                self.tracker.cut(inode, size)
             pages = inode.pages
             keep = -(-size // PAGE)             # pages wholly or partly below size
             dead = [i for i in pages if i >= keep]   # allocated pages only: cheap when sparse

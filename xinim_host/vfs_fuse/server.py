@@ -76,6 +76,7 @@ class VfsServer(Server):
                  mounts: Iterable[MountSpec] | None = None, ramfs: Ramfs | None = None) -> None:
         super().__init__(lattice)
         self.ramfs = ramfs if ramfs is not None else Ramfs()
+        self.journal: Any = None    # journal.Journal under --image: fsync waits for it
         self.mounts = MountTable(self.ramfs)
         self.namei = Namei(self.mounts)
         self.console = console

@@ -547,7 +547,11 @@ def _sync(c: SyscallContext, addr: int, length: int, flags: int) -> Generator[Op
 @_serialised
 def sys_msync(k: Kernel, c: SyscallContext) -> SyscallGen:
     # the host mapping is anonymous: nothing for the host to do
-    return (yield from _sync(c, c.args[0], c.args[1], c_int(c.args[2])))
+    flags = c_int(c.args[2])
+    result = yield from _sync(c, c.args[0], c.args[1], flags)
+    if result == 0 and flags & MS_SYNC:    # written back: now on disk (the image's journal)
+        yield from ask(p.VFS_PID, p.VfsFsync(caller=c.pid, fd=-1, datasync=p.FSYNC_ALL))
+    return result
 
 
 def flush_shared(c: SyscallContext) -> Generator[Op, Any, None]:

@@ -280,6 +280,12 @@ class VfsUtimens(Payload):
     path: path = b""
 
 
+# VfsFsync.datasync: which call (fsync is 0)
+FSYNC_DATA = 1         # fdatasync(fd)
+FSYNC_FS = 2           # syncfs(fd): the filesystem fd is on
+FSYNC_ALL = 3          # sync(), msync(MS_SYNC): everything (fd unused)
+
+
 @request(VFS_FSYNC)
 class VfsFsync(Payload):
     caller: i32
