@@ -17,7 +17,7 @@ from xinim_host.kernel.boot import BootConfig, booted
 from xinim_host.kernel.dispatch import SyscallContext
 from xinim_host.kernel.ipc import Lattice
 from xinim_host.kernel.syscalls import Sys
-from xinim_host.kernel.transport import dial
+from xinim_host.kernel.transport import dial, node_client_pid
 from xinim_host.kernel.usermem import FlatMemory
 from xinim_host.kernel.protocol import wire
 
@@ -126,12 +126,13 @@ async def test_boot_serves_other_nodes_and_cleans_up(console: Any,
         with trio.fail_after(30):
             async with booted(BootConfig(console=console, quiet=False, socket_path=path)) as system:
                 assert os.path.exists(path)
-                client = Lattice(node_id=7)
-                client.register(100)
+                client = Lattice(node_id=0)          # the system gives the node id
                 async with trio.open_nursery() as nursery:
                     assert await dial(client, path, nursery) == system.config.node_id
-                    await client.connect(100, p.VFS_PID, node=system.config.node_id)
-                    reply = await client.sendrec(100, p.VFS_PID, p.VfsClose(caller=100, fd=999))
+                    me = node_client_pid(client.node_id)
+                    client.register(me)
+                    await client.connect(me, p.VFS_PID, node=system.config.node_id)
+                    reply = await client.sendrec(me, p.VFS_PID, p.VfsClose(caller=me, fd=999))
                     assert reply.m_source == p.VFS_PID and reply.body.call == p.VFS_CLOSE
                     assert reply.body.error != 0         # fd 999 is not open
                     nursery.cancel_scope.cancel()

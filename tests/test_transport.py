@@ -21,8 +21,7 @@ from xinim_host.kernel.ipc import IpcError, Lattice
 from xinim_host.kernel.server import Request, Server
 from xinim_host.kernel.transport import dial, serve_socket
 
-SERVER_NODE, CLIENT_NODE = 1, 7
-CLIENT = 10
+SERVER_NODE = 1
 
 # The other OS process: a node with a small echo server on VFS's pid.
 CHILD = r"""
@@ -83,10 +82,11 @@ def child_node(sock_dir: str) -> Iterator[tuple[subprocess.Popen, str]]:
 async def test_two_processes_exchange_messages(child_node: tuple[subprocess.Popen, str],
                                                nursery: trio.Nursery) -> None:
     proc, path = child_node
-    lattice = Lattice(node_id=CLIENT_NODE)
-    lattice.register(CLIENT)
+    lattice = Lattice(node_id=0)
     with trio.fail_after(10):
         assert await dial(lattice, path, nursery) == SERVER_NODE
+        CLIENT = transport.node_client_pid(lattice.node_id)   # our node is the server's choice
+        lattice.register(CLIENT)
         await lattice.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
         reply = await lattice.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=5))
         assert reply.m_source == p.VFS_PID and reply.body == p.VfsReply(call=p.VFS_CLOSE, result=5)
@@ -119,10 +119,11 @@ async def test_two_processes_exchange_messages(child_node: tuple[subprocess.Pope
 async def test_a_lost_node_fails_waiting_calls(child_node: tuple[subprocess.Popen, str],
                                                nursery: trio.Nursery) -> None:
     proc, path = child_node
-    lattice = Lattice(node_id=CLIENT_NODE)
-    lattice.register(CLIENT)
+    lattice = Lattice(node_id=0)
     with trio.fail_after(10):
         await dial(lattice, path, nursery)
+        CLIENT = transport.node_client_pid(lattice.node_id)
+        lattice.register(CLIENT)
         await lattice.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
     replies: list[p.Message] = []
 
@@ -169,13 +170,17 @@ async def node(sock_dir: str, nursery: trio.Nursery) -> AsyncIterator[tuple[Latt
     yield lattice, path
 
 
-async def joined(path: str, nursery: trio.Nursery, node_id: int = CLIENT_NODE,
-                 pid: int = CLIENT) -> Lattice:
-    lattice = Lattice(node_id=node_id)
-    lattice.register(pid)
+async def joined(path: str, nursery: trio.Nursery, pid: int | None = None) -> Lattice:
+    """A node joined to ``path``; its one endpoint is its client pid (or ``pid``)."""
+    lattice = Lattice(node_id=0)
     with trio.fail_after(5):
         await dial(lattice, path, nursery)
+    lattice.register(transport.node_client_pid(lattice.node_id) if pid is None else pid)
     return lattice
+
+
+def client_pid(lattice: Lattice) -> int:
+    return transport.node_client_pid(lattice.node_id)
 
 
 async def test_remote_peer_cannot_take_a_local_pid(node: tuple[Lattice, str],
@@ -184,7 +189,7 @@ async def test_remote_peer_cannot_take_a_local_pid(node: tuple[Lattice, str],
     client = await joined(path, nursery, pid=p.KERNEL_PID)
     with trio.fail_after(5), pytest.raises(IpcError) as info:
         await client.connect(p.KERNEL_PID, p.VFS_PID, node=SERVER_NODE)
-    assert info.value.errno == errno.EADDRINUSE
+    assert info.value.errno == errno.EPERM     # not one of its own endpoints
     # the kernel's own channel is untouched
     assert server.call(p.KERNEL_PID, p.VFS_PID, p.VfsClose(caller=1, fd=3)).body.result == 3
 
@@ -193,6 +198,7 @@ async def test_remote_peer_cannot_speak_for_another_node(node: tuple[Lattice, st
                                                          nursery: trio.Nursery) -> None:
     server, path = node
     client = await joined(path, nursery)
+    CLIENT = client_pid(client)
     route = client.routes[SERVER_NODE]
     own = client.endpoints[CLIENT].public_key
     with trio.fail_after(5), pytest.raises(IpcError) as info:
@@ -205,6 +211,7 @@ async def test_frames_over_the_socket_are_checked(node: tuple[Lattice, str],
                                                   nursery: trio.Nursery) -> None:
     server, path = node
     client = await joined(path, nursery)
+    CLIENT = client_pid(client)
     await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
     route = client.routes[SERVER_NODE]
     sent: list[bytes] = []
@@ -234,11 +241,13 @@ async def test_frames_over_the_socket_are_checked(node: tuple[Lattice, str],
     assert reply.body.result == 9
 
 
-async def _raw_link(path: str, node_id: int) -> trio.SocketStream:
+async def _raw_link(path: str, secret: bytes | None = None) -> tuple[trio.SocketStream, int]:
+    """A hand-made link: the handshake, then whatever the test sends; (stream, our node)."""
     stream = await trio.open_unix_socket(path)
-    await stream.send_all(transport.RECORD.pack(3, transport.HELLO)
-                          + transport.HELLO_BODY.pack(node_id))
-    return stream
+    route = transport.SocketRoute(Lattice(0), stream)
+    with trio.fail_after(5):
+        _boot, node = await route.answer(secret or transport.read_secret(path))
+    return stream, node
 
 
 async def _closed_by_peer(stream: trio.SocketStream) -> bool:
@@ -260,50 +269,45 @@ async def test_a_garbage_record_closes_only_that_link(node: tuple[Lattice, str],
                                                       nursery: trio.Nursery,
                                                       garbage: bytes) -> None:
     server, path = node
-    good = await joined(path, nursery, node_id=9)
-    await good.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
-    bad = await _raw_link(path, 8)
+    good = await joined(path, nursery)
+    await good.connect(client_pid(good), p.VFS_PID, node=SERVER_NODE)
+    bad, _ = await _raw_link(path)
     await bad.send_all(garbage)
     assert await _closed_by_peer(bad)
     await bad.aclose()
     with trio.fail_after(5):
-        reply = await good.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=1))
+        reply = await good.sendrec(client_pid(good), p.VFS_PID, p.VfsClose(caller=1, fd=1))
     assert reply.body.result == 1
-    late = await joined(path, nursery, node_id=10)            # still accepting
+    late = await joined(path, nursery)            # still accepting
     assert SERVER_NODE in late.routes
 
 
 async def test_unknown_records_and_frames_are_ignored(node: tuple[Lattice, str],
                                                       nursery: trio.Nursery) -> None:
     server, path = node
-    bad = await _raw_link(path, 8)
+    bad, node = await _raw_link(path)
     await bad.send_all(transport.RECORD.pack(4, 99) + b"abc"            # unknown kind
                        + transport.RECORD.pack(3, transport.FRAME) + b"xy"   # short frame
                        + transport.RECORD.pack(3, transport.KEY_REQUEST) + b"xy")
     with trio.fail_after(5):
         while server.stats.tampered < 1:
             await trio.sleep(0.01)
-    assert 8 in server.routes
+    assert node in server.routes
     await bad.aclose()
 
 
-@pytest.mark.parametrize("node_id", [SERVER_NODE, 0])
-async def test_hello_with_a_taken_node_id_is_refused(node: tuple[Lattice, str], node_id: int
-                                                     ) -> None:
+async def test_a_peer_without_the_key_is_refused(node: tuple[Lattice, str]) -> None:
     server, path = node
-    stream = await _raw_link(path, node_id)
-    assert await _closed_by_peer(stream)
-    await stream.aclose()
-    assert node_id not in server.routes
+    with pytest.raises(IpcError):
+        await _raw_link(path, secret=bytes(32))
+    assert server.routes == {} and server.peers == {}
 
 
-async def test_a_second_link_for_one_node_is_refused(node: tuple[Lattice, str],
-                                                     nursery: trio.Nursery) -> None:
+async def test_each_link_gets_a_node_of_its_own(node: tuple[Lattice, str],
+                                                nursery: trio.Nursery) -> None:
     server, path = node
-    await joined(path, nursery, node_id=9)
-    stream = await _raw_link(path, 9)
-    assert await _closed_by_peer(stream)
-    await stream.aclose()
+    ids = {(await joined(path, nursery)).node_id for _ in range(3)}
+    assert len(ids) == 3 and SERVER_NODE not in ids and 0 not in ids
 
 
 async def test_silent_peer_is_dropped_after_hello_timeout(node: tuple[Lattice, str],
@@ -324,11 +328,12 @@ async def test_serve_socket_cleans_up(sock_dir: str) -> None:
     async with trio.open_nursery() as nursery:
         assert await nursery.start(serve_socket, lattice, path) == path
         assert os.stat(path).st_mode & 0o777 == 0o600
+        assert os.stat(transport.secret_path(path)).st_mode & 0o777 == 0o600
         client = socket.socket(socket.AF_UNIX)
         client.connect(path)
         client.close()
         nursery.cancel_scope.cancel()
-    assert not os.path.exists(path)
+    assert not os.path.exists(path) and not os.path.exists(transport.secret_path(path))
     assert lattice.routes == {}
 
 
@@ -336,15 +341,16 @@ async def test_link_closed_by_the_client(node: tuple[Lattice, str]) -> None:
     server, path = node
     async with trio.open_nursery() as nursery:
         client = await joined(path, nursery)
-        await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+        await client.connect(client_pid(client), p.VFS_PID, node=SERVER_NODE)
         with trio.fail_after(5):
-            while CLIENT_NODE not in server.routes:
+            while client.node_id not in server.routes:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     with trio.fail_after(5):
-        while CLIENT_NODE in server.routes:
+        while client.node_id in server.routes:
             await trio.sleep(0.01)
-    # the server may now accept the same node id again
+    assert client.node_id not in server.peers
+    # the server accepts the next one (under a new node id: ids are not reused)
     async with trio.open_nursery() as nursery:
         again = await joined(path, nursery)
         assert SERVER_NODE in again.routes

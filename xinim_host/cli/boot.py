@@ -1,7 +1,7 @@
 """xinim-boot: boot a XINIM system whose console is a 16550 UART on a serial line.
 
     xinim-boot [--serial stdio|pty] [--mount DIR] [--image FILE] [--bind HOST:XINIM[:ro|rw]]
-               [--socket PATH] [-v] [--init PROGRAM ARGS...]
+               [--socket PATH] [--allow-uid UID] [-v] [--init PROGRAM ARGS...]
 
 The console is the UART model; its serial line is a new host pty (``--serial pty``:
 prints ``serial0: /dev/pts/N``, attach with ``screen /dev/pts/N`` or ``picocom``) or
@@ -11,7 +11,9 @@ to the console; ``--init PROGRAM ARGS...`` (last on the line) runs PROGRAM on th
 console as a child of init, like a serial-console login, and the system ends with it
 (exit status: its own).  Without it the system runs until SIGINT/SIGTERM/SIGHUP (or
 Ctrl-] on a stdio console).  The node socket (``--socket``, default
-``$XDG_RUNTIME_DIR/xinim/node.sock`` or ``/run/xinim/node.sock``) lets ``xinim-ps`` in.
+``$XDG_RUNTIME_DIR/xinim/node.sock`` or ``/run/xinim/node.sock``) lets ``xinim-ps`` and
+``xinim-run --join`` in: the user who booted (and ``--allow-uid`` users), holding
+the per-boot key in ``SOCKET.key``.
 """
 from __future__ import annotations
 
@@ -44,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--socket", metavar="PATH", default=None,
                         help="serve the node socket here (for xinim-ps; default: "
                         f"$XINIM_SOCKET, else {os.path.join(runtime_dir(), 'node.sock')})")
+    parser.add_argument("--allow-uid", metavar="UID", type=int, action="append", default=[],
+                        help="this host user may join too (besides the one who booted; it "
+                        "still needs the node key, SOCKET.key); repeatable")
     parser.add_argument("-v", "--verbose", action="store_true", help="server logs on stderr")
     parser.add_argument("--init", nargs=argparse.REMAINDER, metavar="PROGRAM ARGS",
                         help="run PROGRAM on the console as init's child (the rest of the line)")
@@ -80,7 +85,7 @@ def init_env(serial: str) -> dict[str, str]:
 
 async def main_async(args: argparse.Namespace, console: TtyConsole) -> int:
     config = BootConfig(console=console, mounts=mounts_from(args.bind), ramfs=load_ramfs(args),
-                        socket_path=args.socket)
+                        socket_path=args.socket, allow_uids=tuple(args.allow_uid))
     code = 0
     async with AsyncExitStack() as stack:
         system = await stack.enter_async_context(booted(config))

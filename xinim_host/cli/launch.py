@@ -40,6 +40,12 @@ class Resolved:
     memfd: int = -1        # a ramfs program, copied out for the host kernel to exec
 
 
+def _resolver(system: System) -> int:
+    """Who looks the program up: init on our own system; on a joined one, our node's
+    kernel (the system believes it for itself only, with our host user's rights)."""
+    return system.kernel.pid if system.joined_node else p.INIT_PID
+
+
 async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> Resolved:
     """The program's XINIM path and what the host kernel execs for it."""
     candidates = ([name] if "/" in name else
@@ -48,7 +54,7 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
     for candidate in candidates:
         path = os.fsencode(candidate)
         reply = (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsExecOpen(
-            caller=p.INIT_PID, dirfd=-100, flags=0, path=path))).body
+            caller=_resolver(system), dirfd=-100, flags=0, path=path))).body
         if reply.error:
             if reply.error != errno.ENOENT and first_error == errno.ENOENT:
                 first_error = reply.error
@@ -67,7 +73,7 @@ async def _copy_out(system: System, path: bytes) -> int:
     """A ramfs file's bytes in a memfd, read through the VFS like any file."""
     ask = system.lattice.sendrec
     opened = (await ask(system.kernel.pid, p.VFS_PID, p.VfsOpen(
-        caller=p.INIT_PID, dirfd=-100, flags=os.O_RDONLY, mode=0, path=path))).body
+        caller=_resolver(system), dirfd=-100, flags=os.O_RDONLY, mode=0, path=path))).body
     if opened.error:
         raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(opened.error)}", 126)
     memfd = os.memfd_create("xinim-exec", 0)
@@ -75,7 +81,7 @@ async def _copy_out(system: System, path: bytes) -> int:
     try:
         while True:
             chunk = (await ask(system.kernel.pid, p.VFS_PID, p.VfsRead(
-                caller=p.INIT_PID, fd=opened.result, count=p.DATA_MAX, offset=offset))).body
+                caller=_resolver(system), fd=opened.result, count=p.DATA_MAX, offset=offset))).body
             if chunk.error:
                 raise SysError(chunk.error)
             if not chunk.data:
@@ -86,7 +92,8 @@ async def _copy_out(system: System, path: bytes) -> int:
         os.close(memfd)
         raise
     finally:
-        await ask(system.kernel.pid, p.VFS_PID, p.VfsClose(caller=p.INIT_PID, fd=opened.result))
+        await ask(system.kernel.pid, p.VFS_PID,
+                  p.VfsClose(caller=_resolver(system), fd=opened.result))
 
 
 def exit_code(status: int) -> int:

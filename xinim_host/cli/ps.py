@@ -3,8 +3,8 @@
     xinim-ps [--host] [--mem PID] [--socket PATH]
 
 Joins the booted node through its node socket as a node of its own (a client
-``Lattice`` with a random node id and one endpoint, ``CLIENT_PID_BASE`` + node id)
-and asks:
+``Lattice`` with the node id the system assigns and one endpoint,
+``CLIENT_PID_BASE`` + node id) and asks:
 
 - the listing: PM's ``ProcList``, page by page (``start``/``next``), sent to PM
   directly.  PM stamps nothing secret into it: a remote client is just
@@ -29,7 +29,6 @@ import dataclasses
 import errno
 import logging
 import os
-import secrets
 import socket
 import sys
 import tempfile
@@ -40,10 +39,11 @@ import trio
 from ..kernel import protocol as p
 from ..kernel.errors import SysError
 from ..kernel.ipc import IpcError, Lattice
+from ..kernel.transport import NODE_CLIENT_PID_BASE, node_client_pid
 
 log = logging.getLogger("xinim.ps")
 
-CLIENT_PID_BASE = 1 << 20     # above any pid PM hands out (PID_MAX 32768)
+CLIENT_PID_BASE = NODE_CLIENT_PID_BASE     # above any pid PM hands out (PID_MAX 32768)
 PAGE_SIZE = 4096
 QUERY_TIMEOUT = 10.0
 
@@ -137,21 +137,21 @@ async def _relay(lattice: Lattice, msg: Any) -> None:
 class Client:
     """A node of its own, linked to the booted system: ``ask(dst, body)``.
 
-    Its one endpoint's pid is derived from its (random) node id: the booted node
-    remembers which node a pid talks from, even after that link closed, and would
-    refuse the same pid from the next client's node."""
+    Its one endpoint's pid is derived from the node id the system gives it
+    (``node_client_pid``): a joined node may have no other endpoints."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.lattice = Lattice(node_id=2 + secrets.randbelow(0xFFFF - 2))
-        self.pid = CLIENT_PID_BASE + self.lattice.node_id
-        self.lattice.register(self.pid)
+        self.lattice = Lattice(node_id=0)    # the system gives us our node id
+        self.pid = 0
         self.node = 0
         self._connected: set[int] = set()
 
     async def open(self, nursery: trio.Nursery) -> None:
         from ..kernel.transport import dial
         self.node = await dial(self.lattice, self.path, nursery)
+        self.pid = node_client_pid(self.lattice.node_id)
+        self.lattice.register(self.pid)
 
     async def ask(self, dst: int, body: p.Payload) -> Any:
         if dst not in self._connected:

@@ -21,6 +21,7 @@ import trio
 
 from ..kernel.boot import BootConfig, booted
 from ..kernel.console import FdConsole, serial_console
+from ..kernel.errors import SysError
 from ..kernel.join import joined
 from .launch import LaunchError, run_program
 from .options import add_system_options, load_ramfs, mounts_from, system_services
@@ -39,9 +40,12 @@ def stderr_console() -> FdConsole | None:
 
 
 def _os_error(exc: BaseException) -> OSError | None:
-    """The OSError behind ``exc``, looking inside trio's exception groups."""
+    """The OSError behind ``exc``, looking inside trio's exception groups (a refused
+    join, an IpcError, as the OSError it stands for)."""
     if isinstance(exc, OSError):
         return exc
+    if isinstance(exc, SysError):
+        return OSError(exc.errno, str(exc))
     if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         return _os_error(exc.exceptions[0])
     return None
@@ -120,7 +124,7 @@ async def run_system(args: argparse.Namespace, console: Any = None) -> int:
                 return 2
             try:
                 system = await stack.enter_async_context(joined(join, console=config.console))
-            except (OSError, BaseExceptionGroup) as exc:
+            except (OSError, SysError, BaseExceptionGroup) as exc:
                 cause = _os_error(exc)   # no system there, or it refused us (IpcError)
                 if cause is None:
                     raise

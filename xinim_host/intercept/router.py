@@ -39,6 +39,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ _STOPS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTT
 _ERESTARTSYS, _ERESTARTNOINTR, _ERESTARTNOHAND, _ERESTART_RESTARTBLOCK = 512, 513, 514, 516
 TIMER_ABSTIME = 1
 SIGRTMIN = 32               # real-time signals queue: never re-sent (they would come twice)
+_DISPOSITION_RE = re.compile(rb"^(SigIgn|SigCgt):\s*([0-9a-f]+)$", re.MULTILINE)
+_DEFAULT_IGNORED = frozenset({signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH})
 WATCH_PERIOD = 0.05         # seconds between looks at parked tracees' pending signals
 
 
@@ -243,6 +246,7 @@ class SyscallRouter:
         self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
         self._exited_ids: dict[int, int] = {}   # host tid -> XINIM tid, recently gone
         self._unanswered: set[IpcPending] = set()   # notices whose answer is still out
+        self._pm_attached = pm is not None   # else PM is on another node (joined)
         if pm is not None:
             pm.attach_host(self)
 
@@ -302,8 +306,8 @@ class SyscallRouter:
         """Have PM generate ``sig`` for the calling thread, then ``action``."""
         try:
             answer = self.lattice.call(self.kernel.pid, p.PM_PID,
-                                       p.ProcTkill(caller=p.KERNEL_PID, tid=flight.entry.tid,
-                                                   sig=sig))
+                                       p.ProcTkill(caller=self._kill_caller(flight.entry.tid),
+                                                   tid=flight.entry.tid, sig=sig))
         except SysError as exc:
             log.warning("signal %d for %d: %s", sig, flight.entry.tid, exc)
             return action
@@ -394,10 +398,35 @@ class SyscallRouter:
                     if sig >= SIGRTMIN or flight.told & bit:
                         continue
                     flight.told |= bit
+                    caller = self._kill_caller(entry.tid if thread else entry.pid)
                     self._notify(p.PM_PID,
-                                 p.ProcTkill(caller=p.KERNEL_PID, tid=entry.tid, sig=sig) if thread
-                                 else p.ProcKill(caller=p.KERNEL_PID, pid=entry.pid, sig=sig))
+                                 p.ProcTkill(caller=caller, tid=entry.tid, sig=sig) if thread
+                                 else p.ProcKill(caller=caller, pid=entry.pid, sig=sig))
+                    if not self._pm_attached:
+                        self._interrupt_for_host_signal(flight, sig)
         return parked
+
+    def _kill_caller(self, own: int) -> int:
+        """Who reports a signal to PM: the kernel; a joined node's kernel may not speak
+        as the boot's, so there the process reports it to itself."""
+        return p.KERNEL_PID if self.kernel.pid == p.KERNEL_PID else own
+
+    def _interrupt_for_host_signal(self, flight: InFlight, sig: int) -> None:
+        """A joined node: PM (on another node) cannot reach our parked sleeps
+        (``interrupt``), so end one here when the host will act on ``sig``: it is
+        caught, or its default action terminates or stops the process."""
+        try:
+            with open(f"/proc/{flight.tracee.tgid}/status", "rb") as f:
+                text = f.read()
+            masks = dict(_DISPOSITION_RE.findall(text))
+            ignored = int(masks.get(b"SigIgn", b"0"), 16)
+            caught = int(masks.get(b"SigCgt", b"0"), 16)
+        except (OSError, ValueError):
+            return
+        bit = 1 << (sig - 1)
+        if ignored & bit or (not caught & bit and sig in _DEFAULT_IGNORED):
+            return
+        flight.interrupt(_ERESTARTSYS if sig in _STOPS else errno.EINTR)
 
     # --- PM's host half (pm.server.HostTasks) -----------------------------------------
 

@@ -19,7 +19,7 @@ import trio
 from . import protocol as p
 from .console import FdConsole
 from .calls.base import SyscallContext
-from .ipc import DEFAULT_NODE_ID, Lattice
+from .ipc import DEFAULT_NODE_ID, Lattice, NodePeer
 from .kernel import Kernel
 from .syscalls import Sys
 from .usermem import FlatMemory
@@ -37,6 +37,7 @@ class BootConfig:
     mounts: list[tuple[str, str, str]] | None = None   # (host, xinim, "ro"|"rw"); None: defaults
     node_id: int = DEFAULT_NODE_ID
     socket_path: str | None = None           # serve other nodes (xinim-run clients) here
+    allow_uids: tuple[int, ...] = ()         # host users besides ours who may join
     quiet: bool = False                      # no boot log on the console
     ramfs: Any = None                        # a tree loaded from an image; None: a fresh one
     extra: dict[str, Any] = field(default_factory=dict)
@@ -100,9 +101,20 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             lattice.connect_local(p.MM_PID, p.VFS_PID)
             if config.socket_path:
                 from .transport import serve_socket
-                from ..vfs_fuse.handlers_node import attach_node_console
+                from ..pm.nodes import node_gone
+                from ..vfs_fuse.handlers_node import attach_node_console, node_joined, node_left
+
+                def joined(peer: NodePeer) -> None:
+                    node_joined(vfs, peer)
+
+                def left(peer: NodePeer) -> None:   # its processes die, then its VFS side
+                    node_gone(pm, peer.node)
+                    node_left(vfs, peer)
+
                 await nursery.start(partial(serve_socket, lattice, config.socket_path,
-                                            on_stdio=partial(attach_node_console, vfs)))
+                                            on_stdio=partial(attach_node_console, vfs),
+                                            on_join=joined, on_leave=left,
+                                            allow_uids=config.allow_uids))
                 system.log(f"[kernel] node socket {config.socket_path}")
             start_console = getattr(console, "start", None)
             if start_console is not None:   # its pumps; ^C & co. go to PM as the kernel

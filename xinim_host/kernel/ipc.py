@@ -233,6 +233,22 @@ class Endpoint:
     senders: trio.lowlevel.ParkingLot = field(default_factory=trio.lowlevel.ParkingLot)
 
 
+@dataclass
+class NodePeer:
+    """A joined node as the boot knows it: who is behind its link (SO_PEERCRED).
+    Its kernel may speak only for the XINIM processes PM made for it (``owners``),
+    and those get at most its host user's credentials."""
+
+    node: int
+    uid: int
+    gid: int
+    host_pid: int
+
+    @property
+    def kernel_pid(self) -> int:
+        return node_kernel_pid(self.node)
+
+
 class Route(Protocol):
     """A way to another node (see ``transport.SocketRoute``)."""
 
@@ -280,12 +296,31 @@ class Lattice:
         self.send_channels: dict[tuple[int, int], SendChannel] = {}
         self.recv_channels: dict[tuple[int, int, int], RecvChannel] = {}  # (src node, src, dst)
         self.routes: dict[int, Route] = {}
+        # Joined nodes (set by the transport once a peer proved itself), and which
+        # node each XINIM pid/tid belongs to (set by PM as it names tasks).
+        self.peers: dict[int, NodePeer] = {}
+        self.owners: dict[int, int] = {}
         self.stats = IpcStats()
         self._next_req_id = 1
         # Decryption output; every use copies out of it before anything else runs.
         self._scratch = _ffi.new("unsigned char[]", _SCRATCH_SIZE) if _ffi is not None else None
         self._cscratch = _ffi.cast("char *", self._scratch) if _ffi is not None else None
         _LATTICES.add(self)
+
+    # --- joined nodes ------------------------------------------------------------
+
+    def peer_of_kernel(self, pid: int) -> NodePeer | None:
+        """The joined node whose kernel ``pid`` is (None: not a joined node's kernel)."""
+        peer = self.peers.get(pid - (node_kernel_pid(0)))
+        return peer if peer is not None and peer.kernel_pid == pid else None
+
+    def may_speak_for(self, source: int, caller: int) -> bool:
+        """May a joined node's kernel ``source`` act for ``caller``?  Only for itself
+        and the processes of its own node; anyone else is not restricted here."""
+        peer = self.peer_of_kernel(source)
+        if peer is None:
+            return True
+        return caller == source or self.owners.get(caller) == peer.node
 
     # --- endpoints and channels ------------------------------------------------
 

@@ -8,9 +8,8 @@ the program it starts talks to the terminal that started it.
 """
 from __future__ import annotations
 
-import errno
 import logging
-import random
+import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -18,7 +17,7 @@ import trio
 
 from . import protocol as p
 from .boot import SERVER_PIDS, BootConfig, System
-from .ipc import IpcError, Lattice
+from .ipc import Lattice
 from .kernel import Kernel
 from .transport import dial
 
@@ -28,17 +27,18 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def joined(socket_path: str, *, console: Any,
                  stdio: tuple[int, int, int] = (0, 1, 2)) -> AsyncIterator[System]:
-    """A kernel on a new node, linked to the system serving ``socket_path``."""
+    """A kernel on a new node, linked to the system serving ``socket_path``.
+
+    The system gives us our node id (and so our kernel's pid) once we proved we
+    hold its key (``PATH.key``, readable by the user who booted it)."""
     async with trio.open_nursery() as nursery:
-        for attempt in range(5):
-            lattice = Lattice(random.randrange(2, 1 << 16))
-            kernel = Kernel(lattice, console, pid=p.node_kernel_pid(lattice.node_id))
-            try:
-                node = await dial(lattice, socket_path, nursery, stdio=stdio)
-                break
-            except IpcError as exc:   # our random node id is taken: draw another
-                if exc.errno != errno.EADDRINUSE or attempt == 4:
-                    raise
+        lattice = Lattice(0)          # our node id comes from the system
+        node = await dial(lattice, socket_path, nursery, stdio=stdio)
+        kernel = Kernel(lattice, console, pid=p.node_kernel_pid(lattice.node_id))
+        if os.geteuid() != 0:
+            # PM gives our processes our host ids, not init's: say so locally too
+            uid, gid = os.getuid(), os.getgid()
+            kernel.set_creds(p.INIT_PID, uid, uid, gid, gid)
         kernel.nursery = nursery
         for pid in SERVER_PIDS:
             await lattice.connect(kernel.pid, pid, node)
@@ -49,4 +49,3 @@ async def joined(socket_path: str, *, console: Any,
             yield system
         finally:
             nursery.cancel_scope.cancel()
-

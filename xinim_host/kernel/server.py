@@ -151,9 +151,18 @@ class Server:
         source = msg.m_source
         # ``protocol.effective_caller``, inline: ``caller`` is believed from kernels
         # and PM only (the set test first: it is the common case and cheap)
-        request = Request(self, msg, getattr(body, "caller", source)
-                          if source in TRUSTED_SOURCES or source >= NODE_KERNEL_BASE
-                          and is_kernel(source) else source)
+        if source in TRUSTED_SOURCES:
+            caller = getattr(body, "caller", source)
+        elif source >= NODE_KERNEL_BASE and is_kernel(source):
+            caller = getattr(body, "caller", source)
+            # a joined node's kernel acts for its own processes only
+            if caller != source and not self.lattice.may_speak_for(source, caller):
+                self.log.info("node kernel %d spoke for pid %d: refused", source, caller)
+                self.send_reply(msg, error_reply_for(m_type, errno.EPERM))
+                return
+        else:
+            caller = source
+        request = Request(self, msg, caller)
         try:
             answer = handler(self, request)
         except SysError as exc:

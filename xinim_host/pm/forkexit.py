@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..kernel import protocol as p
 from ..kernel.errors import SysError
-from . import signals, wait
+from . import nodes, signals, wait
+from .notify import combine
 from .proctable import SIG_IGN, Process, State, Task
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def kernel_only(req: "Request") -> None:
 
 def do_fork(pm: "PmServer", req: "Request") -> Any:
     kernel_only(req)
+    peer = nodes.check_fork(pm, req)      # a joined node: only from init or its own
     body = req.body
     parent_task = pm.table.live_task(body.parent_pid)
     parent = parent_task.proc
@@ -46,7 +48,9 @@ def do_fork(pm: "PmServer", req: "Request") -> Any:
         task_gone(pm, pm.table.by_host[host], 9)     # as if SIGKILLed
     flags = body.flags
     if flags & CLONE_THREAD:
-        return pm.table.new_thread(parent, host, parent_task.blocked).tid
+        tid = pm.table.new_thread(parent, host, parent_task.blocked).tid
+        nodes.adopt(pm, peer, tid, None, False)
+        return tid
     if flags & CLONE_PARENT:
         if parent.pid == p.INIT_PID:
             raise SysError(errno.EINVAL)
@@ -59,6 +63,7 @@ def do_fork(pm: "PmServer", req: "Request") -> Any:
     if adopter.pid == p.INIT_PID:
         wait.wake(pm, adopter)      # init may be parked waiting for its first child
     done = pm.notify.fork(parent.pid, child.pid)
+    done = combine(done, nodes.adopt(pm, peer, child.pid, child, parent.pid == p.INIT_PID))
     if isinstance(done, int):
         return _forked(pm, child, done)
     return _fork_later(pm, child, done)
@@ -214,6 +219,7 @@ def do_task_exited(pm: "PmServer", req: "Request") -> int:
     task = pm.table.by_host.get(req.body.host_tid)
     if task is None:
         raise SysError(errno.ESRCH)
+    nodes.check_task(pm, req, task)
     task_gone(pm, task, req.body.status)
     return 0
 
@@ -232,7 +238,7 @@ def task_gone(pm: "PmServer", task: Task, status: int) -> None:
 
 def do_task_stopped(pm: "PmServer", req: "Request") -> int:
     kernel_only(req)
-    proc = _host_proc(pm, req.body.host_tid)
+    proc = _host_proc(pm, req, req.body.host_tid)
     if proc.state in (State.ZOMBIE, State.STOPPED):
         return 0    # a group stop is reported once per thread; the first one counts
     proc.state = State.STOPPED
@@ -244,7 +250,7 @@ def do_task_stopped(pm: "PmServer", req: "Request") -> int:
 
 def do_task_continued(pm: "PmServer", req: "Request") -> int:
     kernel_only(req)
-    proc = _host_proc(pm, req.body.host_tid)
+    proc = _host_proc(pm, req, req.body.host_tid)
     if proc.state is not State.STOPPED:
         return 0
     proc.state = State.SLEEPING if proc.nparked else State.RUNNING
@@ -254,10 +260,11 @@ def do_task_continued(pm: "PmServer", req: "Request") -> int:
     return 0
 
 
-def _host_proc(pm: "PmServer", host_tid: int) -> Process:
+def _host_proc(pm: "PmServer", req: "Request", host_tid: int) -> Process:
     task = pm.table.by_host.get(host_tid)
     if task is None:
         raise SysError(errno.ESRCH)
+    nodes.check_task(pm, req, task)
     return task.proc
 
 

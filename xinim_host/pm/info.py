@@ -9,6 +9,7 @@ from ..kernel import protocol as p
 from ..kernel.errors import SysError
 from . import signals
 from .forkexit import kernel_only
+from .nodes import check_task
 from .proctable import SIG_DFL, Process
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ def list_record(proc: Process, *, with_host: bool) -> bytes:
 
 
 def do_list(pm: "PmServer", req: "Request") -> p.Payload:
-    with_host = p.is_kernel(req.msg.m_source)
+    # host pids: for the boot's kernel, not a joined node's
+    source = req.msg.m_source
+    with_host = p.is_kernel(source) and pm.lattice.peer_of_kernel(source) is None
     start = req.body.start
     pids = sorted(pid for pid in pm.table.procs if pid >= start)
     chunk, rest = pids[:_PER_MESSAGE], pids[_PER_MESSAGE:]
@@ -66,6 +69,7 @@ def do_host_to_xinim(pm: "PmServer", req: "Request") -> p.Payload:
     task = pm.table.by_host.get(req.body.host_tid)
     if task is None:
         raise SysError(errno.ESRCH)
+    check_task(pm, req, task)
     return p.ProcIdsReply(result=task.tid, pid=task.proc.pid)
 
 
@@ -74,4 +78,5 @@ def do_xinim_to_host(pm: "PmServer", req: "Request") -> int:
     task = pm.table.tasks.get(req.body.pid)
     if task is None or not task.host_tid:
         raise SysError(errno.ESRCH)
+    check_task(pm, req, task)
     return task.host_tid

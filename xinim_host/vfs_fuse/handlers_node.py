@@ -35,10 +35,27 @@ def attach_node_console(srv: Any, node: int, fds: list[int]) -> Callable[[], Non
     return detach
 
 
+def node_joined(srv: Any, peer: Any) -> None:
+    """A joined node's kernel is a VFS process of its own -- with its host user's
+    ids -- so it can look up the programs it starts (as itself, not as init)."""
+    fp = srv.new_proc(peer.kernel_pid)
+    fp.uid = fp.euid = peer.uid
+    fp.gid = fp.egid = peer.gid
+
+
+def node_left(srv: Any, peer: Any) -> None:
+    if peer.kernel_pid in srv.procs:
+        srv.exit_proc(peer.kernel_pid)
+
+
 def do_node_stdio(srv: Any, req: Any) -> int:
     if not is_kernel(req.msg.m_source):
         raise SysError(errno.EPERM)
     body = req.body
+    peer = srv.lattice.peer_of_kernel(req.msg.m_source)
+    if peer is not None and (body.node != peer.node
+                             or srv.lattice.owners.get(body.pid) != peer.node):
+        raise SysError(errno.EPERM)     # a joined node: its own terminal, its own process
     consoles = srv.node_consoles.get(body.node)
     fp = srv.procs.get(body.pid)
     if consoles is None:
