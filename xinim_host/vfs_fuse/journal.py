@@ -449,10 +449,12 @@ def remove_temps(image: str | os.PathLike[str]) -> list[str]:
     return gone
 
 
-def open_image(image: str | os.PathLike[str]) -> Ramfs | None:
+def open_image(image: str | os.PathLike[str], *, clean_temps: bool = True) -> Ramfs | None:
     """At start: remove stale temps, load the snapshot, replay its log.  None
-    when there is no image yet.  Raises ImageError for a bad snapshot."""
-    remove_temps(image)
+    when there is no image yet.  Raises ImageError for a bad snapshot.  Reads
+    only (but for the temps): the next checkpoint folds the log in."""
+    if clean_temps:
+        remove_temps(image)
     try:
         ramfs, by_id, digest = img.load_snapshot(image)
     except FileNotFoundError:
