@@ -26,6 +26,11 @@ checks the whole file (magic, version, digest) without touching anything,
 then builds the tree; a corrupt, truncated or foreign file raises
 :class:`ImageError` and is left as it is on disk.
 
+Under ``--image`` the image is the snapshot half of journal.py: ids are then
+inode numbers (the log's names for inodes), and saving is split in
+:func:`write_temp` (reads the ramfs) and :func:`commit_temp` (fsync + rename,
+fine in a worker thread).
+
 Both run synchronously and must not race with changes to the ramfs: call them
 from the trio thread that owns it (a consistent snapshot; the event loop
 stalls for the duration, ~0.5 s per 100 MiB), never with the image inside the
