@@ -162,8 +162,10 @@ class SocketRoute:
     def _queue(self, kind: int, body: bytes) -> None:
         try:
             self._out_send.send_nowait(RECORD.pack(len(body) + 1, kind) + body)
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except trio.WouldBlock:
             raise IpcError(errno.EAGAIN, f"route to node {self.peer_node} congested") from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):   # the link ended
+            raise IpcError(errno.ECONNRESET, f"route to node {self.peer_node} closed") from None
 
     async def writer(self) -> None:
         async with self._out_recv:
