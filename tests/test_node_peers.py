@@ -72,7 +72,8 @@ def boot() -> Iterator[Boot]:
         assert match, first
         fd = os.open(match.group(1), os.O_RDWR | os.O_NOCTTY)
         deadline = time.monotonic() + DEADLINE
-        while not os.path.exists(transport.secret_path(sock)):
+        # the key is written before the socket listens: wait for both
+        while not (os.path.exists(transport.secret_path(sock)) and os.path.exists(sock)):
             assert time.monotonic() < deadline, "no node key"
             time.sleep(0.05)
         key = transport.secret_path(sock)
