@@ -37,8 +37,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from xinim_host.kernel import ipc, protocol as p  # noqa: E402
-from xinim_host.kernel.ipc import Lattice  # noqa: E402
-from xinim_host.kernel.server import Server  # noqa: E402
+from xinim_host.lib.ipc import Lattice  # noqa: E402
+from xinim_host.lib.server import Server  # noqa: E402
 
 SIZES = (64, 4096)
 CONCURRENCY = 16
@@ -159,8 +159,8 @@ def syscall_path(seconds: float, repeat: int) -> float:
     """``Kernel.start(close)``: dispatcher handler, request, sendrec, reply, result."""
     from xinim_host.kernel.dispatch import SyscallContext
     from xinim_host.kernel.kernel import Kernel
-    from xinim_host.kernel.syscalls import Sys
-    from xinim_host.kernel.usermem import FlatMemory
+    from xinim_host.lib.syscalls import Sys
+    from xinim_host.lib.usermem import FlatMemory
 
     lattice = Lattice()
     kernel = Kernel(lattice, console=None)   # type: ignore[arg-type]
@@ -183,8 +183,8 @@ CHILD = r"""
 import sys, trio
 sys.path.insert(0, sys.argv[3])
 from bench.ipc import Echo, make_plaintext
-from xinim_host.kernel.ipc import Lattice
-from xinim_host.kernel.transport import serve_socket
+from xinim_host.lib.ipc import Lattice
+from xinim_host.lib.transport import serve_socket
 
 async def main(path, mode):
     lattice = Lattice(node_id=%d)
@@ -210,7 +210,7 @@ trio.run(main, sys.argv[1], sys.argv[2])
 async def across_processes(encrypted: bool, seconds: float, repeat: int
                            ) -> dict[tuple[int, int], float]:
     """{(size, concurrency): round trips/s} against a node in another process."""
-    from xinim_host.kernel.transport import dial
+    from xinim_host.lib.transport import dial
 
     results: dict[tuple[int, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="xbench-", dir="/tmp") as tmp:

@@ -7,8 +7,8 @@ from typing import Callable
 import pytest
 import trio
 
-from xinim_host.kernel.errors import SysError
-from xinim_host.kernel.ipc import Lattice
+from xinim_host.lib.errors import SysError
+from xinim_host.lib.ipc import Lattice
 
 
 class FakeConsole:

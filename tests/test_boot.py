@@ -12,14 +12,14 @@ from typing import Any, Callable
 import pytest
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, booted
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
 from xinim_host.kernel.dispatch import SyscallContext
-from xinim_host.kernel.ipc import Lattice
-from xinim_host.kernel.syscalls import Sys
-from xinim_host.kernel.transport import dial, node_client_pid
-from xinim_host.kernel.usermem import FlatMemory
-from xinim_host.kernel.protocol import wire
+from xinim_host.lib.ipc import Lattice
+from xinim_host.lib.syscalls import Sys
+from xinim_host.lib.transport import dial, node_client_pid
+from xinim_host.lib.usermem import FlatMemory
+from xinim_host.lib.protocol import wire
 
 NOBODY = 4242                   # a pid no process has: every call fails harmlessly
 MISSING = b"/xinim-boot-test/no/such/dir"

@@ -17,9 +17,9 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from xinim_host.kernel import console as C
-from xinim_host.kernel.console import FdConsole, TtyConsole
-from xinim_host.kernel.errors import SysError
+from xinim_host.uart import terminal as C
+from xinim_host.uart.terminal import FdConsole, TtyConsole
+from xinim_host.lib.errors import SysError
 from xinim_host.uart.console import Console
 from xinim_host.uart.pty_line import PtyLine
 from xinim_host.uart.stdio_line import StdioLine
@@ -329,7 +329,7 @@ async def test_kill_of_init_group_names_its_members_not_everyone() -> None:
     """ProcKill's pid -1 means every process: group 1 is signalled member by member."""
     from types import SimpleNamespace
 
-    from xinim_host.kernel import protocol as p
+    from xinim_host.lib import protocol as p
 
     sent: list[p.Payload] = []
     table = [  # pid, ppid, pgid, sid

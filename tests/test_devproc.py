@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, booted
-from xinim_host.kernel.ipc import Lattice
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
+from xinim_host.lib.ipc import Lattice
 from xinim_host.vfs_fuse.server import VfsServer
 
 from test_vfs_util import AT_FDCWD, DIRENT, Vfs, vfs  # noqa: F401 -- fixture

@@ -18,9 +18,9 @@ import pytest
 import trio
 
 from xinim_host.cli.launch import run_program
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, booted
-from xinim_host.kernel.errors import SysError
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
+from xinim_host.lib.errors import SysError
 
 XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
 TIMEOUT = 60

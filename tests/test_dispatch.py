@@ -10,14 +10,14 @@ import pytest
 import trio
 import trio.testing
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 from xinim_host.kernel.dispatch import SYSCALLS, SyscallContext
-from xinim_host.kernel.errors import SysError
-from xinim_host.kernel.ipc import Lattice
+from xinim_host.lib.errors import SysError
+from xinim_host.lib.ipc import Lattice
 from xinim_host.kernel.kernel import Kernel
-from xinim_host.kernel.server import Request, Server
-from xinim_host.kernel.syscalls import Sys
-from xinim_host.kernel.usermem import FlatMemory
+from xinim_host.lib.server import Request, Server
+from xinim_host.lib.syscalls import Sys
+from xinim_host.lib.usermem import FlatMemory
 
 # xinim-abi.md, "XINIM syscall numbers"
 ABI_NAMES = {

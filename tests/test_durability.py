@@ -256,7 +256,7 @@ def test_bad_snapshot_still_refused(tmp_path: Path) -> None:
 
 async def test_failed_append_says_eio_then_recovers(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from xinim_host.kernel.errors import SysError
+    from xinim_host.lib.errors import SysError
     img = tmp_path / "s.img"
     fs = Ramfs()
     async with trio.open_nursery() as nursery:

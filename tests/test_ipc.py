@@ -10,11 +10,11 @@ import trio
 import trio.testing
 from nacl import bindings as sodium
 
-from xinim_host.kernel import ipc
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.errors import SysError
-from xinim_host.kernel.ipc import IpcError, IpcFlags, Lattice, Pending
-from xinim_host.kernel.server import Request, Server
+from xinim_host.lib import ipc
+from xinim_host.lib import protocol as p
+from xinim_host.lib.errors import SysError
+from xinim_host.lib.ipc import IpcError, IpcFlags, Lattice, Pending
+from xinim_host.lib.server import Request, Server
 
 KERNEL, SERVER, USER, OTHER = p.KERNEL_PID, p.VFS_PID, 7, 8
 AD = ipc.FRAME_AD.size

@@ -14,8 +14,8 @@ XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
 
 SERVER = """
 import sys, trio
-from xinim_host.kernel.boot import booted, BootConfig
-from xinim_host.kernel.console import FdConsole
+from xinim_host.system.boot import booted, BootConfig
+from xinim_host.uart.terminal import FdConsole
 async def main():
     async with booted(BootConfig(socket_path=sys.argv[1], quiet=True, console=FdConsole(1, 0))):
         print("up", flush=True)

@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from xinim_host.mm.accounting import MemoryAccounting, Usage
 from xinim_host.mm.errors import MmError, OutOfFrames
 from xinim_host.mm.frames import FrameAllocator
-from xinim_host.mm.layout import (
+from xinim_host.lib.vm_abi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_NORESERVE,

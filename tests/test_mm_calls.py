@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import trio
 
-from xinim_host.intercept.renumber import LINUX_NUMBERS
-from xinim_host.kernel import protocol as p
+from xinim_host.kernel.renumber import LINUX_NUMBERS
+from xinim_host.lib import protocol as p
 from xinim_host.kernel.calls.base import HostCall, SyscallContext
-from xinim_host.kernel.ipc import Lattice
+from xinim_host.lib.ipc import Lattice
 from xinim_host.kernel.kernel import Kernel
-from xinim_host.kernel.syscalls import Sys
-from xinim_host.kernel.usermem import FlatMemory
-from xinim_host.mm.layout import (
+from xinim_host.lib.syscalls import Sys
+from xinim_host.lib.usermem import FlatMemory
+from xinim_host.lib.vm_abi import (
     DEFAULT_MMAP_BASE,
     MAP_ANONYMOUS,
     MAP_DENYWRITE,

@@ -23,8 +23,8 @@ import trio
 
 from xinim_host.cli.launch import run_program
 from xinim_host.cli.options import mounts_from
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, booted
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
 from xinim_host.mm.regions import parse_maps
 
 C_DIR = Path(__file__).parent / "c"

@@ -17,7 +17,7 @@ import trio.testing
 
 from xinim_host.kernel.calls import memory
 from xinim_host.kernel.calls.base import Await, HostCall, SyscallContext
-from xinim_host.kernel.usermem import FlatMemory
+from xinim_host.lib.usermem import FlatMemory
 
 
 @dataclass

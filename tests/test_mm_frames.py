@@ -10,10 +10,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from xinim_host.kernel.errors import SysError
+from xinim_host.lib.errors import SysError
 from xinim_host.mm.errors import MmError, OutOfFrames
 from xinim_host.mm.frames import FrameAllocator
-from xinim_host.mm.layout import PAGE_SIZE
+from xinim_host.lib.vm_abi import PAGE_SIZE
 
 
 def pool(pages: int, max_order: int = 4) -> FrameAllocator:

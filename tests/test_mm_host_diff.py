@@ -19,7 +19,7 @@ import tempfile
 import pytest
 
 from xinim_host.mm.errors import MmError
-from xinim_host.mm.layout import (
+from xinim_host.lib.vm_abi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xinim_host.mm.errors import MmError
-from xinim_host.mm.layout import (
+from xinim_host.lib.vm_abi import (
     DEFAULT_MMAP_BASE,
     MAP_ANONYMOUS,
     MAP_FIXED,

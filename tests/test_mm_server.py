@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.ipc import Lattice, Pending
-from xinim_host.mm.layout import (
+from xinim_host.lib import protocol as p
+from xinim_host.lib.ipc import Lattice, Pending
+from xinim_host.lib.vm_abi import (
     DEFAULT_MMAP_BASE,
     MAP_ANONYMOUS,
     MAP_FIXED,

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel import transport
-from xinim_host.kernel.ipc import IpcError, Lattice
+from xinim_host.lib import protocol as p
+from xinim_host.lib import transport
+from xinim_host.lib.ipc import IpcError, Lattice
 
 XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
 NOBODY = 65534

@@ -6,8 +6,8 @@ from typing import Any
 
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, booted
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
 from xinim_host.pm.proctable import State
 
 

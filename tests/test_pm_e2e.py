@@ -22,8 +22,8 @@ import pytest
 import trio
 
 from xinim_host.cli.launch import run_program
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, System, booted
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, System, booted
 from xinim_host.vfs_fuse.mounts import DEFAULT_MOUNTS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from test_pm_support import running_pm
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 
 
 class FakeHost:

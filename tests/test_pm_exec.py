@@ -5,7 +5,7 @@ import errno
 
 from test_pm_support import SIGCHLD, SIGINT, SIGTERM, SIGUSR1, running_pm
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 from xinim_host.pm.notify import ExecTarget
 
 

@@ -6,7 +6,7 @@ import struct
 
 from test_pm_support import running_pm
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 
 
 async def test_boot_table() -> None:

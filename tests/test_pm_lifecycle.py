@@ -8,7 +8,7 @@ import pytest
 import trio
 from test_pm_support import SIGCHLD, SIGCONT, SIGKILL, SIGTERM, running_pm
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 from xinim_host.pm.proctable import State
 
 CLONE_THREAD_FLAGS = 0x10000 | 0x800 | 0x100 | 0x400   # THREAD|SIGHAND|VM|FILES

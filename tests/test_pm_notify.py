@@ -11,10 +11,10 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.errors import SysError
-from xinim_host.kernel.ipc import Lattice
-from xinim_host.kernel.server import Server
+from xinim_host.lib import protocol as p
+from xinim_host.lib.errors import SysError
+from xinim_host.lib.ipc import Lattice
+from xinim_host.lib.server import Server
 from xinim_host.pm.server import PmServer
 
 

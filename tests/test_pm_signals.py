@@ -16,7 +16,7 @@ from test_pm_support import (
     running_pm,
 )
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 from xinim_host.pm import signals
 from xinim_host.pm.signals import DEFAULT_ACTIONS, Act
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.ipc import Lattice
+from xinim_host.lib import protocol as p
+from xinim_host.lib.ipc import Lattice
 from xinim_host.pm.notify import ExecTarget
 from xinim_host.pm.server import PmServer
 

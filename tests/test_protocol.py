@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.protocol import wire
+from xinim_host.lib import protocol as p
+from xinim_host.lib.protocol import wire
 
 INT_RANGES = {
     "i": (-(1 << 31), (1 << 31) - 1),

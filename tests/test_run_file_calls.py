@@ -12,14 +12,14 @@ from typing import Any, AsyncIterator, Callable
 import pytest
 import trio
 
-from xinim_host.kernel import linux_abi as abi
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, System, booted
+from xinim_host.lib import linux_abi as abi
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, System, booted
 from xinim_host.kernel.calls import files
 from xinim_host.kernel.calls.base import SyscallContext
 from xinim_host.kernel.kernel import RunningCall
-from xinim_host.kernel.syscalls import Sys
-from xinim_host.kernel.usermem import FlatMemory
+from xinim_host.lib.syscalls import Sys
+from xinim_host.lib.usermem import FlatMemory
 from xinim_host.vfs_fuse import handlers_io
 
 MEM_SIZE = 1 << 20

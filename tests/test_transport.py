@@ -15,21 +15,21 @@ import pytest
 import trio
 import trio.testing
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel import transport
-from xinim_host.kernel.ipc import IpcError, Lattice
-from xinim_host.kernel.server import Request, Server
-from xinim_host.kernel.transport import dial, serve_socket
+from xinim_host.lib import protocol as p
+from xinim_host.lib import transport
+from xinim_host.lib.ipc import IpcError, Lattice
+from xinim_host.lib.server import Request, Server
+from xinim_host.lib.transport import dial, serve_socket
 
 SERVER_NODE = 1
 
 # The other OS process: a node with a small echo server on VFS's pid.
 CHILD = r"""
 import sys, trio
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.ipc import Lattice
-from xinim_host.kernel.server import Server
-from xinim_host.kernel.transport import serve_socket
+from xinim_host.lib import protocol as p
+from xinim_host.lib.ipc import Lattice
+from xinim_host.lib.server import Server
+from xinim_host.lib.transport import serve_socket
 
 class Echo(Server):
     pid = p.VFS_PID

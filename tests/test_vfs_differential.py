@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 
 from test_vfs_util import AT_FDCWD, Vfs, vfs  # noqa: F401 -- fixture
 

@@ -7,8 +7,8 @@ import stat
 
 import pytest
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.errors import SysError
+from xinim_host.lib import protocol as p
+from xinim_host.lib.errors import SysError
 from xinim_host.vfs_fuse.hostfs import open_beneath
 
 from test_vfs_util import AT_FDCWD, Vfs, vfs  # noqa: F401 -- fixture

@@ -8,9 +8,9 @@ import struct
 
 import trio
 
-from xinim_host.kernel.errors import SysError
+from xinim_host.lib.errors import SysError
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 
 from test_vfs_util import AT_FDCWD, Vfs, timeboxed, vfs  # noqa: F401 -- fixture
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xinim_host.kernel.errors import SysError
+from xinim_host.lib.errors import SysError
 from xinim_host.vfs_fuse.ramfs import (PAGE, RENAME_EXCHANGE, RENAME_NOREPLACE, Inode, Ramfs)
 
 

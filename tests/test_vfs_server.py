@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from xinim_host.kernel import protocol as p
+from xinim_host.lib import protocol as p
 from xinim_host.vfs_fuse.ramfs import PAGE
 
 from test_vfs_util import AT_FDCWD, Vfs, parse_dirents, vfs  # noqa: F401 -- fixture
@@ -300,7 +300,7 @@ async def test_rmdir_root_and_mountpoints(vfs: Vfs) -> None:
 async def test_malformed_message_gets_error_and_server_keeps_serving(vfs: Vfs) -> None:
     lat = vfs.lattice
     ep = lat.endpoints[p.KERNEL_PID]
-    from xinim_host.kernel.ipc import Pending
+    from xinim_host.lib.ipc import Pending
     for junk in (b"\x01", bytes(7), b"\xff" * 40):
         req_id = lat.new_req_id()
         pending = Pending()

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import trio
 
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.ipc import Lattice
+from xinim_host.lib import protocol as p
+from xinim_host.lib.ipc import Lattice
 from xinim_host.vfs_fuse.mounts import DEFAULT_MOUNTS
 from xinim_host.vfs_fuse.server import VfsServer
 

@@ -17,9 +17,9 @@ import pytest
 import trio
 
 from xinim_host.cli import ps
-from xinim_host.kernel import protocol as p
-from xinim_host.kernel.boot import BootConfig, booted
-from xinim_host.kernel.errors import SysError
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
+from xinim_host.lib.errors import SysError
 
 from test_xinim_boot import PROMPT, Boot
 

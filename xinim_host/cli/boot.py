@@ -27,8 +27,8 @@ from typing import Any
 
 import trio
 
-from ..kernel.boot import BootConfig, booted
-from ..kernel.console import TtyConsole, serial_console
+from ..system.boot import BootConfig, booted
+from ..uart.terminal import TtyConsole, serial_console
 from .launch import DEFAULT_PATH, LaunchError, run_program
 from .options import add_system_options, load_ramfs, mounts_from, system_services
 from .ps import default_socket_path, ensure_socket_dir, runtime_dir, serve_node_queries, \

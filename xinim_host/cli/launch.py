@@ -13,12 +13,12 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence, TextIO
 
-from ..intercept import renumber
-from ..intercept.router import SyscallRouter
+from ..kernel import renumber
+from ..kernel.router import SyscallRouter
 from ..intercept.tracer import Tracer
-from ..kernel import protocol as p
-from ..kernel.boot import System
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..system.boot import System
+from ..lib.errors import SysError
 
 log = logging.getLogger(__name__)
 

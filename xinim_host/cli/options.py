@@ -11,7 +11,7 @@ from typing import Any
 
 import trio
 
-from ..kernel.boot import System
+from ..system.boot import System
 from ..vfs_fuse.mounts import DEFAULT_MOUNTS
 
 log = logging.getLogger("xinim.cli")
@@ -62,7 +62,7 @@ async def system_services(system: System, args: argparse.Namespace,
                           stack: AsyncExitStack) -> None:
     """Start the FUSE export and image saving that the options ask for."""
     if args.image:
-        from ..kernel.errors import SysError
+        from ..lib.errors import SysError
         from ..vfs_fuse.journal import Journal
 
         # fsync & co. of ramfs files wait for it (vfs_fuse/handlers_io.py do_fsync)

@@ -36,10 +36,10 @@ from typing import Any
 
 import trio
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
-from ..kernel.ipc import IpcError, Lattice
-from ..kernel.transport import NODE_CLIENT_PID_BASE, node_client_pid
+from ..lib import protocol as p
+from ..lib.errors import SysError
+from ..lib.ipc import IpcError, Lattice
+from ..lib.transport import NODE_CLIENT_PID_BASE, node_client_pid
 
 log = logging.getLogger("xinim.ps")
 
@@ -148,7 +148,7 @@ class Client:
         self._connected: set[int] = set()
 
     async def open(self, nursery: trio.Nursery) -> None:
-        from ..kernel.transport import dial
+        from ..lib.transport import dial
         self.node = await dial(self.lattice, self.path, nursery)
         self.pid = node_client_pid(self.lattice.node_id)
         self.lattice.register(self.pid)

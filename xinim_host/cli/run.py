@@ -19,10 +19,10 @@ from typing import Any
 
 import trio
 
-from ..kernel.boot import BootConfig, booted
-from ..kernel.console import FdConsole, serial_console
-from ..kernel.errors import SysError
-from ..kernel.join import joined
+from ..system.boot import BootConfig, booted
+from ..uart.terminal import FdConsole, serial_console
+from ..lib.errors import SysError
+from ..system.join import joined
 from .launch import LaunchError, run_program
 from .options import add_system_options, load_ramfs, mounts_from, system_services
 from .ps import default_socket_path

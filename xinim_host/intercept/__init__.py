@@ -1,4 +1,6 @@
-"""The interceptor's mechanism layer: ptrace + seccomp, no XINIM semantics.
+"""The interceptor's mechanism layer: ptrace + seccomp, no XINIM semantics
+(which call means what is the kernel's trap policy: ``kernel/renumber.py``,
+``kernel/trap/``).  It imports no other xinim_host package.
 
 Modules, each named for its step:
 

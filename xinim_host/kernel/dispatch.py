@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 from .calls import files, host_ids, kernel_served, memory, procs, sync
 from .calls.base import SyscallContext, SyscallGen
-from .syscalls import Sys
+from ..lib.syscalls import Sys
 
 if TYPE_CHECKING:
     from .kernel import Kernel

@@ -10,9 +10,9 @@ import trio
 
 from .calls.base import Await, HostCall, Sendrec, SyscallContext
 from .dispatch import SYSCALLS
-from .errors import SysError
-from .ipc import Lattice, Pending
-from .protocol import KERNEL_PID
+from ..lib.errors import SysError
+from ..lib.ipc import Lattice, Pending
+from ..lib.protocol import KERNEL_PID
 
 log = logging.getLogger(__name__)
 

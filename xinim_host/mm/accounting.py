@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from .errors import MmError, OutOfFrames
 from .frames import FrameAllocator
-from .layout import (
+from ..lib.vm_abi import (
     MAP_ANONYMOUS,
     MAP_NORESERVE,
     MAP_POPULATE,

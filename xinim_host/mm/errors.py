@@ -1,6 +1,6 @@
 """The errno-carrying exceptions of the MM core.
 
-Both derive from the project-wide :class:`~xinim_host.kernel.errors.SysError`,
+Both derive from the project-wide :class:`~xinim_host.lib.errors.SysError`,
 so a server's one ``except SysError`` turns them into an error reply
 (``exc.errno``); anything else escaping the core is a bug, not an answer.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from xinim_host.kernel.errors import SysError
+from ..lib.errors import SysError
 
 
 class MmError(SysError):

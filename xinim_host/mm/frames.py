@@ -19,7 +19,7 @@ legitimate answer and raises :class:`OutOfFrames` (errno ENOMEM).
 from __future__ import annotations
 
 from .errors import OutOfFrames
-from .layout import PAGE_SIZE
+from ..lib.vm_abi import PAGE_SIZE
 
 DEFAULT_PHYS_SIZE = 256 << 20
 DEFAULT_MAX_ORDER = 10      # 4 MiB blocks, Linux's MAX_PAGE_ORDER

@@ -11,8 +11,8 @@ import os
 import stat
 from typing import Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from .handlers_common import (
     Span,
     Undo,
@@ -22,7 +22,7 @@ from .handlers_common import (
     shared_file,
     whole,
 )
-from .layout import (
+from ..lib.vm_abi import (
     MAP_ANONYMOUS,
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from .handlers_common import MmProc, from_kernel
-from .layout import (
+from ..lib.vm_abi import (
     DEFAULT_HEAP_START,
     DEFAULT_MMAP_BASE,
     DEFAULT_MMAP_MIN_ADDR,

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .errors import MmError
-from .layout import (
+from ..lib.vm_abi import (
     DEFAULT_HEAP_START,
     DEFAULT_MAX_MAP_COUNT,
     DEFAULT_MMAP_BASE,

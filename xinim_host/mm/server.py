@@ -20,13 +20,13 @@ import logging
 import os
 import re
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
-from ..kernel.ipc import Lattice
-from ..kernel.server import Server
+from ..lib import protocol as p
+from ..lib.errors import SysError
+from ..lib.ipc import Lattice
+from ..lib.server import Server
 from .accounting import MemoryAccounting
 from .frames import DEFAULT_PHYS_SIZE, FrameAllocator
-from .layout import PAGE_SIZE
+from ..lib.vm_abi import PAGE_SIZE
 from .handlers_common import UNDO_KEEP, MmProc, Undo
 from .regions import AddressSpace
 from .table import CALL_VECTOR

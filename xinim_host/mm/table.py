@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..kernel import protocol as p
-from ..kernel.server import Handler
+from ..lib import protocol as p
+from ..lib.server import Handler
 from . import handlers_mem as mem
 from . import handlers_proc as proc
 

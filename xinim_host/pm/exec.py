@@ -10,14 +10,14 @@ import posixpath
 import stat
 from typing import TYPE_CHECKING, Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from . import signals, wait
 from .notify import ExecTarget, combine
 from .proctable import DEFAULT_ACTION, SIG_IGN, SigAction, State, Task
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 log = logging.getLogger(__name__)

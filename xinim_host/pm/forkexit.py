@@ -11,14 +11,14 @@ import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from . import nodes, signals, wait
 from .notify import combine
 from .proctable import SIG_IGN, Process, State, Task
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 log = logging.getLogger(__name__)

@@ -6,13 +6,13 @@ import errno
 import struct
 from typing import TYPE_CHECKING, Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from .notify import Completion
 from .proctable import Process
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 NGROUPS_MAX = p.DATA_MAX // 4      # what one message carries (Linux allows 65536)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from . import signals
 from .forkexit import kernel_only
 from .nodes import check_task
 from .proctable import SIG_DFL, Process
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 _PER_MESSAGE = p.DATA_MAX // p.PROC_LIST_RECORD.size

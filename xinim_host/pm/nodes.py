@@ -18,14 +18,14 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
-from ..kernel.ipc import NodePeer
+from ..lib import protocol as p
+from ..lib.errors import SysError
+from ..lib.ipc import NodePeer
 from .notify import combine
 from .proctable import Process, Task
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 log = logging.getLogger(__name__)

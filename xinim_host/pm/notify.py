@@ -18,9 +18,9 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
-from ..kernel.ipc import Lattice, Pending
+from ..lib import protocol as p
+from ..lib.errors import SysError
+from ..lib.ipc import Lattice, Pending
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 
 PID_MAX = 32768           # Linux's default /proc/sys/kernel/pid_max on small systems
 NSIG = 64                 # signals 1..64

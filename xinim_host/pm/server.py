@@ -12,9 +12,9 @@ import weakref
 from collections.abc import Callable
 from typing import Protocol
 
-from ..kernel import protocol as p
-from ..kernel.ipc import Lattice
-from ..kernel.server import Server
+from ..lib import protocol as p
+from ..lib.ipc import Lattice
+from ..lib.server import Server
 from .notify import LatticeNotifier, PmNotifier
 from .proctable import PID_MAX, ProcTable
 from .table import CALL_VECTOR

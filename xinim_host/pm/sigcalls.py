@@ -5,14 +5,14 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING, Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from . import signals
 from .proctable import SIG_IGN, Process, SigAction
 from .signals import UNBLOCKABLE, may_signal, send, valid
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 

@@ -13,7 +13,7 @@ import errno
 import signal as _signal
 from typing import TYPE_CHECKING
 
-from ..kernel import protocol as p
+from ..lib import protocol as p
 from . import wait
 from .proctable import NSIG, SIG_DFL, SIG_IGN, Process, State, Task
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..kernel import protocol as p
-from ..kernel.server import Handler
+from ..lib import protocol as p
+from ..lib.server import Handler
 from . import exec as exec_
 from . import forkexit, getset, info, sigcalls, wait
 

@@ -15,12 +15,12 @@ import errno
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from .proctable import SIGCHLD, Process, State, Task
 
 if TYPE_CHECKING:
-    from ..kernel.server import Request
+    from ..lib.server import Request
     from .server import PmServer
 
 WAIT4_OPTIONS = p.WNOHANG | p.WUNTRACED | p.WCONTINUED | p.WNOTHREAD | p.WALL | p.WCLONE

@@ -18,8 +18,8 @@ import logging
 
 import trio
 
-from xinim_host.uart import regs as R
-from xinim_host.uart.uart16550 import Uart16550
+from . import regs as R
+from .uart16550 import Uart16550
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from typing import Callable
 
 import trio
 
-from xinim_host.uart.uart16550 import Uart16550
+from .uart16550 import Uart16550
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from typing import Callable
 
 import trio
 
-from xinim_host.uart.pty_line import DEFAULT_TX_BUFFER_LIMIT, FdLine
-from xinim_host.uart.uart16550 import Uart16550
+from .pty_line import DEFAULT_TX_BUFFER_LIMIT, FdLine
+from .uart16550 import Uart16550
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from xinim_host.uart import regs as R
+from . import regs as R
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import os
 import stat
 from typing import Any, Iterable
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from .devfs_nodes import S_IFCHR, S_IFDIR, S_IFLNK, PNode, PseudoFs, add
 from .devfs_pty import TTY_GID, PtmxDevice, PtsDevice, Pty, PtyRegistry, TtyDevice
 from .mounts import Loc

@@ -22,8 +22,8 @@ import stat
 import time
 from typing import Any, Callable, Iterable
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import VfsStatReply
+from ..lib.errors import SysError
+from ..lib.protocol import VfsStatReply
 from .ramfs import StatFs
 
 S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFCHR

@@ -34,8 +34,8 @@ from typing import Any
 
 import trio
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import PM_PID, VFS_OPEN, ProcInfo, ProcKill, VfsDataReply
+from ..lib.errors import SysError
+from ..lib.protocol import PM_PID, VFS_OPEN, ProcInfo, ProcKill, VfsDataReply
 from .devices import CharDevice
 
 log = logging.getLogger(__name__)

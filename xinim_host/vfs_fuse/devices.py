@@ -27,8 +27,8 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import VfsDataReply
+from ..lib.errors import SysError
+from ..lib.protocol import VfsDataReply
 from .pipes import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 
 _READY = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM

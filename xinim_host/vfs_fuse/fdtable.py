@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from .mounts import Loc
 
 NOFILE = 1024                     # RLIMIT_NOFILE: EMFILE beyond it

@@ -51,7 +51,7 @@ from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
 import pyfuse3
 import trio
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from .mountpoint import abort_fuse_connection, mounts_at, prepare_mountpoint
 from .ramfs import NAME_MAX, PAGE, Inode, Ramfs
 

@@ -5,7 +5,7 @@ import errno
 import stat
 from typing import Any
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from .fdtable import Fproc
 from .mounts import Loc
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import trio
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, VfsDataReply
+from ..lib.errors import SysError
+from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, VfsDataReply
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO

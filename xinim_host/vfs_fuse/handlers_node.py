@@ -8,9 +8,9 @@ import logging
 import os
 from typing import Any, Callable
 
-from ..kernel.console import FdConsole
-from ..kernel.errors import SysError
-from ..kernel.protocol import is_kernel
+from ..uart.terminal import FdConsole
+from ..lib.errors import SysError
+from ..lib.protocol import is_kernel
 from .devices import ConsoleDevice
 
 log = logging.getLogger(__name__)

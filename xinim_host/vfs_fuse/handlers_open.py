@@ -6,8 +6,8 @@ import os
 import struct
 from typing import Any
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
+from ..lib.errors import SysError
+from ..lib.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
 from .fdtable import NOFILE, O_PATH, SETFL_MASK, Fproc, OpenFile
 from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs
 from .hostfs import HOST_FILE_IO

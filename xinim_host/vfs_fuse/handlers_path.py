@@ -9,8 +9,8 @@ import stat
 import time
 from typing import Any
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import (DATA_MAX, UTIME_NOW, UTIME_OMIT, VfsDataReply, VfsNodeReply,
+from ..lib.errors import SysError
+from ..lib.protocol import (DATA_MAX, UTIME_NOW, UTIME_OMIT, VfsDataReply, VfsNodeReply,
                                VfsStatfsReply)
 from .handlers_common import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
                               AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_FOLLOW,

@@ -8,8 +8,8 @@ import errno
 import struct
 from typing import Any
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import trusted_sender
+from ..lib.errors import SysError
+from ..lib.protocol import trusted_sender
 
 
 def _from_pm(req: Any) -> Any:

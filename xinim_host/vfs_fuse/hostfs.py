@@ -19,8 +19,8 @@ import stat
 import time
 from typing import Any
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import VfsStatReply
+from ..lib.errors import SysError
+from ..lib.protocol import VfsStatReply
 from .ramfs import StatFs
 
 _O_PATH = getattr(os, "O_PATH", 0o10000000)

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from .mountpoint import read_mountinfo
 from .ramfs import PAGE, Inode, Ramfs
 

@@ -48,7 +48,7 @@ from typing import BinaryIO, Iterator
 
 import trio
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from . import image as img
 from .ramfs import MAX_FILE_SIZE, PAGE, Inode, Ramfs
 

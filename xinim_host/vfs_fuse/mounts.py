@@ -18,8 +18,8 @@ import stat
 import struct
 from typing import Any, NamedTuple
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import VfsStatReply
+from ..lib.errors import SysError
+from ..lib.protocol import VfsStatReply
 from .hostfs import HostFs
 from .ramfs import PAGE, Inode, Ramfs, StatFs
 

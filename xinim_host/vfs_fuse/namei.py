@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 from .fdtable import Fproc
 from .mounts import Loc, MountTable
 

@@ -17,8 +17,8 @@ import struct
 import time
 from typing import Any, Callable
 
-from ..kernel.errors import SysError
-from ..kernel.protocol import VfsDataReply, VfsStatReply
+from ..lib.errors import SysError
+from ..lib.protocol import VfsDataReply, VfsStatReply
 from .ramfs import StatFs
 
 PIPE_CAPACITY = 65536

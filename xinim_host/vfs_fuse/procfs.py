@@ -32,8 +32,8 @@ import stat
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
-from ..kernel import protocol as p
-from ..kernel.errors import SysError
+from ..lib import protocol as p
+from ..lib.errors import SysError
 from . import procfs_files as files
 from .devfs_nodes import S_IFDIR, S_IFLNK, S_IFREG, Inos, PNode, PseudoFs
 from .fdtable import Fproc

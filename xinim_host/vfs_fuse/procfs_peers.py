@@ -18,9 +18,9 @@ import collections.abc
 import logging
 from typing import Any, Callable, Mapping
 
-from ..kernel.errors import SysError
-from ..kernel.ipc import Pending
-from ..kernel.protocol import VFS_PID
+from ..lib.errors import SysError
+from ..lib.ipc import Pending
+from ..lib.protocol import VFS_PID
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from ..kernel.errors import SysError
+from ..lib.errors import SysError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any, Awaitable, Iterable
 
 import trio
 
-from ..kernel.errors import SysError
-from ..kernel.ipc import Lattice
-from ..kernel.protocol import INIT_PID, VFS_PID, VFS_REPLY
-from ..kernel.server import Request, Server
+from ..lib.errors import SysError
+from ..lib.ipc import Lattice
+from ..lib.protocol import INIT_PID, VFS_PID, VFS_REPLY
+from ..lib.server import Request, Server
 from .devfs import install_devfs
 from .devices import ConsoleDevice, make_devices
 from .fdtable import Fproc, OpenFile

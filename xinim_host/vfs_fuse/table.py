@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..kernel import protocol as p
+from ..lib import protocol as p
 from . import handlers_io as io
 from . import handlers_node as node
 from . import handlers_open as op

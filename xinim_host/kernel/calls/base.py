@@ -16,10 +16,10 @@ import errno
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Protocol
 
-from .. import linux_abi as abi
-from .. import protocol as p
-from ..errors import SysError
-from ..usermem import UserMemory
+from ...lib import linux_abi as abi
+from ...lib import protocol as p
+from ...lib.errors import SysError
+from ...lib.usermem import UserMemory
 
 if TYPE_CHECKING:
     pass

@@ -5,9 +5,9 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
-from .. import linux_abi as abi
-from .. import protocol as p
-from ..errors import SysError
+from ...lib import linux_abi as abi
+from ...lib import protocol as p
+from ...lib.errors import SysError
 from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, path_arg, c_int
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable
 
-from .. import linux_abi as abi
-from .. import protocol as p
-from ..errors import SysError
+from ...lib import linux_abi as abi
+from ...lib import protocol as p
+from ...lib.errors import SysError
 from .base import Await, SyscallContext, SyscallGen, c_int
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def sys_lattice_send(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 def sys_lattice_recv(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    from ..ipc import IpcFlags
+    from ...lib.ipc import IpcFlags
     flags = IpcFlags(c.args[2] & 1)
     k.process_endpoint(c.pid)
     delivery = yield Await(lambda: k.lattice.recv(c.pid, flags))

@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ...intercept.renumber import LINUX_NUMBERS
-from ...mm.layout import (
+from ..renumber import LINUX_NUMBERS
+from ...lib.vm_abi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
@@ -73,8 +73,8 @@ from ...mm.layout import (
     TASK_SIZE,
     page_up,
 )
-from .. import protocol as p
-from ..errors import SysError
+from ...lib import protocol as p
+from ...lib.errors import SysError
 from .base import Await, HostCall, Op, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ import errno
 import os
 from typing import TYPE_CHECKING, Any, Generator
 
-from .. import linux_abi as abi
-from .. import protocol as p
-from ..errors import SysError
+from ...lib import linux_abi as abi
+from ...lib import protocol as p
+from ...lib.errors import SysError
 from .base import (
     HostCall,
     Op,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import protocol as p
-from ..errors import SysError
+from ...lib import protocol as p
+from ...lib.errors import SysError
 from .base import SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:

@@ -48,19 +48,20 @@ from typing import Any, Callable, TextIO
 import trio
 from ptrace.syscall.prototypes import SYSCALL_PROTOTYPES
 
-from ..kernel import linux_abi as abi
-from ..kernel import protocol as p
-from ..kernel.calls.base import HostCall, SyscallContext
-from ..kernel.dispatch import SYSCALLS
-from ..kernel.errors import SysError
-from ..kernel.ipc import Pending as IpcPending
-from ..kernel.kernel import Kernel
-from ..kernel.syscalls import Sys
-from . import _libc, renumber
-from .actions import Complete, HostRun, Inject, Pending, Restart
-from .memory import TraceeFault
+from ..lib import linux_abi as abi
+from ..lib import protocol as p
+from .calls.base import HostCall, SyscallContext
+from .dispatch import SYSCALLS
+from ..lib.errors import SysError
+from ..lib.ipc import Pending as IpcPending
+from .kernel import Kernel
+from ..lib.syscalls import Sys
+from ..intercept import _libc
+from . import renumber
+from ..intercept.actions import Complete, HostRun, Inject, Pending, Restart
+from ..intercept.memory import TraceeFault
 from .renumber import Action as RouteAction
-from .tracee import Tracee
+from ..intercept.tracee import Tracee
 
 log = logging.getLogger(__name__)
 

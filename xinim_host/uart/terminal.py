@@ -58,11 +58,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
-from .errors import SysError
+from ..lib.errors import SysError
 
 if TYPE_CHECKING:
-    from ..uart.console import Console as UartDriver
-    from ..uart.pty_line import FdLine
+    from .console import Console as UartDriver
+    from .pty_line import FdLine
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class TtyConsole(JobControl):
         Group 1 (init's, the foreground at boot) cannot be named so: ``pid`` -1 means
         *every* process to kill(2).  Its members are signalled one by one instead
         (PM's listing says who they are; init itself is never signalled)."""
-        from . import protocol as p
+        from ..lib import protocol as p
         ask = system.lattice.sendrec
 
         async def one(pid: int, sig: int) -> None:
@@ -547,10 +547,10 @@ def serial_console(kind: str, *, escape: int | None = 0x1D,
     """A ``TtyConsole`` on a new 16550 whose line is a host pty (``"pty"``) or this
     process's terminal (``"stdio"``, raw until ``close()``; ``escape`` (Ctrl-] by
     default, None: none) calls ``line.on_escape``)."""
-    from ..uart.console import Console
-    from ..uart.pty_line import PtyLine
-    from ..uart.stdio_line import StdioLine
-    from ..uart.uart16550 import Uart16550
+    from .console import Console
+    from .pty_line import PtyLine
+    from .stdio_line import StdioLine
+    from .uart16550 import Uart16550
 
     uart = Uart16550()
     line: Any

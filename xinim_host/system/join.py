@@ -15,11 +15,11 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from . import protocol as p
+from ..lib import protocol as p
 from .boot import SERVER_PIDS, BootConfig, System
-from .ipc import Lattice
-from .kernel import Kernel
-from .transport import dial
+from ..lib.ipc import Lattice
+from ..kernel.kernel import Kernel
+from ..lib.transport import dial
 
 log = logging.getLogger(__name__)
 

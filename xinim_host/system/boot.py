@@ -16,13 +16,13 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from . import protocol as p
-from .console import FdConsole
-from .calls.base import SyscallContext
-from .ipc import DEFAULT_NODE_ID, Lattice, NodePeer
-from .kernel import Kernel
-from .syscalls import Sys
-from .usermem import FlatMemory
+from ..lib import protocol as p
+from ..uart.terminal import FdConsole
+from ..kernel.calls.base import SyscallContext
+from ..lib.ipc import DEFAULT_NODE_ID, Lattice, NodePeer
+from ..kernel.kernel import Kernel
+from ..lib.syscalls import Sys
+from ..lib.usermem import FlatMemory
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             lattice.connect_local(p.PM_PID, p.MM_PID)
             lattice.connect_local(p.MM_PID, p.VFS_PID)
             if config.socket_path:
-                from .transport import serve_socket
+                from ..lib.transport import serve_socket
                 from ..pm.nodes import node_gone
                 from ..vfs_fuse.handlers_node import attach_node_console, node_joined, node_left
 

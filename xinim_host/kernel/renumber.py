@@ -12,7 +12,7 @@ Every Linux syscall a program makes is one of
 * anything not listed -- trapped and answered ENOSYS, with a log line.
 
 Like gVisor's ``linux64.go``, the table is data: ``python -m
-xinim_host.intercept.renumber`` prints it as a compatibility matrix.
+xinim_host.kernel.renumber`` prints it as a compatibility matrix.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
 
-from ..kernel.syscalls import Sys
+from ..lib.syscalls import Sys
 
 # python-ptrace's name table stops at clone3 (435); newer calls programs make:
 _NEWER_THAN_PTRACE = {439: "faccessat2", 452: "fchmodat2"}

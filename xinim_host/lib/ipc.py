@@ -27,7 +27,7 @@ the route to the destination's node lost -- is completed with an error reply
 malformed (EBADMSG).
 
 Other nodes (a client process such as ``xinim-run`` joining a booted system) are
-reached through :mod:`xinim_host.kernel.transport`, which carries the very same
+reached through :mod:`xinim_host.lib.transport`, which carries the very same
 sealed frames over a Unix socket; ``connect(src, dst, node)`` picks the route.
 """
 from __future__ import annotations
