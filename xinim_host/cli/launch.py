@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence, TextIO
 
 from ..kernel import renumber
-from ..kernel.router import SyscallRouter
+from ..kernel.trap import SyscallRouter
 from ..intercept.tracer import Tracer
 from ..lib import protocol as p
 from ..system.boot import System

@@ -16,7 +16,20 @@ from ..lib.protocol import KERNEL_PID
 
 log = logging.getLogger(__name__)
 
-OnDone = Callable[[int], None]
+@dataclass(frozen=True, slots=True)
+class HostStep:
+    """The handler needs the host kernel to run ``op`` in the calling process.
+    Whoever runs it gives the host's result (``-errno`` on failure) to
+    ``call.resume_host(value)``, which returns the next step."""
+    op: HostCall
+    call: "RunningCall"
+
+
+#: What a syscall does next: an ``int`` is its result; a :class:`HostStep` asks
+#: the host to run something first; ``None`` means it waits (parked) and the
+#: next step comes later through ``on_step``.
+Step = int | HostStep | None
+OnStep = Callable[[int | HostStep], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +65,30 @@ class Kernel:
 
     # --- dispatching ----------------------------------------------------------
 
-    def start(self, nr: int, ctx: SyscallContext, on_done: OnDone) -> int | None:
-        """Run syscall ``nr``; its result (``-errno`` on failure) is returned when it
-        is known at once, else ``None`` and ``on_done(result)`` is called later."""
+    def start(self, nr: int, ctx: SyscallContext, on_step: OnStep) -> Step:
+        """Run syscall ``nr`` as far as it goes without waiting and return that
+        step: its result (``-errno`` on failure), a :class:`HostStep`, or ``None``
+        when it waits -- then ``on_step`` gets the next step once it comes."""
         entry = SYSCALLS.get(nr)
         if entry is None:
             self.unknown_calls += 1
             log.warning("pid %d: unknown XINIM syscall %d -> ENOSYS", ctx.pid, nr)
             return -errno.ENOSYS
-        return RunningCall(self, entry.handler(self, ctx), ctx, on_done).step(None, None, sync=True)
+        return RunningCall(self, entry.handler(self, ctx), ctx, on_step).step(None, None, sync=True)
 
     async def syscall(self, nr: int, ctx: SyscallContext) -> int:
         """``start`` for trio code: waits for the result."""
         done = trio.Event()
         box: list[int] = []
 
-        def finish(result: int) -> None:
-            box.append(result)
+        def finish(step: int | HostStep) -> None:
+            assert isinstance(step, int)   # no host side: HostCalls fail with ENOSYS
+            box.append(step)
             done.set()
 
         result = self.start(nr, ctx, finish)
         if result is not None:
+            assert isinstance(result, int)
             return result
         await done.wait()
         return box[0]
@@ -102,23 +118,28 @@ class Kernel:
 
 
 class RunningCall:
-    """One syscall in progress: its handler generator and where its result goes."""
+    """One syscall in progress: its handler generator and where its steps go."""
 
-    __slots__ = ("kernel", "gen", "ctx", "on_done")
+    __slots__ = ("kernel", "gen", "ctx", "on_step")
 
     def __init__(self, kernel: Kernel, gen: Generator[Any, Any, int], ctx: SyscallContext,
-                 on_done: OnDone) -> None:
-        self.kernel, self.gen, self.ctx, self.on_done = kernel, gen, ctx, on_done
+                 on_step: OnStep) -> None:
+        self.kernel, self.gen, self.ctx, self.on_step = kernel, gen, ctx, on_step
 
     def resume(self, value: Any) -> None:
+        """A wait ended (a reply, an Await): the next step goes to ``on_step``."""
         self.step(value, None)
 
     def fail(self, exc: BaseException) -> None:
         self.step(None, exc)
 
-    def step(self, value: Any, exc: BaseException | None, *, sync: bool = False) -> int | None:
-        """Run the handler until it finishes or has to wait; with ``sync`` a result
-        reached without waiting is returned instead of passed to ``on_done``."""
+    def resume_host(self, value: int) -> Step:
+        """The host ran this call's HostStep with result ``value``: the next step."""
+        return self.step(value, None, sync=True)
+
+    def step(self, value: Any, exc: BaseException | None, *, sync: bool = False) -> Step:
+        """Run the handler until it finishes, needs the host or has to wait; with
+        ``sync`` that step is returned, else handed to ``on_step``."""
         gen = self.gen
         while True:
             try:
@@ -150,7 +171,10 @@ class RunningCall:
                     if isinstance(op, HostCall):
                         if self.ctx.host is None:
                             raise SysError(errno.ENOSYS, "no host side for this caller")
-                        self.ctx.host.request(op, self.resume)
+                        host_step = HostStep(op, self)
+                        if sync:
+                            return host_step
+                        self.on_step(host_step)
                         return None
                 except SysError as err:   # could not even start waiting: the handler hears why
                     exc = err
@@ -159,7 +183,7 @@ class RunningCall:
                 continue
             if sync:
                 return result
-            self.on_done(result)
+            self.on_step(result)
             return None
 
     async def _await(self, op: Await) -> None:

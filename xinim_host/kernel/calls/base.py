@@ -49,11 +49,11 @@ class HostCall:
 
 
 class HostSide(Protocol):
-    """The host half of a process, provided by the interceptor."""
+    """The host half of a process, provided by the trap layer (a ``HostCall`` the
+    handler yields is handed back as a ``kernel.HostStep``, not through here)."""
 
     host_pid: int
 
-    def request(self, op: HostCall, resume: Callable[[int], None]) -> None: ...
     def owns_thread(self, host_tid: int) -> bool: ...
     def xinim_tid_of(self, host_tid: int) -> int: ...
     def stack_pointer(self) -> int: ...

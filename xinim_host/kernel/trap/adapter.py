@@ -1,0 +1,234 @@
+"""From a tracee's stop to the kernel dispatcher and back (the tracer's
+``TraceeEvents``).
+
+A trapped Linux syscall is looked up in the one renumbering table; the kernel
+gets the XINIM number with a context (the caller's XINIM ids, its six argument
+registers, its memory, its host half) and runs the handler as far as it goes.
+Each step it returns becomes a tracer action (``flight.InFlight.action``):
+
+* a result -> ``Complete`` (the host kernel skips the call); failures that are
+  Linux restart codes become ``Restart`` (the signal is taken first), and a
+  write's EPIPE raises SIGPIPE through PM first;
+* a ``HostStep`` (MM's mmap made real, the exec itself) -> ``Inject`` /
+  ``HostRun``, and the host's result goes back into the handler;
+* waiting (a pipe read, a blocking wait4) -> ``Pending``: the tracee stays
+  stopped until the step that answers it arrives.
+
+Forks, execs, group stops, continues and deaths become notices to PM and MM;
+new tasks are named by PM before their first call runs.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+from typing import Any, TextIO
+
+from ...intercept.actions import Complete, HostRun, Pending, Restart
+from ...intercept.tracee import Tracee
+from ...lib import protocol as p
+from ...lib.errors import SysError
+from ...lib.ipc import Pending as IpcPending
+from ...lib.syscalls import Sys
+from .. import renumber
+from ..calls.base import SyscallContext
+from ..kernel import Kernel
+from ..renumber import Action as RouteAction
+from .flight import ERESTART_RESTARTBLOCK, ERESTARTSYS, InFlight, TraceeMemory
+from .notices import Notices
+from .pm_host import PmHost
+from .tasks import TaskDirectory, TaskEntry
+from .trace import trace_line
+
+log = logging.getLogger(__name__)
+
+CLONE_THREAD = 0x10000
+# Writes whose EPIPE comes with SIGPIPE (Linux pipe_write; sockets without MSG_NOSIGNAL).
+_PIPE_WRITES = frozenset({int(Sys.WRITE), int(Sys.WRITEV), int(Sys.PWRITE64),
+                          int(Sys.PWRITEV)})
+
+
+class SyscallRouter:
+    """The ``TraceeEvents`` of a booted system: every trapped syscall goes here."""
+
+    def __init__(self, kernel: Kernel, *, pm: Any = None, root_parent: int = p.INIT_PID,
+                 trace: TextIO | None = None) -> None:
+        """``pm``: the Process Manager of the booted system, when it is in this
+        process; it gets ``pm_host`` as its host half (signals reach real tasks,
+        kernel sleeps are interruptible)."""
+        self.kernel = kernel
+        self.lattice = kernel.lattice
+        self.root_parent = root_parent
+        self.trace = trace
+        self.tasks = TaskDirectory()
+        self.notices = Notices(kernel.lattice, kernel.pid)
+        self.pm_host = PmHost(kernel, self.tasks, self.notices, pm_attached=pm is not None)
+        self._enosys_logged: set[str] = set()
+        self.stdio_node = 0    # joined: the node whose terminal the first process gets
+        self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
+        if pm is not None:
+            pm.attach_host(self.pm_host)
+
+    # --- tracer callbacks -----------------------------------------------------------
+
+    def on_syscall(self, tracee: Tracee, nr: int, args: tuple[int, ...]) -> Any:
+        route = renumber.route(nr)
+        if route.action is RouteAction.HOST:
+            return HostRun()
+        if route.action is RouteAction.ENOSYS or route.xinim is None:
+            if route.linux_name not in self._enosys_logged:
+                self._enosys_logged.add(route.linux_name)
+                log.warning("%s (Linux %d): not supported -> ENOSYS", route.linux_name, nr)
+            return Complete(-errno.ENOSYS)
+        entry = self.tasks.tasks.get(tracee.tid)
+        if entry is None or not entry.ready:
+            # PM has not named this task yet (or the servers are still being told
+            # about it): hold the call until they have.
+            self.tasks.entry(tracee.tid).waiting.append(
+                lambda: tracee.resume(self.on_syscall(tracee, nr, args)))
+            return Pending
+        return self.dispatch(tracee, entry, int(route.xinim), nr, args)
+
+    def dispatch(self, tracee: Tracee, entry: TaskEntry, xinim: int, linux_nr: int,
+                 args: tuple[int, ...]) -> Any:
+        flight = InFlight(self, tracee, entry, xinim, linux_nr, args)
+        creds = self.kernel.creds_of(entry.pid)
+        ctx = SyscallContext(pid=entry.pid, tid=entry.tid, args=args, mem=TraceeMemory(tracee),
+                             uid=creds.uid, euid=creds.euid, gid=creds.gid, egid=creds.egid,
+                             host=flight)
+        step = self.kernel.start(xinim, ctx, flight.on_step)
+        flight.busy = False
+        if step is None:
+            entry.flight = flight       # parked: a signal may have to answer it
+            self.pm_host.start_watch()
+            return Pending
+        return flight.action(step)
+
+    def outcome(self, flight: InFlight, result: int) -> Any:
+        """The action for a failed call: restart codes become ``Restart`` (the signal
+        is taken first), and a write's EPIPE raises SIGPIPE first."""
+        if -ERESTART_RESTARTBLOCK <= result <= -ERESTARTSYS:
+            if result == -ERESTART_RESTARTBLOCK:
+                return Complete(-errno.EINTR)
+            return Restart()
+        if result == -errno.EPIPE and flight.xinim in _PIPE_WRITES:
+            return self._raise_then(flight, signal.SIGPIPE, Complete(result))
+        return Complete(result)
+
+    def _raise_then(self, flight: InFlight, sig: int, action: Any) -> Any:
+        """Have PM generate ``sig`` for the calling thread, then ``action``."""
+        try:
+            answer = self.lattice.call(self.kernel.pid, p.PM_PID,
+                                       p.ProcTkill(caller=self.pm_host.kill_caller(flight.entry.tid),
+                                                   tid=flight.entry.tid, sig=sig))
+        except SysError as exc:
+            log.warning("signal %d for %d: %s", sig, flight.entry.tid, exc)
+            return action
+        if isinstance(answer, IpcPending):
+            answer.add_done_callback(lambda _msg: flight.tracee.resume(action))
+            return Pending
+        return action
+
+    def trace_line(self, flight: InFlight, result: int) -> None:
+        assert self.trace is not None
+        trace_line(self.trace, flight, result, self.tasks.xinim_pid(flight.tracee.tid))
+
+    def on_spawn(self, parent: Tracee, child: Tracee, clone_flags: int) -> None:
+        parent_entry = self.tasks.tasks.get(parent.tid)
+        parent_tid = parent_entry.tid if parent_entry and parent_entry.tid else self.root_parent
+        thread_of = parent_entry.pid if clone_flags & CLONE_THREAD and parent_entry else 0
+        self.tasks.entry(child.tid).tgid = child.tgid
+        self._register(child.tid, parent_tid, clone_flags, thread_of)
+
+    def on_exec(self, tracee: Tracee, former_tid: int) -> None:
+        tasks = self.tasks.tasks
+        if former_tid != tracee.tid and former_tid in tasks:
+            # a thread exec'd: it takes the leader's tid; the other threads are gone
+            # (PM's exec commit forgot them; their deaths are not reported)
+            tasks[tracee.tid] = tasks.pop(former_tid)
+        if tracee.tid not in tasks:
+            # The program xinim-run started: a child of init (or of the caller).
+            self.tasks.entry(tracee.tid).tgid = tracee.tgid
+            self._register(tracee.tid, self.root_parent, signal.SIGCHLD, 0, root=True)
+        else:
+            layout = self._mm_layout(tracee.tid)
+            if layout is not None:
+                self.notices.send(p.MM_PID, layout)
+
+    def on_exit(self, tracee: Tracee, status: int) -> None:
+        entry = self.tasks.gone(tracee.tid)
+        if entry is None or not entry.pid:
+            return
+        if entry.flight is not None:    # a late answer must not reach a dead tracee
+            entry.flight.abandoned = True
+            entry.flight = None
+        self.notices.send(p.PM_PID, p.ProcTaskExited(host_tid=tracee.tid, status=status))
+
+    def on_stop(self, tracee: Tracee, sig: int) -> None:
+        """The task entered a group stop (SIGSTOP, SIGTSTP, Ctrl-Z...)."""
+        if self.tasks.xinim_pid(tracee.tid):
+            self.notices.send(p.PM_PID, p.ProcTaskStopped(host_tid=tracee.tid, sig=sig))
+
+    def on_continue(self, tracee: Tracee) -> None:
+        """SIGCONT ended the task's group stop."""
+        if self.tasks.xinim_pid(tracee.tid):
+            self.notices.send(p.PM_PID, p.ProcTaskContinued(host_tid=tracee.tid))
+
+    # --- naming new tasks ------------------------------------------------------------
+
+    def _register(self, host_tid: int, parent_tid: int, flags: int, thread_of: int,
+                  root: bool = False) -> None:
+        """Ask PM to name a new host task; its held syscalls run once it has."""
+        answer = self.lattice.call(self.kernel.pid, p.PM_PID,
+                                   p.ProcFork(parent_pid=parent_tid, child_host_pid=host_tid,
+                                              flags=flags))
+
+        def named(msg: p.Message) -> None:
+            entry = self.tasks.entry(host_tid)
+            if msg.body.error:
+                log.error("PM refused host task %d: %s", host_tid, os.strerror(msg.body.error))
+                os.kill(host_tid, signal.SIGKILL)
+                return
+            entry.tid = msg.body.result
+            entry.pid = thread_of or msg.body.result
+            notices: list[tuple[int, p.Payload]] = []
+            if not thread_of:
+                parent = self.kernel.creds.get(self.tasks.pid_of_tid(parent_tid))
+                if parent is not None:
+                    self.kernel.creds[entry.pid] = parent
+            if root:
+                # The program xinim-run started was exec'd by the host before XINIM
+                # knew it: PM records its image, MM imports the host's layout (a
+                # fork child has MM's copy of its parent's instead), and a joined
+                # node's first process talks to the terminal that node passed.
+                if self.root_image is not None:
+                    path, argv = self.root_image
+                    notices.append((p.PM_PID, p.ProcExec(caller=entry.pid, path=path,
+                                                         argv=b"\0".join(argv), envp=b"")))
+                layout = self._mm_layout(host_tid)
+                if layout is not None:
+                    notices.append((p.MM_PID, layout))
+                if self.stdio_node:
+                    node, self.stdio_node = self.stdio_node, 0
+                    notices.append((p.VFS_PID, p.VfsNodeStdio(pid=entry.pid, node=node)))
+            self.notices.in_order(notices, lambda: wake_all(entry))
+
+        def wake_all(entry: TaskEntry) -> None:
+            entry.ready = True
+            waiting, entry.waiting = entry.waiting, []
+            for wake in waiting:
+                wake()
+
+        if isinstance(answer, IpcPending):
+            answer.add_done_callback(named)
+        else:
+            named(answer)
+
+    def _mm_layout(self, host_tid: int) -> p.Payload | None:
+        pid = self.tasks.xinim_pid(host_tid)
+        return p.MmExecLayout(pid=pid, host_pid=host_tid) if pid else None
+
+    async def settle(self, timeout: float = 2.0) -> None:
+        """Wait (a bounded while) for the notices still in flight."""
+        await self.notices.settle(timeout)
