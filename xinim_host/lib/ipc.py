@@ -568,7 +568,10 @@ class Lattice:
                 self._check_room(dst, m_type)   # raises the right error
         req_id = self._next_req_id
         self._next_req_id = req_id + 1
-        plaintext = body._encode_msg(src, req_id)  # type: ignore[attr-defined]
+        try:
+            plaintext = body._encode_msg(src, req_id)  # type: ignore[attr-defined]
+        except ProtocolError as exc:   # a value that does not fit its field: the call fails
+            raise SysError(exc.errno, exc.reason) from None
         pending = Pending(dst, node, m_type, req_id)
         pendings = endpoint.pending
         pendings[req_id] = pending

@@ -69,7 +69,7 @@ def host_layout(host_pid: int) -> AddressSpace:
     if host_pid <= 0:
         return AddressSpace()
     try:
-        with open(f"/proc/{host_pid}/maps") as f:
+        with open(f"/proc/{host_pid}/maps", errors="replace") as f:   # names are any bytes
             text = f.read()
     except (FileNotFoundError, ProcessLookupError):
         raise SysError(errno.ESRCH, f"no host process {host_pid}") from None

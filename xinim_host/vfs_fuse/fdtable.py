@@ -45,11 +45,11 @@ class OpenFile:
 
     @property
     def readable(self) -> bool:
-        return self.flags & O_PATH == 0 and self.flags & os.O_ACCMODE != os.O_WRONLY
+        return self.flags & O_PATH == 0 and self.flags & os.O_ACCMODE in (os.O_RDONLY, os.O_RDWR)
 
     @property
     def writable(self) -> bool:
-        return self.flags & O_PATH == 0 and self.flags & os.O_ACCMODE != os.O_RDONLY
+        return self.flags & O_PATH == 0 and self.flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
 
 
 @dataclass(slots=True, eq=False)

@@ -22,7 +22,7 @@ O_NONBLOCK, O_NOCTTY = os.O_NONBLOCK, os.O_NOCTTY
 O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
 O_LARGEFILE = 0o100000
 _OPEN_ONLY = O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC   # not kept in the description
-_WANT = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK, os.O_RDWR: R_OK | W_OK}
+_WANT = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK, os.O_RDWR: R_OK | W_OK, O_ACCMODE: R_OK | W_OK}   # 3: ioctl-only, checked for both
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG = 5, 6, 7, 8, 9, 10, 11
@@ -35,6 +35,7 @@ FD_CLOEXEC = 1
 FIONBIO, FIOASYNC, FIONCLEX, FIOCLEX = 0x5421, 0x5452, 0x5450, 0x5451
 LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
 _FLOCK_TYPE = struct.Struct("<h")
+_FLOCK_WHENCE = struct.Struct("<h4xq")            # l_whence, l_start
 _INT = struct.Struct("<i")
 
 
@@ -46,12 +47,14 @@ def do_open(srv: Any, req: Any) -> Any:
     flags = b.flags
     path = b.path
     fp.lowest_free()                              # EMFILE comes first, as on Linux
-    if flags & O_TMPFILE == O_TMPFILE:
-        raise SysError(errno.EOPNOTSUPP)
     if flags & O_PATH:
         flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
     acc = flags & O_ACCMODE
-    if acc == O_ACCMODE or (flags & O_CREAT and flags & O_DIRECTORY):
+    if flags & O_TMPFILE & ~O_DIRECTORY:          # build_open_flags: the form, then writable
+        if flags & (O_TMPFILE | O_CREAT) != O_TMPFILE or acc == os.O_RDONLY:
+            raise SysError(errno.EINVAL)
+        raise SysError(errno.EOPNOTSUPP)
+    if flags & O_CREAT and flags & O_DIRECTORY:
         raise SysError(errno.EINVAL)
     namei = srv.namei
     follow = not flags & O_NOFOLLOW
@@ -256,6 +259,10 @@ def _lock(of: OpenFile, cmd: int, data: bytes) -> Any:
     (ltype,) = _FLOCK_TYPE.unpack_from(data)
     if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
         raise SysError(errno.EINVAL)
+    if len(data) >= 16:                           # l_whence, l_start: flock_to_posix_lock
+        whence, start = _FLOCK_WHENCE.unpack_from(data, 2)
+        if whence not in (0, 1, 2) or (whence == 0 and start < 0):
+            raise SysError(errno.EINVAL)
     if cmd in (F_GETLK, F_OFD_GETLK):
         if ltype == F_UNLCK:
             raise SysError(errno.EINVAL)

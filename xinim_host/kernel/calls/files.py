@@ -15,16 +15,37 @@ if TYPE_CHECKING:
 
 # --- VFS --------------------------------------------------------------------------
 
+# open(2)'s flags keep only the bits Linux knows (build_open_how); with O_PATH, only
+# the few that go with it
+VALID_OPEN_FLAGS = 0o37777703
+O_PATH_FLAGS = 0o12600000          # O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+
+
+def open_flags(value: int) -> int:
+    flags = value & VALID_OPEN_FLAGS
+    return flags & O_PATH_FLAGS if flags & 0o10000000 else flags
+
+
 def sys_open(k: "Kernel", c: SyscallContext) -> SyscallGen:
     path = path_arg(c, c.args[0])
     reply = yield from ask(p.VFS_PID, p.VfsOpen(caller=c.pid, dirfd=abi.AT_FDCWD,
-                                                 flags=c_int(c.args[1]),
+                                                 flags=open_flags(c.args[1]),
                                                  mode=c.args[2] & 0o7777, path=path))
     return reply.result
 
 
 def sys_close(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return (yield from ask(p.VFS_PID, p.VfsClose(caller=c.pid, fd=c_int(c.args[0])))).result
+
+
+# Linux's bounds on one read or write: the user range must lie below TASK_SIZE_MAX
+# (access_ok: EFAULT before anything moves), and the count is cut to MAX_RW_COUNT.
+TASK_SIZE_MAX = (1 << 47) - 4096
+MAX_RW_COUNT = 0x7FFFF000
+
+
+def access_ok(addr: int, size: int) -> bool:
+    return size <= TASK_SIZE_MAX and addr <= TASK_SIZE_MAX - size
 
 
 # A read or write moves through user memory in blocks of this size: one
@@ -68,10 +89,13 @@ def read_into(c: SyscallContext, fd: int, buf: int, count: int,
     """read/pread: messages of at most DATA_MAX; the data is gathered and copied
     out in blocks.  Only the first message may wait (a pipe read blocks until
     there is data); stops at a short read."""
-    if not count:                 # still the fd's errors: EBADF, EISDIR, ...
+    if not count or not access_ok(buf, count):   # still the fd's errors: EBADF, EISDIR, ...
         yield from ask(p.VFS_PID, p.VfsRead(caller=c.pid, fd=fd, count=0,
                                              offset=offset if offset >= 0 else -1))
+        if count:
+            raise SysError(errno.EFAULT)
         return 0
+    count = min(count, MAX_RW_COUNT)
     done = 0                      # copied out to the caller
     parts: list[bytes] = []       # read, not yet copied out
     held = 0
@@ -139,9 +163,13 @@ def write_from(c: SyscallContext, fd: int, buf: int, count: int,
                offset: int = -1) -> Generator[Op, Any, int]:
     """write/pwrite: the caller's buffer copied in by blocks, sent in messages of at
     most DATA_MAX; a buffer that ends early writes what is there (as Linux)."""
-    if not count:                 # still the fd's errors (EBADF)
-        return (yield from ask(p.VFS_PID, p.VfsWrite(
+    if not count or not access_ok(buf, count):   # still the fd's errors (EBADF)
+        result = (yield from ask(p.VFS_PID, p.VfsWrite(
             caller=c.pid, fd=fd, offset=offset if offset >= 0 else -1, data=b""))).result
+        if count:
+            raise SysError(errno.EFAULT)
+        return result
+    count = min(count, MAX_RW_COUNT)
     done = 0
     while done < count:
         size = min(count - done, COPY_BLOCK)
@@ -274,26 +302,55 @@ def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
     yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
 
 
-def _xattr_call(target: str, fails: bool) -> Callable[["Kernel", SyscallContext], SyscallGen]:
-    """An xattr call on a ``target`` ("path", "lpath" or "fd") that is checked like
-    Linux checks it; then it fails with EOPNOTSUPP, or (a listing) is empty."""
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+XATTR_NAME_MAX, XATTR_SIZE_MAX = 255, 65536
+
+
+def _xattr_args(c: SyscallContext, kind: str) -> None:
+    """What Linux copies in before it looks at the file: set's flags (EINVAL), the
+    name (EFAULT; empty or longer than 255 bytes: ERANGE) and set's value (E2BIG
+    over 64 KiB, EFAULT)."""
+    if kind == "list":
+        return
+    if kind == "set" and c_int(c.args[4]) & ~(XATTR_CREATE | XATTR_REPLACE):
+        raise SysError(errno.EINVAL)
+    try:
+        name = c.mem.read_cstring(c.args[1], XATTR_NAME_MAX + 1)
+    except SysError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        name = b""
+    if not name or len(name) > XATTR_NAME_MAX:
+        raise SysError(errno.ERANGE)
+    if kind == "set" and c.args[3]:
+        if c.args[3] > XATTR_SIZE_MAX:
+            raise SysError(errno.E2BIG)
+        c.mem.read(c.args[2], c.args[3])
+
+
+def _xattr_call(target: str, kind: str) -> Callable[["Kernel", SyscallContext], SyscallGen]:
+    """An xattr call ("get", "set" or "list") on a ``target`` ("path", "lpath" or
+    "fd") whose arguments and file are checked in Linux's order; then get and set
+    fail with EOPNOTSUPP, and a listing is empty."""
     def handler(k: "Kernel", c: SyscallContext) -> SyscallGen:
         if target == "fd":
-            yield from _xattr_fd(c, c_int(c.args[0]))
+            yield from _xattr_fd(c, c_int(c.args[0]))      # the fd first (EBADF)
+            _xattr_args(c, kind)
         else:
+            _xattr_args(c, kind)
             yield from _xattr_target(c, c.args[0], follow=target == "path")
-        if fails:
+        if kind != "list":
             raise SysError(errno.EOPNOTSUPP)
         return 0
     return handler
 
 
-sys_getxattr = sys_setxattr = _xattr_call("path", fails=True)
-sys_lgetxattr = sys_lsetxattr = _xattr_call("lpath", fails=True)
-sys_fgetxattr = sys_fsetxattr = _xattr_call("fd", fails=True)
-sys_listxattr = _xattr_call("path", fails=False)
-sys_llistxattr = _xattr_call("lpath", fails=False)
-sys_flistxattr = _xattr_call("fd", fails=False)
+sys_getxattr, sys_setxattr = _xattr_call("path", "get"), _xattr_call("path", "set")
+sys_lgetxattr, sys_lsetxattr = _xattr_call("lpath", "get"), _xattr_call("lpath", "set")
+sys_fgetxattr, sys_fsetxattr = _xattr_call("fd", "get"), _xattr_call("fd", "set")
+sys_listxattr = _xattr_call("path", "list")
+sys_llistxattr = _xattr_call("lpath", "list")
+sys_flistxattr = _xattr_call("fd", "list")
 
 
 def sys_mkdir(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -354,7 +411,7 @@ def sys_chown(k: "Kernel", c: SyscallContext) -> SyscallGen:
 def sys_openat(k: "Kernel", c: SyscallContext) -> SyscallGen:
     path = path_arg(c, c.args[1])
     return (yield from ask(p.VFS_PID, p.VfsOpen(caller=c.pid, dirfd=c_int(c.args[0]),
-                                                 flags=c_int(c.args[2]),
+                                                 flags=open_flags(c.args[2]),
                                                  mode=c.args[3] & 0o7777, path=path))).result
 
 
@@ -381,17 +438,34 @@ def sys_pwrite64(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 def _iovecs(c: SyscallContext, addr: int, count: int) -> list[tuple[int, int]]:
+    """The caller's iovec array, checked as Linux's import_iovec: a negative length
+    is EINVAL, a range outside user space EFAULT; the total is cut to MAX_RW_COUNT."""
     if count > abi.IOV_MAX:
         raise SysError(errno.EINVAL)
     raw = c.mem.read(addr, count * abi.IOVEC.size) if count else b""
-    return [abi.IOVEC.unpack_from(raw, i * abi.IOVEC.size) for i in range(count)]
+    vecs = [abi.IOVEC.unpack_from(raw, i * abi.IOVEC.size) for i in range(count)]
+    if any(length >> 63 for _, length in vecs):
+        raise SysError(errno.EINVAL)
+    out, total = [], 0
+    for base, length in vecs:
+        if not access_ok(base, length):
+            raise SysError(errno.EFAULT)
+        length = min(length, MAX_RW_COUNT - total)
+        total += length
+        out.append((base, length))
+    return out
 
 
 def vector_io(c: SyscallContext, fd: int, iov: int, count: int, offset: int,
               transfer) -> Generator[Op, Any, int]:
     """readv/writev and friends: one transfer per buffer, stopping at a short one."""
     total = 0
-    for base, length in _iovecs(c, iov, count):
+    try:
+        vecs = _iovecs(c, iov, count)
+    except SysError:              # the fd's own errors come first (EBADF)
+        yield from transfer(c, fd, 0, 0, offset)
+        raise
+    for base, length in vecs:
         if not length:
             continue
         try:
@@ -429,20 +503,31 @@ def sys_lstat(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                  abi.AT_SYMLINK_NOFOLLOW, c.args[1]))
 
 
+AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE, STATX__RESERVED = 0x800, 0x6000, 0x80000000
+_STAT_VALID = abi.AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | abi.AT_EMPTY_PATH | AT_STATX_SYNC_TYPE
+
+
 def _stat_flags(flags: int) -> int:
+    """The lookup flags of newfstatat/statx; unknown bits are EINVAL (vfs_statx)."""
+    if flags & ~_STAT_VALID:
+        raise SysError(errno.EINVAL)
     return flags & (abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH)
 
 
 def sys_newfstatat(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from stat_into(c, c_int(c.args[0]), path_arg(c, c.args[1]),
-                                 _stat_flags(c_int(c.args[3])), c.args[2]))
+    flags = _stat_flags(c_int(c.args[3]))
+    return (yield from stat_into(c, c_int(c.args[0]), path_arg(c, c.args[1]), flags, c.args[2]))
 
 
 def sys_statx(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    dirfd, path, flags, buf = c_int(c.args[0]), path_arg(c, c.args[1]), c_int(c.args[2]), c.args[4]
+    dirfd, flags, mask, buf = c_int(c.args[0]), c_int(c.args[2]), c.args[3] & 0xFFFFFFFF, c.args[4]
+    if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
+        raise SysError(errno.EINVAL)
+    flags = _stat_flags(flags)
+    path = path_arg(c, c.args[1])
     # a bad buffer is EFAULT at the copy-out, after the lookup's own errors (Linux)
     reply = yield from ask(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=dirfd,
-                                                 flags=_stat_flags(flags), path=path))
+                                                 flags=flags, path=path))
     c.mem.write(buf, abi.pack_statx(reply))
     return 0
 
@@ -548,6 +633,8 @@ def sys_getdents64(k: "Kernel", c: SyscallContext) -> SyscallGen:
     most DATA_MAX, copied out once.  A message that came back with room for any
     record left means the directory is at its end: no further message then."""
     fd, room = c_int(c.args[0]), min(c.args[2] & 0xFFFFFFFF, COPY_BLOCK)
+    if room and not _writable(c, c.args[1]):
+        return (yield from _getdents_fault(c, fd, room))
     parts: list[bytes] = []
     got = 0
     while True:
@@ -568,10 +655,34 @@ def sys_getdents64(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return got
 
 
+def _writable(c: SyscallContext, addr: int) -> bool:
+    try:
+        c.mem.write(addr, c.mem.read(addr, 1))
+        return True
+    except SysError:
+        return False
+
+
+def _getdents_fault(c: SyscallContext, fd: int, count: int) -> Generator[Op, Any, int]:
+    """getdents into a buffer that cannot take a record: the fd's errors, 0 at the
+    end of the directory, else EFAULT with the directory where it was (Linux's
+    filldir fails before the position moves)."""
+    pos = (yield from ask(p.VFS_PID, p.VfsLseek(caller=c.pid, fd=fd, offset=0,
+                                                 whence=os.SEEK_CUR))).result
+    reply = yield from ask(p.VFS_PID, p.VfsGetdents(caller=c.pid, fd=fd,
+                                                     count=min(count, p.DATA_MAX)))
+    if not reply.data:
+        return 0
+    yield Sendrec(p.VFS_PID, p.VfsLseek(caller=c.pid, fd=fd, offset=pos, whence=os.SEEK_SET))
+    raise SysError(errno.EFAULT)
+
+
 def sys_getdents(k: "Kernel", c: SyscallContext) -> SyscallGen:
     """The old getdents: the same entries in struct linux_dirent's layout (d_type
     last), re-packed from linux_dirent64 records; each is no larger."""
-    count = min(c.args[2], p.DATA_MAX)
+    count = min(c.args[2] & 0xFFFFFFFF, p.DATA_MAX)
+    if count and not _writable(c, c.args[1]):
+        return (yield from _getdents_fault(c, c_int(c.args[0]), count))
     reply = yield from ask(p.VFS_PID, p.VfsGetdents(caller=c.pid, fd=c_int(c.args[0]),
                                                      count=count))
     out, pos, raw = bytearray(), 0, reply.data
@@ -792,11 +903,27 @@ def ask_reply(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:
     return (yield Sendrec(dst, body)).body
 
 
+# VfsPoll.timeout_ms is an i32: a longer timeout is waited in pieces of this size
+# (a ready fd answers the first one at once)
+POLL_WAIT_MAX_MS = (1 << 31) - 1
+SIGSET_SIZE = 8
+
+
+def _poll_vfs(c: SyscallContext, raw: bytes, timeout_ms: int) -> Generator[Op, Any, Any]:
+    """One VfsPoll, or as many as a timeout longer than an i32 of ms takes."""
+    while True:
+        piece = timeout_ms if timeout_ms <= POLL_WAIT_MAX_MS else POLL_WAIT_MAX_MS
+        reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=piece, data=raw))
+        if reply.result or piece == timeout_ms:
+            return reply
+        timeout_ms -= piece
+
+
 def _poll(c: SyscallContext, fds_ptr: int, nfds: int, timeout_ms: int) -> Generator[Op, Any, int]:
     if nfds > p.DATA_MAX // abi.POLLFD.size:
         raise SysError(errno.EINVAL)
     raw = c.mem.read(fds_ptr, nfds * abi.POLLFD.size) if nfds else b""
-    reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=timeout_ms, data=raw))
+    reply = yield from _poll_vfs(c, raw, timeout_ms)
     if nfds:
         c.mem.write(fds_ptr, reply.data)
     return reply.result
@@ -807,27 +934,45 @@ def sys_poll(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 def _timeout_ms(c: SyscallContext, ptr: int, struct_: Any, unit: int) -> int:
+    """A timespec (unit 10**6 ns per ms) or timeval (unit 1000 us per ms) in ms,
+    rounded up; -1 for none.  As Linux's poll_select_set_timeout: a timeval's
+    microseconds are carried into seconds first (C division), then a negative
+    part or nanoseconds >= 1e9 is EINVAL."""
     if not ptr:
         return -1
     sec, frac = struct_.unpack(c.mem.read(ptr, struct_.size))
-    if sec < 0 or frac < 0:
+    if unit == 1000:                             # timeval: usec -> sec + nsec
+        carry = abs(frac) // 10**6 * (1 if frac >= 0 else -1)
+        sec, frac = sec + carry, (frac - carry * 10**6) * 1000
+    if sec < 0 or not 0 <= frac < 10**9:
         raise SysError(errno.EINVAL)
-    return sec * 1000 + (frac + unit - 1) // unit
+    return sec * 1000 + (frac + 10**6 - 1) // 10**6
+
+
+def _sigmask_size(c: SyscallContext, mask_ptr: int, size: int) -> None:
+    """ppoll/pselect6's signal mask argument: EINVAL unless sizeof(sigset_t)."""
+    if mask_ptr and size != SIGSET_SIZE:
+        raise SysError(errno.EINVAL)
 
 
 def sys_ppoll(k: "Kernel", c: SyscallContext) -> SyscallGen:
     timeout = _timeout_ms(c, c.args[2], abi.TIMESPEC, 10**6)
+    _sigmask_size(c, c.args[3], c.args[4])
     return (yield from _poll(c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout))
 
 
 def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
             timeout_ms: int) -> Generator[Op, Any, int]:
-    """select as poll: fd_sets in, a pollfd array to VFS, fd_sets back."""
-    if not 0 <= nfds <= abi.FD_SETSIZE:
+    """select as poll: fd_sets in, a pollfd array to VFS, fd_sets back.  As Linux,
+    ``nfds`` beyond the fd table is cut to its size: the table is taken as Linux's
+    (64 slots, doubled until it holds the highest open fd asked about), and a
+    closed fd inside it is EBADF."""
+    if nfds < 0:
         raise SysError(errno.EINVAL)
+    nfds = min(nfds, abi.FD_SETSIZE)
     nbytes = (nfds + 63) // 64 * 8
-    bits = [int.from_bytes(c.mem.read(ptr, nbytes), "little") if ptr and nbytes else 0
-            for ptr in sets]
+    bits = [int.from_bytes(c.mem.read(ptr, nbytes), "little") & ((1 << nfds) - 1)
+            if ptr and nbytes else 0 for ptr in sets]
     pollfds, order = bytearray(), []
     for fd in range(nfds):
         events = ((abi.POLLIN if bits[0] >> fd & 1 else 0) | (abi.POLLOUT if bits[1] >> fd & 1 else 0)
@@ -837,8 +982,24 @@ def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
             pollfds += abi.POLLFD.pack(fd, events, 0)
     if len(pollfds) > p.DATA_MAX:
         raise SysError(errno.EINVAL)
-    reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=timeout_ms,
-                                                 data=bytes(pollfds)))
+    # which asked-about fds are open: a first look that does not wait
+    reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=0, data=bytes(pollfds)))
+    bad = {fd for i, fd in enumerate(order)
+           if abi.POLLFD.unpack_from(reply.data, i * abi.POLLFD.size)[2] & abi.POLLNVAL}
+    table = 64
+    while any(fd >= table for fd in order if fd not in bad):
+        table *= 2
+    if any(fd < table for fd in bad):
+        raise SysError(errno.EBADF)
+    if bad:                       # beyond the table: not looked at
+        keep = [i for i, fd in enumerate(order) if fd not in bad]
+        pollfds = bytearray(b"".join(bytes(pollfds[i * 8:i * 8 + 8]) for i in keep))
+        order = [order[i] for i in keep]
+        for fd in bad:
+            for i in range(3):
+                bits[i] &= ~(1 << fd)
+    if not reply.result and timeout_ms != 0:
+        reply = yield from _poll_vfs(c, bytes(pollfds), timeout_ms)
     out = [0, 0, 0]
     for i, fd in enumerate(order):
         _, _, revents = abi.POLLFD.unpack_from(reply.data, i * abi.POLLFD.size)
@@ -863,4 +1024,7 @@ def sys_select(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_pselect6(k: "Kernel", c: SyscallContext) -> SyscallGen:
     timeout = _timeout_ms(c, c.args[4], abi.TIMESPEC, 10**6)
+    if c.args[5]:                 # { const sigset_t *ss; size_t ss_len }
+        mask_ptr, size = abi.IOVEC.unpack(c.mem.read(c.args[5], abi.IOVEC.size))
+        _sigmask_size(c, mask_ptr, size)
     return (yield from _select(c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout))

@@ -46,6 +46,8 @@ def sys_gettimeofday(k: "Kernel", c: SyscallContext) -> SyscallGen:
     yield
 
 
+# clocks Linux cannot sleep on (no nsleep): THREAD_CPUTIME, MONOTONIC_RAW, the COARSE ones
+_NO_NSLEEP = {3, 4, 5, 6}
 _CLOCKS = {0, 1, 2, 3, 4, 5, 6, 7}  # REALTIME .. BOOTTIME (host clocks; CPU clocks are per task)
 
 
@@ -132,6 +134,8 @@ def sys_clock_nanosleep(k: "Kernel", c: SyscallContext) -> SyscallGen:
     clock, flags = c_int(c.args[0]), c_int(c.args[1])
     if clock not in _CLOCKS:
         raise SysError(errno.EINVAL)
+    if clock in _NO_NSLEEP:
+        raise SysError(errno.EOPNOTSUPP)
     sec, nsec = abi.TIMESPEC.unpack(c.mem.read(c.args[2], abi.TIMESPEC.size))
     if sec < 0 or not 0 <= nsec < 10**9:
         raise SysError(errno.EINVAL)

@@ -185,9 +185,9 @@ def _wait_host_zombie(c: SyscallContext, host_pid: int) -> Generator[Op, Any, No
 
 def sys_wait4(k: "Kernel", c: SyscallContext) -> SyscallGen:
     status_ptr, options, rusage = c.args[1], c_int(c.args[2]), c.args[3]
-    if status_ptr:
-        c.mem.read(status_ptr, 4)
     reply = yield from _pm(p.ProcWait4(caller=c.tid, pid=c_int(c.args[0]), options=options))
+    # as Linux's kernel_wait4: the child is reaped, then a bad status or rusage
+    # pointer makes the call EFAULT
     if reply.result > 0:
         yield from _wait_host_zombie(c, reply.host_pid)
         if status_ptr:

@@ -498,6 +498,6 @@ def decode_proc_list(blob: bytes) -> list[ProcListEntry]:
     for off in range(0, len(blob) - len(blob) % size, size):
         pid, ppid, pgid, sid, uid, host, threads, state, comm = \
             PROC_LIST_RECORD.unpack_from(blob, off)
-        out.append(ProcListEntry(pid, ppid, pgid, sid, uid, host, threads, state.decode(),
+        out.append(ProcListEntry(pid, ppid, pgid, sid, uid, host, threads, state.decode(errors="replace"),
                                  comm.rstrip(b"\0").decode(errors="replace")))
     return out
