@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_util import C_DIR, native, xinim_run
+from support.run import C_DIR, native, xinim_run
 
 from xinim_host.lib import protocol as p
 from xinim_host.lib.protocol.wire import REQUESTS, ProtocolError

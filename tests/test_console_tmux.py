@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hostproc import wait_for_host_process
+from support.hostproc import wait_for_host_process
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 

@@ -20,7 +20,7 @@ from xinim_host.system.boot import BootConfig, booted
 from xinim_host.lib.ipc import Lattice
 from xinim_host.vfs_fuse.server import VfsServer
 
-from test_vfs_util import AT_FDCWD, DIRENT, Vfs, vfs  # noqa: F401 -- fixture
+from support.vfs import AT_FDCWD, DIRENT, Vfs, vfs  # noqa: F401 -- fixture
 
 TIOCGPTN, TIOCSPTLCK, TIOCGPTPEER, TCGETS = 0x80045430, 0x40045431, 0x5441, 0x5401
 TIOCSCTTY, TIOCGPGRP, TIOCSWINSZ, TIOCGWINSZ = 0x540E, 0x540F, 0x5414, 0x5413

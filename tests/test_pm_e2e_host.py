@@ -8,7 +8,7 @@ import signal
 
 import trio
 import trio.testing
-from test_pm_support import running_pm
+from support.pm import running_pm
 
 from xinim_host.lib import protocol as p
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import errno
 
-from test_pm_support import SIGCHLD, SIGINT, SIGTERM, SIGUSR1, running_pm
+from support.pm import SIGCHLD, SIGINT, SIGTERM, SIGUSR1, running_pm
 
 from xinim_host.lib import protocol as p
 from xinim_host.pm.notify import ExecTarget

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from test_pm_support import running_pm
+from support.pm import running_pm
 
 from xinim_host.lib import protocol as p
 

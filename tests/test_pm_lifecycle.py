@@ -6,7 +6,7 @@ import errno
 
 import pytest
 import trio
-from test_pm_support import SIGCHLD, SIGCONT, SIGKILL, SIGTERM, running_pm
+from support.pm import SIGCHLD, SIGCONT, SIGKILL, SIGTERM, running_pm
 
 from xinim_host.lib import protocol as p
 from xinim_host.pm.proctable import State

@@ -5,7 +5,7 @@ import errno
 
 import pytest
 import trio
-from test_pm_support import (
+from support.pm import (
     SIGCHLD,
     SIGCONT,
     SIGINT,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_util import (XINIM_RUN, assert_xinim_root, native, root_listing, run_env,
+from support.run import (XINIM_RUN, assert_xinim_root, native, root_listing, run_env,
                            xinim_run)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_util import native, xinim_run
+from support.run import native, xinim_run
 
 SCRIPT = r"""
 set -u

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_util import cprogs, xinim_run  # noqa: F401 -- fixture
+from support.run import cprogs, xinim_run  # noqa: F401 -- fixture
 
 
 def test_mvp_program(cprogs: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_run_util import C_DIR, native, xinim_run
+from support.run import C_DIR, native, xinim_run
 
 
 @pytest.fixture(scope="module")

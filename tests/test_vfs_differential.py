@@ -12,7 +12,7 @@ import pytest
 
 from xinim_host.lib import protocol as p
 
-from test_vfs_util import AT_FDCWD, Vfs, vfs  # noqa: F401 -- fixture
+from support.vfs import AT_FDCWD, Vfs, vfs  # noqa: F401 -- fixture
 
 A = AT_FDCWD
 RD, WR = os.O_RDONLY, os.O_WRONLY

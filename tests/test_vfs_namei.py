@@ -11,7 +11,7 @@ from xinim_host.lib import protocol as p
 from xinim_host.lib.errors import SysError
 from xinim_host.vfs_fuse.hostfs import open_beneath
 
-from test_vfs_util import AT_FDCWD, Vfs, vfs  # noqa: F401 -- fixture
+from support.vfs import AT_FDCWD, Vfs, vfs  # noqa: F401 -- fixture
 
 
 def symlink(target: bytes, path: bytes) -> p.VfsSymlink:
@@ -233,7 +233,7 @@ async def test_exec_open(vfs: Vfs) -> None:
 
 async def test_nested_host_mounts(nursery, lattice, console, tmp_path) -> None:
     from xinim_host.vfs_fuse.server import VfsServer
-    from test_vfs_util import make_host_tree
+    from support.vfs import make_host_tree
     host, rw = make_host_tree(tmp_path)
     lattice.register(p.KERNEL_PID)
     srv = VfsServer(lattice, console=console, mounts=[

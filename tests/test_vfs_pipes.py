@@ -12,7 +12,7 @@ from xinim_host.lib.errors import SysError
 
 from xinim_host.lib import protocol as p
 
-from test_vfs_util import AT_FDCWD, Vfs, timeboxed, vfs  # noqa: F401 -- fixture
+from support.vfs import AT_FDCWD, Vfs, timeboxed, vfs  # noqa: F401 -- fixture
 
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
 

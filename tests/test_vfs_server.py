@@ -11,7 +11,7 @@ import pytest
 from xinim_host.lib import protocol as p
 from xinim_host.vfs_fuse.ramfs import PAGE
 
-from test_vfs_util import AT_FDCWD, Vfs, parse_dirents, vfs  # noqa: F401 -- fixture
+from support.vfs import AT_FDCWD, Vfs, parse_dirents, vfs  # noqa: F401 -- fixture
 
 O_RDWR_CREAT = os.O_RDWR | os.O_CREAT
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hostproc import wait_for_host_process
+from support.hostproc import wait_for_host_process
 
 PROMPT = re.compile(rb"[#$] $")
 

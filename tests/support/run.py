@@ -1,4 +1,4 @@
-"""Helpers for the xinim-run acceptance tests (``test_run_*.py``): the real
+"""Helpers for the xinim-run acceptance tests (``test_run_*.py``, ``test_sandbox.py``): the real
 ``xinim-run`` console script in a subprocess, and the C programs of tests/c/
 compiled once per session.  No tests here."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-C_DIR = Path(__file__).resolve().parent / "c"
+C_DIR = Path(__file__).resolve().parent.parent / "c"
 # the console script next to the interpreter running the tests (the venv's)
 XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
 if not os.path.exists(XINIM_RUN):                     # pragma: no cover
