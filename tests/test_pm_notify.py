@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from xinim_host.lib import protocol as p
 from xinim_host.lib.errors import SysError
 from xinim_host.lib.ipc import Lattice
 from xinim_host.lib.server import Server
+from xinim_host.lib.vm_abi import PAGE_SIZE, PROT_WRITE
+from xinim_host.mm.server import MmServer
 from xinim_host.pm.server import PmServer
 
 
@@ -92,6 +95,42 @@ async def test_lattice_notifier_tells_vfs(slow: bool) -> None:
         await trio.sleep(0.05)
         assert p.VfsCancel(pid=child, err=errno.EINTR) in vfs.seen
         assert vfs.seen[-1] == p.VfsExit(pid=child)
+        n.cancel_scope.cancel()
+
+
+async def test_mm_layout_follows_an_exec() -> None:
+    """PM tells MM of the exec (MmExec): the old image's record and frames go at
+    once, and the kernel's layout import after the host exec is the new image --
+    even one shaped page for page like the old (which an import alone would keep)."""
+    async with trio.open_nursery() as n:
+        lattice, _pm, vfs = await _system(n)
+        mm = MmServer(lattice, phys_size=64 << 20)
+        lattice.connect_local(p.KERNEL_PID, p.MM_PID)
+        lattice.connect_local(p.PM_PID, p.MM_PID)
+        await n.start(mm.serve)
+        vfs.files[b"/bin/sh"] = p.VfsNodeReply(host_path=b"/usr/bin/dash", dev=3, ino=9,
+                                              mode=0o100755)
+
+        async def ask(dst: int, body: p.Payload) -> Any:
+            reply = (await lattice.sendrec(p.KERNEL_PID, dst, body)).body
+            assert reply.error == 0, body
+            return reply
+
+        child = (await ask(p.PM_PID, p.ProcFork(parent_pid=1))).result
+        assert child in mm.procs                       # PM's MmFork made its record
+        await ask(p.MM_PID, p.MmExecLayout(pid=child, host_pid=os.getpid()))
+        writable = next(r for r in mm.acct.space(child) if r.prot & PROT_WRITE and not r.shared)
+        await ask(p.MM_PID, p.MmCharge(caller=child, addr=writable.start, length=PAGE_SIZE))
+        assert mm.acct.usage(child).used == 1          # the old image's page
+        free = mm.acct.frames.free_pages
+
+        await ask(p.PM_PID, p.ProcExec(caller=child, path=b"/bin/sh", argv=b"sh"))
+        assert list(mm.acct.space(child)) == []        # the old image is gone ...
+        assert mm.acct.frames.free_pages == free + 1   # ... and its frame with it
+        await ask(p.MM_PID, p.MmExecLayout(pid=child, host_pid=os.getpid()))
+        assert any(r.name == "[stack]" for r in mm.acct.space(child))   # the new image
+        assert mm.acct.usage(child).used == 0
+        mm.acct.frames.check_invariants()
         n.cancel_scope.cancel()
 
 

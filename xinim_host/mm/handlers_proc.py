@@ -1,4 +1,4 @@
-"""MM's process-life messages (spawn, exec layout, fork, exit) and the maps query.
+"""MM's process-life messages (spawn, exec, exec layout, fork, exit) and the maps query.
 
 After the host loaded an image (exec, or the first program), MM imports the
 host's mappings from /proc/HOST_PID/maps -- the binary, ld.so, stack, vdso,
@@ -149,6 +149,21 @@ def do_exec_layout(srv: Any, req: Any) -> int:
         srv.add_proc(b.pid, host, MmProc(b.host_pid))
         return 0
     return _adopt(srv, b.pid, b.host_pid)
+
+
+def do_exec(srv: Any, req: Any) -> int:
+    """PM's exec notice: the old image is gone.  The record is emptied now (its
+    frames released) so that the kernel's MM_EXEC_LAYOUT, after the host loaded
+    the new image, imports that image even when it looks page for page like the
+    old one (the shape test there keeps a fork child's record).  An unknown pid
+    is fine: the first program is exec'd before MM hears of it."""
+    b = from_kernel(req)
+    proc = srv.procs.get(b.pid)
+    if proc is None:
+        return 0
+    srv.drop_proc(b.pid)
+    srv.add_proc(b.pid, AddressSpace(), MmProc(proc.host_pid))
+    return 0
 
 
 def do_fork(srv: Any, req: Any) -> int:

@@ -27,6 +27,7 @@ CALL_VECTOR: Mapping[int, Handler] = {
     p.MM_CHARGE: mem.do_charge,
     # process life (kernel or PM)
     p.MM_SPAWN: proc.do_spawn,
+    p.MM_EXEC: proc.do_exec,
     p.MM_EXEC_LAYOUT: proc.do_exec_layout,
     p.MM_FORK: proc.do_fork,
     p.MM_EXIT: proc.do_exit,

@@ -3,8 +3,8 @@ tells VFS and VM; we tell VFS and MM).
 
 :class:`PmNotifier` is all PM needs; :class:`LatticeNotifier` (the default)
 sends the VFS's notification messages (140-145, :mod:`protocol.vfs`) and MM's
-when :mod:`protocol.mm` defines them (``MmFork``/``MmExec``/``MmExit``; until
-then MM is not told).  A server PM has no channel to is skipped.
+(``MmFork``/``MmExec``/``MmExit``, :mod:`protocol.mm`).  A server PM has no
+channel to is skipped.
 
 Every method answers a :data:`Completion`: an errno now (0: done), or an
 awaitable of one.  PM waits for fork, exec and id changes (the process must not
@@ -53,18 +53,6 @@ class PmNotifier(Protocol):
     def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: ...
     def interrupt(self, pid: int, err: int) -> Completion: ...
     def exec_check(self, pid: int, path: bytes) -> ExecCheck: ...
-
-
-class NullNotifier:
-    """Tells nobody; exec finds no file (ENOENT).  For tests and a bare PM."""
-
-    def fork(self, parent: int, child: int) -> Completion: return 0
-    def exec(self, pid: int) -> Completion: return 0
-    def exit(self, pid: int) -> Completion: return 0
-    def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: return 0
-    def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: return 0
-    def interrupt(self, pid: int, err: int) -> Completion: return 0
-    def exec_check(self, pid: int, path: bytes) -> ExecCheck: return errno.ENOENT
 
 
 async def gather(*parts: Completion) -> int:
@@ -122,34 +110,21 @@ class LatticeNotifier:
             _log_error(dst, body, answer)
         return 0
 
-    def _mm(self, name: str, **fields: int) -> p.Payload | None:
-        cls = getattr(p, name, None)   # MM's notifications, once protocol.mm has them
-        if cls is None:
-            return None
-        try:
-            return cls(**fields)
-        except TypeError:
-            log.warning("protocol.%s does not take %s: MM not told", name, sorted(fields))
-            return None
-
-    def _both(self, vfs: p.Payload, mm: p.Payload | None, wait: bool) -> Completion:
+    def _both(self, vfs: p.Payload, mm: p.Payload, wait: bool) -> Completion:
         send = self._ask if wait else self._tell
-        first = send(p.VFS_PID, vfs)
-        if mm is None:
-            return first
-        return combine(first, send(p.MM_PID, mm))
+        return combine(send(p.VFS_PID, vfs), send(p.MM_PID, mm))
 
     # --- PmNotifier --------------------------------------------------------------------
 
     def fork(self, parent: int, child: int) -> Completion:
         return self._both(p.VfsFork(parent=parent, child=child),
-                          self._mm("MmFork", parent=parent, child=child), True)
+                          p.MmFork(parent=parent, child=child), True)
 
     def exec(self, pid: int) -> Completion:
-        return self._both(p.VfsExec(pid=pid), self._mm("MmExec", pid=pid), True)
+        return self._both(p.VfsExec(pid=pid), p.MmExec(pid=pid), True)
 
     def exit(self, pid: int) -> Completion:
-        return self._both(p.VfsExit(pid=pid), self._mm("MmExit", pid=pid), False)
+        return self._both(p.VfsExit(pid=pid), p.MmExit(pid=pid), False)
 
     def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion:
         return self._ask(p.VFS_PID, p.VfsSetids(pid=pid, uid=uid, euid=euid, gid=gid,

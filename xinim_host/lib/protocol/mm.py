@@ -30,6 +30,7 @@ MM_SPAWN = 320          # a brand-new process: import the host's layout
 MM_EXEC_LAYOUT = 321    # the host loaded a new image: reset, import the host's layout
 MM_FORK = 322           # copy the parent's record, frames shared copy-on-write
 MM_EXIT = 323           # release everything
+MM_EXEC = 324           # PM committed an exec: the old image is gone (MM_EXEC_LAYOUT follows)
 # Queries: 330-339.
 MM_MAPS = 330           # /proc/PID/maps text + frame usage (xinim-ps --mem)
 
@@ -199,6 +200,15 @@ class MmFork(Payload):
 @request(MM_EXIT)
 class MmExit(Payload):
     """Kernel/PM only: release everything of ``pid`` (an unknown pid is a no-op)."""
+
+    pid: i32
+
+
+@request(MM_EXEC)
+class MmExec(Payload):
+    """PM only (or the kernel): ``pid`` passed exec's point of no return.  Its old
+    image's record and frames go now; the kernel's MmExecLayout, after the host
+    loaded the new image, imports that one."""
 
     pid: i32
 
