@@ -19,6 +19,7 @@ from ..intercept.tracer import Tracer
 from ..lib import protocol as p
 from ..system.boot import System
 from ..lib.errors import SysError
+from ..lib.linux_abi import AT_FDCWD
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
     for candidate in candidates:
         path = os.fsencode(candidate)
         reply = (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsExecOpen(
-            caller=_resolver(system), dirfd=-100, flags=0, path=path))).body
+            caller=_resolver(system), dirfd=AT_FDCWD, flags=0, path=path))).body
         if reply.error:
             if reply.error != errno.ENOENT and first_error == errno.ENOENT:
                 first_error = reply.error
@@ -73,7 +74,7 @@ async def _copy_out(system: System, path: bytes) -> int:
     """A ramfs file's bytes in a memfd, read through the VFS like any file."""
     ask = system.lattice.sendrec
     opened = (await ask(system.kernel.pid, p.VFS_PID, p.VfsOpen(
-        caller=_resolver(system), dirfd=-100, flags=os.O_RDONLY, mode=0, path=path))).body
+        caller=_resolver(system), dirfd=AT_FDCWD, flags=os.O_RDONLY, mode=0, path=path))).body
     if opened.error:
         raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(opened.error)}", 126)
     memfd = os.memfd_create("xinim-exec", 0)

@@ -21,6 +21,7 @@ from typing import Protocol
 from ..lib import protocol as p
 from ..lib.errors import SysError
 from ..lib.ipc import Lattice, Pending
+from ..lib.linux_abi import AT_FDCWD
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class LatticeNotifier:
     def exec_check(self, pid: int, path: bytes) -> ExecCheck:
         if not self._connected(p.VFS_PID):
             return errno.ENOENT
-        body = p.VfsExecOpen(caller=pid, dirfd=-100, flags=0, path=path)  # AT_FDCWD
+        body = p.VfsExecOpen(caller=pid, dirfd=AT_FDCWD, flags=0, path=path)
         try:
             answer = self.lattice.call(p.PM_PID, p.VFS_PID, body)
         except SysError as exc:

@@ -6,17 +6,9 @@ import stat
 from typing import Any
 
 from ..lib.errors import SysError
+from ..lib.linux_abi import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from .fdtable import Fproc
 from .mounts import Loc
-
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_REMOVEDIR = 0x200
-AT_EACCESS = 0x200
-AT_SYMLINK_FOLLOW = 0x400
-AT_NO_AUTOMOUNT = 0x800
-AT_EMPTY_PATH = 0x1000
-AT_STATX_SYNC_TYPE = 0x6000
 
 S_IFMT = 0o170000
 S_IFDIR = stat.S_IFDIR

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..uart.terminal import FdConsole
 from ..lib.errors import SysError
+from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import is_kernel
 from .devices import ConsoleDevice
 
@@ -62,7 +63,7 @@ def do_node_stdio(srv: Any, req: Any) -> int:
         raise SysError(errno.ENXIO)
     if fp is None:
         raise SysError(errno.ESRCH)
-    cons = srv.namei.resolve(fp, -100, b"/dev/console")
+    cons = srv.namei.resolve(fp, AT_FDCWD, b"/dev/console")
     out, err = consoles
     for fd, device in ((0, out), (1, out), (2, err)):
         try:

@@ -12,10 +12,10 @@ from typing import Any
 from ..lib.errors import SysError
 from ..lib.protocol import (DATA_MAX, UTIME_NOW, UTIME_OMIT, VfsDataReply, VfsNodeReply,
                                VfsStatfsReply)
-from .handlers_common import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
-                              AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_FOLLOW,
-                              AT_SYMLINK_NOFOLLOW, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG,
-                              caller_proc, check_flags, check_rofs, fd_loc, path_loc)
+from ..lib.linux_abi import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
+                             AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_FOLLOW,
+                             AT_SYMLINK_NOFOLLOW)
+from .handlers_common import (S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_flags, check_rofs, fd_loc, path_loc)
 from .fdtable import Fproc
 from .hostfs import open_beneath
 from .mounts import Loc

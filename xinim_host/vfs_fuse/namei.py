@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..lib.errors import SysError
+from ..lib.linux_abi import AT_FDCWD
 from .fdtable import Fproc
 from .mounts import Loc, MountTable
 
-AT_FDCWD = -100
 PATH_MAX = 4096
 NAME_MAX = 255
 MAXSYMLINKS = 40

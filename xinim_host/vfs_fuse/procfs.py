@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
+from ..lib.linux_abi import AT_FDCWD
 from . import procfs_files as files
 from .devfs_nodes import S_IFDIR, S_IFLNK, S_IFREG, Inos, PNode, PseudoFs
 from .fdtable import Fproc
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 PROC_DEV = os.makedev(0, 0x16)
 PROC_SUPER_MAGIC = 0x9FA0
-AT_FDCWD = -100
 _S_IFMT = 0o170000
 SERVER_PIDS = (p.INIT_PID, p.VFS_PID, p.PM_PID, p.MM_PID)   # kernel-side: no address space
 MAX_SEARCH = 200_000               # inodes looked at to name a file opened by a relative path

@@ -16,6 +16,7 @@ import trio
 
 from ..lib.errors import SysError
 from ..lib.ipc import Lattice
+from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import INIT_PID, VFS_PID, VFS_REPLY
 from ..lib.server import Request, Server
 from .devfs import install_devfs
@@ -139,7 +140,7 @@ class VfsServer(Server):
     def _start_init(self) -> None:
         """PID 1: root, cwd /, fds 0 1 2 sharing one O_RDWR description of /dev/console."""
         fp = self.new_proc(INIT_PID)
-        cons = self.namei.resolve(fp, -100, b"/dev/console")
+        cons = self.namei.resolve(fp, AT_FDCWD, b"/dev/console")
         of = self.open_file(cons.fs, cons.node, self.devices[cons.node.rdev], os.O_RDWR)
         of.refs += 1
         fp.install(of, 0, False)

@@ -75,6 +75,7 @@ from ...lib.vm_abi import (
 )
 from ...lib import protocol as p
 from ...lib.errors import SysError
+from ...lib.linux_abi import AT_FDCWD
 from .base import Await, HostCall, Op, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
@@ -90,7 +91,6 @@ NR_MREMAP = LINUX_NUMBERS["mremap"]
 NR_MADVISE = LINUX_NUMBERS["madvise"]
 NR_OPENAT = LINUX_NUMBERS["openat"]
 NR_CLOSE = LINUX_NUMBERS["close"]
-AT_FDCWD = -100
 RED_ZONE = 128                    # x86-64 ABI: below rsp-128 nothing lives
 
 WB_FD_MIN = 768                   # hidden write-back fds: high, out of programs' way
