@@ -13,10 +13,10 @@ from . import _libc
 
 PTRACE_CONT = 7
 PTRACE_KILL = 8
+PTRACE_GETREGS = 12
+PTRACE_SETREGS = 13
 PTRACE_SYSCALL = 24
-PTRACE_SETOPTIONS = 0x4200
 PTRACE_GETEVENTMSG = 0x4201
-PTRACE_GETSIGINFO = 0x4202
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_LISTEN = 0x4208
@@ -62,11 +62,6 @@ def seize(tid: int, options: int) -> None:
         _fail("PTRACE_SEIZE", tid)
 
 
-def set_options(tid: int, options: int) -> None:
-    if _ptrace(PTRACE_SETOPTIONS, tid, 0, options) != 0:
-        _fail("PTRACE_SETOPTIONS", tid)
-
-
 def resume(request: int, tid: int, sig: int = 0) -> None:
     """PTRACE_CONT / PTRACE_SYSCALL / PTRACE_LISTEN with an optional signal."""
     if _ptrace(request, tid, 0, sig) != 0:
@@ -77,20 +72,3 @@ def geteventmsg(tid: int) -> int:
     if _ptrace(PTRACE_GETEVENTMSG, tid, 0, _ulong_ref) != 0:
         _fail("PTRACE_GETEVENTMSG", tid)
     return _ulong.value
-
-
-class siginfo_head(ctypes.Structure):
-    """First fields of siginfo_t (128 bytes in all)."""
-
-    _fields_ = [("si_signo", ctypes.c_int), ("si_errno", ctypes.c_int), ("si_code", ctypes.c_int),
-                ("_pad", ctypes.c_byte * 116)]
-
-
-def getsiginfo(tid: int) -> siginfo_head | None:
-    """Siginfo of a signal-delivery-stop, or None for a group-stop (EINVAL)."""
-    info = siginfo_head()
-    if _ptrace(PTRACE_GETSIGINFO, tid, 0, ctypes.byref(info)) != 0:
-        if _libc.get_errno() == 22:  # EINVAL: not a signal-delivery-stop
-            return None
-        _fail("PTRACE_GETSIGINFO", tid)
-    return info

@@ -1,4 +1,4 @@
-"""x86-64 ``struct user_regs_struct`` and PTRACE_GETREGS / PTRACE_SETREGS.
+"""x86-64 ``struct user_regs_struct`` (what PTRACE_GETREGS / PTRACE_SETREGS move).
 
 Syscall ABI: number in ``orig_rax`` (``rax`` is clobbered with -ENOSYS on
 entry), arguments in rdi rsi rdx r10 r8 r9, result in ``rax``.  Register
@@ -9,12 +9,6 @@ values are unsigned 64-bit; use :func:`s64` / :func:`s32` to read them as C
 from __future__ import annotations
 
 import ctypes
-import os
-
-from . import _libc
-
-PTRACE_GETREGS = 12
-PTRACE_SETREGS = 13
 
 MASK64 = (1 << 64) - 1
 
@@ -78,23 +72,3 @@ def s32(v: int) -> int:
     """Low 32 bits of a register as a signed C int (the kernel's ``int`` args)."""
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & (1 << 31) else v
-
-
-_ptrace = _libc.ptrace
-
-
-def get_regs(tid: int, regs: UserRegs) -> UserRegs:
-    """Fill ``regs`` from the stopped tracee (raises ProcessLookupError if gone)."""
-    if _ptrace(PTRACE_GETREGS, tid, 0, ctypes.byref(regs)) != 0:
-        _raise(tid)
-    return regs
-
-
-def set_regs(tid: int, regs: UserRegs) -> None:
-    if _ptrace(PTRACE_SETREGS, tid, 0, ctypes.byref(regs)) != 0:
-        _raise(tid)
-
-
-def _raise(tid: int) -> None:
-    err = _libc.get_errno()
-    raise OSError(err, f"ptrace regs of {tid}: {os.strerror(err)}")

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _libc, memory
 from .actions import Complete, HostRun, Inject, Pending, Restart, ResultCallback
+from .ptrace_ops import PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_SYSCALL
 from .regs import MASK64, UserRegs, s64
 
 if TYPE_CHECKING:
@@ -61,9 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PTRACE_CONT = 7
-PTRACE_SYSCALL = 24
-PTRACE_SETREGS = 13
 SYS_tgkill = 234
 _REGS_SIZE = ctypes.sizeof(UserRegs)
 _ptrace = _libc.ptrace
@@ -350,7 +348,7 @@ class Tracee:
         """Seccomp stop while we wait for a call we re-executed: run it if it
         is that call, in that place, with those arguments."""
         regs = self.regs
-        if _ptrace(12, self.tid, 0, self._regs_ref) != 0:  # PTRACE_GETREGS
+        if _ptrace(PTRACE_GETREGS, self.tid, 0, self._regs_ref) != 0:
             _ptrace_fail(self.tid)
         seen = (regs.orig_rax, regs.rip, regs.rdi, regs.rsi, regs.rdx, regs.r10,
                 regs.r8, regs.r9)
@@ -391,7 +389,7 @@ class Tracee:
     def _on_exit_stop(self) -> None:
         """Syscall-exit stop we asked for (state AWAIT_EXIT)."""
         regs = self.regs
-        if _ptrace(12, self.tid, 0, self._regs_ref) != 0:  # PTRACE_GETREGS
+        if _ptrace(PTRACE_GETREGS, self.tid, 0, self._regs_ref) != 0:
             _ptrace_fail(self.tid)
         kind = self._exit_kind
         cb = self._exit_cb
