@@ -11,11 +11,16 @@ Every Linux syscall a program makes is one of
   it costs nothing): process-local host state with nothing XINIM owns;
 * anything not listed -- trapped and answered ENOSYS, with a log line.
 
-Like gVisor's ``linux64.go``, the table is data: ``python -m
-xinim_host.kernel.renumber`` prints it as a compatibility matrix.
+Each row also says how well it is served (:class:`Support`): ``full``,
+``partial`` (with a note saying what is missing), ``host`` (with the reason the
+host kernel runs it) or ``ENOSYS``.  Like gVisor's ``linux64.go``, the table is
+data: ``python -m xinim_host.kernel.renumber`` prints it as a compatibility
+matrix with counts; ``--markdown`` prints ``docs/syscalls.md`` (a test checks the
+committed file is current).
 """
 from __future__ import annotations
 
+import argparse
 import enum
 import sys
 from dataclasses import dataclass
@@ -40,27 +45,52 @@ class Action(enum.Enum):
     ENOSYS = "ENOSYS"
 
 
+class Support(enum.Enum):
+    """How well XINIM serves a Linux syscall (the compatibility matrix's column)."""
+    FULL = "full"            # XINIM serves it (alone, or deciding before the host runs it)
+    PARTIAL = "partial"      # XINIM serves it, with a gap the row's note names
+    HOST = "host"            # the host kernel runs it untrapped; the reason says why
+    ENOSYS = "ENOSYS"        # not served: the program gets ENOSYS
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     linux_name: str
     action: Action
     xinim: Sys | None = None
     reason: str = ""
+    partial: str = ""        # what a partially served call leaves out ("" = all of it)
+
+    @property
+    def support(self) -> Support:
+        if self.action is Action.ENOSYS:
+            return Support.ENOSYS
+        if self.action is Action.HOST:
+            return Support.HOST
+        return Support.PARTIAL if self.partial else Support.FULL
 
 
-def delegate(xinim: Sys) -> tuple[Action, Sys | None, str]:
-    return Action.DELEGATE, xinim, ""
+_Row = tuple[Action, "Sys | None", str, str]
 
 
-def delegate_then_host(xinim: Sys, reason: str) -> tuple[Action, Sys | None, str]:
-    return Action.DELEGATE_THEN_HOST, xinim, reason
+def delegate(xinim: Sys, *, partial: str = "") -> _Row:
+    return Action.DELEGATE, xinim, "", partial
 
 
-def host(reason: str) -> tuple[Action, Sys | None, str]:
-    return Action.HOST, None, reason
+def delegate_then_host(xinim: Sys, reason: str, *, partial: str = "") -> _Row:
+    return Action.DELEGATE_THEN_HOST, xinim, reason, partial
 
 
-_ROWS: dict[str, tuple[Action, Sys | None, str]] = {
+def host(reason: str) -> _Row:
+    return Action.HOST, None, reason, ""
+
+
+# partial notes shared by several rows
+_POLL = ("waits on pipes and terminals; other files are always ready (as regular files "
+         "on Linux); no sockets or event fds exist to wait on")
+_LOCKS = "locks accepted and not enforced (another process's lock never blocks or fails a call)"
+
+_ROWS: dict[str, _Row] = {
     # --- files: the VFS server -------------------------------------------------
     "read": delegate(Sys.READ),
     "write": delegate(Sys.WRITE),
@@ -69,9 +99,10 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "stat": delegate(Sys.STAT),
     "fstat": delegate(Sys.FSTAT),
     "lstat": delegate(Sys.LSTAT),
-    "poll": delegate(Sys.POLL),
+    "poll": delegate(Sys.POLL, partial=_POLL),
     "lseek": delegate(Sys.LSEEK),
-    "ioctl": delegate(Sys.IOCTL),
+    "ioctl": delegate(Sys.IOCTL, partial="the requests each file type knows (terminal, "
+                      "pipe and file ones); FIOASYNC accepted, no SIGIO is ever sent"),
     "pread64": delegate(Sys.PREAD64),
     "pwrite64": delegate(Sys.PWRITE64),
     "readv": delegate(Sys.READV),
@@ -81,14 +112,15 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "access": delegate(Sys.ACCESS),
     "pipe": delegate(Sys.PIPE),
     "pipe2": delegate(Sys.PIPE2),
-    "select": delegate(Sys.SELECT),
-    "pselect6": delegate(Sys.PSELECT6),
-    "ppoll": delegate(Sys.PPOLL),
+    "select": delegate(Sys.SELECT, partial=_POLL),
+    "pselect6": delegate(Sys.PSELECT6, partial=_POLL),
+    "ppoll": delegate(Sys.PPOLL, partial=_POLL),
     "dup": delegate(Sys.DUP),
     "dup2": delegate(Sys.DUP2),
     "dup3": delegate(Sys.DUP3),
-    "fcntl": delegate(Sys.FCNTL),
-    "flock": delegate(Sys.FLOCK),
+    "fcntl": delegate(Sys.FCNTL, partial="record and OFD " + _LOCKS + "; F_GETLK answers "
+                      "unlocked; F_SETOWN/F_SETSIG accepted, no SIGIO; pipe size fixed"),
+    "flock": delegate(Sys.FLOCK, partial=_LOCKS),
     "fsync": delegate(Sys.FSYNC),
     "fdatasync": delegate(Sys.FDATASYNC),
     "sync": delegate(Sys.SYNC),
@@ -102,7 +134,8 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "fchdir": delegate(Sys.FCHDIR),
     "rename": delegate(Sys.RENAME),
     "renameat": delegate(Sys.RENAMEAT),
-    "renameat2": delegate(Sys.RENAMEAT2),
+    "renameat2": delegate(Sys.RENAMEAT2, partial="RENAME_WHITEOUT is EINVAL, and so is any "
+                          "flag on a host mount"),
     "mkdir": delegate(Sys.MKDIR),
     "mkdirat": delegate(Sys.MKDIRAT),
     "rmdir": delegate(Sys.RMDIR),
@@ -157,7 +190,7 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "setpgid": delegate(Sys.SETPGID),
     "getsid": delegate(Sys.GETSID),
     "setsid": delegate(Sys.SETSID),
-    "wait4": delegate(Sys.WAIT4),
+    "wait4": delegate(Sys.WAIT4, partial="the reaped child's rusage reads as zeros"),
     "waitid": delegate(Sys.WAITID),
     "kill": delegate(Sys.KILL),
     "tkill": delegate(Sys.TKILL),
@@ -194,8 +227,9 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "mmap": delegate(Sys.MMAP),
     "munmap": delegate(Sys.MUNMAP),
     "mprotect": delegate(Sys.MPROTECT),
-    "mremap": delegate(Sys.MREMAP),
-    "madvise": delegate(Sys.MADVISE),
+    "mremap": delegate(Sys.MREMAP, partial="MREMAP_DONTUNMAP is EINVAL"),
+    "madvise": delegate(Sys.MADVISE, partial="MADV_DONTNEED on a private file mapping keeps "
+                        "its pages (Linux drops them and re-reads the file)"),
     "msync": delegate(Sys.MSYNC),
     # --- served in the kernel ------------------------------------------------------------
     "getuid": delegate(Sys.GETUID),
@@ -248,7 +282,8 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
     "mlockall": host("pins host pages; no layout change"),
     "munlockall": host("pins host pages; no layout change"),
     "mincore": host("asks the host which pages are resident"),
-    "capget": delegate(Sys.CAPGET),  # XINIM root has the host side's capabilities, others none
+    "capget": delegate(Sys.CAPGET, partial="XINIM root has the host side's capabilities, "
+                       "other users none; no per-process sets (capset is ENOSYS)"),
     "rt_sigsuspend": host("the host thread waits with the temporary mask; the host delivers"),
     "pause": host("the host thread waits for a signal the host delivers"),
     "rt_sigtimedwait": host("the host thread takes a signal pending in the host"),
@@ -263,11 +298,11 @@ _ROWS: dict[str, tuple[Action, Sys | None, str]] = {
 
 def _build() -> dict[int, Route]:
     table: dict[int, Route] = {}
-    for name, (action, xinim, reason) in _ROWS.items():
+    for name, (action, xinim, reason, partial) in _ROWS.items():
         nr = LINUX_NUMBERS.get(name)
         if nr is None:
             raise KeyError(f"renumber table names an unknown Linux syscall {name!r}")
-        table[nr] = Route(name, action, xinim, reason)
+        table[nr] = Route(name, action, xinim, reason, partial)
     return table
 
 
@@ -287,21 +322,106 @@ def host_run_numbers() -> set[int]:
     return {nr for nr, r in LINUX_TO_XINIM.items() if r.action is Action.HOST}
 
 
-def trapped_numbers() -> set[int]:
-    """Every Linux number the seccomp filter sends to the tracer (all but host-run)."""
-    hosts = host_run_numbers()
-    return {nr for nr in LINUX_NAMES if nr not in hosts}
+# XINIM calls no Linux syscall is renumbered to: upstream XINIM's own ABI, which a
+# XINIM-built program makes directly (the dispatcher serves them all the same).
+XINIM_ONLY: dict[Sys, str] = {
+    Sys.DEBUG_WRITE: "upstream's kernel debug console write",
+    Sys.MONOTONIC_NS: "upstream's monotonic clock in one register",
+    Sys.SIGNAL: "upstream's signal(); Linux programs use rt_sigaction",
+    Sys.LATTICE_CONNECT: "lattice IPC: open a channel to a server",
+    Sys.LATTICE_SEND: "lattice IPC: send a message",
+    Sys.LATTICE_RECV: "lattice IPC: receive a message",
+    Sys.LATTICE_CLOSE: "lattice IPC: close a channel",
+}
+
+
+def counts() -> dict[Support, int]:
+    """How many Linux syscalls have each support level."""
+    found = {level: 0 for level in Support}
+    for nr in LINUX_NAMES:
+        found[route(nr).support] += 1
+    return found
+
+
+def summary() -> str:
+    n = counts()
+    return (f"of {len(LINUX_NAMES)} Linux x86-64 syscalls, {n[Support.FULL]} served by XINIM, "
+            f"{n[Support.PARTIAL]} partial, {n[Support.HOST]} run by the host, "
+            f"{n[Support.ENOSYS]} ENOSYS")
+
+
+def _xinim(r: Route) -> str:
+    return f"{int(r.xinim)} {r.xinim.name.lower()}" if r.xinim is not None else "-"
+
+
+def _note(r: Route) -> str:
+    return "; ".join(part for part in (r.partial, r.reason) if part)
 
 
 def format_matrix() -> str:
-    lines = [f"{'linux':>5} {'name':<24} {'action':<20} {'xinim':<24} reason"]
+    lines = [summary(), "",
+             f"{'linux':>5} {'name':<24} {'support':<8} {'action':<20} {'xinim':<24} note"]
     for nr in sorted(LINUX_NAMES):
         r = route(nr)
-        xinim = f"{int(r.xinim)} {r.xinim.name.lower()}" if r.xinim is not None else "-"
-        lines.append(f"{nr:>5} {r.linux_name:<24} {r.action.value:<20} {xinim:<24} {r.reason}")
+        lines.append(f"{nr:>5} {r.linux_name:<24} {r.support.value:<8} {r.action.value:<20} "
+                     f"{_xinim(r):<24} {_note(r)}".rstrip())
     return "\n".join(lines)
 
 
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def format_markdown() -> str:
+    """``docs/syscalls.md``: the matrix as a page (regenerate it with --markdown)."""
+    n = counts()
+    out = [
+        "# Linux syscall compatibility",
+        "",
+        "<!-- generated by `python -m xinim_host.kernel.renumber --markdown > docs/syscalls.md`;"
+        " do not edit: tests/test_renumber.py checks it is current -->",
+        "",
+        f"Of {len(LINUX_NAMES)} Linux x86-64 syscalls:",
+        "",
+        "| support | calls | meaning |",
+        "|---|---:|---|",
+        f"| full | {n[Support.FULL]} | trapped and served by XINIM (or decided by XINIM, then run "
+        "by the host kernel) |",
+        f"| partial | {n[Support.PARTIAL]} | served by XINIM with a gap the note names |",
+        f"| host | {n[Support.HOST]} | run by the host kernel untrapped: process-local host "
+        "state, nothing XINIM owns (the note says why) |",
+        f"| ENOSYS | {n[Support.ENOSYS]} | trapped and answered ENOSYS, with a log line |",
+        "",
+        "Source: the renumbering table, `xinim_host/kernel/renumber.py`.  *action*: "
+        "`delegate` = the dispatcher serves the call and the host kernel skips it; "
+        "`delegate, then host` = the dispatcher decides first, then the host kernel runs it.",
+        "",
+        "| Linux | name | support | action | XINIM call | note |",
+        "|---:|---|---|---|---|---|",
+    ]
+    for nr in sorted(LINUX_NAMES):
+        r = route(nr)
+        xinim = f"`{_xinim(r)}`" if r.xinim is not None else ""
+        action = r.action.value if r.action is not Action.ENOSYS else ""
+        out.append(f"| {nr} | `{r.linux_name}` | {r.support.value} | {action} | {xinim} | "
+                   f"{_md(_note(r))} |")
+    out += ["", "## XINIM calls no Linux syscall reaches", "",
+            "Upstream XINIM's own ABI; the dispatcher serves them for XINIM-built programs.", "",
+            "| XINIM call | what |", "|---:|---|"]
+    for nr, what in sorted(XINIM_ONLY.items()):
+        out.append(f"| `{int(nr)} {nr.name.lower()}` | {_md(what)} |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xinim_host.kernel.renumber",
+                                     description="The Linux syscall compatibility matrix.")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print docs/syscalls.md instead of the text matrix")
+    args = parser.parse_args(argv)
+    print(format_markdown() if args.markdown else format_matrix(), end="" if args.markdown else "\n")
+    return 0
+
+
 if __name__ == "__main__":
-    print(format_matrix())
-    sys.exit(0)
+    sys.exit(main())
