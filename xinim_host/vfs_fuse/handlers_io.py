@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from ..lib.errors import SysError
-from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, VfsDataReply
+from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataReply
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
@@ -25,10 +25,6 @@ DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
              0o120000: 10, 0o140000: 12}
 
 
-# VfsRead.offset for the kernel's second and later messages of one read(): at the
-# file position like -1, but only what is there now -- never wait (kernel/calls/
-# files.READ_MORE).  Files that cannot block read as with -1.
-READ_MORE = -2
 _READY = 0x1 | 0x8 | 0x10                   # POLLIN | POLLERR | POLLHUP: a read won't wait
 
 

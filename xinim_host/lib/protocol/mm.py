@@ -16,6 +16,9 @@ import struct
 from .wire import *
 from .wire import Payload, ReplyBase, reply, request
 
+# --- the plan's MM numbers (300-303; the reply is wire.MM_REPLY, 350) ---------------
+MM_BRK, MM_MMAP, MM_MUNMAP, MM_MPROTECT = 300, 301, 302, 303
+
 # --- new MM numbers (304-349) -------------------------------------------------------
 # Memory calls beyond the plan (sent by the kernel's handlers): 304-319.
 MM_MREMAP = 304

@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from .wire import *
 from .wire import Payload, ReplyBase, reply, request
 
+# --- the plan's PM numbers (200-208; the reply is wire.PROC_REPLY, 250) -------------
+PROC_FORK, PROC_EXEC, PROC_EXIT, PROC_WAIT4, PROC_KILL = 200, 201, 202, 203, 204
+PROC_GETPID, PROC_GETPPID, PROC_SIGNAL, PROC_SIGACTION = 205, 206, 207, 208
+
 # --- new PM numbers (209-249) -----------------------------------------------------
 PROC_EXIT_GROUP = 209       # exit_group: the whole process ends
 PROC_TASK_EXITED = 210      # kernel only: a host task died (wait status word)

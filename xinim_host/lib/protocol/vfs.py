@@ -4,6 +4,12 @@ from __future__ import annotations
 from .wire import *  # noqa: F403 -- numbers, field kinds (i32, path, data...)
 from .wire import Payload, ReplyBase, reply, request
 
+# --- the plan's VFS numbers (100-121; the reply is wire.VFS_REPLY, 150) -------------
+VFS_OPEN, VFS_CLOSE, VFS_READ, VFS_WRITE, VFS_LSEEK = 100, 101, 102, 103, 104
+VFS_STAT, VFS_FSTAT, VFS_ACCESS, VFS_DUP, VFS_DUP2 = 105, 106, 107, 108, 109
+VFS_PIPE, VFS_IOCTL, VFS_FCNTL, VFS_MKDIR, VFS_RMDIR = 110, 111, 112, 113, 114
+VFS_CHDIR, VFS_GETCWD, VFS_LINK, VFS_UNLINK, VFS_RENAME = 115, 116, 117, 118, 119
+VFS_CHMOD, VFS_CHOWN = 120, 121
 
 # --- new VFS numbers (ours: xinim-abi.md lets a server take free numbers in its range)
 # File calls beyond the plan: 122-139.
@@ -57,12 +63,19 @@ class VfsClose(Payload):
     fd: i32
 
 
+# VfsRead.offset for the kernel's second and later messages of one read(): at the
+# file position like -1, but only what is there now -- a read that has data never
+# waits for more (a pipe holding exactly DATA_MAX bytes).  Files that cannot block
+# read as with -1.
+READ_MORE = -2
+
+
 @request(VFS_READ)
 class VfsRead(Payload):
     caller: i32
     fd: i32
     count: u32
-    offset: i64 = -1   # -1: at (and advancing) the file position; else pread
+    offset: i64 = -1   # -1: at (and advancing) the file position; else pread; or READ_MORE
 
 
 @request(VFS_WRITE)
