@@ -11,9 +11,11 @@ import errno
 import logging
 import os
 from dataclasses import dataclass
-from typing import Mapping, Sequence, TextIO
+from typing import Any, Generator, Mapping, Sequence, TextIO
 
 from ..kernel import renumber
+from ..kernel.calls.base import Op, Sendrec
+from ..kernel.calls.procs import ramfs_image
 from ..kernel.trap import SyscallRouter
 from ..intercept.tracer import Tracer
 from ..lib import protocol as p
@@ -71,30 +73,30 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
 
 
 async def _copy_out(system: System, path: bytes) -> int:
-    """A ramfs file's bytes in a memfd, read through the VFS like any file."""
-    ask = system.lattice.sendrec
-    opened = (await ask(system.kernel.pid, p.VFS_PID, p.VfsOpen(
-        caller=_resolver(system), dirfd=AT_FDCWD, flags=os.O_RDONLY, mode=0, path=path))).body
-    if opened.error:
-        raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(opened.error)}", 126)
-    memfd = os.memfd_create("xinim-exec", 0)
-    offset = 0
+    """A ramfs file's bytes in a memfd: the kernel's own exec copy
+    (:func:`~..kernel.calls.procs.ramfs_image`), its messages sent from here."""
     try:
-        while True:
-            chunk = (await ask(system.kernel.pid, p.VFS_PID, p.VfsRead(
-                caller=_resolver(system), fd=opened.result, count=p.DATA_MAX, offset=offset))).body
-            if chunk.error:
-                raise SysError(chunk.error)
-            if not chunk.data:
-                return memfd
-            os.pwrite(memfd, chunk.data, offset)
-            offset += len(chunk.data)
-    except BaseException:
-        os.close(memfd)
-        raise
-    finally:
-        await ask(system.kernel.pid, p.VFS_PID,
-                  p.VfsClose(caller=_resolver(system), fd=opened.result))
+        return await _drive(system, ramfs_image(_resolver(system), path))
+    except SysError as exc:
+        raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(exc.errno)}", 126) from None
+
+
+async def _drive(system: System, gen: Generator[Op, Any, int]) -> int:
+    """Run a kernel call generator that only asks servers, from the kernel's endpoint.
+    A failed send is thrown into it, so its ``finally`` (closing the fd) still runs."""
+    answer: Any = None
+    failed: BaseException | None = None
+    while True:
+        try:
+            op = gen.throw(failed) if failed is not None else gen.send(answer)
+        except StopIteration as stop:
+            return stop.value
+        failed = None
+        assert isinstance(op, Sendrec), op
+        try:
+            answer = await system.lattice.sendrec(system.kernel.pid, op.dst, op.body)
+        except BaseException as exc:
+            failed = exc
 
 
 def exit_code(status: int) -> int:

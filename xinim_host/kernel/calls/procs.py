@@ -239,7 +239,7 @@ def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     rest = argv_ptrs[1:]
     if reply.host_path:
         return (yield from _exec_on_host(c, reply.host_path, prefix, rest, argv, envp_ptr))
-    memfd = yield from _ramfs_image(c, reply.path)
+    memfd = yield from ramfs_image(c.pid, reply.path)
     try:
         image = f"/proc/{os.getpid()}/fd/{memfd}".encode()
         return (yield from _exec_on_host(c, image, prefix, rest, argv, envp_ptr))
@@ -268,17 +268,18 @@ def _exec_on_host(c: SyscallContext, image: bytes, prefix: list[bytes], rest: li
     return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
 
 
-def _ramfs_image(c: SyscallContext, path: bytes) -> Generator[Op, Any, int]:
-    """A ramfs file has no host path: copy it, read through the VFS as the caller,
-    into a memfd the host kernel can exec."""
-    fd = (yield from ask(p.VFS_PID, p.VfsOpen(caller=c.pid, dirfd=abi.AT_FDCWD,
+def ramfs_image(caller: int, path: bytes) -> Generator[Op, Any, int]:
+    """A ramfs file has no host path: copy it, read through the VFS as ``caller``,
+    into a memfd the host kernel can exec.  Also xinim-run's, for a ramfs program
+    (cli/launch drives it, answering each Sendrec from the lattice)."""
+    fd = (yield from ask(p.VFS_PID, p.VfsOpen(caller=caller, dirfd=abi.AT_FDCWD,
                                                flags=os.O_RDONLY | os.O_CLOEXEC, mode=0,
                                                path=path))).result
     memfd = os.memfd_create("xinim-exec", 0)
     try:
         offset = 0
         while True:
-            chunk = (yield from ask(p.VFS_PID, p.VfsRead(caller=c.pid, fd=fd, count=p.DATA_MAX,
+            chunk = (yield from ask(p.VFS_PID, p.VfsRead(caller=caller, fd=fd, count=p.DATA_MAX,
                                                           offset=offset))).data
             if not chunk:
                 break
@@ -288,7 +289,7 @@ def _ramfs_image(c: SyscallContext, path: bytes) -> Generator[Op, Any, int]:
         os.close(memfd)
         raise
     finally:
-        yield from ask(p.VFS_PID, p.VfsClose(caller=c.pid, fd=fd))
+        yield from ask(p.VFS_PID, p.VfsClose(caller=caller, fd=fd))
     return memfd
 
 
