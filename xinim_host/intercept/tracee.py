@@ -103,8 +103,7 @@ class Tracee:
     """A traced thread.  ``tid`` is the host thread id, ``tgid`` its process.
 
     ``nr`` / ``args`` describe the current trapped syscall (valid while
-    parked).  ``data`` is free for the dispatcher (per-process slot, request
-    context...).  All methods must be called on the tracer (trio) thread.
+    parked).  All methods must be called on the tracer (trio) thread.
     """
 
     tid: int
@@ -115,7 +114,6 @@ class Tracee:
     nr: int = -1
     args: tuple[int, ...] = ()
     exit_status: int | None = None
-    data: dict[str, Any] = field(default_factory=dict)
     # -- mechanism internals -------------------------------------------------
     regs: UserRegs = field(default_factory=UserRegs)
     _regs_addr: int = 0

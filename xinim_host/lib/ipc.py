@@ -459,12 +459,6 @@ class Lattice:
         _aead_encrypt(out, _NULL, plaintext, n, head, AD_SIZE, _NULL, head[AD_SIZE:], key)
         return head + _cbuffer(out, size)
 
-    def _seal(self, src: int, dst: int, m_type: int, plaintext: bytes) -> bytes:
-        channel = self.send_channels.get((src, dst))
-        if channel is None:
-            raise self._no_channel(src, dst)
-        return self._seal_on(channel, src, dst, m_type, plaintext)
-
     def send_bytes(self, src: int, dst: int, m_type: int, plaintext: bytes) -> None:
         """Seal and deliver an already-encoded message without blocking.
 
@@ -731,17 +725,6 @@ class Lattice:
             return
         endpoint.inbox.append(delivery)
         endpoint.receivers.unpark()
-
-    def _hand_over(self, endpoint: Endpoint, delivery: Delivery) -> None:
-        """Deliver an already-opened message to ``endpoint`` (as ``deliver_frame`` does)."""
-        if isinstance(delivery, Message) and is_reply_type(delivery.m_type):
-            pending = endpoint.pending.pop(delivery.req_id, None)
-            if pending is not None:
-                pending.set(delivery)
-                return
-            self._enqueue(endpoint, delivery)
-            return
-        self._enqueue_or_handle(endpoint, delivery)
 
     def recv_nowait(self, pid: int) -> Delivery:
         endpoint = self._endpoint(pid)

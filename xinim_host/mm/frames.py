@@ -71,11 +71,6 @@ class FrameAllocator:
         """References to the allocated block headed by ``frame``; 0 if not allocated."""
         return self._refs.get(frame, 0)
 
-    def order_of(self, frame: int) -> int:
-        """Order of the allocated block headed by ``frame`` (ValueError if none)."""
-        self._owned(frame)
-        return self._order[frame]
-
     # --- allocation ----------------------------------------------------------
 
     def alloc(self, order: int = 0) -> int:

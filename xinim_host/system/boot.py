@@ -11,7 +11,7 @@ import logging
 import os
 from functools import partial
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import trio
@@ -40,7 +40,6 @@ class BootConfig:
     allow_uids: tuple[int, ...] = ()         # host users besides ours who may join
     quiet: bool = False                      # no boot log on the console
     ramfs: Any = None                        # a tree loaded from an image; None: a fresh one
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

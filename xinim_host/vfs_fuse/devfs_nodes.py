@@ -259,14 +259,6 @@ class Inos:
         return ino
 
 
-def static_dir(fs: PseudoFs, name: bytes, parent: PNode | None, ino: int,
-               mode: int = 0o755) -> PNode:
-    node = PNode(ino, S_IFDIR | mode, name, parent, data={})
-    if parent is not None and isinstance(parent.data, dict):
-        parent.data[name] = node
-    return node
-
-
 def add(parent: PNode, node: PNode) -> PNode:
     node.parent = parent
     parent.data[node.name] = node

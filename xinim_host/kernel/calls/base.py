@@ -110,19 +110,6 @@ def pointer_array(c: SyscallContext, addr: int, limit: int = 1 << 17) -> list[in
     return out
 
 
-def string_array(c: SyscallContext, addr: int, limit: int = 4096) -> list[bytes]:
-    out: list[bytes] = []
-    while addr:
-        (ptr,) = abi.POINTER.unpack(c.mem.read(addr, 8))
-        if ptr == 0:
-            break
-        out.append(c.mem.read_cstring(ptr, limit))
-        addr += 8
-        if len(out) > 4096:
-            raise SysError(errno.E2BIG)
-    return out
-
-
 def c_int(value: int) -> int:
     """A register's low 32 bits as a signed C int."""
     value &= 0xFFFFFFFF
