@@ -19,7 +19,7 @@ from xinim_host.lib.server import Request, Server
 from xinim_host.lib.syscalls import Sys
 from xinim_host.lib.usermem import FlatMemory
 
-# xinim-abi.md, "XINIM syscall numbers"
+# docs/differences.md and lib/syscalls.py: XINIM syscall numbers
 ABI_NAMES = {
     1: "debug_write", 2: "monotonic_ns", 3: "open", 4: "close", 5: "read", 6: "write",
     7: "lseek", 8: "stat", 9: "fstat", 10: "access", 11: "dup", 12: "dup2", 13: "pipe",

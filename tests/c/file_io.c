@@ -1,4 +1,4 @@
-/* The plan's integration test 1, "Full File I/O" (userspace-servers-plan.md §8.2),
+/* The plan's integration test 1, "Full File I/O" (docs/plan.md),
  * as a program: the asserts are the plan's; NDEBUG must not be defined. */
 #undef NDEBUG
 #include <assert.h>

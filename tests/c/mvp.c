@@ -1,4 +1,4 @@
-/* The plan's MVP program (userspace-servers-plan.md §11), as written there,
+/* The plan's MVP program (docs/plan.md), as written there,
  * plus the includes it needs. */
 #include <fcntl.h>
 #include <stdio.h>

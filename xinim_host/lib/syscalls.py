@@ -1,4 +1,4 @@
-"""XINIM syscall numbers (upstream ``include/xinim/sys/syscalls.h``; xinim-abi.md).
+"""XINIM syscall numbers (upstream ``include/xinim/sys/syscalls.h``; docs/differences.md).
 
 1-49 are the plan's kernel; 50 and up are upstream's extension, which keeps 1-49
 unchanged.  This is the one place that names the numbers.

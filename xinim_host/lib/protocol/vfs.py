@@ -11,7 +11,7 @@ VFS_PIPE, VFS_IOCTL, VFS_FCNTL, VFS_MKDIR, VFS_RMDIR = 110, 111, 112, 113, 114
 VFS_CHDIR, VFS_GETCWD, VFS_LINK, VFS_UNLINK, VFS_RENAME = 115, 116, 117, 118, 119
 VFS_CHMOD, VFS_CHOWN = 120, 121
 
-# --- new VFS numbers (ours: xinim-abi.md lets a server take free numbers in its range)
+# --- new VFS numbers (ours: docs/protocol.md: the ABI lets a server take free numbers in its range)
 # File calls beyond the plan: 122-139.
 VFS_GETDENTS = 122     # getdents64
 VFS_READLINK = 123     # readlinkat

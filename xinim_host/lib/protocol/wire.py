@@ -1,7 +1,7 @@
 """The wire format of every lattice IPC message; one module used by both sides.
 
 A message is a fixed header -- ``m_source``, ``m_type``, request id -- followed by
-the typed payload of that message type (``xinim-abi.md``: the plan's casts onto
+the typed payload of that message type (``docs/protocol.md``: the plan's casts onto
 MINIX ``mess_N`` unions do not fit 256-byte paths, so the format is explicit).
 
 Each payload is a frozen dataclass declared with the ``@request`` / ``@reply``
@@ -28,7 +28,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Callable, ClassVar
 
-# --- numbers (xinim-abi.md) ---------------------------------------------------
+# --- numbers (docs/protocol.md) ---------------------------------------------------
 
 KERNEL_PID = 0
 INIT_PID = 1
