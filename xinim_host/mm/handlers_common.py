@@ -22,6 +22,7 @@ from ..lib.errors import SysError
 from .regions import AddressSpace, FileBacking, Region
 
 if TYPE_CHECKING:
+    from ..lib.server import Request
     from .server import MmServer
 
 UNDO_KEEP = 32      # undo records kept per process (one per change in flight is enough)
@@ -61,7 +62,7 @@ class Undo:
 # --- who may send -----------------------------------------------------------------------
 
 
-def from_kernel(req: Any) -> Any:
+def from_kernel(req: Request) -> Any:
     """The body of a request only the kernel or PM may send (EPERM otherwise)."""
     if not p.trusted_sender(req.msg.m_source):
         raise SysError(errno.EPERM, "MM changes come from the kernel or PM")

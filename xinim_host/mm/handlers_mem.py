@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
@@ -32,6 +32,10 @@ from ..lib.vm_abi import (
 )
 from .regions import ANON, FileBacking
 
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import MmServer
+
 O_PATH = 0o10000000
 MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED = 4, 8, 24
 DISCARDING = frozenset((MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED))
@@ -42,7 +46,7 @@ U64 = (1 << 64) - 1
 # --- brk ----------------------------------------------------------------------------------
 
 
-def do_brk(srv: Any, req: Any) -> p.MmReply:
+def do_brk(srv: MmServer, req: Request) -> p.MmReply:
     b = from_kernel(req)
     pid = req.caller
     if not srv.proc(pid).brk_known:
@@ -60,7 +64,7 @@ def do_brk(srv: Any, req: Any) -> p.MmReply:
     return p.MmReply(result=new, old=old, token=token)
 
 
-def do_set_brk(srv: Any, req: Any) -> int:
+def do_set_brk(srv: MmServer, req: Request) -> int:
     """The host's break, learned by the kernel: the heap starts there unless the
     imported layout already has a [heap] (then the break lies at or above it)."""
     b = from_kernel(req)
@@ -79,7 +83,7 @@ def do_set_brk(srv: Any, req: Any) -> int:
 # --- mmap -----------------------------------------------------------------------------------
 
 
-def do_mmap(srv: Any, req: Any) -> p.MmReply:
+def do_mmap(srv: MmServer, req: Request) -> p.MmReply:
     """Anonymous mmap; without MAP_ANONYMOUS the record says EBADF (files come as
     MM_MMAP_FILE, with the fd's facts)."""
     b = from_kernel(req)
@@ -99,7 +103,7 @@ def _file_backing(b: Any) -> FileBacking | None:
                        dev=(os.major(b.dev), os.minor(b.dev)))
 
 
-def do_mmap_file(srv: Any, req: Any) -> p.MmReply:
+def do_mmap_file(srv: MmServer, req: Request) -> p.MmReply:
     """mmap of a file.  On an error answer the kernel closes ``wb_fd`` itself."""
     b = from_kernel(req)
     pid = req.caller
@@ -139,7 +143,7 @@ def do_mmap_file(srv: Any, req: Any) -> p.MmReply:
 # --- munmap, mprotect, mremap ------------------------------------------------------------
 
 
-def do_munmap(srv: Any, req: Any) -> p.MmReply:
+def do_munmap(srv: MmServer, req: Request) -> p.MmReply:
     b = from_kernel(req)
     pid = req.caller
     removed = srv.acct.munmap(pid, b.addr, b.length)
@@ -147,7 +151,7 @@ def do_munmap(srv: Any, req: Any) -> p.MmReply:
     return change_reply(srv, pid, 0, Undo([span]), removed)
 
 
-def do_mprotect(srv: Any, req: Any) -> p.MmReply:
+def do_mprotect(srv: MmServer, req: Request) -> p.MmReply:
     b = from_kernel(req)
     pid = req.caller
     space = srv.acct.space(pid)
@@ -157,7 +161,7 @@ def do_mprotect(srv: Any, req: Any) -> p.MmReply:
     return change_reply(srv, pid, 0, Undo([span]), [])
 
 
-def do_mremap(srv: Any, req: Any) -> p.MmReply:
+def do_mremap(srv: MmServer, req: Request) -> p.MmReply:
     b = from_kernel(req)
     pid = req.caller
     if b.flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
@@ -188,7 +192,7 @@ def _clipped(space: Any, lo: int, hi: int) -> tuple[list[Any], bool]:
     return pieces, covered < hi - lo
 
 
-def do_madvise(srv: Any, req: Any) -> p.MmReply:
+def do_madvise(srv: MmServer, req: Request) -> p.MmReply:
     """DONTNEED and friends drop the frames of the range.  A private *file* range
     is left out of the host call: the host mapping is anonymous, so DONTNEED would
     zero it where Linux re-reads the file (``MM_ST_RANGES`` lists the rest)."""
@@ -216,7 +220,7 @@ def do_madvise(srv: Any, req: Any) -> p.MmReply:
     return p.MmReply(status=status | p.MM_ST_RANGES, data=p.pack_ranges(ranges[:p.MM_RANGES_MAX]))
 
 
-def do_msync(srv: Any, req: Any) -> p.MmReply:
+def do_msync(srv: MmServer, req: Request) -> p.MmReply:
     """The MAP_SHARED file ranges to write back.  MS_ASYNC writes back too: the
     host mapping is not the file's page cache, so nothing else would."""
     b = from_kernel(req)
@@ -246,14 +250,14 @@ def do_msync(srv: Any, req: Any) -> p.MmReply:
 # --- undo, charge ----------------------------------------------------------------------------
 
 
-def do_undo(srv: Any, req: Any) -> p.MmReply:
+def do_undo(srv: MmServer, req: Request) -> p.MmReply:
     b = from_kernel(req)
     pid = req.caller
     undo = srv.take_undo(pid, b.token)
     return p.MmReply(fds=p.pack_fds(restore(srv, pid, undo)))
 
 
-def do_charge(srv: Any, req: Any) -> int:
+def do_charge(srv: MmServer, req: Request) -> int:
     b = from_kernel(req)
     return srv.acct.charge(req.caller, b.addr, b.length, write=bool(b.write))
 

@@ -8,7 +8,7 @@ are not charged (the host filled them; MM never saw them).
 from __future__ import annotations
 
 import errno
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
@@ -29,6 +29,10 @@ from ..lib.vm_abi import (
     page_down,
 )
 from .regions import ANON, AddressSpace, FileBacking, MapsEntry, Region, parse_maps
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import MmServer
 
 # --- importing the host's layout --------------------------------------------------------
 
@@ -97,7 +101,7 @@ def host_layout(host_pid: int) -> AddressSpace:
 # --- process life --------------------------------------------------------------------------
 
 
-def _adopt(srv: Any, pid: int, host_pid: int) -> int:
+def _adopt(srv: MmServer, pid: int, host_pid: int) -> int:
     if pid <= 0:
         raise SysError(errno.EINVAL)
     space = host_layout(host_pid)         # first: a failure leaves the old record
@@ -106,7 +110,7 @@ def _adopt(srv: Any, pid: int, host_pid: int) -> int:
     return 0
 
 
-def do_spawn(srv: Any, req: Any) -> int:
+def do_spawn(srv: MmServer, req: Request) -> int:
     """A new process (no parent MM knows).  A record PM's fork notification made
     already (empty: the parent was unknown) is replaced."""
     b = from_kernel(req)
@@ -127,7 +131,7 @@ def _shape(space: AddressSpace) -> list[tuple[int, int, int, bool]]:
     return out
 
 
-def do_exec_layout(srv: Any, req: Any) -> int:
+def do_exec_layout(srv: MmServer, req: Request) -> int:
     """The host loaded a new image: import its layout.  MAP_SHARED file maps of
     the old one cannot be written back any more (the memory is gone) -- the
     exit/exec handlers call the kernel's ``flush_shared`` before the host execs.
@@ -151,7 +155,7 @@ def do_exec_layout(srv: Any, req: Any) -> int:
     return _adopt(srv, b.pid, b.host_pid)
 
 
-def do_exec(srv: Any, req: Any) -> int:
+def do_exec(srv: MmServer, req: Request) -> int:
     """PM's exec notice: the old image is gone.  The record is emptied now (its
     frames released) so that the kernel's MM_EXEC_LAYOUT, after the host loaded
     the new image, imports that image even when it looks page for page like the
@@ -166,7 +170,7 @@ def do_exec(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_fork(srv: Any, req: Any) -> int:
+def do_fork(srv: MmServer, req: Request) -> int:
     """PM's fork notification.  A parent MM never heard of gets its child an
     imported layout (host pid given) or an empty one, rather than a failed fork."""
     b = from_kernel(req)
@@ -182,7 +186,7 @@ def do_fork(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_exit(srv: Any, req: Any) -> int:
+def do_exit(srv: MmServer, req: Request) -> int:
     """Everything of the process goes.  An unknown pid is fine (PM and the kernel
     may both report one exit)."""
     b = from_kernel(req)
@@ -193,7 +197,7 @@ def do_exit(srv: Any, req: Any) -> int:
 # --- the maps query ---------------------------------------------------------------------
 
 
-def do_maps(srv: Any, req: Any) -> p.MmMapsReply:
+def do_maps(srv: MmServer, req: Request) -> p.MmMapsReply:
     b = req.msg.body
     source = req.msg.m_source
     # VFS serves /proc/PID/maps from this; kernels and PM act for processes.

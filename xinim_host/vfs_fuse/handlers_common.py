@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import errno
 import stat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW
 from .fdtable import Fproc
 from .mounts import Loc
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
 
 S_IFMT = 0o170000
 S_IFDIR = stat.S_IFDIR
@@ -16,7 +20,7 @@ S_IFREG = stat.S_IFREG
 S_IFLNK = stat.S_IFLNK
 
 
-def caller_proc(srv: Any, req: Any) -> Fproc:
+def caller_proc(srv: VfsServer, req: Request) -> Fproc:
     fp = srv.procs.get(req.caller)
     if fp is None:
         raise SysError(errno.ESRCH)
@@ -31,7 +35,7 @@ def fd_loc(fp: Fproc, dirfd: int) -> Loc:
     return Loc(of.fs, of.node)
 
 
-def path_loc(srv: Any, fp: Fproc, dirfd: int, path: bytes, flags: int,
+def path_loc(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes, flags: int,
              follow: bool = True) -> Loc:
     """The *at() convention: AT_EMPTY_PATH with "" means dirfd itself; otherwise
     follow the last symlink unless AT_SYMLINK_NOFOLLOW (for ``follow`` calls)."""

@@ -6,7 +6,7 @@ import errno
 import math
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -16,6 +16,10 @@ from .handlers_common import S_IFDIR, S_IFMT, caller_proc
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
 from .pipes import POLLNVAL, PipeEnd
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
 
 _DIRENT = struct.Struct("<QqHB")            # linux_dirent64 header: ino, off, reclen, type
 _POLLFD = struct.Struct("<ihh")
@@ -28,7 +32,7 @@ DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
 _READY = 0x1 | 0x8 | 0x10                   # POLLIN | POLLERR | POLLHUP: a read won't wait
 
 
-def do_read(srv: Any, req: Any) -> Any:
+def do_read(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = srv.procs.get(req.caller) or caller_proc(srv, req)
     of = fp.get(b.fd)
@@ -47,7 +51,7 @@ def do_read(srv: Any, req: Any) -> Any:
     return res
 
 
-def do_write(srv: Any, req: Any) -> Any:
+def do_write(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = srv.procs.get(req.caller) or caller_proc(srv, req)
     of = fp.get(b.fd)
@@ -58,7 +62,7 @@ def do_write(srv: Any, req: Any) -> Any:
     return of.io.write(req, of, b.data, b.offset)
 
 
-def do_lseek(srv: Any, req: Any) -> int:
+def do_lseek(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.io_file(b.fd)
@@ -67,7 +71,7 @@ def do_lseek(srv: Any, req: Any) -> int:
     return pos
 
 
-def do_getdents(srv: Any, req: Any) -> VfsDataReply:
+def do_getdents(srv: VfsServer, req: Request) -> VfsDataReply:
     """linux_dirent64 records from the fd's position on; '.' and '..' first.
     Ramfs positions are the directory's entry cookies (stable under changes);
     host directories are listed once per open/rewind and indexed."""
@@ -127,7 +131,7 @@ def _ino(loc: Any) -> int:
     return node.ino if fs.kind == "ramfs" else node.st.st_ino
 
 
-def do_fsync(srv: Any, req: Any) -> Any:
+def do_fsync(srv: VfsServer, req: Request) -> Any:
     """fsync/fdatasync/syncfs/sync (VfsFsync.datasync says which).  Under --image a
     ramfs file's call parks until the journal has the data on disk."""
     how = req.msg.body.datasync
@@ -171,7 +175,7 @@ async def _host_syncfs(hfd: int) -> int:
     return 0
 
 
-def do_ftruncate(srv: Any, req: Any) -> int:
+def do_ftruncate(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.io_file(b.fd)
@@ -210,7 +214,7 @@ def _poll_once(fp: Any, entries: list[tuple[int, int]]) -> tuple[int, bytes]:
     return ready, bytes(out)
 
 
-def do_poll(srv: Any, req: Any) -> Any:
+def do_poll(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     data = b.data
@@ -223,7 +227,7 @@ def do_poll(srv: Any, req: Any) -> Any:
     return _poll_wait(srv, req, fp, entries, b.timeout_ms)
 
 
-async def _poll_wait(srv: Any, req: Any, fp: Any, entries: list[tuple[int, int]],
+async def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[int, int]],
                      timeout_ms: int) -> VfsDataReply:
     """Sleep until a pipe changes, console input arrives, or the timeout passes."""
     deadline = math.inf if timeout_ms < 0 else trio.current_time() + timeout_ms / 1000

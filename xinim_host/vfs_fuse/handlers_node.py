@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..uart.terminal import FdConsole
 from ..lib.errors import SysError
@@ -14,10 +14,14 @@ from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import is_kernel
 from .devices import ConsoleDevice
 
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
+
 log = logging.getLogger(__name__)
 
 
-def attach_node_console(srv: Any, node: int, fds: list[int]) -> Callable[[], None]:
+def attach_node_console(srv: VfsServer, node: int, fds: list[int]) -> Callable[[], None]:
     """Keep node ``node``'s terminal fds (stdin, stdout, stderr) as its consoles;
     the returned function forgets them and closes the fds when the link ends."""
     if len(fds) != 3:
@@ -36,7 +40,7 @@ def attach_node_console(srv: Any, node: int, fds: list[int]) -> Callable[[], Non
     return detach
 
 
-def node_joined(srv: Any, peer: Any) -> None:
+def node_joined(srv: VfsServer, peer: Any) -> None:
     """A joined node's kernel is a VFS process of its own -- with its host user's
     ids -- so it can look up the programs it starts (as itself, not as init)."""
     fp = srv.new_proc(peer.kernel_pid)
@@ -44,12 +48,12 @@ def node_joined(srv: Any, peer: Any) -> None:
     fp.gid = fp.egid = peer.gid
 
 
-def node_left(srv: Any, peer: Any) -> None:
+def node_left(srv: VfsServer, peer: Any) -> None:
     if peer.kernel_pid in srv.procs:
         srv.exit_proc(peer.kernel_pid)
 
 
-def do_node_stdio(srv: Any, req: Any) -> int:
+def do_node_stdio(srv: VfsServer, req: Request) -> int:
     if not is_kernel(req.msg.m_source):
         raise SysError(errno.EPERM)
     body = req.body

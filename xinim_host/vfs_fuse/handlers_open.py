@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
 from ..lib.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
@@ -14,6 +14,10 @@ from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
 from .pipes import PIPE_CAPACITY, PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
 
 O_ACCMODE = os.O_ACCMODE
 O_CREAT, O_EXCL, O_TRUNC = os.O_CREAT, os.O_EXCL, os.O_TRUNC
@@ -41,7 +45,7 @@ _INT = struct.Struct("<i")
 
 # --- open ----------------------------------------------------------------------------
 
-def do_open(srv: Any, req: Any) -> Any:
+def do_open(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     flags = b.flags
@@ -126,7 +130,7 @@ def do_open(srv: Any, req: Any) -> Any:
     return _install(srv, fp, of, cloexec)
 
 
-def _install(srv: Any, fp: Fproc, of: OpenFile, cloexec: bool) -> int:
+def _install(srv: VfsServer, fp: Fproc, of: OpenFile, cloexec: bool) -> int:
     try:
         return fp.add(of, cloexec)
     except SysError:
@@ -134,7 +138,7 @@ def _install(srv: Any, fp: Fproc, of: OpenFile, cloexec: bool) -> int:
         raise
 
 
-def _open_fifo(srv: Any, req: Any, fp: Fproc, loc: Loc, status: int, cloexec: bool) -> Any:
+def _open_fifo(srv: VfsServer, req: Request, fp: Fproc, loc: Loc, status: int, cloexec: bool) -> Any:
     if loc.fs.kind != "ramfs":
         raise SysError(errno.ENXIO)                # host FIFOs would block the server
     pipe = srv.fifos.get(loc.node)
@@ -156,7 +160,7 @@ def _open_fifo(srv: Any, req: Any, fp: Fproc, loc: Loc, status: int, cloexec: bo
     return None
 
 
-def do_close(srv: Any, req: Any) -> int:
+def do_close(srv: VfsServer, req: Request) -> int:
     fp = caller_proc(srv, req)
     srv.close_fd(fp, req.msg.body.fd)
     return 0
@@ -164,7 +168,7 @@ def do_close(srv: Any, req: Any) -> int:
 
 # --- descriptors -----------------------------------------------------------------------
 
-def do_dup(srv: Any, req: Any) -> int:
+def do_dup(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.get(b.fd)
@@ -175,7 +179,7 @@ def do_dup(srv: Any, req: Any) -> int:
     return fd
 
 
-def do_dup2(srv: Any, req: Any) -> int:
+def do_dup2(srv: VfsServer, req: Request) -> int:
     """dup2, and dup3 when ``flags`` has O_CLOEXEC.  dup3(fd, fd, 0) must be refused
     by the kernel (this message cannot tell it from dup2)."""
     b = req.msg.body
@@ -199,7 +203,7 @@ def do_dup2(srv: Any, req: Any) -> int:
     return newfd
 
 
-def do_pipe(srv: Any, req: Any) -> VfsPipeReply:
+def do_pipe(srv: VfsServer, req: Request) -> VfsPipeReply:
     b = req.msg.body
     fp = caller_proc(srv, req)
     if b.flags & ~(O_CLOEXEC | O_NONBLOCK | getattr(os, "O_DIRECT", 0o40000)):
@@ -215,7 +219,7 @@ def do_pipe(srv: Any, req: Any) -> VfsPipeReply:
     return VfsPipeReply(read_fd=rfd, write_fd=wfd)
 
 
-def do_fcntl(srv: Any, req: Any) -> Any:
+def do_fcntl(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.get(b.fd)
@@ -272,7 +276,7 @@ def _lock(of: OpenFile, cmd: int, data: bytes) -> Any:
     return 0
 
 
-def do_flock(srv: Any, req: Any) -> int:
+def do_flock(srv: VfsServer, req: Request) -> int:
     """flock: accepted, not enforced (see ``_lock``)."""
     b = req.msg.body
     fp = caller_proc(srv, req)
@@ -282,7 +286,7 @@ def do_flock(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_ioctl(srv: Any, req: Any) -> Any:
+def do_ioctl(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.io_file(b.fd)
@@ -302,7 +306,7 @@ def do_ioctl(srv: Any, req: Any) -> Any:
     return VfsIoctlReply(result=result, data=out)
 
 
-def do_fdinfo(srv: Any, req: Any) -> VfsNodeReply:
+def do_fdinfo(srv: VfsServer, req: Request) -> VfsNodeReply:
     fp = caller_proc(srv, req)
     of = fp.get(req.msg.body.fd)
     st = of.fs.stat_reply(of.node)

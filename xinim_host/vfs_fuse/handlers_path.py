@@ -7,7 +7,7 @@ import errno
 import os
 import stat
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
 from ..lib.protocol import (DATA_MAX, UTIME_NOW, UTIME_OMIT, VfsDataReply, VfsNodeReply,
@@ -22,6 +22,10 @@ from .mounts import Loc
 from .namei import R_OK, W_OK, X_OK, Nd, check_sticky, is_owner, permission
 from .ramfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
+
 S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK = 0o010000, 0o020000, 0o060000, 0o140000
 ST_VALID = 0x20
 BINPRM_BUF_SIZE = 256
@@ -29,7 +33,7 @@ BINPRM_BUF_SIZE = 256
 
 # --- stat and access -----------------------------------------------------------------
 
-def do_stat(srv: Any, req: Any) -> Any:
+def do_stat(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT
@@ -38,13 +42,13 @@ def do_stat(srv: Any, req: Any) -> Any:
     return fs.stat_reply(node)
 
 
-def do_fstat(srv: Any, req: Any) -> Any:
+def do_fstat(srv: VfsServer, req: Request) -> Any:
     fp = caller_proc(srv, req)
     of = fp.get(req.msg.body.fd)
     return of.fs.stat_reply(of.node)
 
 
-def do_access(srv: Any, req: Any) -> int:
+def do_access(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
@@ -64,7 +68,7 @@ def do_access(srv: Any, req: Any) -> int:
 
 # --- creating and removing names -----------------------------------------------------------
 
-def _parent(srv: Any, fp: Fproc, dirfd: int, path: bytes) -> Nd:
+def _parent(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes) -> Nd:
     return srv.namei.lookup(fp, dirfd, path, parent=True)
 
 
@@ -76,7 +80,7 @@ def _may_create(fp: Fproc, nd: Nd) -> tuple[Any, Any]:
     return fs, dnode
 
 
-def _new_name(srv: Any, fp: Fproc, dirfd: int, path: bytes, is_dir: bool = False) -> Nd:
+def _new_name(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes, is_dir: bool = False) -> Nd:
     """The parent directory and free last name for mkdir/mknod/symlink/link;
     a trailing '/' is only good for a new directory (else ENOENT, as Linux)."""
     nd = _parent(srv, fp, dirfd, path)
@@ -87,7 +91,7 @@ def _new_name(srv: Any, fp: Fproc, dirfd: int, path: bytes, is_dir: bool = False
     return nd
 
 
-def do_mkdir(srv: Any, req: Any) -> int:
+def do_mkdir(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     nd = _new_name(srv, fp, b.dirfd, b.path, is_dir=True)
@@ -96,7 +100,7 @@ def do_mkdir(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_mknod(srv: Any, req: Any) -> int:
+def do_mknod(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     fmt = b.mode & S_IFMT or S_IFREG
@@ -112,7 +116,7 @@ def do_mknod(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_symlink(srv: Any, req: Any) -> int:
+def do_symlink(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     if not b.target:
@@ -123,7 +127,7 @@ def do_symlink(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_link(srv: Any, req: Any) -> int:
+def do_link(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_SYMLINK_FOLLOW | AT_EMPTY_PATH)
@@ -152,7 +156,7 @@ def do_link(srv: Any, req: Any) -> int:
     return 0
 
 
-def _victim(srv: Any, fp: Fproc, nd: Nd) -> Loc:
+def _victim(srv: VfsServer, fp: Fproc, nd: Nd) -> Loc:
     """The existing entry ``nd`` names, for removal (ENOENT if there is none)."""
     loc = srv.namei.child(nd)
     if loc is None:
@@ -160,7 +164,7 @@ def _victim(srv: Any, fp: Fproc, nd: Nd) -> Loc:
     return loc
 
 
-def _may_delete(srv: Any, fp: Fproc, nd: Nd, victim: Loc) -> tuple[Any, Any]:
+def _may_delete(srv: VfsServer, fp: Fproc, nd: Nd, victim: Loc) -> tuple[Any, Any]:
     fs, dnode = nd.loc
     if srv.mounts.is_mountpoint(victim.node) or victim.fs is not fs:
         raise SysError(errno.EBUSY)
@@ -171,7 +175,7 @@ def _may_delete(srv: Any, fp: Fproc, nd: Nd, victim: Loc) -> tuple[Any, Any]:
     return fs, dnode
 
 
-def _rmdir(srv: Any, fp: Fproc, dirfd: int, path: bytes) -> int:
+def _rmdir(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes) -> int:
     nd = _parent(srv, fp, dirfd, path)
     if nd.last == b"":
         raise SysError(errno.EBUSY)               # rmdir("/")
@@ -187,12 +191,12 @@ def _rmdir(srv: Any, fp: Fproc, dirfd: int, path: bytes) -> int:
     return 0
 
 
-def do_rmdir(srv: Any, req: Any) -> int:
+def do_rmdir(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     return _rmdir(srv, caller_proc(srv, req), b.dirfd, b.path)
 
 
-def do_unlink(srv: Any, req: Any) -> int:
+def do_unlink(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_REMOVEDIR)
@@ -212,7 +216,7 @@ def do_unlink(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_rename(srv: Any, req: Any) -> int:
+def do_rename(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     flags = b.flags
@@ -260,7 +264,7 @@ def _chmod(fp: Fproc, fs: Any, node: Any, mode: int) -> int:
     return 0
 
 
-def do_chmod(srv: Any, req: Any) -> int:
+def do_chmod(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
@@ -270,7 +274,7 @@ def do_chmod(srv: Any, req: Any) -> int:
     return _chmod(fp, fs, node, b.mode)
 
 
-def do_fchmod(srv: Any, req: Any) -> int:
+def do_fchmod(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.io_file(b.fd)
@@ -299,7 +303,7 @@ def _chown(fp: Fproc, fs: Any, node: Any, uid: int, gid: int) -> int:
     return 0
 
 
-def do_chown(srv: Any, req: Any) -> int:
+def do_chown(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
@@ -307,14 +311,14 @@ def do_chown(srv: Any, req: Any) -> int:
     return _chown(fp, fs, node, b.uid, b.gid)
 
 
-def do_fchown(srv: Any, req: Any) -> int:
+def do_fchown(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.io_file(b.fd)
     return _chown(fp, of.fs, of.node, b.uid, b.gid)
 
 
-def do_truncate(srv: Any, req: Any) -> int:
+def do_truncate(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     if b.length < 0:
@@ -338,7 +342,7 @@ def _valid_nsec(nsec: int) -> bool:
     return 0 <= nsec < 1_000_000_000 or nsec in (UTIME_NOW, UTIME_OMIT)
 
 
-def do_utimens(srv: Any, req: Any) -> int:
+def do_utimens(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
     check_flags(b.flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)
@@ -369,7 +373,7 @@ def do_utimens(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_readlink(srv: Any, req: Any) -> VfsDataReply:
+def do_readlink(srv: VfsServer, req: Request) -> VfsDataReply:
     b = req.msg.body
     fp = caller_proc(srv, req)
     if b.size <= 0:
@@ -396,20 +400,20 @@ def _statfs_reply(fs: Any) -> VfsStatfsReply:
                           frsize=st.f_frsize, flags=st.f_flag | ST_VALID)
 
 
-def do_statfs(srv: Any, req: Any) -> VfsStatfsReply:
+def do_statfs(srv: VfsServer, req: Request) -> VfsStatfsReply:
     b = req.msg.body
     fp = caller_proc(srv, req)
     return _statfs_reply(srv.namei.resolve(fp, b.dirfd, b.path).fs)
 
 
-def do_fstatfs(srv: Any, req: Any) -> VfsStatfsReply:
+def do_fstatfs(srv: VfsServer, req: Request) -> VfsStatfsReply:
     fp = caller_proc(srv, req)
     return _statfs_reply(fp.get(req.msg.body.fd).fs)
 
 
 # --- where a process is ----------------------------------------------------------------
 
-def _chdir(srv: Any, fp: Fproc, loc: Loc) -> int:
+def _chdir(srv: VfsServer, fp: Fproc, loc: Loc) -> int:
     if loc.fs.mode(loc.node) & S_IFMT != S_IFDIR:
         raise SysError(errno.ENOTDIR)
     permission(fp, loc.fs, loc.node, X_OK)
@@ -417,18 +421,18 @@ def _chdir(srv: Any, fp: Fproc, loc: Loc) -> int:
     return 0
 
 
-def do_chdir(srv: Any, req: Any) -> int:
+def do_chdir(srv: VfsServer, req: Request) -> int:
     fp = caller_proc(srv, req)
     return _chdir(srv, fp, srv.namei.resolve(fp, AT_FDCWD, req.msg.body.path))
 
 
-def do_fchdir(srv: Any, req: Any) -> int:
+def do_fchdir(srv: VfsServer, req: Request) -> int:
     fp = caller_proc(srv, req)
     of = fp.get(req.msg.body.fd)
     return _chdir(srv, fp, Loc(of.fs, of.node))
 
 
-def do_getcwd(srv: Any, req: Any) -> VfsDataReply:
+def do_getcwd(srv: VfsServer, req: Request) -> VfsDataReply:
     fp = caller_proc(srv, req)
     data = srv.namei.path_of(fp.cwd) + b"\0"
     if len(data) > DATA_MAX:
@@ -438,7 +442,7 @@ def do_getcwd(srv: Any, req: Any) -> VfsDataReply:
     return VfsDataReply(result=len(data), data=data)
 
 
-def do_umask(srv: Any, req: Any) -> int:
+def do_umask(srv: VfsServer, req: Request) -> int:
     fp = caller_proc(srv, req)
     old = fp.umask
     fp.umask = req.msg.body.mask & 0o777
@@ -447,7 +451,7 @@ def do_umask(srv: Any, req: Any) -> int:
 
 # --- execve ---------------------------------------------------------------------------------
 
-def do_exec_open(srv: Any, req: Any) -> VfsNodeReply:
+def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
     """Resolve a path for execve: ENOENT/ENOTDIR/ELOOP from the lookup, EACCES for a
     non-regular file or no x permission, ETXTBSY if open for writing, ENOEXEC if
     neither ELF nor '#!'.  Reply: host path (host mounts) or ino (ramfs), script info."""

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
 from ..lib.protocol import trusted_sender
 
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
 
-def _from_pm(req: Any) -> Any:
+
+def _from_pm(req: Request) -> Any:
     if not trusted_sender(req.msg.m_source):
         raise SysError(errno.EPERM)
     return req.msg.body
 
 
-def do_fork(srv: Any, req: Any) -> int:
+def do_fork(srv: VfsServer, req: Request) -> int:
     b = _from_pm(req)
     if b.child <= 0 or b.child == b.parent:
         raise SysError(errno.EINVAL)
@@ -26,17 +30,17 @@ def do_fork(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_exit(srv: Any, req: Any) -> int:
+def do_exit(srv: VfsServer, req: Request) -> int:
     srv.exit_proc(_from_pm(req).pid)
     return 0
 
 
-def do_exec(srv: Any, req: Any) -> int:
+def do_exec(srv: VfsServer, req: Request) -> int:
     srv.exec_proc(_from_pm(req).pid)
     return 0
 
 
-def do_setids(srv: Any, req: Any) -> int:
+def do_setids(srv: VfsServer, req: Request) -> int:
     b = _from_pm(req)
     fp = srv.proc(b.pid)
     if b.uid != -1:
@@ -50,7 +54,7 @@ def do_setids(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_setgroups(srv: Any, req: Any) -> int:
+def do_setgroups(srv: VfsServer, req: Request) -> int:
     b = _from_pm(req)
     fp = srv.proc(b.pid)
     if len(b.data) % 4:
@@ -59,7 +63,7 @@ def do_setgroups(srv: Any, req: Any) -> int:
     return 0
 
 
-def do_cancel(srv: Any, req: Any) -> int:
+def do_cancel(srv: VfsServer, req: Request) -> int:
     """Answer ``pid``'s blocked calls with ``err``; result = how many there were."""
     b = _from_pm(req)
     return srv.cancel_blocked(b.pid, b.err or errno.EINTR)
