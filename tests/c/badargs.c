@@ -489,6 +489,8 @@ int main(int argc, char **argv) {
     T("utimensat bad nsec", S(SYS_utimensat, AT_FDCWD, "f", tsv, 0));
     T("utimensat flag 1", S(SYS_utimensat, AT_FDCWD, "f", NULL, 1));
     T("utimensat times ptr 1", S(SYS_utimensat, AT_FDCWD, "f", BAD, 0));
+    struct timespec far[2] = {{LONG_MAX / 2, 0}, {-(LONG_MAX / 2), 0}};
+    T("utimensat far times", S(SYS_utimensat, AT_FDCWD, "f", far, 0));
     T("utimensat bad dirfd", S(SYS_utimensat, 999, "f", NULL, 0));
     T("umask 0777777", S(SYS_umask, 0777777));
     T("umask again", S(SYS_umask, 022));
@@ -519,6 +521,9 @@ int main(int argc, char **argv) {
     struct pollfd nv = {999, POLLIN, 0};
     T("poll fd 999", S(SYS_poll, &nv, 1, 0));
     T("poll fd 999 revents", nv.revents);
+    struct pollfd allbits = {pfd[0], (short)0xffff, 0};
+    T("poll all event bits", S(SYS_poll, &allbits, 1, 0));
+    T("poll all event bits revents", (unsigned short)allbits.revents);
     struct timespec huge = {3000000, 0}, lmax = {LONG_MAX, 999999999}, nneg = {0, -1};
     T("ppoll 3e6 s ready", S(SYS_ppoll, pf, 1, &huge, NULL, 8));
     T("ppoll LONG_MAX ready", S(SYS_ppoll, pf, 1, &lmax, NULL, 8));

@@ -93,6 +93,17 @@ except ImportError:  # pragma: no cover
     _ffi = None
 
 
+class Unencodable(ProtocolError, SysError):
+    """A request holding a value that does not fit its field (a program's
+    integer): a ProtocolError to whoever speaks the protocol, and to the kernel's
+    syscall driver a SysError -- the call fails with EINVAL, nothing raises."""
+
+    def __init__(self, exc: ProtocolError) -> None:
+        Exception.__init__(self, str(exc))
+        self.errno, self.reason = exc.errno, exc.reason
+        self.m_type, self.req_id, self.call = exc.m_type, exc.req_id, exc.call
+
+
 class IpcFlags(enum.IntFlag):
     NONE = 0
     NONBLOCK = 1
@@ -565,7 +576,7 @@ class Lattice:
         try:
             plaintext = body._encode_msg(src, req_id)  # type: ignore[attr-defined]
         except ProtocolError as exc:   # a value that does not fit its field: the call fails
-            raise SysError(exc.errno, exc.reason) from None
+            raise Unencodable(exc) from None
         pending = Pending(dst, node, m_type, req_id)
         pendings = endpoint.pending
         pendings[req_id] = pending

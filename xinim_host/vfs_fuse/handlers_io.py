@@ -194,6 +194,12 @@ def do_ftruncate(srv: VfsServer, req: Request) -> int:
 
 # --- poll ------------------------------------------------------------------------------
 
+def _short(value: int) -> int:
+    """The low 16 bits as a C short (events and revents are shorts of any bits)."""
+    value &= 0xFFFF
+    return value - 0x10000 if value & 0x8000 else value
+
+
 def _poll_once(fp: Any, entries: list[tuple[int, int]]) -> tuple[int, bytes]:
     out = bytearray(len(entries) * _POLLFD.size)
     ready = 0
@@ -208,9 +214,9 @@ def _poll_once(fp: Any, entries: list[tuple[int, int]]) -> tuple[int, bytes]:
                 revents = events & _DEFAULT_POLLMASK
             else:
                 revents = of.io.poll(of, events)
-            if revents:
+            if revents & 0xFFFF:
                 ready += 1
-        _POLLFD.pack_into(out, i * _POLLFD.size, fd, events, revents)
+        _POLLFD.pack_into(out, i * _POLLFD.size, fd, _short(events), _short(revents))
     return ready, bytes(out)
 
 

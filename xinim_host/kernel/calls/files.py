@@ -749,10 +749,17 @@ def sys_ftruncate(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                                       length=_length(c.args[1])))).result
 
 
+_TIME_MIN, _TIME_MAX = -(1 << 63) // 10**9 + 1, ((1 << 63) - 1) // 10**9 - 1
+
+
 def _utimens(c: SyscallContext, dirfd: int, path: bytes, flags: int,
              times: tuple[int, int, int, int] | None) -> Generator[Op, Any, int]:
     if times is None:
         times = (0, p.UTIME_NOW, 0, p.UTIME_NOW)
+    # the VFS keeps nanoseconds in an i64 (the years 1678..2262): seconds beyond
+    # are clamped, as a filesystem clamps to its own range
+    times = tuple(min(max(v, _TIME_MIN), _TIME_MAX) if i % 2 == 0 else v
+                  for i, v in enumerate(times))  # type: ignore[assignment]
     if not path:
         flags |= abi.AT_EMPTY_PATH
     return (yield from ask(p.VFS_PID, p.VfsUtimens(
