@@ -4,6 +4,7 @@ filled through the real VFS server, failures are rolled back in MM."""
 from __future__ import annotations
 
 import errno
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import trio
 from xinim_host.kernel.renumber import LINUX_NUMBERS
 from xinim_host.lib import protocol as p
 from xinim_host.kernel.calls.base import HostCall, SyscallContext
+from xinim_host.kernel.kernel import HostStep
 from xinim_host.lib.ipc import Lattice
 from xinim_host.kernel.kernel import Kernel
 from xinim_host.lib.syscalls import Sys
@@ -62,15 +64,14 @@ class FakeHost:
     brk: int = HOST_BRK
     refuse_brk: bool = False
 
-    def request(self, op: HostCall, resume: Callable[[int], None]) -> None:
+    def answer(self, op: HostCall) -> int:
         name = next(n for n, nr in NR.items() if nr == op.nr)
         args = tuple(op.args or ())
         self.calls.append((name, args))
         value = self.fail.pop(name, None)
         if value is None:
             value = self._answer(name, args)
-        # the interceptor answers from its own loop, never inside request()
-        trio.lowlevel.current_trio_token().run_sync_soon(resume, value)
+        return value
 
     def _answer(self, name: str, args: tuple[int, ...]) -> int:
         if name == "mmap":
@@ -107,8 +108,20 @@ class Sys5:
     async def call(self, nr: Sys, *args: int, host: Any = ...) -> int:
         ctx = SyscallContext(pid=PID, args=tuple(a & U64 for a in args) + (0,) * (6 - len(args)),
                              mem=self.mem, host=self.host if host is ... else host)
+        # what the trap layer does: run each HostStep on the "host", feed the
+        # answer back, wait for steps that come later
+        send, recv = trio.open_memory_channel[Any](math.inf)
         with trio.fail_after(5):
-            return await self.kernel.syscall(nr, ctx)
+            step: Any = self.kernel.start(nr, ctx, send.send_nowait)
+            while True:
+                if step is None:
+                    step = await recv.receive()
+                if isinstance(step, HostStep):
+                    value = step.op and ctx.host.answer(step.op)
+                    await trio.lowlevel.checkpoint()   # answered from the loop, later
+                    step = step.call.resume_host(value)
+                    continue
+                return step
 
     async def ask(self, dst: int, body: p.Payload) -> Any:
         reply = (await self.lattice.sendrec(p.KERNEL_PID, dst, body)).body
