@@ -90,14 +90,14 @@ class DevPtsFs(PseudoFs):
             pty.node = PNode(pty.n + 3, S_IFCHR | 0o620, b"%d" % pty.n, self.root,
                              uid=pty.uid, gid=pty.gid, rdev=pty.rdev)
 
-    def children(self, dir: PNode) -> Iterable[tuple[bytes, PNode]]:
+    def children(self, dir: PNode, who: Any = None) -> Iterable[tuple[bytes, PNode]]:
         if dir is not self.root:
             return ()
         out = [(b"ptmx", self.ptmx)]
         out.extend((pty.node.name, pty.node) for _, pty in sorted(self.reg.ptys.items()))
         return out
 
-    def child(self, dir: PNode, name: bytes) -> PNode | None:
+    def child(self, dir: PNode, name: bytes, who: Any = None) -> PNode | None:
         if dir is not self.root:
             return None
         if name == b"ptmx":

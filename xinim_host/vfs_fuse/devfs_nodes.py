@@ -20,11 +20,14 @@ import errno
 import os
 import stat
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..lib.errors import SysError
 from ..lib.protocol import VfsStatReply
 from .ramfs import StatFs
+
+if TYPE_CHECKING:
+    from .fdtable import Fproc
 
 S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR = stat.S_IFDIR, stat.S_IFREG, stat.S_IFLNK, stat.S_IFCHR
 DT_DIR, DT_REG, DT_LNK, DT_CHR = 4, 8, 10, 2
@@ -84,7 +87,9 @@ class PNode:
 class PseudoFs:
     """Base of devfs, devpts and procfs.  Subclasses give ``children(dir)`` (and may
     speed up ``child(dir, name)``), ``link_target(node)``, ``content(node)`` and
-    ``magic(node)``."""
+    ``magic(node)``.  Each takes ``who``, the calling process's VFS record (None
+    when nobody in XINIM asks, e.g. the FUSE export): procfs answers "self" and
+    checks access with it; the vnode operations hand it down."""
 
     kind = "pseudo"
     fstype = b"pseudo"         # the type /proc/mounts shows
@@ -101,20 +106,20 @@ class PseudoFs:
         self.born_ns = time.time_ns()
 
     # -- the tree: what subclasses override -------------------------------------------
-    def children(self, dir: PNode) -> Iterable[tuple[bytes, PNode]]:
+    def children(self, dir: PNode, who: Fproc | None = None) -> Iterable[tuple[bytes, PNode]]:
         entries = dir.data
         return entries.items() if isinstance(entries, dict) else ()
 
-    def child(self, dir: PNode, name: bytes) -> PNode | None:
+    def child(self, dir: PNode, name: bytes, who: Fproc | None = None) -> PNode | None:
         entries = dir.data
         if isinstance(entries, dict):
             return entries.get(name)
-        for n, node in self.children(dir):
+        for n, node in self.children(dir, who):
             if n == name:
                 return node
         return None
 
-    def link_target(self, node: PNode) -> bytes:
+    def link_target(self, node: PNode, who: Fproc | None = None) -> bytes:
         target = node.data
         if callable(target):
             target = target()
@@ -122,13 +127,13 @@ class PseudoFs:
             raise SysError(errno.ENOENT)
         return target
 
-    def content(self, node: PNode) -> bytes:
+    def content(self, node: PNode, who: Fproc | None = None) -> bytes:
         data = node.data
         if callable(data):
             data = data()
         return data if isinstance(data, bytes) else b""
 
-    def magic(self, node: PNode) -> Any:
+    def magic(self, node: PNode, who: Fproc | None = None) -> Any:
         """The Loc a magic link stands for (None: an ordinary symlink)."""
         return None
 
@@ -139,14 +144,14 @@ class PseudoFs:
     def is_root(self, node: PNode) -> bool:
         return node is self.root
 
-    def lookup(self, dir: PNode, name: bytes) -> PNode:
+    def lookup(self, dir: PNode, name: bytes, who: Fproc | None = None) -> PNode:
         if dir.mode & 0o170000 != S_IFDIR:
             raise SysError(errno.ENOTDIR)
         if name == b"." or not name:
             return dir
         if name == b"..":
             return dir.parent or dir
-        node = self.child(dir, name)
+        node = self.child(dir, name, who)
         if node is None:
             raise SysError(errno.ENAMETOOLONG if len(name) > 255 else errno.ENOENT)
         return node
@@ -163,10 +168,10 @@ class PseudoFs:
     def attr3(node: PNode) -> tuple[int, int, int]:
         return node.mode, node.uid, node.gid
 
-    def readlink(self, node: PNode) -> bytes:
+    def readlink(self, node: PNode, who: Fproc | None = None) -> bytes:
         if node.mode & 0o170000 != S_IFLNK:
             raise SysError(errno.EINVAL)
-        return self.link_target(node)
+        return self.link_target(node, who)
 
     @staticmethod
     def host_path(node: PNode) -> bytes:
@@ -176,10 +181,10 @@ class PseudoFs:
     def refresh(node: PNode) -> PNode:
         return node
 
-    def size(self, node: PNode) -> int:
+    def size(self, node: PNode, who: Fproc | None = None) -> int:
         if node.mode & 0o170000 == S_IFLNK:
             try:
-                return len(self.link_target(node))
+                return len(self.link_target(node, who))
             except SysError:
                 return 0
         return 0                              # as Linux: generated files say 0
@@ -200,10 +205,12 @@ class PseudoFs:
             return 2 + sum(1 for n in entries.values() if n.is_dir)
         return 2
 
-    def stat_reply(self, node: PNode, fresh: bool = True) -> VfsStatReply:
+    def stat_reply(self, node: PNode, fresh: bool = True,
+                   who: Fproc | None = None) -> VfsStatReply:
         t = self.times_ns(node)
         return VfsStatReply(dev=self.dev, ino=node.ino, mode=node.mode, nlink=self.nlink(node),
-                            uid=node.uid, gid=node.gid, rdev=node.rdev, size=self.size(node),
+                            uid=node.uid, gid=node.gid, rdev=node.rdev,
+                            size=self.size(node, who),
                             blksize=1024, blocks=0, atime_ns=t, mtime_ns=t, ctime_ns=t)
 
     def statfs(self) -> StatFs:
@@ -217,17 +224,17 @@ class PseudoFs:
     def release(self, node: PNode) -> None:
         pass
 
-    def listdir(self, node: PNode) -> list[tuple[bytes, int, int]]:
+    def listdir(self, node: PNode, who: Fproc | None = None) -> list[tuple[bytes, int, int]]:
         if node.mode & 0o170000 != S_IFDIR:
             raise SysError(errno.ENOTDIR)
         return [(name, child.ino, _DT.get(child.mode & 0o170000, 0))
-                for name, child in self.children(node)]
+                for name, child in self.children(node, who)]
 
-    def open_host(self, node: PNode, flags: int) -> int:
+    def open_host(self, node: PNode, flags: int, who: Fproc | None = None) -> int:
         """The file's text, generated now, in a memfd the host-file I/O reads."""
         if flags & os.O_ACCMODE != os.O_RDONLY:
             raise SysError(errno.EACCES)
-        data = self.content(node)
+        data = self.content(node, who)
         fd = os.memfd_create("xinim-" + self.kind, os.MFD_CLOEXEC)
         try:
             view = memoryview(data)

@@ -30,13 +30,16 @@ import select
 import signal
 import struct
 import termios
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ..lib.errors import SysError
 from ..lib.protocol import PM_PID, VFS_OPEN, ProcInfo, ProcKill, VfsDataReply
 from .devices import CharDevice
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +172,8 @@ class PtyRegistry:
                 pty.sid = pty.fg = 0
 
 
-def caller_info(srv: Any) -> Any:
-    """PM's record of the process making the current request (None if unknown)."""
-    req = getattr(srv, "current", None)
+def caller_info(srv: Any, req: Request | None) -> Any:
+    """PM's record of the process making ``req`` (None if unknown)."""
     if req is None or not hasattr(srv, "peers"):
         return None
     reply = srv.peers.ask(PM_PID, ProcInfo(caller=req.caller, pid=req.caller))
@@ -180,8 +182,13 @@ def caller_info(srv: Any) -> Any:
     return reply
 
 
-def _caller_fp(srv: Any) -> Any:
-    req = getattr(srv, "current", None)
+def _arg(req: Request) -> int:
+    """An ioctl's ``arg`` by value, as the C int the kernel reads."""
+    arg = getattr(req.msg.body, "arg", 0) & 0xFFFFFFFF
+    return arg - (1 << 32) if arg & 0x80000000 else arg
+
+
+def _caller_fp(srv: Any, req: Request | None) -> Any:
     return srv.procs.get(req.caller) if req is not None else None
 
 
@@ -325,7 +332,7 @@ class PtyEnd(CharDevice):
         return self._rd.wait
 
     # -- control ------------------------------------------------------------------------
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Request, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         if request in _PASS:
             size_in, size_out = _PASS[request]
             buf = bytes(data[:size_in]).ljust(max(size_in, size_out), b"\0")
@@ -347,7 +354,7 @@ class PtyEnd(CharDevice):
                 raise SysError(errno.EFAULT)
             return self._host_ioctl(TCSETS, bytes(data[:36]), 0)
         if request in (TCFLSH, TCXONC):
-            return self._host_ioctl_int(request, self._arg()), b""
+            return self._host_ioctl_int(request, _arg(req)), b""
         if request in (TCSBRK, TCSBRKP, TIOCSBRK, TIOCCBRK, TIOCEXCL, TIOCNXCL):
             return 0, b""                        # tcdrain/breaks: nothing to wait for here
         if request == TIOCGPTN:
@@ -363,24 +370,24 @@ class PtyEnd(CharDevice):
         if request == TIOCGPTPEER:
             if not self.master:
                 raise SysError(errno.ENOTTY)
-            return self._peer(), b""
+            return self._peer(req), b""
         if request == TIOCSCTTY:
-            return self._set_ctty(force=self._arg() == 1), b""
+            return self._set_ctty(req, force=_arg(req) == 1), b""
         if request == TIOCNOTTY:
-            info = caller_info(self.srv)
+            info = caller_info(self.srv, req)
             if info is None or self.pty.sid != info.sid:
                 raise SysError(errno.ENOTTY)
             if info.sid == info.pid:
                 self.pty.sid = self.pty.fg = 0
             return 0, b""
         if request in (TIOCGPGRP, TIOCGSID):
-            self._check_ctty()
+            self._check_ctty(req)
             value = self.pty.fg if request == TIOCGPGRP else self.pty.sid
             return 0, _INT.pack(value)
         if request == TIOCSPGRP:
             if len(data) < 4:
                 raise SysError(errno.EFAULT)
-            info = self._check_ctty()
+            info = self._check_ctty(req)
             (pgid,) = _INT.unpack_from(data)
             if pgid < 0:
                 raise SysError(errno.EINVAL)
@@ -389,12 +396,6 @@ class PtyEnd(CharDevice):
             self.pty.fg = pgid
             return 0, b""
         raise SysError(errno.ENOTTY)
-
-    def _arg(self) -> int:
-        req = getattr(self.srv, "current", None)
-        arg = getattr(req.msg.body, "arg", 0) if req is not None else 0
-        arg &= 0xFFFFFFFF
-        return arg - (1 << 32) if arg & 0x80000000 else arg
 
     def _host_ioctl(self, request: int, buf: bytes, size_out: int) -> tuple[int, bytes]:
         try:
@@ -411,10 +412,10 @@ class PtyEnd(CharDevice):
         except OSError as exc:
             raise _host_err(exc) from None
 
-    def _check_ctty(self) -> Any:
+    def _check_ctty(self, req: Request) -> Any:
         """The caller's PM record; ENOTTY unless this pty is its controlling terminal
         (the master side may ask anyway, as on Linux)."""
-        info = caller_info(self.srv)
+        info = caller_info(self.srv, req)
         if self.master:
             return info
         if info is not None and self.pty.sid != info.sid:
@@ -430,9 +431,9 @@ class PtyEnd(CharDevice):
             return True
         return not reply.error and reply.sid == info.sid
 
-    def _set_ctty(self, force: bool = False, info: Any = None) -> int:
+    def _set_ctty(self, req: Request | None, force: bool = False, info: Any = None) -> int:
         if info is None:
-            info = caller_info(self.srv)
+            info = caller_info(self.srv, req)
         if info is None:
             return 0                             # nobody to tell (a VFS alone)
         pty = self.pty
@@ -448,13 +449,13 @@ class PtyEnd(CharDevice):
         pty.fg = info.pgid
         return 0
 
-    def _peer(self) -> int:
+    def _peer(self, req: Request) -> int:
         """TIOCGPTPEER: a new fd of the caller for the slave (flags O_RDWR|O_NOCTTY...)."""
         srv = self.srv
-        fp = _caller_fp(srv)
+        fp = _caller_fp(srv, req)
         if fp is None:
             raise SysError(errno.ESRCH)
-        flags = self._arg()
+        flags = _arg(req)
         if flags & ~(os.O_ACCMODE | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC):
             raise SysError(errno.EINVAL)
         node = self.pty.node
@@ -481,8 +482,8 @@ class PtmxDevice(CharDevice):
         self.srv = srv
         self.reg = reg
 
-    def open(self, of: Any) -> None:
-        fp = _caller_fp(self.srv)
+    def open(self, req: Request | None, of: Any) -> None:
+        fp = _caller_fp(self.srv, req)
         uid, gid = (fp.euid, TTY_GID) if fp is not None else (0, TTY_GID)
         pty, fd = self.reg.create(uid, gid)
         of.io = PtyEnd(self.srv, self.reg, pty, fd, master=True)
@@ -498,21 +499,20 @@ class PtsDevice(CharDevice):
         self.srv = srv
         self.reg = reg
 
-    def open(self, of: Any) -> None:
+    def open(self, req: Request | None, of: Any) -> None:
         rdev = of.node.st.st_rdev
         n = ((os.major(rdev) - PTS_MAJOR) << 20) | os.minor(rdev)
-        req = getattr(self.srv, "current", None)
         pty = self.reg.ptys.get(n)
         info = None
         if (pty is not None and not pty.sid and req is not None
                 and req.msg.m_type == VFS_OPEN and not req.msg.body.flags & os.O_NOCTTY):
-            info = caller_info(self.srv)         # (asked first: PM may answer later)
+            info = caller_info(self.srv, req)    # (asked first: PM may answer later)
         pty, fd = self.reg.open_slave(n)
         end = PtyEnd(self.srv, self.reg, pty, fd, master=False)
         of.io = end
         if info is not None and info.sid == info.pid:
             try:                                 # a session leader's first terminal
-                end._set_ctty(info=info)
+                end._set_ctty(req, info=info)
             except SysError:
                 pass
 
@@ -529,12 +529,12 @@ class TtyDevice(CharDevice):
         self.reg = reg
         self.console = console
 
-    def open(self, of: Any) -> None:
-        info = caller_info(self.srv) if self.reg.ptys else None
+    def open(self, req: Request | None, of: Any) -> None:
+        info = caller_info(self.srv, req) if self.reg.ptys else None
         pty = self.reg.of_session(info.sid) if info is not None else None
         if pty is None:
             of.io = self.console
-            self.console.open(of)
+            self.console.open(req, of)
             return
         pty, fd = self.reg.open_slave(pty.n)
         of.io = PtyEnd(self.srv, self.reg, pty, fd, master=False)

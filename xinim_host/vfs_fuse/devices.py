@@ -36,12 +36,14 @@ TCGETS = 0x5401
 
 
 class CharDevice:
-    """The do-nothing device; subclasses override what they do."""
+    """The do-nothing device; subclasses override what they do.  ``req`` is the
+    request being served (None for an open the VFS makes itself): a device that
+    cares who calls (/dev/tty, ptys) reads it there."""
 
     name = "dev"
     seekable = True          # lseek succeeds and returns 0, as on /dev/null
 
-    def open(self, of: Any) -> None:
+    def open(self, req: Any, of: Any) -> None:
         pass
 
     def close(self, of: Any) -> None:
@@ -58,7 +60,7 @@ class CharDevice:
             raise SysError(errno.ESPIPE)
         return 0
 
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         raise SysError(errno.ENOTTY)
 
     def poll(self, of: Any, events: int) -> int:
@@ -132,7 +134,7 @@ class ConsoleDevice(CharDevice):
         data = bytes(data[:count])
         return VfsDataReply(result=len(data), data=data)
 
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         ioctl = getattr(self.console, "ioctl", None)
         if ioctl is None:
             raise SysError(errno.ENOTTY)

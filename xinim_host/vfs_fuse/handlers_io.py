@@ -114,7 +114,7 @@ def do_getdents(srv: VfsServer, req: Request) -> VfsDataReply:
         if listing is None or pos == 0:
             parent = srv.namei.dotdot((fs, node))
             listing = of.dirlist = [(b".", node.st.st_ino, 4),
-                                    (b"..", _ino(parent), 4)] + fs.listdir(node)
+                                    (b"..", _ino(parent), 4)] + fs.listdir(node, fp)
         for i in range(pos, len(listing)):
             name, ino, dtype = listing[i]
             if not emit(ino, i + 1, dtype, name):

@@ -46,6 +46,15 @@ _INT = struct.Struct("<i")
 # --- open ----------------------------------------------------------------------------
 
 def do_open(srv: VfsServer, req: Request) -> Any:
+    fd = _open(srv, req)
+    fp = srv.procs.get(req.caller)
+    if type(fd) is int and fp is not None:   # (a FIFO open that waits: no path kept)
+        b = req.msg.body
+        srv.procfs.opened(fp, b.dirfd, b.path, fd)
+    return fd
+
+
+def _open(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     flags = b.flags
@@ -112,7 +121,7 @@ def do_open(srv: VfsServer, req: Request) -> Any:
                 fs.truncate(node, 0)
             of = srv.open_file(fs, node, srv.ram_io, status)
         else:
-            hfd = fs.open_host(node, flags)
+            hfd = fs.open_host(node, flags, fp)
             of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)
     elif fmt == S_IFDIR:
         of = srv.open_file(fs, node, DIR_IO, status)
@@ -123,7 +132,7 @@ def do_open(srv: VfsServer, req: Request) -> Any:
         dev = srv.devices.get(rdev)
         if dev is None:
             raise SysError(errno.ENXIO)
-        of = srv.open_file(fs, node, dev, status)
+        of = srv.open_file(fs, node, dev, status, req=req)
     else:                                         # block devices, sockets
         raise SysError(errno.ENXIO)
     of.path = path
@@ -302,14 +311,14 @@ def do_ioctl(srv: VfsServer, req: Request) -> Any:
         return 0
     if request == FIOASYNC:
         return 0
-    result, out = of.io.ioctl(of, request, b.data)
+    result, out = of.io.ioctl(req, of, request, b.data)
     return VfsIoctlReply(result=result, data=out)
 
 
 def do_fdinfo(srv: VfsServer, req: Request) -> VfsNodeReply:
     fp = caller_proc(srv, req)
     of = fp.get(req.msg.body.fd)
-    st = of.fs.stat_reply(of.node)
+    st = of.fs.stat_reply(of.node, who=fp)
     return VfsNodeReply(dev=st.dev, ino=st.ino, mode=st.mode, uid=st.uid, gid=st.gid,
                         size=st.size, flags=of.flags, offset=of.offset,
                         host_path=of.fs.host_path(of.node))

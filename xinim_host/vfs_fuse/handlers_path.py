@@ -39,13 +39,13 @@ def do_stat(srv: VfsServer, req: Request) -> Any:
     check_flags(b.flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT
                 | AT_STATX_SYNC_TYPE)
     fs, node = path_loc(srv, fp, b.dirfd, b.path, b.flags)
-    return fs.stat_reply(node)
+    return fs.stat_reply(node, who=fp)
 
 
 def do_fstat(srv: VfsServer, req: Request) -> Any:
     fp = caller_proc(srv, req)
     of = fp.get(req.msg.body.fd)
-    return of.fs.stat_reply(of.node)
+    return of.fs.stat_reply(of.node, who=fp)
 
 
 def do_access(srv: VfsServer, req: Request) -> int:
@@ -388,7 +388,7 @@ def do_readlink(srv: VfsServer, req: Request) -> VfsDataReply:
         fs, node = srv.namei.resolve(fp, b.dirfd, b.path, follow=False)
         if fs.mode(node) & S_IFMT != S_IFLNK:
             raise SysError(errno.EINVAL)
-    target = fs.readlink(node)[:min(b.size, DATA_MAX)]
+    target = fs.readlink(node, fp)[:min(b.size, DATA_MAX)]
     return VfsDataReply(result=len(target), data=target)
 
 
@@ -467,7 +467,7 @@ def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
     permission(fp, fs, node, X_OK)
     if srv.write_opens.get(node):
         raise SysError(errno.ETXTBSY)
-    st = fs.stat_reply(node)
+    st = fs.stat_reply(node, who=fp)
     if fs is srv.mounts.root_fs:
         head = srv.ramfs.read(node, 0, BINPRM_BUF_SIZE)
         host_path = b""
@@ -480,6 +480,7 @@ def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
         interp, arg = parse_shebang(head)
     elif head[:4] != b"\x7fELF":
         raise SysError(errno.ENOEXEC)
+    srv.procfs.exec_checked(fp, b.dirfd, b.path)     # /proc/PID/exe once PM commits
     return VfsNodeReply(dev=st.dev, ino=st.ino, mode=st.mode, uid=st.uid, gid=st.gid,
                         size=st.size, script=script, host_path=host_path, interp=interp,
                         interp_arg=arg)

@@ -27,16 +27,22 @@ def do_fork(srv: VfsServer, req: Request) -> int:
     if b.child <= 0 or b.child == b.parent:
         raise SysError(errno.EINVAL)
     srv.fork_proc(b.parent, b.child)
+    srv.procfs.forked(b.parent, b.child)
     return 0
 
 
 def do_exit(srv: VfsServer, req: Request) -> int:
-    srv.exit_proc(_from_pm(req).pid)
+    pid = _from_pm(req).pid
+    srv.exit_proc(pid)
+    srv.procfs.exited(pid)
+    srv.ptys.session_ended(pid)          # a session leader's terminal is free again
     return 0
 
 
 def do_exec(srv: VfsServer, req: Request) -> int:
-    srv.exec_proc(_from_pm(req).pid)
+    pid = _from_pm(req).pid
+    srv.exec_proc(pid)
+    srv.procfs.execed(pid)
     return 0
 
 

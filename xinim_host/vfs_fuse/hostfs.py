@@ -127,7 +127,7 @@ class HostFs:
     def is_root(self, node: HostNode) -> bool:
         return not node.rel
 
-    def lookup(self, dir: HostNode, name: bytes) -> HostNode:
+    def lookup(self, dir: HostNode, name: bytes, who: Any = None) -> HostNode:
         rel = dir.rel + b"/" + name if dir.rel else name
         try:
             st = os.stat(rel, dir_fd=self.root_fd, follow_symlinks=False)
@@ -164,7 +164,7 @@ class HostFs:
         st = node.st
         return st.st_mode, st.st_uid, st.st_gid
 
-    def readlink(self, node: HostNode) -> bytes:
+    def readlink(self, node: HostNode, who: Any = None) -> bytes:
         try:
             return os.readlink(node.rel, dir_fd=self.root_fd)
         except OSError as exc:
@@ -173,7 +173,7 @@ class HostFs:
     def host_path(self, node: HostNode) -> bytes:
         return self.host_root + b"/" + node.rel if node.rel else self.host_root
 
-    def stat_reply(self, node: HostNode, fresh: bool = True) -> VfsStatReply:
+    def stat_reply(self, node: HostNode, fresh: bool = True, who: Any = None) -> VfsStatReply:
         st = self.refresh(node).st
         return VfsStatReply(dev=st.st_dev, ino=st.st_ino, mode=st.st_mode, nlink=st.st_nlink,
                             uid=st.st_uid, gid=st.st_gid, rdev=st.st_rdev, size=st.st_size,
@@ -316,7 +316,7 @@ class HostFs:
         self.refresh(node)
 
     # -- file I/O -----------------------------------------------------------------
-    def open_host(self, node: HostNode, flags: int) -> int:
+    def open_host(self, node: HostNode, flags: int, who: Any = None) -> int:
         """A host fd for reading/writing ``node``'s data (no O_APPEND: VFS positions)."""
         acc = flags & os.O_ACCMODE
         if acc != os.O_RDONLY:
@@ -339,7 +339,7 @@ class HostFs:
         except OSError as exc:
             raise _oserr(exc) from None
 
-    def listdir(self, node: HostNode) -> list[tuple[bytes, int, int]]:
+    def listdir(self, node: HostNode, who: Any = None) -> list[tuple[bytes, int, int]]:
         """(name, ino, DT_*) of a host directory, read in one go at opendir/rewind."""
         fd = open_beneath(self.root_fd, node.rel, os.O_RDONLY | os.O_DIRECTORY)
         out: list[tuple[bytes, int, int]] = []
@@ -407,13 +407,13 @@ class HostFileIO:
     def poll(self, of: Any, events: int) -> int:
         return events & (0x1 | 0x4 | 0x40 | 0x100)
 
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         if request == 0x541B:                 # FIONREAD
             left = max(0, os.fstat(of.hfd).st_size - of.offset)
             return 0, min(left, 0x7FFFFFFF).to_bytes(4, "little")
         raise SysError(errno.ENOTTY)
 
-    def open(self, of: Any) -> None:
+    def open(self, req: Any, of: Any) -> None:
         pass
 
     def close(self, of: Any) -> None:

@@ -83,7 +83,7 @@ class RamMount:
         return node.mode, node.uid, node.gid
 
     @staticmethod
-    def readlink(node: Inode) -> bytes:
+    def readlink(node: Inode, who: Any = None) -> bytes:
         return node.target
 
     @staticmethod
@@ -98,7 +98,7 @@ class RamMount:
     def size(node: Inode) -> int:
         return node.size
 
-    def stat_reply(self, node: Inode, fresh: bool = True) -> VfsStatReply:
+    def stat_reply(self, node: Inode, fresh: bool = True, who: Any = None) -> VfsStatReply:
         return VfsStatReply(dev=RAMFS_DEV, ino=node.ino, mode=node.mode, nlink=node.nlink,
                             uid=node.uid, gid=node.gid, rdev=node.rdev, size=node.size,
                             blksize=4096, blocks=node.blocks, atime_ns=node.atime_ns,
@@ -255,12 +255,12 @@ class RamFileIO:
     def poll(self, of: Any, events: int) -> int:
         return events & _READY
 
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         if request == FIONREAD:
             return 0, _INT.pack(max(0, min(of.node._size - of.offset, 0x7FFFFFFF)))
         raise SysError(errno.ENOTTY)
 
-    def open(self, of: Any) -> None:
+    def open(self, req: Any, of: Any) -> None:
         pass
 
     def close(self, of: Any) -> None:
@@ -294,10 +294,10 @@ class DirIO:
     def poll(self, of: Any, events: int) -> int:
         return events & _READY
 
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         raise SysError(errno.ENOTTY)
 
-    def open(self, of: Any) -> None:
+    def open(self, req: Any, of: Any) -> None:
         pass
 
     def close(self, of: Any) -> None:

@@ -5,7 +5,11 @@ handled here, in XINIM's tree (``..`` at a mount's root goes to the mount point'
 parent, ``..`` at ``/`` stays), and symlinks -- on the ramfs or on host mounts --
 are read and resolved here too, in XINIM's namespace, at most 40 per lookup.
 A synthetic filesystem's *magic* links (procfs ``fd/N``, ``cwd``, ``exe``) are
-not resolved by their text: ``fs.magic(node)`` names the place itself.
+not resolved by their text: ``fs.magic(node, who)`` names the place itself.
+
+The caller's record (``fp``) goes down to every filesystem operation as ``who``
+and stays on the result (``Nd.who``): procfs answers ``self`` and checks access
+with it; the ramfs and host mounts ignore it.
 """
 from __future__ import annotations
 
@@ -64,12 +68,14 @@ def check_sticky(fp: Fproc, fs: Any, dir: Any, child: Any) -> None:
 @dataclass(slots=True)
 class Nd:
     """A lookup's result: the vnode (or, for ``parent=True``, the directory that
-    would contain ``last``), whether the path ended in '/', symlinks used so far."""
+    would contain ``last``), whether the path ended in '/', symlinks used so far,
+    and for whom it was looked up."""
 
     loc: Loc
     last: bytes = b""
     trailing: bool = False
     links: int = 0
+    who: Fproc | None = None
 
 
 class Namei:
@@ -136,7 +142,7 @@ class Namei:
                     raise SysError(errno.ENAMETOOLONG)
                 if not root_caller:
                     permission(fp, fs, node, X_OK)
-                return Nd(Loc(fs, node), name, trailing, links)
+                return Nd(Loc(fs, node), name, trailing, links, fp)
             if not root_caller:
                 permission(fp, fs, node, X_OK)
             if name == b".":
@@ -146,18 +152,18 @@ class Namei:
                 continue
             if len(name) > NAME_MAX:
                 raise SysError(errno.ENAMETOOLONG)
-            child = fs.lookup(node, name)
+            child = fs.lookup(node, name, fp)
             if fs.mode(child) & _S_IFMT == _S_IFLNK and (comps or follow or trailing):
                 links += 1
                 if links > MAXSYMLINKS:
                     raise SysError(errno.ELOOP)
                 magic = getattr(fs, "magic", None)
                 if magic is not None:              # /proc/PID/fd/N and such: go there
-                    where = magic(child)
+                    where = magic(child, fp)
                     if where is not None:
                         fs, node = where
                         continue
-                target = fs.readlink(child)
+                target = fs.readlink(child, fp)
                 if not target:
                     raise SysError(errno.ENOENT)
                 if target[:1] == b"/":
@@ -172,16 +178,17 @@ class Namei:
             if fs.has_submounts and child in covered:
                 fs, node = mounts.cross(Loc(fs, child))
         if parent:                                 # '/' itself: no last component
-            return Nd(Loc(fs, node), b"", trailing, links)
+            return Nd(Loc(fs, node), b"", trailing, links, fp)
         if trailing and fs.mode(node) & _S_IFMT != _S_IFDIR:
             raise SysError(errno.ENOTDIR)
-        return Nd(Loc(fs, node), b"", trailing, links)
+        return Nd(Loc(fs, node), b"", trailing, links, fp)
 
     def resolve(self, fp: Fproc, dirfd: int, path: bytes, follow: bool = True) -> Loc:
         return self.lookup(fp, dirfd, path, follow=follow).loc
 
     def child(self, nd: Nd) -> Loc | None:
-        """The vnode ``nd.last`` names in ``nd.loc`` (mounts crossed), None if absent."""
+        """The vnode ``nd.last`` names in ``nd.loc`` (mounts crossed), None if absent;
+        looked up for ``nd.who``."""
         fs, node = nd.loc
         name = nd.last
         if name == b"." or not name:
@@ -189,7 +196,7 @@ class Namei:
         if name == b"..":
             return self.dotdot(nd.loc)
         try:
-            child = fs.lookup(node, name)
+            child = fs.lookup(node, name, nd.who)
         except SysError as exc:
             if exc.errno == errno.ENOENT:
                 return None
@@ -210,10 +217,10 @@ class Namei:
             if links > MAXSYMLINKS:
                 raise SysError(errno.ELOOP)
             magic = getattr(loc.fs, "magic", None)
-            where = magic(loc.node) if magic is not None else None
+            where = magic(loc.node, fp) if magic is not None else None
             if where is not None:                  # a magic link names an existing file
                 return nd, where
-            target = loc.fs.readlink(loc.node)
+            target = loc.fs.readlink(loc.node, fp)
             if not target:
                 raise SysError(errno.ENOENT)
             trailing = nd.trailing

@@ -214,12 +214,12 @@ class PipeEnd:
     def poll(self, of: Any, events: int) -> int:
         return self.pipe.revents(of.readable, of.writable, events)
 
-    def ioctl(self, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+    def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         if request == FIONREAD:
             return 0, _INT.pack(self.pipe.size)
         raise SysError(errno.ENOTTY)
 
-    def open(self, of: Any) -> None:
+    def open(self, req: Any, of: Any) -> None:
         self.pipe.add_end(of.readable, of.writable)
 
     def close(self, of: Any) -> None:
@@ -274,7 +274,7 @@ class PipeFs:
     def host_path(pipe: Pipe) -> bytes:
         return b""
 
-    def stat_reply(self, pipe: Pipe, fresh: bool = True) -> VfsStatReply:
+    def stat_reply(self, pipe: Pipe, fresh: bool = True, who: Any = None) -> VfsStatReply:
         return VfsStatReply(dev=PIPEFS_DEV, ino=pipe.ino, mode=pipe.mode, nlink=1,
                             uid=pipe.uid, gid=pipe.gid, size=0, blksize=4096,
                             atime_ns=pipe.atime_ns, mtime_ns=pipe.mtime_ns,

@@ -24,13 +24,14 @@ from the VFS's start, which is XINIM's boot.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import posixpath
 import stat
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
@@ -189,20 +190,19 @@ class ProcFs(PseudoFs):
                 f.used, f.shared, f.mapped_pages = reply.used, reply.shared, reply.mapped_pages
         return f
 
-    def caller(self) -> int:
-        req = getattr(self.srv, "current", None)
-        if req is None:
+    @staticmethod
+    def caller(who: Fproc | None) -> int:
+        """The pid /proc/self names: the caller's (ENOENT when nobody in XINIM asks)."""
+        if who is None:
             raise SysError(errno.ENOENT)
-        return req.caller
+        return who.pid
 
-    def _may_peek(self, pid: int) -> None:
+    def _may_peek(self, pid: int, who: Fproc | None) -> None:
         """ptrace-style access (cwd, exe, fd, environ): root or the same user."""
-        srv = self.srv
-        req = getattr(srv, "current", None)
-        me = srv.procs.get(req.caller) if req is not None else None
+        me = who
         if me is None or me.euid == 0 or me.pid == pid:
             return
-        them = srv.procs.get(pid)
+        them = self.srv.procs.get(pid)
         if them is not None and them.uid == me.euid and them.euid == me.euid:
             return
         raise SysError(errno.EACCES)
@@ -238,7 +238,7 @@ class ProcFs(PseudoFs):
         node.mtime_ns = dir.mtime_ns
         return node
 
-    def children(self, dir: PNode) -> Iterable[tuple[bytes, PNode]]:
+    def children(self, dir: PNode, who: Fproc | None = None) -> Iterable[tuple[bytes, PNode]]:
         key = dir.key
         if dir is self.root:
             out = list(self.root.data.items())
@@ -263,7 +263,7 @@ class ProcFs(PseudoFs):
             node = self._tid_dir(dir)
             return [(node.name, node)]
         if key == b"fd":
-            self._may_peek(dir.data)
+            self._may_peek(dir.data, who)
             fp = self.srv.procs.get(dir.data)
             if fp is None:
                 return []
@@ -271,7 +271,7 @@ class ProcFs(PseudoFs):
                     for fd, of in enumerate(fp.fds) if of is not None]
         return ()
 
-    def child(self, dir: PNode, name: bytes) -> PNode | None:
+    def child(self, dir: PNode, name: bytes, who: Fproc | None = None) -> PNode | None:
         if dir is self.root:
             node = self.root.data.get(name)
             if node is not None:
@@ -297,7 +297,7 @@ class ProcFs(PseudoFs):
         if key == b"fd":
             if not name.isdigit() or (name[:1] == b"0" and name != b"0"):
                 return None
-            self._may_peek(dir.data)
+            self._may_peek(dir.data, who)
             fp = self.srv.procs.get(dir.data)
             fd = int(name)
             if fp is None or fd >= len(fp.fds) or fp.fds[fd] is None:
@@ -313,19 +313,19 @@ class ProcFs(PseudoFs):
         return 2 if node.mode & _S_IFMT == S_IFDIR else 1
 
     # -- links ---------------------------------------------------------------------------
-    def link_target(self, node: PNode) -> bytes:
+    def link_target(self, node: PNode, who: Fproc | None = None) -> bytes:
         key = node.key
         if key == b"self":
-            return b"%d" % self.caller()
+            return b"%d" % self.caller(who)
         if key == b"thread-self":
-            pid = self.caller()
+            pid = self.caller(who)
             return b"%d/task/%d" % (pid, pid)
         if key is None:
-            return super().link_target(node)
+            return super().link_target(node, who)
         if key == b"root":
-            self._may_peek(node.data)
+            self._may_peek(node.data, who)
             return b"/"
-        loc = self.magic(node)
+        loc = self.magic(node, who)
         if key == b"exe":
             return self.exe[node.data][1]
         if key == b"cwd":
@@ -335,7 +335,7 @@ class ProcFs(PseudoFs):
             return self.fd_path(self.srv.procs[pid].fds[fd])
         raise SysError(errno.EINVAL)
 
-    def magic(self, node: PNode) -> Any:
+    def magic(self, node: PNode, who: Fproc | None = None) -> Any:
         key = node.key
         if key not in (b"cwd", b"exe", b"root", b"fdlink"):
             return None
@@ -344,7 +344,7 @@ class ProcFs(PseudoFs):
             pid, fd = node.data
         else:
             pid = node.data
-        self._may_peek(pid)
+        self._may_peek(pid, who)
         if key == b"exe":
             rec = self.exe.get(pid)
             if rec is None:
@@ -363,9 +363,14 @@ class ProcFs(PseudoFs):
         return Loc(of.fs, of.node)
 
     # -- contents ------------------------------------------------------------------------
-    def content(self, node: PNode) -> bytes:
+    def content(self, node: PNode, who: Fproc | None = None) -> bytes:
         key = node.key
-        make = _ROOT_TEXT.get(key) if node.parent is self.root else _PID_TEXT.get(key)
+        if node.parent is self.root:
+            make = _ROOT_TEXT.get(key)
+        else:
+            make = _PID_TEXT.get(key)
+            if key == b"environ":
+                self._may_peek(node.data, who)
         if make is None:
             return b""
         return make(self, node.data)
@@ -436,6 +441,55 @@ class ProcFs(PseudoFs):
         except SysError:
             return None
 
+    # -- books the VFS's handlers keep here (exe, paths of opened files) ----------------
+    # Called after the call succeeded; bookkeeping never fails a call (_books).
+    def opened(self, fp: Fproc, dirfd: int, path: bytes, fd: int) -> None:
+        """open(2) made ``fd``: remember where a relative path started (fd links
+        name the file later)."""
+        with _books("open"):
+            if path[:1] == b"/" or not path or fd < 0:
+                return
+            if fd >= len(fp.fds) or fp.fds[fd] is None:
+                return
+            namei = self.srv.namei
+            try:
+                base = namei.path_of(namei.start(fp, dirfd, path))
+            except SysError:
+                return
+            fp.fds[fd].path = base.rstrip(b"/") + b"/" + path
+
+    def exec_checked(self, fp: Fproc, dirfd: int, path: bytes) -> None:
+        """VFS_EXEC_OPEN passed: the file /proc/PID/exe shows once the exec commits."""
+        with _books("exec check"):
+            if not path:
+                return
+            found = self.canonical(fp, dirfd, path)
+            if found is not None:
+                self.exe_pending[fp.pid] = (path, found[0], found[1])
+
+    def forked(self, parent: int, child: int) -> None:
+        with _books("fork"):
+            rec = self.exe.get(parent)
+            if parent == p.INIT_PID:
+                rec = self.exe_pending.get(p.INIT_PID, rec)
+                if rec is not None:
+                    self.launched[child] = rec[0]
+            if rec is not None:
+                self.exe[child] = rec
+            else:
+                self.exe.pop(child, None)
+
+    def execed(self, pid: int) -> None:
+        with _books("exec"):
+            rec = self.exe_pending.pop(pid, None)
+            if rec is not None:
+                self.exe[pid] = rec
+            self.launched.pop(pid, None)
+
+    def exited(self, pid: int) -> None:
+        for table in (self.exe, self.exe_pending, self.launched):
+            table.pop(pid, None)
+
     # -- the mount table ---------------------------------------------------------------
     def mount_rows(self) -> list[tuple[bytes, bytes, bytes, bytes]]:
         rows = []
@@ -481,7 +535,6 @@ def _pid_comm(fs: ProcFs, pid: int) -> bytes:
 
 
 def _pid_environ(fs: ProcFs, pid: int) -> bytes:
-    fs._may_peek(pid)
     if fs.info(pid) is None:
         raise SysError(errno.ESRCH)
     return b""                     # PM keeps no environment (see the README)
@@ -529,78 +582,13 @@ _ROOT_TEXT: dict[bytes, Callable[[ProcFs, Any], bytes]] = {
 }
 
 
-# --- bookkeeping hooks on the VFS call vector -------------------------------------------
-
-def _after_open(srv: Any, req: Any, answer: Any) -> None:
-    """Remember where a relative path started (fd links name the file later)."""
-    b = req.msg.body
-    if type(answer) is not int or answer < 0 or b.path[:1] == b"/" or not b.path:
-        return
-    fp = srv.procs.get(req.caller)
-    if fp is None or answer >= len(fp.fds) or fp.fds[answer] is None:
-        return
+@contextlib.contextmanager
+def _books(what: str) -> Iterator[None]:
+    """Bookkeeping after a call that succeeded must never fail it: log instead."""
     try:
-        base = srv.namei.path_of(srv.namei.start(fp, b.dirfd, b.path))
-    except SysError:
-        return
-    fp.fds[answer].path = base.rstrip(b"/") + b"/" + b.path
-
-
-def _after_exec_open(srv: Any, req: Any, answer: Any) -> None:
-    procfs = getattr(srv, "procfs", None)
-    b = req.msg.body
-    fp = srv.procs.get(req.caller)
-    if procfs is None or fp is None or getattr(answer, "error", 1):
-        return
-    if not b.path:
-        return
-    found = procfs.canonical(fp, b.dirfd, b.path)
-    if found is not None:
-        procfs.exe_pending[req.caller] = (b.path, found[0], found[1])
-
-
-def _after_fork(srv: Any, req: Any, answer: Any) -> None:
-    procfs = getattr(srv, "procfs", None)
-    if procfs is None or answer != 0:
-        return
-    b = req.msg.body
-    rec = procfs.exe.get(b.parent)
-    if b.parent == p.INIT_PID:
-        rec = procfs.exe_pending.get(p.INIT_PID, rec)
-        if rec is not None:
-            procfs.launched[b.child] = rec[0]
-    if rec is not None:
-        procfs.exe[b.child] = rec
-    else:
-        procfs.exe.pop(b.child, None)
-
-
-def _after_exec(srv: Any, req: Any, answer: Any) -> None:
-    procfs = getattr(srv, "procfs", None)
-    if procfs is None or answer != 0:
-        return
-    pid = req.msg.body.pid
-    rec = procfs.exe_pending.pop(pid, None)
-    if rec is not None:
-        procfs.exe[pid] = rec
-    procfs.launched.pop(pid, None)
-
-
-def _after_exit(srv: Any, req: Any, answer: Any) -> None:
-    procfs = getattr(srv, "procfs", None)
-    pid = req.msg.body.pid
-    if procfs is not None:
-        for table in (procfs.exe, procfs.exe_pending, procfs.launched):
-            table.pop(pid, None)
-    ptys = getattr(srv, "ptys", None)
-    if ptys is not None:
-        ptys.session_ended(pid)
-
-
-HOOKS: dict[int, Callable[[Any, Any, Any], None]] = {
-    p.VFS_OPEN: _after_open, p.VFS_EXEC_OPEN: _after_exec_open, p.VFS_FORK: _after_fork,
-    p.VFS_EXEC: _after_exec, p.VFS_EXIT: _after_exit,
-}
+        yield
+    except Exception:
+        log.exception("procfs books after %s failed", what)
 
 
 def install_procfs(srv: Any) -> ProcFs:

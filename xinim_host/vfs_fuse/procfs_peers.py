@@ -6,29 +6,29 @@ dispatch).  When one cannot answer at once (busy, a queued inbox), :meth:`Peers.
 raises :class:`Later`; the bound call vector (:func:`bind_call_vector`) then waits
 for that reply in a task of its own and runs the handler again with the answer
 at hand -- the handlers that reach a pseudo filesystem have changed nothing
-before they ask.
-
-The bound vector also sets ``srv.current``, the request being served, which
-synthetic files and devices read for "the caller" (``/proc/self``, ``/dev/tty``,
-TIOCSCTTY): the vnode interface itself carries no caller.
+before they ask.  (Who asks is no server state: handlers pass the caller down,
+``who`` to the filesystems and the request to devices.)
 """
 from __future__ import annotations
 
 import collections.abc
 import logging
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..lib.errors import SysError
 from ..lib.ipc import Pending
 from ..lib.protocol import VFS_PID
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
 
 log = logging.getLogger(__name__)
 
 _Coroutine = collections.abc.Coroutine
 MAX_RETRIES = 16
 
-Handler = Callable[[Any, Any], Any]
-Hook = Callable[[Any, Any, Any], None]
+Handler = Callable[["VfsServer", "Request"], Any]
 
 
 class Later(Exception):
@@ -43,7 +43,7 @@ class Later(Exception):
 class Peers:
     """The VFS's questions to the other servers (PM, MM)."""
 
-    def __init__(self, srv: Any) -> None:
+    def __init__(self, srv: VfsServer) -> None:
         self.srv = srv
         self.answers: dict[Any, Any] | None = None     # set while a handler is re-run
 
@@ -71,12 +71,11 @@ class Peers:
         return answer.body
 
 
-async def _retry(srv: Any, handler: Handler, req: Any, exc: Later, after: Hook | None) -> Any:
+async def _retry(srv: VfsServer, handler: Handler, req: Request, exc: Later) -> Any:
     answers: dict[Any, Any] = {}
     peers = srv.peers
     for _ in range(MAX_RETRIES):
         answers[exc.key] = (await exc.pending.wait()).body
-        srv.current = req
         peers.answers = answers
         try:
             answer = handler(srv, req)
@@ -85,46 +84,23 @@ async def _retry(srv: Any, handler: Handler, req: Any, exc: Later, after: Hook |
             continue
         finally:
             peers.answers = None
-        if after is not None:
-            _run_hook(after, srv, req, answer)
         if isinstance(answer, _Coroutine):
             answer = await answer
         return answer
     raise SysError(11)                       # EAGAIN: the peers keep us waiting
 
 
-def _run_hook(after: Hook, srv: Any, req: Any, answer: Any) -> None:
-    try:
-        after(srv, req, answer)
-    except Exception:                         # bookkeeping must never fail a call
-        log.exception("VFS hook for message type %d failed", req.msg.m_type)
-
-
-def _bind(handler: Handler, after: Hook | None) -> Handler:
-    if after is None:
-        def call(srv: Any, req: Any) -> Any:
-            srv.current = req
-            try:
-                return handler(srv, req)
-            except Later as exc:
-                return _retry(srv, handler, req, exc, None)
-    else:
-        def call(srv: Any, req: Any) -> Any:
-            srv.current = req
-            try:
-                answer = handler(srv, req)
-            except Later as exc:
-                return _retry(srv, handler, req, exc, after)
-            _run_hook(after, srv, req, answer)
-            return answer
+def _bind(handler: Handler) -> Handler:
+    def call(srv: VfsServer, req: Request) -> Any:
+        try:
+            return handler(srv, req)
+        except Later as exc:
+            return _retry(srv, handler, req, exc)
     call.__name__ = getattr(handler, "__name__", "call")
     call.__doc__ = handler.__doc__
     return call
 
 
-def bind_call_vector(vector: Mapping[int, Handler],
-                     hooks: Mapping[int, Hook] | None = None) -> dict[int, Handler]:
-    """``vector`` with every handler bound as described above; ``hooks[type]``
-    runs after a successful call of that type with ``(srv, req, answer)``."""
-    hooks = hooks or {}
-    return {m_type: _bind(handler, hooks.get(m_type)) for m_type, handler in vector.items()}
+def bind_call_vector(vector: Mapping[int, Handler]) -> dict[int, Handler]:
+    """``vector`` with every handler bound as described above."""
+    return {m_type: _bind(handler) for m_type, handler in vector.items()}

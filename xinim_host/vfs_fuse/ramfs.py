@@ -260,7 +260,7 @@ class Ramfs:
             self._emit("create", inode, dir, name)
 
     # ------------------------------------------------------------------ namespace
-    def lookup(self, dir: Inode, name: bytes) -> Inode:
+    def lookup(self, dir: Inode, name: bytes, who: object = None) -> Inode:
         if dir.mode & 0o170000 != stat.S_IFDIR:
             raise _err(errno.ENOTDIR)
         inode = dir.entries.get(name)

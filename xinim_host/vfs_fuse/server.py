@@ -25,7 +25,7 @@ from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
 from .namei import Namei
-from .procfs import HOOKS, install_procfs
+from .procfs import install_procfs
 from .procfs_peers import Peers, bind_call_vector
 from .ramfs import Ramfs
 from .table import CALL_VECTOR
@@ -68,10 +68,9 @@ class VfsServer(Server):
 
     pid = VFS_PID
     reply_type = VFS_REPLY
-    # bound: sets ``current`` (the request being served), retries a handler whose
-    # procfs/devfs question to PM or MM was answered later, and keeps procfs's
-    # books (exe, paths of open files) -- see procfs_peers and procfs.HOOKS
-    handlers = bind_call_vector(CALL_VECTOR, HOOKS)
+    # bound: retries a handler whose procfs/devfs question to PM or MM was answered
+    # later -- see procfs_peers
+    handlers = bind_call_vector(CALL_VECTOR)
 
     def __init__(self, lattice: Lattice, *, console: Any = None, console_err: Any = None,
                  mounts: Iterable[MountSpec] | None = None, ramfs: Ramfs | None = None) -> None:
@@ -91,7 +90,6 @@ class VfsServer(Server):
         self.blocked: dict[int, set[Any]] = {}
         self.fifos: dict[Any, Any] = {}          # FIFO vnode -> its Pipe while open
         self.write_opens: dict[Any, int] = {}    # ramfs inode -> open-for-write count (ETXTBSY)
-        self.current: Request | None = None      # the request being served (procfs, ttys)
         self.peers = Peers(self)                 # VFS's questions to PM and MM
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
@@ -210,11 +208,14 @@ class VfsServer(Server):
         old.fs.release(old.node)
 
     # -- open file descriptions ----------------------------------------------------------
-    def open_file(self, fs: Any, node: Any, io: Any, flags: int, hfd: int = -1) -> OpenFile:
+    def open_file(self, fs: Any, node: Any, io: Any, flags: int, hfd: int = -1,
+                  req: Request | None = None) -> OpenFile:
+        """A new open file description; ``req`` is the open(2) that makes it (None for
+        the ones the VFS makes itself): devices see who opens them (/dev/tty, ptys)."""
         of = OpenFile(fs, node, io, flags, hfd=hfd)
         fs.hold(node)
         if io is not None:
-            io.open(of)
+            io.open(req, of)
         if of.writable and fs is self.mounts.root_fs:
             self.write_opens[node] = self.write_opens.get(node, 0) + 1
         return of
