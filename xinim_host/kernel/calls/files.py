@@ -989,23 +989,25 @@ def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
             pollfds += abi.POLLFD.pack(fd, events, 0)
     if len(pollfds) > p.DATA_MAX:
         raise SysError(errno.EINVAL)
-    # which asked-about fds are open: a first look that does not wait
-    reply = yield from ask(p.VFS_PID, p.VfsPoll(caller=c.pid, timeout_ms=0, data=bytes(pollfds)))
+    # A closed fd answers POLLNVAL at once (it counts as ready), so one poll both
+    # waits and says which asked-about fds are closed; only then is the table
+    # worked out and the poll made again without the fds beyond it.
+    reply = yield from _poll_vfs(c, bytes(pollfds), timeout_ms)
     bad = {fd for i, fd in enumerate(order)
            if abi.POLLFD.unpack_from(reply.data, i * abi.POLLFD.size)[2] & abi.POLLNVAL}
-    table = 64
-    while any(fd >= table for fd in order if fd not in bad):
-        table *= 2
-    if any(fd < table for fd in bad):
-        raise SysError(errno.EBADF)
-    if bad:                       # beyond the table: not looked at
+    if bad:
+        table = 64
+        while any(fd >= table for fd in order if fd not in bad):
+            table *= 2
+        if any(fd < table for fd in bad):
+            raise SysError(errno.EBADF)
+        # beyond the table: not looked at
         keep = [i for i, fd in enumerate(order) if fd not in bad]
         pollfds = bytearray(b"".join(bytes(pollfds[i * 8:i * 8 + 8]) for i in keep))
         order = [order[i] for i in keep]
         for fd in bad:
             for i in range(3):
                 bits[i] &= ~(1 << fd)
-    if not reply.result and timeout_ms != 0:
         reply = yield from _poll_vfs(c, bytes(pollfds), timeout_ms)
     out = [0, 0, 0]
     for i, fd in enumerate(order):
