@@ -22,8 +22,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import ctypes
+import json
 import os
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -135,8 +137,6 @@ def rows_for(prog: str) -> list[tuple[str, Any]]:
 def _before(rev: str, n: int, repeat: int) -> dict[str, float]:
     """The same rows measured on git revision ``rev`` (this script copied into a
     temporary worktree of it)."""
-    import json
-    import shutil
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory() as d:
         wt = os.path.join(d, "wt")
@@ -166,7 +166,6 @@ def main() -> None:
         cpu = {min(os.sched_getaffinity(0))}
         rows = rows_for(prog)
         if a.json:
-            import json
             print(json.dumps({name: per_call(fn, a.n, a.repeat) for name, fn in rows}))
             return
         if before is None:

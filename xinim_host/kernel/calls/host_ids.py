@@ -20,6 +20,7 @@ once, so no other thread can retarget it between our check and the host's read.
 from __future__ import annotations
 
 import errno
+import functools
 from typing import TYPE_CHECKING, Any, Generator
 
 from ...lib import linux_abi as abi
@@ -38,7 +39,6 @@ CAP_V1, CAP_V2, CAP_V3 = 0x19980330, 0x20071026, 0x20080522
 def _host_tid(c: SyscallContext, xinim_id: int) -> Generator[Op, Any, int]:
     """The host tid of XINIM task ``xinim_id`` (0: the caller); ESRCH if none."""
     if xinim_id == 0 or xinim_id == c.tid:
-        assert c.host is not None
         return 0                     # "myself" stays 0: the host means the same thread
     if xinim_id < 0:
         raise SysError(errno.ESRCH)
@@ -48,7 +48,7 @@ def _host_tid(c: SyscallContext, xinim_id: int) -> Generator[Op, Any, int]:
     return reply.result
 
 
-def _target_pid(k: "Kernel", c: SyscallContext, xinim_id: int) -> int:
+def _target_pid(c: SyscallContext, xinim_id: int) -> int:
     """The XINIM process a task id belongs to (for its credentials)."""
     return c.pid if xinim_id in (0, c.tid) else xinim_id
 
@@ -92,7 +92,7 @@ def sys_sched_setaffinity(k: "Kernel", c: SyscallContext) -> SyscallGen:
     _not_host(c)
     who = c_int(c.args[0])
     host = yield from _host_tid(c, who)
-    if not _same_owner(k, c, _target_pid(k, c, who)):
+    if not _same_owner(k, c, _target_pid(c, who)):
         raise SysError(errno.EPERM)
     return (yield HostCall(None, (host,) + tuple(c.args[1:])))
 
@@ -106,7 +106,7 @@ def sys_prlimit64(k: "Kernel", c: SyscallContext) -> SyscallGen:
         raise SysError(errno.EINVAL)
     who = c_int(c.args[0])
     host = yield from _host_tid(c, who)
-    target = _target_pid(k, c, who)
+    target = _target_pid(c, who)
     if target != c.pid and c.euid != 0:
         # check_prlimit_permission: every id of the target is the caller's
         t = k.creds_of(target)
@@ -121,16 +121,15 @@ def _members(k: "Kernel", c: SyscallContext, which: int, who: int
     names (``who`` 0: the caller's group / real uid)."""
     if which == PRIO_PGRP and who == 0:
         who = (yield from ask(p.PM_PID, p.ProcGetpgid(caller=c.tid, pid=0))).result
-    elif which == PRIO_USER and who == 0:
-        who = c.uid
+    elif which == PRIO_USER:
+        who = (who or c.uid) & 0xFFFFFFFF      # the list carries uids unsigned
     out: list[tuple[int, int]] = []
     start = 0
     while True:
         reply = yield from ask(p.PM_PID, p.ProcList(caller=c.tid, start=start))
         for e in p.decode_proc_list(reply.data):
             key = e.pgid if which == PRIO_PGRP else e.uid
-            if key == (who & 0xFFFFFFFF if which == PRIO_USER else who) \
-                    and e.host_pid > 0 and e.state != "Z":
+            if key == who and e.host_pid > 0 and e.state != "Z":
                 out.append((e.pid, e.host_pid))
         if not reply.next or reply.next <= start:
             return out
@@ -161,7 +160,7 @@ def sys_setpriority(k: "Kernel", c: SyscallContext) -> SyscallGen:
     which, who, prio = c_int(c.args[0]), c_int(c.args[1]), c_int(c.args[2])
     if which == PRIO_PROCESS:
         host = yield from _host_tid(c, who)
-        if not _same_owner(k, c, _target_pid(k, c, who)):
+        if not _same_owner(k, c, _target_pid(c, who)):
             raise SysError(errno.EPERM)
         return (yield HostCall(None, (PRIO_PROCESS, host, c.args[2])))
     if which not in (PRIO_PGRP, PRIO_USER):
@@ -183,8 +182,10 @@ def sys_setpriority(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return 0
 
 
+@functools.cache
 def _host_caps() -> tuple[int, int, int]:
-    """(effective, permitted, inheritable) of the host side, from /proc."""
+    """(effective, permitted, inheritable) of the host side, from /proc (read
+    once: the host side's capabilities do not change while it runs)."""
     vals: dict[bytes, int] = {}
     try:
         with open("/proc/self/status", "rb") as f:
