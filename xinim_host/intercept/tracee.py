@@ -48,6 +48,7 @@ import enum
 import logging
 import os
 import re
+import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -357,7 +358,7 @@ class Tracee:
                       "none in flight" if expect is None else f"expected {expect[0]} at {expect[1]:#x}")
             self.state = DYING
             try:
-                os.kill(self.tgid, 9)  # SIGKILL: the death report follows
+                os.kill(self.tgid, signal.SIGKILL)  # the death report follows
             except ProcessLookupError:
                 pass
             return

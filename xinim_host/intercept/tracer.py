@@ -56,6 +56,7 @@ from .ptrace_ops import (
     PTRACE_EVENT_SECCOMP,
     PTRACE_EVENT_STOP,
     PTRACE_EVENT_VFORK,
+    PTRACE_GETREGS,
     PTRACE_LISTEN,
     PTRACE_O_EXITKILL,
     PTRACE_O_TRACECLONE,
@@ -64,6 +65,7 @@ from .ptrace_ops import (
     PTRACE_O_TRACESECCOMP,
     PTRACE_O_TRACESYSGOOD,
     PTRACE_O_TRACEVFORK,
+    PTRACE_SETREGS,
     WALL,
     WNOTHREAD,
     geteventmsg,
@@ -93,9 +95,7 @@ TRACE_OPTIONS = (PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK
 _WFLAGS = os.WNOHANG | WALL | WNOTHREAD
 _SYSCALL_TRAP = signal.SIGTRAP | 0x80
 _STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
-_GETREGS = 12
 _sched_yield = os.sched_yield
-_SETREGS = 13
 _CHLD = (signal.SIGCHLD,)
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -425,7 +425,7 @@ class Tracer:
     def _entry(self, t: Tracee) -> None:
         """Seccomp stop = syscall entry (Linux >= 4.8 reports it first)."""
         regs = t.regs
-        if _ptrace(_GETREGS, t.tid, 0, t._regs_ref) != 0:
+        if _ptrace(PTRACE_GETREGS, t.tid, 0, t._regs_ref) != 0:
             raise ProcessLookupError(errno.ESRCH, "tracee vanished")
         nr = regs.orig_rax
         args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
@@ -443,7 +443,7 @@ class Tracer:
                 regs.rax = action.value & MASK64
                 t.state = RUNNING
                 t._resume_req = PTRACE_CONT
-                if (_ptrace(_SETREGS, t.tid, 0, t._regs_ref) != 0
+                if (_ptrace(PTRACE_SETREGS, t.tid, 0, t._regs_ref) != 0
                         or _ptrace(PTRACE_CONT, t.tid, 0, 0) != 0):
                     raise ProcessLookupError(errno.ESRCH, "tracee vanished")
             else:
@@ -537,7 +537,7 @@ class Tracer:
 
     def _clone_flags(self, parent: Tracee, event: int) -> int:
         regs = parent.regs
-        if _ptrace(_GETREGS, parent.tid, 0, parent._regs_ref) != 0:
+        if _ptrace(PTRACE_GETREGS, parent.tid, 0, parent._regs_ref) != 0:
             raise ProcessLookupError(errno.ESRCH, "tracee vanished")
         nr = regs.orig_rax
         if nr == SYS_clone:
