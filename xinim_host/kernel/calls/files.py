@@ -52,11 +52,6 @@ def access_ok(addr: int, size: int) -> bool:
 # process_vm_readv/writev per block, not one per DATA_MAX message.
 COPY_BLOCK = 1 << 20
 PAGE = 4096
-# VfsRead.offset for the messages after the first of one read(): "at the file
-# position, and only what is there now" -- a read that has data never waits for
-# more (a pipe holding exactly DATA_MAX bytes).  The VFS side is
-# vfs_fuse/handlers_io.READ_MORE.
-READ_MORE = -2
 
 
 def _copy_out(c: SyscallContext, fd: int, addr: int, data: bytes,
@@ -105,7 +100,7 @@ def read_into(c: SyscallContext, fd: int, buf: int, count: int,
         try:
             reply = yield from ask(p.VFS_PID, p.VfsRead(
                 caller=c.pid, fd=fd, count=want,
-                offset=offset + got if offset >= 0 else READ_MORE if got else -1))
+                offset=offset + got if offset >= 0 else p.READ_MORE if got else -1))
         except SysError:
             if got:           # report what was read; the error shows on the next call
                 break
@@ -288,12 +283,11 @@ def sys_fcntl(k: "Kernel", c: SyscallContext) -> SyscallGen:
 # the filesystem has none, so they stop asking for each file (ls -la: one call
 # per device instead of two per file).
 
-AT_EACCESS = 0x200
 
 
 def _xattr_target(c: SyscallContext, path_ptr: int, follow: bool) -> Generator[Op, Any, None]:
     """The file must exist and be reachable, as for Linux; then it has no attributes."""
-    flags = AT_EACCESS | (0 if follow else abi.AT_SYMLINK_NOFOLLOW)   # as the caller's euid
+    flags = abi.AT_EACCESS | (0 if follow else abi.AT_SYMLINK_NOFOLLOW)   # as the caller's euid
     yield from ask(p.VFS_PID, p.VfsAccess(caller=c.pid, dirfd=abi.AT_FDCWD, mode=os.F_OK,
                                            flags=flags, path=path_arg(c, path_ptr)))
 
@@ -503,8 +497,9 @@ def sys_lstat(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                  abi.AT_SYMLINK_NOFOLLOW, c.args[1]))
 
 
-AT_NO_AUTOMOUNT, AT_STATX_SYNC_TYPE, STATX__RESERVED = 0x800, 0x6000, 0x80000000
-_STAT_VALID = abi.AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | abi.AT_EMPTY_PATH | AT_STATX_SYNC_TYPE
+STATX__RESERVED = 0x80000000
+_STAT_VALID = (abi.AT_SYMLINK_NOFOLLOW | abi.AT_NO_AUTOMOUNT | abi.AT_EMPTY_PATH
+               | abi.AT_STATX_SYNC_TYPE)
 
 
 def _stat_flags(flags: int) -> int:
@@ -521,7 +516,7 @@ def sys_newfstatat(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_statx(k: "Kernel", c: SyscallContext) -> SyscallGen:
     dirfd, flags, mask, buf = c_int(c.args[0]), c_int(c.args[2]), c.args[3] & 0xFFFFFFFF, c.args[4]
-    if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
+    if flags & abi.AT_STATX_SYNC_TYPE == abi.AT_STATX_SYNC_TYPE or mask & STATX__RESERVED:
         raise SysError(errno.EINVAL)
     flags = _stat_flags(flags)
     path = path_arg(c, c.args[1])
