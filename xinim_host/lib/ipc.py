@@ -47,7 +47,7 @@ from nacl import bindings as sodium
 
 from .errors import SysError
 from .protocol import (Message, Payload, ProtocolError, encode, error_reply_for, is_kernel,
-                       is_reply_type, node_kernel_pid)
+                       node_kernel_pid)
 from .protocol.wire import _REPLY_TYPES, decode_from, make_message
 
 log = logging.getLogger(__name__)
