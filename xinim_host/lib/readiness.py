@@ -1,0 +1,119 @@
+"""One readiness model for every XINIM fd: Linux's wait queues, MINIX's select.
+
+Every object behind an fd (a pipe end, a tty, an eventfd, a socket proxy, an
+epoll instance, ...) answers two questions:
+
+* ``io.poll(of, events) -> revents`` -- what is true *now*; never blocks.
+* ``io.waitq(of) -> WaitQueue | None`` -- whom to tell when that may change.
+  ``None`` means it never changes (regular files: always ready, as Linux says).
+
+Whatever changes an object's state calls ``waitq.wake(mask)`` with the events
+that may have become true (``POLLIN`` when data arrived, ``POLLOUT`` when room
+appeared, ``POLLHUP`` when the last writer went).  A wake is a hint: a waiter
+re-asks ``poll`` and never trusts the mask alone, so a spurious wake costs one
+poll and a missed one is impossible as long as every state change wakes.
+
+Waiters -- a parked ``poll``/``select`` (:func:`wait_ready`), an epoll
+instance, a parked read -- subscribe a callback.  Callbacks run in the waker's
+stack, so they must not block or raise: they mark and set an event, nothing more.
+
+Across servers (a socket NET owns, a signalfd over the pending set PM holds)
+the owning server sends the VFS a readiness notice with the new mask; the
+VFS-side proxy keeps that mask for ``poll`` and wakes its queue.  Nothing polls
+on a timer.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable, Iterable
+
+import trio
+
+log = logging.getLogger(__name__)
+
+# Linux's poll bits (include/uapi/asm-generic/poll.h); epoll's EPOLL* are the same values
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
+POLLMSG, POLLRDHUP = 0x400, 0x2000
+# what poll reports whatever was asked (Linux adds these to every request)
+POLL_ALWAYS = POLLERR | POLLHUP | POLLNVAL
+# a file that cannot wait is ready for everything (fs/select.c DEFAULT_POLLMASK)
+DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
+
+Callback = Callable[[int], None]
+
+
+class WaitQueue:
+    """Who waits on one object (Linux ``wait_queue_head_t``)."""
+
+    __slots__ = ("_subs",)
+
+    def __init__(self) -> None:
+        self._subs: list[Callback] = []
+
+    def subscribe(self, cb: Callback) -> None:
+        self._subs.append(cb)
+
+    def unsubscribe(self, cb: Callback) -> None:
+        try:
+            self._subs.remove(cb)
+        except ValueError:
+            pass
+
+    def __bool__(self) -> bool:
+        return bool(self._subs)
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def wake(self, mask: int = -1) -> None:
+        """Tell every subscriber that the events in ``mask`` may now hold."""
+        if not self._subs:
+            return
+        for cb in list(self._subs):            # a callback may unsubscribe itself
+            try:
+                cb(mask)
+            except Exception:                  # one broken waiter never stops the others
+                log.exception("readiness callback failed")
+
+
+class Wakeup:
+    """A callback that sets a trio event: what a parked call subscribes with."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+
+    def __call__(self, mask: int) -> None:
+        self.event.set()
+
+    def rearm(self) -> None:
+        if self.event.is_set():
+            self.event = trio.Event()
+
+
+async def wait_ready(queues: Iterable[WaitQueue], check: Callable[[], bool],
+                     deadline: float = math.inf) -> bool:
+    """Park until ``check()`` holds or ``deadline`` (trio time) passes.
+
+    Subscribes to every queue first, then checks, so a wake between the check and
+    the sleep is never lost.  Returns the last ``check()``.
+    """
+    wakeup = Wakeup()
+    subscribed = list(queues)
+    for q in subscribed:
+        q.subscribe(wakeup)
+    try:
+        while True:
+            wakeup.rearm()
+            if check():
+                return True
+            if trio.current_time() >= deadline:
+                return False
+            with trio.move_on_at(deadline):
+                await wakeup.event.wait()
+    finally:
+        for q in subscribed:
+            q.unsubscribe(wakeup)
