@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Iterable
+from typing import Awaitable, Callable, Iterable, Mapping
 
 import trio
 
@@ -117,3 +117,77 @@ async def wait_ready(queues: Iterable[WaitQueue], check: Callable[[], bool],
     finally:
         for q in subscribed:
             q.unsubscribe(wakeup)
+
+
+class WatchedQueue(WaitQueue):
+    """A wait queue for state something outside the servers changes: a host fd's
+    input (a pty, the console's line discipline), a console's typed-in bytes.
+
+    ``waits`` maps an event bit (POLLIN, POLLOUT) to an async callable that returns
+    once that event may hold (``trio.lowlevel.wait_readable(fd)``).  Nobody polls:
+    ``poll`` calls :meth:`arm` with the bits it found *not* ready, and only while
+    someone is subscribed does one watcher task per bit await its callable, wake
+    the queue once and stop.  The last subscriber leaving cancels the watchers.  So
+    a permanently readable fd costs nothing until a waiter has seen it not ready
+    (level-triggered waiters re-poll, and re-arm, after each wake).
+    """
+
+    __slots__ = ("_waits", "_scopes")
+
+    def __init__(self, waits: Mapping[int, Callable[[], Awaitable[object]]]) -> None:
+        super().__init__()
+        self._waits = dict(waits)
+        self._scopes: dict[int, trio.CancelScope] = {}
+
+    def arm(self, mask: int) -> None:
+        """The bits of ``mask`` were found not ready: watch them while someone waits."""
+        if not self._subs:
+            return
+        for bit, wait in self._waits.items():
+            if mask & bit and bit not in self._scopes:
+                scope = trio.CancelScope()
+                self._scopes[bit] = scope
+                try:
+                    trio.lowlevel.spawn_system_task(self._watch, bit, wait, scope)
+                except RuntimeError:              # not inside trio: nobody can wait
+                    del self._scopes[bit]
+
+    async def _watch(self, bit: int, wait: Callable[[], Awaitable[object]],
+                     scope: trio.CancelScope) -> None:
+        woke = 0
+        with scope:
+            try:
+                await wait()
+                woke = bit
+            except (trio.ClosedResourceError, OSError):
+                woke = -1                         # the fd went: every waiter re-polls
+            except trio.BusyResourceError:
+                log.warning("watched fd already awaited elsewhere: waiters re-poll")
+                woke = -1
+            except Exception:                     # a system task must never raise
+                log.exception("readiness watcher failed")
+                woke = -1
+        if self._scopes.get(bit) is scope:
+            del self._scopes[bit]
+        if woke:
+            self.wake(woke)
+
+    def unsubscribe(self, cb: Callback) -> None:
+        super().unsubscribe(cb)
+        if not self._subs:
+            self.disarm()
+
+    def disarm(self) -> None:
+        scopes, self._scopes = self._scopes, {}
+        for scope in scopes.values():
+            scope.cancel()
+
+
+def host_fd_queue(fd: int, *, readable: bool = True, writable: bool = False) -> WatchedQueue:
+    """A :class:`WatchedQueue` on a host fd's readability (and writability)."""
+    waits: dict[int, Callable[[], Awaitable[object]]] = {}
+    if readable:
+        waits[POLLIN] = lambda: trio.lowlevel.wait_readable(fd)
+    if writable:
+        waits[POLLOUT] = lambda: trio.lowlevel.wait_writable(fd)
+    return WatchedQueue(waits)

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from ..lib.errors import SysError
+from ..lib.readiness import POLLIN, host_fd_queue, wait_ready
 
 if TYPE_CHECKING:
     from .console import Console as UartDriver
@@ -124,6 +125,7 @@ class FdConsole(JobControl):
     def __init__(self, out_fd: int = 1, in_fd: int = 0) -> None:
         super().__init__()
         self.out_fd, self.in_fd = out_fd, in_fd
+        self.waitq = host_fd_queue(in_fd)      # readers and pollers wait here (lib/readiness)
 
     def write(self, data: bytes) -> int:
         view, done = memoryview(data), 0
@@ -143,11 +145,20 @@ class FdConsole(JobControl):
             await trio.lowlevel.checkpoint()
             return os.read(self.in_fd, count)
         while True:
-            await trio.lowlevel.wait_readable(self.in_fd)
+            await wait_ready([self.waitq], self._input_ready)
             try:
                 return os.read(self.in_fd, count)
             except BlockingIOError:
                 continue
+
+    def _input_ready(self) -> bool:
+        try:
+            ready = bool(select.select([self.in_fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True                        # a closed fd: the read says why
+        if not ready:
+            self.waitq.arm(POLLIN)
+        return ready
 
     def _pollable(self) -> bool:
         mode = os.fstat(self.in_fd).st_mode
@@ -211,8 +222,9 @@ class TtyConsole(JobControl):
         # (pgrp, sig) of the last signals raised, for logs and tests
         self._lnext = False
         self._nursery: trio.Nursery | None = None
-        self._input_event = trio.Event()       # set when the slave became readable
-        self._want_input = trio.Event()        # a reader waits: watch the slave
+        # readers and pollers of the slave wait here; one watcher task on the host
+        # fd wakes them, only while someone waits (lib/readiness)
+        self.waitq = host_fd_queue(self.slave_fd)
         self._write_lock = trio.Lock()
         self._writing = 0                      # writes queued behind a full line discipline
         # signals go out one at a time, in the order typed (^Z then ^C stays so)
@@ -232,7 +244,6 @@ class TtyConsole(JobControl):
                 nursery.start_soon(self.line.watch_winsize, self.line_resized)
             nursery.start_soon(self._rx_pump)
             nursery.start_soon(self._tx_pump)
-            nursery.start_soon(self._input_watcher)
             nursery.start_soon(self._signal_sender)
             task_status.started()
             try:
@@ -483,21 +494,19 @@ class TtyConsole(JobControl):
 
     async def wait_readable(self) -> None:
         """Until input is there.  Any number of tasks may wait (trio allows one waiter
-        per fd: a single watcher task waits on the slave and wakes them all)."""
+        per fd: the wait queue's one watcher task waits on the slave for them all)."""
         if self.readable():
             await trio.lowlevel.checkpoint()
             return
-        event = self._input_event
-        self._want_input.set()
-        await event.wait()
+        await wait_ready([self.waitq], self._input_ready)
 
-    async def _input_watcher(self) -> None:
-        while True:
-            await self._want_input.wait()
-            await trio.lowlevel.wait_readable(self.slave_fd)
-            self._want_input = trio.Event()
-            event, self._input_event = self._input_event, trio.Event()
-            event.set()
+    def _input_ready(self) -> bool:
+        if self._closed:
+            return True
+        ready = self.readable()
+        if not ready:
+            self.waitq.arm(POLLIN)
+        return ready
 
     def ioctl(self, request: int, arg: bytes) -> tuple[int, bytes]:
         answer = self.job_ioctl(request, arg)

@@ -17,8 +17,9 @@ master while ISIG is on (SIGINT/SIGQUIT/SIGTSTP to the foreground group), a
 window size change (SIGWINCH), the master's last close (SIGHUP and SIGCONT to
 the session).
 
-Host fds are non-blocking; a read or write that would block waits for the fd in
-its own task (interruptible by a signal), sharing one trio wait per fd.
+Host fds are non-blocking; a read or write that would block parks on the end's
+wait queue (``lib/readiness.host_fd_queue``), as poll and epoll do: one watcher
+task per direction waits on the host fd, only while someone waits.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ import trio
 
 from ..lib.errors import SysError
 from ..lib.protocol import PM_PID, VFS_OPEN, ProcInfo, ProcKill, VfsDataReply
+from ..lib.readiness import (POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, WatchedQueue,
+                             host_fd_queue, wait_ready)
 from .devices import CharDevice
 
 if TYPE_CHECKING:
@@ -65,36 +68,6 @@ _PASS = {TCGETS: (0, 36), TCSETS: (36, 0), TIOCGWINSZ: (0, 8), TIOCSWINSZ: (8, 0
          FIONREAD: (0, 4)}
 _INT = struct.Struct("<i")
 _UINT = struct.Struct("<I")
-POLLIN, POLLOUT = 0x1, 0x4
-
-
-class FdWaiter:
-    """One trio wait on a host fd, shared by every call waiting for it (trio allows
-    only one task per fd and direction)."""
-
-    __slots__ = ("fd", "readable", "event")
-
-    def __init__(self, fd: int, readable: bool) -> None:
-        self.fd = fd
-        self.readable = readable
-        self.event: trio.Event | None = None
-
-    async def wait(self) -> None:
-        ev = self.event
-        if ev is not None:
-            await ev.wait()
-            return
-        ev = self.event = trio.Event()
-        try:
-            if self.readable:
-                await trio.lowlevel.wait_readable(self.fd)
-            else:
-                await trio.lowlevel.wait_writable(self.fd)
-        except trio.ClosedResourceError:
-            raise SysError(errno.EBADF) from None
-        finally:
-            self.event = None
-            ev.set()
 
 
 class Pty:
@@ -204,8 +177,7 @@ class PtyEnd(CharDevice):
         self.fd = fd
         self.master = master
         self.name = "ptmx" if master else f"pts/{pty.n}"
-        self._rd = FdWaiter(fd, True)
-        self._wr = FdWaiter(fd, False)
+        self.q = host_fd_queue(fd, readable=True, writable=True)
 
     # -- life ---------------------------------------------------------------------------
     def close(self, of: Any) -> None:
@@ -276,18 +248,26 @@ class PtyEnd(CharDevice):
             raise _host_err(exc) from None
         return self._read_later(req, count)
 
-    async def _read_later(self, req: Any, count: int) -> VfsDataReply:
-        async def wait() -> bytes:
-            while True:
-                await self._rd.wait()
-                try:
-                    return os.read(self.fd, count)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    raise _host_err(exc) from None
+    def _try(self, op: Any, bit: int, out: list[Any]) -> bool:
+        """One non-blocking attempt for a parked call (wait_ready's check)."""
+        try:
+            out.append(op())
+        except BlockingIOError:
+            self.q.arm(bit)
+            return False
+        except OSError as exc:
+            out.append(_host_err(exc))
+        return True
 
-        data = await req.server.interruptible(req, wait())
+    async def _later(self, req: Any, op: Any, bit: int) -> Any:
+        out: list[Any] = []
+        await req.server.interruptible(req, wait_ready([self.q], lambda: self._try(op, bit, out)))
+        if isinstance(out[0], SysError):
+            raise out[0]
+        return out[0]
+
+    async def _read_later(self, req: Any, count: int) -> VfsDataReply:
+        data = await self._later(req, lambda: os.read(self.fd, count), POLLIN)
         return VfsDataReply(result=len(data), data=data)
 
     def write(self, req: Any, of: Any, data: bytes, offset: int) -> Any:
@@ -307,29 +287,21 @@ class PtyEnd(CharDevice):
         return self._write_later(req, data)
 
     async def _write_later(self, req: Any, data: bytes) -> int:
-        async def wait() -> int:
-            while True:
-                await self._wr.wait()
-                try:
-                    return os.write(self.fd, data)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    raise _host_err(exc) from None
-
-        return await req.server.interruptible(req, wait())
+        return await self._later(req, lambda: os.write(self.fd, data), POLLOUT)
 
     def poll(self, of: Any, events: int) -> int:
         if self.fd < 0:
-            return 0x20                          # POLLNVAL
+            return POLLNVAL
         p = select.poll()
         p.register(self.fd, events & 0xFFFF)
         ready = p.poll(0)
-        return ready[0][1] if ready else 0
+        revents = ready[0][1] if ready else 0
+        if not revents & (POLLERR | POLLHUP):
+            self.q.arm(events & (POLLIN | POLLOUT) & ~revents)   # watch what is not ready
+        return revents
 
-    def waiter(self) -> Any:
-        """What poll sleeps on for input."""
-        return self._rd.wait
+    def waitq(self, of: Any) -> WatchedQueue:
+        return self.q
 
     # -- control ------------------------------------------------------------------------
     def ioctl(self, req: Request, of: Any, request: int, data: bytes) -> tuple[int, bytes]:

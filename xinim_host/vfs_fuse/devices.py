@@ -15,7 +15,8 @@ The console device wraps the console object the server was given::
     async console.read(count: int) -> bytes
     console.ioctl(request: int, arg: bytes) -> (result: int, out: bytes)   # optional
     console.readable() -> bool               # optional: input ready (poll, O_NONBLOCK)
-    async console.wait_readable() -> None    # optional: for poll to sleep on
+    console.waitq: WatchedQueue              # optional: woken when input may be there
+    async console.wait_readable() -> None    # else: what a watcher task awaits for poll
     console.in_fd: int                       # else: a host fd to ask (FdConsole)
 """
 from __future__ import annotations
@@ -23,13 +24,12 @@ from __future__ import annotations
 import errno
 import os
 import select
-from typing import Any, Awaitable, Callable
-
-import trio
+from typing import Any
 
 from ..lib.errors import SysError
 from ..lib.protocol import VfsDataReply
-from .pipes import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
+from ..lib.readiness import (POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue, WatchedQueue,
+                             host_fd_queue)
 
 _READY = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 TCGETS = 0x5401
@@ -66,6 +66,10 @@ class CharDevice:
     def poll(self, of: Any, events: int) -> int:
         return events & _READY
 
+    def waitq(self, of: Any) -> WaitQueue | None:
+        """Whom to tell when ``poll`` may change (lib/readiness); None: never."""
+        return None
+
 
 class NullDevice(CharDevice):
     name = "null"
@@ -101,6 +105,7 @@ class ConsoleDevice(CharDevice):
 
     def __init__(self, console: Any) -> None:
         self.console = console
+        self._queue = _console_queue(console)
 
     def write(self, req: Any, of: Any, data: bytes, offset: int) -> Any:
         if offset != -1:
@@ -145,16 +150,26 @@ class ConsoleDevice(CharDevice):
         r = events & (POLLOUT | POLLWRNORM)
         if self._readable() is not False:
             r |= events & (POLLIN | POLLRDNORM)
+        elif events & (POLLIN | POLLRDNORM) and self._queue is not None:
+            self._queue.arm(POLLIN)          # a waiter saw no input: watch for it
         return r
 
-    def waiter(self) -> Callable[[], Awaitable[None]] | None:
-        """What poll sleeps on for console input, if the console can tell."""
-        wait = getattr(self.console, "wait_readable", None)
-        if wait is None:
-            fd = getattr(self.console, "in_fd", None)
-            if isinstance(fd, int):
-                return lambda: trio.lowlevel.wait_readable(fd)
-        return wait
+    def waitq(self, of: Any) -> WatchedQueue | None:
+        return self._queue
+
+
+def _console_queue(console: Any) -> WatchedQueue | None:
+    """The console's own queue, else one watching its wait_readable or its input fd."""
+    q = getattr(console, "waitq", None)
+    if isinstance(q, WatchedQueue):
+        return q
+    wait = getattr(console, "wait_readable", None)
+    if wait is not None:
+        return WatchedQueue({POLLIN: wait})
+    fd = getattr(console, "in_fd", None)
+    if isinstance(fd, int):
+        return host_fd_queue(fd)
+    return None
 
 
 class DeviceTable(dict):

@@ -15,7 +15,7 @@ from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataRepl
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
-from .pipes import POLLNVAL, PipeEnd
+from ..lib.readiness import DEFAULT_POLLMASK, POLLNVAL, WaitQueue, wait_ready
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
 _DIRENT = struct.Struct("<QqHB")            # linux_dirent64 header: ino, off, reclen, type
 _POLLFD = struct.Struct("<ihh")
-_DEFAULT_POLLMASK = 0x1 | 0x4 | 0x40 | 0x100
 _LIBC = ctypes.CDLL(None, use_errno=True)
 DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
              0o120000: 10, 0o140000: 12}
@@ -211,7 +210,7 @@ def _poll_once(fp: Any, entries: list[tuple[int, int]]) -> tuple[int, bytes]:
             if of is None:
                 revents = POLLNVAL
             elif of.io is None:
-                revents = events & _DEFAULT_POLLMASK
+                revents = events & DEFAULT_POLLMASK
             else:
                 revents = of.io.poll(of, events)
             if revents & 0xFFFF:
@@ -235,50 +234,28 @@ def do_poll(srv: VfsServer, req: Request) -> Any:
 
 async def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[int, int]],
                      timeout_ms: int) -> VfsDataReply:
-    """Sleep until a pipe changes, console input arrives, or the timeout passes."""
+    """Park until a polled file's wait queue says it may be ready (and ``poll`` agrees)
+    or the timeout passes: the shared readiness model, no timer."""
     deadline = math.inf if timeout_ms < 0 else trio.current_time() + timeout_ms / 1000
-    state = {"event": trio.Event()}
+    queues: list[WaitQueue] = []
+    fds = fp.fds
+    for fd, _ in entries:
+        of = fds[fd] if 0 <= fd < len(fds) else None
+        if of is not None and of.io is not None:
+            q = waitq_of(of)
+            if q is not None and q not in queues:
+                queues.append(q)
+    result: list[Any] = [0, b""]
 
-    def wake() -> None:
-        state["event"].set()
+    def check() -> bool:
+        result[:] = _poll_once(fp, entries)
+        return result[0] > 0
 
-    pipes: list[PipeEnd] = []
-    consoles: list[Any] = []
-    for fd, events in entries:
-        of = fp.fds[fd] if 0 <= fd < len(fp.fds) else None
-        if of is None:
-            continue
-        if isinstance(of.io, PipeEnd):
-            of.io.watch(wake)
-            pipes.append(of.io)
-        elif events & 0x41 and hasattr(of.io, "waiter"):     # POLLIN|POLLRDNORM
-            waiter = of.io.waiter()
-            if waiter is not None and waiter not in consoles:
-                consoles.append(waiter)
+    await srv.interruptible(req, wait_ready(queues, check, deadline))
+    return VfsDataReply(result=result[0], data=result[1])
 
-    async def console_watch(wait_readable: Any) -> None:
-        while True:
-            await wait_readable()
-            wake()
-            await trio.sleep(0.001)           # let the reader take it
 
-    async def wait() -> tuple[int, bytes]:
-        async with trio.open_nursery() as nursery:
-            for w in consoles:
-                nursery.start_soon(console_watch, w)
-            while True:
-                ready, out = _poll_once(fp, entries)
-                if ready or trio.current_time() >= deadline:
-                    break
-                state["event"] = trio.Event()
-                with trio.move_on_at(deadline):
-                    await state["event"].wait()
-            nursery.cancel_scope.cancel()
-        return ready, out
-
-    try:
-        ready, out = await srv.interruptible(req, wait())
-    finally:
-        for end in pipes:
-            end.unwatch(wake)
-    return VfsDataReply(result=ready, data=out)
+def waitq_of(of: Any) -> WaitQueue | None:
+    """The wait queue of an open file description's io (None: it never changes)."""
+    get = getattr(of.io, "waitq", None)
+    return get(of) if get is not None else None

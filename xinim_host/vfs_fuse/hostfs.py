@@ -407,6 +407,9 @@ class HostFileIO:
     def poll(self, of: Any, events: int) -> int:
         return events & (0x1 | 0x4 | 0x40 | 0x100)
 
+    def waitq(self, of: Any) -> None:
+        return None                           # never changes: always ready (regular files)
+
     def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         if request == 0x541B:                 # FIONREAD
             left = max(0, os.fstat(of.hfd).st_size - of.offset)

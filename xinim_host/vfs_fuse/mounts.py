@@ -255,6 +255,9 @@ class RamFileIO:
     def poll(self, of: Any, events: int) -> int:
         return events & _READY
 
+    def waitq(self, of: Any) -> None:
+        return None                           # never changes: always ready (regular files)
+
     def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         if request == FIONREAD:
             return 0, _INT.pack(max(0, min(of.node._size - of.offset, 0x7FFFFFFF)))
@@ -293,6 +296,9 @@ class DirIO:
 
     def poll(self, of: Any, events: int) -> int:
         return events & _READY
+
+    def waitq(self, of: Any) -> None:
+        return None                           # never changes: always ready (regular files)
 
     def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         raise SysError(errno.ENOTTY)

@@ -2,7 +2,8 @@
 
 Blocking uses the server's "don't reply yet" contract: a read of an empty pipe
 or a write that does not fit parks its Request and returns None; the call that
-changes the pipe (a write, a read, a close) answers the parked ones.  Every
+changes the pipe (a write, a read, a close) answers the parked ones and wakes the
+pipe's wait queue (``lib/readiness``) for poll, select and epoll.  Every
 message carries at most 4096 bytes == PIPE_BUF, so every write is atomic: it
 goes in whole or waits.  A parked call registers with the server so a signal
 (VFS_CANCEL) or the caller's exit can take it back.
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 from ..lib.errors import SysError
 from ..lib.protocol import VfsDataReply, VfsStatReply
+from ..lib.readiness import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue
 from .ramfs import StatFs
 
 PIPE_CAPACITY = 65536
@@ -26,8 +28,8 @@ PIPE_BUF = 4096
 PIPEFS_DEV = os.makedev(0, 0x0C)
 PIPEFS_MAGIC = 0x50495045
 FIONREAD = 0x541B
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-POLLRDNORM, POLLWRNORM = 0x40, 0x100
+_IN = POLLIN | POLLRDNORM
+_OUT = POLLOUT | POLLWRNORM
 _INT = struct.Struct("<i")
 _O_NONBLOCK = os.O_NONBLOCK
 
@@ -66,7 +68,7 @@ class Pipe:
         self.writers = 0
         self.rq: collections.deque[_Parked] = collections.deque()
         self.wq: collections.deque[_Parked] = collections.deque()
-        self.watchers: set[Callable[[], None]] = set()
+        self.waitq = WaitQueue()          # poll/select/epoll waiters
         self.open_waiters: list[Any] = []   # FIFO opens waiting for the other side
         self.ino = Pipe._next_ino
         Pipe._next_ino += 1
@@ -99,8 +101,9 @@ class Pipe:
         return out[0] if len(out) == 1 else b"".join(out)
 
     # -- waking -----------------------------------------------------------------------
-    def pump(self) -> None:
-        """Answer every parked call that can proceed now; tell pollers."""
+    def pump(self, mask: int = -1) -> None:
+        """Answer every parked call that can proceed now; wake the wait queue with
+        ``mask``, the events that may have become true."""
         progress = True
         while progress:
             progress = False
@@ -119,9 +122,8 @@ class Pipe:
                 self._put(w.arg)
                 w.finish(len(w.arg))
                 progress = True
-        if self.watchers:
-            for cb in list(self.watchers):
-                cb()
+        if self.waitq:
+            self.waitq.wake(mask)
 
     def add_end(self, readable: bool, writable: bool) -> None:
         if readable:
@@ -131,9 +133,8 @@ class Pipe:
         if self.open_waiters:
             for waiter in list(self.open_waiters):
                 waiter.check()
-        if self.watchers:
-            for cb in list(self.watchers):
-                cb()
+        if self.waitq:
+            self.waitq.wake(_OUT if readable else _IN)   # a FIFO's other side came
 
     def drop_end(self, readable: bool, writable: bool) -> None:
         if readable:
@@ -174,8 +175,8 @@ class PipeEnd:
             return b""
         if pipe.size:
             data = pipe._take(count)
-            if pipe.wq or pipe.watchers:
-                pipe.pump()
+            if pipe.wq or pipe.waitq:
+                pipe.pump(_OUT)
             return data
         if not pipe.writers:
             return b""                                   # EOF
@@ -198,8 +199,8 @@ class PipeEnd:
         if not pipe.wq and PIPE_CAPACITY - pipe.size >= n:
             pipe._put(data)
             pipe.mtime_ns = time.time_ns()
-            if pipe.rq or pipe.watchers:
-                pipe.pump()
+            if pipe.rq or pipe.waitq:
+                pipe.pump(_IN)
             return n
         if of.flags & _O_NONBLOCK:
             raise SysError(errno.EAGAIN)
@@ -225,11 +226,8 @@ class PipeEnd:
     def close(self, of: Any) -> None:
         self.pipe.drop_end(of.readable, of.writable)
 
-    def watch(self, cb: Callable[[], None]) -> None:
-        self.pipe.watchers.add(cb)
-
-    def unwatch(self, cb: Callable[[], None]) -> None:
-        self.pipe.watchers.discard(cb)
+    def waitq(self, of: Any) -> WaitQueue:
+        return self.pipe.waitq
 
 
 class FifoEnd(PipeEnd):
