@@ -101,8 +101,15 @@ class Kernel:
     # --- services for handlers ------------------------------------------------------
 
     def set_creds(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> None:
-        """The kernel's copy of a process's ids: it serves getuid and friends itself."""
+        """The kernel's copy of a process's ids, always taken from PM's (a fork's
+        or exec's reply, a refresh after an id change): it serves getuid and
+        friends itself."""
         self.creds[pid] = Creds(uid, euid, gid, egid)
+
+    def drop_creds(self, pid: int) -> None:
+        """The process's last host task is gone: its copy goes with it, so a later
+        process under the same pid can never find it."""
+        self.creds.pop(pid, None)
 
     def creds_of(self, pid: int) -> "Creds":
         return self.creds.get(pid, ROOT)

@@ -73,7 +73,8 @@ async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
     if err:  # past the point of no return: the old image is gone either way
         log.warning("pid %d exec: VFS/MM answered errno %d", proc.pid, err)
     return p.ProcExecReply(path=exe, host_path=target.host_path, argv=blob, dev=target.dev,
-                           ino=target.ino)
+                           ino=target.ino, uid=proc.ruid, euid=proc.euid, gid=proc.rgid,
+                           egid=proc.egid)
 
 
 def _commit(pm: "PmServer", task: Task, target: ExecTarget, path: bytes,

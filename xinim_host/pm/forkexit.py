@@ -50,7 +50,7 @@ def do_fork(pm: "PmServer", req: "Request") -> Any:
     if flags & CLONE_THREAD:
         tid = pm.table.new_thread(parent, host, parent_task.blocked).tid
         nodes.adopt(pm, peer, tid, None, False)
-        return tid
+        return _ids_reply(parent, tid)
     if flags & CLONE_PARENT:
         if parent.pid == p.INIT_PID:
             raise SysError(errno.EINVAL)
@@ -69,16 +69,22 @@ def do_fork(pm: "PmServer", req: "Request") -> Any:
     return _fork_later(pm, child, done)
 
 
-async def _fork_later(pm: "PmServer", child: Process, done: Any) -> int:
+async def _fork_later(pm: "PmServer", child: Process, done: Any) -> p.ProcForkReply:
     return _forked(pm, child, await done)
 
 
-def _forked(pm: "PmServer", child: Process, err: int) -> int:
+def _forked(pm: "PmServer", child: Process, err: int) -> p.ProcForkReply:
     if err:
         # VFS/MM could not copy: no child (the kernel kills the host task it made)
         pm.table.forget(child)
         raise SysError(err)
-    return child.pid
+    return _ids_reply(child, child.pid)
+
+
+def _ids_reply(proc: Process, tid: int) -> p.ProcForkReply:
+    """The new task's id with its process's ids: the kernel's copy starts from PM's."""
+    return p.ProcForkReply(result=tid, uid=proc.ruid, euid=proc.euid, gid=proc.rgid,
+                           egid=proc.egid)
 
 
 # --- exit --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..lib import protocol as p
 from ..lib.ipc import Lattice
 from ..lib.server import Server
 from .notify import LatticeNotifier, PmNotifier
-from .proctable import PID_MAX, ProcTable
+from .proctable import ProcTable, pid_max_from_env
 from .table import CALL_VECTOR
 
 log = logging.getLogger(__name__)
@@ -58,9 +58,9 @@ class PmServer(Server):
 
     def __init__(self, lattice: Lattice, *, signal_host: SignalHost | None = None,
                  signal_host_thread: SignalHostThread | None = None,
-                 notify: PmNotifier | None = None, pid_max: int = PID_MAX) -> None:
+                 notify: PmNotifier | None = None, pid_max: int | None = None) -> None:
         super().__init__(lattice)
-        self.table = ProcTable(pid_max)
+        self.table = ProcTable(pid_max if pid_max is not None else pid_max_from_env())
         self.signal_host = signal_host
         self.signal_host_thread = signal_host_thread
         self.notify: PmNotifier = notify if notify is not None else LatticeNotifier(lattice)

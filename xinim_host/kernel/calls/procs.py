@@ -230,6 +230,7 @@ def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     # close-on-exec fds, MM's write-back fds among them.
     yield from flush_shared(c)
     reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=b"\0".join(told), envp=b""))
+    k.set_creds(c.pid, reply.uid, reply.euid, reply.gid, reply.egid)   # set-id bits took
     if c.host is None:
         return 0
     # PM's argv is ours with an interpreter prefix for a #! script: keep that prefix

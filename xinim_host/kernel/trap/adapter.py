@@ -158,12 +158,24 @@ class SyscallRouter:
 
     def on_exit(self, tracee: Tracee, status: int) -> None:
         entry = self.tasks.gone(tracee.tid)
-        if entry is None or not entry.pid:
+        if entry is None:
+            return
+        if not entry.pid:
+            # died before PM named it: its naming, when it comes, reports the death
+            self.tasks.died_unnamed[tracee.tid] = status
             return
         if entry.flight is not None:    # a late answer must not reach a dead tracee
             entry.flight.abandoned = True
             entry.flight = None
-        self.notices.send(p.PM_PID, p.ProcTaskExited(host_tid=tracee.tid, status=status))
+        self._task_gone(entry.pid, tracee.tid, status)
+
+    def _task_gone(self, pid: int, host_tid: int, status: int) -> None:
+        """A named host task died: PM hears of it, and the kernel's copy of the
+        process's ids goes with its last task (PM can reuse the pid only later,
+        after this report)."""
+        if not self.tasks.has_pid(pid):
+            self.kernel.drop_creds(pid)
+        self.notices.send(p.PM_PID, p.ProcTaskExited(host_tid=host_tid, status=status))
 
     def on_stop(self, tracee: Tracee, sig: int) -> None:
         """The task entered a group stop (SIGSTOP, SIGTSTP, Ctrl-Z...)."""
@@ -185,18 +197,28 @@ class SyscallRouter:
                                               flags=flags))
 
         def named(msg: p.Message) -> None:
-            entry = self.tasks.entry(host_tid)
+            died = self.tasks.died_unnamed.pop(host_tid, None)
             if msg.body.error:
+                self.tasks.tasks.pop(host_tid, None)
                 log.error("PM refused host task %d: %s", host_tid, os.strerror(msg.body.error))
-                os.kill(host_tid, signal.SIGKILL)
+                if died is None:
+                    os.kill(host_tid, signal.SIGKILL)
                 return
-            entry.tid = msg.body.result
-            entry.pid = thread_of or msg.body.result
-            notices: list[tuple[int, p.Payload]] = []
+            body = msg.body
+            pid = thread_of or body.result
             if not thread_of:
-                parent = self.kernel.creds.get(self.tasks.pid_of_tid(parent_tid))
-                if parent is not None:
-                    self.kernel.creds[entry.pid] = parent
+                # PM's ids for the new process, whatever an earlier one of that pid had
+                self.kernel.set_creds(pid, body.uid, body.euid, body.gid, body.egid)
+            if died is not None:
+                # it came and went before PM named it (killed at once)
+                self.tasks.tasks.pop(host_tid, None)
+                self.tasks.named_then_gone(host_tid, body.result)
+                self._task_gone(pid, host_tid, died)
+                return
+            entry = self.tasks.entry(host_tid)
+            entry.tid = body.result
+            entry.pid = pid
+            notices: list[tuple[int, p.Payload]] = []
             if root:
                 # The program xinim-run started was exec'd by the host before XINIM
                 # knew it: PM records its image, MM imports the host's layout (a

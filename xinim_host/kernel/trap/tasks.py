@@ -28,6 +28,7 @@ class TaskDirectory:
     def __init__(self) -> None:
         self.tasks: dict[int, TaskEntry] = {}
         self._exited: dict[int, int] = {}      # host tid -> XINIM tid, recently gone
+        self.died_unnamed: dict[int, int] = {}  # host tid -> wait status: died before PM named it
 
     def entry(self, host_tid: int) -> TaskEntry:
         entry = self.tasks.get(host_tid)
@@ -38,10 +39,17 @@ class TaskDirectory:
     def gone(self, host_tid: int) -> TaskEntry | None:
         entry = self.tasks.pop(host_tid, None)
         if entry is not None and entry.pid:
-            self._exited[host_tid] = entry.tid
-            while len(self._exited) > EXITED_IDS_KEPT:
-                del self._exited[next(iter(self._exited))]
+            self.named_then_gone(host_tid, entry.tid)
         return entry
+
+    def named_then_gone(self, host_tid: int, xinim_tid: int) -> None:
+        self._exited[host_tid] = xinim_tid
+        while len(self._exited) > EXITED_IDS_KEPT:
+            del self._exited[next(iter(self._exited))]
+
+    def has_pid(self, pid: int) -> bool:
+        """Some live host task still belongs to XINIM process ``pid``."""
+        return any(entry.pid == pid for entry in self.tasks.values())
 
     def pid_of_tid(self, xinim_tid: int) -> int:
         for entry in self.tasks.values():

@@ -73,8 +73,8 @@ ERESTARTNOHAND = 514
 @request(PROC_FORK)
 class ProcFork(Payload):
     """Kernel only.  The host made a task: ``parent_pid`` is the XINIM tid of the
-    task that forked/cloned.  Reply ``result``: the child's XINIM pid (its tid
-    for CLONE_THREAD).  ``flags`` are the clone flags (fork = SIGCHLD, vfork =
+    task that forked/cloned.  Reply :class:`ProcForkReply`: ``result`` is the
+    child's XINIM pid (its tid for CLONE_THREAD), with its process's ids.  ``flags`` are the clone flags (fork = SIGCHLD, vfork =
     CLONE_VM|CLONE_VFORK|SIGCHLD); the low byte is the exit signal (0 flags at all
     means a plain fork)."""
 
@@ -404,15 +404,32 @@ class ProcSigactionReply(ReplyBase):
     mask: u64 = 0
 
 
+@reply(PROC_REPLY, PROC_FORK)
+class ProcForkReply(ReplyBase):
+    """The new task's XINIM id (``result``) and its process's real and effective
+    ids as PM holds them: the kernel's copy of a process's ids always starts from
+    these (never from whatever an earlier process of that pid left)."""
+
+    uid: i32 = 0
+    euid: i32 = 0
+    gid: i32 = 0
+    egid: i32 = 0
+
+
 @reply(PROC_REPLY, PROC_EXEC)
 class ProcExecReply(ReplyBase):
     """What the kernel must make the host exec: ``path`` is the XINIM path of the
     file actually executed (the interpreter for a ``#!`` script), ``host_path``
     its host file (empty for a ramfs file: ``dev``/``ino`` name it), ``argv``
-    the final argument vector (NUL-separated; the interpreter's for scripts)."""
+    the final argument vector (NUL-separated; the interpreter's for scripts).
+    ``uid``..``egid``: the process's ids after the exec (set-id bits applied)."""
 
     dev: u64 = 0
     ino: u64 = 0
+    uid: i32 = 0
+    euid: i32 = 0
+    gid: i32 = 0
+    egid: i32 = 0
     path: path = b""
     host_path: data = b""
     argv: data = b""
