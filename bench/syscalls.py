@@ -5,6 +5,7 @@ pinned to one CPU (``proot1``, ``strace1``: ``taskset``, as xinim-run pins itsel
     python bench/syscalls.py [--repeat 3] [--quick] [--only NAME,...]
                              [--modes native,strace,strace1,proot,proot1,xinim]
                              [--profile ls|cp|true|getppid|openread] [--profile-out FILE]
+                             [--before REV]
 
 Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
 themselves inside the runner: ``getppid`` (one delegated call, served by PM) and
@@ -18,7 +19,10 @@ the user waits for it.  Each figure is the median of --repeat runs.
 XINIM's files live in its ramfs (/tmp there); the others use a tmpfs dir under
 /dev/shm.  The 64 MiB file for ``cp`` is made in the same run, untimed.
 ``--profile`` runs one workload under xinim-run in cProfile and prints where
-the xinim-run process spends its time.
+the xinim-run process spends its time.  ``--before REV`` adds the mode
+``before``: xinim-run of git revision REV (exported to a temporary directory and
+run with this Python), measured interleaved with the others, with an x/before
+ratio -- before/after figures from one run.
 """
 from __future__ import annotations
 
@@ -61,9 +65,14 @@ class Place:
         return text.replace("{B}", self.bindir).replace("{T}", self.tmpdir)
 
 
+BEFORE: dict[str, str] = {}     # "dir": the exported older revision (--before)
+
+
 def runner(mode: str, bindir: Path) -> list[str]:
     if mode == "native":
         return []
+    if mode == "before":
+        return [sys.executable, "-m", "xinim_host.cli.run", "--bind", f"{bindir}:/b"]
     pin = ["taskset", "-c", PIN_CPU] if mode.endswith("1") else []
     if mode.startswith("strace"):
         return pin + ["strace", "-f", "-o", "/dev/null"]
@@ -73,13 +82,23 @@ def runner(mode: str, bindir: Path) -> list[str]:
 
 
 def place(mode: str, bindir: Path, shm: Path) -> Place:
-    return Place("/b", "/tmp") if mode == "xinim" else Place(str(bindir), str(shm))
+    return Place("/b", "/tmp") if mode in ("xinim", "before") else Place(str(bindir), str(shm))
 
 
-def env() -> dict[str, str]:
+def env(mode: str = "") -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("XINIM_SOCKET")}
     e.update(LC_ALL="C", PROOT_NO_SECCOMP="1")
+    if mode == "before":
+        e["PYTHONPATH"] = BEFORE["dir"]     # ahead of the editable install's finder
     return e
+
+
+def export_before(rev: str, into: Path) -> None:
+    """Revision ``rev`` of this repository's xinim_host, exported under ``into``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "xinim_host"],
+                             check=True, stdout=subprocess.PIPE).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    BEFORE["dir"] = str(into)
 
 
 @dataclass
@@ -95,7 +114,7 @@ def run(mode: str, bindir: Path, shm: Path, argv: list[str]) -> Outcome:
     for attempt in range(RETRIES + 1):
         t0 = time.perf_counter()
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env(), cwd="/", timeout=600)
+                             env=env(mode), cwd="/", timeout=600)
         wall = time.perf_counter() - t0
         if res.returncode == 0:
             break
@@ -182,7 +201,10 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def report(rows: list[Row], modes: list[str]) -> str:
     head = f"{'':<24} {'unit':<8}" + "".join(f"{m:>10}" for m in modes)
-    head += f"{'x/native':>10}{'x/proot':>9}{'x/proot1':>9}{'proot/nat':>10}  note"
+    head += f"{'x/native':>10}{'x/proot':>9}{'x/proot1':>9}{'proot/nat':>10}"
+    if "before" in modes:
+        head += f"{'x/before':>9}"
+    head += "  note"
     lines = [head, "-" * len(head)]
     for r in rows:
         v = r.values
@@ -190,7 +212,10 @@ def report(rows: list[Row], modes: list[str]) -> str:
         line += (f"{ratio(v.get('xinim'), v.get('native')):>10}"
                  f"{ratio(v.get('xinim'), v.get('proot')):>9}"
                  f"{ratio(v.get('xinim'), v.get('proot1')):>9}"
-                 f"{ratio(v.get('proot'), v.get('native')):>10}  {r.note}")
+                 f"{ratio(v.get('proot'), v.get('native')):>10}")
+        if "before" in modes:
+            line += f"{ratio(v.get('xinim'), v.get('before')):>9}"
+        line += f"  {r.note}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -223,8 +248,12 @@ def main() -> int:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--profile", choices=("ls", "cp", "true", "getppid", "openread"))
     ap.add_argument("--profile-out", default="/tmp/xinim-bench.prof")
+    ap.add_argument("--before", metavar="REV",
+                    help="also run xinim-run of git revision REV (mode 'before')")
     args = ap.parse_args()
     modes = [m for m in args.modes.split(",") if m]
+    if args.before and "before" not in modes:
+        modes.append("before")
     for tool in ("gcc", "strace", "proot", "taskset"):
         if shutil.which(tool) is None and (tool == "gcc" or any(m.startswith(tool) for m in modes)
                                            or tool == "taskset" and any(m.endswith("1") for m in modes)):
@@ -234,6 +263,13 @@ def main() -> int:
             tempfile.TemporaryDirectory(prefix="xinim-bench-", dir="/dev/shm") as shm:
         bindir = Path(bd)
         os.chmod(bindir, 0o755)
+        if "before" in modes:
+            if not args.before:
+                print("bench: mode 'before' needs --before REV", file=sys.stderr)
+                return 2
+            old = bindir / "before"
+            old.mkdir()
+            export_before(args.before, old)
         build(bindir)
         if args.profile:
             profile(args.profile, bindir, args.profile_out)

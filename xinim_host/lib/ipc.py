@@ -46,6 +46,7 @@ import trio
 from nacl import bindings as sodium
 
 from .errors import SysError
+from .grants import GrantTable
 from .protocol import (Message, Payload, ProtocolError, encode, error_reply_for, is_kernel,
                        node_kernel_pid)
 from .protocol.wire import _REPLY_TYPES, decode_from, make_message
@@ -312,6 +313,9 @@ class Lattice:
         self.peers: dict[int, NodePeer] = {}
         self.owners: dict[int, int] = {}
         self.stats = IpcStats()
+        # This node's memory grants (lib/grants.py): the kernel makes them, its
+        # servers copy through them; they never leave the node.
+        self.grants = GrantTable()
         self._next_req_id = 1
         # Decryption output; every use copies out of it before anything else runs.
         self._scratch = _ffi.new("unsigned char[]", _SCRATCH_SIZE) if _ffi is not None else None

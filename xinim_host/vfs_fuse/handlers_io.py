@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..lib.errors import SysError
+from ..lib.grants import GRANT_READ, GRANT_WRITE, Grant
 from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataReply
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc
 from .hostfs import HOST_FILE_IO
@@ -61,6 +62,132 @@ def do_write(srv: VfsServer, req: Request) -> Any:
     return of.io.write(req, of, b.data, b.offset)
 
 
+# --- the bulk data path: the caller's buffer through a grant (lib/grants.py) ---------
+
+# A file moves in pieces of this size between the ramfs (or host file) and the
+# caller's memory: one process_vm_writev/readv each.
+BULK_PIECE = 1 << 20
+
+
+def _grant(srv: VfsServer, req: Request, access: int) -> Grant:
+    """The request's grant, if the kernel that sent it made it for this caller and
+    this server (EFAULT otherwise)."""
+    return srv.lattice.grants.check(req.msg.body.grant, req.msg.m_source, req.caller,
+                                    srv.pid, access)
+
+
+def do_read_grant(srv: VfsServer, req: Request) -> Any:
+    """read/pread/readv straight into the caller's memory.  A file is read and
+    copied piece by piece to the end of the grant or of the file; a stream
+    (pipe, tty) takes at most DATA_MAX at first -- that one may wait, and then
+    answers with its data in the reply as VFS_READ does -- and then only what
+    is there without waiting (READ_MORE)."""
+    b = req.msg.body
+    g = _grant(srv, req, GRANT_WRITE)
+    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
+    of = fp.get(b.fd)
+    if not of.readable:
+        raise SysError(errno.EBADF)
+    io = of.io
+    offset = b.offset
+    if offset < -1:
+        if offset != READ_MORE:
+            raise SysError(errno.EINVAL)
+        offset = -1
+        if not io.seekable and not io.poll(of, 0x1) & _READY:
+            return VfsDataReply(result=0, data=b"")
+    size = g.size
+    piece = BULK_PIECE if io.seekable else DATA_MAX
+    asked = size if size < piece else piece
+    res = io.read(req, of, asked, offset)
+    if type(res) is not bytes:
+        return res                   # it waits: its reply carries the data
+    done = 0
+    while True:
+        n = len(res)
+        if not n:
+            break
+        ok = g.copy_to(done, res)
+        done += ok
+        if ok < n:
+            if offset < 0 and io.seekable:
+                of.offset -= n - ok      # the position covers what the caller got
+            if not done:
+                raise SysError(errno.EFAULT)
+            break
+        if n < asked or done >= size:
+            break                    # a short read (the end), or the grant is full
+        if not io.seekable and not io.poll(of, 0x1) & _READY:
+            break                    # a stream: only what is there now
+        want = size - done
+        asked = want if want < piece else piece
+        try:
+            res = io.read(req, of, asked, offset if offset < 0 else offset + done)
+        except SysError:
+            break                    # what was read is the answer; the error comes next time
+        if type(res) is not bytes:   # cannot happen for a ready stream; never wait here
+            if hasattr(res, "close"):
+                res.close()
+            break
+    return VfsDataReply(result=done, data=b"")
+
+
+def do_write_grant(srv: VfsServer, req: Request) -> Any:
+    """write/pwrite/writev from the caller's memory.  A file takes the whole grant,
+    piece by piece; a stream one message's worth (DATA_MAX, so a pipe write up
+    to PIPE_BUF stays atomic and a full pipe parks as with VFS_WRITE)."""
+    b = req.msg.body
+    g = _grant(srv, req, GRANT_READ)
+    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
+    of = fp.get(b.fd)
+    if not of.writable:
+        raise SysError(errno.EBADF)
+    if b.offset < -1:
+        raise SysError(errno.EINVAL)
+    io = of.io
+    size = g.size
+    if not io.seekable:
+        data = g.copy_from(0, size if size < DATA_MAX else DATA_MAX)
+        if not data and size:
+            raise SysError(errno.EFAULT)
+        return io.write(req, of, data, b.offset)
+    done = 0
+    while done < size:
+        want = min(size - done, BULK_PIECE)
+        data = g.copy_from(done, want)
+        if not data:
+            if done:
+                break
+            raise SysError(errno.EFAULT)
+        try:
+            n = io.write(req, of, data, b.offset if b.offset < 0 else b.offset + done)
+        except SysError:
+            if done:
+                break
+            raise
+        if type(n) is not int:       # a device that answers later: only as the first piece
+            if done:
+                if hasattr(n, "close"):
+                    n.close()
+                break
+            return n
+        done += n
+        if n < len(data) or len(data) < want:
+            break
+    return done
+
+
+def do_getdents_grant(srv: VfsServer, req: Request) -> Any:
+    """getdents64 into the caller's buffer: as many records as the grant holds, in
+    one copy; a buffer that cannot take them is EFAULT with the position unmoved."""
+    g = _grant(srv, req, GRANT_WRITE)
+    of, out, pos = _dirents(srv, req, g.size)
+    if out and g.copy_to(0, out) < len(out):
+        raise SysError(errno.EFAULT)
+    of.offset = pos
+    return VfsDataReply(result=len(out), data=b"")
+
+
 def do_lseek(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     fp = caller_proc(srv, req)
@@ -74,13 +201,20 @@ def do_getdents(srv: VfsServer, req: Request) -> VfsDataReply:
     """linux_dirent64 records from the fd's position on; '.' and '..' first.
     Ramfs positions are the directory's entry cookies (stable under changes);
     host directories are listed once per open/rewind and indexed."""
+    of, out, pos = _dirents(srv, req, min(req.msg.body.count, DATA_MAX))
+    of.offset = pos
+    return VfsDataReply(result=len(out), data=out)
+
+
+def _dirents(srv: VfsServer, req: Request, room: int) -> tuple[Any, bytes, int]:
+    """The open directory, its records from the fd's position (at most ``room``
+    bytes) and the position after them."""
     b = req.msg.body
     fp = caller_proc(srv, req)
     of = fp.io_file(b.fd)
     fs, node = of.fs, of.node
     if fs.mode(node) & S_IFMT != S_IFDIR:
         raise SysError(errno.ENOTDIR)
-    room = min(b.count, DATA_MAX)
     out = bytearray()
     pos = of.offset
     full = False
@@ -121,8 +255,7 @@ def do_getdents(srv: VfsServer, req: Request) -> VfsDataReply:
             pos = i + 1
     if full and not out:
         raise SysError(errno.EINVAL)              # not even one record fits
-    of.offset = pos
-    return VfsDataReply(result=len(out), data=bytes(out))
+    return of, bytes(out), pos
 
 
 def _ino(loc: Any) -> int:

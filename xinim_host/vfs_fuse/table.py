@@ -36,6 +36,9 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_CHOWN: pa.do_chown,
     # what real programs need beyond them
     p.VFS_GETDENTS: io.do_getdents,
+    p.VFS_READ_GRANT: io.do_read_grant,
+    p.VFS_WRITE_GRANT: io.do_write_grant,
+    p.VFS_GETDENTS_GRANT: io.do_getdents_grant,
     p.VFS_READLINK: pa.do_readlink,
     p.VFS_SYMLINK: pa.do_symlink,
     p.VFS_TRUNCATE: pa.do_truncate,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generator
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
+from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
 from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, path_arg, c_int
 
 if TYPE_CHECKING:
@@ -194,12 +195,95 @@ def write_from(c: SyscallContext, fd: int, buf: int, count: int,
     return done
 
 
+# --- the bulk data path: grants (lib/grants.py) -----------------------------------
+#
+# When the VFS is on this node the kernel grants it the caller's buffer and the
+# VFS copies the data itself: one request per program call for a file, however
+# big.  A VFS across a node link (xinim-run --join) gets no grants -- they would
+# let another process name memory here -- and the data travels in sealed
+# DATA_MAX messages (read_into / write_from above).
+
+def local_grants(k: "Kernel") -> GrantTable | None:
+    """The node's grant table if the VFS is on this node, else None."""
+    lattice = k.lattice
+    channel = lattice.send_channels.get((k.pid, p.VFS_PID))
+    if channel is None or channel.node != lattice.node_id:
+        return None
+    return lattice.grants
+
+
+def granted_read(k: "Kernel", grants: GrantTable, c: SyscallContext, fd: int,
+                 segs: tuple[Segment, ...], total: int,
+                 offset: int = -1) -> Generator[Op, Any, int]:
+    """read/pread/readv of ``total`` bytes (> 0, in range) into ``segs``."""
+    done = 0
+    while done < total:
+        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, skip(segs, done) if done else segs,
+                         GRANT_WRITE)
+        try:
+            reply = yield from ask(p.VFS_PID, p.VfsReadGrant(
+                caller=c.pid, fd=fd, grant=g.gid,
+                offset=offset + done if offset >= 0 else p.READ_MORE if done else -1))
+            data = reply.data
+            if not data:                 # the VFS copied it: the read is complete
+                return done + reply.result
+            # a read that waited answers with its data: copy it here
+            ok = g.copy_to(0, data)
+        except SysError:
+            if done:          # report what was read; the error shows on the next call
+                return done
+            raise
+        finally:
+            grants.revoke(g)
+        done += ok
+        if ok < len(data):
+            return _partial(done)
+        if len(data) < p.DATA_MAX:
+            break
+    return done
+
+
+def granted_write(k: "Kernel", grants: GrantTable, c: SyscallContext, fd: int,
+                  segs: tuple[Segment, ...], total: int,
+                  offset: int = -1) -> Generator[Op, Any, int]:
+    """write/pwrite/writev of ``total`` bytes (> 0, in range) from ``segs``; a file
+    takes it in one request, a stream by DATA_MAX per request."""
+    done = 0
+    while done < total:
+        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, skip(segs, done) if done else segs,
+                         GRANT_READ)
+        try:
+            n = (yield from ask(p.VFS_PID, p.VfsWriteGrant(
+                caller=c.pid, fd=fd, grant=g.gid,
+                offset=-1 if offset < 0 else offset + done))).result
+        except SysError:
+            if done:
+                return done
+            raise
+        finally:
+            grants.revoke(g)
+        if n <= 0:
+            break
+        done += n
+    return done
+
+
 def sys_read(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from read_into(c, c_int(c.args[0]), c.args[1], c.args[2]))
+    fd, buf, count = c_int(c.args[0]), c.args[1], c.args[2]
+    grants = local_grants(k)
+    if grants is not None and count and access_ok(buf, count):
+        count = min(count, MAX_RW_COUNT)
+        return (yield from granted_read(k, grants, c, fd, ((buf, count),), count))
+    return (yield from read_into(c, fd, buf, count))
 
 
 def sys_write(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from write_from(c, c_int(c.args[0]), c.args[1], c.args[2]))
+    fd, buf, count = c_int(c.args[0]), c.args[1], c.args[2]
+    grants = local_grants(k)
+    if grants is not None and count and access_ok(buf, count):
+        count = min(count, MAX_RW_COUNT)
+        return (yield from granted_write(k, grants, c, fd, ((buf, count),), count))
+    return (yield from write_from(c, fd, buf, count))
 
 
 def sys_lseek(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -424,11 +508,21 @@ def _offset(value: int) -> int:
 
 
 def sys_pread64(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from read_into(c, c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])))
+    fd, buf, count, offset = c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])
+    grants = local_grants(k)
+    if grants is not None and count and access_ok(buf, count):
+        count = min(count, MAX_RW_COUNT)
+        return (yield from granted_read(k, grants, c, fd, ((buf, count),), count, offset))
+    return (yield from read_into(c, fd, buf, count, offset))
 
 
 def sys_pwrite64(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from write_from(c, c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])))
+    fd, buf, count, offset = c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])
+    grants = local_grants(k)
+    if grants is not None and count and access_ok(buf, count):
+        count = min(count, MAX_RW_COUNT)
+        return (yield from granted_write(k, grants, c, fd, ((buf, count),), count, offset))
+    return (yield from write_from(c, fd, buf, count, offset))
 
 
 def _iovecs(c: SyscallContext, addr: int, count: int) -> list[tuple[int, int]]:
@@ -450,15 +544,23 @@ def _iovecs(c: SyscallContext, addr: int, count: int) -> list[tuple[int, int]]:
     return out
 
 
-def vector_io(c: SyscallContext, fd: int, iov: int, count: int, offset: int,
+def vector_io(k: "Kernel", c: SyscallContext, fd: int, iov: int, count: int, offset: int,
               transfer) -> Generator[Op, Any, int]:
-    """readv/writev and friends: one transfer per buffer, stopping at a short one."""
+    """readv/writev and friends: with grants, one grant over all the buffers (one
+    request for a file); else one transfer per buffer, stopping at a short one."""
     total = 0
     try:
         vecs = _iovecs(c, iov, count)
     except SysError:              # the fd's own errors come first (EBADF)
         yield from transfer(c, fd, 0, 0, offset)
         raise
+    grants = local_grants(k)
+    if grants is not None:
+        segs = tuple(v for v in vecs if v[1])
+        size = sum(n for _, n in segs)
+        if size:
+            granted = granted_read if transfer is read_into else granted_write
+            return (yield from granted(k, grants, c, fd, segs, size, offset))
     for base, length in vecs:
         if not length:
             continue
@@ -475,20 +577,20 @@ def vector_io(c: SyscallContext, fd: int, iov: int, count: int, offset: int,
 
 
 def sys_readv(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2], -1, read_into))
+    return (yield from vector_io(k, c, c_int(c.args[0]), c.args[1], c.args[2], -1, read_into))
 
 
 def sys_writev(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2], -1, write_from))
+    return (yield from vector_io(k, c, c_int(c.args[0]), c.args[1], c.args[2], -1, write_from))
 
 
 def sys_preadv(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2],
+    return (yield from vector_io(k, c, c_int(c.args[0]), c.args[1], c.args[2],
                                  _offset(c.args[3]), read_into))
 
 
 def sys_pwritev(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from vector_io(c, c_int(c.args[0]), c.args[1], c.args[2],
+    return (yield from vector_io(k, c, c_int(c.args[0]), c.args[1], c.args[2],
                                  _offset(c.args[3]), write_from))
 
 
@@ -630,6 +732,14 @@ def sys_getdents64(k: "Kernel", c: SyscallContext) -> SyscallGen:
     fd, room = c_int(c.args[0]), min(c.args[2] & 0xFFFFFFFF, COPY_BLOCK)
     if room and not _writable(c, c.args[1]):
         return (yield from _getdents_fault(c, fd, room))
+    grants = local_grants(k)
+    if grants is not None and room:
+        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, ((c.args[1], room),), GRANT_WRITE)
+        try:
+            return (yield from ask(p.VFS_PID, p.VfsGetdentsGrant(caller=c.pid, fd=fd,
+                                                                 grant=g.gid))).result
+        finally:
+            grants.revoke(g)
     parts: list[bytes] = []
     got = 0
     while True:

@@ -39,6 +39,11 @@ VFS_SETIDS = 143
 VFS_SETGROUPS = 144
 VFS_CANCEL = 145       # answer the pid's blocked calls (pipe/poll/console) with ``err`` (EINTR)
 VFS_NODE_STDIO = 146   # kernel only: pid's fds 0-2 become the terminal a joined node passed in
+# The bulk data path (lib/grants.py): the data moves through a grant for the
+# caller's buffer, not in the message.  190-199, above the reply type.
+VFS_READ_GRANT = 190      # read/pread/readv/preadv
+VFS_WRITE_GRANT = 191     # write/pwrite/writev/pwritev
+VFS_GETDENTS_GRANT = 192  # getdents64
 
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -84,6 +89,31 @@ class VfsWrite(Payload):
     fd: i32
     offset: i64 = -1   # -1: at (and advancing) the file position; else pwrite
     data: data
+
+
+@request(VFS_READ_GRANT)
+class VfsReadGrant(Payload):
+    """VfsRead into the caller's memory through grant ``grant`` (GRANT_WRITE, its
+    size is the count): the VFS copies the data itself.  Reply: VfsDataReply,
+    ``result`` = bytes copied with ``data`` empty; or, when the read had to wait
+    (a pipe), the data in ``data`` as VfsRead's reply, for the kernel to copy."""
+
+    caller: i32
+    fd: i32
+    grant: u32
+    offset: i64 = -1   # as VfsRead's: -1, a pread offset, or READ_MORE
+
+
+@request(VFS_WRITE_GRANT)
+class VfsWriteGrant(Payload):
+    """VfsWrite of the caller's buffer named by grant ``grant`` (GRANT_READ); a
+    file takes it all in one request, a stream (pipe, tty) at most DATA_MAX (so
+    a pipe write of up to PIPE_BUF stays atomic).  Reply: result = bytes written."""
+
+    caller: i32
+    fd: i32
+    grant: u32
+    offset: i64 = -1
 
 
 @request(VFS_LSEEK)
@@ -242,6 +272,16 @@ class VfsGetdents(Payload):
     caller: i32
     fd: i32
     count: u32
+
+
+@request(VFS_GETDENTS_GRANT)
+class VfsGetdentsGrant(Payload):
+    """VfsGetdents into the caller's buffer through grant ``grant`` (GRANT_WRITE, as
+    many records as fit in its size).  Reply: VfsDataReply, result = bytes copied."""
+
+    caller: i32
+    fd: i32
+    grant: u32
 
 
 @request(VFS_READLINK)
@@ -458,7 +498,8 @@ class VfsReply(ReplyBase):
     """Generic VFS reply: ``result`` is the call's return value (an fd, 0, ...)."""
 
 
-@reply(VFS_REPLY, VFS_READ, VFS_GETCWD, VFS_GETDENTS, VFS_READLINK, VFS_POLL)
+@reply(VFS_REPLY, VFS_READ, VFS_GETCWD, VFS_GETDENTS, VFS_READLINK, VFS_POLL,
+       VFS_READ_GRANT, VFS_GETDENTS_GRANT)
 class VfsDataReply(ReplyBase):
     """A reply carrying bytes: read data, the cwd (NUL-terminated, ``result`` = its
     length with the NUL), linux_dirent64 records, a link target, pollfd array."""
