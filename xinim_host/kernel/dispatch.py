@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import files, host_ids, kernel_served, memory, procs, sync
+from .calls import events, files, host_ids, kernel_served, memory, procs, sync
 from .calls.base import SyscallContext, SyscallGen
 from ..lib.syscalls import Sys
 
@@ -161,6 +161,17 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.PPOLL: (VFS, files.sys_ppoll),
     Sys.SELECT: (VFS, files.sys_select),
     Sys.PSELECT6: (VFS, files.sys_pselect6),
+    Sys.EVENTFD: (VFS, events.sys_eventfd),
+    Sys.EVENTFD2: (VFS, events.sys_eventfd2),
+    Sys.EPOLL_CREATE: (VFS, events.sys_epoll_create),
+    Sys.EPOLL_CREATE1: (VFS, events.sys_epoll_create1),
+    Sys.EPOLL_CTL: (VFS, events.sys_epoll_ctl),
+    Sys.EPOLL_WAIT: (VFS, events.sys_epoll_wait),
+    Sys.EPOLL_PWAIT: (VFS, events.sys_epoll_pwait),
+    Sys.EPOLL_PWAIT2: (VFS, events.sys_epoll_pwait2),
+    Sys.TIMERFD_CREATE: (VFS, events.sys_timerfd_create),
+    Sys.TIMERFD_SETTIME: (VFS, events.sys_timerfd_settime),
+    Sys.TIMERFD_GETTIME: (VFS, events.sys_timerfd_gettime),
     Sys.GETXATTR: (VFS, files.sys_getxattr),
     Sys.LGETXATTR: (VFS, files.sys_lgetxattr),
     Sys.FGETXATTR: (VFS, files.sys_fgetxattr),

@@ -30,7 +30,8 @@ from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
 from ..lib.syscalls import Sys
 
 # python-ptrace's name table stops at clone3 (435); newer calls programs make:
-_NEWER_THAN_PTRACE = {439: "faccessat2", 452: "fchmodat2"}
+_NEWER_THAN_PTRACE = {439: "faccessat2", 441: "epoll_pwait2", 452: "fchmodat2",
+                      283: "timerfd_create"}     # (python-ptrace calls 283 "timerfd")
 # x32 entries (512 and up) repeat names with other numbers; x86-64 has only these.
 X32_FIRST = 512
 LINUX_NAMES: dict[int, str] = {nr: name for nr, name in {**SYSCALL_NAMES, **_NEWER_THAN_PTRACE}.items()
@@ -86,8 +87,10 @@ def host(reason: str) -> _Row:
 
 
 # partial notes shared by several rows
-_POLL = ("waits on pipes and terminals; other files are always ready (as regular files "
-         "on Linux); no sockets or event fds exist to wait on")
+_POLL = ("every fd on one readiness model (lib/readiness); at most 512 fds per call "
+         "(one message)")
+_EPOLL = "at most 341 events per call (one message)"
+_SIGMASK = "the signal mask is checked but not applied during the wait"
 _LOCKS = "locks accepted and not enforced (another process's lock never blocks or fails a call)"
 
 _ROWS: dict[str, _Row] = {
@@ -113,8 +116,23 @@ _ROWS: dict[str, _Row] = {
     "pipe": delegate(Sys.PIPE),
     "pipe2": delegate(Sys.PIPE2),
     "select": delegate(Sys.SELECT, partial=_POLL),
-    "pselect6": delegate(Sys.PSELECT6, partial=_POLL),
-    "ppoll": delegate(Sys.PPOLL, partial=_POLL),
+    "pselect6": delegate(Sys.PSELECT6, partial=_POLL + "; " + _SIGMASK),
+    "ppoll": delegate(Sys.PPOLL, partial=_POLL + "; " + _SIGMASK),
+    # --- event fds and epoll (the VFS; calls/events.py) -------------------------
+    "eventfd": delegate(Sys.EVENTFD),
+    "eventfd2": delegate(Sys.EVENTFD2),
+    "epoll_create": delegate(Sys.EPOLL_CREATE),
+    "epoll_create1": delegate(Sys.EPOLL_CREATE1),
+    "epoll_ctl": delegate(Sys.EPOLL_CTL, partial="EPOLLEXCLUSIVE accepted, every waiter is "
+                          "woken; EPOLLWAKEUP ignored"),
+    "epoll_wait": delegate(Sys.EPOLL_WAIT, partial=_EPOLL),
+    "epoll_pwait": delegate(Sys.EPOLL_PWAIT, partial=_EPOLL + "; " + _SIGMASK),
+    "epoll_pwait2": delegate(Sys.EPOLL_PWAIT2, partial=_EPOLL + "; " + _SIGMASK),
+    "timerfd_create": delegate(Sys.TIMERFD_CREATE, partial="the *_ALARM clocks are their "
+                               "base clocks"),
+    "timerfd_settime": delegate(Sys.TIMERFD_SETTIME, partial="TFD_TIMER_CANCEL_ON_SET accepted "
+                                "(XINIM never sets the realtime clock)"),
+    "timerfd_gettime": delegate(Sys.TIMERFD_GETTIME),
     "dup": delegate(Sys.DUP),
     "dup2": delegate(Sys.DUP2),
     "dup3": delegate(Sys.DUP3),

@@ -91,6 +91,8 @@ DIRENT64 = struct.Struct("<QqHB")
 # struct linux_dirent (getdents): d_ino, d_off, d_reclen; then name, NUL, pad, d_type last
 DIRENT = struct.Struct("<QqH")
 POLLFD = struct.Struct("<ihh")
+EPOLL_EVENT = struct.Struct("<IQ")     # struct epoll_event: packed on x86-64 (12 bytes)
+U64 = struct.Struct("<Q")
 UTIMBUF = struct.Struct("<qq")
 FD_SETSIZE = 1024
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20

@@ -190,6 +190,24 @@ class Sys(enum.IntEnum):
     FSETXATTR = 254
     SYNC = 255
     SYNCFS = 256
+    # event fds and epoll (calls/events.py; issue 14)
+    EVENTFD = 280
+    EVENTFD2 = 281
+    EPOLL_CREATE = 282
+    EPOLL_CREATE1 = 283
+    EPOLL_CTL = 284
+    EPOLL_WAIT = 285
+    EPOLL_PWAIT = 286
+    EPOLL_PWAIT2 = 287
+    TIMERFD_CREATE = 288
+    TIMERFD_SETTIME = 289
+    TIMERFD_GETTIME = 290
+    SIGNALFD = 291
+    SIGNALFD4 = 292
+    INOTIFY_INIT = 293
+    INOTIFY_INIT1 = 294
+    INOTIFY_ADD_WATCH = 295
+    INOTIFY_RM_WATCH = 296
     # host-run calls that name a task, group or user: XINIM ids -> host ids (calls/host_ids.py)
     SCHED_GETAFFINITY = 300
     SCHED_SETAFFINITY = 301

@@ -42,6 +42,7 @@ class OpenFile:
     hfd: int = -1             # host fd behind a host file, else -1
     dirlist: list[Any] | None = None   # host directories: the listing being read
     path: bytes = b""         # the XINIM path it was opened with (diagnostics, fdinfo)
+    epitems: list[Any] | None = None   # the epoll items watching it (dropped at last close)
 
     @property
     def readable(self) -> bool:

@@ -40,6 +40,7 @@ from . import procfs_files as files
 from .devfs_nodes import S_IFDIR, S_IFLNK, S_IFREG, Inos, PNode, PseudoFs
 from .fdtable import Fproc
 from .mounts import Bind, Loc
+from .anon import ANONFS
 from .pipes import PIPEFS
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ PID_ENTRIES: dict[bytes, int] = {
     b"cmdline": S_IFREG | 0o444, b"comm": S_IFREG | 0o644, b"environ": S_IFREG | 0o400,
     b"maps": S_IFREG | 0o444, b"mounts": S_IFREG | 0o444,
     b"cwd": S_IFLNK | 0o777, b"exe": S_IFLNK | 0o777, b"root": S_IFLNK | 0o777,
-    b"fd": S_IFDIR | 0o500, b"task": S_IFDIR | 0o555,
+    b"fd": S_IFDIR | 0o500, b"task": S_IFDIR | 0o555, b"fdinfo": S_IFDIR | 0o500,
 }
 _PID_INDEX = {name: i for i, name in enumerate(PID_ENTRIES)}
 ROOT_FILES = (b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat", b"uptime",
@@ -238,6 +239,25 @@ class ProcFs(PseudoFs):
         node.mtime_ns = dir.mtime_ns
         return node
 
+    def _fdinfo_entry(self, dir: PNode, fd: int) -> PNode:
+        node = PNode(_pid_ino(dir.data, 0x3000 + fd), S_IFREG | 0o400, b"%d" % fd, dir,
+                     uid=dir.uid, gid=dir.gid, data=(dir.data, fd), key=b"fdinfo-n")
+        node.mtime_ns = dir.mtime_ns
+        return node
+
+    def fdinfo(self, pid: int, fd: int) -> bytes:
+        """/proc/PID/fdinfo/N, as Linux's seq_show: position, flags (close-on-exec as
+        O_CLOEXEC), mount id, inode, then what the file adds (epoll items, counters)."""
+        fp = self.srv.procs.get(pid)
+        of = fp.fds[fd] if fp is not None and fd < len(fp.fds) else None
+        if of is None:
+            return b""
+        flags = of.flags | (os.O_CLOEXEC if fp.cloexec[fd] else 0)
+        st = of.fs.stat_reply(of.node, who=fp)
+        extra = getattr(of.io, "fdinfo", None)
+        return (b"pos:\t%d\nflags:\t0%o\nmnt_id:\t%d\nino:\t%d\n"
+                % (of.offset, flags, 0, st.ino)) + (extra(of) if extra is not None else b"")
+
     def children(self, dir: PNode, who: Fproc | None = None) -> Iterable[tuple[bytes, PNode]]:
         key = dir.key
         if dir is self.root:
@@ -269,6 +289,13 @@ class ProcFs(PseudoFs):
                 return []
             return [(b"%d" % fd, self._fd_entry(dir, fd, of))
                     for fd, of in enumerate(fp.fds) if of is not None]
+        if key == b"fdinfo":
+            self._may_peek(dir.data, who)
+            fp = self.srv.procs.get(dir.data)
+            if fp is None:
+                return []
+            return [(b"%d" % fd, self._fdinfo_entry(dir, fd))
+                    for fd, of in enumerate(fp.fds) if of is not None]
         return ()
 
     def child(self, dir: PNode, name: bytes, who: Fproc | None = None) -> PNode | None:
@@ -294,7 +321,7 @@ class ProcFs(PseudoFs):
             if name != b"%d" % dir.data or self.info(dir.data) is None:
                 return None
             return self._tid_dir(dir)
-        if key == b"fd":
+        if key in (b"fd", b"fdinfo"):
             if not name.isdigit() or (name[:1] == b"0" and name != b"0"):
                 return None
             self._may_peek(dir.data, who)
@@ -302,6 +329,8 @@ class ProcFs(PseudoFs):
             fd = int(name)
             if fp is None or fd >= len(fp.fds) or fp.fds[fd] is None:
                 return None
+            if key == b"fdinfo":
+                return self._fdinfo_entry(dir, fd)
             return self._fd_entry(dir, fd, fp.fds[fd])
         return None
 
@@ -371,6 +400,8 @@ class ProcFs(PseudoFs):
             make = _PID_TEXT.get(key)
             if key == b"environ":
                 self._may_peek(node.data, who)
+        if key == b"fdinfo-n":
+            return self.fdinfo(*node.data)
         if make is None:
             return b""
         return make(self, node.data)
@@ -382,6 +413,8 @@ class ProcFs(PseudoFs):
         fs, node = of.fs, of.node
         if fs is PIPEFS:
             return b"pipe:[%d]" % node.ino
+        if fs is ANONFS:
+            return b"anon_inode:" + node.name
         return self.file_path(Loc(fs, node), of.path)
 
     def file_path(self, loc: Loc, hint: bytes = b"") -> bytes:

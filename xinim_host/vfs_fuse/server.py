@@ -21,6 +21,7 @@ from ..lib.protocol import INIT_PID, VFS_PID, VFS_REPLY
 from ..lib.server import Request, Server
 from .devfs import install_devfs
 from .devices import ConsoleDevice, make_devices
+from .epoll import forget_file
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
@@ -225,6 +226,8 @@ class VfsServer(Server):
         of.refs -= 1
         if of.refs:
             return
+        if of.epitems:
+            forget_file(of)                     # epoll watches descriptions, not fds
         try:
             if of.io is not None:
                 of.io.close(of)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..lib import protocol as p
+from . import handlers_events as ev
 from . import handlers_io as io
 from . import handlers_node as node
 from . import handlers_open as op
@@ -56,6 +57,16 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_MKNOD: pa.do_mknod,
     p.VFS_FLOCK: op.do_flock,
     p.VFS_FDINFO: op.do_fdinfo,
+    # event fds and waiting on many (handlers_events)
+    p.VFS_EVENTFD: ev.do_eventfd,
+    p.VFS_EPOLL_CREATE: ev.do_epoll_create,
+    p.VFS_EPOLL_CTL: ev.do_epoll_ctl,
+    p.VFS_EPOLL_WAIT: ev.do_epoll_wait,
+    p.VFS_TIMERFD_CREATE: ev.do_timerfd_create,
+    p.VFS_TIMERFD_SETTIME: ev.do_timerfd_settime,
+    p.VFS_TIMERFD_GETTIME: ev.do_timerfd_gettime,
+    p.VFS_SIGNALFD: ev.do_signalfd,
+    p.VFS_SIG_PENDING: ev.do_sig_pending,
     # notifications from PM / the kernel
     p.VFS_FORK: pr.do_fork,
     p.VFS_EXIT: pr.do_exit,

@@ -44,6 +44,19 @@ VFS_NODE_STDIO = 146   # kernel only: pid's fds 0-2 become the terminal a joined
 VFS_READ_GRANT = 190      # read/pread/readv/preadv
 VFS_WRITE_GRANT = 191     # write/pwrite/writev/pwritev
 VFS_GETDENTS_GRANT = 192  # getdents64
+# Event fds and waiting on many (issue 14): 170-184.
+VFS_EVENTFD = 170      # eventfd2
+VFS_EPOLL_CREATE = 171
+VFS_EPOLL_CTL = 172
+VFS_EPOLL_WAIT = 173   # epoll_wait / epoll_pwait / epoll_pwait2
+VFS_TIMERFD_CREATE = 174
+VFS_TIMERFD_SETTIME = 175
+VFS_TIMERFD_GETTIME = 176
+VFS_SIGNALFD = 177     # signalfd4: a new signalfd, or a new mask for one
+VFS_SIG_PENDING = 178  # PM only: a process's pending signals changed (signalfd readiness)
+VFS_INOTIFY_INIT = 179
+VFS_INOTIFY_ADD = 180
+VFS_INOTIFY_RM = 181
 
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -493,13 +506,110 @@ class VfsNodeStdio(Payload):
     node: i32
 
 
+@request(VFS_EVENTFD)
+class VfsEventfd(Payload):
+    caller: i32
+    initval: u32
+    flags: i32         # EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC
+
+
+@request(VFS_EPOLL_CREATE)
+class VfsEpollCreate(Payload):
+    caller: i32
+    flags: i32         # EPOLL_CLOEXEC
+
+
+@request(VFS_EPOLL_CTL)
+class VfsEpollCtl(Payload):
+    caller: i32
+    epfd: i32
+    op: i32            # EPOLL_CTL_ADD / DEL / MOD
+    fd: i32
+    events: u32
+    data: u64          # epoll_data, handed back as it is
+
+
+@request(VFS_EPOLL_WAIT)
+class VfsEpollWait(Payload):
+    """Answered with ``VfsDataReply``: ``result`` packed ``struct epoll_event``s
+    (u32 events, u64 data: 12 bytes each, at most DATA_MAX // 12 per message)."""
+
+    caller: i32
+    epfd: i32
+    maxevents: i32
+    timeout_ns: i64    # -1: no timeout; 0: do not wait
+
+
+@request(VFS_TIMERFD_CREATE)
+class VfsTimerfdCreate(Payload):
+    caller: i32
+    clockid: i32
+    flags: i32         # TFD_NONBLOCK | TFD_CLOEXEC
+
+
+@request(VFS_TIMERFD_SETTIME)
+class VfsTimerfdSettime(Payload):
+    """Answered with ``VfsTimerReply``: the timer's old setting."""
+
+    caller: i32
+    fd: i32
+    flags: i32         # TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET
+    value_ns: i64      # 0: disarm; else the first expiry (absolute on the clock, or from now)
+    interval_ns: i64
+
+
+@request(VFS_TIMERFD_GETTIME)
+class VfsTimerfdGettime(Payload):
+    caller: i32
+    fd: i32
+
+
+@request(VFS_SIGNALFD)
+class VfsSignalfd(Payload):
+    caller: i32
+    fd: i32            # -1: a new signalfd; else one whose mask changes
+    mask: u64          # bit n-1 for signal n (SIGKILL and SIGSTOP never in it)
+    flags: i32         # SFD_NONBLOCK | SFD_CLOEXEC
+
+
+@request(VFS_SIG_PENDING)
+class VfsSigPending(Payload):
+    """PM to VFS: ``pid``'s pending signals (its own and its process's, bit n-1 for
+    signal n) are now ``pending``.  Sent for processes that hold a signalfd (PM was
+    told with ``ProcSigWatch``), whenever the set changes; a signalfd's readiness."""
+
+    pid: i32
+    pending: u64
+
+
+@request(VFS_INOTIFY_INIT)
+class VfsInotifyInit(Payload):
+    caller: i32
+    flags: i32         # IN_NONBLOCK | IN_CLOEXEC
+
+
+@request(VFS_INOTIFY_ADD)
+class VfsInotifyAdd(Payload):
+    caller: i32
+    fd: i32
+    mask: u32
+    path: path
+
+
+@request(VFS_INOTIFY_RM)
+class VfsInotifyRm(Payload):
+    caller: i32
+    fd: i32
+    wd: i32
+
+
 @reply(VFS_REPLY)
 class VfsReply(ReplyBase):
     """Generic VFS reply: ``result`` is the call's return value (an fd, 0, ...)."""
 
 
 @reply(VFS_REPLY, VFS_READ, VFS_GETCWD, VFS_GETDENTS, VFS_READLINK, VFS_POLL,
-       VFS_READ_GRANT, VFS_GETDENTS_GRANT)
+       VFS_READ_GRANT, VFS_GETDENTS_GRANT, VFS_EPOLL_WAIT)
 class VfsDataReply(ReplyBase):
     """A reply carrying bytes: read data, the cwd (NUL-terminated, ``result`` = its
     length with the NUL), linux_dirent64 records, a link target, pollfd array."""
@@ -510,6 +620,14 @@ class VfsDataReply(ReplyBase):
 @reply(VFS_REPLY, VFS_IOCTL, VFS_FCNTL)
 class VfsIoctlReply(ReplyBase):
     data: data = b""   # the argument struct the ioctl fills in
+
+
+@reply(VFS_REPLY, VFS_TIMERFD_SETTIME, VFS_TIMERFD_GETTIME)
+class VfsTimerReply(ReplyBase):
+    """A timerfd's setting: time to the next expiry (0: disarmed) and the interval."""
+
+    value_ns: i64 = 0
+    interval_ns: i64 = 0
 
 
 @reply(VFS_REPLY, VFS_PIPE)

@@ -1,0 +1,172 @@
+"""Event fds and epoll: eventfd2, epoll_create1/ctl/wait, timerfd_*, signalfd4.
+
+The kernel has copied the arguments in and checked what Linux checks before the
+file is looked at (EFAULT, the flags); here the files are made and served.
+"""
+from __future__ import annotations
+
+import errno
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..lib.errors import SysError
+from ..lib.protocol import DATA_MAX, VfsDataReply, VfsTimerReply
+from ..lib.readiness import wait_ready
+from .anon import install_anon
+from .epoll import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLEXCLUSIVE,
+                    EPOLLEXCLUSIVE_OK_BITS, Epoll)
+from .eventfds import EFD_SEMAPHORE, TIMER_CLOCKS, EventFd, TimerFd
+from .handlers_common import caller_proc
+from .handlers_io import waitq_of
+from .signalfd import SignalFd, pending_changed
+
+if TYPE_CHECKING:
+    from ..lib.server import Request
+    from .server import VfsServer
+
+O_CLOEXEC = os.O_CLOEXEC
+O_NONBLOCK = os.O_NONBLOCK
+# ERESTARTSYS and friends: poll, select and epoll_wait are never restarted (signal(7))
+ERESTART_FIRST = 512
+
+
+def do_eventfd(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    if b.flags & ~(EFD_SEMAPHORE | O_CLOEXEC | O_NONBLOCK):
+        raise SysError(errno.EINVAL)
+    fp = caller_proc(srv, req)
+    obj = EventFd(b.initval, bool(b.flags & EFD_SEMAPHORE))
+    return install_anon(srv, fp, obj, b.flags, bool(b.flags & O_CLOEXEC))
+
+
+# --- epoll ---------------------------------------------------------------------------------
+
+def do_epoll_create(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    if b.flags & ~O_CLOEXEC:
+        raise SysError(errno.EINVAL)
+    return install_anon(srv, caller_proc(srv, req), Epoll(), 0, bool(b.flags & O_CLOEXEC))
+
+
+def do_epoll_ctl(srv: VfsServer, req: Request) -> int:
+    """Linux's order of checks (do_epoll_ctl): EBADF, EPERM, EINVAL, ELOOP, EEXIST/ENOENT."""
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    epf = fp.get(b.epfd)
+    tf = fp.get(b.fd)
+    q = waitq_of(tf) if tf.io is not None else None
+    if q is None:
+        raise SysError(errno.EPERM)           # regular files and directories: cannot wait
+    events = b.events
+    if b.op != EPOLL_CTL_DEL and events & EPOLLEXCLUSIVE:
+        if b.op == EPOLL_CTL_MOD:
+            raise SysError(errno.EINVAL)
+        if b.op == EPOLL_CTL_ADD and (isinstance(tf.io, Epoll)
+                                      or events & ~EPOLLEXCLUSIVE_OK_BITS):
+            raise SysError(errno.EINVAL)
+    if epf is tf or not isinstance(epf.io, Epoll):
+        raise SysError(errno.EINVAL)
+    ep: Epoll = epf.io
+    if b.op == EPOLL_CTL_ADD:
+        ep.add(tf, b.fd, events, b.data, q)
+    elif b.op == EPOLL_CTL_MOD:
+        ep.modify(tf, b.fd, events, b.data)
+    elif b.op == EPOLL_CTL_DEL:
+        ep.delete(tf, b.fd)
+    else:
+        raise SysError(errno.EINVAL)
+    return 0
+
+
+def _events_reply(out: list[tuple[int, int]]) -> VfsDataReply:
+    return VfsDataReply(result=len(out), data=b"".join(EPOLL_EVENT.pack(ev & 0xFFFFFFFF, data)
+                                                       for ev, data in out))
+
+
+def do_epoll_wait(srv: VfsServer, req: Request) -> Any:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    of = fp.get(b.epfd)
+    if not isinstance(of.io, Epoll) or b.maxevents <= 0:
+        raise SysError(errno.EINVAL)
+    ep: Epoll = of.io
+    n = min(b.maxevents, DATA_MAX // EPOLL_EVENT.size)
+    out = ep.collect(n)
+    if out or b.timeout_ns == 0:
+        return _events_reply(out)
+    return _epoll_wait(srv, req, ep, n, b.timeout_ns)
+
+
+async def _epoll_wait(srv: VfsServer, req: Request, ep: Epoll, n: int,
+                      timeout_ns: int) -> VfsDataReply:
+    deadline = math.inf if timeout_ns < 0 else trio.current_time() + timeout_ns / 1e9
+    out: list[tuple[int, int]] = []
+
+    def check() -> bool:
+        out[:] = ep.collect(n)
+        return bool(out)
+
+    await not_restarted(srv, req, wait_ready([ep.q], check, deadline))
+    return _events_reply(out)
+
+
+async def not_restarted(srv: VfsServer, req: Request, awaitable: Any) -> Any:
+    """``srv.interruptible``, but a signal's restart code becomes EINTR."""
+    try:
+        return await srv.interruptible(req, awaitable)
+    except SysError as exc:
+        if exc.errno >= ERESTART_FIRST:
+            raise SysError(errno.EINTR) from None
+        raise
+
+
+# --- timerfd -------------------------------------------------------------------------------
+
+def _timerfd(srv: VfsServer, req: Request) -> TimerFd:
+    of = caller_proc(srv, req).get(req.msg.body.fd)
+    if not isinstance(of.io, TimerFd):
+        raise SysError(errno.EINVAL)
+    return of.io
+
+
+def do_timerfd_create(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    if b.flags & ~(O_CLOEXEC | O_NONBLOCK) or b.clockid not in TIMER_CLOCKS:
+        raise SysError(errno.EINVAL)
+    fp = caller_proc(srv, req)
+    return install_anon(srv, fp, TimerFd(srv, b.clockid), b.flags, bool(b.flags & O_CLOEXEC))
+
+
+def do_timerfd_settime(srv: VfsServer, req: Request) -> VfsTimerReply:
+    b = req.msg.body
+    timer = _timerfd(srv, req)
+    value, interval = timer.settime(b.flags, b.value_ns, b.interval_ns)
+    return VfsTimerReply(value_ns=value, interval_ns=interval)
+
+
+def do_timerfd_gettime(srv: VfsServer, req: Request) -> VfsTimerReply:
+    value, interval = _timerfd(srv, req).gettime()
+    return VfsTimerReply(value_ns=value, interval_ns=interval)
+
+
+# --- signalfd ------------------------------------------------------------------------------
+
+def do_signalfd(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    if b.fd == -1:
+        return install_anon(srv, fp, SignalFd(srv, b.mask), b.flags, bool(b.flags & O_CLOEXEC))
+    of = fp.get(b.fd)
+    if not isinstance(of.io, SignalFd):
+        raise SysError(errno.EINVAL)
+    of.io.set_mask(b.mask)
+    return b.fd
+
+
+def do_sig_pending(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    pending_changed(srv, b.pid, b.pending)
+    return 0
