@@ -148,7 +148,19 @@ def _trailing(cls: type, extra: int) -> ProtocolError:
     return ProtocolError(errno.EBADMSG, f"{cls.__name__}: {extra} trailing bytes", cls.M_TYPE)  # type: ignore[attr-defined]
 
 
-class Payload:
+class _PayloadType(type):
+    """Payload classes' type: the layout (``_FIXED``, ``_FIXED_NAMES``, ``_VAR``) of
+    a class whose codec is not generated yet is generated when first asked for."""
+
+    def __getattr__(cls, name: str):
+        if name in ("_FIXED", "_FIXED_NAMES", "_VAR") and "M_TYPE" in cls.__dict__ \
+                and "_FIXED" not in cls.__dict__:
+            _materialize(cls)
+            return cls.__dict__[name]
+        raise AttributeError(name)
+
+
+class Payload(metaclass=_PayloadType):
     """Base of every message payload; the decorators fill in the class variables."""
 
     __slots__ = ()
@@ -174,11 +186,25 @@ REPLIES: dict[tuple[int, int], type[Payload]] = {}
 WITH_CALL: dict[type, Callable[[Payload, int], Payload]] = {}
 
 
+# A field's wire kind by the name its annotation uses (annotations are strings here).
+_KIND_NAMES: dict[str, object] = {"i32": "i", "u32": "I", "i64": "q", "u64": "Q",
+                                  "path": PATH, "data": DATA}
+
+
+def _wire_kind(cls: type, f: dataclasses.Field, hints: dict | None) -> object:
+    kind = _KIND_NAMES.get(f.type) if isinstance(f.type, str) else None
+    if kind is not None:
+        return kind
+    if hints is None:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    return getattr(hints[f.name], "__metadata__", (None,))[0]
+
+
 def _layout(cls: type) -> None:
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = None
     fixed_fmt, fixed_names, var = "<", [], []
     for f in dataclasses.fields(cls):
-        meta = getattr(hints[f.name], "__metadata__", (None,))[0]
+        meta = _wire_kind(cls, f, hints)
         if isinstance(meta, str):
             fixed_fmt += meta
             fixed_names.append(f.name)
@@ -345,15 +371,124 @@ def _gen_codec(cls: type) -> None:
         WITH_CALL[cls] = ns["_with_call"]  # type: ignore[assignment]
 
 
+# --- declaring payloads ----------------------------------------------------------
+#
+# A payload class is a frozen, keyword-only, slotted dataclass -- but built here,
+# not by ``dataclasses.dataclass``, whose code generation (plus the codec's) for
+# some 130 classes was most of xinim-run's start-up.  The class gets real
+# ``dataclasses.Field``s (``dataclasses.fields``/``replace`` work), shared
+# ``__eq__``/``__hash__``/``__repr__`` and a frozen ``__setattr__``; its codec and
+# fast ``__init__`` are generated on first use (``_materialize``), so a run pays
+# only for the message types it sends.
+
+def _p_eq(self, other):
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return all(getattr(self, n) == getattr(other, n) for n in self._FIELD_NAMES)
+
+
+def _p_hash(self):
+    return hash(tuple(getattr(self, n) for n in self._FIELD_NAMES))
+
+
+def _p_repr(self):
+    inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._FIELD_NAMES)
+    return f"{self.__class__.__qualname__}({inner})"
+
+
+def _p_setattr(self, name, value):
+    raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+
+def _p_delattr(self, name):
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def _build(cls: type) -> type:
+    """``dataclass(frozen=True, kw_only=True, slots=True)(cls)``, cheaply; classes
+    whose annotations are not all wire kinds get the real thing."""
+    own = cls.__dict__.get("__annotations__", {})
+    if any(not isinstance(a, str) or a not in _KIND_NAMES for a in own.values()):
+        return dataclass(frozen=True, kw_only=True, slots=True)(cls)
+    fields: dict[str, dataclasses.Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        fields.update(base.__dict__.get("__dataclass_fields__", {}))
+    ns = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    for name, ann in own.items():
+        default = ns.pop(name, dataclasses.MISSING)
+        f = dataclasses.field(default=default, kw_only=True)
+        f.name, f.type = name, ann
+        f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
+        fields[name] = f
+    ns["__slots__"] = tuple(own)
+    ns["__dataclass_fields__"] = fields
+    ns["_FIELD_NAMES"] = tuple(fields)
+    ns["__match_args__"] = ()
+    ns.update(__eq__=_p_eq, __hash__=_p_hash, __repr__=_p_repr, __setattr__=_p_setattr,
+              __delattr__=_p_delattr)
+    new = type(cls)(cls.__name__, cls.__bases__, ns)
+    _install_lazy(new)
+    return new
+
+
+def _materialize(cls: type) -> None:
+    """Generate ``cls``'s layout, codec and fast constructors (once)."""
+    if "_FIXED" not in cls.__dict__:
+        _layout(cls)
+
+
+def _install_lazy(cls: type) -> None:
+    """Stand-ins that generate the codec on first use, then call the real one."""
+    def _encode_msg(self, m_source, req_id):
+        _materialize(cls)
+        return cls._encode_msg(self, m_source, req_id)
+
+    def _encode_payload(self):
+        _materialize(cls)
+        return cls._encode_payload(self)
+
+    def _decode_at(buf, off):
+        _materialize(cls)
+        return cls._decode_at(buf, off)
+
+    def _decode_msg(buf, src):
+        _materialize(cls)
+        return cls._decode_msg(buf, src)
+
+    def __init__(self, **kwargs):
+        _materialize(cls)
+        cls.__init__(self, **kwargs)
+
+    cls._encode_msg = _encode_msg
+    cls._encode_payload = _encode_payload
+    cls._decode_at = staticmethod(_decode_at)
+    cls._decode_msg = staticmethod(_decode_msg)
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = __init__
+    if {"call", "error", "result"} <= cls.__dataclass_fields__.keys():
+        def _quick_reply(call, error, result):
+            _materialize(cls)
+            return cls._quick_reply(call, error, result)
+
+        def _with_call(src, call):
+            _materialize(cls)
+            return cls._with_call(src, call)
+
+        cls._quick_reply = staticmethod(_quick_reply)
+        cls._with_call = staticmethod(_with_call)
+        WITH_CALL[cls] = _with_call
+
+
 def request(m_type: int):
     """Declare a request payload with message type ``m_type``."""
 
     def wrap(cls):
-        cls = dataclass(frozen=True, kw_only=True, slots=True)(cls)
+        cls = _build(cls)
         if m_type in REQUESTS:
             raise TypeError(f"message type {m_type} declared twice")
         cls.M_TYPE = m_type
-        _layout(cls)
+        if "_encode_msg" not in cls.__dict__:     # built by dataclasses: no lazy codec
+            _layout(cls)
         REQUESTS[m_type] = cls
         return cls
 
@@ -368,9 +503,10 @@ def reply(m_type: int, *calls: int):
     """
 
     def wrap(cls):
-        cls = dataclass(frozen=True, kw_only=True, slots=True)(cls)
+        cls = _build(cls)
         cls.M_TYPE = m_type
-        _layout(cls)
+        if "_encode_msg" not in cls.__dict__:     # built by dataclasses: no lazy codec
+            _layout(cls)
         for call in calls or (0,):
             if (m_type, call) in REPLIES:
                 raise TypeError(f"reply ({m_type}, {call}) declared twice")
