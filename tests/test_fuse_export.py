@@ -37,7 +37,9 @@ class Mount:
 async def mnt(nursery: trio.Nursery, tmp_path: Path) -> Mount:
     fs = Ramfs()
     ops = RamfsFuse(fs)
-    path = await nursery.start(functools.partial(serve_fuse, fs, tmp_path / "mnt", ops=ops))
+    # allow_other: test_permissions_for_other_users looks in as another user
+    path = await nursery.start(functools.partial(serve_fuse, fs, tmp_path / "mnt", ops=ops,
+                                                 options=["allow_other"]))
     return Mount(fs, ops, path)
 
 

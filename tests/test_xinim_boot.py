@@ -124,7 +124,7 @@ def test_shell_on_the_serial_console(tmp: Path) -> None:
     boot = Boot(tmp, "--mount", str(mnt), init=["/bin/sh"])
     try:
         log = boot.read_until(PROMPT)
-        assert b"[kernel] XINIM hosted kernel" in log and b"[init] started on PID 1" in log
+        assert b"] kernel: XINIM hosted kernel" in log and b"] init: started on PID 1" in log
         assert b"\r\n" in log                                  # a terminal's line ends
         assert mounted(mnt)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import posixpath
+import stat
 from dataclasses import dataclass
 from typing import Any, Generator, Mapping, Sequence, TextIO
 
@@ -58,6 +60,8 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
         path = os.fsencode(candidate)
         reply = (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsExecOpen(
             caller=_resolver(system), dirfd=AT_FDCWD, flags=0, path=path))).body
+        if reply.error == errno.EACCES and "/" in name and await _is_dir(system, path):
+            raise LaunchError(f"{name}: Is a directory", 126)     # as a shell says
         if reply.error:
             if reply.error != errno.ENOENT and first_error == errno.ENOENT:
                 first_error = reply.error
@@ -70,6 +74,12 @@ async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> 
         raise LaunchError(f"{name}: command not found", 127)
     raise LaunchError(f"{name}: {os.strerror(first_error)}",
                       127 if first_error == errno.ENOENT else 126)
+
+
+async def _is_dir(system: System, path: bytes) -> bool:
+    reply = (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsStat(
+        caller=_resolver(system), dirfd=AT_FDCWD, flags=0, path=path))).body
+    return not reply.error and stat.S_ISDIR(reply.mode)
 
 
 async def _copy_out(system: System, path: bytes) -> int:
@@ -106,14 +116,24 @@ def exit_code(status: int) -> int:
 
 
 async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str], *,
-                      trace: TextIO | None = None, tracer: Tracer | None = None) -> int:
-    """Run ``argv`` as a child of init; returns its exit code."""
-    resolved = await resolve_program(system, argv[0], env)
+                      trace: TextIO | None = None, tracer: Tracer | None = None,
+                      cwd: str = "/") -> int:
+    """Run ``argv`` as a child of init, starting in XINIM directory ``cwd``;
+    returns its exit code."""
+    name = argv[0]
+    if "/" in name and not name.startswith("/"):
+        name = posixpath.join(cwd, name)       # ./prog: from where it starts
+    resolved = await resolve_program(system, name, env)
     router = SyscallRouter(system.kernel, pm=system.pm, trace=trace)
     router.root_image = (resolved.xinim_path, [os.fsencode(a) for a in argv])
+    if cwd != "/":
+        router.root_cwd = os.fsencode(cwd)
     if system.joined_node:
         router.stdio_node = system.lattice.node_id   # our terminal, passed when we joined
     tracer = tracer or Tracer(handler_errors="enosys", cpus=tracer_cpus())
+    if tracer.cpus is not None:      # what sched_getaffinity shows instead of the pin
+        system.kernel.cpus_pinned = tracer.cpus
+        system.kernel.cpus_real = frozenset(os.sched_getaffinity(0))
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         # The program's host fds are never used (every fd call is the VFS's), so
@@ -130,6 +150,9 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
         os.close(devnull)
         if resolved.memfd >= 0:
             os.close(resolved.memfd)
+        if router.unsupported:
+            log.info("unsupported syscalls (answered ENOSYS): %s", ", ".join(
+                f"{name} x{n}" if n > 1 else name for name, n in sorted(router.unsupported.items())))
     return exit_code(status)
 
 

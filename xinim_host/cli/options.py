@@ -1,11 +1,12 @@
-"""Options every system-booting command shares: --mount, --image, --bind."""
+"""Options every system-booting command shares: --mount, --image, --bind, -o; and
+their checks before the system boots (one line for each mistake)."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
 import signal
-import sys
+import stat
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -13,6 +14,7 @@ import trio
 
 from ..system.boot import System
 from ..vfs_fuse.mounts import DEFAULT_MOUNTS
+from .common import USAGE, CliError
 
 log = logging.getLogger("xinim.cli")
 
@@ -26,7 +28,37 @@ def bind_spec(text: str) -> tuple[str, str, str]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected HOST:XINIM[:ro|rw]")
     if not os.path.isdir(parts[0]):
         raise argparse.ArgumentTypeError(f"{parts[0]}: not a host directory")
+    if os.path.normpath(parts[1]) in ("/", "//"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: XINIM's / is the ramfs and cannot be replaced; bind to a "
+            "directory below it (HOST:/data)")
     return parts[0], parts[1], parts[2]
+
+
+FUSE_FLAGS = ("allow_other", "ro")
+FUSE_IDS = ("uid", "gid")
+
+
+def fuse_options(text: str) -> list[str]:
+    """``-o allow_other,ro,uid=N,gid=N`` (as other FUSE daemons take them)."""
+    out = []
+    for opt in filter(None, text.split(",")):
+        name, eq, value = opt.partition("=")
+        if (not eq and name in FUSE_FLAGS) or (eq and name in FUSE_IDS and value.isdigit()):
+            out.append(opt)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"-o {opt}: unknown FUSE option (known: allow_other, ro, uid=N, gid=N)")
+    return out
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="XINIM's diagnostics on the terminal (boot log, server logs, "
+                        "unsupported syscalls); -vv adds debug detail and tracebacks")
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="append XINIM's diagnostics to FILE (default: $XINIM_LOG; "
+                        "without either, and without -v, they are dropped)")
 
 
 def add_system_options(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +71,75 @@ def add_system_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", metavar="HOST:XINIM[:ro|rw]", type=bind_spec, action="append",
                         default=[], help="mount a host directory into XINIM (default read-only); "
                         "adds to /bin /lib /lib64 /usr /etc, replacing one at the same place")
+    parser.add_argument("-o", metavar="OPT[,OPT...]", dest="fuse_options", type=fuse_options,
+                        action="extend", default=[],
+                        help="options of the --mount export: allow_other (other users see "
+                        "it too; needs user_allow_other in /etc/fuse.conf unless root), ro, "
+                        "uid=N,gid=N (every file shows this owner)")
+
+
+def check_system_options(args: argparse.Namespace) -> None:
+    """The mistakes in --mount/--image/-o, each as one line, before anything boots.
+    Parents are never created: a typo must not make directories."""
+    if args.fuse_options and not args.mount:
+        raise CliError("-o: FUSE options need --mount DIR", USAGE)
+    if args.mount:
+        _check_mount_dir(args.mount)
+        _check_dev_fuse()
+    if args.image:
+        path = os.path.abspath(args.image)
+        _check_parent("--image", args.image, os.path.dirname(path))
+        if os.path.isdir(path):
+            raise CliError(f"--image {args.image}: is a directory; give a file "
+                           "(made at the first save)", USAGE)
+
+
+def _check_parent(option: str, given: str, parent: str) -> None:
+    try:
+        st = os.stat(parent)
+    except FileNotFoundError:
+        raise CliError(f"{option} {given}: {parent} does not exist; create it first "
+                       "(parents are not made)", USAGE) from None
+    except OSError as exc:
+        raise CliError(f"{option} {given}: {parent}: {exc.strerror}", USAGE) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise CliError(f"{option} {given}: {parent} is not a directory", USAGE)
+    if not os.access(parent, os.X_OK):
+        raise CliError(f"{option} {given}: {parent}: Permission denied", USAGE)
+
+
+def _check_mount_dir(where: str) -> None:
+    from ..vfs_fuse.mountpoint import mounts_at
+    path = os.path.abspath(where)
+    _check_parent("--mount", where, os.path.dirname(path))
+    live = [m for m in mounts_at(path) if m.is_fuse]
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return                       # made at mount time (the one directory, like mkdir)
+    except OSError:
+        return                       # a dead FUSE mount: cleaned up at mount time
+    if live:
+        raise CliError(f"{where}: is a live mount ({live[-1].fstype}); unmount it "
+                       f"(fusermount3 -u {where}) or give an empty directory", USAGE)
+    if not os.path.isdir(path):
+        raise CliError(f"{where}: mountpoint is a file; give an empty directory", USAGE)
+    if not os.path.ismount(path):     # mounting on a (non-FUSE) mount hides nothing
+        try:
+            busy = next(iter(os.scandir(path)), None) is not None
+        except OSError as exc:
+            raise CliError(f"{where}: {exc.strerror}; give an empty directory", USAGE) from None
+        if busy:
+            raise CliError(f"{where}: mountpoint is not empty; give an empty directory "
+                           "(the mount would hide what it holds)", USAGE)
+
+
+def _check_dev_fuse() -> None:
+    try:
+        os.close(os.open("/dev/fuse", os.O_RDWR))
+    except OSError as exc:
+        raise CliError(f"--mount needs /dev/fuse: {exc.strerror}; load the fuse module "
+                       "(modprobe fuse) or run where /dev/fuse is usable") from None
 
 
 def mounts_from(binds: list[tuple[str, str, str]]) -> list[tuple[str, str, str]] | None:
@@ -59,8 +160,9 @@ def load_ramfs(args: argparse.Namespace) -> Any:
 
 
 async def system_services(system: System, args: argparse.Namespace,
-                          stack: AsyncExitStack) -> None:
-    """Start the FUSE export and image saving that the options ask for."""
+                          stack: AsyncExitStack) -> trio.Event | None:
+    """Start the FUSE export and image saving that the options ask for.  Returns
+    an event set when the export ends (unmounted from outside), if there is one."""
     if args.image:
         from ..lib.errors import SysError
         from ..vfs_fuse.journal import Journal
@@ -80,11 +182,30 @@ async def system_services(system: System, args: argparse.Namespace,
                         pass                     # logged; the log still holds everything
 
         system.nursery.start_soon(on_usr1)
-    if args.mount:
-        from ..vfs_fuse.fuse_export import serve_fuse
-        where = await system.nursery.start(serve_fuse, system.vfs.ramfs, args.mount)
-        args.mount = str(where)
-        print(f"xinim: ramfs mounted at {where}", file=sys.stderr)
+    if not args.mount:
+        return None
+    from ..vfs_fuse.fuse_export import serve_fuse
+    flags = [o for o in args.fuse_options if "=" not in o]
+    ids = dict(o.split("=") for o in args.fuse_options if "=" in o)
+    ended = trio.Event()
+
+    async def export(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await serve_fuse(system.vfs.ramfs, args.mount, task_status=task_status,
+                             options=flags, uid=_int_or_none(ids.get("uid")),
+                             gid=_int_or_none(ids.get("gid")))
+        finally:
+            ended.set()
+
+    where = await system.nursery.start(export)
+    args.mount = str(where)
+    log.info("ramfs mounted at %s%s", where,
+             f" (-o {','.join(args.fuse_options)})" if args.fuse_options else "")
+    return ended
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return None if text is None else int(text)
 
 
 async def _shielded(fn: Any, *args: Any) -> None:

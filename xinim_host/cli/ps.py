@@ -76,6 +76,47 @@ def ensure_socket_dir(path: str) -> None:
         raise PermissionError(f"{directory} belongs to uid {st.st_uid}, not to us")
 
 
+def choose_socket(requested: str | None) -> str:
+    """The node socket to serve: as asked, else the default -- unless a live system
+    already listens there (then a per-process one beside it, which xinim-ps finds)."""
+    if requested:
+        ensure_socket_dir(requested)
+        return requested
+    path = default_socket_path()
+    ensure_socket_dir(path)
+    if os.path.exists(path) and socket_is_live(path):
+        path = os.path.join(os.path.dirname(path), f"node-{os.getpid()}.sock")
+    return path
+
+
+def socket_dirs() -> list[str]:
+    """Where this user's systems may listen (the default place, and the others a
+    different environment would have picked)."""
+    dirs = [runtime_dir(), os.path.join(tempfile.gettempdir(), f"xinim-{os.geteuid()}")]
+    if os.geteuid() == 0:
+        dirs.append("/run/xinim")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        dirs.append(os.path.join(xdg, "xinim"))
+    dirs.append(f"/run/user/{os.geteuid()}/xinim")
+    return list(dict.fromkeys(os.path.abspath(d) for d in dirs))
+
+
+def live_sockets() -> list[str]:
+    """Every node socket of this user's running systems (xinim-boot, xinim-run
+    --listen): the default one first, then the others by name."""
+    found: list[str] = []
+    for directory in socket_dirs():
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(".sock"))
+        except OSError:
+            continue
+        found += [os.path.join(directory, n) for n in names]
+    default = default_socket_path()
+    found.sort(key=lambda s: s != default)
+    return [s for s in dict.fromkeys(found) if socket_is_live(s)]
+
+
 def socket_is_live(path: str) -> bool:
     """Does a system listen on ``path``?"""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -220,16 +261,18 @@ async def main_async(args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="xinim-ps", description=__doc__.split("\n\n")[0])
+    from .common import Parser
+    parser = Parser(prog="xinim-ps", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", action="store_true",
                         help="also show each process's host pid (asked through the kernel)")
     parser.add_argument("--mem", metavar="PID", type=int,
                         help="print MM's memory map of PID and its frames (used/shared/private)")
     parser.add_argument("--socket", metavar="PATH", default=None,
-                        help="the system's node socket (default: $XINIM_SOCKET, else "
-                        f"{os.path.join(runtime_dir(), 'node.sock')})")
+                        help="the system's node socket (default: $XINIM_SOCKET, else every "
+                        f"system of yours listening in {runtime_dir()} and the like: "
+                        "xinim-boot, xinim-run --listen)")
     args = parser.parse_args(argv)
-    args.socket = args.socket or default_socket_path()
+    args.socket = args.socket or os.environ.get("XINIM_SOCKET") or None
     return args
 
 
@@ -253,21 +296,42 @@ async def _unwrapped(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="xinim-ps: %(name)s: %(message)s")
+    if args.socket:
+        sockets = [args.socket]
+    else:
+        sockets = live_sockets()
+        if not sockets:
+            print(f"xinim-ps: no system listens on {default_socket_path()} or beside it "
+                  "(is xinim-boot, or xinim-run --listen, running?)", file=sys.stderr)
+            return 1
+        if len(sockets) > 1 and args.mem is not None:
+            print(f"xinim-ps: {len(sockets)} systems run ({', '.join(sockets)}); "
+                  "choose one with --socket", file=sys.stderr)
+            return 2
+    status = 0
+    for i, sock in enumerate(sockets):
+        args.socket = sock
+        out, code = _query(args)
+        status = status or code
+        if out is not None:
+            if len(sockets) > 1:
+                out = f"{'' if i == 0 else chr(10)}== {sock} ==\n{out}"
+            sys.stdout.write(out)
+    return status
+
+
+def _query(args: argparse.Namespace) -> tuple[str | None, int]:
     try:
-        out = trio.run(_unwrapped, args)
+        return trio.run(_unwrapped, args), 0
     except (FileNotFoundError, ConnectionRefusedError):
         print(f"xinim-ps: no system listens on {args.socket} (is xinim-boot running?)",
               file=sys.stderr)
-        return 1
     except trio.TooSlowError:
         print(f"xinim-ps: {args.socket}: no answer", file=sys.stderr)
-        return 1
     except (SysError, IpcError) as exc:
         what = f"pid {args.mem}" if args.mem is not None and exc.errno == errno.ESRCH else args.socket
         print(f"xinim-ps: {what}: {os.strerror(exc.errno)}", file=sys.stderr)
-        return 1
-    sys.stdout.write(out)
-    return 0
+    return None, 1
 
 
 if __name__ == "__main__":

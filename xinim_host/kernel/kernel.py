@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Protocol
 
@@ -62,6 +63,13 @@ class Kernel:
         self.nursery: trio.Nursery | None = None   # for Await ops; set by boot
         self.unknown_calls = 0
         self.creds: dict[int, Creds] = {}
+        # uname's nodename: the host's, as a container without its own UTS namespace
+        self.hostname: bytes = os.uname().nodename.encode()
+        # The tracer may pin itself, and so every tracee, to one CPU (a cheaper
+        # stop); a program must still see the CPUs it may really use (nproc):
+        # sched_getaffinity answers ``cpus_real`` where the host says ``cpus_pinned``.
+        self.cpus_pinned: frozenset[int] | None = None
+        self.cpus_real: frozenset[int] | None = None
 
     # --- dispatching ----------------------------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from functools import partial
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
 import trio
@@ -38,7 +39,7 @@ class BootConfig:
     node_id: int = DEFAULT_NODE_ID
     socket_path: str | None = None           # serve other nodes (xinim-run clients) here
     allow_uids: tuple[int, ...] = ()         # host users besides ours who may join
-    quiet: bool = False                      # no boot log on the console
+    quiet: bool = False                      # the boot log to the log, not the console
     ramfs: Any = None                        # a tree loaded from an image; None: a fresh one
 
 
@@ -53,11 +54,16 @@ class System:
     console: Any
     nursery: trio.Nursery
     joined_node: int = 0      # a joined client's view: the node whose servers it uses
+    started: float = field(default_factory=time.time)   # the boot log's time 0
 
     def log(self, line: str) -> None:
-        """A boot-log line, through the kernel's debug_write path to the console."""
-        if not self.config.quiet:
-            self.kernel.console.write(line.encode() + b"\n")
+        """A boot-log line, ``[seconds since boot] who: what`` like a kernel log,
+        through the kernel's debug_write path to the console (``quiet``: to the
+        diagnostics log instead)."""
+        if self.config.quiet:
+            log.info("%s", line)
+            return
+        self.kernel.console.write(f"[{time.time() - self.started:9.3f}] {line}\n".encode())
 
 
 @asynccontextmanager
@@ -86,10 +92,10 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             pm = PmServer(lattice, signal_host=os.kill)
             mm = MmServer(lattice)
             system = System(config, lattice, kernel, vfs, pm, mm, console, nursery)
-            system.log(f"[kernel] XINIM hosted kernel, node {config.node_id}")
+            system.log(f"kernel: XINIM hosted kernel, node {config.node_id}")
             for server in (vfs, pm, mm):
                 await nursery.start(server.serve)
-                system.log(f"[{type(server).__name__.removesuffix('Server').upper()}] "
+                system.log(f"{type(server).__name__.removesuffix('Server').upper()}: "
                            f"started on PID {server.pid}")
             # Kernel <-> every server, and the servers among themselves (PM tells VFS
             # and MM about forks and exits, MM reads files through VFS).
@@ -114,12 +120,12 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
                                             on_stdio=partial(attach_node_console, vfs),
                                             on_join=joined, on_leave=left,
                                             allow_uids=config.allow_uids))
-                system.log(f"[kernel] node socket {config.socket_path}")
+                system.log(f"kernel: node socket {config.socket_path}")
             start_console = getattr(console, "start", None)
             if start_console is not None:   # its pumps; ^C & co. go to PM as the kernel
                 await nursery.start(start_console, system)
             await nursery.start(run_init, system)
-            system.log("[init] started on PID 1")
+            system.log("init: started on PID 1")
             try:
                 yield system
             finally:

@@ -60,9 +60,10 @@ log = logging.getLogger(__name__)
 ROOT_INODE: int = pyfuse3.ROOT_INODE
 FUSE_OPTIONS: frozenset[str] = frozenset({
     "fsname=xinim", "subtype=xinim",
-    # Host-side permission checks by the kernel against our attributes; with
-    # allow_other, other users (test suites switch uids) see the mount too.
-    "default_permissions", "allow_other",
+    # Host-side permission checks by the kernel against our attributes.  Only the
+    # mounting user sees the mount unless the caller adds allow_other (as any
+    # FUSE daemon: ``-o allow_other``).
+    "default_permissions",
 })
 #: Readahead for the mount (KiB).  The kernel starts FUSE mounts at 128 KiB,
 #: so sequential reads arrive in 128 KiB requests; 1 MiB lets one request carry
@@ -114,7 +115,8 @@ class RamfsFuse(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, ramfs: Ramfs, *, entry_timeout: float = 0.0,
-                 attr_timeout: float = 0.0, keep_cache: bool = False) -> None:
+                 attr_timeout: float = 0.0, keep_cache: bool = False,
+                 uid: int | None = None, gid: int | None = None) -> None:
         """The defaults are strict: the kernel revalidates names and attributes
         on every access and every open rereads the data, so a XINIM-side
         change is visible on the host at once even before the (asynchronous)
@@ -123,6 +125,9 @@ class RamfsFuse(pyfuse3.Operations):
         invalidation batch is sent; ``wait_invalidated`` is the fence)."""
         super().__init__()
         self.fs = ramfs
+        # -o uid=N,gid=N: every file shows this owner (libfuse's high-level option)
+        self.show_uid = uid
+        self.show_gid = gid
         self.entry_timeout = entry_timeout
         self.attr_timeout = attr_timeout
         self.keep_cache = keep_cache
@@ -195,8 +200,8 @@ class RamfsFuse(pyfuse3.Operations):
         e.attr_timeout = self.attr_timeout
         e.st_mode = inode.mode
         e.st_nlink = inode.nlink
-        e.st_uid = inode.uid
-        e.st_gid = inode.gid
+        e.st_uid = inode.uid if self.show_uid is None else self.show_uid
+        e.st_gid = inode.gid if self.show_gid is None else self.show_gid
         e.st_rdev = inode.rdev
         e.st_size = inode.size
         e.st_blocks = inode.blocks
@@ -680,13 +685,16 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
                      read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB,
                      entry_timeout: float = 0.0, attr_timeout: float = 0.0,
                      keep_cache: bool = False, malloc_tuning: bool = True,
-                     ops: RamfsFuse | None = None) -> None:
+                     ops: RamfsFuse | None = None, uid: int | None = None,
+                     gid: int | None = None) -> None:
     """Mount ``ramfs`` at ``mountpoint`` (default: the per-user runtime
     directory) and serve it in the current trio task until cancelled or
     unmounted from outside (``fusermount3 -u``).
 
     ``task_status.started(path)`` reports the mount directory once mounted.
-    ``malloc_tuning`` applies :func:`tune_malloc` (process-wide).
+    ``malloc_tuning`` applies :func:`tune_malloc` (process-wide).  ``options``
+    are FUSE mount options (``allow_other``, ``ro``...); ``uid``/``gid`` show
+    every file with that owner.
     A dead mount left at the place by a crashed run is detached first.  On
     return, cancellation or error the mount is removed (``finally``) and every
     inode reference the kernel held is released.  One call per process at a
@@ -702,7 +710,7 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
             tune_malloc()
         if ops is None:
             ops = RamfsFuse(ramfs, entry_timeout=entry_timeout, attr_timeout=attr_timeout,
-                            keep_cache=keep_cache)
+                            keep_cache=keep_cache, uid=uid, gid=gid)
         opts = set(pyfuse3.default_options) | FUSE_OPTIONS | set(options)
         ops.attach()
         try:

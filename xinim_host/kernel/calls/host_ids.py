@@ -82,7 +82,22 @@ def _by_tid(arg: int, negative: int = errno.ESRCH) -> Any:
     return handler
 
 
-sys_sched_getaffinity = _by_tid(0)
+_getaffinity = _by_tid(0)
+
+
+def sys_sched_getaffinity(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """The host's answer, but where it is exactly the tracer's pinning (inherited,
+    not the program's choice) the mask the program may really use (nproc)."""
+    size = yield from _getaffinity(k, c)
+    pinned, real = k.cpus_pinned, k.cpus_real
+    if pinned is None or real is None or size <= 0:
+        return size
+    mask = int.from_bytes(c.mem.read(c.args[2], size), "little")
+    if mask != sum(1 << cpu for cpu in pinned):
+        return size
+    shown = sum(1 << cpu for cpu in real if cpu < 8 * size)
+    c.mem.write(c.args[2], shown.to_bytes(size, "little"))
+    return size
 sys_sched_getparam = _by_tid(0, errno.EINVAL)
 sys_sched_getscheduler = _by_tid(0, errno.EINVAL)
 sys_get_robust_list = _by_tid(0)

@@ -148,7 +148,7 @@ def sys_clock_nanosleep(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_uname(k: "Kernel", c: SyscallContext) -> SyscallGen:
     host = os.uname()
-    fields = (b"XINIM", b"xinim", host.release.encode(),
+    fields = (b"XINIM", k.hostname, host.release.encode(),
               f"XINIM hosted on Linux {host.version}".encode(), host.machine.encode(), b"(none)")
     c.mem.write(c.args[0], b"".join(f[:abi.UTSNAME_FIELD - 1].ljust(abi.UTSNAME_FIELD, b"\0")
                                     for f in fields))

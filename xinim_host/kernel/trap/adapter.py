@@ -64,9 +64,12 @@ class SyscallRouter:
         self.tasks = TaskDirectory()
         self.notices = Notices(kernel.lattice, kernel.pid)
         self.pm_host = PmHost(kernel, self.tasks, self.notices, pm_attached=pm is not None)
-        self._enosys_logged: set[str] = set()
+        # ENOSYS'd Linux calls (name -> times): listed once, at exit (quiet by
+        # default: the program's stderr is the program's)
+        self.unsupported: dict[str, int] = {}
         self.stdio_node = 0    # joined: the node whose terminal the first process gets
         self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
+        self.root_cwd: bytes | None = None   # where the first process starts (default: /)
         if pm is not None:
             pm.attach_host(self.pm_host)
 
@@ -77,9 +80,10 @@ class SyscallRouter:
         if route.action is RouteAction.HOST:
             return HostRun()
         if route.action is RouteAction.ENOSYS or route.xinim is None:
-            if route.linux_name not in self._enosys_logged:
-                self._enosys_logged.add(route.linux_name)
-                log.warning("%s (Linux %d): not supported -> ENOSYS", route.linux_name, nr)
+            seen = self.unsupported.get(route.linux_name, 0)
+            self.unsupported[route.linux_name] = seen + 1
+            if not seen:
+                log.debug("%s (Linux %d): not supported -> ENOSYS", route.linux_name, nr)
             return Complete(-errno.ENOSYS)
         entry = self.tasks.tasks.get(tracee.tid)
         if entry is None or not entry.ready:
@@ -231,6 +235,9 @@ class SyscallRouter:
                 layout = self._mm_layout(host_tid)
                 if layout is not None:
                     notices.append((p.MM_PID, layout))
+                if self.root_cwd:
+                    notices.append((p.VFS_PID, p.VfsChdir(caller=entry.pid,
+                                                          path=self.root_cwd)))
                 if self.stdio_node:
                     node, self.stdio_node = self.stdio_node, 0
                     notices.append((p.VFS_PID, p.VfsNodeStdio(pid=entry.pid, node=node)))
