@@ -151,7 +151,7 @@ PM_REPLIES = {cls: call for (t, call), cls in sorted(p.REPLIES.items()) if t == 
 
 
 def test_pm_numbers_stay_in_range() -> None:
-    assert {cls.M_TYPE for cls in PM_REQUESTS} == set(range(200, 239))
+    assert {cls.M_TYPE for cls in PM_REQUESTS} == set(range(200, 240))
     assert all(cls.M_TYPE == p.PROC_REPLY for cls in PM_REPLIES)
 
 

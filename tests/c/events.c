@@ -20,10 +20,14 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static const char *names[] = {"pipe", "eventfd", "timerfd", "signalfd", "inotify", "nested"};
+
+static volatile sig_atomic_t usr2;
+static void on_usr2(int sig) { usr2 = sig; }
 
 static void show(int ep, int ms) {
     struct epoll_event ev[8];
@@ -141,6 +145,21 @@ int main(int argc, char **argv) {
         printf("still pending: %d\n", sigismember(&pend, SIGUSR1));
         n = read(sfd, &si, sizeof si);
         printf("signalfd again: %zd %s\n", n, strerror(errno));
+        /* a blocked signal outside the signalfd's mask is delivered when unblocked */
+        sigset_t m2;
+        sigemptyset(&m2);
+        sigaddset(&m2, SIGUSR2);
+        signal(SIGUSR2, on_usr2);
+        sigprocmask(SIG_BLOCK, &m2, NULL);
+        kill(getpid(), SIGUSR2);
+        printf("usr2 before unblock: %d\n", (int)usr2);
+        sigprocmask(SIG_UNBLOCK, &m2, NULL);
+        printf("usr2 after unblock: %d\n", (int)usr2);
+        /* a new mask for the same signalfd */
+        sigaddset(&m2, SIGUSR1);
+        printf("signalfd remask: %d\n", signalfd(sfd, &m2, 0) == sfd);
+        err("signalfd not one", signalfd(p[0] >= 0 ? p[0] : 0, &m2, 0));
+        err("signalfd size", (int)syscall(SYS_signalfd4, -1, &m2, 4, 0));
     }
     if (ifd >= 0) {
         char path[512];

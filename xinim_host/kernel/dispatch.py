@@ -172,6 +172,8 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.TIMERFD_CREATE: (VFS, events.sys_timerfd_create),
     Sys.TIMERFD_SETTIME: (VFS, events.sys_timerfd_settime),
     Sys.TIMERFD_GETTIME: (VFS, events.sys_timerfd_gettime),
+    Sys.SIGNALFD: (VFS, events.sys_signalfd),
+    Sys.SIGNALFD4: (VFS, events.sys_signalfd4),
     Sys.GETXATTR: (VFS, files.sys_getxattr),
     Sys.LGETXATTR: (VFS, files.sys_lgetxattr),
     Sys.FGETXATTR: (VFS, files.sys_fgetxattr),

@@ -90,6 +90,9 @@ def host(reason: str) -> _Row:
 _POLL = ("every fd on one readiness model (lib/readiness); at most 512 fds per call "
          "(one message)")
 _EPOLL = "at most 341 events per call (one message)"
+_SIGNALFD = ("a signal blocked in a process holding a signalfd stays with PM until a read "
+             "takes it or a mask opens, so rt_sigpending (the host's) does not show it; "
+             "readiness is the creator's pending set")
 _SIGMASK = "the signal mask is checked but not applied during the wait"
 _LOCKS = "locks accepted and not enforced (another process's lock never blocks or fails a call)"
 
@@ -133,6 +136,8 @@ _ROWS: dict[str, _Row] = {
     "timerfd_settime": delegate(Sys.TIMERFD_SETTIME, partial="TFD_TIMER_CANCEL_ON_SET accepted "
                                 "(XINIM never sets the realtime clock)"),
     "timerfd_gettime": delegate(Sys.TIMERFD_GETTIME),
+    "signalfd": delegate(Sys.SIGNALFD, partial=_SIGNALFD),
+    "signalfd4": delegate(Sys.SIGNALFD4, partial=_SIGNALFD),
     "dup": delegate(Sys.DUP),
     "dup2": delegate(Sys.DUP2),
     "dup3": delegate(Sys.DUP3),

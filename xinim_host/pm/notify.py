@@ -135,6 +135,10 @@ class LatticeNotifier:
         blob = b"".join(g.to_bytes(4, "little") for g in groups)
         return self._ask(p.VFS_PID, p.VfsSetgroups(pid=pid, data=blob))
 
+    def sig_pending(self, pid: int, pending: int) -> Completion:
+        """``pid`` holds a signalfd and its pending set is now ``pending``."""
+        return self._tell(p.VFS_PID, p.VfsSigPending(pid=pid, pending=pending))
+
     def interrupt(self, pid: int, err: int) -> Completion:
         """A signal must interrupt ``pid``'s calls blocked in the VFS (answered
         ``err``).  The kernel's own waits (nanosleep) are ended through the host

@@ -118,6 +118,10 @@ class Process:
     stop_report: int = 0          # an unreported stop's status word (WUNTRACED)
     cont_report: bool = False     # an unreported continue (WCONTINUED)
     host_exiting: bool = False    # a zombie whose host task is not gone yet: not waitable
+    # signalfd (issue 14): who sent each pending signal (code, XINIM pid, uid), and
+    # whether the VFS wants to hear when the pending set changes (a signalfd exists)
+    sig_info: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    sigfd_watch: bool = False
 
     @property
     def leader(self) -> Task:
@@ -208,7 +212,7 @@ class ProcTable:
             pid, ppid_proc.pid, parent.pgid, parent.sid,
             parent.ruid, parent.euid, parent.suid, parent.rgid, parent.egid, parent.sgid,
             parent.groups, exit_signal=exit_signal, actions=list(parent.actions),
-            command=parent.command, argv=parent.argv)
+            command=parent.command, argv=parent.argv, sigfd_watch=parent.sigfd_watch)
         self._insert(child, ppid_proc, host_tid, blocked)
         return child
 

@@ -31,7 +31,12 @@ def _signal_one(pm: "PmServer", caller: int, sender: Process | None, target: Pro
         return errno.EINVAL
     err = may_signal(caller, sender, target, sig)
     if err == 0 and sig:
-        send(pm, target, sig, task)
+        if sender is None:
+            info = signals.NO_INFO
+        else:
+            info = (signals.SI_TKILL if task is not None else signals.SI_USER, caller,
+                    sender.ruid)
+        send(pm, target, sig, task, info)
     return err
 
 
@@ -143,8 +148,9 @@ def do_sigaction(pm: "PmServer", req: "Request") -> p.Payload:
         raise SysError(errno.EINVAL)
     if not body.set:
         return _old_reply(proc.actions[sig])
-    return _old_reply(_set_action(proc, sig, SigAction(body.handler, body.flags, body.restorer,
-                                                       body.mask)))
+    old = _set_action(proc, sig, SigAction(body.handler, body.flags, body.restorer, body.mask))
+    signals.pending_changed(pm, proc)
+    return _old_reply(old)
 
 
 def do_signal(pm: "PmServer", req: "Request") -> p.Payload:
@@ -178,7 +184,7 @@ def do_sigprocmask(pm: "PmServer", req: "Request") -> p.Payload:
             raise SysError(errno.EINVAL)
         task.blocked = new & ~UNBLOCKABLE
         if old & ~task.blocked:             # something was unblocked: the host delivers it
-            signals.release_pending(task)
+            signals.release_pending(task, pm)
     return p.ProcMaskReply(mask=old)
 
 
@@ -195,8 +201,25 @@ def do_sigsuspend(pm: "PmServer", req: "Request") -> None:
         raise SysError(errno.EBUSY)         # one task cannot be in two calls
     task.saved_mask = task.blocked
     task.blocked = req.body.mask & signals.ALL_SIGNALS & ~UNBLOCKABLE
-    if signals.release_pending(task):
+    if signals.release_pending(task, pm):
         task.blocked = task.saved_mask      # something was waiting already
         raise SysError(errno.EINTR)
     task.suspended = req
     task.proc.park()
+
+
+# --- signalfd ---------------------------------------------------------------------------
+
+
+def do_sigfd_take(pm: "PmServer", req: "Request") -> p.Payload:
+    """A signalfd read in the VFS takes the caller's pending signals (VFS only)."""
+    if req.msg.m_source != p.VFS_PID:
+        raise SysError(errno.EPERM)
+    body = req.body
+    task = pm.table.live_task(body.pid)
+    proc = task.proc
+    proc.sigfd_watch = True
+    limit = max(0, min(body.max, p.DATA_MAX // p.SIGFD_RECORD.size))
+    taken = signals.sigfd_take(task, body.mask, limit)
+    return p.ProcSigfdReply(result=len(taken), pending=signals.all_pending(proc),
+                            data=b"".join(p.SIGFD_RECORD.pack(*t) for t in taken))

@@ -127,11 +127,45 @@ def may_signal(sender_pid: int, sender: Process | None, target: Process, sig: in
     return errno.EPERM
 
 
-def send(pm: "PmServer", proc: Process, sig: int, task: Task | None = None) -> None:
+SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
+NO_INFO = (SI_KERNEL, 0, 0)
+
+
+def send(pm: "PmServer", proc: Process, sig: int, task: Task | None = None,
+         info: tuple[int, int, int] = NO_INFO) -> None:
     """Generate ``sig`` for ``proc`` (or only its thread ``task``): bookkeeping,
-    host delivery, and answering the parked calls it interrupts."""
+    host delivery, and answering the parked calls it interrupts.  ``info`` (si_code,
+    sender's pid, its uid) is kept while the signal is pending, for signalfd."""
     if proc.state is State.ZOMBIE or sig == 0 or proc.pid < p.FIRST_USER_PID:
         return  # init and the servers have no host task and cannot be killed
+    before = all_pending(proc) if proc.sigfd_watch else 0
+    try:
+        _send(pm, proc, sig, task, info)
+    finally:
+        if proc.sigfd_watch and all_pending(proc) != before:
+            pending_changed(pm, proc)
+
+
+def all_pending(proc: Process) -> int:
+    """Every signal pending for ``proc`` or one of its threads."""
+    pending = proc.pending
+    for t in proc.tasks.values():
+        pending |= t.pending
+    return pending
+
+
+def pending_changed(pm: "PmServer", proc: Process) -> None:
+    """Tell the VFS (signalfd readiness) when a process with a signalfd has a new
+    pending set; a notice, not awaited."""
+    if not proc.sigfd_watch:
+        return
+    tell = getattr(pm.notify, "sig_pending", None)
+    if tell is not None:
+        tell(proc.pid, all_pending(proc))
+
+
+def _send(pm: "PmServer", proc: Process, sig: int, task: Task | None,
+          info: tuple[int, int, int]) -> None:
     bit = sigmask(sig)
     # SIGCONT discards pending stop signals and a stop signal a pending SIGCONT (POSIX).
     if sig == SIGCONT:
@@ -142,10 +176,16 @@ def send(pm: "PmServer", proc: Process, sig: int, task: Task | None = None) -> N
     open_tasks = [t for t in targets if not t.blocked & bit]
     if not open_tasks:
         # every candidate blocks it: it stays pending (sigpending shows it)
+        if not (proc.pending | (task.pending if task is not None else 0)) & bit:
+            proc.sig_info[sig] = info    # a standard signal already pending keeps its first
         if task is not None:
             task.pending |= bit
         else:
             proc.pending |= bit
+        if proc.sigfd_watch:
+            # PM alone holds it: a signalfd read takes it, or the host gets it when a
+            # mask opens (release_pending) -- the host never keeps a copy to deliver late
+            return
     elif is_ignored(proc, sig):
         return  # discarded; the host would discard it too, so don't even ask it
     _deliver_host(pm, proc, task, sig)
@@ -213,10 +253,37 @@ def deliverable_pending(task: Task) -> int:
     return (task.pending | task.proc.pending) & ~task.blocked
 
 
-def release_pending(task: Task) -> int:
+def release_pending(task: Task, pm: "PmServer | None" = None) -> int:
     """After the mask opened: the host delivers what was pending; forget it here."""
     ready = deliverable_pending(task)
     if ready:
         task.pending &= ~ready
         task.proc.pending &= ~ready
+        if pm is not None and task.proc.sigfd_watch:
+            for sig in range(1, NSIG + 1):       # what PM held back goes to the host now
+                if ready & sigmask(sig):
+                    task.proc.sig_info.pop(sig, None)
+                    _deliver_host(pm, task.proc, task, sig)
+            pending_changed(pm, task.proc)
     return ready
+
+
+def sigfd_take(task: Task, mask: int, limit: int) -> list[tuple[int, int, int, int]]:
+    """signalfd's read: up to ``limit`` pending signals in ``mask``, lowest first, the
+    thread's own before the process's (Linux dequeue_signal); (signo, code, pid, uid)."""
+    proc = task.proc
+    out = []
+    while len(out) < limit:
+        own = task.pending & mask
+        avail = own or proc.pending & mask
+        if not avail:
+            break
+        low = avail & -avail
+        sig = low.bit_length()
+        if own:
+            task.pending &= ~low
+        else:
+            proc.pending &= ~low
+        code, pid, uid = proc.sig_info.pop(sig, NO_INFO)
+        out.append((sig, code, pid, uid))
+    return out

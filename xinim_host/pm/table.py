@@ -65,6 +65,7 @@ CALL_VECTOR: Mapping[int, Handler] = {
     p.PROC_SIGNAL: sigcalls.do_signal,
     p.PROC_SIGACTION: sigcalls.do_sigaction,
     p.PROC_SIGPROCMASK: sigcalls.do_sigprocmask,
+    p.PROC_SIGFD_TAKE: sigcalls.do_sigfd_take,
     p.PROC_SIGPENDING: sigcalls.do_sigpending,
     p.PROC_SIGSUSPEND: sigcalls.do_sigsuspend,
     # information

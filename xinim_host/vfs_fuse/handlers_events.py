@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..lib.errors import SysError
-from ..lib.protocol import DATA_MAX, VfsDataReply, VfsTimerReply
+from ..lib.protocol import DATA_MAX, PM_PID, VfsDataReply, VfsTimerReply
 from ..lib.readiness import wait_ready
 from .anon import install_anon
 from .epoll import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLEXCLUSIVE,
@@ -21,7 +21,7 @@ from .epoll import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EP
 from .eventfds import EFD_SEMAPHORE, TIMER_CLOCKS, EventFd, TimerFd
 from .handlers_common import caller_proc
 from .handlers_io import waitq_of
-from .signalfd import SignalFd, pending_changed
+from .signalfd import SignalFd, pending_changed, watch
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -154,11 +154,12 @@ def do_timerfd_gettime(srv: VfsServer, req: Request) -> VfsTimerReply:
 
 # --- signalfd ------------------------------------------------------------------------------
 
-def do_signalfd(srv: VfsServer, req: Request) -> int:
+def do_signalfd(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
     if b.fd == -1:
-        return install_anon(srv, fp, SignalFd(srv, b.mask), b.flags, bool(b.flags & O_CLOEXEC))
+        fp.lowest_free()                          # EMFILE before PM is asked
+        return _new_signalfd(srv, req, b.mask, b.flags)
     of = fp.get(b.fd)
     if not isinstance(of.io, SignalFd):
         raise SysError(errno.EINVAL)
@@ -166,7 +167,17 @@ def do_signalfd(srv: VfsServer, req: Request) -> int:
     return b.fd
 
 
+async def _new_signalfd(srv: VfsServer, req: Request, mask: int, flags: int) -> int:
+    await watch(srv, req.caller)                  # PM reports the pending set from now on
+    fp = caller_proc(srv, req)
+    return install_anon(srv, fp, SignalFd(srv, req.caller, mask), flags,
+                        bool(flags & O_CLOEXEC))
+
+
 def do_sig_pending(srv: VfsServer, req: Request) -> int:
+    """PM's notice: a process with a signalfd has a new pending set."""
+    if req.msg.m_source != PM_PID:
+        raise SysError(errno.EPERM)
     b = req.msg.body
     pending_changed(srv, b.pid, b.pending)
     return 0

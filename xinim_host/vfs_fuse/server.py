@@ -22,6 +22,7 @@ from ..lib.server import Request, Server
 from .devfs import install_devfs
 from .devices import ConsoleDevice, make_devices
 from .epoll import forget_file
+from .signalfd import SigfdBook
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
@@ -91,6 +92,7 @@ class VfsServer(Server):
         self.blocked: dict[int, set[Any]] = {}
         self.fifos: dict[Any, Any] = {}          # FIFO vnode -> its Pipe while open
         self.write_opens: dict[Any, int] = {}    # ramfs inode -> open-for-write count (ETXTBSY)
+        self.sigfds = SigfdBook()                # pending signals PM reported (signalfd)
         self.peers = Peers(self)                 # VFS's questions to PM and MM
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
@@ -195,6 +197,7 @@ class VfsServer(Server):
         fp.cloexec.clear()
         fp.cwd.fs.release(fp.cwd.node)
         del self.procs[pid]
+        self.sigfds.forget(pid)
 
     def exec_proc(self, pid: int) -> None:
         fp = self.proc(pid)

@@ -50,6 +50,7 @@ PROC_GETGROUPS = 235
 PROC_SETGROUPS = 236
 PROC_LIST = 237             # xinim-ps: one record per process
 PROC_INFO = 238             # one process in detail (/proc/PID/{stat,status,cmdline})
+PROC_SIGFD_TAKE = 239       # VFS only: a signalfd read takes pending signals (issue 14)
 
 # Linux wait options (wait4 / waitid)
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
@@ -462,6 +463,31 @@ class ProcListReply(ReplyBase):
     """``result`` = records in ``data`` (see :data:`PROC_LIST_RECORD`)."""
 
     next: i32 = 0
+    data: data = b""
+
+
+@request(PROC_SIGFD_TAKE)
+class ProcSigfdTake(Payload):
+    """VFS to PM, for a signalfd read by ``pid``: take up to ``max`` pending signals
+    in ``mask`` (lowest first, the thread's before the process's), as Linux's
+    dequeue_signal; answered with :class:`ProcSigfdReply`.  From then on PM tells
+    the VFS of every change of the caller's pending set (``VfsSigPending``)."""
+
+    pid: i32           # the reader (not ``caller``: the VFS speaks for it here)
+    mask: u64
+    max: i32
+
+
+# one taken signal in ProcSigfdReply.data: signo, si_code, sender's XINIM pid, its uid
+SIGFD_RECORD = struct.Struct("<IiiI")
+
+
+@reply(PROC_REPLY, PROC_SIGFD_TAKE)
+class ProcSigfdReply(ReplyBase):
+    """``result`` signals taken, as :data:`SIGFD_RECORD`s in ``data``; ``pending``:
+    what is still pending for the caller afterwards."""
+
+    pending: u64 = 0
     data: data = b""
 
 
