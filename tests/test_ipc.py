@@ -552,18 +552,18 @@ async def test_replayed_frames_are_dropped_and_counted(server: EchoServer, latti
     for frame in frames:
         real(frame)
     assert lattice.stats.replayed == 4 and lattice.stats.tampered == 0
-    # replaying an older frame after a newer one, or re-connecting the pair, changes nothing
+    # re-connecting the pair makes new keys: an old frame does not even open
     lattice.connect_local(KERNEL, SERVER)
     real(frames[0])
-    assert lattice.stats.replayed == 5
+    assert lattice.stats.replayed == 4 and lattice.stats.tampered == 1
     await still_serving(lattice)
     assert len(server.seen) == 3
 
 
 async def test_reconnect_after_channel_removed(lattice: Lattice,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """lattice_close removes the sending half; connecting again must still work and
-    must not reopen the replay window."""
+    """lattice_close removes the sending half; connecting again must still work, and
+    a frame of the earlier channel must not open on the new one (new keys)."""
     server = EchoServer(lattice)
     lattice.register(KERNEL)
     lattice.connect_local(KERNEL, SERVER)
@@ -573,7 +573,7 @@ async def test_reconnect_after_channel_removed(lattice: Lattice,
     lattice.connect_local(KERNEL, SERVER)
     assert lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=2)).body.result == 2
     Lattice.deliver_frame(lattice, frames[0])
-    assert lattice.stats.replayed == 1 and [m.body.fd for m in server.seen] == [1, 2]
+    assert lattice.stats.tampered == 1 and [m.body.fd for m in server.seen] == [1, 2]
 
 
 async def test_frames_are_xchacha20poly1305_with_unique_nonces(
@@ -582,17 +582,23 @@ async def test_frames_are_xchacha20poly1305_with_unique_nonces(
     lattice.register(KERNEL)
     lattice.connect_local(KERNEL, SERVER)
     frames = spy_frames(lattice, monkeypatch)
-    for fd in range(50):
-        lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=fd))
-    lattice.connect_local(KERNEL, SERVER)      # same pair, same key, new channels
-    for fd in range(50):
-        lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=fd))
+    keys = []                                   # (request key, reply key) per channel
+
+    def channel_keys() -> tuple[bytes, bytes]:
+        return (bytes(lattice.send_channels[(KERNEL, SERVER)].key),
+                bytes(lattice.send_channels[(SERVER, KERNEL)].key))
+
+    for _ in range(2):
+        keys.append(channel_keys())
+        for fd in range(50):
+            lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=fd))
+        lattice.connect_local(KERNEL, SERVER)      # same pair, new keys, new channels
     assert len(frames) == 200
     nonces = [f[AD:HEAD] for f in frames]
     assert len(set(nonces)) == len(nonces)
-    key = lattice.send_channels[(KERNEL, SERVER)].key
-    assert key == lattice.send_channels[(SERVER, KERNEL)].key
-    for frame in frames:   # the public PyNaCl binding opens every frame
+    assert len({k for pair in keys for k in pair}) == 4   # per direction, per channel
+    for i, frame in enumerate(frames):   # the public PyNaCl binding opens every frame
+        key = keys[i // 100][i % 2]      # request, reply, request, ...
         plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
             frame[HEAD:], frame[:AD], frame[AD:HEAD], key)
         _, _, _, _, m_type, seq = ipc.FRAME_AD.unpack_from(frame)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import trio
 import trio.testing
 
 from xinim_host.lib import protocol as p
-from xinim_host.lib import transport
+from xinim_host.lib import chankey, transport
 from xinim_host.lib.ipc import IpcError, Lattice
 from xinim_host.lib.server import Request, Server
 from xinim_host.lib.transport import dial, serve_socket
@@ -200,9 +201,9 @@ async def test_remote_peer_cannot_speak_for_another_node(node: tuple[Lattice, st
     client = await joined(path, nursery)
     CLIENT = client_pid(client)
     route = client.routes[SERVER_NODE]
-    own = client.endpoints[CLIENT].public_key
+    offer = chankey.Initiator(chankey.Ends(CLIENT, 3, p.VFS_PID, SERVER_NODE)).offer
     with trio.fail_after(5), pytest.raises(IpcError) as info:
-        await route.request_key(CLIENT, 3, p.VFS_PID, own)   # claims to be node 3
+        await route.handshake(CLIENT, 3, p.VFS_PID, offer)   # claims to be node 3
     assert info.value.errno == errno.EPERM
     assert (3, CLIENT, p.VFS_PID) not in server.recv_channels
 
@@ -356,3 +357,127 @@ async def test_link_closed_by_the_client(node: tuple[Lattice, str]) -> None:
         assert SERVER_NODE in again.routes
         nursery.cancel_scope.cancel()
 
+
+
+# --- channel handshakes over the link (hybrid ML-KEM-768 + X25519, lib/chankey.py) -------
+
+
+async def test_both_ends_of_a_link_share_its_binding(node: tuple[Lattice, str],
+                                                     nursery: trio.Nursery) -> None:
+    server, path = node
+    a, b = await joined(path, nursery), await joined(path, nursery)
+    bindings = [a.routes[SERVER_NODE].binding, b.routes[SERVER_NODE].binding]
+    assert server.routes[a.node_id].binding == bindings[0]
+    assert len(set(bindings)) == 2 and all(len(x) == 32 for x in bindings)
+
+
+async def test_a_replayed_handshake_on_the_link_is_refused(
+        node: tuple[Lattice, str], nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
+    server, path = node
+    client = await joined(path, nursery)
+    CLIENT = client_pid(client)
+    route = client.routes[SERVER_NODE]
+    sent: list[tuple[int, bytes]] = []
+    real_queue = route._queue
+
+    def spy(kind: int, body: bytes) -> None:
+        sent.append((kind, body))
+        real_queue(kind, body)
+
+    route._queue = spy  # type: ignore[method-assign]
+    with trio.fail_after(5):
+        await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+    request = [body for kind, body in sent if kind == transport.KEY_REQUEST]
+    assert len(request) == 1
+    key = bytes(server.recv_channels[(client.node_id, CLIENT, p.VFS_PID)].key)
+    caplog.set_level(logging.WARNING)
+    real_queue(transport.KEY_REQUEST, request[0])          # the recorded offer, again
+    with trio.fail_after(5):
+        while server.stats.handshakes_refused < 1:
+            await trio.sleep(0.01)
+    assert [r.getMessage() for r in caplog.records if "refused" in r.getMessage()] == [
+        f"channel {CLIENT}@{client.node_id} -> {p.VFS_PID}@{SERVER_NODE} refused: "
+        "replayed handshake offer"]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert bytes(server.recv_channels[(client.node_id, CLIENT, p.VFS_PID)].key) == key
+    with trio.fail_after(5):
+        reply = await client.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=3))
+    assert reply.body.result == 3
+
+
+async def test_a_tampered_answer_on_the_link_opens_no_channel(
+        node: tuple[Lattice, str], nursery: trio.Nursery,
+        caplog: pytest.LogCaptureFixture) -> None:
+    server, path = node
+    client = await joined(path, nursery)
+    CLIENT = client_pid(client)
+    link = server.routes[client.node_id]
+    real_queue = link._queue
+
+    def tamper(kind: int, body: bytes) -> None:
+        if kind == transport.KEY_REPLY:                  # flip a bit of the ML-KEM ciphertext
+            edited = bytearray(body)
+            edited[transport.KEY_REP_HEAD.size + chankey.X25519_SIZE + 99] ^= 1
+            body = bytes(edited)
+        real_queue(kind, body)
+
+    link._queue = tamper  # type: ignore[method-assign]
+    caplog.set_level(logging.WARNING)
+    with trio.fail_after(5), pytest.raises(IpcError) as info:
+        await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+    assert info.value.errno == errno.EPROTO
+    found = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(found) == 1 and "key confirmation failed" in found[0].getMessage()
+    assert all(r.exc_info is None for r in caplog.records)
+    assert (CLIENT, p.VFS_PID) not in client.send_channels
+    with pytest.raises(IpcError):
+        await client.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=3))
+    assert server.stats.delivered == 0
+
+
+async def test_a_malformed_offer_on_the_link_is_refused(node: tuple[Lattice, str],
+                                                        nursery: trio.Nursery) -> None:
+    server, path = node
+    client = await joined(path, nursery)
+    CLIENT = client_pid(client)
+    route = client.routes[SERVER_NODE]
+    for offer in (b"", b"\x01" * 33, bytes(32) + b"\xff" * chankey.EK_SIZE):
+        with trio.fail_after(5), pytest.raises(IpcError) as info:
+            await route.handshake(CLIENT, client.node_id, p.VFS_PID, offer)
+        assert info.value.errno == errno.EPROTO
+    assert server.stats.handshakes_refused == 3
+    with trio.fail_after(5):                  # the link and the server carry on
+        await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+        reply = await client.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=4))
+    assert reply.body.result == 4
+
+
+async def test_rekeying_over_the_link_keeps_a_long_stream_working(
+        node: tuple[Lattice, str], nursery: trio.Nursery) -> None:
+    server, path = node
+    client = await joined(path, nursery)
+    CLIENT = client_pid(client)
+    server.rekey_after = client.rekey_after = 16     # both ends count the same span
+    with trio.fail_after(5):
+        await client.connect(CLIENT, p.VFS_PID, node=SERVER_NODE)
+    route = client.routes[SERVER_NODE]
+    sent: list[bytes] = []
+    real_send = route.send_frame
+
+    def spy(frame: bytes) -> None:
+        sent.append(bytes(frame))
+        real_send(frame)
+
+    route.send_frame = spy  # type: ignore[method-assign]
+    keys = set()
+    with trio.fail_after(30):
+        for fd in range(400):
+            reply = await client.sendrec(CLIENT, p.VFS_PID, p.VfsClose(caller=1, fd=fd))
+            assert reply.body.result == fd
+            keys.add(bytes(client.send_channels[(CLIENT, p.VFS_PID)].key))
+    assert len(keys) == 400 // 16
+    nonces = [f[transport.AD_SIZE:transport.AD_SIZE + 24] for f in sent]
+    assert len(set(nonces)) == len(nonces) == 400
+    assert server.stats.tampered == server.stats.replayed == 0
+    assert client.stats.tampered == client.stats.replayed == 0

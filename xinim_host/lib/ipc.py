@@ -40,11 +40,13 @@ import os
 import struct
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import trio
 from nacl import bindings as sodium
 
+from . import chankey
+from .chankey import ChannelKeys, Ends, HandshakeRefused
 from .errors import SysError
 from .grants import GrantTable
 from .protocol import (Message, Payload, ProtocolError, encode, error_reply_for, is_kernel,
@@ -62,7 +64,12 @@ FRAME_AD = struct.Struct("<IIHHiQ")
 NONCE_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 TAG_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
 KEY_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
-_PERSON = b"xinim-lattice-v1"
+# Each direction of a channel moves to a new key (``chankey.ratchet``) every
+# REKEY_AFTER messages: see ``SendChannel``.
+REKEY_AFTER = 1 << 16
+MAX_EPOCH_SKIP = 4      # epochs a received frame may be ahead (frames lost on the way)
+_NEVER = 1 << 64        # a plaintext channel's rekey point
+_SEEN_OFFERS = 1 << 14  # handshake offers remembered, to refuse a replayed one
 
 # A frame is ``FRAME_AD | nonce | ciphertext+tag``.  The nonce is the sending
 # channel's random 16-byte prefix followed by its sequence number (see
@@ -115,6 +122,11 @@ class IpcError(SysError):
     endpoint), EPIPE (endpoint closed), EHOSTUNREACH (no route to the node)."""
 
 
+class ChannelRefused(IpcError):
+    """A channel handshake that was malformed, tampered with or replayed (EPROTO);
+    already logged where it was found."""
+
+
 @dataclass
 class IpcStats:
     sealed: int = 0
@@ -124,48 +136,106 @@ class IpcStats:
     replayed: int = 0
     unroutable: int = 0
     dropped: int = 0         # well-formed frames no one could take (a full queue)
+    handshakes_refused: int = 0   # malformed, tampered or replayed channel handshakes
 
 
-def _check_key(key: bytes | None) -> None:
-    if key is not None and (not isinstance(key, bytes) or len(key) != KEY_SIZE):
+def _check_key(key: bytes | bytearray | None) -> tuple[bytearray | None, Any]:
+    """The channel's own copy of ``key`` (a bytearray, so it can be wiped) and the C
+    pointer to it that the AEAD calls take."""
+    if key is None:
+        return None, None
+    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_SIZE:
         raise ValueError(f"a channel key is {KEY_SIZE} bytes")
+    own = key if isinstance(key, bytearray) else bytearray(key)
+    return own, (chankey.view(own) if _ffi is not None else bytes(own))
 
 
 @dataclass(slots=True)
 class SendChannel:
     """The sending half of a channel.
 
+    Keys: each direction of each channel has its own key, fresh from the channel's
+    handshake (``chankey``), so no two sending channels ever share one.  Every
+    ``span`` messages the key moves on one way (``chankey.ratchet``: epoch ``e``
+    covers sequence numbers ``e*span+1 .. (e+1)*span``) and the old key is zeroed;
+    the receiver follows from the sequence number in the frame's associated data,
+    so a rekey needs no message and no round trip.  Counted in messages, not bytes:
+    a frame is at most ~8 KiB, so ``span`` messages bound the bytes under one key
+    too (65,536 x 8 KiB = 512 MiB), and the sequence number both ends already
+    agree on is the counter.
+
     Nonces: ``prefix`` (16 bytes from ``os.urandom``, drawn when the channel is
-    made) followed by ``seq`` (8 bytes, +1 per frame, never reset).  Within one
-    channel the counter never repeats, so neither does the nonce.  Across
-    channels: a key is shared by the two directions of a pair and by every later
-    channel of the same pair (the X25519 agreement is deterministic), and each of
-    those has its own prefix; two nonces under one key can only collide if two of
-    its channels drew the same 128-bit prefix -- probability below n^2 / 2^129 for
-    n channels, i.e. nil.  That is the standard "random prefix + counter"
-    construction: XChaCha20 derives a subkey from the key and the first 16 nonce
-    bytes (HChaCha20) and uses the counter as the ChaCha20 nonce, so each channel
-    even gets its own subkey.  It saves an ``os.urandom`` system call per message.
-    A forked child gets fresh prefixes (``_refresh_after_fork``), so a copy of the
-    parent's state can never reuse the parent's nonces.
+    made) followed by ``seq`` (8 bytes, +1 per frame, never reset -- not at a
+    rekey either).  Under one key the counter never repeats, so neither does the
+    nonce; across a rekey the key itself differs.  A forked child gets fresh
+    prefixes (``_refresh_after_fork``), so a copy of the parent's state (same key,
+    same counter) can never reuse the parent's nonces.  XChaCha20 derives a subkey
+    from the key and the first 16 nonce bytes (HChaCha20), so each prefix even
+    gets its own subkey; the counter saves an ``os.urandom`` per message.
     """
 
     node: int                # the destination's node
-    key: bytes | None        # None: a plaintext channel (benchmarks only)
+    key: bytearray | None    # None: a plaintext channel (benchmarks only)
     seq: int = 0
     prefix: bytes = field(default_factory=lambda: os.urandom(NONCE_PREFIX_SIZE))
+    span: int = REKEY_AFTER
+    ckey: Any = field(default=None, init=False)       # C pointer to ``key``
+    rekey_at: int = field(default=_NEVER, init=False)  # the last seq of this key's epoch
 
     def __post_init__(self) -> None:
-        _check_key(self.key)
+        self.key, self.ckey = _check_key(self.key)
+        if self.key is not None:
+            self.rekey_at = (self.seq // self.span + 1) * self.span
+
+    def rekey(self, seq: int) -> None:
+        """Move to the key of ``seq``'s epoch (the next one), wiping the old key."""
+        assert self.key is not None
+        epoch = (seq - 1) // self.span
+        old = self.key
+        self.key, self.ckey = _check_key(chankey.ratchet(old, epoch))
+        chankey.wipe(old)
+        self.rekey_at = (epoch + 1) * self.span
+
+    def wipe(self) -> None:
+        chankey.wipe(self.key)
 
 
 @dataclass(slots=True)
 class RecvChannel:
-    key: bytes | None
+    key: bytearray | None
     last_seq: int = 0        # frames must carry a larger one: replay protection
+    span: int = REKEY_AFTER
+    ckey: Any = field(default=None, init=False)
+    rekey_at: int = field(default=_NEVER, init=False)
 
     def __post_init__(self) -> None:
-        _check_key(self.key)
+        self.key, self.ckey = _check_key(self.key)
+        if self.key is not None:
+            self.rekey_at = (self.last_seq // self.span + 1) * self.span
+
+    def next_key(self, seq: int) -> tuple[bytearray, Any] | None:
+        """The key of ``seq``'s (later) epoch, to try on its frame; None if it is
+        too far ahead.  Nothing changes until ``adopt``."""
+        assert self.key is not None
+        epoch = (seq - 1) // self.span
+        current = self.rekey_at // self.span   # the epoch after this key's
+        if epoch - current >= MAX_EPOCH_SKIP:
+            return None
+        key = chankey.ratchet(self.key, current)
+        while current < epoch:
+            current += 1
+            older, key = key, chankey.ratchet(key, current)
+            chankey.wipe(older)
+        return key, chankey.view(key)
+
+    def adopt(self, key: bytearray, ckey: Any, seq: int) -> None:
+        """A frame of a later epoch opened with ``key``: it is the key from now on."""
+        chankey.wipe(self.key)
+        self.key, self.ckey = key, ckey
+        self.rekey_at = ((seq - 1) // self.span + 1) * self.span
+
+    def wipe(self) -> None:
+        chankey.wipe(self.key)
 
 
 class Pending:
@@ -233,8 +303,6 @@ Delivery = Message | ProtocolError
 @dataclass
 class Endpoint:
     pid: int
-    secret_key: bytes
-    public_key: bytes
     capacity: int = INBOX_CAPACITY
     inbox: collections.deque[Delivery] = field(default_factory=collections.deque)
     handler: Callable[[Delivery], None] | None = None
@@ -262,18 +330,14 @@ class NodePeer:
 
 
 class Route(Protocol):
-    """A way to another node (see ``transport.SocketRoute``)."""
+    """A way to another node (see ``transport.SocketRoute``).  ``binding``: what
+    the link's authentication proved (a MAC only the two ends can make); it goes
+    into every channel handshake on the link."""
+
+    binding: bytes
 
     def send_frame(self, frame: bytes) -> None: ...
-    async def request_key(self, src: int, src_node: int, dst: int, public_key: bytes) -> bytes: ...
-
-
-def derive_key(secret_key: bytes, own_public: bytes, peer_public: bytes) -> bytes:
-    """The channel key: X25519 agreement hashed with both public keys (BLAKE2b)."""
-    shared = sodium.crypto_scalarmult(secret_key, peer_public)
-    lo, hi = sorted((own_public, peer_public))
-    return sodium.crypto_generichash_blake2b_salt_personal(
-        shared + lo + hi, digest_size=32, person=_PERSON)
+    async def handshake(self, src: int, src_node: int, dst: int, offer: bytes) -> bytes: ...
 
 
 def _fail_all(pendings: list[Pending], err: int) -> None:
@@ -302,8 +366,10 @@ if hasattr(os, "register_at_fork"):
 class Lattice:
     """The IPC fabric of one node: its endpoints, channels and routes."""
 
-    def __init__(self, node_id: int = DEFAULT_NODE_ID) -> None:
+    def __init__(self, node_id: int = DEFAULT_NODE_ID, *, rekey_after: int = REKEY_AFTER) -> None:
         self.node_id = node_id
+        self.rekey_after = rekey_after   # messages per key, each direction (see SendChannel)
+        self._seen_offers: dict[bytes, None] = {}   # recent handshake offers (insertion order)
         self.endpoints: dict[int, Endpoint] = {}
         self.send_channels: dict[tuple[int, int], SendChannel] = {}
         self.recv_channels: dict[tuple[int, int, int], RecvChannel] = {}  # (src node, src, dst)
@@ -342,8 +408,7 @@ class Lattice:
     def register(self, pid: int, capacity: int = INBOX_CAPACITY) -> Endpoint:
         if pid in self.endpoints and not self.endpoints[pid].closed:
             raise IpcError(errno.EADDRINUSE, f"endpoint {pid} already registered")
-        public, secret = sodium.crypto_box_keypair()
-        endpoint = Endpoint(pid, secret, public, capacity)
+        endpoint = Endpoint(pid, capacity)
         self.endpoints[pid] = endpoint
         return endpoint
 
@@ -375,36 +440,78 @@ class Lattice:
         _fail_all(failed, err)
         return len(failed)
 
-    def _set_channels(self, src: int, dst: int, src_node: int, dst_node: int,
-                      key: bytes | None) -> None:
-        """Channel ``src``@src_node -> ``dst``@dst_node, the local side(s) of it.
+    def _set_send(self, src: int, dst: int, dst_node: int, key: bytearray | None) -> None:
+        old = self.send_channels.get((src, dst))
+        self.send_channels[(src, dst)] = SendChannel(dst_node, key, span=self.rekey_after)
+        if old is not None:
+            old.wipe()
 
-        Re-connecting a pair gives the same key (the agreement is deterministic),
-        so the receiving side keeps its replay window and the sending side its
-        sequence number: frames captured from an earlier channel of the pair stay
-        replays, and a re-made sender does not start below the receiver's window.
-        """
-        recv = None
-        if dst_node == self.node_id:
-            recv = self.recv_channels.get((src_node, src, dst))
-            if recv is None or recv.key != key:
-                recv = self.recv_channels[(src_node, src, dst)] = RecvChannel(key)
-        if src_node == self.node_id:
-            old = self.send_channels.get((src, dst))
-            seq = 0
-            if old is not None and old.key == key and old.node == dst_node:
-                seq = old.seq
-            if recv is not None:
-                seq = max(seq, recv.last_seq)
-            self.send_channels[(src, dst)] = SendChannel(dst_node, key, seq)
+    def _set_recv(self, src_node: int, src: int, dst: int, key: bytearray | None) -> None:
+        old = self.recv_channels.get((src_node, src, dst))
+        self.recv_channels[(src_node, src, dst)] = RecvChannel(key, span=self.rekey_after)
+        if old is not None:
+            old.wipe()
+
+    def _install(self, ends: Ends, keys: ChannelKeys, *, initiator: bool) -> None:
+        """One side's halves of a channel whose handshake is done: the initiator
+        sends with ``forward`` and receives with ``backward``, the responder the
+        other way round.  Every channel has keys of its own (a new handshake each
+        time), so frames of an earlier channel of the same pair do not open on this
+        one; the halves it replaces are wiped.  Each half owns its key buffer (the
+        two sides of an in-node channel hold separate copies)."""
+        if initiator:
+            self._set_send(ends.src, ends.dst, ends.dst_node, keys.forward)
+            self._set_recv(ends.dst_node, ends.dst, ends.src, keys.backward)
+        else:
+            self._set_recv(ends.src_node, ends.src, ends.dst, keys.forward)
+            self._set_send(ends.dst, ends.src, ends.src_node, keys.backward)
+
+    def _refused(self, ends: Ends, exc: HandshakeRefused) -> ChannelRefused:
+        """One log line for a handshake that gives no channel; the caller's error."""
+        self.stats.handshakes_refused += 1
+        log.warning("channel %d@%d -> %d@%d refused: %s", ends.src, ends.src_node, ends.dst,
+                    ends.dst_node, exc.reason)
+        return ChannelRefused(exc.errno, f"channel {ends.src} -> {ends.dst}: {exc.reason}")
+
+    def respond(self, ends: Ends, offer: bytes) -> bytes:
+        """The asked side of a handshake, in-node or for another node: checks the
+        offer, makes the channel's local halves, returns the answer.  A malformed
+        or replayed offer is refused (IpcError EPROTO, logged once)."""
+        try:
+            x_i = offer[:chankey.X25519_SIZE]
+            if x_i in self._seen_offers:
+                raise HandshakeRefused("replayed handshake offer")
+            keys, answer = chankey.respond(ends, offer)
+        except HandshakeRefused as exc:
+            raise self._refused(ends, exc) from None
+        # X25519 keys are fresh per offer: one seen before is a recording played back
+        self._seen_offers[x_i] = None
+        if len(self._seen_offers) > _SEEN_OFFERS:
+            del self._seen_offers[next(iter(self._seen_offers))]
+        self._install(ends, keys, initiator=False)
+        return answer
+
+    def finish(self, ends: Ends, initiator: chankey.Initiator, answer: bytes) -> None:
+        """The asking side's last step: check the answer, make the local halves."""
+        try:
+            keys = initiator.finish(answer)
+        except HandshakeRefused as exc:
+            raise self._refused(ends, exc) from None
+        self._install(ends, keys, initiator=True)
 
     def connect_local(self, src: int, dst: int, *, encrypted: bool = True) -> None:
-        """Channel between two endpoints of this node (both directions)."""
-        a, b = self._endpoint(src), self._endpoint(dst)
-        key = derive_key(a.secret_key, a.public_key, b.public_key) if encrypted else None
+        """Channel between two endpoints of this node (both directions): the same
+        handshake as across nodes, both sides of it here."""
+        self._endpoint(src), self._endpoint(dst)
         node = self.node_id
-        self._set_channels(src, dst, node, node, key)
-        self._set_channels(dst, src, node, node, key)
+        if not encrypted:
+            for a, b in ((src, dst), (dst, src)):
+                self._set_send(a, b, node, None)
+                self._set_recv(node, a, b, None)
+            return
+        ends = Ends(src, node, dst, node)
+        initiator = chankey.Initiator(ends)
+        self.finish(ends, initiator, self.respond(ends, initiator.offer))
 
     async def connect(self, src: int, dst: int, node: int = LOCAL_NODE, *,
                       encrypted: bool = True) -> None:
@@ -415,19 +522,20 @@ class Lattice:
         route = self.routes.get(node)
         if route is None:
             raise IpcError(errno.EHOSTUNREACH, f"no route to node {node}")
-        own = self._endpoint(src)
-        peer_public = await route.request_key(src, self.node_id, dst, own.public_key)
-        key = derive_key(own.secret_key, own.public_key, peer_public)
-        self._set_channels(src, dst, self.node_id, node, key)
-        self._set_channels(dst, src, node, self.node_id, key)
+        self._endpoint(src)
+        ends = Ends(src, self.node_id, dst, node, route.binding)
+        initiator = chankey.Initiator(ends)
+        answer = await route.handshake(src, self.node_id, dst, initiator.offer)
+        self.finish(ends, initiator, answer)
 
-    def accept_remote(self, src: int, src_node: int, dst: int, peer_public: bytes) -> bytes:
-        """A remote ``connect`` reached local ``dst``: make the channel, return dst's public key.
+    def accept_remote(self, src: int, src_node: int, dst: int, offer: bytes,
+                      binding: bytes) -> bytes:
+        """A remote ``connect`` reached local ``dst``: answer its handshake (``respond``).
 
         A pid lives on one node: a remote peer cannot take the pid of a local
         endpoint, nor of a pid this endpoint already talks to on another node
         (that would re-route, say, a server's replies to the kernel)."""
-        endpoint = self._endpoint(dst)
+        self._endpoint(dst)
         if src_node in (LOCAL_NODE, self.node_id) or src in self.endpoints:
             raise IpcError(errno.EADDRINUSE, f"pid {src} is local to node {self.node_id}")
         if is_kernel(src) and src != node_kernel_pid(src_node):
@@ -435,10 +543,14 @@ class Lattice:
         existing = self.send_channels.get((dst, src))
         if existing is not None and existing.node != src_node:
             raise IpcError(errno.EADDRINUSE, f"pid {src} is on node {existing.node}")
-        key = derive_key(endpoint.secret_key, endpoint.public_key, peer_public)
-        self._set_channels(dst, src, self.node_id, src_node, key)
-        self._set_channels(src, dst, src_node, self.node_id, key)
-        return endpoint.public_key
+        return self.respond(Ends(src, src_node, dst, self.node_id, binding), offer)
+
+    def forget_node(self, node: int) -> None:
+        """Drop (and wipe) every channel to or from ``node``."""
+        for key in [k for k, ch in self.send_channels.items() if ch.node == node]:
+            self.send_channels.pop(key).wipe()
+        for key in [k for k in self.recv_channels if k[0] == node]:
+            self.recv_channels.pop(key).wipe()
 
     def _endpoint(self, pid: int) -> Endpoint:
         endpoint = self.endpoints.get(pid)
@@ -459,14 +571,16 @@ class Lattice:
                  plaintext: bytes) -> bytes:
         seq = channel.seq = channel.seq + 1
         self.stats.sealed += 1
-        key = channel.key
+        if seq > channel.rekey_at:   # this key's messages are used up: the next one
+            channel.rekey(seq)
+        key = channel.ckey
         if key is None:
             return FRAME_AD.pack(src, dst, self.node_id, channel.node, m_type, seq) \
                 + _ZERO_NONCE + plaintext
         head = _pack_head(src, dst, self.node_id, channel.node, m_type, seq, channel.prefix, seq)
         if _ffi is None:  # pragma: no cover
             return head + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
-                plaintext, head[:AD_SIZE], head[AD_SIZE:], key)
+                plaintext, head[:AD_SIZE], head[AD_SIZE:], bytes(channel.key))
         n = len(plaintext)
         size = n + TAG_SIZE
         out = self._scratch if size <= _SCRATCH_SIZE else _ffi.new("unsigned char[]", size)
@@ -651,7 +765,16 @@ class Lattice:
             self.stats.unroutable += 1
             log.debug("dropped frame %d@%d -> %d: no channel or endpoint", src, src_node, dst)
             return
-        key = channel.key
+        key = channel.ckey
+        later = None
+        if seq > channel.rekey_at:   # sealed under a later epoch's key: try that key
+            later = channel.next_key(seq)
+            if later is None:
+                self.stats.tampered += 1
+                log.warning("dropped frame %d@%d -> %d: seq %d too far ahead", src, src_node,
+                            dst, seq)
+                return
+            key = later[1]
         if key is None:
             plaintext = frame[HEAD_SIZE:]
         elif _ffi is not None:
@@ -664,6 +787,8 @@ class Lattice:
             # AD: the frame's first AD_SIZE bytes (the call reads no further)
             if size < 0 or _aead_decrypt(out, _NULL, _NULL, frame[HEAD_SIZE:], size + TAG_SIZE,
                                          frame, AD_SIZE, frame[AD_SIZE:HEAD_SIZE], key) != 0:
+                if later is not None:
+                    chankey.wipe(later[0])
                 self.stats.tampered += 1
                 log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
                 return
@@ -673,6 +798,8 @@ class Lattice:
                 plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
                     frame[HEAD_SIZE:], frame[:AD_SIZE], frame[AD_SIZE:HEAD_SIZE], key)
             except Exception:  # nacl CryptoError: forged, corrupted or misrouted
+                if later is not None:
+                    chankey.wipe(later[0])
                 self.stats.tampered += 1
                 log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
                 return
@@ -680,6 +807,8 @@ class Lattice:
             self.stats.replayed += 1
             log.warning("dropped replayed frame %d@%d -> %d (seq %d)", src, src_node, dst, seq)
             return
+        if later is not None:        # authentic: the channel moves to that epoch's key
+            channel.adopt(later[0], later[1], seq)
         channel.last_seq = seq
         self.stats.delivered += 1
         try:

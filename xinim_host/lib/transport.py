@@ -3,7 +3,8 @@
 A node (a booted system) serves a socket; another OS process -- a client such as
 ``xinim-run`` joining it -- dials in with its own node id.  Each side then has a
 route to the other in ``Lattice.routes``, keyed by node id, and ``connect(src,
-dst, node)`` exchanges the two endpoints' X25519 public keys over it.  The frames
+dst, node)`` runs the channel handshake over it (``chankey``: hybrid ML-KEM-768 +
+X25519, bound to this link's authentication through ``binding``).  The frames
 themselves are exactly the sealed ones of in-node delivery, so the receiving
 lattice checks them the same way (tampering, replay, ``m_source`` stamping).
 
@@ -46,7 +47,7 @@ from typing import Any, Callable, Sequence
 
 import trio
 
-from .ipc import AD_SIZE, FRAME_AD, LOCAL_NODE, IpcError, Lattice, NodePeer
+from .ipc import AD_SIZE, FRAME_AD, LOCAL_NODE, ChannelRefused, IpcError, Lattice, NodePeer
 from .protocol import node_kernel_pid
 from .protocol.wire import _REPLY_TYPES
 
@@ -57,8 +58,9 @@ HELLO, FRAME, KEY_REQUEST, KEY_REPLY, STDIO, AUTH, WELCOME = 1, 2, 3, 4, 5, 6, 7
 MAX_PASSED_FDS = 3   # a STDIO record carries a terminal: stdin, stdout, stderr
 NONCE_SIZE = MAC_SIZE = 32
 HELLO_BODY = struct.Struct("<HH32s")    # the boot's node id, the node assigned to you, nonce
-KEY_REQ_BODY = struct.Struct("<IHI32s")  # src, src node, dst, src public key
-KEY_REP_BODY = struct.Struct("<IIi32s")  # src, dst, errno (0 ok), dst public key
+KEY_REQ_HEAD = struct.Struct("<IHI")   # src, src node, dst; then the handshake offer
+KEY_REP_HEAD = struct.Struct("<IIi")   # src, dst, errno (0 ok); then the answer if ok
+MAX_HANDSHAKES = 1024         # channel handshakes one link may ask for (each costs us ~0.2 ms)
 MAX_RECORD = 1 << 16          # > any sealed frame (16 KiB data + head); a partial one too
 MAX_HANDSHAKE_RECORD = 256    # before a peer proved itself
 MAX_IN_FLIGHT = 512           # unanswered requests per peer
@@ -68,6 +70,7 @@ SECRET_SIZE = 32
 NODE_CLIENT_PID_BASE = 1 << 20   # a node's one non-kernel endpoint (xinim-ps): base + node
 _JOIN_PERSON = b"xinim-node-join-v1"
 _WELCOME_PERSON = b"xinim-node-welcome-v1"
+_BINDING_PERSON = b"xinim-node-binding-v1"
 _M_TYPE = struct.Struct("<i")    # a frame's m_type, in its associated data
 _M_TYPE_OFFSET = 12
 
@@ -135,6 +138,8 @@ class SocketRoute:
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](OUT_QUEUE)
         self._key_waiters: dict[tuple[int, int], trio.Event] = {}
         self._keys: dict[tuple[int, int], tuple[int, bytes]] = {}
+        self.binding = b""               # set by the handshake (``challenge``/``answer``)
+        self.handshakes = 0              # channel handshakes the peer asked for
         self._buffer = bytearray()
         self._pos = 0                    # where the next record starts in ``_buffer``
         self.max_record = MAX_HANDSHAKE_RECORD if confined else MAX_RECORD
@@ -148,14 +153,17 @@ class SocketRoute:
             self.in_flight -= 1
         self._queue(FRAME, frame)
 
-    async def request_key(self, src: int, src_node: int, dst: int, public_key: bytes) -> bytes:
+    async def handshake(self, src: int, src_node: int, dst: int, offer: bytes) -> bytes:
+        """Send a channel handshake's offer; the peer's answer."""
+        if (src, dst) in self._key_waiters:
+            raise IpcError(errno.EALREADY, f"channel {src} -> {dst} is being made")
         event = self._key_waiters[(src, dst)] = trio.Event()
-        self._queue(KEY_REQUEST, KEY_REQ_BODY.pack(src, src_node, dst, public_key))
+        self._queue(KEY_REQUEST, KEY_REQ_HEAD.pack(src, src_node, dst) + offer)
         await event.wait()
-        err, key = self._keys.pop((src, dst))
+        err, answer = self._keys.pop((src, dst))
         if err:
             raise IpcError(err, f"node {self.peer_node} refused channel {src} -> {dst}")
-        return key
+        return answer
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -241,31 +249,40 @@ class SocketRoute:
         # A frame on this link comes from the peer node, whatever it claims.
         lattice.deliver_frame(body, self.peer_node)
 
+    def _key_request(self, body: bytes) -> None:
+        """The peer asks for a channel: answer its handshake, or refuse (errno)."""
+        src, src_node, dst = KEY_REQ_HEAD.unpack_from(body)
+        self.handshakes += 1
+        if self.confined and self.handshakes > MAX_HANDSHAKES:
+            raise PeerOverLimit(errno.EAGAIN, f"node {self.peer_node}: over {MAX_HANDSHAKES} "
+                                "channel handshakes")
+        try:
+            if src_node != self.peer_node:
+                raise IpcError(errno.EPERM, f"node {self.peer_node} spoke for {src_node}")
+            if self.confined and not node_owns_endpoint(src_node, src):
+                raise IpcError(errno.EPERM, f"node {src_node} may not claim pid {src}")
+            answer = self.lattice.accept_remote(src, src_node, dst, body[KEY_REQ_HEAD.size:],
+                                                self.binding)
+            reply = KEY_REP_HEAD.pack(src, dst, 0) + answer
+        except IpcError as exc:
+            if not isinstance(exc, ChannelRefused):   # (that one is logged already)
+                log.info("node %d: channel %d -> %d refused: %s", self.peer_node, src, dst, exc)
+            reply = KEY_REP_HEAD.pack(src, dst, exc.errno)
+        self._queue(KEY_REPLY, reply)
+
     async def reader(self) -> None:
         lattice = self.lattice
         while (record := await self.read_record()) is not None:
             kind, body = record
             if kind == FRAME:
                 self._frame_in(body)
-            elif kind == KEY_REQUEST and len(body) == KEY_REQ_BODY.size:
-                src, src_node, dst, public = KEY_REQ_BODY.unpack(body)
-                try:
-                    if src_node != self.peer_node:
-                        raise IpcError(errno.EPERM, f"node {self.peer_node} spoke for {src_node}")
-                    if self.confined and not node_owns_endpoint(src_node, src):
-                        raise IpcError(errno.EPERM, f"node {src_node} may not claim pid {src}")
-                    reply = KEY_REP_BODY.pack(src, dst, 0,
-                                              lattice.accept_remote(src, src_node, dst, public))
-                except IpcError as exc:
-                    log.info("node %d: channel %d -> %d refused: %s", self.peer_node, src,
-                             dst, exc)
-                    reply = KEY_REP_BODY.pack(src, dst, exc.errno, bytes(32))
-                self._queue(KEY_REPLY, reply)
-            elif kind == KEY_REPLY and len(body) == KEY_REP_BODY.size:
-                src, dst, err, public = KEY_REP_BODY.unpack(body)
+            elif kind == KEY_REQUEST and len(body) >= KEY_REQ_HEAD.size:
+                self._key_request(body)
+            elif kind == KEY_REPLY and len(body) >= KEY_REP_HEAD.size:
+                src, dst, err = KEY_REP_HEAD.unpack_from(body)
                 event = self._key_waiters.pop((src, dst), None)
                 if event is not None:
-                    self._keys[(src, dst)] = (err, public)
+                    self._keys[(src, dst)] = (err, body[KEY_REP_HEAD.size:])
                     event.set()
             elif kind == STDIO:
                 self._take_stdio()
@@ -290,6 +307,7 @@ class SocketRoute:
             raise IpcError(errno.EACCES, "wrong node key")
         await self.stream.send_all(RECORD.pack(1 + MAC_SIZE, WELCOME)
                                    + _mac(secret, _WELCOME_PERSON, nonce, boot_node, node))
+        self.binding = _mac(secret, _BINDING_PERSON, nonce, boot_node, node)
         self.peer_node = node
         self.max_record = MAX_RECORD
 
@@ -302,6 +320,7 @@ class SocketRoute:
         if not hmac.compare_digest(welcome, _mac(secret, _WELCOME_PERSON, nonce, boot_node,
                                                  node)):
             raise IpcError(errno.EACCES, "the system does not hold the node key")
+        self.binding = _mac(secret, _BINDING_PERSON, nonce, boot_node, node)
         self.peer_node = boot_node
         return boot_node, node
 
@@ -341,7 +360,7 @@ class SocketRoute:
                 # Calls waiting for an answer from that node will not get one.
                 self.lattice.fail_pending(errno.ECONNRESET, node=self.peer_node)
             for key, event in self._key_waiters.items():
-                self._keys.setdefault(key, (errno.ECONNRESET, bytes(32)))
+                self._keys.setdefault(key, (errno.ECONNRESET, b""))
                 event.set()
             self._key_waiters.clear()
             self._out_send.close()
@@ -460,10 +479,7 @@ class NodeSocket:
                 log.exception("node %d: cleaning up after it failed", node)
         lattice.peers.pop(node, None)
         # its ids are never handed out again in this boot, so its channels can go
-        for key in [k for k, ch in lattice.send_channels.items() if ch.node == node]:
-            del lattice.send_channels[key]
-        for key in [k for k in lattice.recv_channels if k[0] == node]:
-            del lattice.recv_channels[key]
+        lattice.forget_node(node)
         log.info("node %d left", node)
 
 
