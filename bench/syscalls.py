@@ -53,6 +53,7 @@ BIG = 64 << 20
 RETRIES = 2          # a failed run is repeated (and reported at the end)
 FAILED: list[str] = []
 TIMEIT = re.compile(r"^timeit (\d+) (\d+)$", re.M)
+STATS = re.compile(r"^xinim-stats: syscalls (\d+) stops (\d+)$", re.M)
 
 
 @dataclass
@@ -85,9 +86,13 @@ def place(mode: str, bindir: Path, shm: Path) -> Place:
     return Place("/b", "/tmp") if mode in ("xinim", "before") else Place(str(bindir), str(shm))
 
 
-def env(mode: str = "") -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("XINIM_SOCKET")}
+def env(mode: str = "", stats: bool = False) -> dict[str, str]:
+    # PYTHONDONTWRITEBYTECODE off: xinim-run starts as a user's does, from cached bytecode
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith("XINIM_SOCKET") and k != "PYTHONDONTWRITEBYTECODE"}
     e.update(LC_ALL="C", PROOT_NO_SECCOMP="1")
+    if stats:
+        e["XINIM_STATS"] = "1"
     if mode == "before":
         e["PYTHONPATH"] = BEFORE["dir"]     # ahead of the editable install's finder
     return e
@@ -106,15 +111,16 @@ class Outcome:
     wall: float                   # seconds, the whole command
     inner: float | None = None    # seconds, as the program measured itself
     out: str = ""
+    stops_per_call: float | None = None   # xinim-run's tracer stops per trapped syscall
 
 
-def run(mode: str, bindir: Path, shm: Path, argv: list[str]) -> Outcome:
+def run(mode: str, bindir: Path, shm: Path, argv: list[str], stats: bool = False) -> Outcome:
     where = place(mode, bindir, shm)
     cmd = runner(mode, bindir) + [where.fill(a) for a in argv]
     for attempt in range(RETRIES + 1):
         t0 = time.perf_counter()
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env(mode), cwd="/", timeout=600)
+                             env=env(mode, stats), cwd="/", timeout=600)
         wall = time.perf_counter() - t0
         if res.returncode == 0:
             break
@@ -126,7 +132,9 @@ def run(mode: str, bindir: Path, shm: Path, argv: list[str]) -> Outcome:
         raise RuntimeError(f"{mode}: {' '.join(cmd)} -> {res.returncode}\n{res.stderr[-2000:]}")
     found = TIMEIT.findall(res.stderr)
     inner = int(found[-1][0]) / 1e9 if found else None
-    return Outcome(wall, inner, res.stdout)
+    counted = STATS.findall(res.stderr)
+    per_call = int(counted[-1][1]) / int(counted[-1][0]) if counted and int(counted[-1][0]) else None
+    return Outcome(wall, inner, res.stdout, per_call)
 
 
 @dataclass
@@ -163,6 +171,15 @@ def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
     def wall(argv: list[str]) -> Callable[[str], float]:
         return lambda mode: run(mode, bindir, shm, argv).wall * 1000
 
+    def stops(script: str) -> Callable[[str], float | None]:
+        """Tracer stops per trapped syscall (xinim-run and its older revision only:
+        strace and PRoot without seccomp stop twice for every syscall)."""
+        def measure(mode: str) -> float | None:
+            if mode not in ("xinim", "before"):
+                return None
+            return run(mode, bindir, shm, ["/bin/sh", "-c", script], stats=True).stops_per_call
+        return measure
+
     shell_loop = "i=0; while [ $i -lt 300 ]; do i=$((i+1)); done"
     cmd_loop = "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"
     return [
@@ -182,6 +199,10 @@ def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
         Row("sh loop x300 /bin/true", "ms", inner(f"exec {{B}}/timeit /bin/sh -c '{cmd_loop}'"),
             "300 fork+exec+wait"),
         Row("python3 -c pass", "ms", inner("exec {B}/timeit /usr/bin/python3 -c pass"), ""),
+        Row("stops/syscall: ls", "stops", stops("/bin/ls -la /usr/bin > /dev/null"),
+            "tracer stops per trapped call"),
+        Row("stops/syscall: fork+exec", "stops", stops(cmd_loop),
+            "the 300 fork+exec+wait loop"),
         Row("cp 64 MiB", "ms",
             inner(f"head -c {BIG} /dev/zero > {{T}}/big && {{B}}/timeit /bin/cp {{T}}/big {{T}}/big2"
                   " && rm -f {T}/big {T}/big2"),
@@ -288,10 +309,12 @@ def main() -> int:
                 for m in modes:
                     samples[m].append(r.measure(m))
             for m in modes:
-                r.values[m] = statistics.median(samples[m])
-                r.best[m] = min(samples[m])
+                got = [v for v in samples[m] if v is not None]
+                if got:
+                    r.values[m] = statistics.median(got)
+                    r.best[m] = min(got)
             print(f"  {r.name}: " + ", ".join(
-                f"{m} {fmt(r.values[m])} (min {fmt(r.best[m])})" for m in modes),
+                f"{m} {fmt(r.values[m])} (min {fmt(r.best[m])})" for m in modes if m in r.values),
                 file=sys.stderr, flush=True)
         print(report(rows, modes))
         if FAILED:

@@ -12,6 +12,7 @@ import logging
 import os
 import posixpath
 import stat
+import sys
 from dataclasses import dataclass
 from typing import Any, Generator, Mapping, Sequence, TextIO
 
@@ -148,6 +149,9 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
         await router.settle()
     finally:
         os.close(devnull)
+        if os.environ.get("XINIM_STATS"):   # bench/syscalls.py's stops-per-syscall row
+            print(f"xinim-stats: syscalls {tracer.syscalls} stops {tracer.stops}",
+                  file=sys.stderr)
         if resolved.memfd >= 0:
             os.close(resolved.memfd)
         if router.unsupported:

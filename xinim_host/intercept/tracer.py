@@ -253,6 +253,7 @@ class Tracer:
         self._pump: _Session | None = None
         self._changed: trio.Event | None = None
         self.stops = 0  # waitpid reports handled (for benchmarks)
+        self.syscalls = 0  # seccomp stops: trapped syscalls (for benchmarks)
         #: sched_yield() retries when waitpid finds nothing right after a resume
         self.yield_spins = yield_spins
         #: pin the tracer thread (and so every tracee, by inheritance) here
@@ -427,6 +428,7 @@ class Tracer:
         regs = t.regs
         if _ptrace(PTRACE_GETREGS, t.tid, 0, t._regs_ref) != 0:
             raise ProcessLookupError(errno.ESRCH, "tracee vanished")
+        self.syscalls += 1
         nr = regs.orig_rax
         args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
         t.state = ENTRY
