@@ -1,6 +1,7 @@
 """Lattice IPC benchmark: sendrec round trips per second.
 
     .venv/bin/python bench/ipc.py [--seconds 0.4] [--repeat 5] [--cpu N] [--no-remote]
+                                  [--startup-runs 10]
 
 Prints, in one run, for 64-byte and 4096-byte payloads (a ``VfsIoctl`` request whose
 data an echo server sends back in its reply, so the payload crosses both ways):
@@ -16,7 +17,14 @@ data an echo server sends back in its reply, so the payload crosses both ways):
 * the dispatcher's whole path for one syscall (``Kernel.start(close)``).
 
 Each figure is for encrypted channels (XChaCha20-Poly1305, the default) and for
-plaintext ones (``connect_local(..., encrypted=False)``), with their ratio.  Each is
+plaintext ones (``connect_local(..., encrypted=False)``), with their ratio.
+
+Then the channel key establishment (``lib/chankey.py``), hybrid ML-KEM-768 +
+X25519 against X25519 alone (the same handshake, KDF and key confirmation with
+the ML-KEM half left out -- ``x25519_only()``, a stand-in that exists here only):
+channel set-up time in us (``connect_local``, and ``connect`` across processes),
+start-up of ``xinim-run /bin/true`` (min and median of ``--startup-runs``,
+alternating), and the steady-state round trips/s on channels made either way.  Each is
 the best of ``--repeat`` runs of ``--seconds`` (the machines are shared: the best run
 is the least disturbed).  In-process figures use one thread (one core).
 """
@@ -36,13 +44,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from xinim_host.kernel import ipc, protocol as p  # noqa: E402
+from xinim_host.lib import ipc, protocol as p  # noqa: E402
 from xinim_host.lib.ipc import Lattice  # noqa: E402
 from xinim_host.lib.server import Server  # noqa: E402
 
 SIZES = (64, 4096)
 CONCURRENCY = 16
-CLIENT_PID, CLIENT_NODE, SERVER_NODE = 100, 7, 1
+CLIENT_NODE, SERVER_NODE = 7, 1   # (the boot assigns the client its node id and pid)
 
 
 class Echo(Server):
@@ -59,6 +67,39 @@ Echo.handlers = {
 
 def body_of(size: int) -> p.Payload:
     return p.VfsIoctl(caller=1, fd=0, request=0, arg=0, data=os.urandom(size))
+
+
+def x25519_only() -> None:
+    """Make channel handshakes X25519-only in this process (for comparison): the
+    offer is the initiator's X25519 key, the answer the responder's and the
+    confirmation tag; the KDF gets zeros where the ML-KEM secret would be.  ML-KEM
+    (and ``cryptography``) is then never loaded."""
+    from xinim_host.lib import chankey as ck
+
+    class Initiator:
+        def __init__(self, ends: ck.Ends) -> None:
+            self.ends = ends
+            self.offer, self._secret = ck._x25519_keypair()
+
+        def finish(self, answer: bytes) -> ck.ChannelKeys:
+            x_r, tag = answer[:32], answer[32:]
+            ikm = bytearray(64)
+            ck._x25519(self._secret, x_r, ikm, 32)
+            ck.wipe(self._secret)
+            keys, expected = ck.combine(self.ends, self.offer, x_r, b"", ikm)
+            if tag != expected:
+                raise ck.HandshakeRefused("key confirmation failed")
+            return keys
+
+    def respond(ends: ck.Ends, offer: bytes) -> tuple[ck.ChannelKeys, bytes]:
+        x_r, secret = ck._x25519_keypair()
+        ikm = bytearray(64)
+        ck._x25519(secret, offer, ikm, 32)
+        ck.wipe(secret)
+        keys, tag = ck.combine(ends, offer, x_r, b"", ikm)
+        return keys, x_r + tag
+
+    ck.Initiator, ck.respond = Initiator, respond   # type: ignore[misc, assignment]
 
 
 def make_plaintext(lattice: Lattice, a: int, b: int) -> None:
@@ -182,19 +223,21 @@ def syscall_path(seconds: float, repeat: int) -> float:
 CHILD = r"""
 import sys, trio
 sys.path.insert(0, sys.argv[3])
-from bench.ipc import Echo, make_plaintext
+from bench.ipc import Echo, make_plaintext, x25519_only
 from xinim_host.lib.ipc import Lattice
 from xinim_host.lib.transport import serve_socket
 
 async def main(path, mode):
     lattice = Lattice(node_id=%d)
     Echo(lattice)
+    if mode == "x25519":
+        x25519_only()
     if mode == "plain":
         accept = lattice.accept_remote
-        def accept_plain(src, src_node, dst, public):
-            key = accept(src, src_node, dst, public)
+        def accept_plain(src, src_node, dst, offer, binding):
+            answer = accept(src, src_node, dst, offer, binding)
             make_plaintext(lattice, src, dst)
-            return key
+            return answer
         lattice.accept_remote = accept_plain
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_socket, lattice, path)
@@ -210,7 +253,7 @@ trio.run(main, sys.argv[1], sys.argv[2])
 async def across_processes(encrypted: bool, seconds: float, repeat: int
                            ) -> dict[tuple[int, int], float]:
     """{(size, concurrency): round trips/s} against a node in another process."""
-    from xinim_host.lib.transport import dial
+    from xinim_host.lib.transport import dial, node_client_pid
 
     results: dict[tuple[int, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="xbench-", dir="/tmp") as tmp:
@@ -221,9 +264,10 @@ async def across_processes(encrypted: bool, seconds: float, repeat: int
         try:
             assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
             lattice = Lattice(node_id=CLIENT_NODE)
-            lattice.register(CLIENT_PID)
             async with trio.open_nursery() as nursery:
                 await dial(lattice, path, nursery)
+                CLIENT_PID = node_client_pid(lattice.node_id)
+                lattice.register(CLIENT_PID)
                 await lattice.connect(CLIENT_PID, p.VFS_PID, node=SERVER_NODE)
                 if not encrypted:
                     make_plaintext(lattice, CLIENT_PID, p.VFS_PID)
@@ -264,6 +308,125 @@ async def across_processes(encrypted: bool, seconds: float, repeat: int
     return results
 
 
+# --- channel key establishment: hybrid vs X25519 only -------------------------------------
+
+SETUP_ROUNDS = 100
+
+
+def _best_us(fn: Callable[[], Any], rounds: int, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        best = min(best, (time.perf_counter() - start) / rounds)
+    return best * 1e6
+
+
+def setup_local_us(repeat: int) -> float:
+    """``connect_local`` (both sides of the handshake in this process), us each."""
+    lattice = Lattice()
+    lattice.register(p.KERNEL_PID)
+    Echo(lattice)
+    lattice.connect_local(p.KERNEL_PID, p.VFS_PID)   # warm: the first loads ML-KEM
+    return _best_us(lambda: lattice.connect_local(p.KERNEL_PID, p.VFS_PID), SETUP_ROUNDS, repeat)
+
+
+async def setup_remote_us(mode: str, repeat: int) -> float:
+    """``connect`` to a node in another process (a round trip over the socket), us each."""
+    from xinim_host.lib.transport import dial, node_client_pid
+
+    with tempfile.TemporaryDirectory(prefix="xbench-", dir="/tmp") as tmp:
+        path = os.path.join(tmp, "node.sock")
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, path, mode, ROOT],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+            lattice = Lattice(node_id=CLIENT_NODE)
+            best = float("inf")
+            async with trio.open_nursery() as nursery:
+                await dial(lattice, path, nursery)
+                CLIENT_PID = node_client_pid(lattice.node_id)
+                lattice.register(CLIENT_PID)
+                await lattice.connect(CLIENT_PID, p.VFS_PID, node=SERVER_NODE)
+                for _ in range(min(repeat, 8)):   # (a link takes 1,024 handshakes at most)
+                    start = time.perf_counter()
+                    for _ in range(SETUP_ROUNDS):
+                        await lattice.connect(CLIENT_PID, p.VFS_PID, node=SERVER_NODE)
+                    best = min(best, (time.perf_counter() - start) / SETUP_ROUNDS)
+                reply = await lattice.sendrec(CLIENT_PID, p.VFS_PID, body_of(64))
+                assert reply.body.error == 0
+                nursery.cancel_scope.cancel()
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=10)
+    return best * 1e6
+
+
+STARTUP = """
+import sys
+sys.path.insert(0, %r)
+import bench.ipc
+if sys.argv[1] == "x25519":
+    bench.ipc.x25519_only()
+from xinim_host.cli.run import main
+sys.exit(main(["/bin/true"]))
+""" % ROOT
+
+
+def startup_ms(runs: int) -> dict[str, list[float]]:
+    """Wall time of ``xinim-run /bin/true`` (a fresh interpreter each), per mode,
+    the two modes alternating so that both see the same machine load."""
+    times: dict[str, list[float]] = {"x25519": [], "hybrid": []}
+    env = dict(os.environ, XINIM_LOG="error")
+    for _ in range(runs):
+        for mode in times:
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", STARTUP, mode], env=env,
+                                  stdin=subprocess.DEVNULL, capture_output=True)
+            times[mode].append((time.perf_counter() - start) * 1e3)
+            assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return times
+
+
+def kex_report(args: argparse.Namespace) -> None:
+    """Channel set-up and start-up, X25519 only vs hybrid; steady state on both."""
+    import statistics
+
+    from xinim_host.lib import chankey
+
+    real = chankey.Initiator, chankey.respond
+    print(f"\nchannel keys: X25519 only vs hybrid ML-KEM-768 + X25519 "
+          f"(best of {args.repeat} x {SETUP_ROUNDS} set-ups)")
+    print(f"{'':<40}{'X25519':>12} {'hybrid':>12} {'hybrid/X25519':>14}")
+    x25519_only()
+    local_x = setup_local_us(args.repeat)
+    rt_x = in_process_direct(64, True, args.seconds, args.repeat)
+    chankey.Initiator, chankey.respond = real
+    local_h = setup_local_us(args.repeat)
+    rt_h = in_process_direct(64, True, args.seconds, args.repeat)
+
+    def line(label: str, x: float, h: float, unit: str, fmt: str = ",.1f") -> None:
+        print(f"{label:<40}{x:>10{fmt}}{unit:>2} {h:>10{fmt}}{unit:>2} {h / x:>13.2f}x")
+
+    line("set-up, in-node connect_local", local_x, local_h, "us")
+    if not args.no_remote:
+        x25519_only()
+        remote_x = trio.run(setup_remote_us, "x25519", args.repeat)
+        chankey.Initiator, chankey.respond = real
+        remote_h = trio.run(setup_remote_us, "enc", args.repeat)
+        line("set-up, connect across processes", remote_x, remote_h, "us")
+    line("steady state, direct 64 B (rt/s)", rt_x, rt_h, "", ",.0f")
+    if args.startup_runs:
+        times = startup_ms(args.startup_runs)
+        for what, pick in (("min", min), ("median", statistics.median)):
+            line(f"start-up xinim-run /bin/true, {what} (ms)", pick(times["x25519"]),
+                 pick(times["hybrid"]), "ms")
+        print(f"  ({args.startup_runs} runs each, alternating; the difference of the medians: "
+              f"{statistics.median(times['hybrid']) - statistics.median(times['x25519']):+.1f} ms)")
+
+
 # --- report ------------------------------------------------------------------------------
 
 
@@ -284,9 +447,17 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, default=None,
                         help="pin the in-process part to this CPU")
     parser.add_argument("--no-remote", action="store_true", help="skip the cross-process part")
+    parser.add_argument("--startup-runs", type=int, default=10,
+                        help="xinim-run /bin/true start-ups per key exchange (0: skip)")
+    parser.add_argument("--kex-only", action="store_true",
+                        help="only the channel key part (set-up, start-up, steady state)")
     args = parser.parse_args()
     seconds, repeat = args.seconds, args.repeat
     import nacl
+
+    if args.kex_only:
+        kex_report(args)
+        return
 
     print(f"xinim-host lattice IPC: sendrec round trips per second "
           f"(Python {sys.version.split()[0]}, trio {trio.__version__}, PyNaCl {nacl.__version__}; "
@@ -327,6 +498,7 @@ def main() -> None:
         verdict = "met" if rate >= 100_000 else "NOT met"
         print(f"target >= 100,000 encrypted in-process round trips/s, {what}: "
               f"{rate:,.0f} -- {verdict}")
+    kex_report(args)
 
 
 if __name__ == "__main__":

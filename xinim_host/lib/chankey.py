@@ -224,6 +224,12 @@ class Initiator:
         self._kem: MLKEM768PrivateKey | None = _kem_generate()
         self.offer = x_public + self._kem.public_key().public_bytes_raw()
 
+    def abandon(self) -> None:
+        """No answer will come (the link went, the caller was cancelled): forget the
+        ephemeral secrets."""
+        self._kem = None
+        wipe(self._x_secret)
+
     def finish(self, answer: bytes) -> ChannelKeys:
         """The channel's keys, or ``HandshakeRefused``; the ephemeral secrets are
         gone either way (an initiator finishes once)."""

@@ -525,7 +525,11 @@ class Lattice:
         self._endpoint(src)
         ends = Ends(src, self.node_id, dst, node, route.binding)
         initiator = chankey.Initiator(ends)
-        answer = await route.handshake(src, self.node_id, dst, initiator.offer)
+        try:
+            answer = await route.handshake(src, self.node_id, dst, initiator.offer)
+        except BaseException:
+            initiator.abandon()
+            raise
         self.finish(ends, initiator, answer)
 
     def accept_remote(self, src: int, src_node: int, dst: int, offer: bytes,
