@@ -138,6 +138,12 @@ _ROWS: dict[str, _Row] = {
     "timerfd_gettime": delegate(Sys.TIMERFD_GETTIME),
     "signalfd": delegate(Sys.SIGNALFD, partial=_SIGNALFD),
     "signalfd4": delegate(Sys.SIGNALFD4, partial=_SIGNALFD),
+    "inotify_init": delegate(Sys.INOTIFY_INIT),
+    "inotify_init1": delegate(Sys.INOTIFY_INIT1),
+    "inotify_add_watch": delegate(Sys.INOTIFY_ADD_WATCH, partial="the ramfs's changes (by XINIM "
+                                  "programs and through the FUSE export); watches on host "
+                                  "mounts are accepted and report nothing; no IN_ACCESS"),
+    "inotify_rm_watch": delegate(Sys.INOTIFY_RM_WATCH),
     "dup": delegate(Sys.DUP),
     "dup2": delegate(Sys.DUP2),
     "dup3": delegate(Sys.DUP3),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..lib.errors import SysError
+from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import DATA_MAX, PM_PID, VfsDataReply, VfsTimerReply
 from ..lib.readiness import wait_ready
 from .anon import install_anon
@@ -21,12 +22,15 @@ from .epoll import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EP
 from .eventfds import EFD_SEMAPHORE, TIMER_CLOCKS, EventFd, TimerFd
 from .handlers_common import caller_proc
 from .handlers_io import waitq_of
+from .inotify import ALL_INOTIFY_BITS, IN_DONT_FOLLOW, IN_MASK_ADD, IN_MASK_CREATE, IN_ONLYDIR, Inotify
+from .namei import permission
 from .signalfd import SignalFd, pending_changed, watch
 
 if TYPE_CHECKING:
     from ..lib.server import Request
     from .server import VfsServer
 
+S_IFMT, S_IFDIR, R_OK = 0o170000, 0o040000, 4
 O_CLOEXEC = os.O_CLOEXEC
 O_NONBLOCK = os.O_NONBLOCK
 # ERESTARTSYS and friends: poll, select and epoll_wait are never restarted (signal(7))
@@ -180,4 +184,42 @@ def do_sig_pending(srv: VfsServer, req: Request) -> int:
         raise SysError(errno.EPERM)
     b = req.msg.body
     pending_changed(srv, b.pid, b.pending)
+    return 0
+
+
+# --- inotify -------------------------------------------------------------------------------
+
+def _inotify(fp: Any, fd: int) -> Inotify:
+    of = fp.get(fd)
+    if not isinstance(of.io, Inotify):
+        raise SysError(errno.EINVAL)
+    return of.io
+
+
+def do_inotify_init(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    if b.flags & ~(O_CLOEXEC | O_NONBLOCK):
+        raise SysError(errno.EINVAL)
+    return install_anon(srv, caller_proc(srv, req), Inotify(srv.inotify), b.flags,
+                        bool(b.flags & O_CLOEXEC))
+
+
+def do_inotify_add(srv: VfsServer, req: Request) -> int:
+    """inotify_add_watch in Linux's order: the mask, the fd, the path, read permission."""
+    b = req.msg.body
+    mask = b.mask
+    if mask & IN_MASK_ADD and mask & IN_MASK_CREATE or not mask & ALL_INOTIFY_BITS:
+        raise SysError(errno.EINVAL)
+    fp = caller_proc(srv, req)
+    inst = _inotify(fp, b.fd)
+    fs, node = srv.namei.lookup(fp, AT_FDCWD, b.path, follow=not mask & IN_DONT_FOLLOW).loc
+    if mask & IN_ONLYDIR and fs.mode(node) & S_IFMT != S_IFDIR:
+        raise SysError(errno.ENOTDIR)
+    permission(fp, fs, node, R_OK)
+    return inst.add(node, mask, fs)
+
+
+def do_inotify_rm(srv: VfsServer, req: Request) -> int:
+    b = req.msg.body
+    _inotify(caller_proc(srv, req), b.fd).remove(b.wd)
     return 0

@@ -14,6 +14,9 @@ mutation calls the registered listeners *after* the change with
 * ``"attr"``    -- metadata changed (setattr, times); parent, name None;
 * ``"free"``    -- the inode is gone (nlink 0 and no holds); parent, name None.
 
+During a rename's events ``Ramfs.renaming`` is the inode being moved (inotify
+reports a move, not a delete and a create).
+
 The parent directory's own attributes (mtime/ctime/nlink/size) change with every
 "create"/"remove"; listeners invalidate them too.
 
@@ -181,6 +184,7 @@ class Ramfs:
         self.inodes: dict[int, Inode] = {}
         self._next_ino = ROOT_INO
         self._listeners: list[Listener] = []
+        self.renaming: Inode | None = None      # the inode whose rename listeners hear now
         self.pinned: set[Inode] = set()     # mount points: rmdir/rename/unlink say EBUSY
         # the journal's page bookkeeping (journal.Tracker): which pages a write
         # touched and how far a truncate cut, which the "data" event does not say
@@ -435,7 +439,11 @@ class Ramfs:
                 dst.nlink -= 1
             dst.ctime_ns = now
             if self._listeners:
-                self._emit("remove", dst, newdir, newname)
+                self.renaming = src
+                try:
+                    self._emit("remove", dst, newdir, newname)
+                finally:
+                    self.renaming = None
         olddir._del_entry(oldname)
         if src_dir and olddir is not newdir:
             olddir.nlink -= 1
@@ -446,8 +454,12 @@ class Ramfs:
         self._touch_dir(olddir, now)
         self._touch_dir(newdir, now)
         if self._listeners:
-            self._emit("remove", src, olddir, oldname)
-            self._emit("create", src, newdir, newname)
+            self.renaming = src                 # one move, not a delete and a create
+            try:
+                self._emit("remove", src, olddir, oldname)
+                self._emit("create", src, newdir, newname)
+            finally:
+                self.renaming = None
         if dst is not None:
             self._maybe_free(dst)
 

@@ -22,6 +22,7 @@ from ..lib.server import Request, Server
 from .devfs import install_devfs
 from .devices import ConsoleDevice, make_devices
 from .epoll import forget_file
+from .inotify import InotifyHub
 from .signalfd import SigfdBook
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
@@ -93,6 +94,7 @@ class VfsServer(Server):
         self.fifos: dict[Any, Any] = {}          # FIFO vnode -> its Pipe while open
         self.write_opens: dict[Any, int] = {}    # ramfs inode -> open-for-write count (ETXTBSY)
         self.sigfds = SigfdBook()                # pending signals PM reported (signalfd)
+        self.inotify = InotifyHub(self.ramfs)    # inotify: the ramfs's changes, from both sides
         self.peers = Peers(self)                 # VFS's questions to PM and MM
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
@@ -222,6 +224,8 @@ class VfsServer(Server):
             io.open(req, of)
         if of.writable and fs is self.mounts.root_fs:
             self.write_opens[node] = self.write_opens.get(node, 0) + 1
+        if self.inotify.watches and fs.kind == "ramfs":
+            self.inotify.opened(node)
         return of
 
     def drop(self, of: OpenFile) -> None:
@@ -231,6 +235,8 @@ class VfsServer(Server):
             return
         if of.epitems:
             forget_file(of)                     # epoll watches descriptions, not fds
+        if self.inotify.watches and of.fs.kind == "ramfs":
+            self.inotify.closed(of.node, of.writable)
         try:
             if of.io is not None:
                 of.io.close(of)

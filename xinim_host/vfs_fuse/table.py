@@ -67,6 +67,9 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_TIMERFD_GETTIME: ev.do_timerfd_gettime,
     p.VFS_SIGNALFD: ev.do_signalfd,
     p.VFS_SIG_PENDING: ev.do_sig_pending,
+    p.VFS_INOTIFY_INIT: ev.do_inotify_init,
+    p.VFS_INOTIFY_ADD: ev.do_inotify_add,
+    p.VFS_INOTIFY_RM: ev.do_inotify_rm,
     # notifications from PM / the kernel
     p.VFS_FORK: pr.do_fork,
     p.VFS_EXIT: pr.do_exit,

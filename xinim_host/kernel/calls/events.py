@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
-from .base import SyscallContext, SyscallGen, ask, c_int
+from .base import SyscallContext, SyscallGen, ask, c_int, path_arg
 from .files import SIGSET_SIZE, access_ok
 
 if TYPE_CHECKING:
@@ -159,3 +159,26 @@ def sys_signalfd(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_signalfd4(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return (yield from _signalfd(c, c_int(c.args[3])))
+
+
+# --- inotify -------------------------------------------------------------------------------
+
+def sys_inotify_init(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsInotifyInit(caller=c.pid, flags=0))).result
+
+
+def sys_inotify_init1(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsInotifyInit(caller=c.pid,
+                                                        flags=c_int(c.args[0])))).result
+
+
+def sys_inotify_add_watch(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    path = path_arg(c, c.args[1])
+    return (yield from ask(p.VFS_PID, p.VfsInotifyAdd(caller=c.pid, fd=c_int(c.args[0]),
+                                                       mask=c.args[2] & 0xFFFFFFFF,
+                                                       path=path))).result
+
+
+def sys_inotify_rm_watch(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from ask(p.VFS_PID, p.VfsInotifyRm(caller=c.pid, fd=c_int(c.args[0]),
+                                                      wd=c_int(c.args[1])))).result
