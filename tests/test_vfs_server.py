@@ -192,8 +192,9 @@ async def test_fcntl(vfs: Vfs) -> None:
     assert (await vfs.ok(p.VfsFcntl(caller=1, fd=20, cmd=1, arg=0))).result == 1
     await vfs.ok(p.VfsFcntl(caller=1, fd=20, cmd=2, arg=0))                     # F_SETFD 0
     assert (await vfs.ok(p.VfsFcntl(caller=1, fd=20, cmd=1, arg=0))).result == 0
-    # advisory locks: accepted, F_GETLK answers F_UNLCK
-    flock = struct.pack("<hhqqi", 1, 0, 0, 0, 0) + bytes(4)                     # F_WRLCK
+    # record locks (tests/test_run_file_abi.py has the conflicts): no one else's
+    # lock is there, so F_GETLK answers F_UNLCK
+    flock = struct.pack("<hh4xqqi4x", 1, 0, 0, 0, 0)                            # F_WRLCK
     r = await vfs.ok(p.VfsFcntl(caller=1, fd=fd, cmd=5, arg=0, data=flock))
     assert struct.unpack_from("<h", r.data)[0] == 2
     await vfs.ok(p.VfsFcntl(caller=1, fd=fd, cmd=6, arg=0, data=flock))

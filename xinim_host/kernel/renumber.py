@@ -94,7 +94,8 @@ _SIGNALFD = ("a signal blocked in a process holding a signalfd stays with PM unt
              "takes it or a mask opens, so rt_sigpending (the host's) does not show it; "
              "readiness is the creator's pending set")
 _SIGMASK = "the signal mask is checked but not applied during the wait"
-_LOCKS = "locks accepted and not enforced (another process's lock never blocks or fails a call)"
+_LOCKS = ("enforced among XINIM processes by the VFS; host programs locking through the "
+          "FUSE export do not see them (README, File locks)")
 
 _ROWS: dict[str, _Row] = {
     # --- files: the VFS server -------------------------------------------------
@@ -147,8 +148,8 @@ _ROWS: dict[str, _Row] = {
     "dup": delegate(Sys.DUP),
     "dup2": delegate(Sys.DUP2),
     "dup3": delegate(Sys.DUP3),
-    "fcntl": delegate(Sys.FCNTL, partial="record and OFD " + _LOCKS + "; F_GETLK answers "
-                      "unlocked; F_SETOWN/F_SETSIG accepted, no SIGIO; pipe size fixed"),
+    "fcntl": delegate(Sys.FCNTL, partial="record, OFD locks and leases " + _LOCKS + "; "
+                      "F_SETOWN/F_SETSIG only steer the lease-break signal (no SIGIO for I/O)"),
     "flock": delegate(Sys.FLOCK, partial=_LOCKS),
     "fsync": delegate(Sys.FSYNC),
     "fdatasync": delegate(Sys.FDATASYNC),

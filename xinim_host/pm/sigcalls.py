@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _sender(pm: "PmServer", req: "Request") -> Process | None:
     """The signalling process; None for the kernel (which has no PCB)."""
-    if req.caller == p.KERNEL_PID:
+    if req.caller in (p.KERNEL_PID, p.VFS_PID):   # the VFS: a lease-break signal
         return None
     return pm.table.live_task(req.caller).proc
 

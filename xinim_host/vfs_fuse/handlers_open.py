@@ -13,7 +13,8 @@ from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, che
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
-from .pipes import PIPE_CAPACITY, PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
+from .locks import F_RDLCK, F_UNLCK, F_WRLCK, FLOCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, OFFSET_MAX
+from .pipes import PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -34,12 +35,8 @@ F_SETOWN_EX, F_GETOWN_EX = 15, 16
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 F_SETLEASE, F_GETLEASE, F_NOTIFY = 1024, 1025, 1026
 F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ = 1030, 1031, 1032
-F_RDLCK, F_WRLCK, F_UNLCK = 0, 1, 2
 FD_CLOEXEC = 1
 FIONBIO, FIOASYNC, FIONCLEX, FIOCLEX = 0x5421, 0x5452, 0x5450, 0x5451
-LOCK_SH, LOCK_EX, LOCK_NB, LOCK_UN = 1, 2, 4, 8
-_FLOCK_TYPE = struct.Struct("<h")
-_FLOCK_WHENCE = struct.Struct("<h4xq")            # l_whence, l_start
 _INT = struct.Struct("<i")
 
 
@@ -116,13 +113,21 @@ def _open(srv: VfsServer, req: Request) -> Any:
             check_rofs(fs, node)
         permission(fp, fs, node, want)
     if fmt == S_IFREG:
-        if fs is srv.mounts.root_fs:
-            if flags & O_TRUNC and not created:
-                fs.truncate(node, 0)
-            of = srv.open_file(fs, node, srv.ram_io, status)
-        else:
-            hfd = fs.open_host(node, flags, fp)
-            of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)
+        def finish() -> int:
+            if fs is srv.mounts.root_fs:
+                if flags & O_TRUNC and not created:
+                    fs.truncate(node, 0)
+                of = srv.open_file(fs, node, srv.ram_io, status)
+            else:
+                hfd = fs.open_host(node, flags, fp)
+                of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)
+            of.path = path
+            return _install(srv, fp, of, cloexec)
+        if srv.locks.files and not created:
+            writing = acc != os.O_RDONLY or bool(flags & O_TRUNC)
+            if _break_leases(srv, req, Loc(fs, node), writing, bool(flags & O_NONBLOCK), finish):
+                return None
+        return finish()
     elif fmt == S_IFDIR:
         of = srv.open_file(fs, node, DIR_IO, status)
     elif fmt == 0o010000:                          # S_IFIFO
@@ -137,6 +142,26 @@ def _open(srv: VfsServer, req: Request) -> Any:
         raise SysError(errno.ENXIO)
     of.path = path
     return _install(srv, fp, of, cloexec)
+
+
+def _break_leases(srv: VfsServer, req: Request, loc: Loc, writing: bool, nonblock: bool,
+                  finish: Any) -> bool:
+    """An open that meets a lease it breaks: the holders get their lease-break
+    signal; True when the open was parked (it finishes when they gave way, or
+    after lease-break-time)."""
+    locks = srv.locks
+
+    def signal(of: OpenFile, sig: int) -> None:
+        pid = locks.owners.get(of, 0)
+        if pid > 0:
+            srv.send_signal(pid, sig)
+
+    waiter = locks.break_lease(req, locks.key_of(loc.fs, loc.node), writing, nonblock,
+                               finish, signal)
+    if waiter is None:
+        return False
+    srv.after(srv.lease_break_time, lambda: locks.lease_timeout(waiter))
+    return True
 
 
 def _install(srv: VfsServer, fp: Fproc, of: OpenFile, cloexec: bool) -> int:
@@ -207,6 +232,7 @@ def do_dup2(srv: VfsServer, req: Request) -> int:
     old = fp.fds[newfd] if newfd < len(fp.fds) else None
     if old is not None:
         fp.fds[newfd] = None
+        srv.locks.closed(fp.pid, old)
         srv.drop(old)                             # closed silently, as dup2 does
     fp.install(of, newfd, bool(b.flags & O_CLOEXEC))
     return newfd
@@ -252,47 +278,123 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
         of.flags = (of.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
         return 0
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
-        return _lock(of, cmd, b.data)
-    if cmd in (F_GETOWN, F_SETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX):
+        return _lock(srv, req, fp, of, cmd, b.data)
+    locks = srv.locks
+    if cmd == F_SETOWN:
+        locks.owners[of] = arg
         return 0
+    if cmd == F_GETOWN:
+        return locks.owners.get(of, 0)
+    if cmd in (F_SETOWN_EX, F_GETOWN_EX):
+        return 0
+    if cmd == F_SETSIG:
+        if not 0 <= arg <= 64:
+            raise SysError(errno.EINVAL)
+        locks.sigs[of] = arg
+        return 0
+    if cmd == F_GETSIG:
+        return locks.sigs.get(of, 0)
     if cmd == F_GETLEASE:
-        return F_UNLCK
+        return locks.getlease(of) if _lease_file(of) else F_UNLCK
+    if cmd == F_SETLEASE:
+        return _setlease(srv, fp, of, arg)
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         if not isinstance(of.io, PipeEnd):
             raise SysError(errno.EBADF)
-        return PIPE_CAPACITY                      # fixed size; a request is "rounded up"
+        pipe = of.io.pipe
+        if cmd == F_GETPIPE_SZ:
+            return pipe.capacity
+        return _set_pipe_size(fp, pipe, arg)
     raise SysError(errno.EINVAL)
 
 
-def _lock(of: OpenFile, cmd: int, data: bytes) -> Any:
-    """Advisory record locks are accepted and not enforced: one process tree per
-    system, and no program here relies on another's locks.  F_GETLK says "unlocked"."""
-    if len(data) < 2:
+PAGE = 4096
+PIPE_MAX_SIZE = 1 << 20           # /proc/sys/fs/pipe-max-size
+
+
+def _set_pipe_size(fp: Fproc, pipe: Pipe, arg: int) -> int:
+    """F_SETPIPE_SZ: a power of two of pages, at least one; over pipe-max-size only
+    for root (EPERM); never below what the pipe holds (EBUSY)."""
+    if arg < 0 or arg > 1 << 31:
+        raise SysError(errno.EINVAL)
+    size = PAGE
+    while size < arg:
+        size <<= 1
+    if size > PIPE_MAX_SIZE and fp.euid != 0:
+        raise SysError(errno.EPERM)
+    if size < pipe.size:
+        raise SysError(errno.EBUSY)
+    pipe.capacity = size
+    pipe.pump()
+    return size
+
+
+def _lock(srv: VfsServer, req: Request, fp: Fproc, of: OpenFile, cmd: int, data: bytes) -> Any:
+    """Record locks, POSIX (owned by the process) or OFD (by the description)."""
+    if len(data) < FLOCK.size:
         raise SysError(errno.EFAULT)
-    (ltype,) = _FLOCK_TYPE.unpack_from(data)
+    ltype, whence, start, length, pid = FLOCK.unpack_from(data)
+    ofd = cmd in (F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW)
+    if ofd and pid != 0:
+        raise SysError(errno.EINVAL)
     if ltype not in (F_RDLCK, F_WRLCK, F_UNLCK):
         raise SysError(errno.EINVAL)
-    if len(data) >= 16:                           # l_whence, l_start: flock_to_posix_lock
-        whence, start = _FLOCK_WHENCE.unpack_from(data, 2)
-        if whence not in (0, 1, 2) or (whence == 0 and start < 0):
-            raise SysError(errno.EINVAL)
+    lo, hi = srv.locks.range_of(of, whence, start, length)
+    owner = ("o", id(of)) if ofd else ("p", fp.pid)
     if cmd in (F_GETLK, F_OFD_GETLK):
         if ltype == F_UNLCK:
             raise SysError(errno.EINVAL)
-        return VfsIoctlReply(result=0, data=_FLOCK_TYPE.pack(F_UNLCK) + data[2:])
+        lk = srv.locks.getlk(of, owner, ltype, lo, hi)
+        if lk is None:
+            out = FLOCK.pack(F_UNLCK, whence, start, length, pid)
+        else:
+            out = FLOCK.pack(lk.type, 0, lk.start, 0 if lk.end == OFFSET_MAX else lk.end - lk.start + 1,
+                             lk.pid)
+        return VfsIoctlReply(result=0, data=out)
     if (ltype == F_RDLCK and not of.readable) or (ltype == F_WRLCK and not of.writable):
         raise SysError(errno.EBADF)
-    return 0
+    return srv.locks.setlk(req, of, owner, ltype, lo, hi, -1 if ofd else fp.pid,
+                           wait=cmd in (F_SETLKW, F_OFD_SETLKW))
 
 
-def do_flock(srv: VfsServer, req: Request) -> int:
-    """flock: accepted, not enforced (see ``_lock``)."""
+def _lease_file(of: OpenFile) -> bool:
+    return of.fs.mode(of.node) & S_IFMT == S_IFREG
+
+
+def _setlease(srv: VfsServer, fp: Fproc, of: OpenFile, arg: int) -> int:
+    """F_SETLEASE: regular files only (EINVAL), by their owner or root (EACCES)."""
+    if arg not in (F_RDLCK, F_WRLCK, F_UNLCK):
+        raise SysError(errno.EINVAL)
+    if not _lease_file(of):
+        raise SysError(errno.EINVAL)
+    st = of.fs.stat_reply(of.node, who=fp)
+    if fp.euid != 0 and fp.euid != st.uid:
+        raise SysError(errno.EACCES)
+    key = srv.locks.key(of)
+    seen: set[int] = set()
+    total = writers = 0
+    for proc in srv.procs.values():
+        for other in proc.fds:
+            if other is None or id(other) in seen or other.flags & O_PATH:
+                continue
+            seen.add(id(other))
+            if other.fs is of.fs and srv.locks.key(other) == key:
+                total += 1
+                writers += other.writable
+    result = srv.locks.setlease(of, arg, (total, writers))
+    if arg != F_UNLCK:
+        srv.locks.owners.setdefault(of, fp.pid)
+    return result
+
+
+def do_flock(srv: VfsServer, req: Request) -> Any:
+    """flock: the description's lock (see ``locks``); waits unless LOCK_NB."""
     b = req.msg.body
     fp = caller_proc(srv, req)
-    fp.io_file(b.fd)
+    of = fp.io_file(b.fd)
     if (b.op & ~LOCK_NB) not in (LOCK_SH, LOCK_EX, LOCK_UN):
         raise SysError(errno.EINVAL)
-    return 0
+    return srv.locks.flock(req, of, b.op)
 
 
 def do_ioctl(srv: VfsServer, req: Request) -> Any:

@@ -70,6 +70,7 @@ class Pipe:
         self.wq: collections.deque[_Parked] = collections.deque()
         self.waitq = WaitQueue()          # poll/select/epoll waiters
         self.open_waiters: list[Any] = []   # FIFO opens waiting for the other side
+        self.capacity = PIPE_CAPACITY       # F_SETPIPE_SZ changes it
         self.ino = Pipe._next_ino
         Pipe._next_ino += 1
         self.uid, self.gid = uid, gid
@@ -117,7 +118,7 @@ class Pipe:
                     w = self.wq.popleft()
                     w.req.server.unblock(w.req.caller, w)
                     w.req.fail(errno.EPIPE)
-            while self.wq and PIPE_CAPACITY - self.size >= len(self.wq[0].arg):
+            while self.wq and self.capacity - self.size >= len(self.wq[0].arg):
                 w = self.wq.popleft()
                 self._put(w.arg)
                 w.finish(len(w.arg))
@@ -151,7 +152,7 @@ class Pipe:
             if not self.writers:
                 r |= POLLHUP
         if writable:
-            if PIPE_CAPACITY - self.size >= PIPE_BUF:
+            if self.capacity - self.size >= PIPE_BUF:
                 r |= POLLOUT | POLLWRNORM
             if not self.readers:
                 r |= POLLERR
@@ -196,7 +197,7 @@ class PipeEnd:
         n = len(data)
         if n == 0:
             return 0
-        if not pipe.wq and PIPE_CAPACITY - pipe.size >= n:
+        if not pipe.wq and pipe.capacity - pipe.size >= n:
             pipe._put(data)
             pipe.mtime_ns = time.time_ns()
             if pipe.rq or pipe.waitq:

@@ -17,7 +17,7 @@ import trio
 from ..lib.errors import SysError
 from ..lib.ipc import Lattice
 from ..lib.linux_abi import AT_FDCWD
-from ..lib.protocol import INIT_PID, VFS_PID, VFS_REPLY
+from ..lib.protocol import INIT_PID, PM_PID, VFS_PID, VFS_REPLY, ProcKill
 from ..lib.server import Request, Server
 from .devfs import install_devfs
 from .devices import ConsoleDevice, make_devices
@@ -26,6 +26,7 @@ from .inotify import InotifyHub
 from .signalfd import SigfdBook
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
+from .locks import LockTable
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
 from .namei import Namei
 from .procfs import install_procfs
@@ -96,6 +97,7 @@ class VfsServer(Server):
         self.sigfds = SigfdBook()                # pending signals PM reported (signalfd)
         self.inotify = InotifyHub(self.ramfs)    # inotify: the ramfs's changes, from both sides
         self.peers = Peers(self)                 # VFS's questions to PM and MM
+        self.locks = LockTable(self)             # flock, record locks, leases
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
         self._start_init()
@@ -194,6 +196,7 @@ class VfsServer(Server):
         for fd, of in enumerate(fp.fds):
             if of is not None:
                 fp.fds[fd] = None
+                self.locks.closed(pid, of)
                 self.drop(of)
         fp.fds.clear()
         fp.cloexec.clear()
@@ -238,6 +241,7 @@ class VfsServer(Server):
         if self.inotify.watches and of.fs.kind == "ramfs":
             self.inotify.closed(of.node, of.writable)
         try:
+            self.locks.released(of)
             if of.io is not None:
                 of.io.close(of)
             elif of.hfd >= 0:
@@ -253,7 +257,31 @@ class VfsServer(Server):
             of.fs.release(of.node)
 
     def close_fd(self, fp: Fproc, fd: int) -> None:
-        self.drop(fp.take(fd))
+        of = fp.take(fd)
+        self.locks.closed(fp.pid, of)       # any close drops the process's record locks
+        self.drop(of)
+
+    # -- signals and timers (leases) ---------------------------------------------------
+    lease_break_time = 45.0        # seconds; /proc/sys/fs/lease-break-time
+
+    def send_signal(self, pid: int, sig: int) -> None:
+        """Have PM signal ``pid`` (a lease break); the answer is not waited for."""
+        if not self.peers.connected(PM_PID):
+            return
+        try:
+            self.lattice.call(VFS_PID, PM_PID, ProcKill(caller=VFS_PID, pid=pid, sig=sig))
+        except SysError as exc:
+            log.info("VFS: signal %d to %d: %s", sig, pid, exc)
+
+    def after(self, seconds: float, fn: Any) -> None:
+        """Run ``fn`` once, ``seconds`` from now (a deadline, not a poll)."""
+        if self.nursery is None:
+            return
+
+        async def timer() -> None:
+            await trio.sleep(seconds)
+            fn()
+        self.nursery.start_soon(timer)
 
     # -- blocked calls -----------------------------------------------------------------
     def block(self, pid: int, waiter: Any) -> None:

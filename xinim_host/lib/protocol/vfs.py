@@ -29,7 +29,7 @@ VFS_FSTATFS = 134
 VFS_POLL = 135         # poll (select is converted to poll by the kernel)
 VFS_EXEC_OPEN = 136    # resolve + check a path for execve
 VFS_MKNOD = 137        # mknodat
-VFS_FLOCK = 138        # flock (advisory: accepted, no-op)
+VFS_FLOCK = 138        # flock (vfs_fuse/locks.py; LOCK_EX/LOCK_SH may wait)
 VFS_FDINFO = 139       # what an fd is (host path for mmap of host files, size, flags)
 # Notifications from PM (or the kernel) about processes: 140-149.
 VFS_FORK = 140
