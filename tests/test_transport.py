@@ -362,12 +362,23 @@ async def test_link_closed_by_the_client(node: tuple[Lattice, str]) -> None:
 # --- channel handshakes over the link (hybrid ML-KEM-768 + X25519, lib/chankey.py) -------
 
 
+async def server_route(server: Lattice, node: int) -> transport.SocketRoute:
+    """The boot's side of a link (it is registered once the boot's task gets to it,
+    which may be after the joining side's ``dial`` returned)."""
+    with trio.fail_after(5):
+        while node not in server.routes:
+            await trio.sleep(0.001)
+    route = server.routes[node]
+    assert isinstance(route, transport.SocketRoute)
+    return route
+
+
 async def test_both_ends_of_a_link_share_its_binding(node: tuple[Lattice, str],
                                                      nursery: trio.Nursery) -> None:
     server, path = node
     a, b = await joined(path, nursery), await joined(path, nursery)
     bindings = [a.routes[SERVER_NODE].binding, b.routes[SERVER_NODE].binding]
-    assert server.routes[a.node_id].binding == bindings[0]
+    assert (await server_route(server, a.node_id)).binding == bindings[0]
     assert len(set(bindings)) == 2 and all(len(x) == 32 for x in bindings)
 
 
@@ -412,7 +423,7 @@ async def test_a_tampered_answer_on_the_link_opens_no_channel(
     server, path = node
     client = await joined(path, nursery)
     CLIENT = client_pid(client)
-    link = server.routes[client.node_id]
+    link = await server_route(server, client.node_id)
     real_queue = link._queue
 
     def tamper(kind: int, body: bytes) -> None:
