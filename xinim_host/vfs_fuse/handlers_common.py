@@ -53,6 +53,32 @@ def check_rofs(fs: Any, node: Any) -> None:
         raise SysError(errno.EROFS)
 
 
+def sgid_to_drop(fp: Fproc, mode: int, gid: int) -> int:
+    """Linux ``setattr_should_drop_sgid``: S_ISGID goes when the group may execute
+    (a real set-group-ID file), or when the caller is neither in the file's group
+    nor has CAP_FSETID (XINIM: euid 0 has every capability)."""
+    if not mode & stat.S_ISGID:
+        return 0
+    if mode & stat.S_IXGRP or (fp.euid != 0 and not fp.in_group(gid)):
+        return stat.S_ISGID
+    return 0
+
+
+def drop_setid(fp: Fproc, fs: Any, node: Any) -> None:
+    """Linux ``file_remove_privs``: a write, truncate or fallocate by a caller
+    without CAP_FSETID clears a regular file's S_ISUID and, as
+    :func:`sgid_to_drop` says, its S_ISGID.  The VFS does it itself: the host
+    kernel would not for a bound host file, since the VFS writes it as root."""
+    if fp.euid == 0:
+        return
+    mode, _uid, gid = fs.attr3(node)
+    if mode & S_IFMT != S_IFREG or not mode & (stat.S_ISUID | stat.S_ISGID):
+        return
+    kill = (mode & stat.S_ISUID) | sgid_to_drop(fp, mode, gid)
+    if kill and not fs.readonly:
+        fs.setattr(node, mode=mode & 0o7777 & ~kill)
+
+
 def check_flags(flags: int, allowed: int) -> None:
     if flags & ~allowed:
         raise SysError(errno.EINVAL)

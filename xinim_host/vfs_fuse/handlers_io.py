@@ -13,7 +13,7 @@ import trio
 from ..lib.errors import SysError
 from ..lib.grants import GRANT_READ, GRANT_WRITE, Grant
 from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataReply
-from .handlers_common import S_IFDIR, S_IFMT, caller_proc
+from .handlers_common import S_IFDIR, S_IFMT, caller_proc, drop_setid
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
 from ..lib.readiness import DEFAULT_POLLMASK, POLLNVAL, WaitQueue, wait_ready
@@ -59,6 +59,8 @@ def do_write(srv: VfsServer, req: Request) -> Any:
         raise SysError(errno.EBADF)
     if b.offset < -1:
         raise SysError(errno.EINVAL)
+    if fp.euid and b.data and (of.io is srv.ram_io or of.io is HOST_FILE_IO):
+        drop_setid(fp, of.fs, of.node)
     return of.io.write(req, of, b.data, b.offset)
 
 
@@ -313,6 +315,7 @@ def do_ftruncate(srv: VfsServer, req: Request) -> int:
     of = fp.io_file(b.fd)
     if b.length < 0 or not of.writable or of.fs.mode(of.node) & S_IFMT != 0o100000:
         raise SysError(errno.EINVAL)
+    drop_setid(fp, of.fs, of.node)
     if of.fs is srv.mounts.root_fs:
         srv.ramfs.truncate(of.node, b.length)
     else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..lib.errors import SysError
 from ..lib.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
 from .fdtable import NOFILE, O_PATH, SETFL_MASK, Fproc, OpenFile
-from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs
+from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs, drop_setid
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
@@ -114,6 +114,8 @@ def _open(srv: VfsServer, req: Request) -> Any:
         permission(fp, fs, node, want)
     if fmt == S_IFREG:
         def finish() -> int:
+            if flags & O_TRUNC and not created:
+                drop_setid(fp, fs, node)           # O_TRUNC is a truncate (Linux do_truncate)
             if fs is srv.mounts.root_fs:
                 if flags & O_TRUNC and not created:
                     fs.truncate(node, 0)
@@ -173,12 +175,21 @@ def _install(srv: VfsServer, fp: Fproc, of: OpenFile, cloexec: bool) -> int:
 
 
 def _open_fifo(srv: VfsServer, req: Request, fp: Fproc, loc: Loc, status: int, cloexec: bool) -> Any:
-    if loc.fs.kind != "ramfs":
+    if loc.fs is PIPEFS:
+        # an anonymous pipe reached through its magic link (/proc/PID/fd/N,
+        # /dev/stdin...): Linux opens that very pipe as if it were a FIFO
+        pipe = loc.node
+        io: PipeEnd = PipeEnd(pipe)
+    elif loc.fs.kind != "ramfs":
         raise SysError(errno.ENXIO)                # host FIFOs would block the server
-    pipe = srv.fifos.get(loc.node)
-    if pipe is None:
-        pipe = srv.fifos[loc.node] = Pipe(fp.euid, fp.egid)
-    of = srv.open_file(loc.fs, loc.node, FifoEnd(pipe, srv.fifos, loc.node), status)
+    else:
+        pipe = srv.fifos.get(loc.node)
+        if pipe is None:
+            pipe = srv.fifos[loc.node] = Pipe(fp.euid, fp.egid)
+        io = FifoEnd(pipe, srv.fifos, loc.node)
+    of = srv.open_file(loc.fs, loc.node, io, status)
+    if loc.fs is PIPEFS:
+        return _install(srv, fp, of, cloexec)     # Linux fifo_open: no partner wait for pipes
     acc = status & O_ACCMODE
     need_writer = acc == os.O_RDONLY and not pipe.writers and not status & O_NONBLOCK
     need_reader = acc == os.O_WRONLY and not pipe.readers

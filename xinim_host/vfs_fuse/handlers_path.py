@@ -15,7 +15,8 @@ from ..lib.protocol import (DATA_MAX, UTIME_NOW, UTIME_OMIT, VfsDataReply, VfsNo
 from ..lib.linux_abi import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
                              AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_FOLLOW,
                              AT_SYMLINK_NOFOLLOW)
-from .handlers_common import (S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_flags, check_rofs, fd_loc, path_loc)
+from .handlers_common import (S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_flags, check_rofs,
+                              drop_setid, fd_loc, path_loc, sgid_to_drop)
 from .fdtable import Fproc
 from .hostfs import open_beneath
 from .mounts import Loc
@@ -259,7 +260,7 @@ def _chmod(fp: Fproc, fs: Any, node: Any, mode: int) -> int:
         raise SysError(errno.EPERM)
     mode &= 0o7777
     if fp.euid != 0 and mode & stat.S_ISGID and not fp.in_group(fs.attr3(node)[2]):
-        mode &= ~stat.S_ISGID                     # as Linux: not in the file's group
+        mode &= ~stat.S_ISGID     # Linux: neither in the file's group nor CAP_FSETID
     fs.setattr(node, mode=mode)
     return 0
 
@@ -294,11 +295,12 @@ def _chown(fp: Fproc, fs: Any, node: Any, uid: int, gid: int) -> int:
                                                        and not fp.in_group(new_gid))):
             raise SysError(errno.EPERM)
     new_mode = None
-    fmt = mode & S_IFMT
-    if (new_uid is not None or new_gid is not None) and fmt not in (S_IFDIR, S_IFLNK):
-        kill = stat.S_ISUID | (stat.S_ISGID if mode & stat.S_IXGRP else 0)
-        if mode & kill:
-            new_mode = mode & 0o7777 & ~kill      # chown drops set-id bits, as Linux
+    if mode & S_IFMT not in (S_IFDIR, S_IFLNK):
+        # Linux chown_common: S_ISUID always goes (even for root, even for -1, -1);
+        # S_ISGID as setattr_should_drop_sgid says, judged on the old group
+        kill = (mode & stat.S_ISUID) | sgid_to_drop(fp, mode, ogid)
+        if kill:
+            new_mode = mode & 0o7777 & ~kill
     fs.setattr(node, uid=new_uid, gid=new_gid, mode=new_mode)
     return 0
 
@@ -331,6 +333,7 @@ def do_truncate(srv: VfsServer, req: Request) -> int:
         raise SysError(errno.EINVAL)
     check_rofs(fs, node)
     permission(fp, fs, node, W_OK)
+    drop_setid(fp, fs, node)
     if fs is srv.mounts.root_fs:
         srv.ramfs.truncate(node, b.length)
     else:
