@@ -59,9 +59,15 @@ def do_write(srv: VfsServer, req: Request) -> Any:
         raise SysError(errno.EBADF)
     if b.offset < -1:
         raise SysError(errno.EINVAL)
-    if fp.euid and b.data and (of.io is srv.ram_io or of.io is HOST_FILE_IO):
-        drop_setid(fp, of.fs, of.node)
+    if fp.euid and b.data:
+        _before_file_write(srv, fp, of)
     return of.io.write(req, of, b.data, b.offset)
+
+
+def _before_file_write(srv: VfsServer, fp: Any, of: Any) -> None:
+    """A non-root caller writes bytes: a regular file loses its set-ID bits first."""
+    if of.io is srv.ram_io or of.io is HOST_FILE_IO:
+        drop_setid(fp, of.fs, of.node)
 
 
 # --- the bulk data path: the caller's buffer through a grant (lib/grants.py) ---------
@@ -148,6 +154,8 @@ def do_write_grant(srv: VfsServer, req: Request) -> Any:
         raise SysError(errno.EINVAL)
     io = of.io
     size = g.size
+    if fp.euid and size:
+        _before_file_write(srv, fp, of)
     if not io.seekable:
         data = g.copy_from(0, size if size < DATA_MAX else DATA_MAX)
         if not data and size:
