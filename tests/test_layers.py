@@ -24,9 +24,10 @@ ALLOWED: dict[str, set[str]] = {
     "vfs_fuse": {"lib", "uart"},
     "pm": {"lib"},
     "mm": {"lib"},
+    "net": {"lib"},
     "uart": {"lib"},
-    "system": {"lib", "kernel", "intercept", "vfs_fuse", "pm", "mm", "uart"},
-    "cli": {"lib", "kernel", "intercept", "vfs_fuse", "pm", "mm", "uart", "system"},
+    "system": {"lib", "kernel", "intercept", "vfs_fuse", "pm", "mm", "net", "uart"},
+    "cli": {"lib", "kernel", "intercept", "vfs_fuse", "pm", "mm", "net", "uart", "system"},
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import events, files, host_ids, kernel_served, memory, procs, sync
+from .calls import events, files, host_ids, kernel_served, memory, net, procs, sync
 from .calls.base import SyscallContext, SyscallGen
 from ..lib.syscalls import Sys
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .kernel import Kernel
 # --- the table ----------------------------------------------------------------------
 
-KERNEL, VFS, PM, MM = "kernel", "vfs", "pm", "mm"
+KERNEL, VFS, PM, MM, NET = "kernel", "vfs", "pm", "mm", "net"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +198,25 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.PRLIMIT64: (KERNEL, host_ids.sys_prlimit64),
     Sys.GET_ROBUST_LIST: (KERNEL, host_ids.sys_get_robust_list),
     Sys.CAPGET: (KERNEL, host_ids.sys_capget),
+    # sockets: the fd resolved at the VFS, the call served by NET (calls/net.py)
+    Sys.SOCKET: (NET, net.sys_socket),
+    Sys.SOCKETPAIR: (NET, net.sys_socketpair),
+    Sys.BIND: (NET, net.sys_bind),
+    Sys.LISTEN: (NET, net.sys_listen),
+    Sys.ACCEPT: (NET, net.sys_accept),
+    Sys.ACCEPT4: (NET, net.sys_accept4),
+    Sys.CONNECT: (NET, net.sys_connect),
+    Sys.GETSOCKNAME: (NET, net.sys_getsockname),
+    Sys.GETPEERNAME: (NET, net.sys_getpeername),
+    Sys.SENDTO: (NET, net.sys_sendto),
+    Sys.RECVFROM: (NET, net.sys_recvfrom),
+    Sys.SENDMSG: (NET, net.sys_sendmsg),
+    Sys.RECVMSG: (NET, net.sys_recvmsg),
+    Sys.SENDMMSG: (NET, net.sys_sendmmsg),
+    Sys.RECVMMSG: (NET, net.sys_recvmmsg),
+    Sys.SHUTDOWN: (NET, net.sys_shutdown),
+    Sys.SETSOCKOPT: (NET, net.sys_setsockopt),
+    Sys.GETSOCKOPT: (NET, net.sys_getsockopt),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

@@ -211,6 +211,28 @@ _ROWS: dict[str, _Row] = {
     "setxattr": delegate(Sys.SETXATTR),
     "lsetxattr": delegate(Sys.LSETXATTR),
     "fsetxattr": delegate(Sys.FSETXATTR),
+    # --- sockets: the NET server (AF_UNIX in XINIM, AF_INET/AF_INET6 on host sockets) ---
+    "socket": delegate(Sys.SOCKET, partial="AF_UNIX, AF_INET, AF_INET6 (TCP, UDP); "
+                       "other families EAFNOSUPPORT"),
+    "socketpair": delegate(Sys.SOCKETPAIR),
+    "bind": delegate(Sys.BIND),
+    "listen": delegate(Sys.LISTEN),
+    "accept": delegate(Sys.ACCEPT),
+    "accept4": delegate(Sys.ACCEPT4),
+    "connect": delegate(Sys.CONNECT),
+    "getsockname": delegate(Sys.GETSOCKNAME),
+    "getpeername": delegate(Sys.GETPEERNAME),
+    "sendto": delegate(Sys.SENDTO),
+    "recvfrom": delegate(Sys.RECVFROM),
+    "sendmsg": delegate(Sys.SENDMSG, partial="SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; "
+                        "no ancillary data over IP"),
+    "recvmsg": delegate(Sys.RECVMSG, partial="a stream MSG_PEEK sees at most 4096 bytes"),
+    "sendmmsg": delegate(Sys.SENDMMSG),
+    "recvmmsg": delegate(Sys.RECVMMSG, partial="the timeout is not applied"),
+    "shutdown": delegate(Sys.SHUTDOWN),
+    "setsockopt": delegate(Sys.SETSOCKOPT, partial="AF_UNIX: SOL_SOCKET options; IP "
+                           "sockets: passed to the host socket"),
+    "getsockopt": delegate(Sys.GETSOCKOPT),
     # --- processes: the Process Manager ----------------------------------------------
     "getpid": delegate(Sys.GETPID),
     "getppid": delegate(Sys.GETPPID),

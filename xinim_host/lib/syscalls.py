@@ -216,3 +216,7 @@ class Sys(enum.IntEnum):
     PRLIMIT64 = 306
     GET_ROBUST_LIST = 307
     CAPGET = 308
+    # sockets beyond upstream's 81-95: the NET server (kernel/calls/net.py)
+    ACCEPT4 = 400
+    SENDMMSG = 401
+    RECVMMSG = 402

@@ -125,6 +125,7 @@ class LatticeNotifier:
         return self._both(p.VfsExec(pid=pid), p.MmExec(pid=pid), True)
 
     def exit(self, pid: int) -> Completion:
+        self._tell(p.NET_PID, p.NetExit(pid=pid))     # its blocked socket calls go
         return self._both(p.VfsExit(pid=pid), p.MmExit(pid=pid), False)
 
     def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion:
@@ -143,6 +144,7 @@ class LatticeNotifier:
         """A signal must interrupt ``pid``'s calls blocked in the VFS (answered
         ``err``).  The kernel's own waits (nanosleep) are ended through the host
         half: ``PmServer.interrupt_kernel_waits``."""
+        self._tell(p.NET_PID, p.NetCancel(pid=pid, err=err))   # socket calls NET parked
         return self._tell(p.VFS_PID, p.VfsCancel(pid=pid, err=err))
 
     def exec_check(self, pid: int, path: bytes) -> ExecCheck:

@@ -1,4 +1,4 @@
-"""The boot sequence (plan §7.2): kernel, VFS (2), PM (3), MM (4), channels, init (1).
+"""The boot sequence (plan §7.2): kernel, VFS (2), PM (3), MM (4), NET, channels, init (1).
 
 ``booted()`` is an async context manager: inside it the system runs as trio tasks
 under one nursery; leaving it (or cancelling) stops every task and closes every
@@ -27,7 +27,7 @@ from ..lib.usermem import FlatMemory
 
 log = logging.getLogger(__name__)
 
-SERVER_PIDS = (p.VFS_PID, p.PM_PID, p.MM_PID)
+SERVER_PIDS = (p.VFS_PID, p.PM_PID, p.MM_PID, p.NET_PID)
 
 
 @dataclass
@@ -54,6 +54,7 @@ class System:
     console: Any
     nursery: trio.Nursery
     joined_node: int = 0      # a joined client's view: the node whose servers it uses
+    net: Any = None           # NET (sockets), when this process runs it
     started: float = field(default_factory=time.time)   # the boot log's time 0
 
     def log(self, line: str) -> None:
@@ -69,6 +70,7 @@ class System:
 @asynccontextmanager
 async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
     from ..mm.server import MmServer
+    from ..net.server import NetServer
     from ..pm.server import PmServer
     from ..vfs_fuse.server import VfsServer
 
@@ -91,12 +93,16 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             # still reach them: every node runs on this host.
             pm = PmServer(lattice, signal_host=os.kill)
             mm = MmServer(lattice)
-            system = System(config, lattice, kernel, vfs, pm, mm, console, nursery)
+            net = NetServer(lattice)
+            system = System(config, lattice, kernel, vfs, pm, mm, console, nursery, net=net)
             system.log(f"kernel: XINIM hosted kernel, node {config.node_id}")
             for server in (vfs, pm, mm):
                 await nursery.start(server.serve)
                 system.log(f"{type(server).__name__.removesuffix('Server').upper()}: "
                            f"started on PID {server.pid}")
+            # NET in a nursery of its own: its failure is logged, never takes the others down
+            await nursery.start(_serve_isolated, net)
+            system.log(f"NET: started on PID {net.pid}")
             # Kernel <-> every server, and the servers among themselves (PM tells VFS
             # and MM about forks and exits, MM reads files through VFS).
             for pid in SERVER_PIDS:
@@ -104,6 +110,8 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             lattice.connect_local(p.PM_PID, p.VFS_PID)
             lattice.connect_local(p.PM_PID, p.MM_PID)
             lattice.connect_local(p.MM_PID, p.VFS_PID)
+            lattice.connect_local(p.PM_PID, p.NET_PID)     # signals and exits of its callers
+            lattice.connect_local(p.VFS_PID, p.NET_PID)    # read/write/close; readiness back
             if config.socket_path:
                 from ..lib.transport import serve_socket
                 from ..pm.nodes import node_gone
@@ -133,6 +141,34 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
     finally:
         for pid in list(lattice.endpoints):
             lattice.close(pid)
+
+
+async def _serve_isolated(server: Any, *,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a server whose crash must not end the system: logged, endpoint closed (its
+    callers then get EPIPE), the rest goes on."""
+    started = False
+    try:
+        await server.serve(task_status=task_status)
+        started = True
+    except Exception:
+        log.exception("%s crashed; the system goes on without it", type(server).__name__)
+    finally:
+        if not started:
+            try:
+                task_status.started()
+            except RuntimeError:
+                pass
+        try:
+            server.lattice.close(server.pid)
+        except Exception:
+            pass
+        stop = getattr(server, "stop", None)
+        if stop is not None:
+            try:
+                stop()
+            except Exception:
+                log.exception("%s: stop failed", type(server).__name__)
 
 
 async def run_init(system: System, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

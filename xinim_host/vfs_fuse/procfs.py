@@ -415,6 +415,8 @@ class ProcFs(PseudoFs):
             return b"pipe:[%d]" % node.ino
         if fs is ANONFS:
             return b"anon_inode:" + node.name
+        if fs.kind == "sockfs":
+            return b"socket:[%d]" % node.ino
         return self.file_path(Loc(fs, node), of.path)
 
     def file_path(self, loc: Loc, hint: bytes = b"") -> bytes:

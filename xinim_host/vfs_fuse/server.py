@@ -98,6 +98,10 @@ class VfsServer(Server):
         self.inotify = InotifyHub(self.ramfs)    # inotify: the ramfs's changes, from both sides
         self.peers = Peers(self)                 # VFS's questions to PM and MM
         self.locks = LockTable(self)             # flock, record locks, leases
+        self.sockets: dict[int, Any] = {}        # NET socket id -> its proxy (sockets.py)
+        self.sock_masks: dict[int, int] = {}     # readiness NET sent before the fd existed
+        self.inflight: dict[int, OpenFile] = {}  # SCM_RIGHTS token -> held description
+        self.next_token = 0
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
         self._start_init()

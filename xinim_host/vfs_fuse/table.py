@@ -10,6 +10,7 @@ from . import handlers_node as node
 from . import handlers_open as op
 from . import handlers_path as pa
 from . import handlers_proc as pr
+from . import sockets as so
 
 CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     # the plan's calls
@@ -78,4 +79,13 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_SETGROUPS: pr.do_setgroups,
     p.VFS_CANCEL: pr.do_cancel,
     p.VFS_NODE_STDIO: node.do_node_stdio,
+    # sockets: the VFS side of NET's (sockets.py)
+    p.VFS_SOCK_FD: so.do_sock_fd,
+    p.VFS_SOCK_OF: so.do_sock_of,
+    p.VFS_SOCK_BIND: so.do_sock_bind,
+    p.VFS_SOCK_LOOKUP: so.do_sock_lookup,
+    p.VFS_SOCK_READY: so.do_sock_ready,
+    p.VFS_FDS_HOLD: so.do_fds_hold,
+    p.VFS_FDS_INSTALL: so.do_fds_install,
+    p.VFS_FDS_DROP: so.do_fds_drop,
 }

@@ -47,6 +47,9 @@ CLONE_THREAD = 0x10000
 # Writes whose EPIPE comes with SIGPIPE (Linux pipe_write; sockets without MSG_NOSIGNAL).
 _PIPE_WRITES = frozenset({int(Sys.WRITE), int(Sys.WRITEV), int(Sys.PWRITE64),
                           int(Sys.PWRITEV)})
+# Socket sends: which argument holds the MSG_* flags (MSG_NOSIGNAL: EPIPE without SIGPIPE).
+_SOCKET_SENDS = {int(Sys.SENDTO): 3, int(Sys.SENDMSG): 2, int(Sys.SENDMMSG): 3}
+MSG_NOSIGNAL = 0x4000
 
 
 class SyscallRouter:
@@ -116,7 +119,9 @@ class SyscallRouter:
             if result == -ERESTART_RESTARTBLOCK:
                 return Complete(-errno.EINTR)
             return Restart()
-        if result == -errno.EPIPE and flight.xinim in _PIPE_WRITES:
+        if result == -errno.EPIPE and (flight.xinim in _PIPE_WRITES or (
+                flight.xinim in _SOCKET_SENDS
+                and not flight.args[_SOCKET_SENDS[flight.xinim]] & MSG_NOSIGNAL)):
             return self._raise_then(flight, signal.SIGPIPE, Complete(result))
         return Complete(result)
 

@@ -699,3 +699,85 @@ class VfsNodeReply(ReplyBase):
     host_path: data = b""
     interp: data = b""
     interp_arg: data = b""
+
+
+# --- sockets: the VFS side of NET's sockets (170-179) -------------------------------
+# A socket fd is an ordinary VFS fd whose io is a proxy naming NET's socket id; the
+# kernel resolves fd -> socket id here, then talks to NET (docs/net.md).
+VFS_SOCK_FD = 170      # kernel: install a new fd for NET socket ``sock``
+VFS_SOCK_OF = 171      # kernel: which NET socket ``fd`` is (ENOTSOCK if none)
+VFS_SOCK_BIND = 172    # kernel: make a socket inode at ``path`` (AF_UNIX bind)
+VFS_SOCK_LOOKUP = 173  # kernel: the socket inode at ``path`` (AF_UNIX connect/sendto)
+VFS_SOCK_READY = 174   # NET only: socket ``sock``'s readiness mask is now ``mask``
+VFS_FDS_HOLD = 175     # kernel: take references to fds for SCM_RIGHTS -> tokens
+VFS_FDS_INSTALL = 176  # kernel: install held descriptions as fds of ``caller``
+VFS_FDS_DROP = 177     # kernel or NET: forget held descriptions (unreceived SCM_RIGHTS)
+
+
+@request(VFS_SOCK_FD)
+class VfsSockFd(Payload):
+    caller: i32
+    sock: i64
+    flags: i32          # O_CLOEXEC | O_NONBLOCK (SOCK_CLOEXEC / SOCK_NONBLOCK)
+    family: i32 = 1
+    type: i32 = 1
+
+
+@request(VFS_SOCK_OF)
+class VfsSockOf(Payload):
+    caller: i32
+    fd: i32
+
+
+@request(VFS_SOCK_BIND)
+class VfsSockBind(Payload):
+    caller: i32
+    path: path
+
+
+@request(VFS_SOCK_LOOKUP)
+class VfsSockLookup(Payload):
+    caller: i32
+    path: path
+
+
+@request(VFS_SOCK_READY)
+class VfsSockReady(Payload):
+    sock: i64
+    mask: i32
+
+
+@request(VFS_FDS_HOLD)
+class VfsFdsHold(Payload):
+    caller: i32
+    data: data          # i32 fds
+
+
+@request(VFS_FDS_INSTALL)
+class VfsFdsInstall(Payload):
+    caller: i32
+    flags: i32          # O_CLOEXEC (MSG_CMSG_CLOEXEC)
+    data: data          # u64 tokens
+
+
+@request(VFS_FDS_DROP)
+class VfsFdsDrop(Payload):
+    caller: i32
+    data: data          # u64 tokens
+
+
+@reply(VFS_REPLY, VFS_SOCK_OF)
+class VfsSockReply(ReplyBase):
+    """``result`` = NET's socket id; ``flags`` = the description's status flags;
+    ``family``/``type`` as the socket was made."""
+
+    flags: i32 = 0
+    family: i32 = 0
+    type: i32 = 0
+
+
+@reply(VFS_REPLY, VFS_FDS_HOLD, VFS_FDS_INSTALL)
+class VfsFdsReply(ReplyBase):
+    """Held tokens (u64 each) or installed fds (i32 each)."""
+
+    data: data = b""

@@ -42,6 +42,9 @@ VFS_PID = 2
 PM_PID = 3
 MM_PID = 4
 FIRST_USER_PID = 5
+# NET (sockets; MINIX 3's INET/LWIP role): a well-known pid above PM's pid_max, so
+# it never collides with a process PM numbers and user pids stay from 5 up.
+NET_PID = 1 << 19
 
 PATH_MAX_WIRE = 255
 DATA_MAX = 4096
@@ -50,12 +53,14 @@ DATA_MAX = 4096
 VFS_REPLY = 150        # VFS requests 100-149
 PROC_REPLY = 250       # PM requests 200-249
 MM_REPLY = 350         # MM requests 300-349
+NET_REPLY = 550        # NET requests 500-549
 
 # Which server owns a range of message types, and the reply type it answers with.
 SERVER_RANGES: tuple[tuple[range, int, int], ...] = (
     (range(100, 200), VFS_PID, VFS_REPLY),
     (range(200, 300), PM_PID, PROC_REPLY),
     (range(300, 400), MM_PID, MM_REPLY),
+    (range(500, 600), NET_PID, NET_REPLY),
 )
 
 
@@ -593,7 +598,7 @@ def reply_class(reply_type: int, call: int) -> type[Payload]:
     return REPLIES.get((reply_type, call)) or REPLIES[(reply_type, 0)]
 
 
-_REPLY_TYPES = frozenset((VFS_REPLY, PROC_REPLY, MM_REPLY))
+_REPLY_TYPES = frozenset((VFS_REPLY, PROC_REPLY, MM_REPLY, NET_REPLY))
 
 
 def is_reply_type(m_type: int) -> bool:
