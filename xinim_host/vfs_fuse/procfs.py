@@ -60,6 +60,7 @@ PID_ENTRIES: dict[bytes, int] = {
     b"fd": S_IFDIR | 0o500, b"task": S_IFDIR | 0o555, b"fdinfo": S_IFDIR | 0o500,
 }
 _PID_INDEX = {name: i for i, name in enumerate(PID_ENTRIES)}
+NET_FILES = (b"unix", b"tcp", b"tcp6", b"udp", b"udp6")
 ROOT_FILES = (b"cpuinfo", b"filesystems", b"loadavg", b"meminfo", b"stat", b"uptime",
               b"version")
 
@@ -87,6 +88,10 @@ class ProcFs(PseudoFs):
             root.data[name] = PNode(ino(name), S_IFREG | 0o444, name, root, key=name)
         root.data[b"mounts"] = PNode(ino(b"mounts"), S_IFLNK | 0o777, b"mounts", root,
                                      data=b"self/mounts")
+        net = PNode(ino(b"net"), S_IFDIR | 0o555, b"net", root, key=b"netdir", data={})
+        for name in NET_FILES:                  # NET's socket tables (net/procnet.py)
+            net.data[name] = PNode(ino(b"net/" + name), S_IFREG | 0o444, name, net, key=name)
+        root.data[b"net"] = net
         self.self_link = PNode(ino(b"self"), S_IFLNK | 0o777, b"self", root, key=b"self")
         self.thread_self = PNode(ino(b"thread-self"), S_IFLNK | 0o777, b"thread-self", root,
                                  key=b"thread-self")
@@ -191,6 +196,20 @@ class ProcFs(PseudoFs):
                 f.used, f.shared, f.mapped_pages = reply.used, reply.shared, reply.mapped_pages
         return f
 
+    def net_table(self, what: bytes) -> bytes:
+        """/proc/net/WHAT as NET prints it (empty tables when there is no NET)."""
+        chunks: list[bytes] = []
+        got = 0
+        for _ in range(4096):
+            reply = self.peers.ask(p.NET_PID, p.NetList(what=what, offset=got))
+            if reply is None or reply.error:
+                break
+            chunks.append(reply.data)
+            got += len(reply.data)
+            if got >= reply.result or not reply.data:
+                break
+        return b"".join(chunks)
+
     @staticmethod
     def caller(who: Fproc | None) -> int:
         """The pid /proc/self names: the caller's (ENOENT when nobody in XINIM asks)."""
@@ -272,6 +291,8 @@ class ProcFs(PseudoFs):
                 node = self._pid_dir(entry.pid, info)
                 out.append((node.name, node))
             return out
+        if key == b"netdir":
+            return list(dir.data.items())
         if key == b"pid":
             return [(name, self._pid_entry(dir, name)) for name in PID_ENTRIES]
         if key == b"tid":
@@ -313,6 +334,8 @@ class ProcFs(PseudoFs):
                 return self._pid_dir(pid, info) if info is not None else None
             return None
         key = dir.key
+        if key == b"netdir":
+            return dir.data.get(name)
         if key in (b"pid", b"tid"):
             if self.info(dir.data) is None or (key == b"tid" and name == b"task"):
                 return None                      # gone since the lookup of /proc/PID
@@ -396,6 +419,8 @@ class ProcFs(PseudoFs):
         key = node.key
         if node.parent is self.root:
             make = _ROOT_TEXT.get(key)
+        elif node.parent is not None and node.parent.key == b"netdir":
+            return self.net_table(node.name)
         else:
             make = _PID_TEXT.get(key)
             if key == b"environ":

@@ -187,10 +187,14 @@ def sys_bind(k: "Kernel", c: SyscallContext) -> SyscallGen:
     if path is None:
         yield from ask(p.NET_PID, p.NetBind(caller=c.pid, sock=ref.sid, key=0, addr=addr))
         return 0
-    # check first (EINVAL when bound), then the socket inode, then the name
-    yield from ask(p.NET_PID, p.NetBind(caller=c.pid, sock=ref.sid, key=0, addr=addr))
+    # as Linux unix_bind_bsd: the socket inode first (EADDRINUSE when the name is
+    # taken), then the name on the socket (EINVAL when it has one: the inode goes again)
     key = (yield from ask(p.VFS_PID, p.VfsSockBind(caller=c.pid, path=path))).result
-    yield from ask(p.NET_PID, p.NetBind(caller=c.pid, sock=ref.sid, key=key, addr=addr))
+    try:
+        yield from ask(p.NET_PID, p.NetBind(caller=c.pid, sock=ref.sid, key=key, addr=addr))
+    except SysError:
+        yield Sendrec(p.VFS_PID, p.VfsUnlink(caller=c.pid, dirfd=-100, flags=0, path=path))
+        raise
     return 0
 
 
