@@ -701,17 +701,17 @@ class VfsNodeReply(ReplyBase):
     interp_arg: data = b""
 
 
-# --- sockets: the VFS side of NET's sockets (170-179) -------------------------------
+# --- sockets: the VFS side of NET's sockets (160-167) -------------------------------
 # A socket fd is an ordinary VFS fd whose io is a proxy naming NET's socket id; the
 # kernel resolves fd -> socket id here, then talks to NET (docs/net.md).
-VFS_SOCK_FD = 170      # kernel: install a new fd for NET socket ``sock``
-VFS_SOCK_OF = 171      # kernel: which NET socket ``fd`` is (ENOTSOCK if none)
-VFS_SOCK_BIND = 172    # kernel: make a socket inode at ``path`` (AF_UNIX bind)
-VFS_SOCK_LOOKUP = 173  # kernel: the socket inode at ``path`` (AF_UNIX connect/sendto)
-VFS_SOCK_READY = 174   # NET only: socket ``sock``'s readiness mask is now ``mask``
-VFS_FDS_HOLD = 175     # kernel: take references to fds for SCM_RIGHTS -> tokens
-VFS_FDS_INSTALL = 176  # kernel: install held descriptions as fds of ``caller``
-VFS_FDS_DROP = 177     # kernel or NET: forget held descriptions (unreceived SCM_RIGHTS)
+VFS_SOCK_FD = 160      # kernel: install a new fd for NET socket ``sock``
+VFS_SOCK_OF = 161      # kernel: which NET socket ``fd`` is (ENOTSOCK if none)
+VFS_SOCK_BIND = 162    # kernel: make a socket inode at ``path`` (AF_UNIX bind)
+VFS_SOCK_LOOKUP = 163  # kernel: the socket inode at ``path`` (AF_UNIX connect/sendto)
+VFS_SOCK_READY = 164   # NET only: socket ``sock``'s readiness mask is now ``mask``
+VFS_FDS_HOLD = 165     # kernel: take references to fds for SCM_RIGHTS -> tokens
+VFS_FDS_INSTALL = 166  # kernel: install held descriptions as fds of ``caller``
+VFS_FDS_DROP = 167     # kernel or NET: forget held descriptions (unreceived SCM_RIGHTS)
 
 
 @request(VFS_SOCK_FD)
