@@ -426,3 +426,15 @@ def test_keep_ends_when_unmounted_from_outside(tmp_path: Path) -> None:
     finally:
         err = _stop(proc)
     assert "unmounted" in err and "Traceback" not in err
+
+
+def test_xinim_boot_mistakes_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("")
+    for argv, code, word in (([ "--mount", str(tmp_path / "x")], 2, "mountpoint is a file"),
+                             (["--image", str(tmp_path / "no" / "img")], 2, "create it first"),
+                             (["--no-such-option"], 2, "unrecognized")):
+        res = subprocess.run([XINIM_BOOT, "--serial", "pty", "--socket",
+                              str(tmp_path / "node.sock"), *argv, "--init", "/bin/true"],
+                             capture_output=True, text=True, timeout=60, env=run_env(),
+                             stdin=subprocess.DEVNULL)
+        assert_one_line_error(res, code, word)

@@ -1,7 +1,8 @@
 """xinim-boot: boot a XINIM system whose console is a 16550 UART on a serial line.
 
     xinim-boot [--serial stdio|pty] [--mount DIR [-o OPTS]] [--image FILE]
-               [--bind HOST:XINIM[:ro|rw]] [--socket PATH] [--allow-uid UID] [-v]
+               [--bind HOST:XINIM[:ro|rw]] [--socket PATH] [--allow-uid UID] [-0]
+               [--hostname NAME] [-v]
                [--log FILE] [--console-log FILE] [--init PROGRAM ARGS...]
 
 The console is the UART model; its serial line is a new host pty (``--serial pty``:
@@ -32,6 +33,7 @@ from typing import Any
 import trio
 
 from ..system.boot import BootConfig, booted
+from ..system.place import take_host_identity
 from ..uart.terminal import TtyConsole, serial_console
 from .common import ConsoleLog, Parser, guarded, log_file_of, setup_logging
 from .launch import DEFAULT_PATH, LaunchError, run_program
@@ -54,6 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--allow-uid", metavar="UID", type=int, action="append", default=[],
                         help="this host user may join too (besides the one who booted; it "
                         "still needs the node key, SOCKET.key); repeatable")
+    parser.add_argument("-0", "--root-id", action="store_true",
+                        help="init and its programs are root inside XINIM (default: your own "
+                        "uid, gid and groups; root's are root anyway)")
+    parser.add_argument("--hostname", metavar="NAME", default=None,
+                        help="the system's host name (default: the host's)")
     add_log_options(parser)
     parser.add_argument("--console-log", metavar="FILE", default=None,
                         help="append everything the console sends (boot log, programs' "
@@ -92,6 +99,10 @@ async def main_async(args: argparse.Namespace, console: TtyConsole) -> int:
             root.addHandler(handler)
             stack.callback(root.removeHandler, handler)
         await system_services(system, args, stack)
+        if not args.root_id and os.getuid() != 0:
+            await take_host_identity(system, os.getuid(), os.getgid(), os.getgroups())
+        if args.hostname is not None:
+            system.kernel.hostname = os.fsencode(args.hostname)
         await system.nursery.start(serve_node_queries, system)
         async with trio.open_nursery() as nursery:
             stop = nursery.cancel_scope.cancel

@@ -232,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         setup_logging(args.verbose, args.log)
         console = pick_console(args)
+        if not isinstance(console, FdConsole):
+            for handler in logging.getLogger().handlers:   # -v: our terminal is raw now
+                if isinstance(handler, logging.StreamHandler) and \
+                        not isinstance(handler, logging.FileHandler):
+                    handler.terminator = "\r\n"
         try:
             return trio.run(main_async, args, console)
         finally:
