@@ -20,7 +20,9 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
+#include <poll.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -272,6 +274,20 @@ int main(int argc, char **argv) {
     write(pe, &v, 8);
     FD_SET(pe, &rs);
     printf("select: %d\n", select(pe + 1, &rs, NULL, NULL, &tv));
+
+    /* a caught signal ends epoll_wait and poll with EINTR, SA_RESTART or not */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr2;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {.it_value = {0, 30000}};
+    int quiet = epoll_create1(0);
+    setitimer(ITIMER_REAL, &it, NULL);
+    err("epoll_wait interrupted", epoll_wait(quiet, &ev, 1, 5000));
+    struct pollfd pfd = {.fd = quiet, .events = POLLIN};
+    setitimer(ITIMER_REAL, &it, NULL);
+    err("poll interrupted", poll(&pfd, 1, 5000));
     printf("done\n");
     return 0;
 }

@@ -1,7 +1,7 @@
 """eventfd and timerfd: counters that wake their wait queue (``lib/readiness``).
 
-A read that must wait parks on the object's queue with ``wait_ready``, in its own
-task, interruptible by a signal (``VfsServer.interruptible``).  A timerfd's
+A read that must wait parks on the object's queue (``parking.park``): the wake
+that brings data answers it, a signal fails it.  A timerfd's
 expiry is a trio deadline in a task of the VFS's nursery: it adds the ticks and
 wakes the queue; nothing polls.
 """
@@ -17,27 +17,21 @@ import trio
 
 from ..lib.errors import SysError
 from ..lib.protocol import VfsDataReply
-from ..lib.readiness import POLLERR, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, wait_ready
+from ..lib.readiness import POLLERR, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from .anon import AnonFile
+from .parking import park
 
 _U64 = struct.Struct("<Q")
 ULLONG_MAX = (1 << 64) - 1
 EFD_SEMAPHORE = 1
 
 
-async def park(req: Any, obj: AnonFile, attempt: Callable[[], Any]) -> Any:
-    """Wait on ``obj``'s queue until ``attempt()`` gives something other than None."""
-    out: list[Any] = []
-
-    def check() -> bool:
-        got = attempt()
-        if got is None:
-            return False
-        out.append(got)
-        return True
-
-    await req.server.interruptible(req, wait_ready([obj.q], check))
-    return out[0]
+def park_read(req: Any, obj: AnonFile, take: Callable[[], bytes | None]) -> None:
+    """A read of ``obj`` that waits (its queue) until ``take()`` has data."""
+    def attempt() -> VfsDataReply | None:
+        data = take()
+        return None if data is None else VfsDataReply(result=len(data), data=data)
+    return park(req, [obj.q], attempt)
 
 
 class EventFd(AnonFile):
@@ -71,11 +65,7 @@ class EventFd(AnonFile):
             return got
         if of.flags & os.O_NONBLOCK:
             raise SysError(errno.EAGAIN)
-        return self._read_later(req)
-
-    async def _read_later(self, req: Any) -> VfsDataReply:
-        data = await park(req, self, self._take)
-        return VfsDataReply(result=len(data), data=data)
+        return park_read(req, self, self._take)
 
     def _add(self, value: int) -> int | None:
         if ULLONG_MAX - 1 - self.count < value:
@@ -98,7 +88,7 @@ class EventFd(AnonFile):
             return done
         if of.flags & os.O_NONBLOCK:
             raise SysError(errno.EAGAIN)
-        return park(req, self, lambda: self._add(value))
+        return park(req, [self.q], lambda: self._add(value))
 
     def poll(self, of: Any, events: int) -> int:
         r = 0
@@ -211,11 +201,7 @@ class TimerFd(AnonFile):
             return got
         if of.flags & os.O_NONBLOCK:
             raise SysError(errno.EAGAIN)
-        return self._read_later(req)
-
-    async def _read_later(self, req: Any) -> VfsDataReply:
-        data = await park(req, self, self._take)
-        return VfsDataReply(result=len(data), data=data)
+        return park_read(req, self, self._take)
 
     def poll(self, of: Any, events: int) -> int:
         return (POLLIN | POLLRDNORM) & events if self.ticks else 0

@@ -15,7 +15,6 @@ import trio
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import DATA_MAX, PM_PID, VfsDataReply, VfsTimerReply
-from ..lib.readiness import wait_ready
 from .anon import install_anon
 from .epoll import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLL_EVENT, EPOLLEXCLUSIVE,
                     EPOLLEXCLUSIVE_OK_BITS, Epoll)
@@ -24,6 +23,7 @@ from .handlers_common import caller_proc
 from .handlers_io import waitq_of
 from .inotify import ALL_INOTIFY_BITS, IN_DONT_FOLLOW, IN_MASK_ADD, IN_MASK_CREATE, IN_ONLYDIR, Inotify
 from .namei import permission
+from .parking import park
 from .signalfd import SignalFd, pending_changed, watch
 
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 S_IFMT, S_IFDIR, R_OK = 0o170000, 0o040000, 4
 O_CLOEXEC = os.O_CLOEXEC
 O_NONBLOCK = os.O_NONBLOCK
-# ERESTARTSYS and friends: poll, select and epoll_wait are never restarted (signal(7))
-ERESTART_FIRST = 512
 
 
 def do_eventfd(srv: VfsServer, req: Request) -> int:
@@ -101,30 +99,14 @@ def do_epoll_wait(srv: VfsServer, req: Request) -> Any:
     out = ep.collect(n)
     if out or b.timeout_ns == 0:
         return _events_reply(out)
-    return _epoll_wait(srv, req, ep, n, b.timeout_ns)
+    deadline = math.inf if b.timeout_ns < 0 else trio.current_time() + b.timeout_ns / 1e9
 
+    def attempt() -> VfsDataReply | None:
+        got = ep.collect(n)
+        return _events_reply(got) if got else None
 
-async def _epoll_wait(srv: VfsServer, req: Request, ep: Epoll, n: int,
-                      timeout_ns: int) -> VfsDataReply:
-    deadline = math.inf if timeout_ns < 0 else trio.current_time() + timeout_ns / 1e9
-    out: list[tuple[int, int]] = []
-
-    def check() -> bool:
-        out[:] = ep.collect(n)
-        return bool(out)
-
-    await not_restarted(srv, req, wait_ready([ep.q], check, deadline))
-    return _events_reply(out)
-
-
-async def not_restarted(srv: VfsServer, req: Request, awaitable: Any) -> Any:
-    """``srv.interruptible``, but a signal's restart code becomes EINTR."""
-    try:
-        return await srv.interruptible(req, awaitable)
-    except SysError as exc:
-        if exc.errno >= ERESTART_FIRST:
-            raise SysError(errno.EINTR) from None
-        raise
+    return park(req, [ep.q], attempt, deadline=deadline, on_timeout=lambda: _events_reply([]),
+                no_restart=True)
 
 
 # --- timerfd -------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataRepl
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc, drop_setid
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
-from ..lib.readiness import DEFAULT_POLLMASK, POLLNVAL, WaitQueue, wait_ready
+from .parking import park
+from ..lib.readiness import DEFAULT_POLLMASK, POLLNVAL, WaitQueue
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -376,10 +377,10 @@ def do_poll(srv: VfsServer, req: Request) -> Any:
     return _poll_wait(srv, req, fp, entries, b.timeout_ms)
 
 
-async def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[int, int]],
-                     timeout_ms: int) -> VfsDataReply:
-    """Park until a polled file's wait queue says it may be ready (and ``poll`` agrees)
-    or the timeout passes: the shared readiness model, no timer."""
+def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[int, int]],
+               timeout_ms: int) -> None:
+    """Park on the polled files' wait queues until one is ready (``poll`` agrees) or
+    the timeout passes: the shared readiness model, answered by the wake itself."""
     deadline = math.inf if timeout_ms < 0 else trio.current_time() + timeout_ms / 1000
     queues: list[WaitQueue] = []
     fds = fp.fds
@@ -387,16 +388,18 @@ async def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[
         of = fds[fd] if 0 <= fd < len(fds) else None
         if of is not None and of.io is not None:
             q = waitq_of(of)
-            if q is not None and q not in queues:
+            if q is not None:
                 queues.append(q)
-    result: list[Any] = [0, b""]
 
-    def check() -> bool:
-        result[:] = _poll_once(fp, entries)
-        return result[0] > 0
+    def attempt() -> VfsDataReply | None:
+        ready, out = _poll_once(fp, entries)
+        return VfsDataReply(result=ready, data=out) if ready else None
 
-    await srv.interruptible(req, wait_ready(queues, check, deadline))
-    return VfsDataReply(result=result[0], data=result[1])
+    def timed_out() -> VfsDataReply:
+        ready, out = _poll_once(fp, entries)
+        return VfsDataReply(result=ready, data=out)
+
+    return park(req, queues, attempt, deadline=deadline, on_timeout=timed_out, no_restart=True)
 
 
 def waitq_of(of: Any) -> WaitQueue | None:

@@ -22,10 +22,9 @@ import struct
 from typing import Any
 
 from ..lib.errors import SysError
-from ..lib.protocol import VfsDataReply
 from ..lib.readiness import POLLIN, POLLRDNORM
 from .anon import AnonFile
-from .eventfds import park
+from .eventfds import park_read
 
 IN_ACCESS, IN_MODIFY, IN_ATTRIB = 0x1, 0x2, 0x4
 IN_CLOSE_WRITE, IN_CLOSE_NOWRITE, IN_OPEN = 0x8, 0x10, 0x20
@@ -136,11 +135,7 @@ class Inotify(AnonFile):
             return got
         if of.flags & os.O_NONBLOCK:
             raise SysError(errno.EAGAIN)
-        return self._read_later(req, count)
-
-    async def _read_later(self, req: Any, count: int) -> VfsDataReply:
-        data = await park(req, self, lambda: self._take(count))
-        return VfsDataReply(result=len(data), data=data)
+        return park_read(req, self, lambda: self._take(count))
 
     def poll(self, of: Any, events: int) -> int:
         return (POLLIN | POLLRDNORM) & events if self.events else 0
