@@ -118,3 +118,44 @@ def test_dev_stderr_and_stdin_of_pipes_made_inside_xinim() -> None:
                   "{ echo to-stderr > /dev/stderr; } 2>&1 | cat; echo x | cat /dev/stdin")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "to-stderr\nx\n"
+
+
+@pytest.fixture()
+def scripts(tmp_path: Path) -> Path:
+    d = tmp_path / "s"
+    d.mkdir()
+    (d / "script.sh").write_text('#!/bin/sh\necho "0=$0 args=$*"\n')
+    (d / "viaenv").write_text('#!/usr/bin/env sh\necho "0=$0"\n')
+    (d / "nointerp.sh").write_text("#!/nonexistent/interp\n")
+    for f in d.iterdir():
+        f.chmod(0o755)
+    return d
+
+
+def test_script_on_a_bound_directory_runs_with_its_xinim_path(scripts: Path) -> None:
+    r = xinim_run("--bind", f"{scripts}:/s", "/s/script.sh", "a", "b")
+    assert (r.returncode, r.stdout) == (0, "0=/s/script.sh args=a b\n"), r.stderr
+    assert str(scripts) not in r.stdout + r.stderr
+
+
+def test_script_found_on_path_and_interpreter_chain_in_xinim(scripts: Path) -> None:
+    r = xinim_run("--bind", f"{scripts}:/s", "script.sh", "z",
+                  env=run_env(PATH="/s:/usr/bin:/bin"))
+    assert (r.returncode, r.stdout) == (0, "0=/s/script.sh args=z\n"), r.stderr
+    r = xinim_run("--bind", f"{scripts}:/s", "/s/viaenv")   # #!/usr/bin/env sh: env runs sh
+    assert (r.returncode, r.stdout) == (0, "0=/s/viaenv\n"), r.stderr
+
+
+def test_script_whose_interpreter_is_missing(scripts: Path) -> None:
+    r = xinim_run("--bind", f"{scripts}:/s", "/s/nointerp.sh")
+    assert r.returncode == 127
+    assert "/nonexistent/interp" in r.stderr and str(scripts) not in r.stderr
+
+
+def test_ramfs_script_as_the_first_program(tmp_path: Path) -> None:
+    image = str(tmp_path / "state.img")
+    made = xinim_run("--image", image, "/bin/sh", "-c",
+                     "printf '#!/bin/sh\\necho ram $0 $1\\n' > /root/r.sh && chmod +x /root/r.sh")
+    assert made.returncode == 0, made.stderr
+    r = xinim_run("--image", image, "/root/r.sh", "one")
+    assert (r.returncode, r.stdout) == (0, "ram /root/r.sh one\n"), r.stderr

@@ -25,6 +25,7 @@ from ..lib import protocol as p
 from ..system.boot import System
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
+from ..pm.exec import MAX_INTERP_DEPTH
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Resolved:
     xinim_path: bytes
     host_path: str
     memfd: int = -1        # a ramfs program, copied out for the host kernel to exec
+    argv: list[bytes] | None = None   # a #! script's: interpreter, its argument, script, args
 
 
 def _resolver(system: System) -> int:
@@ -52,29 +54,60 @@ def _resolver(system: System) -> int:
     return system.kernel.pid if system.joined_node else p.INIT_PID
 
 
-async def resolve_program(system: System, name: str, env: Mapping[str, str]) -> Resolved:
+async def _exec_open(system: System, path: bytes) -> Any:
+    return (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsExecOpen(
+        caller=_resolver(system), dirfd=AT_FDCWD, flags=0, path=path))).body
+
+
+async def resolve_program(system: System, name: str, env: Mapping[str, str],
+                          argv: Sequence[str] = ()) -> Resolved:
     """The program's XINIM path and what the host kernel execs for it."""
     candidates = ([name] if "/" in name else
                   [f"{d or '.'}/{name}" for d in env.get("PATH", DEFAULT_PATH).split(":")])
     first_error = errno.ENOENT
     for candidate in candidates:
         path = os.fsencode(candidate)
-        reply = (await system.lattice.sendrec(system.kernel.pid, p.VFS_PID, p.VfsExecOpen(
-            caller=_resolver(system), dirfd=AT_FDCWD, flags=0, path=path))).body
+        reply = await _exec_open(system, path)
         if reply.error == errno.EACCES and "/" in name and await _is_dir(system, path):
             raise LaunchError(f"{name}: Is a directory", 126)     # as a shell says
         if reply.error:
             if reply.error != errno.ENOENT and first_error == errno.ENOENT:
                 first_error = reply.error
             continue
-        if reply.host_path:
-            return Resolved(path, os.fsdecode(reply.host_path))
-        memfd = await _copy_out(system, path)
-        return Resolved(path, f"/proc/{os.getpid()}/fd/{memfd}", memfd)
+        return await _image(system, path, reply, [os.fsencode(a) for a in argv] or [path])
     if "/" not in name and first_error == errno.ENOENT:
         raise LaunchError(f"{name}: command not found", 127)
     raise LaunchError(f"{name}: {os.strerror(first_error)}",
                       127 if first_error == errno.ENOENT else 126)
+
+
+async def _image(system: System, path: bytes, reply: Any, argv: list[bytes]) -> Resolved:
+    """What the host execs for ``path``.  A ``#!`` script's interpreter is found in
+    XINIM's namespace too, as the kernel's execve does (PM's exec record follows
+    the same chain), and gets Linux's argv: the interpreter, its one argument, the
+    script's XINIM path, the rest -- the host never sees a host path for it."""
+    exe = path
+    script = False
+    for _ in range(MAX_INTERP_DEPTH + 1):
+        if not reply.script:
+            break
+        if not reply.interp:
+            raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(errno.ENOEXEC)}", 126)
+        script = True
+        argv = [reply.interp, *([reply.interp_arg] if reply.interp_arg else []), exe, *argv[1:]]
+        exe = reply.interp
+        reply = await _exec_open(system, exe)
+        if reply.error:
+            raise LaunchError(f"{os.fsdecode(path)}: {os.fsdecode(exe)}: "
+                              f"{os.strerror(reply.error)}",
+                              127 if reply.error == errno.ENOENT else 126)
+    else:
+        raise LaunchError(f"{os.fsdecode(path)}: {os.strerror(errno.ELOOP)}", 126)
+    final = argv if script else None
+    if reply.host_path:
+        return Resolved(path, os.fsdecode(reply.host_path), argv=final)
+    memfd = await _copy_out(system, exe)
+    return Resolved(path, f"/proc/{os.getpid()}/fd/{memfd}", memfd, argv=final)
 
 
 async def _is_dir(system: System, path: bytes) -> bool:
@@ -124,7 +157,7 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
     name = argv[0]
     if "/" in name and not name.startswith("/"):
         name = posixpath.join(cwd, name)       # ./prog: from where it starts
-    resolved = await resolve_program(system, name, env)
+    resolved = await resolve_program(system, name, env, argv)
     router = SyscallRouter(system.kernel, pm=system.pm, trace=trace)
     router.root_image = (resolved.xinim_path, [os.fsencode(a) for a in argv])
     if cwd != "/":
@@ -139,7 +172,8 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
     try:
         # The program's host fds are never used (every fd call is the VFS's), so
         # its host stdio is /dev/null: nothing can reach our terminal behind XINIM.
-        status = await tracer.run(list(argv), env, router, executable=resolved.host_path,
+        host_argv = [os.fsdecode(a) for a in resolved.argv] if resolved.argv else list(argv)
+        status = await tracer.run(host_argv, env, router, executable=resolved.host_path,
                                   allow=renumber.host_run_numbers(),
                                   stdio=(devnull, devnull, devnull), cwd="/")
     except OSError as exc:
