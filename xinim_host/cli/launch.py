@@ -14,12 +14,13 @@ import posixpath
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Any, Generator, Mapping, Sequence, TextIO
+from typing import Any, Generator, Mapping, Sequence
 
 from ..kernel import renumber
 from ..kernel.calls.base import Op, Sendrec
 from ..kernel.calls.procs import ramfs_image
 from ..kernel.trap import SyscallRouter
+from ..kernel.trap.trace import Strace
 from ..intercept.tracer import Tracer
 from ..lib import protocol as p
 from ..system.boot import System
@@ -150,7 +151,7 @@ def exit_code(status: int) -> int:
 
 
 async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str], *,
-                      trace: TextIO | None = None, tracer: Tracer | None = None,
+                      trace: Strace | None = None, tracer: Tracer | None = None,
                       cwd: str = "/") -> int:
     """Run ``argv`` as a child of init, starting in XINIM directory ``cwd``;
     returns its exit code."""
@@ -160,6 +161,7 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
     resolved = await resolve_program(system, name, env, argv)
     router = SyscallRouter(system.kernel, pm=system.pm, trace=trace)
     router.root_image = (resolved.xinim_path, [os.fsencode(a) for a in argv])
+    router.root_envc = len(env)
     if cwd != "/":
         router.root_cwd = os.fsencode(cwd)
     if system.joined_node:

@@ -61,7 +61,10 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
                         "without either, and without -v, they are dropped)")
 
 
-def add_system_options(parser: argparse.ArgumentParser) -> None:
+def add_system_options(parser: argparse.ArgumentParser, *,
+                       o_names_trace_file: bool = False) -> None:
+    """``o_names_trace_file``: xinim-run's ``-o`` is also strace's ``-o FILE``
+    (``trace_opts.split_o_values`` tells them apart after parsing)."""
     parser.add_argument("--mount", metavar="DIR",
                         help="export the ramfs on the host at DIR (FUSE)")
     parser.add_argument("--image", metavar="FILE",
@@ -71,11 +74,16 @@ def add_system_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind", metavar="HOST:XINIM[:ro|rw]", type=bind_spec, action="append",
                         default=[], help="mount a host directory into XINIM (default read-only); "
                         "adds to /bin /lib /lib64 /usr /etc, replacing one at the same place")
-    parser.add_argument("-o", metavar="OPT[,OPT...]", dest="fuse_options", type=fuse_options,
-                        action="extend", default=[],
-                        help="options of the --mount export: allow_other (other users see "
-                        "it too; needs user_allow_other in /etc/fuse.conf unless root), ro, "
-                        "uid=N,gid=N (every file shows this owner)")
+    fuse_help = ("options of the --mount export: allow_other (other users see "
+                 "it too; needs user_allow_other in /etc/fuse.conf unless root), ro, "
+                 "uid=N,gid=N (every file shows this owner)")
+    if o_names_trace_file:
+        parser.add_argument("-o", metavar="OPTS|FILE", dest="o_values", action="append",
+                            default=[], help=fuse_help + "; any other value is strace's "
+                            "-o FILE: the trace goes to FILE")
+    else:
+        parser.add_argument("-o", metavar="OPT[,OPT...]", dest="fuse_options", type=fuse_options,
+                            action="extend", default=[], help=fuse_help)
 
 
 def check_system_options(args: argparse.Namespace) -> None:

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from contextlib import AsyncExitStack, nullcontext
+from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
@@ -31,6 +31,7 @@ from .common import USAGE, CliError, Parser, guarded, setup_logging, split_comma
 from .launch import LaunchError, _resolver, run_program
 from .options import (add_log_options, add_system_options, check_system_options, load_ramfs,
                       mounts_from, system_services)
+from .trace_opts import add_trace_options, check_trace_args, split_o_values, strace_from
 from .ps import choose_socket, default_socket_path, live_sockets, serve_node_queries
 
 log = logging.getLogger("xinim.run")
@@ -60,10 +61,8 @@ def _os_error(exc: BaseException) -> OSError | None:
 def make_parser() -> Parser:
     parser = Parser(prog="xinim-run", description=__doc__.split("\n\n")[0],
                     usage="%(prog)s [OPTIONS] PROGRAM [ARGS...]")
-    add_system_options(parser)
-    parser.add_argument("--trace", action="store_true",
-                        help="print one line per intercepted syscall to stderr")
-    parser.add_argument("--trace-file", metavar="F", help="write the trace to F instead")
+    add_system_options(parser, o_names_trace_file=True)
+    add_trace_options(parser)
     parser.add_argument("--keep", action="store_true",
                         help="after PROGRAM exits keep the system (and mount) up until Ctrl-C "
                         "or until the --mount is unmounted from outside")
@@ -103,6 +102,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not command:
         parser.error("PROGRAM is missing (xinim-run [OPTIONS] PROGRAM [ARGS...])")
     args.program, args.args = command[0], command[1:]
+    try:
+        split_o_values(args)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    problem = check_trace_args(args)
+    if problem:
+        parser.error(problem)
     joining = args.join is not None or bool(os.environ.get("XINIM_SOCKET"))
     if isinstance(args.join, str):
         if args.socket and args.socket != args.join:
@@ -175,10 +181,8 @@ async def run_system(args: argparse.Namespace, console: Any = None) -> int:
                         console_err=stderr_console(),
                         quiet=True,          # the boot log is a diagnostic: -v, --log
                         mounts=mounts_from(args.bind))
-    trace_cm: Any = (open(args.trace_file, "w") if args.trace_file
-                     else nullcontext(sys.stderr) if args.trace else nullcontext(None))
     async with AsyncExitStack() as stack:
-        trace = stack.enter_context(trace_cm)
+        trace = stack.enter_context(strace_from(args))
         unmounted: trio.Event | None = None
         if args.join:
             system = await _join(args, stack, config.console)

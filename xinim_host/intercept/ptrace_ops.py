@@ -17,6 +17,8 @@ PTRACE_GETREGS = 12
 PTRACE_SETREGS = 13
 PTRACE_SYSCALL = 24
 PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+SIGINFO_SIZE = 128
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_LISTEN = 0x4208
@@ -72,3 +74,12 @@ def geteventmsg(tid: int) -> int:
     if _ptrace(PTRACE_GETEVENTMSG, tid, 0, _ulong_ref) != 0:
         _fail("PTRACE_GETEVENTMSG", tid)
     return _ulong.value
+
+
+def getsiginfo(tid: int) -> bytes:
+    """The ``siginfo_t`` of the signal a tracee is stopped with (128 bytes)."""
+    buf = ctypes.create_string_buffer(SIGINFO_SIZE)
+    if _libc.ptrace(PTRACE_GETSIGINFO, tid, 0, buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return buf.raw

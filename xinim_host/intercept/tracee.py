@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _libc, memory
 from .actions import Complete, HostRun, Inject, Pending, Restart, ResultCallback
-from .ptrace_ops import PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_SYSCALL
+from .ptrace_ops import PTRACE_CONT, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_SYSCALL, getsiginfo
 from .regs import MASK64, UserRegs, s64
 
 if TYPE_CHECKING:
@@ -158,6 +158,13 @@ class Tracee:
 
     def write(self, addr: int, data: bytes, *, force: bool = True) -> None:
         memory.write(self.tid, addr, data, force=force)
+
+    def siginfo(self) -> bytes:
+        """The siginfo of the signal this tracee is stopped with (empty if gone)."""
+        try:
+            return getsiginfo(self.tid)
+        except OSError:
+            return b""
 
     def pending_signals(self) -> set[int]:
         """Signals pending for this thread or its process and not blocked

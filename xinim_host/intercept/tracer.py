@@ -473,6 +473,9 @@ class Tracer:
             else:
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%r: signal %d re-injected", t, sig)
+                on_signal = getattr(t.session.handler, "on_signal", None)
+                if on_signal is not None:       # the trace's "--- SIGx {...} ---" line
+                    on_signal(t, sig)
                 if _ptrace(t._resume_req, t.tid, 0, sig) != 0:
                     raise ProcessLookupError(errno.ESRCH, "tracee vanished")
         elif event == PTRACE_EVENT_SECCOMP:

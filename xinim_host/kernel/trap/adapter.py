@@ -23,7 +23,8 @@ import errno
 import logging
 import os
 import signal
-from typing import Any, TextIO
+import time
+from typing import Any
 
 from ...intercept.actions import Complete, HostRun, Pending, Restart
 from ...intercept.tracee import Tracee
@@ -33,13 +34,14 @@ from ...lib.ipc import Pending as IpcPending
 from ...lib.syscalls import Sys
 from .. import renumber
 from ..calls.base import SyscallContext
+from ..dispatch import SYSCALLS
 from ..kernel import Kernel
 from ..renumber import Action as RouteAction
 from .flight import ERESTART_RESTARTBLOCK, ERESTARTSYS, InFlight, TraceeMemory
 from .notices import Notices
 from .pm_host import PmHost
 from .tasks import TaskDirectory, TaskEntry
-from .trace import trace_line
+from .trace import Strace
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ class SyscallRouter:
     """The ``TraceeEvents`` of a booted system: every trapped syscall goes here."""
 
     def __init__(self, kernel: Kernel, *, pm: Any = None, root_parent: int = p.INIT_PID,
-                 trace: TextIO | None = None) -> None:
+                 trace: Strace | None = None) -> None:
         """``pm``: the Process Manager of the booted system, when it is in this
         process; it gets ``pm_host`` as its host half (signals reach real tasks,
         kernel sleeps are interruptible)."""
@@ -73,6 +75,7 @@ class SyscallRouter:
         self.stdio_node = 0    # joined: the node whose terminal the first process gets
         self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
         self.root_cwd: bytes | None = None   # where the first process starts (default: /)
+        self.root_envc = 0     # how many environment strings it was given (for --trace)
         if pm is not None:
             pm.attach_host(self.pm_host)
 
@@ -87,6 +90,9 @@ class SyscallRouter:
             self.unsupported[route.linux_name] = seen + 1
             if not seen:
                 log.debug("%s (Linux %d): not supported -> ENOSYS", route.linux_name, nr)
+            if self.trace is not None:
+                self.trace.enosys(self.tasks.xinim_pid(tracee.tid), route.linux_name, args,
+                                  TraceeMemory(tracee))
             return Complete(-errno.ENOSYS)
         entry = self.tasks.tasks.get(tracee.tid)
         if entry is None or not entry.ready:
@@ -141,7 +147,19 @@ class SyscallRouter:
 
     def trace_line(self, flight: InFlight, result: int) -> None:
         assert self.trace is not None
-        trace_line(self.trace, flight, result, self.tasks.xinim_pid(flight.tracee.tid))
+        entry = SYSCALLS.get(flight.xinim)
+        self.trace.call(self.tasks.xinim_pid(flight.tracee.tid),
+                        renumber.route(flight.linux_nr).linux_name, flight.args, result,
+                        flight.tracee, xinim_nr=flight.xinim,
+                        xinim_name=entry.name if entry else "?",
+                        server=entry.owner.upper() if entry else "?",
+                        elapsed_ns=time.perf_counter_ns() - flight.started)
+
+    def on_signal(self, tracee: Tracee, sig: int) -> None:
+        """A signal is being delivered (only asked for while tracing)."""
+        if self.trace is not None:
+            self.trace.signal(self.tasks.xinim_pid(tracee.tid), sig, tracee.siginfo(),
+                              self.tasks.xinim_pid)
 
     def on_spawn(self, parent: Tracee, child: Tracee, clone_flags: int) -> None:
         parent_entry = self.tasks.tasks.get(parent.tid)
@@ -176,6 +194,8 @@ class SyscallRouter:
         if entry.flight is not None:    # a late answer must not reach a dead tracee
             entry.flight.abandoned = True
             entry.flight = None
+        if self.trace is not None:
+            self.trace.exited(entry.pid, status)
         self._task_gone(entry.pid, tracee.tid, status)
 
     def _task_gone(self, pid: int, host_tid: int, status: int) -> None:
@@ -235,6 +255,8 @@ class SyscallRouter:
                 # node's first process talks to the terminal that node passed.
                 if self.root_image is not None:
                     path, argv = self.root_image
+                    if self.trace is not None:
+                        self.trace.first_exec(entry.pid, host_tid, path, argv, self.root_envc)
                     notices.append((p.PM_PID, p.ProcExec(caller=entry.pid, path=path,
                                                          argv=b"\0".join(argv), envp=b"")))
                 layout = self._mm_layout(host_tid)
