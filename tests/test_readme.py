@@ -50,7 +50,8 @@ class Scene:
         self.socket = str(runtime / "xinim" / "node.sock")     # the default, below
         self.places = {"/tmp/xinim.log": tmp / "xinim.log", "/tmp/state.img": tmp / "state.img",
                        "/tmp/console.log": tmp / "console.log", "/tmp/xin": tmp / "xin",
-                       "/srv/data": data, "/run/xinim/node.sock": Path(self.socket)}
+                       "/srv/data": data, "/run/xinim/node.sock": Path(self.socket),
+                       "/tmp/t": tmp / "t"}
         bin_dir = str(Path(XINIM_RUN).parent)
         self.env = run_env(XDG_RUNTIME_DIR=str(runtime),
                            PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
@@ -205,6 +206,33 @@ def check_join(scene: Scene, lines: list[str]) -> None:
         finish(proc)
 
 
+def check_trace(scene: Scene, lines: list[str]) -> None:
+    only, failed, per_process, summary, stamps = lines
+    out = scene.place("/tmp/t")
+    assert ok(scene.run(only)) == Path("/etc/hostname").read_text()
+    written = out.read_text().splitlines()
+    assert written[-1] == "+++ exited with 0 +++" and len(written) > 1
+    assert all(line.startswith("openat(") for line in written[:-1]), written
+    res = scene.run(failed)
+    assert res.returncode == 2 and "No such file or directory" in res.stderr
+    calls = [line for line in res.stderr.splitlines() if "(" in line and " = " in line]
+    assert calls and all(" = -1 E" in line for line in calls), calls
+    assert any('"/nope"' in line for line in calls)
+    xinim_root = ok(scene.run("xinim-run /bin/ls /")).split()
+    assert ok(scene.run(per_process)).strip() == str(len(xinim_root))
+    files = sorted(out.parent.glob("t.*"))
+    assert len(files) >= 3                                  # sh, ls and wc
+    assert all(f.read_text().splitlines()[-1].startswith("+++ ") for f in files)
+    res = scene.run(summary)
+    assert ok(res) == native("/bin/ls", "/usr/bin").stdout
+    assert "usecs/call" in res.stderr and "getdents64" in res.stderr and " VFS" in res.stderr
+    res = scene.run(stamps)
+    stamped = [line for line in res.stderr.splitlines() if "(" in line]
+    assert stamped and all(re.match(r"\d\d:\d\d:\d\d\.\d{6} \w+\(.*> *<XINIM", line)
+                           or re.match(r"\d\d:\d\d:\d\d\.\d{6} (execve|\+\+\+)", line)
+                           for line in stamped), stamped[:5]
+
+
 GROUPS: dict[str, tuple[Callable[[Scene, list[str]], None], tuple[str, ...]]] = {
     "setup": (check_setup, ("./scripts/run /bin/ls /", "./scripts/test",
                             'export PATH="$PWD/.venv/bin:$PATH"')),
@@ -212,6 +240,12 @@ GROUPS: dict[str, tuple[Callable[[Scene, list[str]], None], tuple[str, ...]]] = 
         "xinim-run /bin/ls -la /usr/bin", "cd /usr/share && xinim-run /bin/pwd",
         "xinim-run /usr/bin/id -un", "xinim-run -0 /usr/bin/id -u",
         "xinim-run --trace /bin/cat /etc/hostname", "xinim-run --log /tmp/xinim.log /bin/true")),
+    "trace": (check_trace, (
+        "xinim-run -e trace=openat -o /tmp/t /bin/cat /etc/hostname",
+        "xinim-run -e trace=%file -e status=failed /bin/ls /nope",
+        "xinim-run -ff -o /tmp/t /bin/sh -c 'ls / | wc -l'",
+        "xinim-run -c /bin/ls /usr/bin",
+        "xinim-run --trace -tt -T -s 64 /bin/true")),
     "shell": (check_shell, ("xinim-run /bin/sh",)),
     "mount": (check_mount, ("mkdir -p /tmp/xin && xinim-run --mount /tmp/xin --keep /bin/sh -c "
                             "'echo hi > /hello.txt'",)),
