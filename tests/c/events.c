@@ -275,6 +275,30 @@ int main(int argc, char **argv) {
     FD_SET(pe, &rs);
     printf("select: %d\n", select(pe + 1, &rs, NULL, NULL, &tv));
 
+    /* poll of more fds than one message holds (700 dups of one eventfd) */
+    static struct pollfd many[700];
+    int zero = eventfd(0, EFD_NONBLOCK);
+    for (int i = 0; i < 700; i++) {
+        many[i].fd = dup(zero);
+        many[i].events = POLLIN | POLLOUT;
+    }
+    many[699].fd = -1;
+    int ready = poll(many, 700, 0);
+    printf("poll 700: %d first %#x last %#x\n", ready, many[0].revents, many[699].revents);
+    for (int i = 0; i < 700; i++)
+        many[i].events = POLLIN;
+    if (fork() == 0) {
+        usleep(30000);
+        write(zero, &v, 8);
+        _exit(0);
+    }
+    ready = poll(many, 700, 5000);
+    printf("poll 700 woken: %d %#x\n", ready, many[5].revents);
+    wait(NULL);
+    for (int i = 0; i < 699; i++)
+        close(many[i].fd);
+    err("poll too many", poll(many, 1 << 24, 0));   /* beyond RLIMIT_NOFILE */
+
     /* a caught signal ends epoll_wait and poll with EINTR, SA_RESTART or not */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

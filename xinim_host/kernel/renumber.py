@@ -87,8 +87,8 @@ def host(reason: str) -> _Row:
 
 
 # partial notes shared by several rows
-_POLL = ("every fd on one readiness model (lib/readiness); at most 512 fds per call "
-         "(one message)")
+_POLL = ("every fd on one readiness model (lib/readiness); select asks about at most 512 "
+         "fds, and poll from a joined node (one message) too")
 _EPOLL = "at most 341 events per call (one message)"
 _SIGNALFD = ("a signal blocked in a process holding a signalfd stays with PM until a read "
              "takes it or a mask opens, so rt_sigpending (the host's) does not show it; "

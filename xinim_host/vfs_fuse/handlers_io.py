@@ -367,18 +367,43 @@ def _poll_once(fp: Any, entries: list[tuple[int, int]]) -> tuple[int, bytes]:
 def do_poll(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
     fp = caller_proc(srv, req)
-    data = b.data
-    if len(data) % _POLLFD.size:
+    if len(b.data) % _POLLFD.size:
         raise SysError(errno.EINVAL)
-    entries = [(fd, ev & 0xFFFF) for fd, ev, _ in _POLLFD.iter_unpack(data)]
+    return _poll(srv, req, fp, b.data, b.timeout_ms,
+                 lambda ready, out: VfsDataReply(result=ready, data=out))
+
+
+def do_poll_grant(srv: VfsServer, req: Request) -> Any:
+    """poll of more fds than a message holds: the pollfd array read from and the
+    revents written to the caller's memory through the kernel's grant."""
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    g = _grant(srv, req, GRANT_READ | GRANT_WRITE)
+    size = b.nfds * _POLLFD.size
+    if size > g.size:
+        raise SysError(errno.EFAULT)
+    raw = g.copy_from(0, size)
+    if len(raw) < size:
+        raise SysError(errno.EFAULT)
+
+    def deliver(ready: int, out: bytes) -> int:
+        if g.copy_to(0, out) < len(out):
+            raise SysError(errno.EFAULT)
+        return ready
+    return _poll(srv, req, fp, raw, b.timeout_ms, deliver)
+
+
+def _poll(srv: VfsServer, req: Request, fp: Any, raw: bytes, timeout_ms: int,
+          deliver: Any) -> Any:
+    entries = [(fd, ev & 0xFFFF) for fd, ev, _ in _POLLFD.iter_unpack(raw)]
     ready, out = _poll_once(fp, entries)
-    if ready or b.timeout_ms == 0:
-        return VfsDataReply(result=ready, data=out)
-    return _poll_wait(srv, req, fp, entries, b.timeout_ms)
+    if ready or timeout_ms == 0:
+        return deliver(ready, out)
+    return _poll_wait(srv, req, fp, entries, timeout_ms, deliver)
 
 
 def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[int, int]],
-               timeout_ms: int) -> None:
+               timeout_ms: int, deliver: Any) -> None:
     """Park on the polled files' wait queues until one is ready (``poll`` agrees) or
     the timeout passes: the shared readiness model, answered by the wake itself."""
     deadline = math.inf if timeout_ms < 0 else trio.current_time() + timeout_ms / 1000
@@ -391,13 +416,12 @@ def _poll_wait(srv: VfsServer, req: Request, fp: Any, entries: list[tuple[int, i
             if q is not None:
                 queues.append(q)
 
-    def attempt() -> VfsDataReply | None:
+    def attempt() -> Any:
         ready, out = _poll_once(fp, entries)
-        return VfsDataReply(result=ready, data=out) if ready else None
+        return deliver(ready, out) if ready else None
 
-    def timed_out() -> VfsDataReply:
-        ready, out = _poll_once(fp, entries)
-        return VfsDataReply(result=ready, data=out)
+    def timed_out() -> Any:
+        return deliver(*_poll_once(fp, entries))
 
     return park(req, queues, attempt, deadline=deadline, on_timeout=timed_out, no_restart=True)
 

@@ -61,7 +61,12 @@ class Parked:
             return
         self._finish()
         assert self.on_timeout is not None
-        self.req.reply(self.on_timeout())
+        try:
+            answer = self.on_timeout()
+        except SysError as exc:
+            self.req.fail(exc.errno)
+            return
+        self.req.reply(answer)
 
     async def _timer(self, deadline: float) -> None:
         if self.done:

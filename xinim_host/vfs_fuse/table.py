@@ -54,6 +54,7 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_STATFS: pa.do_statfs,
     p.VFS_FSTATFS: pa.do_fstatfs,
     p.VFS_POLL: io.do_poll,
+    p.VFS_POLL_GRANT: io.do_poll_grant,
     p.VFS_EXEC_OPEN: pa.do_exec_open,
     p.VFS_MKNOD: pa.do_mknod,
     p.VFS_FLOCK: op.do_flock,

@@ -1021,6 +1021,24 @@ POLL_WAIT_MAX_MS = (1 << 31) - 1
 SIGSET_SIZE = 8
 
 
+def _poll_granted(k: "Kernel", grants: GrantTable, c: SyscallContext, fds_ptr: int, nfds: int,
+                  timeout_ms: int) -> Generator[Op, Any, int]:
+    """poll of more pollfds than a message holds (up to RLIMIT_NOFILE, as Linux): the
+    VFS reads the array and writes the revents through a grant."""
+    while True:
+        piece = timeout_ms if timeout_ms <= POLL_WAIT_MAX_MS else POLL_WAIT_MAX_MS
+        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, ((fds_ptr, nfds * abi.POLLFD.size),),
+                         GRANT_READ | GRANT_WRITE)
+        try:
+            reply = yield from ask(p.VFS_PID, p.VfsPollGrant(caller=c.pid, grant=g.gid,
+                                                              nfds=nfds, timeout_ms=piece))
+        finally:
+            grants.revoke(g)
+        if reply.result or piece == timeout_ms:
+            return reply.result
+        timeout_ms -= piece
+
+
 def _poll_vfs(c: SyscallContext, raw: bytes, timeout_ms: int) -> Generator[Op, Any, Any]:
     """One VfsPoll, or as many as a timeout longer than an i32 of ms takes."""
     while True:
@@ -1031,9 +1049,15 @@ def _poll_vfs(c: SyscallContext, raw: bytes, timeout_ms: int) -> Generator[Op, A
         timeout_ms -= piece
 
 
-def _poll(c: SyscallContext, fds_ptr: int, nfds: int, timeout_ms: int) -> Generator[Op, Any, int]:
+def _poll(k: "Kernel", c: SyscallContext, fds_ptr: int, nfds: int,
+          timeout_ms: int) -> Generator[Op, Any, int]:
     if nfds > p.DATA_MAX // abi.POLLFD.size:
-        raise SysError(errno.EINVAL)
+        grants = local_grants(k)
+        if nfds > MAX_FDS or grants is None:      # RLIMIT_NOFILE; a joined node: one message
+            raise SysError(errno.EINVAL)
+        if not access_ok(fds_ptr, nfds * abi.POLLFD.size):
+            raise SysError(errno.EFAULT)
+        return (yield from _poll_granted(k, grants, c, fds_ptr, nfds, timeout_ms))
     raw = c.mem.read(fds_ptr, nfds * abi.POLLFD.size) if nfds else b""
     reply = yield from _poll_vfs(c, raw, timeout_ms)
     if nfds:
@@ -1042,7 +1066,7 @@ def _poll(c: SyscallContext, fds_ptr: int, nfds: int, timeout_ms: int) -> Genera
 
 
 def sys_poll(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _poll(c, c.args[0], c.args[1] & 0xFFFFFFFF, c_int(c.args[2])))
+    return (yield from _poll(k, c, c.args[0], c.args[1] & 0xFFFFFFFF, c_int(c.args[2])))
 
 
 def _timeout_ms(c: SyscallContext, ptr: int, struct_: Any, unit: int) -> int:
@@ -1070,7 +1094,7 @@ def _sigmask_size(c: SyscallContext, mask_ptr: int, size: int) -> None:
 def sys_ppoll(k: "Kernel", c: SyscallContext) -> SyscallGen:
     timeout = _timeout_ms(c, c.args[2], abi.TIMESPEC, 10**6)
     _sigmask_size(c, c.args[3], c.args[4])
-    return (yield from _poll(c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout))
+    return (yield from _poll(k, c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout))
 
 
 def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],

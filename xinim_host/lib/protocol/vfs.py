@@ -57,6 +57,7 @@ VFS_SIG_PENDING = 178  # PM only: a process's pending signals changed (signalfd 
 VFS_INOTIFY_INIT = 179
 VFS_INOTIFY_ADD = 180
 VFS_INOTIFY_RM = 181
+VFS_POLL_GRANT = 182   # poll of more pollfds than a message holds: the array through a grant
 
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -580,6 +581,18 @@ class VfsSigPending(Payload):
 
     pid: i32
     pending: u64
+
+
+@request(VFS_POLL_GRANT)
+class VfsPollGrant(Payload):
+    """VfsPoll of ``nfds`` pollfds read from and answered into the caller's array
+    through grant ``grant`` (GRANT_READ | GRANT_WRITE, ``nfds`` * 8 bytes); the
+    reply's ``result`` is the number ready (VfsReply)."""
+
+    caller: i32
+    grant: u32
+    nfds: u32
+    timeout_ms: i32
 
 
 @request(VFS_INOTIFY_INIT)
