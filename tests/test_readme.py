@@ -129,7 +129,7 @@ def check_mount(scene: Scene, lines: list[str]) -> None:
     try:
         assert proc.stderr is not None
         assert "kept up" in proc.stderr.readline()
-        assert (where / "hello.txt").read_text() == "hi\n"       # on the host, through FUSE
+        assert (where / "tmp" / "hello").read_text() == "hi\n"   # on the host, through FUSE
         subprocess.run(["fusermount3", "-u", str(where)], check=True, timeout=30)
         assert proc.wait(timeout=30) == 0                        # ...until fusermount3 -u
     finally:
@@ -248,9 +248,9 @@ GROUPS: dict[str, tuple[Callable[[Scene, list[str]], None], tuple[str, ...]]] = 
         "xinim-run --trace -tt -T -s 64 /bin/true")),
     "shell": (check_shell, ("xinim-run /bin/sh",)),
     "mount": (check_mount, ("mkdir -p /tmp/xin && xinim-run --mount /tmp/xin --keep /bin/sh -c "
-                            "'echo hi > /hello.txt'",)),
-    "image": (check_image, ("xinim-run --image /tmp/state.img /bin/sh -c 'echo kept > /root/note'",
-                            "xinim-run --image /tmp/state.img /bin/cat /root/note")),
+                            "'echo hi > /tmp/hello'",)),
+    "image": (check_image, ("xinim-run --image /tmp/state.img /bin/sh -c 'echo kept > /tmp/note'",
+                            "xinim-run --image /tmp/state.img /bin/cat /tmp/note")),
     "bind": (check_bind, ("xinim-run --bind /srv/data:/data:rw /bin/ls /data",)),
     "boot": (check_boot, ("xinim-boot --mount /tmp/xin --console-log /tmp/console.log "
                           "--init /bin/sh",)),

@@ -3,8 +3,10 @@ their checks before the system boots (one line for each mistake)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import shutil
 import signal
 import stat
 from contextlib import AsyncExitStack
@@ -146,6 +148,8 @@ def _check_dev_fuse() -> None:
     try:
         os.close(os.open("/dev/fuse", os.O_RDWR))
     except OSError as exc:
+        if exc.errno == errno.EACCES and os.geteuid() != 0 and _setuid_fusermount():
+            return                   # libfuse mounts through it (it opens /dev/fuse as root)
         raise CliError(f"--mount needs /dev/fuse: {exc.strerror}; load the fuse module "
                        "(modprobe fuse) or run where /dev/fuse is usable") from None
 
@@ -210,6 +214,14 @@ async def system_services(system: System, args: argparse.Namespace,
     log.info("ramfs mounted at %s%s", where,
              f" (-o {','.join(args.fuse_options)})" if args.fuse_options else "")
     return ended
+
+
+def _setuid_fusermount() -> bool:
+    exe = shutil.which("fusermount3")
+    try:
+        return exe is not None and bool(os.stat(exe).st_mode & stat.S_ISUID)
+    except OSError:
+        return False
 
 
 def _int_or_none(text: str | None) -> int | None:
