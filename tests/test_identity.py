@@ -26,7 +26,7 @@ def _build(out: Path, name: str) -> Path:
 def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("identity")
     out.chmod(0o755)      # uid 65534 runs them too
-    for name in ("pid_wrap", "setid_rules", "fd_reopen"):
+    for name in ("pid_wrap", "setid_rules", "fd_reopen", "setuid_exec"):
         _build(out, name)
     return out
 
@@ -50,6 +50,20 @@ def test_credentials_do_not_survive_a_reused_pid(progs: Path) -> None:
     assert lines[0] == "phase1 wrapped=1 failures=0"
     assert lines[1:7] == ["0", "root child: getuid=0 euid=0 Uid:\t0\t0\t0\t0"] * 3
     assert lines[7:] == ["phase3 wrapped=1 saw_root=0", "phase3 exit=0"]
+
+
+def test_exec_of_a_setuid_file_updates_every_view_of_the_ids(progs: Path) -> None:
+    """uid 65534 execs a root-owned 04755 file: getuid/geteuid (the kernel's copy),
+    getresuid and /proc/self/status (PM's) agree, as on the host."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as host_dir:
+        os.chmod(host_dir, 0o777)
+        host = native(str(progs / "setuid_exec"), host_dir)
+    assert host.returncode == 0, host.stderr
+    assert "geteuid=0" in host.stdout.splitlines()[1]
+    r = xinim_run("--bind", f"{progs}:/t", "/bin/sh", "-c",
+                  "mkdir -m 777 /tmp/d && /t/setuid_exec /tmp/d")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == host.stdout
 
 
 def _setid_cases(text: str) -> dict[str, str]:

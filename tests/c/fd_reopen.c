@@ -1,7 +1,8 @@
 /* Issue 19: opening /proc/self/fd/N, /dev/fd/N and /dev/stdin|stdout|stderr
  * reopens that very object, with the access mode asked for: pipes (either end,
  * either mode), FIFOs, pty masters and slaves, and the program's own stdout;
- * sockets say ENXIO.  argv[1]: a writable directory (for the FIFO).  One line
+ * sockets and anonymous inodes (eventfd, epoll, timerfd, signalfd, inotify)
+ * say ENXIO.  argv[1]: a writable directory (for the FIFO).  One line
  * per check; run natively and under xinim-run, the lines must agree. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -10,8 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,6 +130,17 @@ static void stdio_names(void) {
     if (fd >= 0) close(fd);
 }
 
+/* anonymous inodes have no open: ENXIO */
+static void anon(const char *what, int fd) {
+    char line[80];
+    snprintf(line, sizeof line, "%s /proc/self/fd O_RDONLY", what);
+    if (fd < 0) { printf("%-40s %s\n", what, "unsupported"); return; }
+    int r = open(fd_link("/proc/self/fd", fd), O_RDONLY);
+    report(line, r >= 0);
+    if (r >= 0) close(r);
+    close(fd);
+}
+
 static void sockets(void) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
@@ -143,6 +160,14 @@ int main(int argc, char **argv) {
     fifo(argc > 1 ? argv[1] : "/tmp");
     ptys();
     stdio_names();
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    anon("eventfd", eventfd(0, 0));
+    anon("epoll", epoll_create1(0));
+    anon("timerfd", timerfd_create(CLOCK_MONOTONIC, 0));
+    anon("signalfd", signalfd(-1, &set, 0));
+    anon("inotify", inotify_init1(0));
     sockets();
     return 0;
 }

@@ -34,6 +34,7 @@ class TaskDirectory:
         entry = self.tasks.get(host_tid)
         if entry is None:
             entry = self.tasks[host_tid] = TaskEntry()
+            self._exited.pop(host_tid, None)   # the host reused the tid: the old ids are not its
         return entry
 
     def gone(self, host_tid: int) -> TaskEntry | None:
