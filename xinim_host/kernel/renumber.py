@@ -226,7 +226,7 @@ _ROWS: dict[str, _Row] = {
     "recvfrom": delegate(Sys.RECVFROM),
     "sendmsg": delegate(Sys.SENDMSG, partial="SCM_RIGHTS and SCM_CREDENTIALS on AF_UNIX; "
                         "no ancillary data over IP"),
-    "recvmsg": delegate(Sys.RECVMSG, partial="a stream MSG_PEEK sees at most 4096 bytes"),
+    "recvmsg": delegate(Sys.RECVMSG),
     "sendmmsg": delegate(Sys.SENDMMSG),
     "recvmmsg": delegate(Sys.RECVMMSG, partial="the timeout is not applied"),
     "shutdown": delegate(Sys.SHUTDOWN),

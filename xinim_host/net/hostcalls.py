@@ -84,13 +84,22 @@ def sendto(fd: int, data: bytes, flags: int, addr: bytes = b"") -> int:
                           addr or None, len(addr)))
 
 
+_SCRATCH = bytearray(1 << 20)      # one receive buffer: NET runs on one thread
+_SCRATCH_C = (ctypes.c_char * len(_SCRATCH)).from_buffer(_SCRATCH)
+_ABUF = ctypes.create_string_buffer(ADDR_MAX)
+
+
 def recvfrom(fd: int, count: int, flags: int) -> tuple[bytes, int, bytes]:
     """(data, the datagram's full length with MSG_TRUNC, the sender's address)."""
-    buf = ctypes.create_string_buffer(max(count, 1))
-    abuf = ctypes.create_string_buffer(ADDR_MAX)
+    if count <= len(_SCRATCH):
+        buf = _SCRATCH_C
+    else:
+        buf = ctypes.create_string_buffer(count)
     ln = ctypes.c_uint32(ADDR_MAX)
-    n = _check(_recvfrom(fd, buf, count, flags | MSG_DONTWAIT, abuf, ctypes.byref(ln)))
-    return buf.raw[:min(n, count)], n, abuf.raw[:min(ln.value, ADDR_MAX)]
+    n = _check(_recvfrom(fd, buf, count, flags | MSG_DONTWAIT, _ABUF, ctypes.byref(ln)))
+    got = min(n, count)
+    data = bytes(memoryview(_SCRATCH)[:got]) if buf is _SCRATCH_C else buf.raw[:got]
+    return data, n, _ABUF.raw[:min(ln.value, ADDR_MAX)]
 
 
 def setsockopt(fd: int, level: int, name: int, value: bytes) -> None:

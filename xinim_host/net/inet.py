@@ -177,11 +177,10 @@ class InetSock(Sock):
         self.srv.touch(self)
         return 0
 
-    def send(self, req: "Request", b: Any, creds: tuple[int, int, int],
+    def send(self, req: "Request", b: Any, data: bytes, creds: tuple[int, int, int],
              explicit: tuple[int, int, int] | None) -> Any:
         if b.fds or explicit is not None:
             raise SysError(errno.EINVAL)         # no SCM_RIGHTS over IP
-        data = b.data
         if b.more == p.MORE_FOLLOWS and self.type == SOCK_DGRAM:
             part = self.sendparts.setdefault(req.caller, bytearray())
             part += data
@@ -213,9 +212,9 @@ class InetSock(Sock):
             raise SysError(errno.EAGAIN)
         return self._park(req, self.writers, attempt, POLLOUT, self.sndtimeo)
 
-    def recv(self, req: "Request", b: Any) -> Any:
-        count = min(b.count, p.DATA_MAX)
+    def recv(self, req: "Request", b: Any, count: int, out: Any) -> Any:
         flags = b.flags & _RECV_FLAGS
+        limit = count if b.grant else p.DATA_MAX
         nowait = b.more == p.MORE_NOWAIT
         dgram = self.type == SOCK_DGRAM
         caller = req.caller
@@ -225,8 +224,8 @@ class InetSock(Sock):
                 raise SysError(errno.EBADF)
             try:
                 if dgram:
-                    data, n, addr = h.recvfrom(self.fd, b.count if b.count < 65536 else 65536,
-                                               flags | MSG_TRUNC)
+                    data, n, addr = h.recvfrom(self.fd, min(b.count, count, 65536) if b.grant
+                                               else min(b.count, 65536), flags | MSG_TRUNC)
                 else:
                     data, n, addr = h.recvfrom(self.fd, count, flags & ~MSG_TRUNC)
             except SysError as exc:
@@ -236,17 +235,16 @@ class InetSock(Sock):
                     return None
                 raise
             self.srv.touch(self)
-            out = 0
+            oflags = 0
             if dgram:
                 if n > len(data):
-                    out |= MSG_TRUNC
-                first, rest = data[:p.DATA_MAX], data[p.DATA_MAX:]
+                    oflags |= MSG_TRUNC
+                first, rest = data[:limit], data[limit:]
                 if rest:
                     self.recvleft[caller] = rest
-                return p.NetRecvReply(result=len(first), total=n, flags=out, left=len(rest),
-                                      addr=addr, data=first)
-            return p.NetRecvReply(result=len(data), total=len(data), addr=addr if addr[:2] != b"\0\0" else b"",
-                                  data=data)
+                return out(p.NetRecvReply(result=len(first), total=n, flags=oflags,
+                                          left=len(rest), addr=addr, data=first))
+            return out(p.NetRecvReply(result=len(data), total=len(data), data=data))
 
         answer = attempt()
         if answer is not None:

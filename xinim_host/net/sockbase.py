@@ -72,6 +72,10 @@ class Sock:
         self.recvleft: dict[int, bytes] = {}        # pid -> the rest of a big datagram
 
     # what each kind provides
+    def send_cap(self) -> int:
+        """The most one send request takes in (the kernel sends the rest next)."""
+        return 1 << 20
+
     def mask(self) -> int:
         return POLLIN | POLLOUT
 

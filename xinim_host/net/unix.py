@@ -297,10 +297,14 @@ class UnixSock(Sock):
         return 0
 
     # --- data ----------------------------------------------------------------------
-    def send(self, req: "Request", b: Any, creds: tuple[int, int, int],
+    def send_cap(self) -> int:
+        # a stream send takes up to 1 MiB at once when the receiver has any room (the
+        # buffer limit is a bound on waiting, as Linux's is on memory); a record all
+        return 1 << 20 if self.type == SOCK_STREAM else max(self.sndbuf, 65536)
+
+    def send(self, req: "Request", b: Any, data: bytes, creds: tuple[int, int, int],
              explicit: tuple[int, int, int] | None) -> Any:
         srv = self.srv
-        data = b.data
         if b.more == p.MORE_FOLLOWS:               # one part of a bigger record
             part = self.sendparts.setdefault(req.caller, bytearray())
             part += data
@@ -330,7 +334,8 @@ class UnixSock(Sock):
             if self.shutdown & SEND_SHUTDOWN or peer is None or peer.closed \
                     or peer.shutdown & RCV_SHUTDOWN:
                 raise SysError(errno.EPIPE)
-            if peer.rbytes >= peer.rcvbuf and (peer.rq or len(data) > 0):
+            room = peer.rcvbuf - peer.rbytes
+            if room <= 0 and (peer.rq or len(data) > 0):
                 return None
             peer._queue(Record(data, b"", fds, self._creds_for(peer, creds, explicit)))
             return len(data)
@@ -395,23 +400,24 @@ class UnixSock(Sock):
         self.rbytes += len(rec.data)
         self.srv.touch(self)
 
-    def recv(self, req: "Request", b: Any) -> Any:
+    def recv(self, req: "Request", b: Any, count: int, out: Any) -> Any:
         srv = self.srv
         if self.state == ST_LISTEN:
             raise SysError(errno.EINVAL)
         if self.type == SOCK_STREAM and self.state != ST_CONN:
             raise SysError(errno.EINVAL)
         flags = b.flags
-        count = min(b.count, p.DATA_MAX)
         nowait = b.more == p.MORE_NOWAIT
+        limit = count if b.grant else p.DATA_MAX      # one message, or all the grant takes
 
         def attempt() -> Any:
             if self.closed:
                 raise SysError(errno.EBADF)
             if self.rq:
                 if self.type == SOCK_STREAM:
-                    return self._take_stream(count, flags, nowait)
-                return self._take_record(req.caller, b.count, flags)
+                    return out(self._take_stream(count, flags, nowait))
+                return out(self._take_record(req.caller, min(b.count, count) if b.grant
+                                             else b.count, flags, limit))
             if nowait:
                 return p.NetRecvReply(result=0)
             if self.error:
@@ -472,7 +478,8 @@ class UnixSock(Sock):
             self._touch_writers()
         return self._reply(data, len(data), 0, b"", fds, creds)
 
-    def _take_record(self, caller: int, count: int, flags: int) -> p.NetRecvReply:
+    def _take_record(self, caller: int, count: int, flags: int,
+                     limit: int = p.DATA_MAX) -> p.NetRecvReply:
         rec = self.rq[0]
         if not flags & MSG_PEEK:
             self.rq.popleft()
@@ -484,8 +491,8 @@ class UnixSock(Sock):
         if count < total:
             out_flags |= MSG_TRUNC
             data = data[:count]
-        first = data[:p.DATA_MAX]
-        rest = data[p.DATA_MAX:]
+        first = data[:limit]
+        rest = data[limit:]
         if rest:
             self.recvleft[caller] = rest
         fds = rec.fds

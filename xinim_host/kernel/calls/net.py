@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generator
 
 from ...lib import protocol as p
 from ...lib.errors import SysError
+from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
 from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ MSG_WAITALL, MSG_WAITFORONE, MSG_CMSG_CLOEXEC = 0x100, 0x10000, 0x40000000
 SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS = 1, 1, 2
 SCM_MAX_FD = 253
 UIO_MAXIOV = 1024
+TASK_SIZE_MAX = (1 << 47) - 4096
 ADDR_MAX = 128                          # sizeof(struct sockaddr_storage)
 COPY_BLOCK = 1 << 20
 INSTALL_KEEP = 1
@@ -64,6 +66,16 @@ class _SockRef:
     @property
     def nonblock(self) -> int:
         return int(bool(self.flags & os.O_NONBLOCK))
+
+
+def net_grants(k: "Kernel") -> GrantTable | None:
+    """The node's grant table if NET is on this node (the bulk path), else None:
+    a NET across a node link gets the data in DATA_MAX messages."""
+    lattice = k.lattice
+    channel = lattice.send_channels.get((k.pid, p.NET_PID))
+    if channel is None or channel.node != lattice.node_id:
+        return None
+    return getattr(lattice, "grants", None)
 
 
 def _sock_of(c: SyscallContext, fd: int) -> Generator[Op, Any, _SockRef]:
@@ -351,8 +363,12 @@ def _parse_control(c: SyscallContext, control: int, size: int
     return fds, creds
 
 
-def _send(c: SyscallContext, ref: _SockRef, data: bytes, flags: int, addr: bytes,
-          fds: list[int], creds: tuple[int, int, int] | None) -> Generator[Op, Any, int]:
+def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ...],
+          total: int, flags: int, addr: bytes, fds: list[int],
+          creds: tuple[int, int, int] | None) -> Generator[Op, Any, int]:
+    """One send: through a grant (NET copies from the caller's buffers) when NET is
+    here, else in DATA_MAX messages.  A blocking stream send goes on until all is
+    sent (each request may park); anything else answers with what went."""
     key = (yield from _unix_key(c, ref, addr)) if addr else 0
     tokens = b""
     if fds:
@@ -360,8 +376,30 @@ def _send(c: SyscallContext, ref: _SockRef, data: bytes, flags: int, addr: bytes
             caller=c.pid, data=b"".join(_INT.pack(fd) for fd in fds)))).data
     cp, cu, cg = creds if creds is not None else (-1, -1, -1)
     stream = ref.type == SOCK_STREAM
+    blocking = not (ref.nonblock or flags & MSG_DONTWAIT)
+    grants = net_grants(k)
     done = 0
     try:
+        if grants is not None:
+            while True:
+                g = grants.grant(k.pid, c.pid, p.NET_PID, c.mem,
+                                 skip(segs, done) if done else segs, GRANT_READ)
+                try:
+                    reply = yield from ask(p.NET_PID, p.NetSend(
+                        caller=c.pid, uid=c.euid, gid=c.egid, sock=ref.sid, flags=flags,
+                        nonblock=ref.nonblock, more=0, cpid=cp, cuid=cu, cgid=cg,
+                        grant=g.gid, key=key, addr=addr, fds=tokens))
+                except SysError:
+                    if done:
+                        return done
+                    raise
+                finally:
+                    grants.revoke(g)
+                tokens = b""
+                done += reply.result
+                if not stream or done >= total or reply.result <= 0 or not blocking:
+                    return done
+        data = _gather(c, segs)
         if not stream and len(data) > p.DATA_MAX:       # one record in parts
             for i in range(0, len(data) - p.DATA_MAX, p.DATA_MAX):
                 yield from ask(p.NET_PID, p.NetSend(
@@ -389,33 +427,45 @@ def _send(c: SyscallContext, ref: _SockRef, data: bytes, flags: int, addr: bytes
             tokens = b""
             done += reply.result
             pos += reply.result
-            if reply.result < len(chunk) or pos >= len(data) or not stream:
+            if pos >= len(data) or not stream or reply.result <= 0 \
+                    or (reply.result < len(chunk) and not blocking):
                 return done
     finally:
         if tokens:                       # never queued: the VFS forgets them
             yield Sendrec(p.VFS_PID, p.VfsFdsDrop(caller=c.pid, data=tokens))
 
 
+def _check_buffer(segs: tuple[Segment, ...]) -> None:
+    """A user range beyond the address space is EFAULT before anything moves."""
+    for addr, size in segs:
+        if size and (size > TASK_SIZE_MAX or addr > TASK_SIZE_MAX - size):
+            raise SysError(errno.EFAULT)
+
+
 def sys_sendto(k: "Kernel", c: SyscallContext) -> SyscallGen:
     ref = yield from _sock_of(c, c_int(c.args[0]))
     count = min(c.args[2], 0x7FFFF000)
     addr = _addr_in(c, c.args[4], c.args[5]) if c.args[4] else b""
-    data = c.mem.read(c.args[1], count) if count else b""
-    return (yield from _send(c, ref, data, c_int(c.args[3]), addr, [], None))
+    segs = ((c.args[1], count),) if count else ()
+    _check_buffer(segs)
+    return (yield from _send(k, c, ref, segs, count, c_int(c.args[3]), addr, [], None))
 
 
-def _sendmsg(c: SyscallContext, ref: _SockRef, msg: int, flags: int) -> Generator[Op, Any, int]:
+def _sendmsg(k: "Kernel", c: SyscallContext, ref: _SockRef, msg: int,
+             flags: int) -> Generator[Op, Any, int]:
     name, namelen, iov, iovlen, control, controllen, _ = _MSGHDR.unpack(
         c.mem.read(msg, _MSGHDR.size))
     addr = _addr_in(c, name, namelen) if name else b""
-    data = _gather(c, _read_iov(c, iov, iovlen))
+    segs = tuple((base, size) for base, size in _read_iov(c, iov, iovlen) if size)
+    _check_buffer(segs)
     fds, creds = _parse_control(c, control, controllen) if control else ([], None)
-    return (yield from _send(c, ref, data, flags, addr, fds, creds))
+    return (yield from _send(k, c, ref, segs, sum(n for _, n in segs), flags, addr, fds,
+                             creds))
 
 
 def sys_sendmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
     ref = yield from _sock_of(c, c_int(c.args[0]))
-    return (yield from _sendmsg(c, ref, c.args[1], c_int(c.args[2])))
+    return (yield from _sendmsg(k, c, ref, c.args[1], c_int(c.args[2])))
 
 
 def sys_sendmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -425,7 +475,7 @@ def sys_sendmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
     for i in range(vlen):
         entry = vec + i * MMSG_SIZE
         try:
-            n = yield from _sendmsg(c, ref, entry, flags)
+            n = yield from _sendmsg(k, c, ref, entry, flags)
             c.mem.write(entry + _MSGHDR.size, _U32.pack(n))
         except SysError:
             if sent:
@@ -438,10 +488,10 @@ def sys_sendmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
 # --- receiving ------------------------------------------------------------------------
 
 class _Got:
-    __slots__ = ("data", "total", "flags", "addr", "fds", "creds")
+    __slots__ = ("n", "total", "flags", "addr", "fds", "creds")
 
     def __init__(self) -> None:
-        self.data = b""
+        self.n = 0
         self.total = 0
         self.flags = 0
         self.addr = b""
@@ -449,8 +499,43 @@ class _Got:
         self.creds: tuple[int, int, int] | None = None
 
 
-def _recv(c: SyscallContext, ref: _SockRef, count: int, flags: int) -> Generator[Op, Any, _Got]:
+def _recv(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ...],
+          count: int, flags: int) -> Generator[Op, Any, _Got]:
+    """One receive into ``segs`` (``count`` bytes in all): through a grant when NET is
+    here (NET copies), else in DATA_MAX messages copied out here."""
     got = _Got()
+    grants = net_grants(k)
+    if grants is not None and count:
+        done = 0
+        while True:
+            g = grants.grant(k.pid, c.pid, p.NET_PID, c.mem,
+                             skip(segs, done) if done else segs, GRANT_WRITE)
+            try:
+                reply = yield from ask(p.NET_PID, p.NetRecv(
+                    caller=c.pid, sock=ref.sid, flags=flags, nonblock=ref.nonblock,
+                    count=count - done, grant=g.gid,
+                    more=p.MORE_NOWAIT if done and not flags & MSG_WAITALL else 0))
+            except SysError:
+                if done:
+                    break
+                raise
+            finally:
+                grants.revoke(g)
+            if not done:
+                got.total, got.flags, got.addr, got.fds = (reply.total, reply.flags,
+                                                           reply.addr, reply.fds)
+                if reply.flags & p.RECV_HAS_CREDS:
+                    got.creds = (reply.cpid, reply.cuid, reply.cgid)
+            done += reply.result
+            # a stream with MSG_WAITALL goes on until all came (or EOF, or a signal)
+            if ref.type != SOCK_STREAM or not flags & MSG_WAITALL or flags & MSG_PEEK \
+                    or reply.result <= 0 or done >= count or reply.fds:
+                break
+        got.n = done
+        got.flags &= ~p.RECV_HAS_CREDS
+        if ref.type == SOCK_STREAM:
+            got.total = done
+        return got
     reply = yield from ask(p.NET_PID, p.NetRecv(caller=c.pid, sock=ref.sid, flags=flags,
                                                 nonblock=ref.nonblock, count=count))
     parts = [reply.data]
@@ -485,16 +570,18 @@ def _recv(c: SyscallContext, ref: _SockRef, count: int, flags: int) -> Generator
             parts.append(reply.data)
             n += len(reply.data)
             left = reply.left
-    got.data = parts[0] if len(parts) == 1 else b"".join(parts)
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
+    _scatter(c, segs, data)
+    got.n = len(data)
     if ref.type == SOCK_STREAM:
-        got.total = len(got.data)
+        got.total = got.n
     return got
 
 
 def _result(ref: _SockRef, got: _Got, flags: int) -> int:
     if flags & MSG_TRUNC and ref.type != SOCK_STREAM:
         return got.total
-    return len(got.data)
+    return got.n
 
 
 def sys_recvfrom(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -502,17 +589,17 @@ def sys_recvfrom(k: "Kernel", c: SyscallContext) -> SyscallGen:
     buf, count, flags = c.args[1], min(c.args[2], 0x7FFFF000), c_int(c.args[3])
     addr, lenp = c.args[4], c.args[5]
     room = _addr_len_in(c, lenp) if addr else 0
-    got = yield from _recv(c, ref, count, flags)
+    segs = ((buf, count),) if count else ()
+    _check_buffer(segs)
+    got = yield from _recv(k, c, ref, segs, count, flags)
     if got.fds:                                   # recv() cannot take them: closed
         yield Sendrec(p.VFS_PID, p.VfsFdsDrop(caller=c.pid, data=got.fds))
-    if got.data:
-        c.mem.write(buf, got.data)
     if addr:
         _addr_out(c, addr, lenp, got.addr, room)
     return _result(ref, got, flags)
 
 
-def _scatter(c: SyscallContext, iovs: list[tuple[int, int]], data: bytes) -> None:
+def _scatter(c: SyscallContext, iovs: tuple[Segment, ...] | list[Segment], data: bytes) -> None:
     pos = 0
     for base, size in iovs:
         if pos >= len(data):
@@ -533,13 +620,13 @@ def _put_cmsg(cmsgs: bytearray, room: int, ctype: int, body: bytes) -> bool:
     return True
 
 
-def _recvmsg(c: SyscallContext, ref: _SockRef, msg: int, flags: int) -> Generator[Op, Any, int]:
+def _recvmsg(k: "Kernel", c: SyscallContext, ref: _SockRef, msg: int,
+             flags: int) -> Generator[Op, Any, int]:
     name, namelen, iov, iovlen, control, controllen, _ = _MSGHDR.unpack(
         c.mem.read(msg, _MSGHDR.size))
-    iovs = _read_iov(c, iov, iovlen)
-    capacity = sum(size for _, size in iovs)
-    got = yield from _recv(c, ref, capacity, flags)
-    _scatter(c, iovs, got.data)
+    segs = tuple((base, size) for base, size in _read_iov(c, iov, iovlen) if size)
+    _check_buffer(segs)
+    got = yield from _recv(k, c, ref, segs, sum(n for _, n in segs), flags)
     out_flags = got.flags
     cmsgs = bytearray()
     room = controllen if control else 0
@@ -573,7 +660,7 @@ def _recvmsg(c: SyscallContext, ref: _SockRef, msg: int, flags: int) -> Generato
         c.mem.write(name, got.addr[:max(0, c_int(namelen))])
     c.mem.write(msg + 8, _U32.pack(len(got.addr) if name else 0))
     c.mem.write(msg + 40, struct.pack("<Q", len(cmsgs)))
-    if len(got.data) < got.total and ref.type != SOCK_STREAM:
+    if got.n < got.total and ref.type != SOCK_STREAM:
         out_flags |= MSG_TRUNC
     c.mem.write(msg + 48, _INT.pack(out_flags))
     return _result(ref, got, flags)
@@ -581,7 +668,7 @@ def _recvmsg(c: SyscallContext, ref: _SockRef, msg: int, flags: int) -> Generato
 
 def sys_recvmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
     ref = yield from _sock_of(c, c_int(c.args[0]))
-    return (yield from _recvmsg(c, ref, c.args[1], c_int(c.args[2])))
+    return (yield from _recvmsg(k, c, ref, c.args[1], c_int(c.args[2])))
 
 
 def sys_recvmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -591,7 +678,7 @@ def sys_recvmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
     for i in range(vlen):
         entry = vec + i * MMSG_SIZE
         try:
-            n = yield from _recvmsg(c, ref, entry, flags & ~MSG_WAITFORONE)
+            n = yield from _recvmsg(k, c, ref, entry, flags & ~MSG_WAITFORONE)
             c.mem.write(entry + _MSGHDR.size, _U32.pack(n))
         except SysError:
             if got:

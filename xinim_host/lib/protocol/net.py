@@ -111,6 +111,8 @@ class NetSend(Payload):
     cpid: i32 = -1     # SCM_CREDENTIALS given by the program (-1: none)
     cuid: i32 = -1
     cgid: i32 = -1
+    grant: u32 = 0     # the bulk path (lib/grants.py): NET copies the data from the
+                       # caller's buffer through this grant; ``data`` is then empty
     key: u64 = 0       # sendto an AF_UNIX path: the socket inode
     addr: path = b""
     fds: data = b""    # SCM_RIGHTS: VFS tokens, u64 each
@@ -125,6 +127,8 @@ class NetRecv(Payload):
     nonblock: i32
     count: u32
     more: i32 = 0      # MORE_NOWAIT: never wait, stop at a record with ancillary data
+    grant: u32 = 0     # the bulk path: NET copies into the caller's buffer (reply
+                       # ``data`` empty, ``result`` = bytes copied, up to the grant's size)
 
 
 @request(NET_RECV_MORE)
