@@ -36,7 +36,7 @@ from ..system.boot import BootConfig, booted
 from ..system.place import take_host_identity
 from ..uart.terminal import TtyConsole, serial_console
 from .common import ConsoleLog, Parser, guarded, log_file_of, setup_logging
-from .launch import DEFAULT_PATH, LaunchError, run_program
+from .launch import DEFAULT_PATH, LaunchError, run_program, spawn_for_client
 from .options import (add_log_options, add_system_options, check_system_options, load_ramfs,
                       mounts_from, system_services)
 from .ps import choose_socket, runtime_dir, serve_node_queries
@@ -87,7 +87,8 @@ def init_env(serial: str) -> dict[str, str]:
 
 async def main_async(args: argparse.Namespace, console: TtyConsole) -> int:
     config = BootConfig(console=console, mounts=mounts_from(args.bind), ramfs=load_ramfs(args),
-                        socket_path=args.socket, allow_uids=tuple(args.allow_uid))
+                        socket_path=args.socket, allow_uids=tuple(args.allow_uid),
+                        on_spawn=spawn_for_client)
     code = 0
     async with AsyncExitStack() as stack:
         system = await stack.enter_async_context(booted(config))

@@ -14,7 +14,9 @@ import posixpath
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Any, Generator, Mapping, Sequence
+from typing import Any, Callable, Generator, Mapping, Sequence
+
+import trio
 
 from ..kernel import renumber
 from ..kernel.calls.base import Op, Sendrec
@@ -24,6 +26,7 @@ from ..kernel.trap.trace import Strace
 from ..intercept.tracer import Tracer
 from ..lib import protocol as p
 from ..system.boot import System
+from ..system.place import start_dir
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
 from ..pm.exec import MAX_INTERP_DEPTH
@@ -152,9 +155,10 @@ def exit_code(status: int) -> int:
 
 async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str], *,
                       trace: Strace | None = None, tracer: Tracer | None = None,
-                      cwd: str = "/") -> int:
+                      cwd: str = "/", stdio_node: int = 0) -> int:
     """Run ``argv`` as a child of init, starting in XINIM directory ``cwd``;
-    returns its exit code."""
+    returns its exit code.  ``stdio_node``: its fds 0-2 are that joined node's
+    terminal (a thin client's)."""
     name = argv[0]
     if "/" in name and not name.startswith("/"):
         name = posixpath.join(cwd, name)       # ./prog: from where it starts
@@ -164,9 +168,13 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
     router.root_envc = len(env)
     if cwd != "/":
         router.root_cwd = os.fsencode(cwd)
-    if system.joined_node:
+    if stdio_node:
+        router.stdio_node = stdio_node
+    elif system.joined_node:
         router.stdio_node = system.lattice.node_id   # our terminal, passed when we joined
-    tracer = tracer or Tracer(handler_errors="enosys", cpus=tracer_cpus())
+    if tracer is None:        # one tracer per system: its runs share the SIGCHLD pump
+        tracer = system.tracer = system.tracer or Tracer(handler_errors="enosys",
+                                                         cpus=tracer_cpus())
     if tracer.cpus is not None:      # what sched_getaffinity shows instead of the pin
         system.kernel.cpus_pinned = tracer.cpus
         system.kernel.cpus_real = frozenset(os.sched_getaffinity(0))
@@ -203,3 +211,42 @@ def tracer_cpus() -> set[int] | None:
     if os.environ.get("XINIM_PIN", "1") == "0":
         return None
     return {min(os.sched_getaffinity(0))}
+
+
+def spawn_for_client(system: System, peer: Any, argv: list[bytes], env: list[bytes],
+                     cwd: bytes, done: Callable[..., None]) -> Callable[[], None]:
+    """The node socket's ``on_spawn``: run a thin client's program (cli/thin.py) as a
+    child of init, its terminal the client's; ``done(code, 0)`` when it exits.
+    Only a root client of a system booted by root: the program is then what the
+    full join would make it (root, the host user's ids) without the client
+    running a kernel and tracer of its own; anyone else joins the full way."""
+    if peer.uid != 0 or os.geteuid() != 0:
+        raise PermissionError("thin clients: a root client of a root system only")
+    scope = trio.CancelScope()
+    program = [os.fsdecode(a) for a in argv]
+    environ = {}
+    for item in env:
+        key, sep, value = item.partition(b"=")
+        if sep:
+            environ[os.fsdecode(key)] = os.fsdecode(value)
+
+    async def run() -> None:
+        code, why = 0, b""
+        with scope:
+            try:
+                where = await start_dir(system, p.INIT_PID, None, os.fsdecode(cwd) or None)
+                if "PWD" in environ or where != "/":
+                    environ["PWD"] = where
+                code = await run_program(system, program, environ, cwd=where,
+                                         stdio_node=peer.node)
+            except LaunchError as exc:
+                code, why = exc.exit_code, os.fsencode(str(exc))
+            except Exception:
+                log.exception("thin client %d: running %s failed", peer.node, program[0])
+                code = 126
+        if not scope.cancelled_caught:
+            done(code, 0, why)
+
+    system.nursery.start_soon(run)
+    return scope.cancel
+

@@ -39,6 +39,7 @@ import trio
 from ..lib import protocol as p
 from ..lib.errors import SysError
 from ..lib.ipc import IpcError, Lattice
+from ..lib import nodelink
 from ..lib.transport import NODE_CLIENT_PID_BASE, node_client_pid
 
 log = logging.getLogger("xinim.ps")
@@ -53,18 +54,9 @@ RELAYED = {p.PROC_LIST: p.PM_PID, p.PROC_INFO: p.PM_PID, p.MM_MAPS: p.MM_PID}
 
 # --- where a booted system listens ------------------------------------------------------
 
-def runtime_dir() -> str:
-    """``$XDG_RUNTIME_DIR/xinim``; else ``/run/xinim`` for root, ``$TMPDIR/xinim-UID`` otherwise."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if base and os.path.isdir(base):
-        return os.path.join(base, "xinim")
-    if os.geteuid() == 0 and os.path.isdir("/run") and os.access("/run", os.W_OK):
-        return "/run/xinim"
-    return os.path.join(tempfile.gettempdir(), f"xinim-{os.geteuid()}")
-
-
-def default_socket_path() -> str:
-    return os.environ.get("XINIM_SOCKET") or os.path.join(runtime_dir(), "node.sock")
+# where sockets live by default: in lib/nodelink (the thin client needs them too)
+runtime_dir = nodelink.runtime_dir
+default_socket_path = nodelink.default_socket_path
 
 
 def ensure_socket_dir(path: str) -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import array
 import errno
-import hashlib
 import hmac
 import logging
 import os
@@ -53,11 +52,12 @@ from .protocol.wire import _REPLY_TYPES
 
 log = logging.getLogger(__name__)
 
-RECORD = struct.Struct("<IB")           # length (of kind + body), kind
-HELLO, FRAME, KEY_REQUEST, KEY_REPLY, STDIO, AUTH, WELCOME = 1, 2, 3, 4, 5, 6, 7
+from .nodelink import (AUTH, BINDING_PERSON as _BINDING_PERSON, EXIT, EXIT_BODY, FRAME, HELLO,
+                       HELLO_BODY, JOIN_PERSON as _JOIN_PERSON, KEY_REPLY, KEY_REQUEST, MAC_SIZE,
+                       NONCE_SIZE, RECORD, SECRET_SIZE, SPAWN, SPAWN_HEAD, STDIO, WELCOME,
+                       WELCOME_PERSON as _WELCOME_PERSON, mac as _mac, secret_path)
+
 MAX_PASSED_FDS = 3   # a STDIO record carries a terminal: stdin, stdout, stderr
-NONCE_SIZE = MAC_SIZE = 32
-HELLO_BODY = struct.Struct("<HH32s")    # the boot's node id, the node assigned to you, nonce
 KEY_REQ_HEAD = struct.Struct("<IHI")   # src, src node, dst; then the handshake offer
 KEY_REP_HEAD = struct.Struct("<IIi")   # src, dst, errno (0 ok); then the answer if ok
 MAX_HANDSHAKES = 1024         # channel handshakes one link may ask for (each costs us ~0.2 ms)
@@ -66,11 +66,7 @@ MAX_HANDSHAKE_RECORD = 256    # before a peer proved itself
 MAX_IN_FLIGHT = 512           # unanswered requests per peer
 MAX_PEERS = 128               # links (proved or not) a boot serves at once
 OUT_QUEUE = 1024              # records queued for one peer's writer
-SECRET_SIZE = 32
 NODE_CLIENT_PID_BASE = 1 << 20   # a node's one non-kernel endpoint (xinim-ps): base + node
-_JOIN_PERSON = b"xinim-node-join-v1"
-_WELCOME_PERSON = b"xinim-node-welcome-v1"
-_BINDING_PERSON = b"xinim-node-binding-v1"
 _M_TYPE = struct.Struct("<i")    # a frame's m_type, in its associated data
 _M_TYPE_OFFSET = 12
 
@@ -82,10 +78,6 @@ def node_client_pid(node: int) -> int:
 def node_owns_endpoint(node: int, pid: int) -> bool:
     """The endpoints a node may have: its kernel and its one client pid."""
     return pid == node_kernel_pid(node) or pid == node_client_pid(node)
-
-
-def secret_path(socket_path: str) -> str:
-    return socket_path + ".key"
 
 
 def read_secret(socket_path: str) -> bytes:
@@ -101,17 +93,18 @@ def read_secret(socket_path: str) -> bytes:
     return secret
 
 
-def _mac(secret: bytes, person: bytes, nonce: bytes, boot_node: int, node: int) -> bytes:
-    return hmac.new(secret, person + nonce + struct.pack("<HH", boot_node, node),
-                    hashlib.sha256).digest()
-
-
 class PeerOverLimit(IpcError):
     """A peer went over one of its bounds: its link ends."""
 
 
 # on_stdio(node, [stdin, stdout, stderr]) -> release(): called when the link ends
 StdioHook = Callable[[int, list[int]], Callable[[], None]]
+# on_spawn(peer, argv, env, cwd, done) -> cancel(): run a program for the thin
+# client ``peer`` (its terminal is the node's console by then); ``done(code, err,
+# why=b"")`` when it ended (``why``: the launcher's complaint, for the client to
+# print); ``cancel()`` when the link ends first
+SpawnDone = Callable[..., None]
+SpawnHook = Callable[["NodePeer", list[bytes], list[bytes], bytes, SpawnDone], Callable[[], None]]
 # on_join(peer) once it proved itself; on_leave(peer) when its link ended
 PeerHook = Callable[[NodePeer], None]
 FD_ARRAY = array.array("i")
@@ -144,6 +137,9 @@ class SocketRoute:
         self._pos = 0                    # where the next record starts in ``_buffer``
         self.max_record = MAX_HANDSHAKE_RECORD if confined else MAX_RECORD
         self.in_flight = 0               # the peer's requests we have not answered yet
+        self.peer: NodePeer | None = None    # the boot's side: who is at the other end
+        self.on_spawn: SpawnHook | None = None
+        self._cancel_spawn: Callable[[], None] | None = None
 
     # --- Route ---------------------------------------------------------------------
 
@@ -286,8 +282,44 @@ class SocketRoute:
                     event.set()
             elif kind == STDIO:
                 self._take_stdio()
+            elif kind == SPAWN:
+                self._spawn(body)
             else:
                 log.info("node %d sent an unknown record kind %d", self.peer_node, kind)
+
+    def _spawn(self, body: bytes) -> None:
+        """A thin client's program: its terminal came with it (taken as STDIO's)."""
+        def refuse(err: int, why: str) -> None:
+            log.info("node %d: spawn refused: %s", self.peer_node, why)
+            self._queue(EXIT, EXIT_BODY.pack(0, err))
+
+        if self._passed_fds:
+            self._take_stdio()
+        peer = self.peer
+        if self.on_spawn is None or peer is None:
+            return refuse(errno.ENOSYS, "this system does not spawn for clients")
+        if self._cancel_spawn is not None:
+            return refuse(errno.EBUSY, "one program per link")
+        if self._release_stdio is None:
+            return refuse(errno.EINVAL, "no terminal came with it")
+        if len(body) < SPAWN_HEAD.size:
+            return refuse(errno.EBADMSG, "short spawn record")
+        argc, envc = SPAWN_HEAD.unpack_from(body)
+        parts = body[SPAWN_HEAD.size:].split(b"\0")
+        if not argc or len(parts) != 1 + argc + envc + 1 or parts[-1]:
+            return refuse(errno.EBADMSG, "malformed spawn record")
+        cwd, argv, env = parts[0], parts[1:1 + argc], parts[1 + argc:1 + argc + envc]
+
+        def done(code: int, err: int, why: bytes = b"") -> None:
+            try:
+                self._queue(EXIT, EXIT_BODY.pack(code, err) + why[:1024])
+            except IpcError:
+                pass                     # the client is gone already
+
+        try:
+            self._cancel_spawn = self.on_spawn(peer, argv, env, cwd, done)
+        except Exception as exc:
+            refuse(errno.EPERM if isinstance(exc, PermissionError) else errno.EINVAL, str(exc))
 
     # --- the handshake ---------------------------------------------------------------
 
@@ -343,6 +375,9 @@ class SocketRoute:
         self._passed_fds = []
         self._buffer = bytearray()
         self._pos = 0
+        if self._cancel_spawn is not None:     # the client went: so does its program
+            cancel, self._cancel_spawn = self._cancel_spawn, None
+            cancel()
         if self._release_stdio is not None:
             self._release_stdio()
             self._release_stdio = None
@@ -408,6 +443,7 @@ class NodeSocket:
     on_join: PeerHook | None = None
     on_leave: PeerHook | None = None
     allow_uids: frozenset[int] = frozenset()
+    on_spawn: SpawnHook | None = None
     links: int = 0
     next_node: int = 2
     _refusals_logged: set[tuple[int, str]] = field(default_factory=set)
@@ -452,6 +488,7 @@ class NodeSocket:
                 return
             peer = NodePeer(node, uid, gid, host_pid)
             self.lattice.peers[node] = peer
+            route.peer, route.on_spawn = peer, self.on_spawn
             if self.on_join is not None:
                 try:
                     self.on_join(peer)
@@ -485,7 +522,7 @@ class NodeSocket:
 
 async def serve_socket(lattice: Lattice, path: str, *, on_stdio: StdioHook | None = None,
                        on_join: PeerHook | None = None, on_leave: PeerHook | None = None,
-                       allow_uids: Sequence[int] = (),
+                       allow_uids: Sequence[int] = (), on_spawn: SpawnHook | None = None,
                        task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """Accept other nodes on the Unix socket ``path`` until cancelled; removes it (and
     its key file, ``PATH.key``) after."""
@@ -505,7 +542,7 @@ async def serve_socket(lattice: Lattice, path: str, *, on_stdio: StdioHook | Non
     sock.listen(16)
     listener = trio.SocketListener(sock)
     server = NodeSocket(lattice, secret, on_stdio, on_join, on_leave, frozenset(allow_uids),
-                        next_node=2)
+                        on_spawn, next_node=2)
     try:
         async with trio.open_nursery() as nursery:
             task_status.started(path)

@@ -41,6 +41,9 @@ class BootConfig:
     allow_uids: tuple[int, ...] = ()         # host users besides ours who may join
     quiet: bool = False                      # the boot log to the log, not the console
     ramfs: Any = None                        # a tree loaded from an image; None: a fresh one
+    # on_spawn(system, peer, argv, env, cwd, done) -> cancel: run programs for thin
+    # clients on the node socket (cli/launch.py: spawn_for_client); None: refuse
+    on_spawn: Any = None
 
 
 @dataclass
@@ -55,6 +58,7 @@ class System:
     nursery: trio.Nursery
     joined_node: int = 0      # a joined client's view: the node whose servers it uses
     net: Any = None           # NET (sockets), when this process runs it
+    tracer: Any = None        # the one tracer of this system's programs (made on first use)
     started: float = field(default_factory=time.time)   # the boot log's time 0
 
     def log(self, line: str) -> None:
@@ -127,7 +131,9 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
                 await nursery.start(partial(serve_socket, lattice, config.socket_path,
                                             on_stdio=partial(attach_node_console, vfs),
                                             on_join=joined, on_leave=left,
-                                            allow_uids=config.allow_uids))
+                                            allow_uids=config.allow_uids,
+                                            on_spawn=partial(config.on_spawn, system)
+                                            if config.on_spawn else None))
                 system.log(f"kernel: node socket {config.socket_path}")
             start_console = getattr(console, "start", None)
             if start_console is not None:   # its pumps; ^C & co. go to PM as the kernel
