@@ -74,8 +74,8 @@ def test_inotify_sees_files_made_inside_xinim_and_through_the_fuse_mount(
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
-        fd = os.open(mnt / "tmp" / "seen" / "from-host", os.O_CREAT | os.O_WRONLY, 0o644)
-        os.close(fd)
+        # one call (no fd to close: xinim-run may end, and unmount, right after)
+        os.mkdir(mnt / "tmp" / "seen" / "from-host")
         assert proc.stdout.readline() == "created from-host\n"
         # then the shell makes one inside XINIM
         assert proc.stdout.readline() == "created inside\n"
@@ -84,3 +84,45 @@ def test_inotify_sees_files_made_inside_xinim_and_through_the_fuse_mount(
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+EXEC_CHECK = r"""
+import os, select, sys
+if len(sys.argv) > 1:            # after the exec: which event fds are still open?
+    names = []
+    for fd in sorted(int(f) for f in os.listdir("/proc/self/fd")):
+        try:
+            target = os.readlink("/proc/self/fd/%d" % fd)
+        except OSError:
+            continue
+        if target.startswith("anon_inode:"):
+            names.append(target)
+    print(" ".join(names))
+    sys.exit(0)
+ep = select.epoll()                                      # close-on-exec by default
+keep = [os.eventfd(1, 0), ep.fileno()]               # (os.eventfd defaults to EFD_CLOEXEC)
+os.set_inheritable(keep[1], True)
+lost = os.eventfd(2, os.EFD_CLOEXEC)
+t = os.open("/proc/self/fdinfo/%d" % keep[0], os.O_RDONLY)
+print(os.read(t, 4096).decode().splitlines()[-3])        # eventfd-count
+os.close(t)
+pid = os.fork()
+if pid == 0:                                               # the child's copy is the same file
+    os.write(keep[0], (5).to_bytes(8, "little"))
+    os._exit(0)
+os.waitpid(pid, 0)
+d = os.dup(keep[0])
+print(int.from_bytes(os.read(d, 8), "little"))
+os.execv(sys.executable, [sys.executable, sys.argv[0], "after"])
+"""
+
+
+def test_event_fds_survive_fork_dup_and_exec_as_linux(tmp_path: Path) -> None:
+    script = tmp_path / "exec_check.py"
+    script.write_text(EXEC_CHECK)
+    ref = native("/usr/bin/python3", str(script))
+    assert ref.returncode == 0, ref.stderr
+    assert ref.stdout.endswith("anon_inode:[eventpoll] anon_inode:[eventfd]\n")   # no 2nd eventfd
+    res = xinim_run("--bind", f"{tmp_path}:/s", "/usr/bin/python3", "/s/exec_check.py")
+    assert res.returncode == 0, res.stderr
+    _same(ref.stdout, res.stdout)

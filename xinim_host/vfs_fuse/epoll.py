@@ -143,9 +143,17 @@ class Epoll(AnonFile):
                 item.events &= EP_PRIVATE_BITS
             elif not item.events & EPOLLET:
                 self.ready[item] = None       # level-triggered: asked again next time
-            elif isinstance(item.q, WatchedQueue):
-                item.q.arm(item.events)       # the next edge of a host fd
         return out
+
+    def arm_edges(self) -> None:
+        """Before a wait: an edge-triggered item on a host fd (a pty) learns of its next
+        edge only through the queue's watcher.  Polling it arms the watcher when it is
+        drained; one left readable is armed anyway (its wake may then be spurious: the
+        host fd cannot tell new input from old)."""
+        for item in self.items.values():
+            if item.events & EPOLLET and isinstance(item.q, WatchedQueue) \
+                    and item not in self.ready and item.revents():
+                item.q.arm(item.events)
 
     def poll(self, of: Any, events: int) -> int:
         for item in list(self.ready):

@@ -99,6 +99,7 @@ def do_epoll_wait(srv: VfsServer, req: Request) -> Any:
     out = ep.collect(n)
     if out or b.timeout_ns == 0:
         return _events_reply(out)
+    ep.arm_edges()
     deadline = math.inf if b.timeout_ns < 0 else trio.current_time() + b.timeout_ns / 1e9
 
     def attempt() -> VfsDataReply | None:
