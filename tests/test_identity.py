@@ -10,10 +10,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import trio
 
+from support.pm import running_pm
 from support.run import C_DIR, native, run_env, xinim_run
 
+from xinim_host.cli.launch import run_program
+from xinim_host.lib import protocol as p
 from xinim_host.pm.proctable import PID_MAX, PID_MAX_LIMIT, PID_MAX_MIN, pid_max_from_env
+from xinim_host.system.boot import BootConfig, booted
+from xinim_host.vfs_fuse.mounts import DEFAULT_MOUNTS
 
 
 def _build(out: Path, name: str) -> Path:
@@ -39,6 +45,20 @@ def test_pid_max_from_env() -> None:
     assert pid_max_from_env({"XINIM_PID_MAX": str(1 << 30)}) == PID_MAX_LIMIT
 
 
+async def test_fork_replies_carry_pms_ids() -> None:
+    """The kernel's copy of a process's ids comes from these answers only."""
+    async with running_pm() as h:
+        parent = await h.fork(p.INIT_PID, host=5000)
+        await h.ok(p.ProcSetresgid(caller=parent, rgid=2000, egid=2001, sgid=2001))
+        await h.ok(p.ProcSetresuid(caller=parent, ruid=1000, euid=1001, suid=1001))
+        reply = await h.ok(p.ProcFork(parent_pid=parent, child_host_pid=5001))
+        assert isinstance(reply, p.ProcForkReply)
+        assert (reply.uid, reply.euid, reply.gid, reply.egid) == (1000, 1001, 2000, 2001)
+        thread = await h.ok(p.ProcFork(parent_pid=reply.result, child_host_pid=5002,
+                                       flags=0x10000 | 0x800 | 0x100 | 0x400))
+        assert (thread.uid, thread.euid) == (1000, 1001)
+
+
 def test_credentials_do_not_survive_a_reused_pid(progs: Path) -> None:
     """400 children of root become uid 65534 and die; pids wrap at 300; the next
     children of root are root (getuid, `id -u`, /proc/self/status), and the
@@ -50,6 +70,27 @@ def test_credentials_do_not_survive_a_reused_pid(progs: Path) -> None:
     assert lines[0] == "phase1 wrapped=1 failures=0"
     assert lines[1:7] == ["0", "root child: getuid=0 euid=0 Uid:\t0\t0\t0\t0"] * 3
     assert lines[7:] == ["phase3 wrapped=1 saw_root=0", "phase3 exit=0"]
+
+
+async def test_no_server_keeps_ids_or_state_of_a_reaped_process(
+        progs: Path, console: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After 2 x 200 children under a 300 pid limit, the kernel's copies of ids,
+    the VFS's process records and MM's are only those of processes PM still has."""
+    monkeypatch.setenv("XINIM_PID_MAX", "300")
+    mounts = [*DEFAULT_MOUNTS, (str(progs), "/t", "ro")]
+    async with booted(BootConfig(console=console, quiet=True, mounts=mounts)) as system:
+        assert system.pm.table.pid_max == 300
+        code = await run_program(system, ["/t/pid_wrap", "200"], {"PATH": "/usr/bin:/bin"})
+        assert code == 0, console.text   # type: ignore[attr-defined]
+        with trio.fail_after(20):        # init reaps the program itself last
+            while set(system.pm.table.procs) != {1, 2, 3, 4}:
+                await trio.sleep(0.02)
+        live = set(system.pm.table.procs)
+        assert set(system.kernel.creds) <= live | {p.INIT_PID}
+        assert set(system.vfs.procs) <= live
+        assert set(system.mm.procs) <= live
+        # the unprivileged children wrapped onto numbers root's children had
+        assert "phase3 wrapped=1 saw_root=0" in console.text   # type: ignore[attr-defined]
 
 
 def test_exec_of_a_setuid_file_updates_every_view_of_the_ids(progs: Path) -> None:
