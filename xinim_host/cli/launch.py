@@ -14,7 +14,7 @@ import posixpath
 import stat
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping, Sequence
 
 import trio
 
@@ -22,7 +22,6 @@ from ..kernel import renumber
 from ..kernel.calls.base import Op, Sendrec
 from ..kernel.calls.procs import ramfs_image
 from ..kernel.trap import SyscallRouter
-from ..kernel.trap.trace import Strace
 from ..intercept.tracer import Tracer
 from ..lib import protocol as p
 from ..system.boot import System
@@ -30,6 +29,10 @@ from ..system.place import start_dir
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
 from ..pm.exec import MAX_INTERP_DEPTH
+
+
+if TYPE_CHECKING:
+    from ..kernel.trap.trace import Strace
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,12 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..kernel.trap.trace import Strace, TraceOptions, TraceUsageError, parse_expressions
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..kernel.trap.trace import Strace
+# kernel.trap.trace (and python-ptrace's tables behind it) is imported only when
+# tracing is asked for: it is a sizeable part of a plain run's start-up
 from .options import FUSE_FLAGS, FUSE_IDS, fuse_options
 
 def is_fuse_options(value: str) -> bool:
@@ -66,10 +71,17 @@ def wants_trace(args: argparse.Namespace) -> bool:
 
 def check_trace_args(args: argparse.Namespace) -> str | None:
     """A usage error in the tracing options, or None."""
+    if not args.trace_exprs:
+        return _other_trace_errors(args)
+    from ..kernel.trap.trace import TraceUsageError, parse_expressions
     try:
         parse_expressions(args.trace_exprs)
     except TraceUsageError as exc:
         return str(exc)
+    return _other_trace_errors(args)
+
+
+def _other_trace_errors(args: argparse.Namespace) -> str | None:
     if args.strsize < 0:
         return "-s: a string size is a number >= 0"
     if args.follow >= 2 and not trace_file(args):
@@ -84,6 +96,7 @@ def strace_from(args: argparse.Namespace) -> Iterator[Strace | None]:
     if not wants_trace(args):
         yield None
         return
+    from ..kernel.trap.trace import Strace, TraceOptions
     path = trace_file(args)
     per_process = args.follow >= 2 and path is not None
     out = None if per_process else (open(path, "w") if path else sys.stderr)

@@ -25,9 +25,32 @@ import enum
 import sys
 from dataclasses import dataclass
 
-from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
-
 from ..lib.syscalls import Sys
+
+
+def _ptrace_names() -> dict[int, str]:
+    """python-ptrace's x86-64 name table (``ptrace/syscall/linux/x86_64.py``, a
+    dict literal), read without importing the ``ptrace`` package, whose
+    ``__init__`` and ``syscall`` package cost a plain run ~10 ms of start-up."""
+    import importlib.util
+    spec = importlib.util.find_spec("ptrace")
+    if spec is not None and spec.submodule_search_locations:
+        import os
+        path = os.path.join(list(spec.submodule_search_locations)[0], "syscall", "linux",
+                            "x86_64.py")
+        one = importlib.util.spec_from_file_location("_xinim_ptrace_x86_64", path)
+        if one is not None and one.loader is not None:
+            module = importlib.util.module_from_spec(one)
+            try:
+                one.loader.exec_module(module)
+                return dict(module.SYSCALL_NAMES)
+            except (OSError, AttributeError):
+                pass
+    from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+    return dict(SYSCALL_NAMES)
+
+
+SYSCALL_NAMES = _ptrace_names()
 
 # python-ptrace's name table stops at clone3 (435); newer calls programs make:
 _NEWER_THAN_PTRACE = {439: "faccessat2", 441: "epoll_pwait2", 452: "fchmodat2",

@@ -24,7 +24,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...intercept.actions import Complete, HostRun, Pending, Restart
 from ...intercept.tracee import Tracee
@@ -41,7 +41,10 @@ from .flight import ERESTART_RESTARTBLOCK, ERESTARTSYS, InFlight, TraceeMemory
 from .notices import Notices
 from .pm_host import PmHost
 from .tasks import TaskDirectory, TaskEntry
-from .trace import Strace
+
+
+if TYPE_CHECKING:
+    from .trace import Strace
 
 log = logging.getLogger(__name__)
 
