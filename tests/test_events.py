@@ -126,3 +126,26 @@ def test_event_fds_survive_fork_dup_and_exec_as_linux(tmp_path: Path) -> None:
     res = xinim_run("--bind", f"{tmp_path}:/s", "/usr/bin/python3", "/s/exec_check.py")
     assert res.returncode == 0, res.stderr
     _same(ref.stdout, res.stdout)
+
+
+ASYNCIO = r"""
+import asyncio
+async def main():
+    await asyncio.sleep(0.05)
+    proc = await asyncio.create_subprocess_exec("/bin/echo", "hello", "from", "echo",
+                                                stdout=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    print(out.decode().strip(), proc.returncode)
+asyncio.run(main())
+"""
+
+
+def test_python_asyncio_sleeps_and_runs_a_subprocess(tmp_path: Path) -> None:
+    from xinim_host.kernel.renumber import Action, LINUX_NUMBERS, route
+    if route(LINUX_NUMBERS["socketpair"]).action is Action.ENOSYS:
+        pytest.skip("asyncio's event loop needs socketpair (sockets: the NET server)")
+    script = tmp_path / "aio.py"
+    script.write_text(ASYNCIO)
+    res = xinim_run("--bind", f"{tmp_path}:/s", "/usr/bin/python3", "/s/aio.py")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "hello from echo 0\n"

@@ -121,4 +121,5 @@ async def watch(srv: Any, pid: int) -> int:
 
 
 def pending_changed(srv: Any, pid: int, pending: int) -> None:
-    srv.sigfds.set(pid, pending)
+    if pid in srv.procs:                  # (a notice may cross the process's exit)
+        srv.sigfds.set(pid, pending)
