@@ -194,3 +194,73 @@ print(a.recv(10))
     res = xinim_run(PYTHON, "-c", prog)
     assert res.returncode == 0, res.stderr
     assert res.stdout == "b'hi'\nb''\n"
+
+
+MORE_CASES = r"""
+import os, signal, socket, struct, time
+# read()/write() on socket fds: the VFS's proxy, the data through an indirect grant
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close(); n = 0
+    while True:
+        d = os.read(b.fileno(), 1 << 20)
+        if not d: break
+        n += len(d)
+    os.write(b.fileno(), str(n).encode()); os._exit(0)
+b.close()
+view = memoryview(b"z" * (3 << 20))
+while view:
+    view = view[os.write(a.fileno(), view):]
+a.shutdown(socket.SHUT_WR)
+print("read/write", os.read(a.fileno(), 100)); os.waitpid(pid, 0)
+# a read() parked in NET through the VFS is interrupted by a signal
+class Alarm(Exception): pass
+def on_alarm(sig, frame): raise Alarm()
+signal.signal(signal.SIGALRM, on_alarm)
+a, b = socket.socketpair()
+signal.setitimer(signal.ITIMER_REAL, 0.2)
+try:
+    os.read(a.fileno(), 10)
+except Alarm:
+    print("read interrupted")
+# SO_RCVTIMEO ends a blocked recv with EAGAIN
+a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("qq", 0, 100000))
+try:
+    a.recv(10)
+except BlockingIOError:
+    print("timed out")
+# big datagrams keep their boundaries; MSG_TRUNC says how long
+d1, d2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+d1.send(b"a" * 70000); d1.send(b"b" * 10)
+print("dgram", len(d2.recv(100000)), d2.recv(100000))
+d1.send(b"c" * 9000)
+print("trunc", d2.recv_into(bytearray(10), 10, socket.MSG_TRUNC))
+# SEQPACKET: records over a connection; EOF when the peer goes
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); srv.bind("\0xinim-seq"); srv.listen(1)
+c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); c.connect("\0xinim-seq")
+s, _ = srv.accept()
+c.send(b"one"); c.send(b"two"); c.close()
+print("seqpacket", s.recv(100), s.recv(100), s.recv(100))
+# SCM_CREDENTIALS with SO_PASSCRED: XINIM pid and ids
+x, y = socket.socketpair()
+y.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+x.send(b"c")
+msg, anc, flags, addr = y.recvmsg(10, socket.CMSG_SPACE(12))
+pid_, uid_, gid_ = struct.unpack("iII", anc[0][2])
+print("creds", anc[0][:2], pid_ == os.getpid(), uid_ == os.geteuid())
+# poll/select on a socket: the readiness NET pushes
+import select
+p, q = socket.socketpair()
+print("select empty", select.select([p], [], [], 0)[0] == [])
+q.send(b"!")
+print("select ready", select.select([p], [], [], 5)[0] == [p])
+"""
+
+
+def test_more_socket_cases(tmp_path: Path) -> None:
+    nat = native(PYTHON, "-c", MORE_CASES)
+    assert nat.returncode == 0, nat.stderr
+    xin = xinim_run(PYTHON, "-c", MORE_CASES)
+    assert xin.returncode == 0, xin.stderr
+    assert xin.stdout == nat.stdout

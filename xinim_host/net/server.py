@@ -29,6 +29,7 @@ class NetServer(Server):
     pid = p.NET_PID
     reply_type = p.NET_REPLY
     handlers = CALL_VECTOR
+    trusted = p.TRUSTED_SOURCES | {p.VFS_PID}     # the VFS forwards read/write on socket fds
 
     def __init__(self, lattice: Lattice) -> None:
         super().__init__(lattice)

@@ -105,6 +105,9 @@ def do_read_grant(srv: VfsServer, req: Request) -> Any:
         offset = -1
         if not io.seekable and not io.poll(of, 0x1) & _READY:
             return VfsDataReply(result=0, data=b"")
+    read_grant = getattr(io, "read_grant", None)
+    if read_grant is not None:       # another server copies (a socket: NET)
+        return read_grant(req, of, g, offset)
     size = g.size
     piece = BULK_PIECE if io.seekable else DATA_MAX
     asked = size if size < piece else piece
@@ -157,6 +160,9 @@ def do_write_grant(srv: VfsServer, req: Request) -> Any:
     size = g.size
     if fp.euid and size:
         _before_file_write(srv, fp, of)
+    write_grant = getattr(io, "write_grant", None)
+    if write_grant is not None:      # another server copies (a socket: NET)
+        return write_grant(req, of, g, b.offset)
     if not io.seekable:
         data = g.copy_from(0, size if size < DATA_MAX else DATA_MAX)
         if not data and size:
