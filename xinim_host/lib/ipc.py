@@ -770,16 +770,11 @@ class Lattice:
             log.debug("dropped frame %d@%d -> %d: no channel or endpoint", src, src_node, dst)
             return
         key = channel.ckey
-        later = None
-        if seq > channel.rekey_at:   # sealed under a later epoch's key: try that key
-            later = channel.next_key(seq)
-            if later is None:
-                self.stats.tampered += 1
-                log.warning("dropped frame %d@%d -> %d: seq %d too far ahead", src, src_node,
-                            dst, seq)
+        if seq > channel.rekey_at:   # sealed under a later epoch's key
+            plaintext = self._open_later_epoch(channel, frame, src, src_node, dst, seq)
+            if plaintext is None:
                 return
-            key = later[1]
-        if key is None:
+        elif key is None:
             plaintext = frame[HEAD_SIZE:]
         elif _ffi is not None:
             size = flen - HEAD_SIZE - TAG_SIZE
@@ -791,8 +786,6 @@ class Lattice:
             # AD: the frame's first AD_SIZE bytes (the call reads no further)
             if size < 0 or _aead_decrypt(out, _NULL, _NULL, frame[HEAD_SIZE:], size + TAG_SIZE,
                                          frame, AD_SIZE, frame[AD_SIZE:HEAD_SIZE], key) != 0:
-                if later is not None:
-                    chankey.wipe(later[0])
                 self.stats.tampered += 1
                 log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
                 return
@@ -802,8 +795,6 @@ class Lattice:
                 plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
                     frame[HEAD_SIZE:], frame[:AD_SIZE], frame[AD_SIZE:HEAD_SIZE], key)
             except Exception:  # nacl CryptoError: forged, corrupted or misrouted
-                if later is not None:
-                    chankey.wipe(later[0])
                 self.stats.tampered += 1
                 log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
                 return
@@ -811,8 +802,6 @@ class Lattice:
             self.stats.replayed += 1
             log.warning("dropped replayed frame %d@%d -> %d (seq %d)", src, src_node, dst, seq)
             return
-        if later is not None:        # authentic: the channel moves to that epoch's key
-            channel.adopt(later[0], later[1], seq)
         channel.last_seq = seq
         self.stats.delivered += 1
         try:
@@ -843,6 +832,38 @@ class Lattice:
             self._enqueue(endpoint, message)   # unsolicited: for ``recv``
             return
         self._enqueue_or_handle(endpoint, message)
+
+    def _open_later_epoch(self, channel: RecvChannel, frame: bytes, src: int, src_node: int,
+                          dst: int, seq: int) -> bytes | None:
+        """Open a frame sealed under a later epoch's key (the sender rekeyed): with
+        that key, which the channel adopts only if the frame opens with it."""
+        later = channel.next_key(seq)
+        if later is None:
+            self.stats.tampered += 1
+            log.warning("dropped frame %d@%d -> %d: seq %d too far ahead", src, src_node, dst,
+                        seq)
+            return None
+        key, ckey = later
+        size = len(frame) - HEAD_SIZE - TAG_SIZE
+        if _ffi is not None:
+            out = _ffi.new("unsigned char[]", max(size, 1))
+            ok = size >= 0 and _aead_decrypt(out, _NULL, _NULL, frame[HEAD_SIZE:],
+                                             size + TAG_SIZE, frame, AD_SIZE,
+                                             frame[AD_SIZE:HEAD_SIZE], ckey) == 0
+            plaintext = _unpack_bytes(_ffi.cast("char *", out), size) if ok else None
+        else:  # pragma: no cover
+            try:
+                plaintext = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+                    frame[HEAD_SIZE:], frame[:AD_SIZE], frame[AD_SIZE:HEAD_SIZE], ckey)
+            except Exception:
+                plaintext = None
+        if plaintext is None:
+            chankey.wipe(key)
+            self.stats.tampered += 1
+            log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
+            return None
+        channel.adopt(key, ckey, seq)   # authentic: that epoch's key from now on
+        return plaintext
 
     def _enqueue_or_handle(self, endpoint: Endpoint, delivery: Delivery) -> None:
         handler = endpoint.handler
