@@ -46,6 +46,7 @@ from .tasks import TaskDirectory, TaskEntry
 if TYPE_CHECKING:
     from .trace import Strace
 
+_DISPATCHED = renumber.DISPATCHED
 log = logging.getLogger(__name__)
 
 CLONE_THREAD = 0x10000
@@ -85,6 +86,11 @@ class SyscallRouter:
     # --- tracer callbacks -----------------------------------------------------------
 
     def on_syscall(self, tracee: Tracee, nr: int, args: tuple[int, ...]) -> Any:
+        xinim = _DISPATCHED.get(nr)
+        if xinim is not None:            # the common case: a served call of a named task
+            entry = self.tasks.tasks.get(tracee.tid)
+            if entry is not None and entry.ready:
+                return self.dispatch(tracee, entry, xinim, nr, args)
         route = renumber.route(nr)
         if route.action is RouteAction.HOST:
             return HostRun()
@@ -110,7 +116,10 @@ class SyscallRouter:
                  args: tuple[int, ...]) -> Any:
         flight = InFlight(self, tracee, entry, xinim, linux_nr, args)
         creds = self.kernel.creds_of(entry.pid)
-        ctx = SyscallContext(pid=entry.pid, tid=entry.tid, args=args, mem=TraceeMemory(tracee),
+        mem = entry.mem
+        if mem is None or mem.tracee is not tracee:   # one per task (a thread's exec moves it)
+            mem = entry.mem = TraceeMemory(tracee)
+        ctx = SyscallContext(pid=entry.pid, tid=entry.tid, args=args, mem=mem,
                              uid=creds.uid, euid=creds.euid, gid=creds.gid, egid=creds.egid,
                              host=flight)
         step = self.kernel.start(xinim, ctx, flight.on_step)

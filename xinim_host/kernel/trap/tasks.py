@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .flight import InFlight
@@ -19,6 +19,7 @@ class TaskEntry:
     tgid: int = 0                                     # its host process
     flight: "InFlight | None" = None                  # the call it is parked in, if any
     ready: bool = False                               # named, and the servers told
+    mem: Any = None                                   # its TraceeMemory, made once
 
 
 class TaskDirectory:
