@@ -255,6 +255,26 @@ p, q = socket.socketpair()
 print("select empty", select.select([p], [], [], 0)[0] == [])
 q.send(b"!")
 print("select ready", select.select([p], [], [], 5)[0] == [p])
+# sendfile to a socket (the whole file, position moved) and to a file (offset given)
+with open("/tmp/sf.bin", "wb") as f:
+    f.write(bytes(range(256)) * 9000)
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close(); got = bytearray()
+    while True:
+        d = b.recv(1 << 20)
+        if not d: break
+        got += d
+    os.write(b.fileno(), b"ok" if got == bytes(range(256)) * 9000 else b"bad"); os._exit(0)
+b.close()
+with open("/tmp/sf.bin", "rb") as f:
+    print("sendfile", a.sendfile(f), f.tell())
+a.shutdown(socket.SHUT_WR); print(a.recv(10)); os.waitpid(pid, 0)
+with open("/tmp/sf.bin", "rb") as f, open("/tmp/sf.out", "wb") as o:
+    print("sendfile file", os.sendfile(o.fileno(), f.fileno(), 100, 1000), f.tell())
+print(open("/tmp/sf.out", "rb").read() == (bytes(range(256)) * 9)[100:1100])
+os.unlink("/tmp/sf.bin"); os.unlink("/tmp/sf.out")
 """
 
 
@@ -264,3 +284,45 @@ def test_more_socket_cases(tmp_path: Path) -> None:
     xin = xinim_run(PYTHON, "-c", MORE_CASES)
     assert xin.returncode == 0, xin.stderr
     assert xin.stdout == nat.stdout
+
+
+async def test_net_crashing_takes_no_other_server_down(console: object) -> None:
+    """NET's loop dies (an exception in its nursery): logged, its endpoint closed;
+    socket calls answer an errno at once, and VFS, PM and MM go on serving."""
+    import dataclasses
+
+    import trio
+
+    from xinim_host.kernel.calls.base import SyscallContext
+    from xinim_host.lib import protocol as p
+    from xinim_host.lib.syscalls import Sys
+    from xinim_host.lib.usermem import FlatMemory
+    from xinim_host.system.boot import BootConfig, booted
+
+    async def boom() -> None:
+        raise RuntimeError("NET blows up (test)")
+
+    with trio.fail_after(30):
+        async with booted(BootConfig(console=console, quiet=True)) as system:
+            mem = FlatMemory(4096, base=0x10000)
+            init = SyscallContext(pid=p.INIT_PID, args=(0,) * 6, mem=mem)
+            sock = dataclasses.replace(init, args=(1, 1, 0, 0, 0, 0))
+            fd = await system.kernel.syscall(Sys.SOCKET, sock)
+            assert fd >= 0
+            system.net.nursery.start_soon(boom)
+            while not system.lattice.endpoints.get(p.NET_PID) or \
+                    not system.lattice.endpoints[p.NET_PID].closed:
+                if p.NET_PID not in system.lattice.endpoints:
+                    break
+                await trio.sleep(0)
+            assert await system.kernel.syscall(Sys.SOCKET, sock) < 0
+            assert await system.kernel.syscall(Sys.GETPID, init) == p.INIT_PID
+            mem.write(0x10000, b"/\0")
+            opened = dataclasses.replace(init, args=(0x10000, 0o200000, 0, 0, 0, 0))
+            dirfd = await system.kernel.syscall(Sys.OPEN, opened)
+            assert dirfd >= 0
+            assert await system.kernel.syscall(Sys.CLOSE, dataclasses.replace(
+                init, args=(dirfd, 0, 0, 0, 0, 0))) == 0
+            # the socket's fd closes without NET
+            assert await system.kernel.syscall(Sys.CLOSE, dataclasses.replace(
+                init, args=(fd, 0, 0, 0, 0, 0))) == 0

@@ -217,6 +217,7 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.SHUTDOWN: (NET, net.sys_shutdown),
     Sys.SETSOCKOPT: (NET, net.sys_setsockopt),
     Sys.GETSOCKOPT: (NET, net.sys_getsockopt),
+    Sys.SENDFILE: (NET, net.sys_sendfile),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

@@ -220,3 +220,4 @@ class Sys(enum.IntEnum):
     ACCEPT4 = 400
     SENDMMSG = 401
     RECVMMSG = 402
+    SENDFILE = 403

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Generator
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
+from ...lib.usermem import FlatMemory, UserMemory
 from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
@@ -365,7 +366,8 @@ def _parse_control(c: SyscallContext, control: int, size: int
 
 def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ...],
           total: int, flags: int, addr: bytes, fds: list[int],
-          creds: tuple[int, int, int] | None) -> Generator[Op, Any, int]:
+          creds: tuple[int, int, int] | None,
+          mem: UserMemory | None = None) -> Generator[Op, Any, int]:
     """One send: through a grant (NET copies from the caller's buffers) when NET is
     here, else in DATA_MAX messages.  A blocking stream send goes on until all is
     sent (each request may park); anything else answers with what went."""
@@ -382,7 +384,7 @@ def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ..
     try:
         if grants is not None:
             while True:
-                g = grants.grant(k.pid, c.pid, p.NET_PID, c.mem,
+                g = grants.grant(k.pid, c.pid, p.NET_PID, mem or c.mem,
                                  skip(segs, done) if done else segs, GRANT_READ)
                 try:
                     reply = yield from ask(p.NET_PID, p.NetSend(
@@ -688,3 +690,88 @@ def sys_recvmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
         if flags & MSG_WAITFORONE:
             flags |= MSG_DONTWAIT
     return got
+
+
+# --- sendfile ----------------------------------------------------------------------
+
+SENDFILE_BLOCK = 1 << 20
+BOUNCE_BASE = 0x10000
+MAX_RW_COUNT = 0x7FFFF000
+
+
+def sys_sendfile(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """sendfile(out, in, offset*, count): the file is read through a grant on a
+    kernel-side bounce buffer (the VFS copies into it) and sent from it through a
+    grant to NET -- or, for an out fd that is no socket, to the VFS.  One MiB per
+    round; a short write ends the call (the in file's position covers only what
+    went)."""
+    out_fd, in_fd, offp = c_int(c.args[0]), c_int(c.args[1]), c.args[2]
+    count = min(c.args[3], MAX_RW_COUNT)
+    offset = -1
+    if offp:
+        (offset,) = struct.unpack("<q", c.mem.read(offp, 8))
+        if offset < 0:
+            raise SysError(errno.EINVAL)
+    try:
+        ref: _SockRef | None = yield from _sock_of(c, out_fd)
+    except SysError as exc:
+        if exc.errno != errno.ENOTSOCK:
+            raise
+        ref = None
+    grants = net_grants(k)
+    if grants is None:
+        raise SysError(errno.ENOSYS)          # a joined node: the program falls back
+    buf = FlatMemory(min(max(count, 1), SENDFILE_BLOCK), BOUNCE_BASE)
+    done = 0
+    while done < count:
+        want = min(count - done, SENDFILE_BLOCK)
+        seg = ((BOUNCE_BASE, want),)
+        g = grants.grant(k.pid, c.pid, p.VFS_PID, buf, seg, GRANT_WRITE)
+        try:
+            reply = yield from ask(p.VFS_PID, p.VfsReadGrant(
+                caller=c.pid, fd=in_fd, grant=g.gid,
+                offset=offset + done if offset >= 0 else -1))
+        except SysError:
+            if done:
+                break
+            raise
+        finally:
+            grants.revoke(g)
+        n = reply.result
+        if reply.data:                        # a read that waited: its data came here
+            buf.write(BOUNCE_BASE, reply.data)
+            n = len(reply.data)
+        if n <= 0:
+            break
+        try:
+            if ref is not None:
+                sent = yield from _send(k, c, ref, ((BOUNCE_BASE, n),), n, 0, b"", [], None,
+                                        mem=buf)
+            else:
+                g = grants.grant(k.pid, c.pid, p.VFS_PID, buf, ((BOUNCE_BASE, n),),
+                                 GRANT_READ)
+                try:
+                    sent = (yield from ask(p.VFS_PID, p.VfsWriteGrant(
+                        caller=c.pid, fd=out_fd, grant=g.gid, offset=-1))).result
+                finally:
+                    grants.revoke(g)
+        except SysError:
+            sent = -1
+            if not done:
+                if offset < 0:                # the in file gives back what did not go
+                    yield Sendrec(p.VFS_PID, p.VfsLseek(caller=c.pid, fd=in_fd, offset=-n,
+                                                        whence=os.SEEK_CUR))
+                raise
+        if sent < n:
+            if offset < 0:
+                yield Sendrec(p.VFS_PID, p.VfsLseek(caller=c.pid, fd=in_fd,
+                                                    offset=-(n - max(sent, 0)),
+                                                    whence=os.SEEK_CUR))
+            done += max(sent, 0)
+            break
+        done += sent
+        if n < want:
+            break
+    if offp:
+        c.mem.write(offp, struct.pack("<q", offset + done))
+    return done
