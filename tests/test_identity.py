@@ -13,6 +13,7 @@ import pytest
 import trio
 
 from support.pm import running_pm
+from test_join import join, running_system  # noqa: F401 -- a booted system to join
 from support.run import C_DIR, native, run_env, xinim_run
 
 from xinim_host.cli.launch import run_program
@@ -214,3 +215,22 @@ def test_ramfs_script_as_the_first_program(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     r = xinim_run("--image", image, "/root/r.sh", "one")
     assert (r.returncode, r.stdout) == (0, "ram /root/r.sh one\n"), r.stderr
+
+
+def test_dev_stderr_is_our_stderr_not_the_console() -> None:
+    """xinim-run's fd 2 is its own console (our stderr): /dev/stderr and
+    /proc/self/fd/2 reopen that one, not /dev/console's stdout."""
+    r = xinim_run("/bin/sh", "-c", "echo out > /dev/stdout; echo err > /dev/stderr; "
+                  "echo e3 > /proc/self/fd/2; readlink /proc/self/fd/2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "out\n/dev/console\n"
+    assert r.stderr.splitlines()[-2:] == ["err", "e3"]
+
+
+def test_joined_node_reopens_its_own_terminal(running_system: tuple[str, object]) -> None:
+    """A joined node's fds 0-2 are its own terminal: /dev/stdout and /dev/stderr
+    reopen those, not the booted system's console."""
+    sock, _server = running_system
+    r = join(sock, "/bin/sh", "-c", "echo out > /dev/stdout; echo err > /dev/stderr")
+    assert (r.returncode, r.stdout) == (0, "out\n"), r.stderr
+    assert "err" in r.stderr.splitlines()

@@ -84,6 +84,21 @@ class PNode:
         return f"<PNode {self.name!r} ino={self.ino} mode={self.mode:o}>"
 
 
+
+class DeviceAlias(PNode):
+    """A device node standing for one particular device object, not for whatever
+    its numbers name: xinim-run's second console (the program's fd 2 on our
+    stderr), a joined node's terminal.  It has the name, numbers and owner of
+    ``node`` (fstat and /proc/PID/fd/N show /dev/console), and opening it --
+    through /proc/PID/fd/N, /dev/stderr -- opens ``device`` itself."""
+
+    __slots__ = ("device",)
+
+    def __init__(self, node: PNode, device: Any) -> None:
+        super().__init__(node.ino, node.mode, node.name, node.parent, uid=node.uid,
+                         gid=node.gid, rdev=node.rdev, data=node.data, key=node.key)
+        self.device = device
+
 class PseudoFs:
     """Base of devfs, devpts and procfs.  Subclasses give ``children(dir)`` (and may
     speed up ``child(dir, name)``), ``link_target(node)``, ``content(node)`` and

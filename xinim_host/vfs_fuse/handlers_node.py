@@ -12,6 +12,7 @@ from ..uart.terminal import FdConsole
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import is_kernel
+from .devfs_nodes import DeviceAlias
 from .devices import ConsoleDevice
 
 if TYPE_CHECKING:
@@ -74,5 +75,6 @@ def do_node_stdio(srv: VfsServer, req: Request) -> int:
             srv.close_fd(fp, fd)
         except SysError:
             pass   # was not open
-        fp.install(srv.open_file(cons.fs, cons.node, device, os.O_RDWR), fd, False)
+        fp.install(srv.open_file(cons.fs, DeviceAlias(cons.node, device), device, os.O_RDWR),
+                   fd, False)
     return 0

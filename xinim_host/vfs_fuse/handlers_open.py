@@ -10,6 +10,7 @@ from ..lib.errors import SysError
 from ..lib.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
 from .fdtable import NOFILE, O_PATH, SETFL_MASK, Fproc, OpenFile
 from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs, drop_setid
+from .devfs_nodes import DeviceAlias
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
@@ -135,8 +136,11 @@ def _open(srv: VfsServer, req: Request) -> Any:
     elif fmt == 0o010000:                          # S_IFIFO
         return _open_fifo(srv, req, fp, loc, status, cloexec)
     elif fmt == 0o020000:                          # S_IFCHR
-        rdev = node.rdev if fs.kind == "ramfs" else node.st.st_rdev
-        dev = srv.devices.get(rdev)
+        if type(node) is DeviceAlias:
+            dev = node.device                      # that very console, reopened
+        else:
+            rdev = node.rdev if fs.kind == "ramfs" else node.st.st_rdev
+            dev = srv.devices.get(rdev)
         if dev is None:
             raise SysError(errno.ENXIO)
         of = srv.open_file(fs, node, dev, status, req=req)

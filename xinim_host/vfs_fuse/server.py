@@ -20,6 +20,7 @@ from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import INIT_PID, PM_PID, VFS_PID, VFS_REPLY, ProcKill
 from ..lib.server import Request, Server
 from .devfs import install_devfs
+from .devfs_nodes import DeviceAlias
 from .devices import ConsoleDevice, make_devices
 from .epoll import forget_file
 from .inotify import InotifyHub
@@ -155,7 +156,9 @@ class VfsServer(Server):
         fp.install(of, 0, False)
         fp.install(of, 1, False)
         if self.console_err is not None:
-            of = self.open_file(cons.fs, cons.node, self.console_err, os.O_RDWR)
+            # its own node, so that reopening fd 2 (/dev/stderr) reaches our stderr
+            of = self.open_file(cons.fs, DeviceAlias(cons.node, self.console_err),
+                                self.console_err, os.O_RDWR)
         else:
             of.refs += 1
         fp.install(of, 2, False)
