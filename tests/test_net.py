@@ -326,3 +326,11 @@ async def test_net_crashing_takes_no_other_server_down(console: object) -> None:
             # the socket's fd closes without NET
             assert await system.kernel.syscall(Sys.CLOSE, dataclasses.replace(
                 init, args=(fd, 0, 0, 0, 0, 0))) == 0
+
+
+def test_ipv6_and_options() -> None:
+    nat = native(PYTHON, str(PY_DIR / "net_v6_options.py"))
+    assert nat.returncode == 0, nat.stderr
+    xin = xinim_run("--bind", f"{PY_DIR}:/t", PYTHON, "/t/net_v6_options.py")
+    assert xin.returncode == 0, xin.stderr
+    assert xin.stdout == nat.stdout

@@ -45,7 +45,7 @@ INSTALL_KEEP = 1          # VfsFdsInstall.flags: MSG_PEEK -- the tokens stay hel
 W_OK = 2
 _FD = struct.Struct("<i")
 _TOKEN = struct.Struct("<Q")
-FIONREAD = 0x541B
+FIONREAD, SIOCOUTQ = 0x541B, 0x5411
 
 
 class SockNode:
@@ -248,7 +248,17 @@ class SocketIO:
         self.wq.wake(mask)
 
     def ioctl(self, req: "Request", of: Any, request: int, data: bytes) -> tuple[int, bytes]:
-        raise SysError(errno.ENOTTY)
+        """FIONREAD / SIOCOUTQ: NET knows (asked as procfs asks PM: a busy NET makes
+        the handler run again with the answer)."""
+        if request not in (FIONREAD, SIOCOUTQ):
+            raise SysError(errno.ENOTTY)
+        reply = self.srv.peers.ask(p.NET_PID, p.NetIoctl(caller=req.caller, sock=self.sid,
+                                                         request=request))
+        if reply is None:
+            raise SysError(errno.ENOTTY)
+        if reply.error:
+            raise SysError(reply.error)
+        return 0, reply.data
 
     def open(self, req: Any, of: Any) -> None:
         pass
