@@ -30,6 +30,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -114,13 +115,60 @@ class Outcome:
     stops_per_call: float | None = None   # xinim-run's tracer stops per trapped syscall
 
 
-def run(mode: str, bindir: Path, shm: Path, argv: list[str], stats: bool = False) -> Outcome:
+class Boots:
+    """A running xinim-boot per xinim mode, for the joined start-up row (started
+    on first use, stopped at the end)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.procs: dict[str, tuple[subprocess.Popen, str]] = {}
+
+    def socket(self, mode: str) -> str | None:
+        if mode in self.procs:
+            return self.procs[mode][1]
+        sock = str(self.bindir / f"{mode}.sock")
+        boot = ([sys.executable, "-m", "xinim_host.cli.boot"] if mode == "before"
+                else [str(Path(sys.executable).with_name("xinim-boot"))])
+        proc = subprocess.Popen(boot + ["--serial", "pty", "--socket", sock, "--init",
+                                        "/bin/sleep", "1000000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env(mode), cwd="/", start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(sock + ".key"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                print(f"bench: no xinim-boot for mode {mode}", file=sys.stderr)
+                proc.kill()
+                self.procs[mode] = (proc, "")
+                return None
+            time.sleep(0.05)
+        time.sleep(0.5)                       # init started
+        self.procs[mode] = (proc, sock)
+        return sock
+
+    def stop(self) -> None:
+        for proc, _ in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+BOOTS: list[Boots] = []
+
+
+def run(mode: str, bindir: Path, shm: Path, argv: list[str], stats: bool = False,
+        join: str | None = None) -> Outcome:
     where = place(mode, bindir, shm)
     cmd = runner(mode, bindir) + [where.fill(a) for a in argv]
+    if join is not None:            # a joined run: no --bind (the booted system has it)
+        cmd = [c for c in cmd if c != "--bind" and not c.endswith(":/b")]
     for attempt in range(RETRIES + 1):
         t0 = time.perf_counter()
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env(mode, stats), cwd="/", timeout=600)
+                             env={**env(mode, stats), **({"XINIM_SOCKET": join} if join else {})},
+                             cwd="/", timeout=600)
         wall = time.perf_counter() - t0
         if res.returncode == 0:
             break
@@ -171,6 +219,17 @@ def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
     def wall(argv: list[str]) -> Callable[[str], float]:
         return lambda mode: run(mode, bindir, shm, argv).wall * 1000
 
+    def joined(argv: list[str]) -> Callable[[str], float | None]:
+        """A run joined to a running xinim-boot (xinim-run and its older revision)."""
+        def measure(mode: str) -> float | None:
+            if mode not in ("xinim", "before"):
+                return None
+            sock = BOOTS[0].socket(mode)
+            if not sock:
+                return None
+            return run(mode, bindir, shm, argv, join=sock).wall * 1000
+        return measure
+
     def stops(script: str) -> Callable[[str], float | None]:
         """Tracer stops per trapped syscall (xinim-run and its older revision only:
         strace and PRoot without seccomp stop twice for every syscall)."""
@@ -190,6 +249,7 @@ def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
             lambda m: loop_ns(m, ["{B}/openread_loop", str(n_open), "/etc/passwd"], n_open),
             "3 delegated syscalls (VFS)"),
         Row("start-up (/bin/true)", "ms", wall(["/bin/true"]), "fixed cost, wall"),
+        Row("start-up --join", "ms", joined(["/bin/true"]), "to a running xinim-boot, wall"),
         Row("ls -la /usr/bin", "ms", inner("exec {B}/timeit /bin/ls -la /usr/bin > /dev/null"),
             "~3300 syscalls"),
         Row("ls -la /usr/bin (wall)", "ms", wall(["/bin/ls", "-la", "/usr/bin"]),
@@ -296,6 +356,7 @@ def main() -> int:
             profile(args.profile, bindir, args.profile_out)
             return 0
         rows = make_rows(bindir, Path(shm), args.quick)
+        BOOTS.append(Boots(bindir))
         if args.only:
             wanted = [w.strip() for w in args.only.split(",")]
             rows = [r for r in rows if any(r.name.startswith(w) for w in wanted)]
@@ -316,6 +377,7 @@ def main() -> int:
             print(f"  {r.name}: " + ", ".join(
                 f"{m} {fmt(r.values[m])} (min {fmt(r.best[m])})" for m in modes if m in r.values),
                 file=sys.stderr, flush=True)
+        BOOTS[0].stop()
         print(report(rows, modes))
         if FAILED:
             print(f"# {len(FAILED)} failed run(s), repeated:")
