@@ -149,3 +149,31 @@ def test_python_asyncio_sleeps_and_runs_a_subprocess(tmp_path: Path) -> None:
     res = xinim_run("--bind", f"{tmp_path}:/s", "/usr/bin/python3", "/s/aio.py")
     assert res.returncode == 0, res.stderr
     assert res.stdout == "hello from echo 0\n"
+
+
+def test_inotify_sees_host_writes_through_the_fuse_mount(events_prog: Path, tmp_path: Path) -> None:
+    """A file written on the host through the FUSE mount: IN_CREATE, IN_OPEN,
+    IN_MODIFY, IN_CLOSE_WRITE, as a local write would give on Linux."""
+    import os
+    from support.run import XINIM_RUN, run_env
+    _build(events_prog, "inotify_wait")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.Popen(
+        [XINIM_RUN, "--mount", str(mnt), "--bind", f"{events_prog}:/t", "/bin/sh", "-c",
+         "mkdir /tmp/seen && /t/inotify_wait /tmp/seen 4 0x12a"],   # CREATE OPEN MODIFY CLOSE_WRITE
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        env=run_env(), cwd="/")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        fd = os.open(mnt / "tmp" / "seen" / "edited", os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, b"hello")
+        os.close(fd)
+        got = [proc.stdout.readline() for _ in range(4)]
+        assert got == ["0x100 edited\n", "0x20 edited\n", "0x2 edited\n", "0x8 edited\n"]
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

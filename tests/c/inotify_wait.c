@@ -1,5 +1,7 @@
-/* Watch DIR for IN_CREATE, say "ready", print the names of the next COUNT events
- * (a blocking read: the test creates the files, inside XINIM or through FUSE). */
+/* Watch DIR for IN_CREATE (or MASK, hex), say "ready", print the names of the next
+ * COUNT events, with their masks when MASK is given (a blocking read: the test
+ * makes the changes, inside XINIM or through FUSE).
+ *   inotify_wait DIR [COUNT [MASK]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/inotify.h>
@@ -7,8 +9,9 @@
 
 int main(int argc, char **argv) {
     int count = argc > 2 ? atoi(argv[2]) : 1;
+    unsigned mask = argc > 3 ? strtoul(argv[3], NULL, 16) : IN_CREATE;
     int in = inotify_init();
-    if (in < 0 || inotify_add_watch(in, argv[1], IN_CREATE) < 0) {
+    if (in < 0 || inotify_add_watch(in, argv[1], mask) < 0) {
         perror("inotify");
         return 1;
     }
@@ -23,7 +26,10 @@ int main(int argc, char **argv) {
         }
         for (char *p = buf; p < buf + n && count > 0; count--) {
             struct inotify_event *e = (struct inotify_event *)p;
-            printf("created %s\n", e->len ? e->name : "-");
+            if (argc > 3)
+                printf("%#x %s\n", e->mask, e->len ? e->name : "-");
+            else
+                printf("created %s\n", e->len ? e->name : "-");
             p += sizeof *e + e->len;
         }
         fflush(stdout);

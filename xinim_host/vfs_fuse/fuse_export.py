@@ -105,6 +105,7 @@ class _Handle:
     is_dir: bool
     uid: int          # opener's uid: write() carries no context (for kill-suid)
     append: bool = False
+    writable: bool = False   # for inotify's IN_CLOSE_WRITE at release
 
 
 class RamfsFuse(pyfuse3.Operations):
@@ -221,11 +222,14 @@ class RamfsFuse(pyfuse3.Operations):
         self._lookups[ino] = n + 1
         return self._attrs(inode)
 
-    def _new_fh(self, inode: Inode, is_dir: bool, uid: int, append: bool = False) -> int:
+    def _new_fh(self, inode: Inode, is_dir: bool, uid: int, append: bool = False,
+                flags: int = os.O_RDONLY) -> int:
         fh = self._next_fh
         self._next_fh = fh + 1
         self.fs.hold(inode)   # an open handle keeps an unlinked inode alive
-        self._handles[fh] = _Handle(inode, is_dir, uid, append)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        self._handles[fh] = _Handle(inode, is_dir, uid, append, writable)
+        self.fs.accessed("open", inode)
         return fh
 
     def _handle(self, fh: int) -> _Handle:
@@ -408,7 +412,7 @@ class RamfsFuse(pyfuse3.Operations):
                     self.fs.truncate(inode, 0)
         finally:
             self._local -= 1
-        fh = self._new_fh(inode, False, ctx.uid, bool(flags & os.O_APPEND))
+        fh = self._new_fh(inode, False, ctx.uid, bool(flags & os.O_APPEND), flags)
         return pyfuse3.FileInfo(fh=fh, keep_cache=self.keep_cache), self._remember(inode)
 
     @_errors
@@ -426,7 +430,7 @@ class RamfsFuse(pyfuse3.Operations):
                 self._local -= 1
         # keep_cache=False (default): every open starts from the ramfs, not
         # from pages the kernel cached before a XINIM process changed the file.
-        fh = self._new_fh(node, False, ctx.uid, bool(flags & os.O_APPEND))
+        fh = self._new_fh(node, False, ctx.uid, bool(flags & os.O_APPEND), flags)
         return pyfuse3.FileInfo(fh=fh, keep_cache=self.keep_cache)
 
     @_errors
@@ -469,6 +473,7 @@ class RamfsFuse(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         h = self._handles.pop(fh, None)
         if h is not None:
+            self.fs.accessed("close-write" if h.writable else "close-nowrite", h.inode)
             self.fs.release(h.inode)
 
     async def fsync(self, fh: int, datasync: bool) -> None:

@@ -6,8 +6,9 @@ program through the FUSE export, which share the one tree -- so one listener,
 :class:`InotifyHub`, turns those into inotify events for every watch on the
 inode and on its directory.  A rename is the pair remove+create of the same inode
 while ``Ramfs.renaming`` names it: IN_MOVED_FROM/IN_MOVED_TO with one cookie.
-Opens and closes come from the VFS's open file descriptions (IN_OPEN,
-IN_CLOSE_WRITE, IN_CLOSE_NOWRITE).  Watches on host mounts are accepted and stay
+Opens and closes (IN_OPEN, IN_CLOSE_WRITE, IN_CLOSE_NOWRITE) come from the VFS's
+open file descriptions and the FUSE export's handles, through
+``Ramfs.accessed``.  Watches on host mounts are accepted and stay
 silent (the host's changes are not seen).
 
 An :class:`Inotify` instance is an anonymous file (``anon_inode:inotify``) whose
@@ -164,6 +165,7 @@ class InotifyHub:
         self.cookie = 0
         self._move_cookie = 0
         ramfs.add_listener(self.changed)
+        ramfs.add_access_listener(self.accessed)
 
     def unwatch(self, w: Watch) -> None:
         ws = self.watches.get(w.inode)
@@ -236,11 +238,9 @@ class InotifyHub:
             for w in list(self.watches.get(inode, ())):
                 w.inst.drop(w)
 
-    # -- from the VFS's open file descriptions -------------------------------------------------
-    def opened(self, inode: Any) -> None:
-        if self.watches:
-            self._about(inode, IN_OPEN)
+    # -- opens and closes, by the VFS's descriptions or the FUSE export's handles ------------
+    _ACCESS = {"open": IN_OPEN, "close-write": IN_CLOSE_WRITE, "close-nowrite": IN_CLOSE_NOWRITE}
 
-    def closed(self, inode: Any, writable: bool) -> None:
+    def accessed(self, what: str, inode: Any) -> None:
         if self.watches:
-            self._about(inode, IN_CLOSE_WRITE if writable else IN_CLOSE_NOWRITE)
+            self._about(inode, self._ACCESS[what])

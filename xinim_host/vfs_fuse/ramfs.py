@@ -185,6 +185,7 @@ class Ramfs:
         self._next_ino = ROOT_INO
         self._listeners: list[Listener] = []
         self.renaming: Inode | None = None      # the inode whose rename listeners hear now
+        self._access_listeners: list[Callable[[str, Inode], None]] = []
         self.pinned: set[Inode] = set()     # mount points: rmdir/rename/unlink say EBUSY
         # the journal's page bookkeeping (journal.Tracker): which pages a write
         # touched and how far a truncate cut, which the "data" event does not say
@@ -199,6 +200,19 @@ class Ramfs:
 
     def remove_listener(self, cb: Listener) -> None:
         self._listeners.remove(cb)
+
+    def add_access_listener(self, cb: Callable[[str, Inode], None]) -> None:
+        self._access_listeners.append(cb)
+
+    def accessed(self, what: str, inode: Inode) -> None:
+        """``inode`` was opened or closed ("open", "close-write", "close-nowrite") by a
+        XINIM program or through the FUSE export: not a change (the change listeners
+        do not hear it), but inotify reports it."""
+        for cb in self._access_listeners:
+            try:
+                cb(what, inode)
+            except Exception:  # a listener must never break the filesystem
+                log.exception("ramfs access listener failed on %s", what)
 
     def _emit(self, event: str, inode: Inode, parent: Inode | None = None,
               name: bytes | None = None) -> None:

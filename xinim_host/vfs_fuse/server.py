@@ -235,7 +235,7 @@ class VfsServer(Server):
         if of.writable and fs is self.mounts.root_fs:
             self.write_opens[node] = self.write_opens.get(node, 0) + 1
         if self.inotify.watches and fs.kind == "ramfs":
-            self.inotify.opened(node)
+            self.ramfs.accessed("open", node)
         return of
 
     def drop(self, of: OpenFile) -> None:
@@ -246,7 +246,7 @@ class VfsServer(Server):
         if of.epitems:
             forget_file(of)                     # epoll watches descriptions, not fds
         if self.inotify.watches and of.fs.kind == "ramfs":
-            self.inotify.closed(of.node, of.writable)
+            self.ramfs.accessed("close-write" if of.writable else "close-nowrite", of.node)
         try:
             self.locks.released(of)
             if of.io is not None:
