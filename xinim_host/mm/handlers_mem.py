@@ -232,17 +232,28 @@ def do_msync(srv: MmServer, req: Request) -> p.MmReply:
     if length == 0:
         return p.MmReply()
     proc = srv.proc(pid)
-    pieces, hole = _clipped(srv.acct.space(pid), b.addr, b.addr + length)
+    lo, hi = b.addr, b.addr + length
+    wb_fds = proc.wb_fds
     entries = []
     resume = 0
-    for r in pieces:
-        fd = proc.wb_fds.get(r.backing.vnode) if shared_file(r) else None
+    covered = 0
+    # Only the shared file maps with a write-back fd are cut to the range; for the
+    # rest the coverage is enough (an exit's or exec's flush of the whole address
+    # space with no such map -- the common case -- slices nothing).
+    for r in srv.acct.space(pid).overlapping(lo, length):
+        start, end = max(r.start, lo), min(r.end, hi)
+        covered += end - start
+        if resume or not wb_fds or not shared_file(r):
+            continue
+        fd = wb_fds.get(r.backing.vnode)
         if fd is None:
             continue
         if len(entries) == p.MM_RANGES_MAX:
-            resume = r.start
-            break
-        entries.append((r.start, r.length, r.backing.offset, fd))
+            resume = start
+            continue
+        piece = r.slice(start, end)
+        entries.append((piece.start, piece.length, piece.backing.offset, fd))
+    hole = covered < length
     status = (p.MM_ST_HOLE if hole else 0) | (p.MM_ST_MORE if resume else 0)
     return p.MmReply(status=status, old=resume, data=p.pack_ranges(entries))
 
