@@ -174,7 +174,7 @@ MALFORMED = {
     "truncated-payload": (p.VFS_CLOSE, _raw(p.VFS_CLOSE, b"\1\0\0\0"), errno.EBADMSG,
                           p.VFS_CLOSE, 99),
     "trailing-bytes": (p.VFS_CLOSE, _raw(p.VFS_CLOSE, bytes(9)), errno.EBADMSG, p.VFS_CLOSE, 99),
-    "path-over-255": (p.VFS_CHDIR, _raw(p.VFS_CHDIR, struct.pack("<iH", 1, 300) + b"a" * 300),
+    "path-over-4095": (p.VFS_CHDIR, _raw(p.VFS_CHDIR, struct.pack("<iH", 1, 4096) + b"a" * 4096),
                       errno.EBADMSG, p.VFS_CHDIR, 99),
     "data-over-4096": (p.VFS_WRITE, _raw(p.VFS_WRITE, struct.pack("<iiqI", 1, 1, -1, 5000)
                                          + b"d" * 5000), errno.EBADMSG, p.VFS_WRITE, 99),

@@ -118,7 +118,7 @@ def _extreme(cls: type, *, maximum: bool, m_type: int | None = None) -> p.Payloa
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
 @pytest.mark.parametrize("maximum", [True, False], ids=["max", "min"])
 def test_extreme_values_roundtrip(cls: type, maximum: bool) -> None:
-    """Every field at its bounds at once: paths of 255 bytes, data of 4096."""
+    """Every field at its bounds at once: paths of 4095 bytes, data of 4096."""
     m_type = cls.M_TYPE if p.is_reply_type(cls.M_TYPE) else None
     body = _extreme(cls, maximum=maximum, m_type=m_type)
     _roundtrip(body, INT_RANGES["i"][1 if maximum else 0], INT_RANGES["Q"][1 if maximum else 0])
@@ -147,7 +147,7 @@ def test_overlong_path_is_enametoolong(cls: type) -> None:
     for name, kind in cls._VAR:
         if kind is not wire.PATH:
             continue
-        body = dataclasses.replace(_extreme(cls, maximum=False), **{name: b"a" * 256})
+        body = dataclasses.replace(_extreme(cls, maximum=False), **{name: b"a" * (p.PATH_MAX_WIRE + 1)})
         with pytest.raises(p.ProtocolError) as info:
             p.encode(body)
         assert info.value.errno == errno.ENAMETOOLONG and info.value.m_type == cls.M_TYPE
@@ -209,7 +209,7 @@ def test_every_truncation_is_ebadmsg(cls: type) -> None:
 
 def test_length_prefix_over_the_bound_is_ebadmsg() -> None:
     head = p.HEADER.pack(0, p.VFS_CHDIR, 9) + struct.pack("<i", 1)
-    exc = _decode_error(head + struct.pack("<H", 256) + b"a" * 256)
+    exc = _decode_error(head + struct.pack("<H", 4096) + b"a" * 4096)
     assert exc.errno == errno.EBADMSG and exc.req_id == 9 and exc.m_type == p.VFS_CHDIR
     head = p.HEADER.pack(0, p.VFS_WRITE, 9) + struct.pack("<iiq", 1, 1, -1)
     exc = _decode_error(head + struct.pack("<I", 4097) + b"a" * 4097)

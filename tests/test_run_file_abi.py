@@ -7,6 +7,7 @@ outputs must be the same (the XINIM pid the child sees in F_GETLK is the parent'
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ def prog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _both(prog: Path, tmp_path: Path, *sections: str) -> tuple[str, str]:
-    here = native(str(prog / "file_abi"), str(tmp_path), *sections, timeout=60)
+    # natively in a tmpfs (/dev/shm): XINIM's ramfs answers as tmpfs does
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        here = native(str(prog / "file_abi"), shm, *sections, timeout=60)
     assert here.returncode == 0, here.stderr
     there = xinim_run("--bind", f"{prog}:/t", "/t/file_abi", "/tmp", *sections, timeout=120)
     assert there.returncode == 0, there.stderr
@@ -65,3 +68,29 @@ def test_sqlite_writers_never_lose_a_row() -> None:
     assert lines[0] == "try: database is locked"
     assert sorted(line.split()[:2] for line in lines[1:3]) == [["A", "150"], ["B", "150"]]
     assert lines[3] == "(301, 301) ok"
+
+
+@pytest.mark.parametrize("sections", [("space",), ("copies",), ("memfd",),
+                                      ("path", "getdents", "tmpfile")])
+def test_space_copies_memfd_paths_as_natively(prog: Path, tmp_path: Path,
+                                              sections: tuple[str, ...]) -> None:
+    here, there = _both(prog, tmp_path, *sections)
+    assert there == here
+    for line in {"space": ["fallocate 1MiB: OK\n", "size 1048576\n"],
+                 "copies": ["copy_file_range 524288 ioff 525288 ooff 524288\n",
+                            "copy identical 1\n", "spliced identical 1\n"],
+                 "memfd": ["pread after munmap mapped\n", "seals 6\n"],
+                 "path": ["create 999-byte path: OK\n", "open again: OK\n"],
+                 }.get(sections[0], []):
+        assert line in there
+    if "getdents" in sections:
+        assert "getdents64 10-byte buffer: EINVAL\n" in there
+
+
+def test_cp_of_10_mb_is_silent_and_identical(tmp_path: Path) -> None:
+    script = ("head -c 10485760 /dev/urandom > /tmp/big && cp /tmp/big /tmp/copy"
+              " && cmp /tmp/big /tmp/copy && echo same")
+    res = xinim_run("/bin/sh", "-c", script, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "same\n"
+    assert res.stderr == ""

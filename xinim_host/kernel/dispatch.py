@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import events, files, host_ids, kernel_served, memory, net, procs, sync
+from .calls import copies, events, files, host_ids, kernel_served, memory, net, procs, sync
 from .calls.base import SyscallContext, SyscallGen
 from ..lib.syscalls import Sys
 
@@ -156,7 +156,7 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.MKNOD: (VFS, files.sys_mknod),
     Sys.MKNODAT: (VFS, files.sys_mknodat),
     Sys.FLOCK: (VFS, files.sys_flock),
-    Sys.CLOSE_RANGE: (VFS, files.sys_close_range),
+    Sys.CLOSE_RANGE: (VFS, copies.sys_close_range),
     Sys.POLL: (VFS, files.sys_poll),
     Sys.PPOLL: (VFS, files.sys_ppoll),
     Sys.SELECT: (VFS, files.sys_select),
@@ -188,6 +188,20 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.LSETXATTR: (VFS, files.sys_lsetxattr),
     Sys.FSETXATTR: (VFS, files.sys_fsetxattr),
     Sys.FADVISE64: (VFS, files.sys_fadvise64),
+    Sys.REMOVEXATTR: (VFS, files.sys_removexattr),
+    Sys.LREMOVEXATTR: (VFS, files.sys_lremovexattr),
+    Sys.FREMOVEXATTR: (VFS, files.sys_fremovexattr),
+    Sys.FALLOCATE: (VFS, copies.sys_fallocate),
+    Sys.COPY_FILE_RANGE: (VFS, copies.sys_copy_file_range),
+    Sys.SPLICE: (VFS, copies.sys_splice),
+    Sys.TEE: (VFS, copies.sys_tee),
+    Sys.VMSPLICE: (VFS, copies.sys_vmsplice),
+    Sys.PREADV2: (VFS, copies.sys_preadv2),
+    Sys.PWRITEV2: (VFS, copies.sys_pwritev2),
+    Sys.SYNC_FILE_RANGE: (VFS, copies.sys_sync_file_range),
+    Sys.READAHEAD: (VFS, copies.sys_readahead),
+    Sys.MEMFD_CREATE: (VFS, copies.sys_memfd_create),
+    Sys.CHROOT: (VFS, copies.sys_chroot),
     # host-run calls naming a task: the kernel maps XINIM ids to host ids (PM's table)
     Sys.SCHED_GETAFFINITY: (KERNEL, host_ids.sys_sched_getaffinity),
     Sys.SCHED_SETAFFINITY: (KERNEL, host_ids.sys_sched_setaffinity),
@@ -196,6 +210,7 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.GETPRIORITY: (KERNEL, host_ids.sys_getpriority),
     Sys.SETPRIORITY: (KERNEL, host_ids.sys_setpriority),
     Sys.PRLIMIT64: (KERNEL, host_ids.sys_prlimit64),
+    Sys.SETRLIMIT: (KERNEL, host_ids.sys_setrlimit),
     Sys.GET_ROBUST_LIST: (KERNEL, host_ids.sys_get_robust_list),
     Sys.CAPGET: (KERNEL, host_ids.sys_capget),
     # sockets: the fd resolved at the VFS, the call served by NET (calls/net.py)

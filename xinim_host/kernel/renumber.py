@@ -234,6 +234,22 @@ _ROWS: dict[str, _Row] = {
     "setxattr": delegate(Sys.SETXATTR),
     "lsetxattr": delegate(Sys.LSETXATTR),
     "fsetxattr": delegate(Sys.FSETXATTR),
+    "removexattr": delegate(Sys.REMOVEXATTR),
+    "lremovexattr": delegate(Sys.LREMOVEXATTR),
+    "fremovexattr": delegate(Sys.FREMOVEXATTR),
+    "fallocate": delegate(Sys.FALLOCATE, partial="modes as tmpfs: 0, KEEP_SIZE, "
+                          "PUNCH_HOLE|KEEP_SIZE; the others EOPNOTSUPP"),
+    "copy_file_range": delegate(Sys.COPY_FILE_RANGE),
+    "splice": delegate(Sys.SPLICE),
+    "tee": delegate(Sys.TEE),
+    "vmsplice": delegate(Sys.VMSPLICE, partial="copies (no page gifting)"),
+    "preadv2": delegate(Sys.PREADV2),
+    "pwritev2": delegate(Sys.PWRITEV2),
+    "sync_file_range": delegate(Sys.SYNC_FILE_RANGE),
+    "readahead": delegate(Sys.READAHEAD),
+    "memfd_create": delegate(Sys.MEMFD_CREATE, partial="no MFD_HUGETLB; a MAP_SHARED map "
+                             "is private to the process that maps it (issue 15 item 5)"),
+    "chroot": delegate(Sys.CHROOT),
     # --- sockets: the NET server (AF_UNIX in XINIM, AF_INET/AF_INET6 on host sockets) ---
     "socket": delegate(Sys.SOCKET, partial="AF_UNIX, AF_INET, AF_INET6 (TCP, UDP); "
                        "other families EAFNOSUPPORT"),
@@ -349,9 +365,11 @@ _ROWS: dict[str, _Row] = {
     "membarrier": host("a CPU barrier across the process's threads"),
     "getrandom": host("entropy from the host kernel; no XINIM state"),
     "prlimit64": delegate_then_host(Sys.PRLIMIT64, "limits are enforced by the host kernel; "
-                                    "names a task: XINIM tid -> host tid, XINIM ids checked"),
+                                    "names a task: XINIM tid -> host tid, XINIM ids checked; "
+                                    "a new RLIMIT_NOFILE is told to the VFS (its fd table)"),
     "getrlimit": host("resource limits are enforced by the host kernel on the host task"),
-    "setrlimit": host("resource limits are enforced by the host kernel on the host task"),
+    "setrlimit": delegate_then_host(Sys.SETRLIMIT, "limits are enforced by the host kernel; "
+                                    "a new RLIMIT_NOFILE is told to the VFS (its fd table)"),
     "prctl": host("process-local attributes (name, no_new_privs, ...)"),
     "personality": host("the host execution domain"),
     "mlock": host("pins host pages; no layout change"),

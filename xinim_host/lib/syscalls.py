@@ -190,6 +190,21 @@ class Sys(enum.IntEnum):
     FSETXATTR = 254
     SYNC = 255
     SYNCFS = 256
+    # space and copy calls, memfd, chroot (calls/copies.py; issue 15)
+    FALLOCATE = 260
+    COPY_FILE_RANGE = 261
+    SPLICE = 263
+    TEE = 264
+    VMSPLICE = 265
+    PREADV2 = 266
+    PWRITEV2 = 267
+    SYNC_FILE_RANGE = 268
+    READAHEAD = 269
+    MEMFD_CREATE = 270
+    CHROOT = 271
+    REMOVEXATTR = 272
+    LREMOVEXATTR = 273
+    FREMOVEXATTR = 274
     # event fds and epoll (calls/events.py; issue 14)
     EVENTFD = 280
     EVENTFD2 = 281

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import enum
 import errno
-import logging
-import os
 import signal as _signal
 import time
 from collections.abc import Iterator
@@ -19,35 +17,12 @@ from typing import Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
+from ..lib.limits import PID_MAX, PID_MAX_LIMIT, PID_MAX_MIN, pid_max_from_env  # noqa: F401
 
-PID_MAX = 32768           # Linux's default /proc/sys/kernel/pid_max on small systems
-PID_MAX_MIN = 300         # XINIM_PID_MAX below this is raised to it
-PID_MAX_LIMIT = 1 << 20   # and above this lowered: node client endpoints start there
 NSIG = 64                 # signals 1..64
 SIG_DFL, SIG_IGN = 0, 1
 SIGCHLD = int(_signal.SIGCHLD)
 
-
-log = logging.getLogger(__name__)
-
-
-def pid_max_from_env(environ: "os._Environ[str] | dict[str, str]" = os.environ) -> int:
-    """``XINIM_PID_MAX`` (pids are below it, like Linux's pid_max): default
-    32768, at least 300 -- small values let tests wrap pids in seconds -- and at
-    most 2**20 (the lattice endpoints of joined nodes' clients start there)."""
-    text = environ.get("XINIM_PID_MAX", "")
-    if not text:
-        return PID_MAX
-    try:
-        value = int(text, 0)
-    except ValueError:
-        log.warning("XINIM_PID_MAX=%r is not a number: using %d", text, PID_MAX)
-        return PID_MAX
-    if value < PID_MAX_MIN:
-        log.warning("XINIM_PID_MAX=%d is below %d: using %d", value, PID_MAX_MIN, PID_MAX_MIN)
-    if value > PID_MAX_LIMIT:
-        log.warning("XINIM_PID_MAX=%d is above %d: using %d", value, PID_MAX_LIMIT, PID_MAX_LIMIT)
-    return min(max(value, PID_MAX_MIN), PID_MAX_LIMIT)
 
 
 class State(enum.Enum):

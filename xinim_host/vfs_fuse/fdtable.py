@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..lib.errors import SysError
+from ..lib.protocol import HIDDEN_FD_BASE
 from .mounts import Loc
 
-NOFILE = 1024                     # RLIMIT_NOFILE: EMFILE beyond it
+NR_OPEN = 1 << 20                 # /proc/sys/fs/nr_open: no fd table grows beyond it
+# RLIMIT_NOFILE: a process's table stops there (EMFILE); XINIM's processes start with
+# the soft limit xinim-run itself has, as the host task they run in does
+NOFILE = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], NR_OPEN)
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 # the status flags F_SETFL may change (Linux SETFL_MASK, minus O_DIRECT/O_NOATIME)
 SETFL_MASK = os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_ASYNC", 0o20000)
@@ -67,6 +72,9 @@ class Fproc:
     gid: int = 0
     egid: int = 0
     groups: frozenset[int] = frozenset()
+    nofile: int = NOFILE                 # RLIMIT_NOFILE
+    hidden: dict[int, OpenFile] = field(default_factory=dict)   # HIDDEN_FD_BASE + n
+    root: Loc | None = None              # chroot(2); None: the system's root
 
     def get(self, fd: int) -> OpenFile:
         """The description behind ``fd``; EBADF if there is none."""
@@ -74,7 +82,12 @@ class Fproc:
             of = self.fds[fd]
             if of is not None:
                 return of
+        elif fd >= HIDDEN_FD_BASE and fd in self.hidden:
+            return self.hidden[fd]
         raise SysError(errno.EBADF)
+
+    def is_cloexec(self, fd: int) -> bool:
+        return self.cloexec[fd] if fd < len(self.cloexec) else True
 
     def io_file(self, fd: int) -> OpenFile:
         """Like :meth:`get`, but O_PATH descriptors do not count (EBADF, as Linux)."""
@@ -89,7 +102,7 @@ class Fproc:
             if fds[fd] is None:
                 return fd
         fd = max(start, len(fds))
-        if fd >= NOFILE:
+        if fd >= self.nofile:
             raise SysError(errno.EMFILE)
         return fd
 
@@ -105,13 +118,22 @@ class Fproc:
         return fd
 
     def add(self, of: OpenFile, cloexec: bool = False, start: int = 0) -> int:
-        if start >= NOFILE:
+        if start >= HIDDEN_FD_BASE:
+            fd = start
+            while fd in self.hidden:
+                fd += 1
+            self.hidden[fd] = of
+            return fd
+        if start >= self.nofile:
             raise SysError(errno.EINVAL)
         return self.install(of, self.lowest_free(start), cloexec)
 
     def take(self, fd: int) -> OpenFile:
         """Remove ``fd`` from the table (the caller drops the reference)."""
         of = self.get(fd)
+        if fd >= HIDDEN_FD_BASE:
+            del self.hidden[fd]
+            return of
         self.fds[fd] = None
         self.cloexec[fd] = False
         fds = self.fds

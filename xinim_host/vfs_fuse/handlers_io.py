@@ -13,6 +13,7 @@ import trio
 from ..lib.errors import SysError
 from ..lib.grants import GRANT_READ, GRANT_WRITE, Grant
 from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataReply
+from .handlers_space import check_resize
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc, drop_setid
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO
@@ -330,6 +331,8 @@ def do_ftruncate(srv: VfsServer, req: Request) -> int:
     of = fp.io_file(b.fd)
     if b.length < 0 or not of.writable or of.fs.mode(of.node) & S_IFMT != 0o100000:
         raise SysError(errno.EINVAL)
+    if of.node in srv.seals:
+        check_resize(srv, of.node, b.length)
     drop_setid(fp, of.fs, of.node)
     if of.fs is srv.mounts.root_fs:
         srv.ramfs.truncate(of.node, b.length)

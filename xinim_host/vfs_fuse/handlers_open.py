@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
 from ..lib.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
-from .fdtable import NOFILE, O_PATH, SETFL_MASK, Fproc, OpenFile
+from .fdtable import O_PATH, SETFL_MASK, Fproc, OpenFile
 from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs, drop_setid
 from .devfs_nodes import DeviceAlias
 from .hostfs import HOST_FILE_IO
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
+from .handlers_space import F_ADD_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, seals_fcntl
+from ..lib.protocol import HIDDEN_FD_BASE
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, FLOCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, OFFSET_MAX
-from .pipes import PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
+from .pipes import PIPE_MAX_SIZE, PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -64,7 +66,7 @@ def _open(srv: VfsServer, req: Request) -> Any:
     if flags & O_TMPFILE & ~O_DIRECTORY:          # build_open_flags: the form, then writable
         if flags & (O_TMPFILE | O_CREAT) != O_TMPFILE or acc == os.O_RDONLY:
             raise SysError(errno.EINVAL)
-        raise SysError(errno.EOPNOTSUPP)
+        return _open_tmpfile(srv, fp, b.dirfd, path, flags, b.mode)
     if flags & O_CREAT and flags & O_DIRECTORY:
         raise SysError(errno.EINVAL)
     namei = srv.namei
@@ -150,6 +152,25 @@ def _open(srv: VfsServer, req: Request) -> Any:
     return _install(srv, fp, of, cloexec)
 
 
+def _open_tmpfile(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes, flags: int,
+                  mode: int) -> int:
+    """O_TMPFILE: an unnamed regular file in the ramfs directory ``path``; linkat
+    (AT_EMPTY_PATH or /proc/self/fd/N) may name it later unless O_EXCL."""
+    loc = srv.namei.lookup(fp, dirfd, path).loc
+    fs, dnode = loc
+    if fs.mode(dnode) & S_IFMT != S_IFDIR:
+        raise SysError(errno.ENOTDIR)
+    if fs is not srv.mounts.root_fs:
+        raise SysError(errno.EOPNOTSUPP)
+    permission(fp, fs, dnode, W_OK | X_OK)
+    node = fs.anon_file(S_IFREG | (mode & 0o7777 & ~fp.umask), fp.euid, fp.egid,
+                        linkable=not flags & O_EXCL)
+    status = flags & ~(_OPEN_ONLY | O_TMPFILE) | O_LARGEFILE
+    of = srv.open_file(fs, node, srv.ram_io, status)
+    of.path = path.rstrip(b"/") + b"/#%d" % node.ino
+    return _install(srv, fp, of, bool(flags & O_CLOEXEC))
+
+
 def _break_leases(srv: VfsServer, req: Request, loc: Loc, writing: bool, nonblock: bool,
                   finish: Any) -> bool:
     """An open that meets a lease it breaks: the holders get their lease-break
@@ -223,6 +244,8 @@ def do_dup(srv: VfsServer, req: Request) -> int:
     of = fp.get(b.fd)
     if b.min_fd < 0:
         raise SysError(errno.EINVAL)
+    if b.min_fd >= HIDDEN_FD_BASE and srv.seals.get(of.node, 0) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
+        raise SysError(errno.EPERM)             # the write-back file of a shared map
     fd = fp.add(of, bool(b.cloexec), b.min_fd)
     of.refs += 1
     return fd
@@ -241,7 +264,7 @@ def do_dup2(srv: VfsServer, req: Request) -> int:
         if b.flags:
             raise SysError(errno.EINVAL)
         return newfd
-    if not 0 <= newfd < NOFILE:
+    if not 0 <= newfd < fp.nofile:
         raise SysError(errno.EBADF)
     of.refs += 1
     old = fp.fds[newfd] if newfd < len(fp.fds) else None
@@ -275,14 +298,15 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
     of = fp.get(b.fd)
     cmd, arg = b.cmd, b.arg
     if cmd == F_GETFD:
-        return FD_CLOEXEC if fp.cloexec[b.fd] else 0
+        return FD_CLOEXEC if fp.is_cloexec(b.fd) else 0
     if cmd == F_SETFD:
-        fp.cloexec[b.fd] = bool(arg & FD_CLOEXEC)
+        if b.fd < len(fp.cloexec):
+            fp.cloexec[b.fd] = bool(arg & FD_CLOEXEC)
         return 0
     if cmd == F_GETFL:
         return of.flags
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
-        if not 0 <= arg < NOFILE:
+        if not 0 <= arg < fp.nofile:
             raise SysError(errno.EINVAL)
         fd = fp.add(of, cmd == F_DUPFD_CLOEXEC, arg)
         of.refs += 1
@@ -313,6 +337,8 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
         return locks.getlease(of) if _lease_file(of) else F_UNLCK
     if cmd == F_SETLEASE:
         return _setlease(srv, fp, of, arg)
+    if cmd in (F_ADD_SEALS, F_GET_SEALS):
+        return seals_fcntl(srv, of, cmd, arg)
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         if not isinstance(of.io, PipeEnd):
             raise SysError(errno.EBADF)
@@ -324,7 +350,6 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
 
 
 PAGE = 4096
-PIPE_MAX_SIZE = 1 << 20           # /proc/sys/fs/pipe-max-size
 
 
 def _set_pipe_size(fp: Fproc, pipe: Pipe, arg: int) -> int:
@@ -418,7 +443,8 @@ def do_ioctl(srv: VfsServer, req: Request) -> Any:
     of = fp.io_file(b.fd)
     request = b.request & 0xFFFFFFFF
     if request == FIOCLEX or request == FIONCLEX:
-        fp.cloexec[b.fd] = request == FIOCLEX
+        if b.fd < len(fp.cloexec):
+            fp.cloexec[b.fd] = request == FIOCLEX
         return 0
     if request == FIONBIO:
         if len(b.data) < 4:

@@ -66,6 +66,7 @@ class RamMount:
         self.read = ramfs.read
         self.write = ramfs.write
         self.truncate = ramfs.truncate
+        self.anon_file = ramfs.anon_file
 
     def is_root(self, node: Inode) -> bool:
         return node is self.root

@@ -86,7 +86,7 @@ class Namei:
     # -- starting points ------------------------------------------------------------
     def start(self, fp: Fproc, dirfd: int, path: bytes) -> Loc:
         if path[:1] == b"/":
-            return self.root
+            return fp.root or self.root
         if dirfd == AT_FDCWD:
             return fp.cwd
         of = fp.get(dirfd)
@@ -124,8 +124,9 @@ class Namei:
 
     def walk(self, fp: Fproc, loc: Loc, path: bytes, *, follow: bool, parent: bool,
              links: int = 0) -> Nd:
+        root = fp.root or self.root               # chroot(2): '/' and where '..' stops
         if path[:1] == b"/":
-            loc = self.root
+            loc = root
         comps = [c for c in path.split(b"/") if c]
         trailing = path[-1:] == b"/" and bool(comps)
         comps.reverse()
@@ -148,7 +149,8 @@ class Namei:
             if name == b".":
                 continue
             if name == b"..":
-                fs, node = self.dotdot(Loc(fs, node))
+                if node is not root.node or fs is not root.fs:
+                    fs, node = self.dotdot(Loc(fs, node))
                 continue
             if len(name) > NAME_MAX:
                 raise SysError(errno.ENAMETOOLONG)
@@ -167,7 +169,7 @@ class Namei:
                 if not target:
                     raise SysError(errno.ENOENT)
                 if target[:1] == b"/":
-                    fs, node = self.root
+                    fs, node = root
                 if not comps and target[-1:] == b"/":
                     trailing = True
                 tcomps = [c for c in target.split(b"/") if c]
@@ -194,6 +196,9 @@ class Namei:
         if name == b"." or not name:
             return nd.loc
         if name == b"..":
+            root = nd.who.root if nd.who is not None else None
+            if root is not None and node is root.node and fs is root.fs:
+                return nd.loc
             return self.dotdot(nd.loc)
         try:
             child = fs.lookup(node, name, nd.who)

@@ -24,6 +24,7 @@ from ..lib.readiness import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLW
 from .ramfs import StatFs
 
 PIPE_CAPACITY = 65536
+PIPE_MAX_SIZE = 1 << 20          # /proc/sys/fs/pipe-max-size: F_SETPIPE_SZ's bound
 PIPE_BUF = 4096
 PIPEFS_DEV = os.makedev(0, 0x0C)
 PIPEFS_MAGIC = 0x50495045

@@ -92,6 +92,20 @@ class ProcFs(PseudoFs):
         for name in NET_FILES:                  # NET's socket tables (net/procnet.py)
             net.data[name] = PNode(ino(b"net/" + name), S_IFREG | 0o444, name, net, key=name)
         root.data[b"net"] = net
+        sysdir = PNode(ino(b"sys"), S_IFDIR | 0o555, b"sys", root, key=b"sysdir", data={})
+        for path, read in files.sysctl_table(srv).items():
+            *dirs, name = path.split(b"/")
+            at, where = sysdir, b"sys"
+            for d in dirs:
+                where += b"/" + d
+                sub = at.data.get(d)
+                if sub is None:
+                    sub = at.data[d] = PNode(ino(where), S_IFDIR | 0o555, d, at, key=b"sysdir",
+                                             data={})
+                at = sub
+            at.data[name] = PNode(ino(where + b"/" + name), S_IFREG | 0o444, name, at,
+                                  key=b"sysctl", data=read)
+        root.data[b"sys"] = sysdir
         self.self_link = PNode(ino(b"self"), S_IFLNK | 0o777, b"self", root, key=b"self")
         self.thread_self = PNode(ino(b"thread-self"), S_IFLNK | 0o777, b"thread-self", root,
                                  key=b"thread-self")
@@ -291,7 +305,7 @@ class ProcFs(PseudoFs):
                 node = self._pid_dir(entry.pid, info)
                 out.append((node.name, node))
             return out
-        if key == b"netdir":
+        if key in (b"netdir", b"sysdir"):
             return list(dir.data.items())
         if key == b"pid":
             return [(name, self._pid_entry(dir, name)) for name in PID_ENTRIES]
@@ -334,7 +348,7 @@ class ProcFs(PseudoFs):
                 return self._pid_dir(pid, info) if info is not None else None
             return None
         key = dir.key
-        if key == b"netdir":
+        if key in (b"netdir", b"sysdir"):
             return dir.data.get(name)
         if key in (b"pid", b"tid"):
             if self.info(dir.data) is None or (key == b"tid" and name == b"task"):
@@ -417,6 +431,8 @@ class ProcFs(PseudoFs):
     # -- contents ------------------------------------------------------------------------
     def content(self, node: PNode, who: Fproc | None = None) -> bytes:
         key = node.key
+        if key == b"sysctl":
+            return node.data()
         if node.parent is self.root:
             make = _ROOT_TEXT.get(key)
         elif node.parent is not None and node.parent.key == b"netdir":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 HZ = 100                               # USER_HZ: clock ticks in stat/uptime
 PAGE_KB = 4
@@ -254,3 +255,75 @@ def mounts_text(rows: list[tuple[bytes, bytes, bytes, bytes]]) -> bytes:
 
 FILESYSTEMS = (b"nodev\tramfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\n"
                b"nodev\tpipefs\n\thostfs\n")
+
+
+# --- /proc/sys: the sysctls programs and LTP read ------------------------------------
+
+def _host_sysctl(path: str, default: bytes) -> Callable[[], bytes]:
+    """A value XINIM takes over from the host kernel it runs on (page sizes, ASLR)."""
+    def read() -> bytes:
+        return _host_text("/proc/sys/" + path) or default
+    return read
+
+
+def _const(value: Any) -> Callable[[], bytes]:
+    text = (value if isinstance(value, bytes) else str(value).encode()) + b"\n"
+    return lambda: text
+
+
+def sysctl_table(srv: Any) -> dict[bytes, Callable[[], bytes]]:
+    """path below /proc/sys -> its text.  XINIM's own limits where XINIM has them
+    (pipes, fds, pids, leases), the values Linux has where XINIM has nothing of its
+    own yet (SysV IPC: item 4 of issue 15), the host's for the machine itself."""
+    from ..lib.limits import pid_max_from_env
+    from .fdtable import NR_OPEN
+    from .pipes import PIPE_MAX_SIZE
+
+    def file_nr() -> bytes:
+        open_files = len({id(of) for fp in srv.procs.values() for of in fp.fds if of is not None})
+        return b"%d\t0\t%d\n" % (open_files, FILE_MAX)
+
+    u = os.uname()
+    return {
+        b"fs/pipe-max-size": _const(PIPE_MAX_SIZE),
+        b"fs/pipe-user-pages-hard": _const(0),
+        b"fs/pipe-user-pages-soft": _const(16384),
+        b"fs/file-max": _const(FILE_MAX),
+        b"fs/file-nr": file_nr,
+        b"fs/nr_open": _const(NR_OPEN),
+        b"fs/lease-break-time": lambda: b"%d\n" % int(srv.lease_break_time),
+        b"fs/leases-enable": _const(1),
+        b"fs/protected_hardlinks": _const(1),
+        b"fs/protected_symlinks": _const(1),
+        b"fs/protected_fifos": _const(0),
+        b"fs/protected_regular": _const(0),
+        b"fs/suid_dumpable": _const(0),
+        b"kernel/pid_max": lambda: b"%d\n" % pid_max_from_env(),
+        b"kernel/ostype": _const(b"Linux"),
+        b"kernel/osrelease": _const(u.release.encode()),
+        b"kernel/version": _const(b"#1 XINIM hosted on Linux " + u.version.encode()),
+        b"kernel/hostname": lambda: os.uname().nodename.encode() + b"\n",
+        b"kernel/domainname": _const(b"(none)"),
+        b"kernel/shmmax": _const(18446744073692774399),
+        b"kernel/shmall": _const(18446744073692774399),
+        b"kernel/shmmni": _const(4096),
+        b"kernel/msgmax": _const(8192),
+        b"kernel/msgmnb": _const(16384),
+        b"kernel/msgmni": _const(32000),
+        b"kernel/sem": _const(b"32000\t1024000000\t500\t32000"),
+        b"kernel/ngroups_max": _const(65536),
+        b"kernel/overflowuid": _const(65534),
+        b"kernel/overflowgid": _const(65534),
+        b"kernel/tainted": _const(0),
+        b"kernel/core_pattern": _const(b"core"),
+        b"kernel/threads-max": _host_sysctl("kernel/threads-max", b"63448\n"),
+        b"kernel/cap_last_cap": _host_sysctl("kernel/cap_last_cap", b"40\n"),
+        b"kernel/randomize_va_space": _host_sysctl("kernel/randomize_va_space", b"2\n"),
+        b"kernel/perf_event_paranoid": _host_sysctl("kernel/perf_event_paranoid", b"2\n"),
+        b"vm/overcommit_memory": _host_sysctl("vm/overcommit_memory", b"0\n"),
+        b"vm/max_map_count": _const(65530),
+        b"vm/mmap_min_addr": _host_sysctl("vm/mmap_min_addr", b"65536\n"),
+    }
+
+
+FILE_MAX = (1 << 63) - 1          # /proc/sys/fs/file-max: no system-wide cap here

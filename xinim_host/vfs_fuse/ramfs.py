@@ -33,6 +33,7 @@ import logging
 import os
 import stat
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
@@ -187,6 +188,7 @@ class Ramfs:
         self.renaming: Inode | None = None      # the inode whose rename listeners hear now
         self._access_listeners: list[Callable[[str, Inode], None]] = []
         self.pinned: set[Inode] = set()     # mount points: rmdir/rename/unlink say EBUSY
+        self.linkable: weakref.WeakSet[Inode] = weakref.WeakSet()   # O_TMPFILE files
         # the journal's page bookkeeping (journal.Tracker): which pages a write
         # touched and how far a truncate cut, which the "data" event does not say
         self.tracker: Tracker | None = None
@@ -327,12 +329,23 @@ class Ramfs:
         self._link_in(dir, name, inode, inode.ctime_ns)
         return inode
 
+    def anon_file(self, mode: int, uid: int, gid: int, linkable: bool = False) -> Inode:
+        """A regular file with no name (memfd, O_TMPFILE); ``linkable``: linkat may
+        give it one (O_TMPFILE without O_EXCL).  It lives while it is held."""
+        inode = self._new_inode(mode, uid, gid)
+        inode.nlink = 0
+        if linkable:
+            self.linkable.add(inode)
+        return inode
+
     def link(self, inode: Inode, dir: Inode, name: bytes) -> None:
         if inode.mode & 0o170000 == stat.S_IFDIR:
             raise _err(errno.EPERM)
         self._check_new_name(dir, name)
         if inode.nlink == 0:                    # unlinked but still open: Linux says ENOENT
-            raise _err(errno.ENOENT)
+            if inode not in self.linkable:
+                raise _err(errno.ENOENT)
+            self.linkable.discard(inode)
         if inode.nlink >= 0xFFFFFFFF:
             raise _err(errno.EMLINK)
         now = time.time_ns()
@@ -611,6 +624,55 @@ class Ramfs:
         if self._listeners:
             self._emit("data", inode)
         return n
+
+    def allocate(self, inode: Inode, offset: int, length: int, keep_size: bool) -> None:
+        """fallocate: the pages of [offset, offset+length) exist (ENOSPC if they
+        cannot); the size grows to cover them unless ``keep_size``."""
+        end = offset + length
+        if end > self.max_file_size:
+            raise _err(errno.EFBIG)
+        pages = inode.pages
+        first, last = offset // PAGE, (end - 1) // PAGE
+        missing = [i for i in range(first, last + 1) if i not in pages]
+        if missing and (self.pages_used + len(missing)) * PAGE > self.capacity:
+            raise _err(errno.ENOSPC)
+        for i in missing:
+            pages[i] = bytearray(PAGE)
+        self.pages_used += len(missing)
+        if missing and self.tracker is not None:
+            self.tracker.wrote(inode, first, last)
+        now = time.time_ns()
+        if not keep_size and end > inode._size:
+            inode._size = end
+            inode.mtime_ns = now
+        inode.ctime_ns = now
+        if self._listeners:
+            self._emit("data", inode)
+
+    def punch_hole(self, inode: Inode, offset: int, length: int) -> None:
+        """fallocate(PUNCH_HOLE|KEEP_SIZE): zeros over the range, whole pages freed."""
+        end = min(offset + length, max(inode._size, offset))
+        if end <= offset:
+            return
+        pages = inode.pages
+        first, last = offset // PAGE, (end - 1) // PAGE
+        freed = 0
+        for i in range(first, last + 1):
+            page = pages.get(i)
+            if page is None:
+                continue
+            lo, hi = max(offset, i * PAGE) - i * PAGE, min(end, (i + 1) * PAGE) - i * PAGE
+            if lo == 0 and hi == PAGE:
+                del pages[i]
+                freed += 1
+            else:
+                page[lo:hi] = bytes(hi - lo)
+        self.pages_used -= freed
+        if self.tracker is not None:
+            self.tracker.wrote(inode, first, last)
+        inode.mtime_ns = inode.ctime_ns = time.time_ns()
+        if self._listeners:
+            self._emit("data", inode)
 
     def truncate(self, inode: Inode, size: int) -> None:
         if inode.mode & 0o170000 == stat.S_IFDIR:

@@ -27,6 +27,7 @@ from .inotify import InotifyHub
 from .signalfd import SigfdBook
 from .fdtable import Fproc, OpenFile
 from .hostfs import HostFs
+from .handlers_space import MemfdIO, new_seal_table
 from .locks import LockTable
 from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
 from .namei import Namei
@@ -99,6 +100,8 @@ class VfsServer(Server):
         self.inotify = InotifyHub(self.ramfs)    # inotify: the ramfs's changes, from both sides
         self.peers = Peers(self)                 # VFS's questions to PM and MM
         self.locks = LockTable(self)             # flock, record locks, leases
+        self.seals = new_seal_table()            # memfd inode -> F_SEAL_* bits
+        self.memfd_io = MemfdIO(self.ramfs, self.seals)
         self.sockets: dict[int, Any] = {}        # NET socket id -> its proxy (sockets.py)
         self.sock_masks: dict[int, int] = {}     # readiness NET sent before the fd existed
         self.inflight: dict[int, OpenFile] = {}  # SCM_RIGHTS token -> held description
@@ -190,10 +193,14 @@ class VfsServer(Server):
         cwd = pp.cwd
         cwd.fs.hold(cwd.node)
         fp = Fproc(child, cwd, list(pp.fds), list(pp.cloexec), pp.umask, pp.uid, pp.euid,
-                   pp.gid, pp.egid, pp.groups)
+                   pp.gid, pp.egid, pp.groups, pp.nofile, dict(pp.hidden), pp.root)
+        if pp.root is not None:
+            pp.root.fs.hold(pp.root.node)
         for of in fp.fds:
             if of is not None:
                 of.refs += 1
+        for of in fp.hidden.values():
+            of.refs += 1
         self.procs[child] = fp
         return fp
 
@@ -207,7 +214,11 @@ class VfsServer(Server):
                 self.drop(of)
         fp.fds.clear()
         fp.cloexec.clear()
+        for fd in list(fp.hidden):
+            self.drop(fp.hidden.pop(fd))
         fp.cwd.fs.release(fp.cwd.node)
+        if fp.root is not None:
+            fp.root.fs.release(fp.root.node)
         del self.procs[pid]
         self.sigfds.forget(pid)
 
@@ -216,6 +227,18 @@ class VfsServer(Server):
         for fd in [fd for fd, close in enumerate(fp.cloexec) if close]:
             if fd < len(fp.fds) and fp.fds[fd] is not None:
                 self.close_fd(fp, fd)
+        for fd in list(fp.hidden):               # the old image's maps are gone
+            self.drop(fp.hidden.pop(fd))
+
+    def set_root(self, fp: Fproc, loc: Loc) -> None:
+        """chroot(2): ``loc`` is ``fp``'s '/' from now on (the system root: None)."""
+        loc.fs.hold(loc.node)
+        old = fp.root
+        fp.root = None if loc == self.mounts.root else loc
+        if fp.root is None:
+            loc.fs.release(loc.node)
+        if old is not None:
+            old.fs.release(old.node)
 
     def set_cwd(self, fp: Fproc, loc: Loc) -> None:
         loc.fs.hold(loc.node)

@@ -10,6 +10,7 @@ from . import handlers_node as node
 from . import handlers_open as op
 from . import handlers_path as pa
 from . import handlers_proc as pr
+from . import handlers_space as sp
 from . import sockets as so
 
 CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
@@ -59,6 +60,12 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_MKNOD: pa.do_mknod,
     p.VFS_FLOCK: op.do_flock,
     p.VFS_FDINFO: op.do_fdinfo,
+    p.VFS_CLOSE_RANGE: sp.do_close_range,
+    p.VFS_FALLOCATE: sp.do_fallocate,
+    p.VFS_COPY: sp.do_copy,
+    p.VFS_MEMFD: sp.do_memfd,
+    p.VFS_CHROOT: sp.do_chroot,
+    p.VFS_SET_NOFILE: sp.do_set_nofile,
     # event fds and waiting on many (handlers_events)
     p.VFS_EVENTFD: ev.do_eventfd,
     p.VFS_EPOLL_CREATE: ev.do_epoll_create,

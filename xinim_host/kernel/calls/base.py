@@ -90,6 +90,8 @@ def ask(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:
 
 
 def path_arg(c: SyscallContext, addr: int) -> bytes:
+    """A path from user memory: ENAMETOOLONG when it does not end within PATH_MAX
+    bytes (NUL included), as Linux's getname."""
     raw = c.mem.read_cstring(addr, p.PATH_MAX_WIRE + 1)
     if len(raw) > p.PATH_MAX_WIRE:
         raise SysError(errno.ENAMETOOLONG)

@@ -429,6 +429,9 @@ sys_fgetxattr, sys_fsetxattr = _xattr_call("fd", "get"), _xattr_call("fd", "set"
 sys_listxattr = _xattr_call("path", "list")
 sys_llistxattr = _xattr_call("lpath", "list")
 sys_flistxattr = _xattr_call("fd", "list")
+sys_removexattr = _xattr_call("path", "remove")
+sys_lremovexattr = _xattr_call("lpath", "remove")
+sys_fremovexattr = _xattr_call("fd", "remove")
 
 
 def sys_mkdir(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -990,29 +993,6 @@ def sys_mknodat(k: "Kernel", c: SyscallContext) -> SyscallGen:
 def sys_flock(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return (yield from ask(p.VFS_PID, p.VfsFlock(caller=c.pid, fd=c_int(c.args[0]),
                                                   op=c_int(c.args[1])))).result
-
-
-F_SETFD, FD_CLOEXEC, MAX_FDS = 2, 1, 1024
-
-
-def sys_close_range(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    """Close (or mark close-on-exec) every fd in the range; the VFS tables hold at
-    most MAX_FDS, so the loop is bounded whatever the range says."""
-    first, last, flags = c.args[0] & 0xFFFFFFFF, c.args[1] & 0xFFFFFFFF, c_int(c.args[2])
-    if first > last or flags & ~(abi.CLOSE_RANGE_CLOEXEC | 2):
-        raise SysError(errno.EINVAL)
-    for fd in range(first, min(last, MAX_FDS - 1) + 1):
-        body: p.Payload = (p.VfsFcntl(caller=c.pid, fd=fd, cmd=F_SETFD, arg=FD_CLOEXEC)
-                           if flags & abi.CLOSE_RANGE_CLOEXEC else p.VfsClose(caller=c.pid, fd=fd))
-        reply = yield from ask_reply(p.VFS_PID, body)
-        if reply.error and reply.error != errno.EBADF:
-            raise SysError(reply.error)
-    return 0
-
-
-def ask_reply(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:
-    """A sendrec whose error reply is looked at, not raised."""
-    return (yield Sendrec(dst, body)).body
 
 
 # VfsPoll.timeout_ms is an i32: a longer timeout is waited in pieces of this size

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import errno
 import functools
+import struct
 from typing import TYPE_CHECKING, Any, Generator
 
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
-from .base import HostCall, Op, SyscallContext, SyscallGen, ask, c_int
+from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -127,7 +128,29 @@ def sys_prlimit64(k: "Kernel", c: SyscallContext) -> SyscallGen:
         t = k.creds_of(target)
         if not (t.uid == t.euid == c.uid and t.gid == t.egid == c.gid):
             raise SysError(errno.EPERM)
-    return (yield HostCall(None, (host,) + tuple(c.args[1:])))
+    result = yield HostCall(None, (host,) + tuple(c.args[1:]))
+    if result == 0 and c.args[1] & 0xFFFFFFFF == RLIMIT_NOFILE and c.args[2]:
+        yield from _tell_nofile(c, target, c.args[2])
+    return result
+
+
+RLIMIT_NOFILE = 7
+
+
+def _tell_nofile(c: SyscallContext, pid: int, limit_ptr: int) -> Generator[Op, Any, None]:
+    """The host took a new RLIMIT_NOFILE: the VFS's fd table of ``pid`` follows it."""
+    try:
+        (cur,) = struct.unpack("<Q", c.mem.read(limit_ptr, 8))
+    except SysError:
+        return
+    yield Sendrec(p.VFS_PID, p.VfsSetNofile(pid=pid, nofile=cur))
+
+
+def sys_setrlimit(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    result = yield HostCall(None)
+    if result == 0 and c.args[0] & 0xFFFFFFFF == RLIMIT_NOFILE:
+        yield from _tell_nofile(c, c.pid, c.args[1])
+    return result
 
 
 def _members(k: "Kernel", c: SyscallContext, which: int, who: int

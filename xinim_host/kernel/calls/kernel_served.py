@@ -148,8 +148,10 @@ def sys_clock_nanosleep(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_uname(k: "Kernel", c: SyscallContext) -> SyscallGen:
     host = os.uname()
-    fields = (b"XINIM", k.hostname, host.release.encode(),
-              f"XINIM hosted on Linux {host.version}".encode(), host.machine.encode(), b"(none)")
+    # programs (and LTP) check for "Linux": the system's name is in the version
+    fields = (b"Linux", k.hostname, host.release.encode(),
+              f"#1 XINIM hosted on Linux {host.version}".encode(), host.machine.encode(),
+              b"(none)")
     c.mem.write(c.args[0], b"".join(f[:abi.UTSNAME_FIELD - 1].ljust(abi.UTSNAME_FIELD, b"\0")
                                     for f in fields))
     return 0

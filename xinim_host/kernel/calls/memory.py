@@ -93,7 +93,6 @@ NR_OPENAT = LINUX_NUMBERS["openat"]
 NR_CLOSE = LINUX_NUMBERS["close"]
 RED_ZONE = 128                    # x86-64 ABI: below rsp-128 nothing lives
 
-WB_FD_MIN = 768                   # hidden write-back fds: high, out of programs' way
 FILL_BLOCK = 64 << 10             # tracee memory is written in blocks this big
 MS_SYNC = 4
 DEV_ZERO = os.makedev(1, 5)
@@ -422,10 +421,15 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
             and info.flags & os.O_ACCMODE == os.O_RDWR):
         # a hidden dup keeps the file for write-back after the program closes fd
         try:
-            wb_fd = (yield from ask(p.VFS_PID, p.VfsDup(caller=c.pid, fd=fd, min_fd=WB_FD_MIN,
+            wb_fd = (yield from ask(p.VFS_PID, p.VfsDup(caller=c.pid, fd=fd, min_fd=p.HIDDEN_FD_BASE,
                                                          cloexec=1))).result
         except SysError as exc:
-            log.warning("pid %d: no write-back fd for a shared map of fd %d: %s", c.pid, fd, exc)
+            if exc.errno == errno.EPERM:        # a memfd sealed against writing
+                if prot & PROT_WRITE:
+                    raise
+            else:
+                log.warning("pid %d: no write-back fd for a shared map of fd %d: %s",
+                            c.pid, fd, exc)
     direct = bool(c.host is not None and info is not None and info.host_path
                   and stat.S_ISREG(info.mode) and (not shared or wb_fd < 0))
     if info is None:

@@ -58,6 +58,18 @@ VFS_INOTIFY_INIT = 179
 VFS_INOTIFY_ADD = 180
 VFS_INOTIFY_RM = 181
 VFS_POLL_GRANT = 182   # poll of more pollfds than a message holds: the array through a grant
+# The rest of the file ABI (issue 15): 185-189, and 147-148 among the notices.
+VFS_CLOSE_RANGE = 185   # close_range: one message for the whole range
+VFS_FALLOCATE = 186
+VFS_COPY = 187          # copy_file_range, sendfile, splice, tee: the data stays in the VFS
+VFS_MEMFD = 188         # memfd_create
+VFS_CHROOT = 189
+VFS_SET_NOFILE = 147    # kernel only: a process's RLIMIT_NOFILE changed
+
+# VfsDup.min_fd at or above this: a reference for the kernel (a shared map's
+# write-back file), kept outside the process's fd table (not counted against
+# RLIMIT_NOFILE, not listed, dropped at exec)
+HIDDEN_FD_BASE = 1 << 30
 
 UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
@@ -794,3 +806,67 @@ class VfsFdsReply(ReplyBase):
     """Held tokens (u64 each) or installed fds (i32 each)."""
 
     data: data = b""
+
+
+# --- the rest of the file ABI (issue 15) ------------------------------------------
+
+@request(VFS_CLOSE_RANGE)
+class VfsCloseRange(Payload):
+    caller: i32
+    first: u32
+    last: u32
+    flags: i32          # CLOSE_RANGE_CLOEXEC: mark instead of closing
+
+
+@request(VFS_FALLOCATE)
+class VfsFallocate(Payload):
+    caller: i32
+    fd: i32
+    mode: i32           # FALLOC_FL_*
+    offset: i64
+    length: i64
+
+
+COPY_RANGE, COPY_SENDFILE, COPY_SPLICE, COPY_TEE = 0, 1, 2, 3
+
+
+@request(VFS_COPY)
+class VfsCopy(Payload):
+    """Move up to ``count`` bytes from ``in_fd`` to ``out_fd`` inside the VFS.
+    Offsets -1: at (and advancing) the file position.  Reply :class:`VfsCopyReply`."""
+
+    caller: i32
+    kind: i32           # COPY_RANGE, COPY_SENDFILE, COPY_SPLICE, COPY_TEE
+    in_fd: i32
+    out_fd: i32
+    in_off: i64 = -1
+    out_off: i64 = -1
+    count: u64 = 0
+    flags: u32 = 0
+
+
+@reply(VFS_REPLY, VFS_COPY)
+class VfsCopyReply(ReplyBase):
+    """``result`` bytes moved; the offsets after them (for the caller's loff_t)."""
+
+    in_off: i64 = -1
+    out_off: i64 = -1
+
+
+@request(VFS_MEMFD)
+class VfsMemfd(Payload):
+    caller: i32
+    flags: u32          # MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL, MFD_EXEC
+    path: path          # the name ("memfd:" is added by the VFS)
+
+
+@request(VFS_CHROOT)
+class VfsChroot(Payload):
+    caller: i32
+    path: path
+
+
+@request(VFS_SET_NOFILE)
+class VfsSetNofile(Payload):
+    pid: i32
+    nofile: u64

@@ -8,7 +8,7 @@ Each payload is a frozen dataclass declared with the ``@request`` / ``@reply``
 decorators; its field annotations say how each field is packed:
 
 * ``i32 u32 i64 u64`` -- fixed-size integers, packed together with one ``struct``;
-* ``path`` -- bytes, at most ``PATH_MAX_WIRE`` (255) long;
+* ``path`` -- bytes, at most ``PATH_MAX_WIRE`` (4095: Linux's PATH_MAX less the NUL) long;
 * ``data`` -- bytes, at most ``DATA_MAX`` (4096) long.
 
 Variable fields follow the fixed ones, each with a length prefix.  Every reply
@@ -46,7 +46,8 @@ FIRST_USER_PID = 5
 # it never collides with a process PM numbers and user pids stay from 5 up.
 NET_PID = 1 << 19
 
-PATH_MAX_WIRE = 255
+PATH_MAX = 4096                  # Linux's, with the terminating NUL
+PATH_MAX_WIRE = PATH_MAX - 1    # the longest path a message carries
 DATA_MAX = 4096
 
 # Each server's reply type; its request numbers are in its own module (vfs, pm, mm).

@@ -1,0 +1,31 @@
+"""System-wide limits more than one server shows: one place for each."""
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+PID_MAX = 32768           # Linux's default /proc/sys/kernel/pid_max on small systems
+PID_MAX_MIN = 300         # XINIM_PID_MAX below this is raised to it
+PID_MAX_LIMIT = 1 << 20   # and above this lowered: node client endpoints start there
+
+
+def pid_max_from_env(environ: "os._Environ[str] | dict[str, str]" = os.environ) -> int:
+    """``XINIM_PID_MAX`` (pids are below it, like Linux's pid_max): default
+    32768, at least 300 -- small values let tests wrap pids in seconds -- and at
+    most 2**20 (the lattice endpoints of joined nodes' clients start there).
+    PM allocates by it; /proc/sys/kernel/pid_max shows it."""
+    text = environ.get("XINIM_PID_MAX", "")
+    if not text:
+        return PID_MAX
+    try:
+        value = int(text, 0)
+    except ValueError:
+        log.warning("XINIM_PID_MAX=%r is not a number: using %d", text, PID_MAX)
+        return PID_MAX
+    if value < PID_MAX_MIN:
+        log.warning("XINIM_PID_MAX=%d is below %d: using %d", value, PID_MAX_MIN, PID_MAX_MIN)
+    if value > PID_MAX_LIMIT:
+        log.warning("XINIM_PID_MAX=%d is above %d: using %d", value, PID_MAX_LIMIT, PID_MAX_LIMIT)
+    return min(max(value, PID_MAX_MIN), PID_MAX_LIMIT)
