@@ -215,3 +215,16 @@ def do_list(srv: "NetServer", req: "Request") -> p.NetDataReply:
     text = procnet.table(srv, b.what)
     chunk = text[b.offset:b.offset + p.DATA_MAX]
     return p.NetDataReply(result=len(text), data=chunk)
+
+
+def do_watch(srv: "NetServer", req: "Request") -> int:
+    """The VFS's proxy was polled: from now on NET tells it every change of mask."""
+    _trusted(req)
+    sock = srv.get(req.msg.body.sock)
+    sock.watched = True
+    mask = sock.mask()
+    sock.pushed = mask
+    after = getattr(sock, "after_push", None)
+    if after is not None:
+        after(mask)
+    return mask

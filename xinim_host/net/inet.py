@@ -67,9 +67,9 @@ class InetSock(Sock):
             return
         want_in = not mask & (POLLIN | POLLERR | POLLHUP)
         want_out = not mask & (POLLOUT | POLLERR | POLLHUP)
-        if want_in:
+        if want_in and (self.watched or self.readers):
             self.start_watch(POLLIN)
-        if want_out:
+        if want_out and (self.watched or self.writers):
             self.start_watch(POLLOUT)
 
     def start_watch(self, what: int) -> None:

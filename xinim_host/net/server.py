@@ -93,12 +93,18 @@ class NetServer(Server):
                     sock.kick()
                 if sock.id in self.dirty:       # the kick changed it again
                     continue
-                mask = 0x10 if sock.closed else sock.mask()
-                if mask != sock.pushed:
-                    sock.pushed = mask
-                    if not sock.closed:
-                        self._notify(p.VfsSockReady(sock=sock.id, mask=mask))
+                if sock.closed:
+                    continue
                 after = getattr(sock, "after_push", None)
+                # the mask is worked out only for a socket somebody polls (the VFS
+                # asked: NetWatch) or, on the host, one with calls waiting
+                if not sock.watched and not (after is not None and
+                                             (sock.readers or sock.writers)):
+                    continue
+                mask = sock.mask()
+                if sock.watched and mask != sock.pushed:
+                    sock.pushed = mask
+                    self._notify(p.VfsSockReady(sock=sock.id, mask=mask))
                 if after is not None:
                     after(mask)
         finally:

@@ -65,6 +65,7 @@ class Sock:
         self.readers: list[Any] = []        # parked recv/accept
         self.writers: list[Any] = []        # parked send/connect
         self.pushed = -1                    # the mask VFS was last told
+        self.watched = False                # VFS asked for readiness (someone polled)
         self.closed = False
         self.rcvtimeo = 0.0
         self.sndtimeo = 0.0

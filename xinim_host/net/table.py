@@ -41,4 +41,5 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {t: _flushing(f) for t, f in
     p.NET_EXIT: h.do_exit,
     p.NET_LIST: h.do_list,
     p.NET_IOCTL: h.do_ioctl,
+    p.NET_WATCH: h.do_watch,
 }.items()}

@@ -181,13 +181,14 @@ def _copied(reply: Any) -> p.VfsDataReply:
 class SocketIO:
     """The io of a socket's open file description: a proxy for NET's socket."""
 
-    __slots__ = ("srv", "sid", "mask", "wq", "node")
+    __slots__ = ("srv", "sid", "mask", "wq", "node", "armed")
     seekable = False
 
     def __init__(self, srv: "VfsServer", sid: int, node: SockNode) -> None:
         self.srv, self.sid, self.node = srv, sid, node
         self.mask = 0
         self.wq = WaitQueue()
+        self.armed = False          # NET tells us the mask only once somebody polled
 
     def read(self, req: "Request", of: Any, count: int, offset: int) -> Any:
         if offset != -1:
@@ -237,7 +238,31 @@ class SocketIO:
         raise SysError(errno.ESPIPE)
 
     def poll(self, of: Any, events: int) -> int:
+        if not self.armed:
+            self._arm()
         return self.mask & (events | POLL_ALWAYS)
+
+    def _arm(self) -> None:
+        """The first poll: ask NET for the mask now and every change from now on
+        (NET spends nothing on the readiness of sockets nobody polls)."""
+        self.armed = True
+        srv = self.srv
+        if (srv.pid, p.NET_PID) not in srv.lattice.send_channels:
+            return
+        try:
+            answer = srv.lattice.call(srv.pid, p.NET_PID, p.NetWatch(sock=self.sid))
+        except SysError as exc:
+            srv.log.info("VFS -> NET watch of socket %d: %s", self.sid, exc)
+            return
+        if isinstance(answer, Pending):            # NET busy: the answer wakes the waiters
+            answer.add_done_callback(self._armed)
+        else:
+            self._armed(answer)
+
+    def _armed(self, msg: p.Message) -> None:
+        reply = msg.body
+        if not reply.error:
+            self.ready(reply.result)
 
     def waitq(self, of: Any) -> WaitQueue:
         return self.wq

@@ -28,6 +28,7 @@ NET_CANCEL = 514       # PM: a signal interrupts ``pid``'s blocked calls
 NET_EXIT = 515         # PM: ``pid`` is gone: its blocked calls go
 NET_LIST = 516         # /proc/net/<what>: the table as Linux prints it
 NET_IOCTL = 517        # FIONREAD / SIOCOUTQ
+NET_WATCH = 518        # VFS: tell me this socket's readiness from now on (result: the mask)
 
 # NetSend.more / NetRecv.more
 MORE_NONE = 0
@@ -190,6 +191,11 @@ class NetIoctl(Payload):
     caller: i32
     sock: i64
     request: u32
+
+
+@request(NET_WATCH)
+class NetWatch(Payload):
+    sock: i64
 
 
 @reply(NET_REPLY)
