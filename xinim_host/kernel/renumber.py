@@ -272,8 +272,8 @@ _ROWS: dict[str, _Row] = {
     "setsockopt": delegate(Sys.SETSOCKOPT, partial="AF_UNIX: SOL_SOCKET options; IP "
                            "sockets: passed to the host socket"),
     "getsockopt": delegate(Sys.GETSOCKOPT),
-    "sendfile": delegate(Sys.SENDFILE, partial="through a kernel bounce buffer, 1 MiB a "
-                         "round; ENOSYS on a joined node (programs fall back to read/write)"),
+    "sendfile": delegate(Sys.SENDFILE, partial="to a socket on a joined node ENOSYS "
+                         "(programs fall back to read/write)"),
     # --- processes: the Process Manager ----------------------------------------------
     "getpid": delegate(Sys.GETPID),
     "getppid": delegate(Sys.GETPPID),

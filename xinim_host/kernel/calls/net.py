@@ -700,11 +700,11 @@ MAX_RW_COUNT = 0x7FFFF000
 
 
 def sys_sendfile(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    """sendfile(out, in, offset*, count): the file is read through a grant on a
-    kernel-side bounce buffer (the VFS copies into it) and sent from it through a
-    grant to NET -- or, for an out fd that is no socket, to the VFS.  One MiB per
-    round; a short write ends the call (the in file's position covers only what
-    went)."""
+    """sendfile(out, in, offset*, count) to a socket: the file is read through a
+    grant on a kernel-side bounce buffer (the VFS copies into it) and sent from it
+    through a grant to NET, one MiB a round; a short send ends the call (the in
+    file's position covers only what went).  To anything else: the VFS copies
+    (VfsCopy, calls/copies.py)."""
     out_fd, in_fd, offp = c_int(c.args[0]), c_int(c.args[1]), c.args[2]
     count = min(c.args[3], MAX_RW_COUNT)
     offset = -1
@@ -718,6 +718,9 @@ def sys_sendfile(k: "Kernel", c: SyscallContext) -> SyscallGen:
         if exc.errno != errno.ENOTSOCK:
             raise
         ref = None
+    if ref is None:                           # file to file (or pipe): inside the VFS
+        from .copies import _copy
+        return (yield from _copy(c, p.COPY_SENDFILE, in_fd, offp, out_fd, 0, count, 0))
     grants = net_grants(k)
     if grants is None:
         raise SysError(errno.ENOSYS)          # a joined node: the program falls back
@@ -744,17 +747,8 @@ def sys_sendfile(k: "Kernel", c: SyscallContext) -> SyscallGen:
         if n <= 0:
             break
         try:
-            if ref is not None:
-                sent = yield from _send(k, c, ref, ((BOUNCE_BASE, n),), n, 0, b"", [], None,
-                                        mem=buf)
-            else:
-                g = grants.grant(k.pid, c.pid, p.VFS_PID, buf, ((BOUNCE_BASE, n),),
-                                 GRANT_READ)
-                try:
-                    sent = (yield from ask(p.VFS_PID, p.VfsWriteGrant(
-                        caller=c.pid, fd=out_fd, grant=g.gid, offset=-1))).result
-                finally:
-                    grants.revoke(g)
+            sent = yield from _send(k, c, ref, ((BOUNCE_BASE, n),), n, 0, b"", [], None,
+                                    mem=buf)
         except SysError:
             sent = -1
             if not done:
