@@ -48,6 +48,10 @@ static const long CALLS[] = {
     SYS_faccessat, SYS_pselect6, SYS_ppoll, SYS_utimensat, SYS_dup3, SYS_pipe2,
     SYS_preadv, SYS_pwritev, SYS_getrandom, SYS_statx, SYS_faccessat2, SYS_renameat2,
     SYS_readahead, SYS_getcpu, SYS_eventfd2, SYS_memfd_create, SYS_timerfd_create,
+    SYS_eventfd, SYS_epoll_create, SYS_epoll_create1, SYS_epoll_ctl, SYS_epoll_wait,
+    SYS_epoll_pwait, SYS_epoll_pwait2, SYS_timerfd_settime, SYS_timerfd_gettime,
+    SYS_signalfd, SYS_signalfd4, SYS_inotify_init, SYS_inotify_init1, SYS_inotify_add_watch,
+    SYS_inotify_rm_watch,
 };
 #define NCALLS (sizeof CALLS / sizeof CALLS[0])
 
