@@ -157,6 +157,12 @@ int main(int argc, char **argv) {
         printf("usr2 before unblock: %d\n", (int)usr2);
         sigprocmask(SIG_UNBLOCK, &m2, NULL);
         printf("usr2 after unblock: %d\n", (int)usr2);
+        /* sigtimedwait still takes a blocked signal no signalfd is for */
+        sigprocmask(SIG_BLOCK, &m2, NULL);
+        kill(getpid(), SIGUSR2);
+        struct timespec second = {1, 0};
+        printf("sigtimedwait: %d\n", sigtimedwait(&m2, NULL, &second));
+        sigprocmask(SIG_UNBLOCK, &m2, NULL);
         /* a new mask for the same signalfd */
         sigaddset(&m2, SIGUSR1);
         printf("signalfd remask: %d\n", signalfd(sfd, &m2, 0) == sfd);

@@ -113,8 +113,8 @@ def host(reason: str) -> _Row:
 _POLL = ("every fd on one readiness model (lib/readiness); select asks about at most 512 "
          "fds, and poll from a joined node (one message) too")
 _EPOLL = "at most 341 events per call (one message)"
-_SIGNALFD = ("a signal blocked in a process holding a signalfd stays with PM until a read "
-             "takes it or a mask opens, so rt_sigpending (the host's) does not show it; "
+_SIGNALFD = ("a blocked signal a signalfd was made for stays with PM until a read takes it "
+             "or a mask opens, so rt_sigpending and sigtimedwait (the host's) do not see it; "
              "readiness is the creator's pending set")
 _SIGMASK = "the signal mask is checked but not applied during the wait"
 _LOCKS = ("enforced among XINIM processes by the VFS; host programs locking through the "

@@ -97,6 +97,7 @@ class Process:
     # whether the VFS wants to hear when the pending set changes (a signalfd exists)
     sig_info: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     sigfd_watch: bool = False
+    sigfd_mask: int = 0           # every signal a signalfd of it was made for
 
     @property
     def leader(self) -> Task:
@@ -187,7 +188,8 @@ class ProcTable:
             pid, ppid_proc.pid, parent.pgid, parent.sid,
             parent.ruid, parent.euid, parent.suid, parent.rgid, parent.egid, parent.sgid,
             parent.groups, exit_signal=exit_signal, actions=list(parent.actions),
-            command=parent.command, argv=parent.argv, sigfd_watch=parent.sigfd_watch)
+            command=parent.command, argv=parent.argv, sigfd_watch=parent.sigfd_watch,
+            sigfd_mask=parent.sigfd_mask)
         self._insert(child, ppid_proc, host_tid, blocked)
         return child
 

@@ -219,6 +219,8 @@ def do_sigfd_take(pm: "PmServer", req: "Request") -> p.Payload:
     task = pm.table.live_task(body.pid)
     proc = task.proc
     proc.sigfd_watch = True
+    if body.max == 0:                       # a signalfd made or given a mask: hold these back
+        proc.sigfd_mask |= body.mask & ~UNBLOCKABLE
     limit = max(0, min(body.max, p.DATA_MAX // p.SIGFD_RECORD.size))
     taken = signals.sigfd_take(task, body.mask, limit)
     return p.ProcSigfdReply(result=len(taken), pending=signals.all_pending(proc),

@@ -182,7 +182,7 @@ def _send(pm: "PmServer", proc: Process, sig: int, task: Task | None,
             task.pending |= bit
         else:
             proc.pending |= bit
-        if proc.sigfd_watch:
+        if proc.sigfd_mask & bit:
             # PM alone holds it: a signalfd read takes it, or the host gets it when a
             # mask opens (release_pending) -- the host never keeps a copy to deliver late
             return
@@ -261,7 +261,7 @@ def release_pending(task: Task, pm: "PmServer | None" = None) -> int:
         task.proc.pending &= ~ready
         if pm is not None and task.proc.sigfd_watch:
             for sig in range(1, NSIG + 1):       # what PM held back goes to the host now
-                if ready & sigmask(sig):
+                if ready & task.proc.sigfd_mask & sigmask(sig):
                     task.proc.sig_info.pop(sig, None)
                     _deliver_host(pm, task.proc, task, sig)
             pending_changed(pm, task.proc)

@@ -150,12 +150,17 @@ def do_signalfd(srv: VfsServer, req: Request) -> Any:
     of = fp.get(b.fd)
     if not isinstance(of.io, SignalFd):
         raise SysError(errno.EINVAL)
-    of.io.set_mask(b.mask)
-    return b.fd
+    return _remask(srv, req, of.io, b.mask, b.fd)
+
+
+async def _remask(srv: VfsServer, req: Request, sfd: SignalFd, mask: int, fd: int) -> int:
+    await watch(srv, req.caller, mask)
+    sfd.set_mask(mask)
+    return fd
 
 
 async def _new_signalfd(srv: VfsServer, req: Request, mask: int, flags: int) -> int:
-    await watch(srv, req.caller)                  # PM reports the pending set from now on
+    await watch(srv, req.caller, mask)            # PM reports the pending set from now on
     fp = caller_proc(srv, req)
     return install_anon(srv, fp, SignalFd(srv, req.caller, mask), flags,
                         bool(flags & O_CLOEXEC))

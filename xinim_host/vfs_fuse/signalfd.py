@@ -110,9 +110,10 @@ def _siginfos(records: bytes) -> bytes:
     return bytes(out)
 
 
-async def watch(srv: Any, pid: int) -> int:
-    """Ask PM for ``pid``'s pending set (and to report its changes from now on)."""
-    reply = (await srv.lattice.sendrec(VFS_PID, PM_PID, ProcSigfdTake(pid=pid, mask=0,
+async def watch(srv: Any, pid: int, mask: int) -> int:
+    """Ask PM for ``pid``'s pending set, to report its changes from now on, and to
+    keep the signals in ``mask`` for signalfds."""
+    reply = (await srv.lattice.sendrec(VFS_PID, PM_PID, ProcSigfdTake(pid=pid, mask=mask,
                                                                       max=0))).body
     if reply.error:
         raise SysError(reply.error)

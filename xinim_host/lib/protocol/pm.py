@@ -471,7 +471,9 @@ class ProcSigfdTake(Payload):
     """VFS to PM, for a signalfd read by ``pid``: take up to ``max`` pending signals
     in ``mask`` (lowest first, the thread's before the process's), as Linux's
     dequeue_signal; answered with :class:`ProcSigfdReply`.  From then on PM tells
-    the VFS of every change of the caller's pending set (``VfsSigPending``)."""
+    the VFS of every change of the caller's pending set (``VfsSigPending``).  With
+    ``max`` 0 (a signalfd made, or given a new mask) nothing is taken and PM holds
+    the signals in ``mask`` back from the host thread while blocked."""
 
     pid: i32           # the reader (not ``caller``: the VFS speaks for it here)
     mask: u64
