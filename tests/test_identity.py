@@ -13,8 +13,8 @@ import pytest
 import trio
 
 from support.pm import running_pm
-from test_join import join, running_system  # noqa: F401 -- a booted system to join
 from support.run import C_DIR, native, run_env, xinim_run
+from test_join import join, running_system  # noqa: F401 -- a booted system to join
 
 from xinim_host.cli.launch import run_program
 from xinim_host.lib import protocol as p
