@@ -272,6 +272,24 @@ def write_back(c: SyscallContext, blob: bytes) -> Generator[Op, Any, int]:
     return err
 
 
+# host tgid -> (dev, ino, fd): the host file of a process's last direct map, still
+# open in it at ``fd`` (O_CLOEXEC).  ld.so maps each library four or five times in
+# a row: one injected openat serves them all (and one close when the next file
+# comes), not an openat + close around every mmap.  An entry is used only after
+# /proc/TGID/fd/FD is checked to be that very file (a reused tgid, an exec, a
+# fork's inherited copy: anything else is opened afresh).
+_open_maps: dict[int, tuple[int, int, int]] = {}
+_OPEN_MAPS_MAX = 4096
+
+
+def _still_open(tgid: int, fd: int, dev: int, ino: int) -> bool:
+    try:
+        st = os.stat(f"/proc/{tgid}/fd/{fd}")
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (dev, ino)
+
+
 def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: int,
                    flags: int, offset: int) -> Generator[Op, Any, bool]:
     """Map the host file behind a host-mount fd at ``start`` in the tracee itself
@@ -291,30 +309,41 @@ def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: 
             log.info("pid %d: %r is no longer the file of the fd; filling through the VFS",
                      c.pid, info.host_path)
             return False
-        # The tracee opens our fd's magic link: exactly our open file, whatever
-        # happened to the path since.  The string goes just below the red zone,
-        # which the ABI lets signal delivery clobber at any time; put back anyway.
-        link = f"/proc/{os.getpid()}/fd/{hfd}".encode() + b"\0"
-        at = (c.host.stack_pointer() - RED_ZONE - len(link)) & ~15
-        try:
-            saved = c.mem.read(at, len(link))
-            c.mem.write(at, link)
-        except SysError:
-            return False
-        tfd = yield from _host(NR_OPENAT, AT_FDCWD & (1 << 64) - 1, at,
-                               os.O_RDONLY | os.O_CLOEXEC, 0)
-        try:
-            c.mem.write(at, saved)
-        except SysError:
-            pass
-        if tfd < 0:
-            log.debug("pid %d: tracee could not open %r: %d", c.pid, link, tfd)
-            return False
+        tgid = c.host.host_pid
+        cached = _open_maps.get(tgid)
+        if cached is not None and cached[:2] == (info.dev, info.ino) \
+                and _still_open(tgid, cached[2], info.dev, info.ino):
+            tfd = cached[2]
+        else:
+            # The tracee opens our fd's magic link: exactly our open file, whatever
+            # happened to the path since.  The string goes just below the red zone,
+            # which the ABI lets signal delivery clobber at any time; put back anyway.
+            link = f"/proc/{os.getpid()}/fd/{hfd}".encode() + b"\0"
+            at = (c.host.stack_pointer() - RED_ZONE - len(link)) & ~15
+            try:
+                saved = c.mem.read(at, len(link))
+                c.mem.write(at, link)
+            except SysError:
+                return False
+            tfd = yield from _host(NR_OPENAT, AT_FDCWD & (1 << 64) - 1, at,
+                                   os.O_RDONLY | os.O_CLOEXEC, 0)
+            try:
+                c.mem.write(at, saved)
+            except SysError:
+                pass
+            if tfd < 0:
+                log.debug("pid %d: tracee could not open %r: %d", c.pid, link, tfd)
+                return False
+            if cached is not None and cached[2] != tfd \
+                    and _still_open(tgid, cached[2], cached[0], cached[1]):
+                yield from _host(NR_CLOSE, cached[2])     # the previous file's
+            if len(_open_maps) >= _OPEN_MAPS_MAX:
+                _open_maps.clear()
+            _open_maps[tgid] = (info.dev, info.ino, tfd)
         kind = MAP_SHARED if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE) else MAP_PRIVATE
         host_flags = kind | MAP_FIXED | flags & (MAP_NORESERVE | MAP_LOCKED | MAP_POPULATE
                                                  | MAP_NONBLOCK)
         result = yield from _host(NR_MMAP, start, length, prot, host_flags, tfd, offset)
-        yield from _host(NR_CLOSE, tfd)
         if result != start:
             log.debug("pid %d: host refused the direct map of %r: %d", c.pid,
                       info.host_path, result)
