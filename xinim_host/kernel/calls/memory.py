@@ -15,7 +15,9 @@ program's fd.  A file mapping is made one of two ways, at MM's address either wa
   ld.so does with every library -- are mapped *directly* (``_map_host_file``):
   the kernel opens the host path itself, checks that it is the very file (device
   and inode) the VFS fd refers to, and the tracee maps it through an injected
-  ``openat("/proc/<kernel>/fd/N")`` + ``mmap(MAP_FIXED)`` + ``close``.  The data
+  ``openat("/proc/<kernel>/fd/N")`` + ``mmap(MAP_FIXED)``; that fd is kept
+  (close-on-exec) for the next map of the same file -- ld.so maps a library four
+  or five times in a row -- and closed when another file comes.  The data
   is the host file's, exactly what a VFS read would return (host mounts are
   pass-through), but shared with the host's page cache: no copy, and Linux's own
   semantics for pages past EOF (SIGBUS) and for file changes under a private map.
