@@ -117,7 +117,7 @@ static void fuzz(unsigned seed, int calls) {
 
 int main(int argc, char **argv) {
     struct utsname u;
-    if (uname(&u) != 0 || strcmp(u.sysname, "XINIM") != 0) {
+    if (uname(&u) != 0 || (strcmp(u.sysname, "XINIM") != 0 && !strstr(u.version, "XINIM"))) {
         fprintf(stderr, "fuzz: runs only under XINIM (it would garble the host)\n");
         return 4;
     }

@@ -387,6 +387,8 @@ def do_poll_grant(srv: VfsServer, req: Request) -> Any:
     revents written to the caller's memory through the kernel's grant."""
     b = req.msg.body
     fp = caller_proc(srv, req)
+    if b.nfds > fp.nofile:
+        raise SysError(errno.EINVAL)              # RLIMIT_NOFILE, as Linux
     g = _grant(srv, req, GRANT_READ | GRANT_WRITE)
     size = b.nfds * _POLLFD.size
     if size > g.size:

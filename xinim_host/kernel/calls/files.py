@@ -995,6 +995,7 @@ def sys_flock(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                                   op=c_int(c.args[1])))).result
 
 
+NR_OPEN = 1 << 20                 # Linux's fs.nr_open: no RLIMIT_NOFILE goes beyond it
 # VfsPoll.timeout_ms is an i32: a longer timeout is waited in pieces of this size
 # (a ready fd answers the first one at once)
 POLL_WAIT_MAX_MS = (1 << 31) - 1
@@ -1033,7 +1034,9 @@ def _poll(k: "Kernel", c: SyscallContext, fds_ptr: int, nfds: int,
           timeout_ms: int) -> Generator[Op, Any, int]:
     if nfds > p.DATA_MAX // abi.POLLFD.size:
         grants = local_grants(k)
-        if nfds > MAX_FDS or grants is None:      # RLIMIT_NOFILE; a joined node: one message
+        # beyond any RLIMIT_NOFILE (the VFS checks the caller's), or from a joined node
+        # (one message)
+        if nfds > NR_OPEN or grants is None:
             raise SysError(errno.EINVAL)
         if not access_ok(fds_ptr, nfds * abi.POLLFD.size):
             raise SysError(errno.EFAULT)
