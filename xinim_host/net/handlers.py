@@ -189,6 +189,7 @@ def do_ioctl(srv: "NetServer", req: "Request") -> p.NetDataReply:
 
 def do_close(srv: "NetServer", req: "Request") -> int:
     _trusted(req)
+
     sock = srv.socks.get(req.msg.body.sock)
     if sock is not None:
         srv.close_sock(sock)

@@ -37,12 +37,16 @@ _RECV_FLAGS = 0x1 | 0x2 | 0x20 | 0x100             # OOB PEEK TRUNC WAITALL(host
 UDP_MAX = 65507
 
 
+def _port(sockaddr: bytes) -> int:
+    return struct.unpack_from(">H", sockaddr, 2)[0] if len(sockaddr) >= 4 else 0
+
+
 def check_proto(family: int, type_: int, proto: int) -> None:
-    if type_ not in SOCK_TYPES:
-        raise SysError(errno.ESOCKTNOSUPPORT if type_ in (3, 4, 5, 10) else errno.EINVAL)
+    """What the host socket may be: TCP, UDP, ICMP datagrams (ping) and raw IP (as
+    the host allows the user: EPERM, EPROTONOSUPPORT come from the host)."""
+    if type_ not in (SOCK_STREAM, SOCK_DGRAM, 3):
+        raise SysError(errno.ESOCKTNOSUPPORT if type_ in (4, 5, 10) else errno.EINVAL)
     if type_ == SOCK_STREAM and proto not in (0, IPPROTO_TCP):
-        raise SysError(errno.EPROTONOSUPPORT)
-    if type_ == SOCK_DGRAM and proto not in (0, IPPROTO_UDP):
         raise SysError(errno.EPROTONOSUPPORT)
 
 
@@ -54,6 +58,31 @@ class InetSock(Sock):
         self.fd = fd if fd >= 0 else h.socket(family, type_, proto)
         self.watch: dict[int, trio.CancelScope] = {}     # POLLIN/POLLOUT -> its watcher
         self.listening = False
+        self.local = b""            # connected: both ends' sockaddrs (the loopback shortcut)
+        self.remote = b""
+
+    # --- the loopback shortcut ------------------------------------------------------
+    # Both ends of a loopback connection are NET's: what one end does is what wakes
+    # the other (data, room, a connection for a listener, the end), so NET marks the
+    # other end changed at once instead of waiting for the host fd's readiness to
+    # come round through the event loop.
+    def _connected(self) -> None:
+        try:
+            self.local = h.sockname(self.fd)
+            self.remote = h.sockname(self.fd, peer=True)
+        except SysError:
+            return
+        self.srv.inet_ends[self.local] = self
+        port = _port(self.remote)
+        for lsn in self.srv.inet_listeners.get((self.family, port), ()):
+            self.srv.touch(lsn)
+        self._touch_peer()
+
+    def _touch_peer(self) -> None:
+        if self.remote:
+            peer = self.srv.inet_ends.get(self.remote)
+            if peer is not None and peer is not self:
+                self.srv.touch(peer)
 
     # --- readiness -------------------------------------------------------------------
     def mask(self) -> int:
@@ -112,7 +141,10 @@ class InetSock(Sock):
         if self.type != SOCK_STREAM:
             raise SysError(errno.EOPNOTSUPP)
         h.listen(self.fd, min(max(backlog, 0), 4096))
-        self.listening = True
+        if not self.listening:
+            self.listening = True
+            key = (self.family, _port(h.sockname(self.fd)))
+            self.srv.inet_listeners.setdefault(key, set()).add(self)
         self.srv.touch(self)
         return 0
 
@@ -132,6 +164,7 @@ class InetSock(Sock):
             new = InetSock(self.srv, self.family, self.type, self.proto, self.creds, fd)
             self.srv.add(new)
             self.srv.touch(self, new)
+            new._connected()
             return p.NetAddrReply(result=new.id, addr=addr)
 
         answer = attempt()
@@ -146,11 +179,16 @@ class InetSock(Sock):
         try:
             h.connect(self.fd, addr)
             self.srv.touch(self)
+            if self.type == SOCK_STREAM:
+                self._connected()
             return 0
         except SysError as exc:
             if exc.errno != errno.EINPROGRESS:
                 raise
         self.srv.touch(self)
+        if self.type == SOCK_STREAM:
+            for lsn in self.srv.inet_listeners.get((self.family, _port(addr)), ()):
+                self.srv.touch(lsn)       # the listener's accept may go now
         if nonblock:
             raise SysError(errno.EINPROGRESS)
 
@@ -162,6 +200,7 @@ class InetSock(Sock):
             err = _INT.unpack(h.getsockopt(self.fd, SOL_SOCKET, SO_ERROR, 4))[0]
             if err:
                 raise SysError(err)
+            self._connected()
             return 0
 
         return self._park(req, self.writers, attempt, POLLOUT, self.sndtimeo or 0.0)
@@ -175,13 +214,14 @@ class InetSock(Sock):
     def shut(self, how: int) -> int:
         h.shutdown(self.fd, how)
         self.srv.touch(self)
+        self._touch_peer()
         return 0
 
     def send(self, req: "Request", b: Any, data: bytes, creds: tuple[int, int, int],
              explicit: tuple[int, int, int] | None) -> Any:
         if b.fds or explicit is not None:
             raise SysError(errno.EINVAL)         # no SCM_RIGHTS over IP
-        if b.more == p.MORE_FOLLOWS and self.type == SOCK_DGRAM:
+        if b.more == p.MORE_FOLLOWS and self.type != SOCK_STREAM:
             part = self.sendparts.setdefault(req.caller, bytearray())
             part += data
             if len(part) > UDP_MAX:
@@ -203,6 +243,7 @@ class InetSock(Sock):
                     return None
                 raise
             self.srv.touch(self)
+            self._touch_peer()
             return n
 
         answer = attempt()
@@ -216,7 +257,7 @@ class InetSock(Sock):
         flags = b.flags & _RECV_FLAGS
         limit = count if b.grant else p.DATA_MAX
         nowait = b.more == p.MORE_NOWAIT
-        dgram = self.type == SOCK_DGRAM
+        dgram = self.type != SOCK_STREAM          # UDP, ICMP, raw: whole datagrams
         caller = req.caller
 
         def attempt() -> Any:
@@ -235,6 +276,7 @@ class InetSock(Sock):
                     return None
                 raise
             self.srv.touch(self)
+            self._touch_peer()                      # room for its sender
             oflags = 0
             if dgram:
                 if n > len(data):
@@ -285,6 +327,12 @@ class InetSock(Sock):
         if self.closed:
             return
         self.closed = True
+        srv = self.srv
+        if self.local and srv.inet_ends.get(self.local) is self:
+            del srv.inet_ends[self.local]
+        if self.listening:
+            for group in srv.inet_listeners.values():
+                group.discard(self)
         for scope in self.watch.values():
             scope.cancel()
         self.watch.clear()
@@ -297,6 +345,7 @@ class InetSock(Sock):
         except OSError:
             pass
         self.fd = -1
+        self._touch_peer()                          # its end: EOF for the other
 
     def describe_inet(self) -> tuple[bytes, bytes, int]:
         """(local sockaddr, remote sockaddr, TCP state number) for /proc/net/tcp."""

@@ -37,6 +37,10 @@ class NetServer(Server):
         self.abstract: dict[bytes, Any] = {}    # canonical abstract sockaddr -> socket
         self.paths: dict[int, Any] = {}         # socket inode key -> bound socket
         self.blocked: dict[int, set[Any]] = {}
+        # host sockets: connected TCP ends by local sockaddr, listeners by (family, port)
+        # -- the loopback shortcut (inet.py)
+        self.inet_ends: dict[bytes, Any] = {}
+        self.inet_listeners: dict[tuple[int, int], set[Any]] = {}
         self._next_id = 1
         self._autobind = 0
         self.dirty: dict[int, Sock] = {}
