@@ -72,7 +72,9 @@ def do_fallocate(srv: VfsServer, req: Request) -> int:
     if offset + length > MAX_FILE or offset + length < 0:
         raise SysError(errno.EFBIG)
     if of.fs is not srv.mounts.root_fs:
-        return _host_fallocate(of, mode, offset, length)
+        _host_fallocate(of, mode, offset, length)
+        drop_setid(fp, of.fs, of.node)      # the host does not: it sees the VFS, root
+        return 0
     if mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE):
         raise SysError(errno.EOPNOTSUPP)
     node = of.node
@@ -80,6 +82,7 @@ def do_fallocate(srv: VfsServer, req: Request) -> int:
     if mode & FALLOC_FL_PUNCH_HOLE:
         if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE):
             raise SysError(errno.EPERM)
+        drop_setid(fp, of.fs, node)
         srv.ramfs.punch_hole(node, offset, length)
         return 0
     end = offset + length
