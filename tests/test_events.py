@@ -177,3 +177,12 @@ def test_inotify_sees_host_writes_through_the_fuse_mount(events_prog: Path, tmp_
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def test_tail_f_follows_a_file_with_inotify() -> None:
+    """coreutils tail -f waits on inotify (its 30 s polling interval would miss the
+    line appended while it runs)."""
+    res = xinim_run("/bin/sh", "-c",
+                    "echo one > /tmp/log; tail -f -s 30 /tmp/log & t=$!; sleep 0.5; "
+                    "echo two >> /tmp/log; sleep 1; kill $t; wait $t; echo status $?")
+    assert res.stdout == "one\ntwo\nstatus 143\n", res.stderr
