@@ -18,7 +18,7 @@ from test_join import join, running_system  # noqa: F401 -- a booted system to j
 
 from xinim_host.cli.launch import run_program
 from xinim_host.lib import protocol as p
-from xinim_host.pm.proctable import PID_MAX, PID_MAX_LIMIT, PID_MAX_MIN, pid_max_from_env
+from xinim_host.lib.limits import PID_MAX, PID_MAX_LIMIT, PID_MAX_MIN, pid_max_from_env
 from xinim_host.system.boot import BootConfig, booted
 from xinim_host.vfs_fuse.mounts import DEFAULT_MOUNTS
 
