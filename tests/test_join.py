@@ -76,3 +76,27 @@ def test_signals_reach_processes_of_a_joined_node(running_system) -> None:
     result = join(sock, "/bin/sh", "-c",
                   'sleep 100 & kill $!; wait $!; echo $?; trap "echo caught" USR1; kill -USR1 $$')
     assert result.stdout.split() == ["143", "caught"]
+
+
+JOINED_SOCKETS = r"""
+import os, socket
+a, b = socket.socketpair()
+a.sendall(b"x" * 10000); print(len(b.recv(20000)))
+s = socket.socket(socket.AF_UNIX); s.bind("\0joined-net"); s.listen(1)
+c = socket.socket(socket.AF_UNIX); c.connect("\0joined-net"); d, _ = s.accept()
+c.send(b"over the link"); print(d.recv(100))
+t = socket.socket(); t.bind(("127.0.0.1", 0)); t.listen(1)
+u = socket.create_connection(t.getsockname()); v, _ = t.accept()
+u.sendall(b"y" * 70000); got = 0
+while got < 70000: got += len(v.recv(100000))
+print(got)
+"""
+
+
+def test_joined_node_uses_the_systems_net(running_system) -> None:
+    """A joined kernel reaches NET over the link: no grants there, the data travels
+    in sealed 4 KiB messages (a datagram in parts); the same NET as everyone's."""
+    sock, server = running_system
+    res = join(sock, "/usr/bin/python3", "-c", JOINED_SOCKETS)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "10000\nb'over the link'\n70000\n"
