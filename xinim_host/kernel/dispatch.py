@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import copies, events, files, host_ids, kernel_served, memory, net, procs, sync
+from .calls import (copies, events, files, host_ids, ipc, kernel_served, memory, net, procs,
+                    sync, sysv)
 from .calls.base import SyscallContext, SyscallGen
 from ..lib.syscalls import Sys
 
@@ -233,6 +234,20 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.SETSOCKOPT: (NET, net.sys_setsockopt),
     Sys.GETSOCKOPT: (NET, net.sys_getsockopt),
     Sys.SENDFILE: (NET, net.sys_sendfile),
+    # System V shared memory: MM's segments, mapped by the host (calls/ipc.py)
+    Sys.SHMGET: (MM, ipc.sys_shmget),
+    Sys.SHMAT: (MM, ipc.sys_shmat),
+    Sys.SHMDT: (MM, ipc.sys_shmdt),
+    Sys.SHMCTL: (MM, ipc.sys_shmctl),
+    # System V semaphores and message queues: the VFS's tables (calls/sysv.py)
+    Sys.SEMGET: (VFS, sysv.sys_semget),
+    Sys.SEMOP: (VFS, sysv.sys_semop),
+    Sys.SEMTIMEDOP: (VFS, sysv.sys_semtimedop),
+    Sys.SEMCTL: (VFS, sysv.sys_semctl),
+    Sys.MSGGET: (VFS, sysv.sys_msgget),
+    Sys.MSGSND: (VFS, sysv.sys_msgsnd),
+    Sys.MSGRCV: (VFS, sysv.sys_msgrcv),
+    Sys.MSGCTL: (VFS, sysv.sys_msgctl),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

@@ -120,6 +120,12 @@ _SIGMASK = "the signal mask is checked but not applied during the wait"
 _LOCKS = ("enforced among XINIM processes by the VFS; host programs locking through the "
           "FUSE export do not see them (README, File locks)")
 
+_SHM = ("permissions check the effective uid/gid, not supplementary groups; no "
+        "shm_rss/swap accounting beyond the memfd's blocks")
+_SHMAT = ("the segment's pages are a host memfd MM holds for this XINIM system; the tracee "
+          "maps it MAP_SHARED|MAP_FIXED through an injected openat(/proc/<MM>/fd/N) + mmap "
+          "+ close, so every attaching process shares real pages; " + _SHM)
+
 _ROWS: dict[str, _Row] = {
     # --- files: the VFS server -------------------------------------------------
     "read": delegate(Sys.READ),
@@ -324,6 +330,20 @@ _ROWS: dict[str, _Row] = {
     "madvise": delegate(Sys.MADVISE, partial="MADV_DONTNEED on a private file mapping keeps "
                         "its pages (Linux drops them and re-reads the file)"),
     "msync": delegate(Sys.MSYNC),
+    # --- System V shared memory: MM's segments (mm/shm.py, calls/ipc.py) ---------------
+    "shmget": delegate(Sys.SHMGET, partial=_SHM),
+    "shmat": delegate(Sys.SHMAT, partial=_SHMAT),
+    "shmdt": delegate(Sys.SHMDT),
+    "shmctl": delegate(Sys.SHMCTL, partial=_SHM),
+    # --- System V semaphores and message queues: the VFS (vfs_fuse/sysv.py) ---------------
+    "semget": delegate(Sys.SEMGET),
+    "semop": delegate(Sys.SEMOP),
+    "semtimedop": delegate(Sys.SEMTIMEDOP),
+    "semctl": delegate(Sys.SEMCTL),
+    "msgget": delegate(Sys.MSGGET),
+    "msgsnd": delegate(Sys.MSGSND),
+    "msgrcv": delegate(Sys.MSGRCV),
+    "msgctl": delegate(Sys.MSGCTL),
     # --- served in the kernel ------------------------------------------------------------
     "getuid": delegate(Sys.GETUID),
     "geteuid": delegate(Sys.GETEUID),

@@ -236,3 +236,24 @@ class Sys(enum.IntEnum):
     SENDMMSG = 401
     RECVMMSG = 402
     SENDFILE = 403
+    # System V IPC, POSIX message queues, mount (calls/ipc.py, calls/sysv.py; issue 15)
+    SHMGET = 420
+    SHMAT = 421
+    SHMDT = 422
+    SHMCTL = 423
+    SEMGET = 424
+    SEMOP = 425
+    SEMTIMEDOP = 426
+    SEMCTL = 427
+    MSGGET = 428
+    MSGSND = 429
+    MSGRCV = 430
+    MSGCTL = 431
+    MQ_OPEN = 432
+    MQ_UNLINK = 433
+    MQ_TIMEDSEND = 434
+    MQ_TIMEDRECEIVE = 435
+    MQ_NOTIFY = 436
+    MQ_GETSETATTR = 437
+    MOUNT = 438
+    UMOUNT2 = 439

@@ -143,7 +143,28 @@ class SharedBacking:
         return ("shm", self.key)
 
 
-Backing = Anon | FileBacking | SharedBacking
+@dataclass(frozen=True, slots=True)
+class SysvBacking:
+    """An attached System V segment (mm/shm.py): ``obj`` is the segment's
+    system-wide object number, ``shmid``/``key`` only feed format_maps."""
+
+    obj: int
+    offset: int = 0
+    shmid: int = field(default=0, compare=False)
+    key: int = field(default=0, compare=False)
+
+    def at(self, delta: int) -> SysvBacking:
+        return dataclasses.replace(self, offset=self.offset + delta)
+
+    def follows(self, prev: Backing, prev_len: int) -> bool:
+        return (isinstance(prev, SysvBacking) and prev.obj == self.obj
+                and prev.offset + prev_len == self.offset)
+
+    def object_key(self) -> Hashable | None:
+        return ("sysv", self.obj)
+
+
+Backing = Anon | FileBacking | SharedBacking | SysvBacking
 
 
 # --- regions -----------------------------------------------------------------
@@ -188,6 +209,8 @@ class Region:
             return self.backing.path
         if isinstance(self.backing, SharedBacking):
             return "/dev/zero (deleted)"
+        if isinstance(self.backing, SysvBacking):
+            return f"/SYSV{self.backing.key & 0xFFFFFFFF:08x} (deleted)"
         return ""
 
     @property
@@ -215,7 +238,8 @@ class Region:
         b = self.backing
         offset = b.offset if not isinstance(b, Anon) else 0
         dev, inode = (b.dev, b.inode) if isinstance(b, FileBacking) else \
-            ((0, 1), b.key) if isinstance(b, SharedBacking) else ((0, 0), 0)
+            ((0, 1), b.key) if isinstance(b, SharedBacking) else \
+            ((0, 1), b.shmid) if isinstance(b, SysvBacking) else ((0, 0), 0)
         head = (f"{self.start:08x}-{self.end:08x} {self.perms} {offset:08x} "
                 f"{dev[0]:02x}:{dev[1]:02x} {inode} ")
         label = self.label
@@ -418,7 +442,7 @@ class AddressSpace:
         if not is_aligned(offset):
             raise _fail(errno.EINVAL, "offset not page-aligned")
         anonymous = bool(flags & MAP_ANONYMOUS)
-        if not anonymous and not isinstance(backing, FileBacking):
+        if not anonymous and not isinstance(backing, (FileBacking, SysvBacking)):
             raise _fail(errno.EBADF, "file mapping without a file")
         if length == 0:
             raise _fail(errno.EINVAL, "length 0")
@@ -442,6 +466,9 @@ class AddressSpace:
                 raise _fail(errno.EINVAL, f"bad map type {mtype:#x}")
             else:
                 backing = ANON
+        elif isinstance(backing, SysvBacking):     # shmat: always shared
+            backing = backing.at(offset)
+            mtype = MAP_SHARED
         else:
             assert isinstance(backing, FileBacking)
             if mtype == MAP_SHARED_VALIDATE and flags & ~MAP_VALIDATE_MASK:

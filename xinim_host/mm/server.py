@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import re
+from typing import Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
@@ -29,6 +30,7 @@ from .frames import DEFAULT_PHYS_SIZE, FrameAllocator
 from ..lib.vm_abi import PAGE_SIZE
 from .handlers_common import UNDO_KEEP, MmProc, Undo
 from .regions import AddressSpace
+from .shm import ShmTable
 from .table import CALL_VECTOR
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,12 @@ class MmServer(Server):
         self.procs: dict[int, MmProc] = {}
         self._undo: dict[int, tuple[int, Undo]] = {}   # token -> (pid, record)
         self._tokens = itertools.count(1)
+        self.shm = ShmTable(self)
+
+    def handle(self, delivery: Any) -> None:
+        super().handle(delivery)
+        if self.shm.doomed:         # a removed segment's last attach may just have gone
+            self.shm.collect()
 
     # --- processes --------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from ..lib import protocol as p
 from ..lib.server import Handler
 from . import handlers_mem as mem
 from . import handlers_proc as proc
+from . import shm
 
 CALL_VECTOR: Mapping[int, Handler] = {
     # the memory calls (from the kernel's handlers)
@@ -31,6 +32,12 @@ CALL_VECTOR: Mapping[int, Handler] = {
     p.MM_EXEC_LAYOUT: proc.do_exec_layout,
     p.MM_FORK: proc.do_fork,
     p.MM_EXIT: proc.do_exit,
+    # System V shared memory (shm.py)
+    p.MM_SHMGET: shm.do_shmget,
+    p.MM_SHMAT: shm.do_shmat,
+    p.MM_SHMDT: shm.do_shmdt,
+    p.MM_SHMCTL: shm.do_shmctl,
     # queries
     p.MM_MAPS: proc.do_maps,
+    p.MM_SHM_LIST: shm.do_shm_list,
 }

@@ -34,6 +34,7 @@ from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Iterator
 
 from ..lib import protocol as p
+from ..lib import sysv_abi as sv
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
 from . import procfs_files as files
@@ -106,6 +107,10 @@ class ProcFs(PseudoFs):
             at.data[name] = PNode(ino(where + b"/" + name), S_IFREG | 0o444, name, at,
                                   key=b"sysctl", data=read)
         root.data[b"sys"] = sysdir
+        ipc = PNode(ino(b"sysvipc"), S_IFDIR | 0o555, b"sysvipc", root, key=b"sysvdir", data={})
+        for name in (b"msg", b"sem", b"shm"):   # System V IPC (MM's shm, VFS's sem/msg)
+            ipc.data[name] = PNode(ino(b"sysvipc/" + name), S_IFREG | 0o444, name, ipc, key=name)
+        root.data[b"sysvipc"] = ipc
         self.self_link = PNode(ino(b"self"), S_IFLNK | 0o777, b"self", root, key=b"self")
         self.thread_self = PNode(ino(b"thread-self"), S_IFLNK | 0o777, b"thread-self", root,
                                  key=b"thread-self")
@@ -224,6 +229,22 @@ class ProcFs(PseudoFs):
                 break
         return b"".join(chunks)
 
+    def sysvipc(self, what: bytes) -> bytes:
+        """/proc/sysvipc/WHAT: shm is MM's table, sem and msg the VFS's own."""
+        if what != b"shm":
+            return self.srv.sysv.listing(what)
+        chunks: list[bytes] = []
+        got = 0
+        for _ in range(4096):
+            reply = self.peers.ask(p.MM_PID, p.MmShmList(offset=got))
+            if reply is None or reply.error:
+                break
+            chunks.append(reply.data)
+            got += len(reply.data)
+            if got >= reply.result or not reply.data:
+                break
+        return b"".join(chunks) or sv.SHM_HEADER.encode()
+
     @staticmethod
     def caller(who: Fproc | None) -> int:
         """The pid /proc/self names: the caller's (ENOENT when nobody in XINIM asks)."""
@@ -305,7 +326,7 @@ class ProcFs(PseudoFs):
                 node = self._pid_dir(entry.pid, info)
                 out.append((node.name, node))
             return out
-        if key in (b"netdir", b"sysdir"):
+        if key in (b"netdir", b"sysdir", b"sysvdir"):
             return list(dir.data.items())
         if key == b"pid":
             return [(name, self._pid_entry(dir, name)) for name in PID_ENTRIES]
@@ -348,7 +369,7 @@ class ProcFs(PseudoFs):
                 return self._pid_dir(pid, info) if info is not None else None
             return None
         key = dir.key
-        if key in (b"netdir", b"sysdir"):
+        if key in (b"netdir", b"sysdir", b"sysvdir"):
             return dir.data.get(name)
         if key in (b"pid", b"tid"):
             if self.info(dir.data) is None or (key == b"tid" and name == b"task"):
@@ -437,6 +458,8 @@ class ProcFs(PseudoFs):
             make = _ROOT_TEXT.get(key)
         elif node.parent is not None and node.parent.key == b"netdir":
             return self.net_table(node.name)
+        elif node.parent is not None and node.parent.key == b"sysvdir":
+            return self.sysvipc(node.name)
         else:
             make = _PID_TEXT.get(key)
             if key == b"environ":

@@ -34,6 +34,7 @@ from .namei import Namei
 from .procfs import install_procfs
 from .procfs_peers import Peers, bind_call_vector
 from .ramfs import Ramfs
+from .sysv import SysvIpc
 from .table import CALL_VECTOR
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class VfsServer(Server):
         self.sockets: dict[int, Any] = {}        # NET socket id -> its proxy (sockets.py)
         self.sock_masks: dict[int, int] = {}     # readiness NET sent before the fd existed
         self.inflight: dict[int, OpenFile] = {}  # SCM_RIGHTS token -> held description
+        self.sysv = SysvIpc(self)                # System V semaphores, message queues
         self.next_token = 0
         self._populate()
         self._mount_all(DEFAULT_MOUNTS if mounts is None else mounts)
@@ -221,6 +223,7 @@ class VfsServer(Server):
             fp.root.fs.release(fp.root.node)
         del self.procs[pid]
         self.sigfds.forget(pid)
+        self.sysv.exited(pid)                   # SEM_UNDO
 
     def exec_proc(self, pid: int) -> None:
         fp = self.proc(pid)

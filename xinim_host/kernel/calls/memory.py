@@ -292,6 +292,41 @@ def _still_open(tgid: int, fd: int, dev: int, ino: int) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
+def tracee_open(c: SyscallContext, path: bytes, flags: int) -> Generator[Op, Any, int]:
+    """Have the tracee itself open host ``path`` (an fd of its own, or -errno).
+    The string goes just below the red zone, which the ABI lets signal delivery
+    clobber at any time; put back anyway."""
+    if c.host is None:
+        return -errno.ENOSYS
+    link = path + b"\0"
+    at = (c.host.stack_pointer() - RED_ZONE - len(link)) & ~15
+    try:
+        saved = c.mem.read(at, len(link))
+        c.mem.write(at, link)
+    except SysError as exc:
+        return -exc.errno
+    tfd = yield from _host(NR_OPENAT, AT_FDCWD & (1 << 64) - 1, at, flags | os.O_CLOEXEC, 0)
+    try:
+        c.mem.write(at, saved)
+    except SysError:
+        pass
+    if tfd < 0:
+        log.debug("pid %d: tracee could not open %r: %d", c.pid, path, tfd)
+    return tfd
+
+
+def map_host_path(c: SyscallContext, path: bytes, open_flags: int, start: int, length: int,
+                  prot: int, host_flags: int, offset: int) -> Generator[Op, Any, int]:
+    """The tracee maps host file ``path`` at ``start`` (opened, mapped, closed
+    again): the host mmap's result, or -errno."""
+    tfd = yield from tracee_open(c, path, open_flags)
+    if tfd < 0:
+        return tfd
+    result = yield from _host(NR_MMAP, start, length, prot, host_flags, tfd, offset)
+    yield from _host(NR_CLOSE, tfd)
+    return result
+
+
 def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: int,
                    flags: int, offset: int) -> Generator[Op, Any, bool]:
     """Map the host file behind a host-mount fd at ``start`` in the tracee itself

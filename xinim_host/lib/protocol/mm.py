@@ -28,6 +28,11 @@ MM_MMAP_FILE = 307      # mmap of a file: the kernel passes the fd's facts from 
 MM_UNDO = 308           # the host failed to apply a decided change: take it back
 MM_SET_BRK = 309        # the host's current break (learned by injecting brk(0))
 MM_CHARGE = 310         # a write-path syscall wrote user pages: charge them
+# System V shared memory (mm/shm.py): 311-314.
+MM_SHMGET = 311
+MM_SHMAT = 312          # MM records the attach; the kernel maps the segment's pages
+MM_SHMDT = 313
+MM_SHMCTL = 314
 # Process life (kernel or PM): 320-329.
 MM_SPAWN = 320          # a brand-new process: import the host's layout
 MM_EXEC_LAYOUT = 321    # the host loaded a new image: reset, import the host's layout
@@ -36,6 +41,7 @@ MM_EXIT = 323           # release everything
 MM_EXEC = 324           # PM committed an exec: the old image is gone (MM_EXEC_LAYOUT follows)
 # Queries: 330-339.
 MM_MAPS = 330           # /proc/PID/maps text + frame usage (xinim-ps --mem)
+MM_SHM_LIST = 331       # /proc/sysvipc/shm text
 
 # ``MmReply.status`` bits
 MM_ST_BRK_UNKNOWN = 1   # MM does not know the host's break yet: send MmSetBrk, ask again
@@ -223,6 +229,75 @@ class MmMaps(Payload):
 
     pid: i32
     offset: u32 = 0
+
+
+@request(MM_SHMGET)
+class MmShmget(Payload):
+    """shmget(key, size, shmflg) with the caller's effective ids; result: the id."""
+
+    caller: i32
+    key: i32
+    size: u64
+    shmflg: i32
+    euid: u32 = 0
+    egid: u32 = 0
+
+
+@request(MM_SHMAT)
+class MmShmat(Payload):
+    """shmat: MM checks, picks the address and records the attach (answer
+    :class:`MmShmatReply`); the kernel then maps ``host_path`` there."""
+
+    caller: i32
+    shmid: i32
+    addr: u64
+    shmflg: i32
+    euid: u32 = 0
+    egid: u32 = 0
+
+
+@request(MM_SHMDT)
+class MmShmdt(Payload):
+    """shmdt: reply ``data`` lists the ranges (MM_RANGE, fd -1) the host unmaps."""
+
+    caller: i32
+    addr: u64
+
+
+@request(MM_SHMCTL)
+class MmShmctl(Payload):
+    """shmctl: ``data`` is IPC_SET's shmid64_ds; reply ``data`` what *_STAT and
+    *_INFO copy out (the kernel writes it to the caller's buffer)."""
+
+    caller: i32
+    shmid: i32
+    cmd: i32
+    euid: u32 = 0
+    egid: u32 = 0
+    data: data = b""
+
+
+@request(MM_SHM_LIST)
+class MmShmList(Payload):
+    """/proc/sysvipc/shm from byte ``offset`` (reply: MmMapsReply's shape)."""
+
+    offset: u32 = 0
+
+
+@reply(MM_REPLY, MM_SHMAT)
+class MmShmatReply(ReplyBase):
+    """``result``: the address; ``length``/``prot`` the host map; ``host_path``:
+    where the tracee opens the segment's pages (MM's memfd via /proc)."""
+
+    token: u64 = 0
+    length: u64 = 0
+    prot: i32 = 0
+    host_path: path = b""
+
+
+@reply(MM_REPLY, MM_SHMCTL, MM_SHM_LIST)
+class MmDataReply(ReplyBase):
+    data: data = b""
 
 
 @reply(MM_REPLY)

@@ -870,3 +870,76 @@ class VfsChroot(Payload):
 class VfsSetNofile(Payload):
     pid: i32
     nofile: u64
+# --- System V semaphores and message queues, POSIX message queues, mount -------------
+# (vfs_fuse/sysv.py, mqueue.py, mount_calls.py).  One multiplexed type each, like
+# Linux's own ipc(2): ``op`` says which call.
+VFS_SYSV = 196
+VFS_MQ = 197
+VFS_MOUNT = 198
+VFS_UMOUNT = 199
+
+# VfsSysv.op
+SV_SEMGET, SV_SEMOP, SV_SEMCTL = 1, 2, 3
+SV_MSGGET, SV_MSGSND, SV_MSGRCV, SV_MSGCTL = 4, 5, 6, 7
+SV_STAGE = 8            # append ``data`` to the caller's staging buffer (a message > 4 KiB)
+SV_FETCH = 9            # the rest of the caller's last received message, from ``a1``
+# VfsMq.op
+MQ_OPEN, MQ_UNLINK, MQ_SEND, MQ_RECEIVE, MQ_NOTIFY, MQ_GETSETATTR = 1, 2, 3, 4, 5, 6
+
+
+@request(VFS_SYSV)
+class VfsSysv(Payload):
+    """A semaphore or message-queue call (``op``: SV_*).  ``ident``: the key (get)
+    or the id; ``a1..a3``: the call's other arguments; ``data``: sembufs, a
+    message, a SETALL array, IPC_SET's perm (after SV_STAGE pieces, if any).
+    ``timeout_ns`` < 0: no timeout.  Reply :class:`VfsSysvReply`."""
+
+    caller: i32
+    op: i32
+    ident: i32 = 0
+    a1: i64 = 0
+    a2: i64 = 0
+    a3: i64 = 0
+    timeout_ns: i64 = -1
+    data: data = b""
+
+
+@request(VFS_MQ)
+class VfsMq(Payload):
+    """A POSIX message-queue call (``op``: MQ_*) on ``fd`` or the queue ``path``
+    (mq_open's name, without the leading slash).  Reply :class:`VfsSysvReply`."""
+
+    caller: i32
+    op: i32
+    fd: i32 = -1
+    a1: i64 = 0
+    a2: i64 = 0
+    timeout_ns: i64 = -1
+    path: path = b""
+    data: data = b""
+
+
+@request(VFS_MOUNT)
+class VfsMount(Payload):
+    """mount(2): ``data`` = source NUL fstype NUL options (the target is ``path``)."""
+
+    caller: i32
+    flags: u64
+    path: path
+    data: data = b""
+
+
+@request(VFS_UMOUNT)
+class VfsUmount(Payload):
+    caller: i32
+    flags: i32
+    path: path
+
+
+@reply(VFS_REPLY, VFS_SYSV, VFS_MQ)
+class VfsSysvReply(ReplyBase):
+    """``result``: the call's value; ``data``: what it copies out (msgrcv: the
+    8-byte mtype then the text; mq_receive: the 4-byte priority then the
+    message; *_STAT structures, GETALL's array, mq attributes)."""
+
+    data: data = b""

@@ -1,0 +1,144 @@
+"""System V semaphores and message queues: the VFS keeps them (vfs_fuse/sysv.py).
+
+The handlers copy the arguments in (sembufs, the message, the timeout), send
+one VFS_SYSV request -- a message longer than one message's data goes first
+in SV_STAGE pieces -- and copy the answer out.  A call that must wait is
+parked in the VFS, which answers it when it can go on (or with EINTR when PM
+cancels it for a signal).
+"""
+from __future__ import annotations
+
+import errno
+import struct
+from typing import TYPE_CHECKING, Any, Generator
+
+from ...lib import linux_abi as abi
+from ...lib import protocol as p
+from ...lib import sysv_abi as sv
+from ...lib.errors import SysError
+from .base import Op, SyscallContext, SyscallGen, ask, c_int
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+
+TIMESPEC = struct.Struct("<qq")
+NSEMS = -1                     # semctl pseudo-command: how many semaphores the set has
+
+
+def _c_long(v: int) -> int:
+    return v - (1 << 64) if v >> 63 else v
+
+
+def _sysv(c: SyscallContext, op: int, ident: int, a1: int = 0, a2: int = 0, a3: int = 0,
+          data: bytes = b"", timeout_ns: int = -1) -> Generator[Op, Any, Any]:
+    while len(data) > p.DATA_MAX:      # the VFS puts the pieces together
+        yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=p.SV_STAGE,
+                                            data=data[:p.DATA_MAX]))
+        data = data[p.DATA_MAX:]
+    return (yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=op, ident=ident, a1=a1, a2=a2,
+                                                a3=a3, data=data, timeout_ns=timeout_ns)))
+
+
+def timeout_arg(c: SyscallContext, addr: int) -> int:
+    """A relative struct timespec in ns (-1: none); EINVAL as Linux for a bad one."""
+    if not addr:
+        return -1
+    sec, nsec = TIMESPEC.unpack(c.mem.read(addr, TIMESPEC.size))
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        raise SysError(errno.EINVAL)
+    return sec * 1_000_000_000 + nsec
+
+
+# --- semaphores ------------------------------------------------------------------------
+
+
+def sys_semget(k: Kernel, c: SyscallContext) -> SyscallGen:
+    reply = yield from _sysv(c, p.SV_SEMGET, c_int(c.args[0]), c_int(c.args[1]),
+                             c_int(c.args[2]))
+    return reply.result
+
+
+def _semop(c: SyscallContext, semid: int, sops: int, nsops: int,
+           timeout_ns: int) -> Generator[Op, Any, int]:
+    if nsops < 1 or semid < 0:
+        raise SysError(errno.EINVAL)
+    if nsops > sv.SEMOPM:
+        raise SysError(errno.E2BIG)
+    blob = c.mem.read(sops, nsops * sv.SEMBUF_SIZE)
+    reply = yield from _sysv(c, p.SV_SEMOP, semid, data=blob, timeout_ns=timeout_ns)
+    return reply.result
+
+
+def sys_semop(k: Kernel, c: SyscallContext) -> SyscallGen:
+    return (yield from _semop(c, c_int(c.args[0]), c.args[1], _c_long(c.args[2]), -1))
+
+
+def sys_semtimedop(k: Kernel, c: SyscallContext) -> SyscallGen:
+    semid, nsops = c_int(c.args[0]), _c_long(c.args[2])
+    if nsops < 1 or semid < 0:
+        raise SysError(errno.EINVAL)
+    timeout = timeout_arg(c, c.args[3])
+    return (yield from _semop(c, semid, c.args[1], nsops, timeout))
+
+
+def sys_semctl(k: Kernel, c: SyscallContext) -> SyscallGen:
+    semid, num, cmd, arg = c_int(c.args[0]), c_int(c.args[1]), c_int(c.args[2]), c.args[3]
+    base = cmd & ~sv.IPC_64
+    data = b""
+    if base == sv.SETALL:
+        n = (yield from _sysv(c, p.SV_SEMCTL, semid, 0, NSEMS)).result
+        data = c.mem.read(arg, 2 * n) if n else b""
+    elif base == sv.IPC_SET:
+        data = c.mem.read(arg, sv.SEMID64_DS.size)
+    val = c_int(arg) if base == sv.SETVAL else 0
+    reply = yield from _sysv(c, p.SV_SEMCTL, semid, num, cmd, val, data)
+    if reply.data:
+        c.mem.write(arg, reply.data)
+    return reply.result
+
+
+# --- message queues ----------------------------------------------------------------------
+
+
+def sys_msgget(k: Kernel, c: SyscallContext) -> SyscallGen:
+    reply = yield from _sysv(c, p.SV_MSGGET, c_int(c.args[0]), c_int(c.args[1]))
+    return reply.result
+
+
+def sys_msgsnd(k: Kernel, c: SyscallContext) -> SyscallGen:
+    msqid, msgp, size, flg = c_int(c.args[0]), c.args[1], _c_long(c.args[2]), c_int(c.args[3])
+    (mtype,) = abi.POINTER.unpack(c.mem.read(msgp, 8))
+    mtype = _c_long(mtype)
+    if size > sv.MSGMAX or size < 0 or msqid < 0 or mtype < 1:
+        raise SysError(errno.EINVAL)
+    text = c.mem.read(msgp + 8, size) if size else b""
+    reply = yield from _sysv(c, p.SV_MSGSND, msqid, mtype, flg, data=text)
+    return reply.result
+
+
+def sys_msgrcv(k: Kernel, c: SyscallContext) -> SyscallGen:
+    msqid, msgp, size = c_int(c.args[0]), c.args[1], _c_long(c.args[2])
+    msgtyp, flg = _c_long(c.args[3]), c_int(c.args[4])
+    if size < 0 or msqid < 0:
+        raise SysError(errno.EINVAL)
+    reply = yield from _sysv(c, p.SV_MSGRCV, msqid, size, msgtyp, flg)
+    out = reply.data
+    want = 8 + reply.result
+    while len(out) < want:
+        more = yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=p.SV_FETCH, a1=len(out)))
+        if not more.data:
+            break
+        out += more.data
+    c.mem.write(msgp, out)
+    return reply.result
+
+
+def sys_msgctl(k: Kernel, c: SyscallContext) -> SyscallGen:
+    msqid, cmd, buf = c_int(c.args[0]), c_int(c.args[1]), c.args[2]
+    data = b""
+    if cmd & ~sv.IPC_64 == sv.IPC_SET:
+        data = c.mem.read(buf, sv.MSQID64_DS.size)
+    reply = yield from _sysv(c, p.SV_MSGCTL, msqid, cmd, data=data)
+    if reply.data:
+        c.mem.write(buf, reply.data)
+    return reply.result
