@@ -125,7 +125,13 @@ class FdConsole(JobControl):
     def __init__(self, out_fd: int = 1, in_fd: int = 0) -> None:
         super().__init__()
         self.out_fd, self.in_fd = out_fd, in_fd
-        self.waitq = host_fd_queue(in_fd)      # readers and pollers wait here (lib/readiness)
+        # readers and pollers wait here (lib/readiness); none for a regular file or
+        # /dev/null, which are always readable (and which epoll refuses, EPERM)
+        try:
+            pollable = self._pollable()
+        except OSError:
+            pollable = False
+        self.waitq = host_fd_queue(in_fd) if pollable else None
 
     def write(self, data: bytes) -> int:
         view, done = memoryview(data), 0

@@ -160,9 +160,9 @@ class ConsoleDevice(CharDevice):
 
 def _console_queue(console: Any) -> WatchedQueue | None:
     """The console's own queue, else one watching its wait_readable or its input fd."""
-    q = getattr(console, "waitq", None)
-    if isinstance(q, WatchedQueue):
-        return q
+    if hasattr(console, "waitq"):          # its own (None: input that never waits)
+        q = console.waitq
+        return q if isinstance(q, WatchedQueue) else None
     wait = getattr(console, "wait_readable", None)
     if wait is not None:
         return WatchedQueue({POLLIN: wait})
