@@ -237,6 +237,31 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     close(sv[0]); close(sv[1]);
 
+    /* sendmmsg / recvmmsg on datagrams; MSG_WAITFORONE */
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    {
+        struct mmsghdr mm[3];
+        struct iovec iv[3];
+        char bufs[3][16];
+        const char *words[3] = {"one", "three", "fivefive"};
+        memset(mm, 0, sizeof mm);
+        for (int i = 0; i < 3; i++) {
+            iv[i].iov_base = (void *)words[i]; iv[i].iov_len = strlen(words[i]);
+            mm[i].msg_hdr.msg_iov = &iv[i]; mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        show("sendmmsg", sendmmsg(sv[0], mm, 3, 0));
+        show("sendmmsg len 2", mm[2].msg_len);
+        memset(mm, 0, sizeof mm);
+        for (int i = 0; i < 3; i++) {
+            iv[i].iov_base = bufs[i]; iv[i].iov_len = sizeof bufs[i];
+            mm[i].msg_hdr.msg_iov = &iv[i]; mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        show("recvmmsg", recvmmsg(sv[1], mm, 3, MSG_WAITFORONE, NULL));
+        show("recvmmsg lens", mm[0].msg_len * 100 + mm[1].msg_len * 10 + mm[2].msg_len);
+        show("recvmmsg empty nonblock", recvmmsg(sv[1], mm, 3, MSG_DONTWAIT, NULL));
+    }
+    close(sv[0]); close(sv[1]);
+
     /* TCP on loopback */
     s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in in = {0}; in.sin_family = AF_INET; in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -273,7 +273,7 @@ _ROWS: dict[str, _Row] = {
                         "no ancillary data over IP"),
     "recvmsg": delegate(Sys.RECVMSG),
     "sendmmsg": delegate(Sys.SENDMMSG),
-    "recvmmsg": delegate(Sys.RECVMMSG, partial="the timeout is not applied"),
+    "recvmmsg": delegate(Sys.RECVMMSG),
     "shutdown": delegate(Sys.SHUTDOWN),
     "setsockopt": delegate(Sys.SETSOCKOPT, partial="AF_UNIX: SOL_SOCKET options; IP "
                            "sockets: passed to the host socket"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import time
 from typing import TYPE_CHECKING, Any, Generator
 
 from ...lib import protocol as p
@@ -674,8 +675,16 @@ def sys_recvmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 def sys_recvmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    """recvmmsg: the timeout is checked after each datagram, as Linux does (it does
+    not cut a wait short)."""
     ref = yield from _sock_of(c, c_int(c.args[0]))
     vec, vlen, flags = c.args[1], min(c.args[2] & 0xFFFFFFFF, UIO_MAXIOV), c_int(c.args[3])
+    deadline = None
+    if c.args[4]:
+        sec, nsec = struct.unpack("<qq", c.mem.read(c.args[4], 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            raise SysError(errno.EINVAL)
+        deadline = time.monotonic() + sec + nsec / 1e9
     got = 0
     for i in range(vlen):
         entry = vec + i * MMSG_SIZE
@@ -689,6 +698,11 @@ def sys_recvmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
         got += 1
         if flags & MSG_WAITFORONE:
             flags |= MSG_DONTWAIT
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+    if deadline is not None:              # the time left, as Linux writes it back
+        left = max(0.0, deadline - time.monotonic())
+        c.mem.write(c.args[4], struct.pack("<qq", int(left), int(left % 1 * 1e9)))
     return got
 
 
