@@ -271,6 +271,10 @@ def test_join_forms_reach_a_listening_xinim_run(listening: tuple[str, dict[str, 
     for argv in (["--join", "--socket", sock], [f"--join={sock}"]):
         res = _run([XINIM_RUN, *argv, "/bin/cat", "/joined"], {**env, "XDG_RUNTIME_DIR": "/"})
         assert res.returncode == 0 and res.stdout == "kept\n", (argv, res.stderr)
+    # a joined program starts in our cwd too, found through the system's mount table
+    here = subprocess.run([XINIM_RUN, "--join", "/bin/pwd"], capture_output=True, text=True,
+                          timeout=60, env=env, cwd="/usr/share", input="")
+    assert here.stdout == "/usr/share\n", here.stderr
     absent = _run([XINIM_RUN, "--join", "/bin/true"], run_env(XDG_RUNTIME_DIR=str(
         Path(sock).parent.parent.parent)))
     assert_one_line_error(absent, 1, "cannot join")

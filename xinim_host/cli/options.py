@@ -211,6 +211,10 @@ async def system_services(system: System, args: argparse.Namespace,
 
     where = await system.nursery.start(export)
     args.mount = str(where)
+    # The kernel's first look at a fresh FUSE root may deny other users (until a
+    # getattr has refreshed the root's attributes); take that look now, from a
+    # worker thread (the trio thread serves the mount).
+    await trio.to_thread.run_sync(os.stat, where)
     log.info("ramfs mounted at %s%s", where,
              f" (-o {','.join(args.fuse_options)})" if args.fuse_options else "")
     return ended
