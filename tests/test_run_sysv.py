@@ -18,7 +18,7 @@ from support.run import C_DIR, native, xinim_run
 def prog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sysv_ipc")
     subprocess.run(["gcc", "-O2", "-Wall", "-Wno-unused-result", "-o", str(out / "sysv_ipc"),
-                    str(C_DIR / "sysv_ipc.c")], check=True, timeout=120)
+                    str(C_DIR / "sysv_ipc.c"), "-lrt"], check=True, timeout=120)
     return out
 
 
@@ -61,3 +61,24 @@ def test_ipcs_lists_a_segment(prog: Path) -> None:
     proc_line = rest.splitlines()[1].split()
     assert proc_line[0] == str(0x0badcafe) and proc_line[2:4] == ["644", "8192"]
     assert "0x0badcafe" not in rest          # gone after IPC_RMID
+
+
+def test_posix_mq_as_natively(prog: Path, tmp_path: Path) -> None:
+    here, there = _both(prog, tmp_path, "mq")
+    assert there == here
+    assert "blocked receive: 11 from child prio 3\n" in there
+    assert "poll one: 1 INOUT\n" in there
+
+
+def test_dev_mqueue_lists_queues(prog: Path) -> None:
+    res = xinim_run("--bind", f"{prog}:/t", "/bin/sh", "-c",
+                    "/t/sysv_ipc /tmp mkmq; ls -l /dev/mqueue; cat /dev/mqueue/kept;"
+                    " rm /dev/mqueue/kept; ls /dev/mqueue; grep mqueue /proc/mounts", timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "mkmq: OK OK" in lines
+    listing = [ln for ln in lines if ln.endswith(" kept")]
+    assert listing and listing[0].startswith("-rw-r----- 1 ")
+    assert "QSIZE:12         NOTIFY:0     SIGNO:0     NOTIFY_PID:0     " in lines
+    assert lines[-1].startswith("mqueue /dev/mqueue mqueue ")
+    assert lines.count("kept") == 0 and len(listing) == 1     # rm removed it

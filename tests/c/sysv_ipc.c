@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,10 +288,15 @@ static void sec_mq(void) {
     mq_setattr(q, &nb, NULL);
     n = mq_receive(q, buf, sizeof buf, &prio);
     printf("nonblocking receive: %s\n", n < 0 ? en(errno) : "OK");
-    char path[128];
-    snprintf(path, sizeof path, "/dev/mqueue%s", name);
-    struct stat st;
-    printf("in /dev/mqueue: %s\n", R(stat(path, &st)));
+    struct pollfd pf = {q, POLLIN | POLLOUT, 0};
+    int np = poll(&pf, 1, 0);
+    printf("poll empty: %d %s%s\n", np, pf.revents & POLLIN ? "IN" : "",
+           pf.revents & POLLOUT ? "OUT" : "");
+    mq_send(q, "x", 1, 0);
+    pf.revents = 0;
+    np = poll(&pf, 1, 0);
+    printf("poll one: %d %s%s\n", np, pf.revents & POLLIN ? "IN" : "",
+           pf.revents & POLLOUT ? "OUT" : "");
     printf("mq_unlink: %s\n", R(mq_unlink(name)));
     printf("mq_unlink again: %s\n", R(mq_unlink(name)));
     printf("open after unlink: %s\n", mq_open(name, O_RDONLY) == (mqd_t)-1 ? en(errno) : "OK");
@@ -410,6 +416,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "rmseg"))
             printf("rmseg: %s\n", R(shmctl(shmget(0x0badcafe, 0, 0), IPC_RMID, NULL)));
         else if (!strcmp(argv[i], "bigmsg")) sec_bigmsg();
+        else if (!strcmp(argv[i], "mkmq")) {    /* left for ls/cat of /dev/mqueue */
+            struct mq_attr at = {.mq_maxmsg = 5, .mq_msgsize = 100};
+            mqd_t q = mq_open("/kept", O_CREAT | O_RDWR, 0640, &at);
+            printf("mkmq: %s %s\n", q == (mqd_t)-1 ? en(errno) : "OK",
+                   R(mq_send(q, "twelve bytes", 12, 1)));
+        }
         else { fprintf(stderr, "unknown section %s\n", argv[i]); return 2; }
     }
     return 0;

@@ -248,6 +248,12 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.MSGSND: (VFS, sysv.sys_msgsnd),
     Sys.MSGRCV: (VFS, sysv.sys_msgrcv),
     Sys.MSGCTL: (VFS, sysv.sys_msgctl),
+    Sys.MQ_OPEN: (VFS, sysv.sys_mq_open),
+    Sys.MQ_UNLINK: (VFS, sysv.sys_mq_unlink),
+    Sys.MQ_TIMEDSEND: (VFS, sysv.sys_mq_timedsend),
+    Sys.MQ_TIMEDRECEIVE: (VFS, sysv.sys_mq_timedreceive),
+    Sys.MQ_NOTIFY: (VFS, sysv.sys_mq_notify),
+    Sys.MQ_GETSETATTR: (VFS, sysv.sys_mq_getsetattr),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

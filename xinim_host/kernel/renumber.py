@@ -344,6 +344,14 @@ _ROWS: dict[str, _Row] = {
     "msgsnd": delegate(Sys.MSGSND),
     "msgrcv": delegate(Sys.MSGRCV),
     "msgctl": delegate(Sys.MSGCTL),
+    # --- POSIX message queues: the VFS's mqueue filesystem at /dev/mqueue (vfs_fuse/mqueue.py)
+    "mq_open": delegate(Sys.MQ_OPEN),
+    "mq_unlink": delegate(Sys.MQ_UNLINK),
+    "mq_timedsend": delegate(Sys.MQ_TIMEDSEND),
+    "mq_timedreceive": delegate(Sys.MQ_TIMEDRECEIVE),
+    "mq_notify": delegate(Sys.MQ_NOTIFY, partial="SIGEV_SIGNAL and SIGEV_NONE; the signal "
+                          "carries no SI_MESGQ siginfo; SIGEV_THREAD is EINVAL"),
+    "mq_getsetattr": delegate(Sys.MQ_GETSETATTR),
     # --- served in the kernel ------------------------------------------------------------
     "getuid": delegate(Sys.GETUID),
     "geteuid": delegate(Sys.GETEUID),

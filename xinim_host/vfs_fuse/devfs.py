@@ -67,6 +67,7 @@ class DevFs(PseudoFs):
             ino += 1
         self.pts = add(root, PNode(ino, S_IFDIR | 0o755, b"pts", data={}))
         self.shm = add(root, PNode(ino + 1, S_IFDIR | 0o1777, b"shm", data={}))
+        self.mqueue = add(root, PNode(ino + 2, S_IFDIR | 0o1777, b"mqueue", data={}))
 
 
 class DevPtsFs(PseudoFs):

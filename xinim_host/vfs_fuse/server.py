@@ -34,6 +34,7 @@ from .namei import Namei
 from .procfs import install_procfs
 from .procfs_peers import Peers, bind_call_vector
 from .ramfs import Ramfs
+from .mqueue import install_mqueue
 from .sysv import SysvIpc
 from .table import CALL_VECTOR
 
@@ -134,6 +135,7 @@ class VfsServer(Server):
         for path, mode in INITIAL_TREE:
             self._mkdirs(path, mode)
         install_devfs(self)
+        install_mqueue(self)
         install_procfs(self)
 
     def _mount_all(self, specs: Iterable[MountSpec]) -> None:

@@ -1,4 +1,5 @@
-"""System V semaphores and message queues: the VFS keeps them (vfs_fuse/sysv.py).
+"""System V semaphores and message queues, POSIX message queues: the VFS keeps
+them (vfs_fuse/sysv.py, vfs_fuse/mqueue.py).
 
 The handlers copy the arguments in (sembufs, the message, the timeout), send
 one VFS_SYSV request -- a message longer than one message's data goes first
@@ -16,7 +17,7 @@ from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib import sysv_abi as sv
 from ...lib.errors import SysError
-from .base import Op, SyscallContext, SyscallGen, ask, c_int
+from .base import Op, SyscallContext, SyscallGen, ask, c_int, path_arg
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -142,3 +143,84 @@ def sys_msgctl(k: Kernel, c: SyscallContext) -> SyscallGen:
     if reply.data:
         c.mem.write(buf, reply.data)
     return reply.result
+
+
+# --- POSIX message queues (the VFS: vfs_fuse/mqueue.py) ------------------------------------
+
+MQ_ATTR_SIZE = 64
+SIGEVENT_SIZE = 64
+
+
+def _abs_timeout(c: SyscallContext, addr: int) -> int:
+    """An absolute CLOCK_REALTIME struct timespec in ns (-1: none)."""
+    if not addr:
+        return -1
+    sec, nsec = TIMESPEC.unpack(c.mem.read(addr, TIMESPEC.size))
+    if sec < 0 or not 0 <= nsec < 1_000_000_000:
+        raise SysError(errno.EINVAL)
+    return sec * 1_000_000_000 + nsec
+
+
+def _mq(c: SyscallContext, op: int, fd: int = -1, a1: int = 0, a2: int = 0, path: bytes = b"",
+        data: bytes = b"", timeout_ns: int = -1) -> Generator[Op, Any, Any]:
+    while len(data) > p.DATA_MAX:      # a long message: staged as System V's are
+        yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=p.SV_STAGE,
+                                            data=data[:p.DATA_MAX]))
+        data = data[p.DATA_MAX:]
+    return (yield from ask(p.VFS_PID, p.VfsMq(caller=c.pid, op=op, fd=fd, a1=a1, a2=a2,
+                                              path=path, data=data, timeout_ns=timeout_ns)))
+
+
+def sys_mq_open(k: Kernel, c: SyscallContext) -> SyscallGen:
+    name = path_arg(c, c.args[0])
+    oflag, mode, attr = c_int(c.args[1]), c_int(c.args[2]), c.args[3]
+    data = c.mem.read(attr, MQ_ATTR_SIZE) if attr and oflag & 0o100 else b""   # O_CREAT
+    return (yield from _mq(c, p.MQ_OPEN, a1=oflag, a2=mode, path=name, data=data)).result
+
+
+def sys_mq_unlink(k: Kernel, c: SyscallContext) -> SyscallGen:
+    name = path_arg(c, c.args[0])
+    return (yield from _mq(c, p.MQ_UNLINK, path=name)).result
+
+
+def sys_mq_timedsend(k: Kernel, c: SyscallContext) -> SyscallGen:
+    fd, buf, size, prio = c_int(c.args[0]), c.args[1], c.args[2], c.args[3] & 0xFFFFFFFF
+    timeout = _abs_timeout(c, c.args[4])
+    if size > 16 << 20:                 # past any queue's msgsize: EMSGSIZE, no copy
+        size = (16 << 20) + 1
+        data = b"\0" * size
+    else:
+        data = c.mem.read(buf, size) if size else b""
+    return (yield from _mq(c, p.MQ_SEND, fd, prio, data=data, timeout_ns=timeout)).result
+
+
+def sys_mq_timedreceive(k: Kernel, c: SyscallContext) -> SyscallGen:
+    fd, buf, size, prio_p = c_int(c.args[0]), c.args[1], c.args[2], c.args[3]
+    timeout = _abs_timeout(c, c.args[4])
+    reply = yield from _mq(c, p.MQ_RECEIVE, fd, min(size, 1 << 62), timeout_ns=timeout)
+    out = reply.data
+    want = 4 + reply.result
+    while len(out) < want:
+        more = yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=p.SV_FETCH, a1=len(out)))
+        if not more.data:
+            break
+        out += more.data
+    c.mem.write(buf, out[4:])
+    if prio_p:
+        c.mem.write(prio_p, out[:4])
+    return reply.result
+
+
+def sys_mq_notify(k: Kernel, c: SyscallContext) -> SyscallGen:
+    fd, sev = c_int(c.args[0]), c.args[1]
+    data = c.mem.read(sev, SIGEVENT_SIZE) if sev else b""
+    return (yield from _mq(c, p.MQ_NOTIFY, fd, data=data)).result
+
+
+def sys_mq_getsetattr(k: Kernel, c: SyscallContext) -> SyscallGen:
+    fd, new, old = c_int(c.args[0]), c.args[1], c.args[2]
+    data = c.mem.read(new, MQ_ATTR_SIZE) if new else b""
+    reply = yield from _mq(c, p.MQ_GETSETATTR, fd, data=data)
+    if old:
+        c.mem.write(old, reply.data)
+    return 0
