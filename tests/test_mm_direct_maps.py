@@ -49,3 +49,30 @@ def test_an_exec_after_direct_maps_starts_clean() -> None:
     got = xinim_run("/bin/sh", "-c", f"exec /usr/bin/python3 -c '{SCRIPT}'")
     assert want.returncode == 0, want.stderr
     assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+FILLED = r"""
+import mmap, os, sys
+d = sys.argv[1]
+data = bytes(range(256)) * 4096 + b"tail"            # 1 MiB and a bit: a partial last page
+with open(d + "/f", "wb") as f:
+    f.write(data)
+fd = os.open(d + "/f", os.O_RDWR)
+out = []
+for off, n in ((0, 0), (4096, 8192), (1 << 20, 0)):
+    m = mmap.mmap(fd, n, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ, offset=off)
+    out.append((len(m), m[:8], m[-8:], sum(m[::4093])))
+    m.close()
+s = mmap.mmap(fd, 0, flags=mmap.MAP_SHARED)           # shared: written back on close
+s[:4] = b"XYZW"; s.close(); os.close(fd)
+out.append(open(d + "/f", "rb").read(6))
+print(out)
+"""
+
+
+def test_maps_of_ramfs_files_are_filled_with_their_bytes(tmp_path) -> None:
+    """Not a host file: the mapping is filled through the VFS (one grant read)."""
+    want = native("/usr/bin/python3", "-c", FILLED, str(tmp_path))
+    got = xinim_run("/usr/bin/python3", "-c", FILLED, "/tmp")
+    assert want.returncode == 0, want.stderr
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr

@@ -79,6 +79,7 @@ from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.linux_abi import AT_FDCWD
 from .base import Await, HostCall, Op, SyscallContext, SyscallGen, ask, c_int
+from .files import granted_read, local_grants
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -391,10 +392,19 @@ def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: 
 
 
 def _fill(c: SyscallContext, fd: int, addr: int, length: int, offset: int,
-          size: int) -> Generator[Op, Any, int]:
+          size: int, k: Kernel | None = None) -> Generator[Op, Any, int]:
     """Copy the file into the fresh (zeroed) mapping: positioned reads on the
-    caller's fd; what lies past the end of the file stays zero."""
+    caller's fd; what lies past the end of the file stays zero.  With the VFS on
+    this node, one read through a grant for the whole mapping (the VFS copies it
+    in); else DATA_MAX messages."""
     count = max(0, min(page_up(length), size - offset))
+    grants = local_grants(k) if k is not None and count else None
+    if grants is not None:
+        try:
+            yield from granted_read(k, grants, c, fd, ((addr, count),), count, offset)
+        except SysError as exc:
+            return -exc.errno
+        return 0
     done = 0
     buf = bytearray()
     try:
@@ -451,7 +461,7 @@ def sys_mmap(k: Kernel, c: SyscallContext) -> SyscallGen:
     offset = _signed(c.args[5])
     if flags & MAP_ANONYMOUS:
         return (yield from _map_anon(c, addr, length, prot, flags, offset))
-    return (yield from _map_file(c, addr, length, prot, flags, fd, offset))
+    return (yield from _map_file(c, addr, length, prot, flags, fd, offset, k))
 
 
 def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
@@ -475,7 +485,7 @@ def _fd_facts(c: SyscallContext, fd: int) -> Generator[Op, Any, Any]:
 
 
 def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, fd: int,
-              offset: int) -> Generator[Op, Any, int]:
+              offset: int, k: Kernel | None = None) -> Generator[Op, Any, int]:
     info = yield from _fd_facts(c, fd)
     if info is not None and stat.S_ISCHR(info.mode):
         st = yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
@@ -536,7 +546,7 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
             except SysError as exc:
                 err = -exc.errno
     if not err:
-        err = yield from _fill(c, fd, start, length, offset, info.size)
+        err = yield from _fill(c, fd, start, length, offset, info.size, k)
     if not err and not prot & PROT_WRITE:
         err = yield from _host(NR_MPROTECT, start, page_up(length), prot)
     if err:
