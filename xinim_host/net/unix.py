@@ -334,6 +334,10 @@ class UnixSock(Sock):
             if self.shutdown & SEND_SHUTDOWN or peer is None or peer.closed \
                     or peer.shutdown & RCV_SHUTDOWN:
                 raise SysError(errno.EPIPE)
+            if not data and self.type == SOCK_STREAM:
+                if fds:                        # nothing queued, its fds with it (Linux)
+                    srv.drop_tokens(fds)
+                return 0
             room = peer.rcvbuf - peer.rbytes
             if room <= 0 and (peer.rq or len(data) > 0):
                 return None
