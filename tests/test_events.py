@@ -186,3 +186,28 @@ def test_tail_f_follows_a_file_with_inotify() -> None:
                     "echo one > /tmp/log; tail -f -s 30 /tmp/log & t=$!; sleep 0.5; "
                     "echo two >> /tmp/log; sleep 1; kill $t; wait $t; echo status $?")
     assert res.stdout == "one\ntwo\nstatus 143\n", res.stderr
+
+
+SCM = r"""
+import os, socket, select
+a, b = socket.socketpair()
+e = os.eventfd(0, 0)
+ep0 = select.epoll()
+socket.send_fds(a, [b"x"], [e, ep0.fileno()])
+msg, fds, flags, addr = socket.recv_fds(b, 10, 4)
+print([os.readlink("/proc/self/fd/%d" % fd) for fd in fds])
+os.eventfd_write(e, 9)                      # the same file on both sides
+ep = select.epoll()
+ep.register(fds[0], select.EPOLLIN)
+print([ev for _, ev in ep.poll(1)], os.eventfd_read(fds[0]))
+"""
+
+
+def test_event_fds_cross_scm_rights(tmp_path: Path) -> None:
+    script = tmp_path / "scm.py"
+    script.write_text(SCM)
+    ref = native("/usr/bin/python3", str(script))
+    assert ref.returncode == 0, ref.stderr
+    res = xinim_run("--bind", f"{tmp_path}:/s", "/usr/bin/python3", "/s/scm.py")
+    assert res.returncode == 0, res.stderr
+    _same(ref.stdout, res.stdout)
