@@ -595,26 +595,39 @@ class Ramfs:
         pages = inode.pages
         first = offset // PAGE
         last = (end - 1) // PAGE
-        new_pages = sum(1 for i in range(first, last + 1) if i not in pages)
+        span = range(first, last + 1)
+        new_pages = len(span) - sum(map(pages.__contains__, span))   # (counted in C)
         if new_pages and (self.pages_used + new_pages) * PAGE > self.capacity:
             raise _err(errno.ENOSPC)
         mv = memoryview(data)
         pos = offset
         src = 0
-        while pos < end:
-            idx, off = divmod(pos, PAGE)
+        off = pos % PAGE
+        if off:                                   # a partial first page
             k = min(PAGE - off, end - pos)
-            page = pages.get(idx)
+            page = pages.get(first)
             if page is None:
-                if off == 0 and k == PAGE:
-                    pages[idx] = bytearray(mv[src:src + k])
-                    pos += k
-                    src += k
-                    continue
-                page = pages[idx] = bytearray(PAGE)
+                page = pages[first] = bytearray(PAGE)
             page[off:off + k] = mv[src:src + k]
             pos += k
             src += k
+        idx = pos // PAGE
+        get = pages.get
+        while end - pos >= PAGE:                  # whole pages: a new one is the copy itself
+            nxt = src + PAGE
+            page = get(idx)
+            if page is None:
+                pages[idx] = bytearray(mv[src:nxt])
+            else:
+                page[:] = mv[src:nxt]
+            idx += 1
+            pos += PAGE
+            src = nxt
+        if pos < end:                             # a partial last page
+            page = get(idx)
+            if page is None:
+                page = pages[idx] = bytearray(PAGE)
+            page[:end - pos] = mv[src:src + end - pos]
         self.pages_used += new_pages
         if self.tracker is not None:
             self.tracker.wrote(inode, first, last)
