@@ -42,6 +42,7 @@ from ..lib.errors import SysError
 log = logging.getLogger(__name__)
 
 PAGE = 4096
+_ZERO_PAGE = bytes(PAGE)
 NAME_MAX = 255
 PATH_MAX = 4096
 MAX_FILE_SIZE = (1 << 63) - 1           # Linux MAX_LFS_FILESIZE; EFBIG past it
@@ -563,20 +564,16 @@ class Ramfs:
             if page is None:
                 return bytes(end - offset)
             return bytes(page[off:off + end - offset])
-        out = bytearray()
-        pos = offset
-        while pos < end:
-            idx, off = divmod(pos, PAGE)
-            n = min(PAGE - off, end - pos)
-            page = pages.get(idx)
-            if page is None:
-                out += bytes(n)
-            elif off == 0 and n == PAGE:
-                out += page
-            else:
-                out += memoryview(page)[off:off + n]
-            pos += n
-        return bytes(out)
+        # the pieces, joined once (a hole reads as zeros)
+        last = (end - 1) // PAGE
+        get = pages.get
+        parts = [get(i) or _ZERO_PAGE for i in range(first, last + 1)]
+        if off:
+            parts[0] = memoryview(parts[0])[off:]
+        tail = end - last * PAGE                # (first < last here: one page is above)
+        if tail < PAGE:
+            parts[-1] = memoryview(parts[-1])[:tail]
+        return b"".join(parts)
 
     def write(self, inode: Inode, offset: int, data: bytes | bytearray | memoryview) -> int:
         if inode.mode & 0o170000 == stat.S_IFDIR:
