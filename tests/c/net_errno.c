@@ -237,6 +237,29 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     close(sv[0]); close(sv[1]);
 
+    /* control buffers: too big, too short, a bad header, a bad fd before a bad header */
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    {
+        char byte = 'x', ctl[64] = {0};
+        struct iovec iv = {&byte, 1};
+        struct msghdr m = {0};
+        m.msg_iov = &iv; m.msg_iovlen = 1; m.msg_control = ctl;
+        m.msg_controllen = 0x7fffffff;
+        show("sendmsg huge controllen", sendmsg(sv[0], &m, 0));
+        m.msg_controllen = 8;
+        show("sendmsg short controllen", sendmsg(sv[0], &m, 0));
+        struct cmsghdr *ch = (struct cmsghdr *)ctl;
+        ch->cmsg_len = 100; ch->cmsg_level = SOL_SOCKET; ch->cmsg_type = SCM_RIGHTS;
+        m.msg_controllen = 64;
+        show("sendmsg bad cmsg_len", sendmsg(sv[0], &m, 0));
+        ch->cmsg_len = 20; *(int *)(ctl + 16) = 999;
+        show("sendmsg bad fd first", sendmsg(sv[0], &m, 0));
+        m.msg_name = &sa; m.msg_namelen = un_addr(&sa, "/nonexistent/x", 0);
+        ch->cmsg_len = 20; *(int *)(ctl + 16) = 0; m.msg_controllen = 24;
+        show("sendmsg name on stream", sendmsg(sv[0], &m, 0));
+    }
+    close(sv[0]); close(sv[1]);
+
     /* sendmmsg / recvmmsg on datagrams; MSG_WAITFORONE */
     socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
     {

@@ -38,6 +38,17 @@ MSG_WAITALL, MSG_WAITFORONE, MSG_CMSG_CLOEXEC = 0x100, 0x10000, 0x40000000
 SOL_SOCKET, SCM_RIGHTS, SCM_CREDENTIALS = 1, 1, 2
 SCM_MAX_FD = 253
 UIO_MAXIOV = 1024
+
+
+def _optmem_max() -> int:
+    try:
+        with open("/proc/sys/net/core/optmem_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 20480
+
+
+OPTMEM_MAX = _optmem_max()
 TASK_SIZE_MAX = (1 << 47) - 4096
 ADDR_MAX = 128                          # sizeof(struct sockaddr_storage)
 COPY_BLOCK = 1 << 20
@@ -335,10 +346,13 @@ def _creds_check(c: SyscallContext, pid: int, uid: int, gid: int) -> None:
 
 
 def _parse_control(c: SyscallContext, control: int, size: int
-                   ) -> tuple[list[int], tuple[int, int, int] | None]:
+                   ) -> tuple[list[int], tuple[int, int, int] | None, int]:
+    """SCM_RIGHTS fds and SCM_CREDENTIALS of a control buffer, in order, and the
+    errno of the first bad header after them (Linux acts on each message as it
+    reads it: a bad fd before a bad header is EBADF, not EINVAL)."""
     if not size:
-        return [], None
-    if size > 0x7FFFFFFF:
+        return [], None, 0
+    if size > OPTMEM_MAX:                 # sock_kmalloc's bound on a control buffer
         raise SysError(errno.ENOBUFS)
     raw = c.mem.read(control, size)
     fds: list[int] = []
@@ -347,42 +361,51 @@ def _parse_control(c: SyscallContext, control: int, size: int
     while off + _CMSG.size <= len(raw):
         clen, level, ctype = _CMSG.unpack_from(raw, off)
         if clen < _CMSG.size or off + clen > len(raw):
-            raise SysError(errno.EINVAL)
+            return fds, creds, errno.EINVAL
         body = raw[off + _CMSG.size:off + clen]
         if level == SOL_SOCKET and ctype == SCM_RIGHTS:
             n = len(body) // 4
             if n == 0 or len(fds) + n > SCM_MAX_FD:
-                raise SysError(errno.EINVAL)
+                return fds, creds, errno.EINVAL
             fds.extend(x for (x,) in _INT.iter_unpack(body[:n * 4]))
         elif level == SOL_SOCKET and ctype == SCM_CREDENTIALS:
             if len(body) != _UCRED.size:
-                raise SysError(errno.EINVAL)
+                return fds, creds, errno.EINVAL
             creds = _UCRED.unpack(body)
-            _creds_check(c, *creds)
+            try:
+                _creds_check(c, *creds)
+            except SysError as exc:
+                return fds, creds, exc.errno
         elif level == SOL_SOCKET:
-            raise SysError(errno.EINVAL)
+            return fds, creds, errno.EINVAL
         off += _align(clen)
-    return fds, creds
+    return fds, creds, 0
 
 
 def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ...],
           total: int, flags: int, addr: bytes, fds: list[int],
           creds: tuple[int, int, int] | None,
-          mem: UserMemory | None = None) -> Generator[Op, Any, int]:
+          mem: UserMemory | None = None, control_err: int = 0) -> Generator[Op, Any, int]:
     """One send: through a grant (NET copies from the caller's buffers) when NET is
     here, else in DATA_MAX messages.  A blocking stream send goes on until all is
     sent (each request may park); anything else answers with what went."""
-    key = (yield from _unix_key(c, ref, addr)) if addr else 0
     tokens = b""
     if fds:
         tokens = (yield from ask(p.VFS_PID, p.VfsFdsHold(
             caller=c.pid, data=b"".join(_INT.pack(fd) for fd in fds)))).data
+    if control_err:
+        if tokens:
+            yield Sendrec(p.VFS_PID, p.VfsFdsDrop(caller=c.pid, data=tokens))
+        raise SysError(control_err)
     cp, cu, cg = creds if creds is not None else (-1, -1, -1)
     stream = ref.type == SOCK_STREAM
     blocking = not (ref.nonblock or flags & MSG_DONTWAIT)
     grants = net_grants(k)
     done = 0
     try:
+        # a name matters to datagrams only (a stream says EISCONN/EOPNOTSUPP, a
+        # seqpacket ignores it): no lookup, and no lookup's errors, for the others
+        key = (yield from _unix_key(c, ref, addr)) if addr and ref.type == SOCK_DGRAM else 0
         if grants is not None:
             while True:
                 g = grants.grant(k.pid, c.pid, p.NET_PID, mem or c.mem,
@@ -461,9 +484,9 @@ def _sendmsg(k: "Kernel", c: SyscallContext, ref: _SockRef, msg: int,
     addr = _addr_in(c, name, namelen) if name else b""
     segs = tuple((base, size) for base, size in _read_iov(c, iov, iovlen) if size)
     _check_buffer(segs)
-    fds, creds = _parse_control(c, control, controllen) if control else ([], None)
+    fds, creds, err = _parse_control(c, control, controllen) if control else ([], None, 0)
     return (yield from _send(k, c, ref, segs, sum(n for _, n in segs), flags, addr, fds,
-                             creds))
+                             creds, control_err=err))
 
 
 def sys_sendmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
