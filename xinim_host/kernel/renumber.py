@@ -172,7 +172,7 @@ _ROWS: dict[str, _Row] = {
     "inotify_init1": delegate(Sys.INOTIFY_INIT1),
     "inotify_add_watch": delegate(Sys.INOTIFY_ADD_WATCH, partial="the ramfs's changes (by XINIM "
                                   "programs and through the FUSE export); watches on host "
-                                  "mounts are accepted and report nothing; no IN_ACCESS"),
+                                  "mounts are accepted and report nothing"),
     "inotify_rm_watch": delegate(Sys.INOTIFY_RM_WATCH),
     "dup": delegate(Sys.DUP),
     "dup2": delegate(Sys.DUP2),

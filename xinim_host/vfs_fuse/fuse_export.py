@@ -441,7 +441,10 @@ class RamfsFuse(pyfuse3.Operations):
         inode = h.inode
         if inode.mode & _S_IFMT != stat.S_IFREG:
             return self.fs.read(inode, off, size)
-        return _read_pages(inode, off, size)
+        data = _read_pages(inode, off, size)
+        if data:
+            self.fs.accessed("access", inode)    # inotify's IN_ACCESS
+        return data
 
     @_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:

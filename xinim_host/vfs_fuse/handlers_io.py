@@ -49,8 +49,16 @@ def do_read(srv: VfsServer, req: Request) -> Any:
             return VfsDataReply(result=0, data=b"")
     res = of.io.read(req, of, b.count if b.count < DATA_MAX else DATA_MAX, offset)
     if type(res) is bytes:
+        if res and srv.inotify.watches:
+            _accessed(srv, of)
         return VfsDataReply(result=len(res), data=res)
     return res
+
+
+def _accessed(srv: VfsServer, of: Any) -> None:
+    """A read of a ramfs file got bytes: inotify's IN_ACCESS."""
+    if of.fs.kind == "ramfs":
+        srv.ramfs.accessed("access", of.node)
 
 
 def do_write(srv: VfsServer, req: Request) -> Any:
@@ -142,6 +150,8 @@ def do_read_grant(srv: VfsServer, req: Request) -> Any:
             if hasattr(res, "close"):
                 res.close()
             break
+    if done and srv.inotify.watches:
+        _accessed(srv, of)
     return VfsDataReply(result=done, data=b"")
 
 

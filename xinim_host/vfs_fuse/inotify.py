@@ -6,9 +6,9 @@ program through the FUSE export, which share the one tree -- so one listener,
 :class:`InotifyHub`, turns those into inotify events for every watch on the
 inode and on its directory.  A rename is the pair remove+create of the same inode
 while ``Ramfs.renaming`` names it: IN_MOVED_FROM/IN_MOVED_TO with one cookie.
-Opens and closes (IN_OPEN, IN_CLOSE_WRITE, IN_CLOSE_NOWRITE) come from the VFS's
-open file descriptions and the FUSE export's handles, through
-``Ramfs.accessed``.  Watches on host mounts are accepted and stay
+Opens, reads and closes (IN_OPEN, IN_ACCESS, IN_CLOSE_WRITE, IN_CLOSE_NOWRITE)
+come from the VFS's open file descriptions and the FUSE export's handles,
+through ``Ramfs.accessed``.  Watches on host mounts are accepted and stay
 silent (the host's changes are not seen).
 
 An :class:`Inotify` instance is an anonymous file (``anon_inode:inotify``) whose
@@ -239,7 +239,8 @@ class InotifyHub:
                 w.inst.drop(w)
 
     # -- opens and closes, by the VFS's descriptions or the FUSE export's handles ------------
-    _ACCESS = {"open": IN_OPEN, "close-write": IN_CLOSE_WRITE, "close-nowrite": IN_CLOSE_NOWRITE}
+    _ACCESS = {"open": IN_OPEN, "close-write": IN_CLOSE_WRITE, "close-nowrite": IN_CLOSE_NOWRITE,
+               "access": IN_ACCESS}
 
     def accessed(self, what: str, inode: Any) -> None:
         if self.watches:

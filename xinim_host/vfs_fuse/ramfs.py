@@ -208,9 +208,9 @@ class Ramfs:
         self._access_listeners.append(cb)
 
     def accessed(self, what: str, inode: Inode) -> None:
-        """``inode`` was opened or closed ("open", "close-write", "close-nowrite") by a
-        XINIM program or through the FUSE export: not a change (the change listeners
-        do not hear it), but inotify reports it."""
+        """``inode`` was opened, read or closed ("open", "access", "close-write",
+        "close-nowrite") by a XINIM program or through the FUSE export: not a change
+        (the change listeners do not hear it), but inotify reports it."""
         for cb in self._access_listeners:
             try:
                 cb(what, inode)
