@@ -94,3 +94,13 @@ def test_cp_of_10_mb_is_silent_and_identical(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout == "same\n"
     assert res.stderr == ""
+
+
+def test_file_size_and_fd_limits_as_natively() -> None:
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+        here = native("/usr/bin/python3", str(PY_DIR / "limits.py"), shm)
+    assert here.returncode == 0, here.stderr
+    there = xinim_run("--bind", f"{PY_DIR}:/py", "/usr/bin/python3", "/py/limits.py", "/tmp")
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout
+    assert "fds stop at 39 EMFILE\n" in there.stdout

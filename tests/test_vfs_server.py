@@ -170,7 +170,7 @@ async def test_openat_relative_to_dirfd(vfs: Vfs) -> None:
 
 async def test_fd_limit_emfile(vfs: Vfs) -> None:
     await vfs.fork(1, 11)
-    await vfs.ok(p.VfsSetNofile(pid=11, nofile=600))          # setrlimit(RLIMIT_NOFILE, 600)
+    await vfs.ok(p.VfsSetLimit(pid=11, resource=7, value=600))   # setrlimit(RLIMIT_NOFILE, 600)
     last = 0
     for _ in range(600 - 3):
         last = await vfs.open(b"/dev/null", pid=11)

@@ -29,6 +29,8 @@ NR_OPEN = 1 << 20                 # /proc/sys/fs/nr_open: no fd table grows beyo
 # RLIMIT_NOFILE: a process's table stops there (EMFILE); XINIM's processes start with
 # the soft limit xinim-run itself has, as the host task they run in does
 NOFILE = min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], NR_OPEN)
+_fsize = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+FSIZE = (1 << 64) - 1 if _fsize == resource.RLIM_INFINITY else _fsize
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 # the status flags F_SETFL may change (Linux SETFL_MASK, minus O_DIRECT/O_NOATIME)
 SETFL_MASK = os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_ASYNC", 0o20000)
@@ -47,6 +49,7 @@ class OpenFile:
     hfd: int = -1             # host fd behind a host file, else -1
     dirlist: list[Any] | None = None   # host directories: the listing being read
     path: bytes = b""         # the XINIM path it was opened with (diagnostics, fdinfo)
+    created: bool = False     # the open that made it created the file (F_CREATED_QUERY)
     epitems: list[Any] | None = None   # the epoll items watching it (dropped at last close)
 
     @property
@@ -75,6 +78,8 @@ class Fproc:
     nofile: int = NOFILE                 # RLIMIT_NOFILE
     hidden: dict[int, OpenFile] = field(default_factory=dict)   # HIDDEN_FD_BASE + n
     root: Loc | None = None              # chroot(2); None: the system's root
+    free_hint: int = 0                   # no free fd below it (opening 20,000 fds is linear)
+    fsize: int = FSIZE                   # RLIMIT_FSIZE: writes and truncates beyond it: EFBIG
 
     def get(self, fd: int) -> OpenFile:
         """The description behind ``fd``; EBADF if there is none."""
@@ -98,9 +103,16 @@ class Fproc:
 
     def lowest_free(self, start: int = 0) -> int:
         fds = self.fds
+        from_hint = start <= self.free_hint
+        if from_hint:                        # every fd below the hint is taken
+            start = self.free_hint
         for fd in range(start, len(fds)):
             if fds[fd] is None:
+                if from_hint:
+                    self.free_hint = fd
                 return fd
+        if from_hint:
+            self.free_hint = len(fds)
         fd = max(start, len(fds))
         if fd >= self.nofile:
             raise SysError(errno.EMFILE)
@@ -115,6 +127,11 @@ class Fproc:
             self.cloexec.extend([False] * grow)
         fds[fd] = of
         self.cloexec[fd] = cloexec
+        if fd == self.free_hint:
+            hint = fd + 1
+            while hint < len(fds) and fds[hint] is not None:
+                hint += 1
+            self.free_hint = hint
         return fd
 
     def add(self, of: OpenFile, cloexec: bool = False, start: int = 0) -> int:
@@ -136,6 +153,8 @@ class Fproc:
             return of
         self.fds[fd] = None
         self.cloexec[fd] = False
+        if fd < self.free_hint:
+            self.free_hint = fd
         fds = self.fds
         while fds and fds[-1] is None:       # keep the list short for lowest_free
             fds.pop()

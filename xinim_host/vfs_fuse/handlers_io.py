@@ -16,7 +16,7 @@ from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataRepl
 from .handlers_space import check_resize
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc, drop_setid
 from .hostfs import HOST_FILE_IO
-from .mounts import DIR_IO
+from .mounts import DIR_IO, fsize_check
 from .parking import park
 from ..lib.readiness import DEFAULT_POLLMASK, POLLNVAL, WaitQueue
 
@@ -343,6 +343,7 @@ def do_ftruncate(srv: VfsServer, req: Request) -> int:
         raise SysError(errno.EINVAL)
     if of.node in srv.seals:
         check_resize(srv, of.node, b.length)
+    fsize_check(srv, fp, b.length)
     drop_setid(fp, of.fs, of.node)
     if of.fs is srv.mounts.root_fs:
         srv.ramfs.truncate(of.node, b.length)

@@ -29,6 +29,7 @@ O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = os.O_DIRECTORY, os.O_NOFOLLOW, os.O_CLOEXEC
 O_NONBLOCK, O_NOCTTY = os.O_NONBLOCK, os.O_NOCTTY
 O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
 O_LARGEFILE = 0o100000
+O_NOATIME = 0o1000000
 _OPEN_ONLY = O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC   # not kept in the description
 _WANT = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK, os.O_RDWR: R_OK | W_OK, O_ACCMODE: R_OK | W_OK}   # 3: ioctl-only, checked for both
 
@@ -38,6 +39,7 @@ F_SETOWN_EX, F_GETOWN_EX = 15, 16
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 F_SETLEASE, F_GETLEASE, F_NOTIFY = 1024, 1025, 1026
 F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ = 1030, 1031, 1032
+F_CREATED_QUERY = 1028
 FD_CLOEXEC = 1
 FIONBIO, FIOASYNC, FIONCLEX, FIOCLEX = 0x5421, 0x5452, 0x5450, 0x5451
 _INT = struct.Struct("<i")
@@ -115,6 +117,8 @@ def _open(srv: VfsServer, req: Request) -> Any:
         if want & W_OK:
             check_rofs(fs, node)
         permission(fp, fs, node, want)
+        if flags & O_NOATIME and fp.euid != 0 and fp.euid != fs.attr3(node)[1]:
+            raise SysError(errno.EPERM)           # O_NOATIME: the owner's (or root's) only
     if fmt == S_IFREG:
         def finish() -> int:
             if flags & O_TRUNC and not created:
@@ -127,6 +131,7 @@ def _open(srv: VfsServer, req: Request) -> Any:
                 hfd = fs.open_host(node, flags, fp)
                 of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)
             of.path = path
+            of.created = created
             return _install(srv, fp, of, cloexec)
         if srv.locks.files and not created:
             writing = acc != os.O_RDONLY or bool(flags & O_TRUNC)
@@ -305,6 +310,8 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
         return 0
     if cmd == F_GETFL:
         return of.flags
+    if cmd == F_CREATED_QUERY:
+        return int(of.created)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         if not 0 <= arg < fp.nofile:
             raise SysError(errno.EINVAL)

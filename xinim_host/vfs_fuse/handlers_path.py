@@ -19,7 +19,7 @@ from .handlers_common import (S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, ch
                               drop_setid, fd_loc, path_loc, sgid_to_drop)
 from .fdtable import Fproc
 from .hostfs import open_beneath
-from .mounts import Loc
+from .mounts import Loc, fsize_check
 from .namei import R_OK, W_OK, X_OK, Nd, check_sticky, is_owner, permission
 from .ramfs import RENAME_EXCHANGE, RENAME_NOREPLACE
 
@@ -58,7 +58,8 @@ def do_access(srv: VfsServer, req: Request) -> int:
     who = fp
     if not b.flags & AT_EACCESS and (fp.uid != fp.euid or fp.gid != fp.egid):
         who = Fproc(fp.pid, fp.cwd, fp.fds, fp.cloexec, fp.umask, fp.uid, fp.uid, fp.gid,
-                    fp.gid, fp.groups)          # access(2) checks with the real ids
+                    fp.gid, fp.groups, fp.nofile, fp.hidden,
+                    fp.root)                    # access(2) checks with the real ids
     fs, node = path_loc(srv, who, b.dirfd, b.path, b.flags)
     if b.mode:
         if b.mode & W_OK:
@@ -333,6 +334,7 @@ def do_truncate(srv: VfsServer, req: Request) -> int:
         raise SysError(errno.EINVAL)
     check_rofs(fs, node)
     permission(fp, fs, node, W_OK)
+    fsize_check(srv, fp, b.length)
     drop_setid(fp, fs, node)
     if fs is srv.mounts.root_fs:
         srv.ramfs.truncate(node, b.length)

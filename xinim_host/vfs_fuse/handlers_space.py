@@ -447,12 +447,20 @@ def do_close_range(srv: VfsServer, req: Request) -> int:
     return 0
 
 
-def do_set_nofile(srv: VfsServer, req: Request) -> int:
+RLIMIT_FSIZE, RLIMIT_NOFILE = 1, 7
+
+
+def do_set_limit(srv: VfsServer, req: Request) -> int:
     b = req.msg.body
     if not trusted_sender(req.msg.m_source):
         raise SysError(errno.EPERM)
     fp = srv.proc(b.pid)
-    fp.nofile = max(0, min(b.nofile, NR_OPEN))
+    if b.resource == RLIMIT_NOFILE:
+        fp.nofile = max(0, min(b.value, NR_OPEN))
+    elif b.resource == RLIMIT_FSIZE:
+        fp.fsize = b.value
+    else:
+        raise SysError(errno.EINVAL)
     return 0
 
 

@@ -392,10 +392,9 @@ class LockTable:
             self._changed(key, fl)
             return 0
         total, writers = opens
-        mine_w = 1 if of.writable else 0
         others = any(o is not of for o in fl.leases)
         if fl.breaking or (ltype == F_WRLCK and (total > 1 or others)) or \
-                (ltype == F_RDLCK and writers - mine_w > 0):
+                (ltype == F_RDLCK and (writers or of.writable)):
             self._tidy(key)
             raise SysError(errno.EAGAIN)
         fl.leases[of] = ltype

@@ -205,6 +205,27 @@ def seek_position(of: Any, offset: int, whence: int, size: int) -> int:
     return pos
 
 
+SIGXFSZ = 25
+
+
+def fsize_cut(req: Any, pos: int, data: Any) -> Any:
+    """RLIMIT_FSIZE of the writer: what fits below it; nothing fits: SIGXFSZ, EFBIG."""
+    fp = req.server.procs.get(req.caller) if req is not None else None
+    if fp is None or pos + len(data) <= fp.fsize or not data:
+        return data
+    if pos >= fp.fsize:
+        req.server.send_signal(req.caller, SIGXFSZ)
+        raise SysError(errno.EFBIG)
+    return data[:fp.fsize - pos]
+
+
+def fsize_check(srv: Any, fp: Any, size: int) -> None:
+    """truncate beyond RLIMIT_FSIZE: SIGXFSZ, EFBIG (inode_newsize_ok)."""
+    if size > fp.fsize:
+        srv.send_signal(fp.pid, SIGXFSZ)
+        raise SysError(errno.EFBIG)
+
+
 class RamFileIO:
     """Reads and writes of an open ramfs regular file."""
 
@@ -230,6 +251,7 @@ class RamFileIO:
             pos = of.offset
         else:
             pos = offset
+        data = fsize_cut(req, pos, data)
         n = self.ramfs.write(node, pos, data)
         if offset < 0:
             of.offset = pos + n

@@ -198,6 +198,7 @@ class VfsServer(Server):
         cwd.fs.hold(cwd.node)
         fp = Fproc(child, cwd, list(pp.fds), list(pp.cloexec), pp.umask, pp.uid, pp.euid,
                    pp.gid, pp.egid, pp.groups, pp.nofile, dict(pp.hidden), pp.root)
+        fp.fsize = pp.fsize
         if pp.root is not None:
             pp.root.fs.hold(pp.root.node)
         for of in fp.fds:

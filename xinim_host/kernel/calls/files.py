@@ -377,7 +377,9 @@ def _xattr_target(c: SyscallContext, path_ptr: int, follow: bool) -> Generator[O
 
 
 def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
-    yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
+    info = yield from ask(p.VFS_PID, p.VfsFdinfo(caller=c.pid, fd=fd))
+    if info.flags & O_PATH:                    # an O_PATH fd does no I/O: EBADF
+        raise SysError(errno.EBADF)
 
 
 XATTR_CREATE, XATTR_REPLACE = 1, 2

@@ -129,27 +129,29 @@ def sys_prlimit64(k: "Kernel", c: SyscallContext) -> SyscallGen:
         if not (t.uid == t.euid == c.uid and t.gid == t.egid == c.gid):
             raise SysError(errno.EPERM)
     result = yield HostCall(None, (host,) + tuple(c.args[1:]))
-    if result == 0 and c.args[1] & 0xFFFFFFFF == RLIMIT_NOFILE and c.args[2]:
-        yield from _tell_nofile(c, target, c.args[2])
+    if result == 0 and c.args[1] & 0xFFFFFFFF in VFS_LIMITS and c.args[2]:
+        yield from _tell_vfs(c, target, c.args[1] & 0xFFFFFFFF, c.args[2])
     return result
 
 
-RLIMIT_NOFILE = 7
+RLIMIT_FSIZE, RLIMIT_NOFILE = 1, 7
+VFS_LIMITS = (RLIMIT_FSIZE, RLIMIT_NOFILE)      # the VFS enforces these itself
 
 
-def _tell_nofile(c: SyscallContext, pid: int, limit_ptr: int) -> Generator[Op, Any, None]:
-    """The host took a new RLIMIT_NOFILE: the VFS's fd table of ``pid`` follows it."""
+def _tell_vfs(c: SyscallContext, pid: int, resource: int,
+              limit_ptr: int) -> Generator[Op, Any, None]:
+    """The host took a new limit the VFS enforces (its fd table, file sizes): tell it."""
     try:
         (cur,) = struct.unpack("<Q", c.mem.read(limit_ptr, 8))
     except SysError:
         return
-    yield Sendrec(p.VFS_PID, p.VfsSetNofile(pid=pid, nofile=cur))
+    yield Sendrec(p.VFS_PID, p.VfsSetLimit(pid=pid, resource=resource, value=cur))
 
 
 def sys_setrlimit(k: "Kernel", c: SyscallContext) -> SyscallGen:
     result = yield HostCall(None)
-    if result == 0 and c.args[0] & 0xFFFFFFFF == RLIMIT_NOFILE:
-        yield from _tell_nofile(c, c.pid, c.args[1])
+    if result == 0 and c.args[0] & 0xFFFFFFFF in VFS_LIMITS:
+        yield from _tell_vfs(c, c.pid, c.args[0] & 0xFFFFFFFF, c.args[1])
     return result
 
 

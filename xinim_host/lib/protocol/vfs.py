@@ -64,7 +64,7 @@ VFS_FALLOCATE = 186
 VFS_COPY = 187          # copy_file_range, sendfile, splice, tee: the data stays in the VFS
 VFS_MEMFD = 188         # memfd_create
 VFS_CHROOT = 189
-VFS_SET_NOFILE = 147    # kernel only: a process's RLIMIT_NOFILE changed
+VFS_SET_LIMIT = 147     # kernel only: a process's RLIMIT_NOFILE or RLIMIT_FSIZE changed
 
 # VfsDup.min_fd at or above this: a reference for the kernel (a shared map's
 # write-back file), kept outside the process's fd table (not counted against
@@ -866,10 +866,13 @@ class VfsChroot(Payload):
     path: path
 
 
-@request(VFS_SET_NOFILE)
-class VfsSetNofile(Payload):
+@request(VFS_SET_LIMIT)
+class VfsSetLimit(Payload):
     pid: i32
-    nofile: u64
+    resource: i32       # RLIMIT_NOFILE (7) or RLIMIT_FSIZE (1)
+    value: u64          # the soft limit
+
+
 # --- System V semaphores and message queues, POSIX message queues, mount -------------
 # (vfs_fuse/sysv.py, mqueue.py, mount_calls.py).  One multiplexed type each, like
 # Linux's own ipc(2): ``op`` says which call.
