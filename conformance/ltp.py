@@ -124,10 +124,29 @@ def run_native(t: Test, ltp: Path, timeout: float) -> tuple[str, str]:
     exe = bindir / t.argv[0]
     if not exe.exists():
         return "missing", f"{exe} not built"
-    with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="ltp-") as tmp:
+    tmp = tempfile.mkdtemp(dir="/dev/shm", prefix="ltp-")
+    try:
         env = _env(str(bindir), str(ltp), tmp)
         rc, out = _run([str(exe), *t.argv[1:]], env, tmp, timeout)
+    finally:
+        _clean_native(tmp)
     return classify(rc, out), out
+
+
+def _clean_native(tmp: str) -> None:
+    """A test killed at its timeout leaves what its cleanup would have undone:
+    mounts below its directory and their loop devices."""
+    try:
+        with open("/proc/mounts") as f:
+            mounts = [line.split() for line in f]
+    except OSError:
+        mounts = []
+    for fields in sorted(mounts, key=lambda m: -len(m[1])):
+        if fields[1].startswith(tmp + "/"):
+            subprocess.run(["umount", "-l", fields[1]], stderr=subprocess.DEVNULL)
+            if fields[0].startswith("/dev/loop"):
+                subprocess.run(["losetup", "-d", fields[0]], stderr=subprocess.DEVNULL)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_xinim(t: Test, ltp: Path, timeout: float, xinim_run: str) -> tuple[str, str]:
@@ -186,10 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     def one(t: Test) -> Test:
         for side in sides:
             start = time.monotonic()
-            if side == "native":
-                res, out = run_native(t, args.ltp, args.timeout)
-            else:
-                res, out = run_xinim(t, args.ltp, args.timeout, args.xinim_run)
+            try:
+                if side == "native":
+                    res, out = run_native(t, args.ltp, args.timeout)
+                else:
+                    res, out = run_xinim(t, args.ltp, args.timeout, args.xinim_run)
+            except Exception as exc:            # the harness's own trouble: the row says so
+                res, out = "crash", f"harness: {exc!r}"
             t.results[side] = res
             t.notes[side] = out[-4000:]
             t.notes[side + "_s"] = f"{time.monotonic() - start:.1f}"
