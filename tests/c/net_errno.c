@@ -260,6 +260,55 @@ int main(int argc, char **argv) {
     }
     close(sv[0]); close(sv[1]);
 
+    /* receiving ancillary data: too little room (MSG_CTRUNC), MSG_CMSG_CLOEXEC,
+       credentials and rights together, a bound datagram sender's name */
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    {
+        int three[3] = {0, 1, 2};
+        char byte = 'x', ctl[CMSG_SPACE(sizeof three)];
+        struct iovec iv = {&byte, 1};
+        struct msghdr m = {0};
+        m.msg_iov = &iv; m.msg_iovlen = 1; m.msg_control = ctl; m.msg_controllen = sizeof ctl;
+        struct cmsghdr *ch = CMSG_FIRSTHDR(&m);
+        ch->cmsg_level = SOL_SOCKET; ch->cmsg_type = SCM_RIGHTS; ch->cmsg_len = CMSG_LEN(sizeof three);
+        memcpy(CMSG_DATA(ch), three, sizeof three);
+        show("send three fds", sendmsg(sv[0], &m, 0));
+        char small[CMSG_SPACE(sizeof(int))];
+        struct msghdr r = {0}; char rb;
+        struct iovec riv = {&rb, 1};
+        r.msg_iov = &riv; r.msg_iovlen = 1; r.msg_control = small; r.msg_controllen = sizeof small;
+        show("recv into room for one", recvmsg(sv[1], &r, MSG_CMSG_CLOEXEC));
+        show("recv flags ctrunc", r.msg_flags & MSG_CTRUNC);
+        show("recv controllen", r.msg_controllen);
+        ch = CMSG_FIRSTHDR(&r);
+        int got1; memcpy(&got1, CMSG_DATA(ch), sizeof got1);
+        show("cloexec on received fd", fcntl(got1, F_GETFD) & FD_CLOEXEC);
+        close(got1);
+        int one = 1; setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+        ch = CMSG_FIRSTHDR(&m); ch->cmsg_len = CMSG_LEN(sizeof(int)); m.msg_controllen = CMSG_SPACE(sizeof(int));
+        sendmsg(sv[0], &m, 0);
+        char big[256]; r.msg_control = big; r.msg_controllen = sizeof big; r.msg_flags = 0;
+        show("recv creds and rights", recvmsg(sv[1], &r, 0));
+        ch = CMSG_FIRSTHDR(&r);
+        show("first cmsg type", ch->cmsg_type);
+        ch = CMSG_NXTHDR(&r, ch);
+        show("second cmsg type", ch ? ch->cmsg_type : -1);
+        show("controllen both", r.msg_controllen);
+        if (ch) { int g; memcpy(&g, CMSG_DATA(ch), sizeof g); close(g); }
+    }
+    close(sv[0]); close(sv[1]);
+    s = socket(AF_UNIX, SOCK_DGRAM, 0);
+    t = socket(AF_UNIX, SOCK_DGRAM, 0);
+    sl = un_addr(&sa, path, 0); unlink(path);
+    bind(t, (struct sockaddr *)&sa, sl);
+    struct sockaddr_un dst; socklen_t dl = un_addr(&dst, "xinim-dgram-dst", 1);
+    bind(s, (struct sockaddr *)&dst, dl);
+    sendto(t, "named", 5, 0, (struct sockaddr *)&dst, dl);
+    pl = sizeof peer;
+    show("recvfrom named sender", recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&peer, &pl));
+    show("named sender len ok", pl == offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+    close(s); close(t); unlink(path);
+
     /* sendmmsg / recvmmsg on datagrams; MSG_WAITFORONE */
     socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
     {
