@@ -442,3 +442,14 @@ def test_xinim_boot_mistakes_are_one_line(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60, env=run_env(),
                              stdin=subprocess.DEVNULL)
         assert_one_line_error(res, code, word)
+
+
+@pytest.mark.parametrize("argv", [["/bin/ls", "-l", "/"], ["/usr/bin/id"], ["/usr/bin/whoami"],
+                                  ["/bin/bash", "-c", "true"], ["/bin/ps", "-e"],
+                                  ["/usr/bin/env", "true"]])
+def test_stderr_is_byte_identical_to_native(argv: list[str]) -> None:
+    """What these programs say on stderr natively (nothing) is all they say under
+    xinim-run: XINIM adds nothing of its own."""
+    here, there = native(*argv), xinim_run(*argv)
+    assert there.returncode == here.returncode, there.stderr
+    assert there.stderr == here.stderr

@@ -67,15 +67,26 @@ def split_command(parser: argparse.ArgumentParser, argv: Sequence[str]
     return argv, []
 
 
+#: logger name prefix -> the subsystem a kernel log names (the boot log's words)
+SUBSYSTEMS = (("xinim_host.vfs_fuse", "VFS"), ("xinim_host.pm", "PM"), ("xinim_host.mm", "MM"),
+              ("xinim_host.net", "NET"),
+              ("xinim_host.uart", "console"), ("xinim_host.system.boot", "kernel"),
+              ("xinim_host.kernel", "kernel"), ("xinim_host.intercept", "kernel"),
+              ("xinim_host.lib", "ipc"), ("xinim_host.cli", "init"), ("xinim.", "init"))
+
+
 class Uptime(logging.Formatter):
-    """``[    0.012] name: message``: seconds since start, like a kernel log."""
+    """``[    0.012] VFS: message``: seconds since start and the subsystem, like a
+    kernel log (and like the boot log's own lines)."""
 
     def __init__(self, start: float) -> None:
-        super().__init__("%(name)s: %(message)s")
+        super().__init__("%(message)s")
         self.start = start
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"[{record.created - self.start:9.3f}] {super().format(record)}"
+        who = next((short for prefix, short in SUBSYSTEMS if record.name.startswith(prefix)),
+                   record.name)
+        return f"[{record.created - self.start:9.3f}] {who}: {super().format(record)}"
 
 
 def log_file_of(log_file: str | None) -> str | None:
