@@ -756,8 +756,12 @@ def sys_sendfile(k: "Kernel", c: SyscallContext) -> SyscallGen:
             raise
         ref = None
     if ref is None:                           # file to file (or pipe): inside the VFS
-        from .copies import _copy
-        return (yield from _copy(c, p.COPY_SENDFILE, in_fd, offp, out_fd, 0, count, 0))
+        reply = yield from ask(p.VFS_PID, p.VfsCopy(
+            caller=c.pid, kind=p.COPY_SENDFILE, in_fd=in_fd, out_fd=out_fd, in_off=offset,
+            out_off=-1, count=count, flags=0))
+        if offp:                              # always written back, even after 0 bytes
+            c.mem.write(offp, struct.pack("<q", reply.in_off if reply.result else offset))
+        return reply.result
     grants = net_grants(k)
     if grants is None:
         raise SysError(errno.ENOSYS)          # a joined node: the program falls back
