@@ -71,7 +71,7 @@ def test_sqlite_writers_never_lose_a_row() -> None:
 
 
 @pytest.mark.parametrize("sections", [("space",), ("copies",), ("memfd",),
-                                      ("path", "getdents", "tmpfile")])
+                                      ("path", "getdents", "tmpfile", "openat2")])
 def test_space_copies_memfd_paths_as_natively(prog: Path, tmp_path: Path,
                                               sections: tuple[str, ...]) -> None:
     here, there = _both(prog, tmp_path, *sections)

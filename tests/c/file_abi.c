@@ -462,6 +462,48 @@ static void tmpfile_(void) {
         ename(linkat(ex, "", AT_FDCWD, at("linked2"), AT_EMPTY_PATH) ? errno : 0));
 }
 
+struct how { unsigned long long flags, mode, resolve; };
+
+static const char *o2(int dirfd, const char *path, unsigned long long flags,
+                      unsigned long long resolve) {
+    struct how h = {.flags = flags, .resolve = resolve};
+    long fd = syscall(437, dirfd, path, &h, sizeof h);
+    if (fd < 0) return ename(errno);
+    close(fd);
+    return "OK";
+}
+
+static void openat2_(void) {
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/o2", dir);
+    mkdir(sub, 0755);
+    mkdir(at("o2/in"), 0755);
+    close(open(at("o2/in/f"), O_CREAT | O_WRONLY, 0644));
+    symlink("/etc/passwd", at("o2/abs"));
+    symlink("in/f", at("o2/rel"));
+    int d = open(sub, O_RDONLY | O_DIRECTORY);
+    SAY("plain: %s\n", o2(d, "in/f", O_RDONLY, 0));
+    SAY("beneath ok: %s\n", o2(d, "in/../in/f", O_RDONLY, 0x08));
+    SAY("beneath dotdot: %s\n", o2(d, "../o2/in/f", O_RDONLY, 0x08));
+    SAY("beneath absolute: %s\n", o2(d, "/etc/passwd", O_RDONLY, 0x08));
+    SAY("beneath abs link: %s\n", o2(d, "abs", O_RDONLY, 0x08));
+    SAY("no symlinks: %s\n", o2(d, "rel", O_RDONLY, 0x04));
+    SAY("no symlinks nofollow path: %s\n", o2(d, "rel", O_PATH | O_NOFOLLOW, 0x04));
+    SAY("in root dotdot: %s\n", o2(d, "../../in/f", O_RDONLY, 0x10));
+    SAY("in root abs: %s\n", o2(d, "/in/f", O_RDONLY, 0x10));
+    SAY("magic: %s\n", o2(AT_FDCWD, "/proc/self/exe", O_RDONLY, 0x02));
+    SAY("cached creat: %s\n", o2(d, "new", O_CREAT | O_WRONLY, 0x20));
+    SAY("bad resolve: %s\n", o2(d, "in/f", O_RDONLY, 0x40));
+    SAY("beneath+in_root: %s\n", o2(d, "in/f", O_RDONLY, 0x18));
+    struct how big[2] = {{.flags = O_RDONLY}, {.flags = 1}};
+    SAY("size too big with junk: %s\n",
+        syscall(437, d, "in/f", big, sizeof big) < 0 ? ename(errno) : "OK");
+    SAY("size too small: %s\n", syscall(437, d, "in/f", big, 16) < 0 ? ename(errno) : "OK");
+    struct how m = {.flags = O_RDONLY, .mode = 0644};
+    SAY("mode without creat: %s\n", syscall(437, d, "in/f", &m, sizeof m) < 0 ? ename(errno) : "OK");
+    close(d);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 2;
     snprintf(dir, sizeof dir, "%s", argv[1]);
@@ -474,6 +516,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(s, "ofd")) ofd();
         else if (!strcmp(s, "pipesz")) pipesz();
         else if (!strcmp(s, "lease")) lease();
+        else if (!strcmp(s, "openat2")) openat2_();
         else if (!strcmp(s, "space")) space();
         else if (!strcmp(s, "copies")) copies();
         else if (!strcmp(s, "memfd")) memfd();

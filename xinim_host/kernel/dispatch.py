@@ -203,6 +203,7 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.READAHEAD: (VFS, copies.sys_readahead),
     Sys.MEMFD_CREATE: (VFS, copies.sys_memfd_create),
     Sys.CHROOT: (VFS, copies.sys_chroot),
+    Sys.OPENAT2: (VFS, copies.sys_openat2),
     # host-run calls naming a task: the kernel maps XINIM ids to host ids (PM's table)
     Sys.SCHED_GETAFFINITY: (KERNEL, host_ids.sys_sched_getaffinity),
     Sys.SCHED_SETAFFINITY: (KERNEL, host_ids.sys_sched_setaffinity),

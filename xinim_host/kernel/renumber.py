@@ -256,6 +256,8 @@ _ROWS: dict[str, _Row] = {
     "memfd_create": delegate(Sys.MEMFD_CREATE, partial="no MFD_HUGETLB; a MAP_SHARED map "
                              "is private to the process that maps it (issue 15 item 5)"),
     "chroot": delegate(Sys.CHROOT),
+    "openat2": delegate(Sys.OPENAT2, partial="RESOLVE_* judged by a walk before the open; "
+                        "RESOLVE_CACHED opens that would create or truncate: EAGAIN"),
     # --- sockets: the NET server (AF_UNIX in XINIM, AF_INET/AF_INET6 on host sockets) ---
     "socket": delegate(Sys.SOCKET, partial="AF_UNIX, AF_INET, AF_INET6 (TCP, UDP); "
                        "other families EAFNOSUPPORT"),

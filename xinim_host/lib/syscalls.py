@@ -205,6 +205,7 @@ class Sys(enum.IntEnum):
     REMOVEXATTR = 272
     LREMOVEXATTR = 273
     FREMOVEXATTR = 274
+    OPENAT2 = 275
     # event fds and epoll (calls/events.py; issue 14)
     EVENTFD = 280
     EVENTFD2 = 281

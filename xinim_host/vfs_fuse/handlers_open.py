@@ -7,16 +7,16 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
-from ..lib.protocol import VfsIoctlReply, VfsNodeReply, VfsPipeReply
+from ..lib.protocol import HIDDEN_FD_BASE, VfsIoctlReply, VfsNodeReply, VfsPipeReply
+from . import resolve
+from .devfs_nodes import DeviceAlias
 from .fdtable import O_PATH, SETFL_MASK, Fproc, OpenFile
 from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs, drop_setid
-from .devfs_nodes import DeviceAlias
+from .handlers_space import F_ADD_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, seals_fcntl
 from .hostfs import HOST_FILE_IO
+from .locks import F_RDLCK, F_UNLCK, F_WRLCK, FLOCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, OFFSET_MAX
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
-from .handlers_space import F_ADD_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, seals_fcntl
-from ..lib.protocol import HIDDEN_FD_BASE
-from .locks import F_RDLCK, F_UNLCK, F_WRLCK, FLOCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, OFFSET_MAX
 from .pipes import PIPE_MAX_SIZE, PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
 
 if TYPE_CHECKING:
@@ -54,6 +54,26 @@ def do_open(srv: VfsServer, req: Request) -> Any:
         b = req.msg.body
         srv.procfs.opened(fp, b.dirfd, b.path, fd)
     return fd
+
+
+def do_openat2(srv: VfsServer, req: Request) -> Any:
+    """openat2: the RESOLVE_* rules judged on a walk first (``resolve``), then the
+    ordinary open -- with the start directory as '/' for RESOLVE_IN_ROOT."""
+    b = req.msg.body
+    fp = caller_proc(srv, req)
+    rules = b.resolve
+    if rules & resolve.RESOLVE_CACHED and b.flags & (O_CREAT | O_TRUNC | O_TMPFILE):
+        raise SysError(errno.EAGAIN)          # nothing is cached: such an open would block
+    if rules & ~resolve.RESOLVE_CACHED:
+        follow_last = not b.flags & (O_NOFOLLOW | O_EXCL if b.flags & O_CREAT else O_NOFOLLOW)
+        resolve.check(srv, fp, b.dirfd, b.path, rules, bool(follow_last))
+    if not rules & resolve.RESOLVE_IN_ROOT:
+        return do_open(srv, req)
+    old = resolve.in_root(srv, fp, b.dirfd)
+    try:
+        return do_open(srv, req)
+    finally:
+        fp.root = old
 
 
 def _open(srv: VfsServer, req: Request) -> Any:

@@ -67,6 +67,7 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_MEMFD: sp.do_memfd,
     p.VFS_CHROOT: sp.do_chroot,
     p.VFS_SET_LIMIT: sp.do_set_limit,
+    p.VFS_OPENAT2: op.do_openat2,
     # event fds and waiting on many (handlers_events)
     p.VFS_EVENTFD: ev.do_eventfd,
     p.VFS_EPOLL_CREATE: ev.do_epoll_create,

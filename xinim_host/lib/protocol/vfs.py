@@ -65,6 +65,7 @@ VFS_COPY = 187          # copy_file_range, sendfile, splice, tee: the data stays
 VFS_MEMFD = 188         # memfd_create
 VFS_CHROOT = 189
 VFS_SET_LIMIT = 147     # kernel only: a process's RLIMIT_NOFILE or RLIMIT_FSIZE changed
+VFS_OPENAT2 = 148       # openat2: an open with RESOLVE_* rules
 
 # VfsDup.min_fd at or above this: a reference for the kernel (a shared map's
 # write-back file), kept outside the process's fd table (not counted against
@@ -863,6 +864,16 @@ class VfsMemfd(Payload):
 @request(VFS_CHROOT)
 class VfsChroot(Payload):
     caller: i32
+    path: path
+
+
+@request(VFS_OPENAT2)
+class VfsOpenat2(Payload):
+    caller: i32
+    dirfd: i32
+    flags: i32
+    mode: u32
+    resolve: u32        # RESOLVE_* (vfs_fuse/resolve.py)
     path: path
 
 
