@@ -211,3 +211,15 @@ def test_event_fds_cross_scm_rights(tmp_path: Path) -> None:
     res = xinim_run("--bind", f"{tmp_path}:/s", "/usr/bin/python3", "/s/scm.py")
     assert res.returncode == 0, res.stderr
     _same(ref.stdout, res.stdout)
+
+
+def test_ppoll_pselect_and_epoll_pwait_apply_their_signal_mask(events_prog: Path) -> None:
+    """The race-free pattern: a signal blocked elsewhere is let through only during
+    the wait; its handler runs inside it (EINTR) and the old mask comes back."""
+    _build(events_prog, "sigmask_wait")
+    ref = native(str(events_prog / "sigmask_wait"))
+    assert ref.returncode == 0, ref.stderr
+    assert "ppoll: -1 Interrupted system call handler 10 still blocked 1" in ref.stdout
+    res = xinim_run("--bind", f"{events_prog}:/t", "/t/sigmask_wait")
+    assert res.returncode == 0, res.stderr
+    _same(ref.stdout, res.stdout)

@@ -116,7 +116,6 @@ _EPOLL = "at most 341 events per call (one message)"
 _SIGNALFD = ("a blocked signal a signalfd was made for stays with PM until a read takes it "
              "or a mask opens, so rt_sigpending and sigtimedwait (the host's) do not see it; "
              "readiness is the creator's pending set")
-_SIGMASK = "the signal mask is checked but not applied during the wait"
 _LOCKS = ("enforced among XINIM processes by the VFS; host programs locking through the "
           "FUSE export do not see them (README, File locks)")
 
@@ -149,8 +148,8 @@ _ROWS: dict[str, _Row] = {
     "pipe": delegate(Sys.PIPE),
     "pipe2": delegate(Sys.PIPE2),
     "select": delegate(Sys.SELECT, partial=_POLL),
-    "pselect6": delegate(Sys.PSELECT6, partial=_POLL + "; " + _SIGMASK),
-    "ppoll": delegate(Sys.PPOLL, partial=_POLL + "; " + _SIGMASK),
+    "pselect6": delegate(Sys.PSELECT6, partial=_POLL),
+    "ppoll": delegate(Sys.PPOLL, partial=_POLL),
     # --- event fds and epoll (the VFS; calls/events.py) -------------------------
     "eventfd": delegate(Sys.EVENTFD),
     "eventfd2": delegate(Sys.EVENTFD2),
@@ -159,8 +158,8 @@ _ROWS: dict[str, _Row] = {
     "epoll_ctl": delegate(Sys.EPOLL_CTL, partial="EPOLLEXCLUSIVE accepted, every waiter is "
                           "woken; EPOLLWAKEUP ignored"),
     "epoll_wait": delegate(Sys.EPOLL_WAIT, partial=_EPOLL),
-    "epoll_pwait": delegate(Sys.EPOLL_PWAIT, partial=_EPOLL + "; " + _SIGMASK),
-    "epoll_pwait2": delegate(Sys.EPOLL_PWAIT2, partial=_EPOLL + "; " + _SIGMASK),
+    "epoll_pwait": delegate(Sys.EPOLL_PWAIT, partial=_EPOLL),
+    "epoll_pwait2": delegate(Sys.EPOLL_PWAIT2, partial=_EPOLL),
     "timerfd_create": delegate(Sys.TIMERFD_CREATE, partial="the *_ALARM clocks are their "
                                "base clocks"),
     "timerfd_settime": delegate(Sys.TIMERFD_SETTIME, partial="TFD_TIMER_CANCEL_ON_SET accepted "

@@ -12,7 +12,7 @@ from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from .base import SyscallContext, SyscallGen, ask, c_int, path_arg
-from .files import SIGSET_SIZE, access_ok
+from .files import SIGSET_SIZE, access_ok, masked_wait
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -75,12 +75,9 @@ def _ms_to_ns(timeout_ms: int) -> int:
 
 
 def _sigmask(c: SyscallContext, mask_ptr: int, size: int) -> None:
-    """epoll_pwait's mask: EINVAL unless sizeof(sigset_t); read (EFAULT) but not
-    applied around the wait (a gap: see the renumbering row)."""
-    if mask_ptr:
-        if size != SIGSET_SIZE:
-            raise SysError(errno.EINVAL)
-        c.mem.read(mask_ptr, SIGSET_SIZE)
+    """epoll_pwait's mask: EINVAL unless sizeof(sigset_t) (files.masked_wait applies it)."""
+    if mask_ptr and size != SIGSET_SIZE:
+        raise SysError(errno.EINVAL)
 
 
 def sys_epoll_wait(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -89,7 +86,7 @@ def sys_epoll_wait(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_epoll_pwait(k: "Kernel", c: SyscallContext) -> SyscallGen:
     _sigmask(c, c.args[4], c.args[5])
-    return (yield from _epoll_wait(c, _ms_to_ns(c_int(c.args[3]))))
+    return (yield from masked_wait(c, c.args[4], _epoll_wait(c, _ms_to_ns(c_int(c.args[3])))))
 
 
 def sys_epoll_pwait2(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -100,7 +97,7 @@ def sys_epoll_pwait2(k: "Kernel", c: SyscallContext) -> SyscallGen:
             raise SysError(errno.EINVAL)
         timeout_ns = min(sec * 10**9 + nsec, (1 << 63) - 1)
     _sigmask(c, c.args[4], c.args[5])
-    return (yield from _epoll_wait(c, timeout_ns))
+    return (yield from masked_wait(c, c.args[4], _epoll_wait(c, timeout_ns)))
 
 
 # --- timerfd -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
-from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, path_arg, c_int
+from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, path_arg, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -1076,10 +1076,56 @@ def _sigmask_size(c: SyscallContext, mask_ptr: int, size: int) -> None:
         raise SysError(errno.EINVAL)
 
 
+LINUX_PPOLL = 271
+RED_ZONE = 128
+UNBLOCKABLE_SIGS = (1 << 8) | (1 << 18)          # SIGKILL, SIGSTOP
+
+
+def masked_wait(c: SyscallContext, mask_ptr: int,
+                wait: Generator[Op, Any, int]) -> Generator[Op, Any, int]:
+    """ppoll/pselect6/epoll_pwait's signal mask, as Linux: the wait runs with
+    ``*mask_ptr`` as the caller's mask in PM, so a signal it lets through ends the
+    wait (EINTR); then the host delivers that signal under the same mask and
+    restores the old one after the handler, by running ``ppoll(NULL, 0, {0, 0},
+    mask)`` in the caller (-EINTR with the signal pending: the kernel's
+    TIF_RESTORE_SIGMASK does the rest).  The host thread's own mask is not changed
+    for the wait; a signal pending before it ends it at once."""
+    if not mask_ptr or c.host is None:
+        return (yield from wait)
+    (temp,) = abi.U64.unpack(c.mem.read(mask_ptr, SIGSET_SIZE))
+    temp &= ~UNBLOCKABLE_SIGS
+    pending = (yield from ask(p.PM_PID, p.ProcSigpending(caller=c.pid))).mask
+    # (opening the mask in PM also forgets what it lets through: the host delivers it)
+    old = (yield from ask(p.PM_PID, p.ProcSigprocmask(caller=c.pid, how=p.SIG_SETMASK,
+                                                      mask=temp))).mask
+    if pending & ~temp:
+        yield from ask(p.PM_PID, p.ProcSigprocmask(caller=c.pid, how=p.SIG_SETMASK, mask=old))
+        return (yield from _deliver_under(c, temp))
+    try:
+        result = yield from wait
+    except SysError as exc:
+        yield from ask(p.PM_PID, p.ProcSigprocmask(caller=c.pid, how=p.SIG_SETMASK, mask=old))
+        if exc.errno == errno.EINTR:
+            return (yield from _deliver_under(c, temp))
+        raise
+    yield from ask(p.PM_PID, p.ProcSigprocmask(caller=c.pid, how=p.SIG_SETMASK, mask=old))
+    return result
+
+
+def _deliver_under(c: SyscallContext, mask: int) -> Generator[Op, Any, int]:
+    """EINTR, with the signal that caused it delivered under ``mask`` by the host."""
+    assert c.host is not None
+    at = (c.host.stack_pointer() - RED_ZONE - 64) & ~15       # below the red zone
+    c.mem.write(at, abi.TIMESPEC.pack(0, 0) + abi.U64.pack(mask))
+    yield HostCall(LINUX_PPOLL, (0, 0, at, at + abi.TIMESPEC.size, SIGSET_SIZE))
+    raise SysError(errno.EINTR)
+
+
 def sys_ppoll(k: "Kernel", c: SyscallContext) -> SyscallGen:
     timeout = _timeout_ms(c, c.args[2], abi.TIMESPEC, 10**6)
     _sigmask_size(c, c.args[3], c.args[4])
-    return (yield from _poll(k, c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout))
+    return (yield from masked_wait(c, c.args[3],
+                                   _poll(k, c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout)))
 
 
 def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
@@ -1147,7 +1193,9 @@ def sys_select(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 def sys_pselect6(k: "Kernel", c: SyscallContext) -> SyscallGen:
     timeout = _timeout_ms(c, c.args[4], abi.TIMESPEC, 10**6)
+    mask_ptr = 0
     if c.args[5]:                 # { const sigset_t *ss; size_t ss_len }
         mask_ptr, size = abi.IOVEC.unpack(c.mem.read(c.args[5], abi.IOVEC.size))
         _sigmask_size(c, mask_ptr, size)
-    return (yield from _select(c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout))
+    return (yield from masked_wait(c, mask_ptr, _select(
+        c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout)))
