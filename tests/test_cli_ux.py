@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -300,6 +301,37 @@ def test_xinim_ps_finds_every_running_system(listening: tuple[str, dict[str, str
     finally:
         second.send_signal(signal.SIGTERM)
         second.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_killed_join_client_leaves_no_processes(listening: tuple[str, dict[str, str]],
+                                                  sig: signal.Signals) -> None:
+    sock, env = listening
+
+    def sleepers() -> int:
+        table = _run([XINIM_PS], env)
+        assert table.returncode == 0, table.stderr
+        return sum(row.split()[-1] == "sleep" for row in table.stdout.splitlines()[1:])
+
+    client = subprocess.Popen([XINIM_RUN, "--join", "/bin/sleep", "300"], env=env, cwd="/",
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while sleepers() < 2:                       # the listener's and the client's
+            assert time.monotonic() < deadline and client.poll() is None
+            time.sleep(0.1)
+        client.send_signal(sig)
+        assert client.wait(timeout=30) == 128 + sig
+        deadline = time.monotonic() + 30
+        while sleepers() != 1:                      # the client's went with it
+            assert time.monotonic() < deadline, "the killed client's process stayed"
+            time.sleep(0.1)
+    finally:
+        if client.poll() is None:
+            client.kill()
+        _, err = client.communicate(timeout=30)
+    assert "Traceback" not in err
 
 
 # --- identity and place ------------------------------------------------------------------
