@@ -82,3 +82,13 @@ def test_dev_mqueue_lists_queues(prog: Path) -> None:
     assert "QSIZE:12         NOTIFY:0     SIGNO:0     NOTIFY_PID:0     " in lines
     assert lines[-1].startswith("mqueue /dev/mqueue mqueue ")
     assert lines.count("kept") == 0 and len(listing) == 1     # rm removed it
+
+
+def test_shared_file_map_as_natively(prog: Path, tmp_path: Path) -> None:
+    here, there = _both(prog, tmp_path, "mapfile")
+    assert there == here
+    for line in ("parent map: child wrote the map", "read(): child wrote the map",
+                 "map sees write(): WRITE", "parent map sees: second mapper",
+                 "read() sees: second mapper", "first map sees the third: third map",
+                 "child status 135"):               # 128 + SIGBUS past the end of the file
+        assert line + "\n" in there

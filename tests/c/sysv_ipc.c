@@ -339,7 +339,26 @@ static void sec_mapfile(void) {
     memset(buf, 0, sizeof buf);
     pread(fd, buf, 13, 200);
     printf("read() sees: %s\n", buf);
+    /* a map made after the file was opened elsewhere shares the pages too */
+    int f3 = open(path, O_RDWR);
+    char *p3 = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, f3, 0);
+    strcpy(p3 + 300, "third map");
+    printf("first map sees the third: %s\n", p + 300);
+    munmap(p3, 4096);
+    close(f3);
+    printf("ftruncate: %s\n", R(ftruncate(fd, 4096)));
+    pid = fork();
+    if (pid == 0) {                 /* past the end of the file: SIGBUS */
+        signal(SIGBUS, SIG_DFL);
+        p[4096] = 1;
+        _exit(0);
+    }
+    waitchild(pid);
+    printf("msync: %s\n", R(msync(p, 4096, MS_SYNC)));
     munmap(p, 8192);
+    memset(buf, 0, sizeof buf);
+    pread(fd, buf, 9, 300);
+    printf("after munmap read(): %s\n", buf);
     close(fd);
 }
 

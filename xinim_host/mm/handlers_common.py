@@ -106,12 +106,18 @@ def shared_file(r: Region) -> bool:
     return r.shared and isinstance(r.backing, FileBacking)
 
 
+def written_back(r: Region) -> bool:
+    """A MAP_SHARED file map whose stores the kernel must copy to the file (not
+    one of the VFS's memfd mirrors, whose pages are the file's own)."""
+    return shared_file(r) and not r.backing.mirror  # type: ignore[union-attr]
+
+
 def flush_entries(proc: MmProc, pieces: Iterable[Region]) -> list[tuple[int, int, int, int]]:
     """MM_RANGE entries for the MAP_SHARED file pieces among ``pieces`` that have a
     write-back fd: the kernel writes them to the file before the host drops them."""
     out = []
     for r in pieces:
-        if shared_file(r):
+        if written_back(r):
             fd = proc.wb_fds.get(r.backing.vnode)  # type: ignore[union-attr]
             if fd is not None:
                 out.append((r.start, r.length, r.backing.offset, fd))

@@ -19,7 +19,7 @@ from .handlers_common import (
     change_reply,
     from_kernel,
     restore,
-    shared_file,
+    written_back,
     whole,
 )
 from ..lib.vm_abi import (
@@ -100,7 +100,7 @@ def _file_backing(b: Any) -> FileBacking | None:
     return FileBacking(("vfs", b.dev, b.ino), may_read=acc != os.O_WRONLY,
                        may_write=acc == os.O_RDWR,
                        path=b.path.decode(errors="replace"), inode=b.ino,
-                       dev=(os.major(b.dev), os.minor(b.dev)))
+                       dev=(os.major(b.dev), os.minor(b.dev)), mirror=b.direct == 2)
 
 
 def do_mmap_file(srv: MmServer, req: Request) -> p.MmReply:
@@ -243,7 +243,7 @@ def do_msync(srv: MmServer, req: Request) -> p.MmReply:
     for r in srv.acct.space(pid).overlapping(lo, length):
         start, end = max(r.start, lo), min(r.end, hi)
         covered += end - start
-        if resume or not wb_fds or not shared_file(r):
+        if resume or not wb_fds or not written_back(r):
             continue
         fd = wb_fds.get(r.backing.vnode)
         if fd is None:

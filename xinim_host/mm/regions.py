@@ -104,6 +104,9 @@ class FileBacking:
     may_read: bool = True
     path: str = field(default="", compare=False)
     inode: int = field(default=0, compare=False)
+    # the pages are the VFS's memfd mirror of the file (vfs_fuse/mapcache.py):
+    # the file already has every store, nothing is written back
+    mirror: bool = field(default=False, compare=False)
     dev: tuple[int, int] = field(default=(0, 0), compare=False)
 
     def at(self, delta: int) -> FileBacking:

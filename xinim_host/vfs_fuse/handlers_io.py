@@ -297,6 +297,7 @@ def do_fsync(srv: VfsServer, req: Request) -> Any:
     how = req.msg.body.datasync
     journal = srv.journal
     if how == FSYNC_ALL:
+        srv.ramfs.sync_caches()                   # what MAP_SHARED mappers stored
         return _journal_sync(journal) if journal is not None else 0
     fp = caller_proc(srv, req)
     of = fp.io_file(req.msg.body.fd)
@@ -313,8 +314,10 @@ def do_fsync(srv: VfsServer, req: Request) -> Any:
             os.fsync(of.hfd)
         except OSError as exc:
             raise SysError(exc.errno or errno.EIO) from None
-    elif journal is not None and of.fs.kind == "ramfs":
-        return _journal_sync(journal)
+    elif of.fs.kind == "ramfs":
+        srv.ramfs.sync_cache(of.node)
+        if journal is not None:
+            return _journal_sync(journal)
     return 0
 
 

@@ -78,7 +78,7 @@ class Inode:
 
     __slots__ = ("ino", "mode", "uid", "gid", "nlink", "rdev", "atime_ns", "mtime_ns",
                  "ctime_ns", "entries", "parent", "pages", "target", "_size", "holds",
-                 "_cookies", "_slots", "_next_cookie", "generation", "__weakref__")
+                 "_cookies", "_slots", "_next_cookie", "generation", "cache", "__weakref__")
 
     def __init__(self, ino: int, mode: int, uid: int, gid: int, rdev: int = 0) -> None:
         now = time.time_ns()
@@ -99,6 +99,7 @@ class Inode:
         self._slots: list[tuple[int, bytes]] = []     # dirs: (cookie, name), cookie order
         self._next_cookie = 3                          # 1, 2 are . and .. for getdents
         self.generation = 0
+        self.cache = -1               # a host memfd mirroring the data: MAP_SHARED maps
 
     # -- type predicates (cheap; used on hot paths) --
     @property
@@ -267,6 +268,9 @@ class Ramfs:
 
     def _maybe_free(self, inode: Inode) -> None:
         if inode.nlink == 0 and inode.holds == 0 and inode.ino in self.inodes:
+            if inode.cache >= 0:
+                os.close(inode.cache)
+                inode.cache = -1
             del self.inodes[inode.ino]
             self.pages_used -= len(inode.pages)
             inode.pages = {}
@@ -557,6 +561,9 @@ class Ramfs:
             return b""
         if inode.atime_ns <= inode.mtime_ns:    # relatime, as tmpfs
             inode.atime_ns = time.time_ns()
+        if inode.cache >= 0:                    # mapped shared: the mappers' stores are there
+            data = os.pread(inode.cache, end - offset, offset)
+            return data + bytes(end - offset - len(data))
         pages = inode.pages
         first, off = divmod(offset, PAGE)
         if end - offset <= PAGE - off:          # fast path: within one page
@@ -628,6 +635,8 @@ class Ramfs:
         self.pages_used += new_pages
         if self.tracker is not None:
             self.tracker.wrote(inode, first, last)
+        if inode.cache >= 0:
+            os.pwrite(inode.cache, mv[:n], offset)
         if end > inode._size:
             inode._size = end
         inode.mtime_ns = inode.ctime_ns = time.time_ns()
@@ -655,6 +664,8 @@ class Ramfs:
         if not keep_size and end > inode._size:
             inode._size = end
             inode.mtime_ns = now
+            if inode.cache >= 0:
+                os.ftruncate(inode.cache, end)
         inode.ctime_ns = now
         if self._listeners:
             self._emit("data", inode)
@@ -677,6 +688,8 @@ class Ramfs:
                 freed += 1
             else:
                 page[lo:hi] = bytes(hi - lo)
+        if inode.cache >= 0:
+            os.pwrite(inode.cache, bytes(end - offset), offset)
         self.pages_used -= freed
         if self.tracker is not None:
             self.tracker.wrote(inode, first, last)
@@ -714,6 +727,8 @@ class Ramfs:
                 if page is not None:            # zero the cut-off part of the last page
                     page[tail:] = bytes(PAGE - tail)
         inode._size = size
+        if inode.cache >= 0:
+            os.ftruncate(inode.cache, size)
 
     # ------------------------------------------------------------------ metadata
     def setattr(self, inode: Inode, *, mode: int | None = None, uid: int | None = None,
@@ -770,9 +785,65 @@ class Ramfs:
     def hold(self, inode: Inode) -> None:
         inode.holds += 1
 
+    # ------------------------------------------------------------------ shared maps
+    def share(self, inode: Inode) -> int:
+        """The host memfd that MAP_SHARED maps of ``inode`` map: made on the first
+        such map (filled from the pages) and kept for the inode's life.  From then
+        on the memfd is the file's data -- reads come from it, writes and size
+        changes go to both -- and :meth:`sync_cache` brings the pages (what the
+        image, the journal and the FUSE export see) up to date with it."""
+        if inode.cache >= 0:
+            return inode.cache
+        if inode.mode & 0o170000 != stat.S_IFREG:
+            raise _err(errno.ENODEV)
+        fd = os.memfd_create(f"xinim-ramfs-{inode.ino}", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, inode._size)
+            for idx, page in inode.pages.items():
+                os.pwrite(fd, page[:max(0, min(PAGE, inode._size - idx * PAGE))], idx * PAGE)
+        except OSError:
+            os.close(fd)
+            raise _err(errno.ENOMEM) from None
+        inode.cache = fd
+        return fd
+
+    def sync_cache(self, inode: Inode) -> int:
+        """Copy what mappers stored into the memfd back into the pages; returns the
+        pages that changed."""
+        if inode.cache < 0:
+            return 0
+        changed = 0
+        size = inode._size
+        pages = inode.pages
+        for idx in range(-(-size // PAGE)):
+            data = os.pread(inode.cache, PAGE, idx * PAGE)
+            page = pages.get(idx)
+            if page is None:
+                if not any(data):
+                    continue
+                if (self.pages_used + 1) * PAGE > self.capacity:
+                    break
+                page = pages[idx] = bytearray(PAGE)
+                self.pages_used += 1
+            elif page[:len(data)] == data:
+                continue
+            page[:len(data)] = data
+            changed += 1
+            if self.tracker is not None:
+                self.tracker.wrote(inode, idx, idx)
+        if changed:
+            inode.mtime_ns = inode.ctime_ns = time.time_ns()
+        return changed
+
+    def sync_caches(self) -> int:
+        return sum(self.sync_cache(i) for i in list(self.inodes.values()) if i.cache >= 0)
+
     def release(self, inode: Inode) -> None:
         if inode.holds <= 0:
             raise ValueError(f"release of {inode!r} without hold")
         inode.holds -= 1
-        if inode.holds == 0 and inode.nlink == 0:
-            self._maybe_free(inode)
+        if inode.holds == 0:
+            if inode.cache >= 0:                # the last close: the pages catch up
+                self.sync_cache(inode)
+            if inode.nlink == 0:
+                self._maybe_free(inode)

@@ -181,6 +181,7 @@ class VfsServer(Server):
         """Close every host fd (tests and shutdown)."""
         for pid in list(self.procs):
             self.exit_proc(pid)
+        self.ramfs.sync_caches()                # MAP_SHARED mappers' last stores
         self.mounts.close()
 
     # -- processes --------------------------------------------------------------------

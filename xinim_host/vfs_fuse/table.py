@@ -12,7 +12,7 @@ from . import handlers_path as pa
 from . import handlers_proc as pr
 from . import handlers_space as sp
 from . import sockets as so
-from . import mqueue, sysv
+from . import mapcache, mqueue, sysv
 
 CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     # the plan's calls
@@ -101,4 +101,5 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     # System V semaphores and message queues (sysv.py)
     p.VFS_SYSV: sysv.do_sysv,
     p.VFS_MQ: mqueue.do_mq,
+    p.VFS_MAP_CACHE: mapcache.do_map_cache,
 }

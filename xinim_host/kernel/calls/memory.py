@@ -29,8 +29,14 @@ program's fd.  A file mapping is made one of two ways, at MM's address either wa
   the path now names another file, the bytes below the caller's red zone not
   writable, the host refusing the map) falls back to the fill below, and MM
   charges the filled pages then (MM_CHARGE).
-* **Everything else** -- ramfs files, and MAP_SHARED maps of host files open for
-  writing -- is an anonymous host mapping filled from the file through VFS reads
+* **MAP_SHARED maps of ramfs files** map the VFS's memfd mirror of the file
+  (``VfsMapCache``, vfs_fuse/mapcache.py) the same way: one set of pages for
+  every mapper in every process, coherent with read/write through the VFS,
+  SIGBUS past the end of the file; MM records them with ``direct`` 2 (no frames
+  charged, nothing written back: the pages are the file's own).
+* **Everything else** -- MAP_PRIVATE maps of ramfs files, and MAP_SHARED maps of
+  host files open for writing -- is an anonymous host mapping filled from the
+  file through VFS reads
   (``_fill``).  A MAP_SHARED one is a *shared* anonymous host mapping (so fork
   shares it, as Linux does), written back to the file through a hidden dup of
   the fd on msync, munmap, replacement and exit/exec (``write_back``,
@@ -506,8 +512,19 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
             else:
                 log.warning("pid %d: no write-back fd for a shared map of fd %d: %s",
                             c.pid, fd, exc)
-    direct = bool(c.host is not None and info is not None and info.host_path
-                  and stat.S_ISREG(info.mode) and (not shared or wb_fd < 0))
+    mirror = b""
+    if (info is not None and shared and stat.S_ISREG(info.mode) and not info.host_path
+            and getattr(c.host, "stack_pointer", None) is not None):
+        # a ramfs file: every shared mapper maps the VFS's memfd mirror of it
+        # (vfs_fuse/mapcache.py), so no fill and no write-back through a fd
+        try:
+            mirror = (yield from ask(p.VFS_PID, p.VfsMapCache(caller=c.pid, fd=fd))).data
+        except SysError as exc:
+            log.info("pid %d: no shared-map mirror for fd %d: %s", c.pid, fd, exc)
+        # (the hidden fd stays: it keeps the file, and says "mapped writable" to
+        # F_ADD_SEALS; MM writes nothing back through it -- ``direct`` 2)
+    direct = bool(mirror) or bool(c.host is not None and info is not None and info.host_path
+                                  and stat.S_ISREG(info.mode) and (not shared or wb_fd < 0))
     if info is None:
         body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
                             fd=fd, offset=offset, open_flags=p.MM_NO_FD)
@@ -515,7 +532,8 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
         body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
                             fd=fd, offset=offset, file_mode=info.mode, open_flags=info.flags,
                             ino=info.ino, dev=info.dev, size=info.size, wb_fd=wb_fd,
-                            path=info.host_path[:p.PATH_MAX_WIRE], direct=int(direct))
+                            path=info.host_path[:p.PATH_MAX_WIRE],
+                            direct=2 if mirror else int(direct))
     try:
         reply = yield from ask(p.MM_PID, body)
     except SysError:
@@ -525,6 +543,18 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
     start = reply.result
     if reply.data:                  # MAP_FIXED over shared file maps: theirs first
         yield from write_back(c, reply.data)
+    if mirror:
+        host_flags = MAP_SHARED | MAP_FIXED | flags & (MAP_NORESERVE | MAP_LOCKED | MAP_POPULATE
+                                                       | MAP_NONBLOCK)
+        mode = os.O_RDWR if info.flags & os.O_ACCMODE == os.O_RDWR else os.O_RDONLY
+        result = yield from map_host_path(c, mirror, mode, start, length, prot, host_flags,
+                                          offset)
+        if result != start:
+            yield from _undo(c, reply.token)
+            return result if result < 0 else -errno.ENOMEM
+        if reply.fds:
+            yield from _close_fds(c, reply.fds)
+        return start
     if direct:
         if (yield from _map_host_file(c, info, start, length, prot, flags, offset)):
             if reply.fds:

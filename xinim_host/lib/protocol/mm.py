@@ -150,7 +150,8 @@ class MmMmapFile(Payload):
     size: i64 = 0
     wb_fd: i32 = -1
     path: path = b""          # for the maps listing only (host files; empty for ramfs)
-    direct: i32 = 0           # 1: a direct host-file map, no frames charged
+    direct: i32 = 0           # 1: a direct host-file map, no frames charged; 2: the VFS's
+                              # memfd mirror of a ramfs file: no frames, no write-back
 
 
 @request(MM_UNDO)

@@ -891,6 +891,7 @@ VFS_SYSV = 196
 VFS_MQ = 197
 VFS_MOUNT = 198
 VFS_UMOUNT = 199
+VFS_MAP_CACHE = 195     # kernel: the memfd a MAP_SHARED map of a ramfs file maps (mapcache.py)
 
 # VfsSysv.op
 SV_SEMGET, SV_SEMOP, SV_SEMCTL = 1, 2, 3
@@ -950,7 +951,15 @@ class VfsUmount(Payload):
     path: path
 
 
-@reply(VFS_REPLY, VFS_SYSV, VFS_MQ)
+@request(VFS_MAP_CACHE)
+class VfsMapCache(Payload):
+    """Reply :class:`VfsSysvReply`: ``data`` = the host path the tracee maps."""
+
+    caller: i32
+    fd: i32
+
+
+@reply(VFS_REPLY, VFS_SYSV, VFS_MQ, VFS_MAP_CACHE)
 class VfsSysvReply(ReplyBase):
     """``result``: the call's value; ``data``: what it copies out (msgrcv: the
     8-byte mtype then the text; mq_receive: the 4-byte priority then the
