@@ -160,6 +160,7 @@ class Epoll(AnonFile):
             if item.q is not None and item.revents():
                 return (POLLIN | POLLRDNORM) & events
             del self.ready[item]
+        self.arm_edges()                      # (nested in a poll or another epoll)
         return 0
 
     def close(self, of: Any) -> None:
