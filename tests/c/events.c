@@ -253,6 +253,16 @@ int main(int argc, char **argv) {
     show(os, 1000);
     read(ev3, &v, 8);
 
+    /* a ready event that cannot be copied out: EFAULT, and it stays ready */
+    int lost = epoll_create1(0);
+    add(lost, ev3, EPOLLIN | EPOLLET | EPOLLONESHOT, 1);
+    write(ev3, &v, 8);
+    struct epoll_event *unmapped = (struct epoll_event *)(uintptr_t)4096;
+    err("wait into unmapped", epoll_wait(lost, unmapped, 1, 1000));
+    show(lost, 0);
+    read(ev3, &v, 8);
+    close(lost);
+
     /* a dup keeps the item; the last close removes it; fork shares the instance */
     int d = dup(ev3);
     close(ev3);

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any
+from typing import Any, Callable
 
 from ..lib.errors import SysError
 from ..lib.readiness import POLLERR, POLLHUP, POLLIN, POLLRDNORM, WaitQueue, WatchedQueue
@@ -126,24 +126,34 @@ class Epoll(AnonFile):
             self.ready[item] = None
         self.q.wake(POLLIN | POLLRDNORM)
 
-    def collect(self, maxevents: int) -> list[tuple[int, int]]:
-        """Up to ``maxevents`` (events, data) pairs of ready items, as ep_send_events."""
-        out: list[tuple[int, int]] = []
+    def collect(self, maxevents: int,
+                deliver: Callable[[list[tuple[int, int]]], int] | None = None
+                ) -> list[tuple[int, int]]:
+        """Up to ``maxevents`` (events, data) pairs of ready items, as ep_send_events.
+        ``deliver(pairs)`` (a copy to the caller) says how many arrived; the others
+        stay ready, as they were (Linux puts back what it could not copy)."""
+        picked: list[tuple[EpItem, int]] = []
         for item in list(self.ready):
-            if len(out) >= maxevents:
+            if len(picked) >= maxevents:
                 break
             del self.ready[item]
             if item.q is None:
                 continue                      # removed meanwhile
             revents = item.revents()
-            if not revents:
-                continue
-            out.append((revents, item.data))
+            if revents:
+                picked.append((item, revents))
+        out = [(revents, item.data) for item, revents in picked]
+        sent = len(out) if deliver is None or not out else deliver(out)
+        if sent < len(picked):
+            back = {item: None for item, _ in picked[sent:]}
+            back.update(self.ready)
+            self.ready = back                 # first again next time
+        for item, _ in picked[:sent]:
             if item.events & EPOLLONESHOT:
                 item.events &= EP_PRIVATE_BITS
             elif not item.events & EPOLLET:
                 self.ready[item] = None       # level-triggered: asked again next time
-        return out
+        return out[:sent]
 
     def arm_edges(self) -> None:
         """Before a wait: an edge-triggered item on a host fd (a pty) learns of its next

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..lib.errors import SysError
+from ..lib.grants import GRANT_WRITE
 from ..lib.linux_abi import AT_FDCWD
 from ..lib.protocol import DATA_MAX, PM_PID, VfsDataReply, VfsTimerReply
 from .anon import install_anon
@@ -88,26 +89,55 @@ def _events_reply(out: list[tuple[int, int]]) -> VfsDataReply:
                                                        for ev, data in out))
 
 
-def do_epoll_wait(srv: VfsServer, req: Request) -> Any:
+def _epoll_of(srv: VfsServer, req: Request) -> Epoll:
     b = req.msg.body
-    fp = caller_proc(srv, req)
-    of = fp.get(b.epfd)
+    of = caller_proc(srv, req).get(b.epfd)
     if not isinstance(of.io, Epoll) or b.maxevents <= 0:
         raise SysError(errno.EINVAL)
-    ep: Epoll = of.io
-    n = min(b.maxevents, DATA_MAX // EPOLL_EVENT.size)
-    out = ep.collect(n)
-    if out or b.timeout_ns == 0:
-        return _events_reply(out)
-    ep.arm_edges()
-    deadline = math.inf if b.timeout_ns < 0 else trio.current_time() + b.timeout_ns / 1e9
+    return of.io
+
+
+def do_epoll_wait(srv: VfsServer, req: Request) -> Any:
+    """epoll_wait with the events in the reply (a joined node's kernel)."""
+    ep = _epoll_of(srv, req)
+    n = min(req.msg.body.maxevents, DATA_MAX // EPOLL_EVENT.size)
 
     def attempt() -> VfsDataReply | None:
         got = ep.collect(n)
         return _events_reply(got) if got else None
+    return _epoll_wait(req, ep, attempt, lambda: _events_reply([]))
 
-    return park(req, [ep.q], attempt, deadline=deadline, on_timeout=lambda: _events_reply([]),
-                no_restart=True)
+
+def do_epoll_wait_grant(srv: VfsServer, req: Request) -> Any:
+    """epoll_wait copying the events straight into the caller's buffer."""
+    ep = _epoll_of(srv, req)
+    b = req.msg.body
+    g = srv.lattice.grants.check(b.grant, req.msg.m_source, req.caller, srv.pid, GRANT_WRITE)
+    n = min(b.maxevents, g.size // EPOLL_EVENT.size)
+
+    def deliver(out: list[tuple[int, int]]) -> int:
+        blob = b"".join(EPOLL_EVENT.pack(ev & 0xFFFFFFFF, data) for ev, data in out)
+        return g.copy_to(0, blob) // EPOLL_EVENT.size
+
+    def attempt() -> int | None:
+        ready = bool(ep.ready)
+        got = ep.collect(n, deliver)
+        if got:
+            return len(got)
+        if ready and ep.ready:
+            raise SysError(errno.EFAULT)      # ready, but nothing could be copied
+        return None
+    return _epoll_wait(req, ep, attempt, lambda: 0)
+
+
+def _epoll_wait(req: Request, ep: Epoll, attempt: Any, empty: Any) -> Any:
+    b = req.msg.body
+    got = attempt()
+    if got is not None or b.timeout_ns == 0:
+        return empty() if got is None else got
+    ep.arm_edges()
+    deadline = math.inf if b.timeout_ns < 0 else trio.current_time() + b.timeout_ns / 1e9
+    return park(req, [ep.q], attempt, deadline=deadline, on_timeout=empty, no_restart=True)
 
 
 # --- timerfd -------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_EPOLL_CREATE: ev.do_epoll_create,
     p.VFS_EPOLL_CTL: ev.do_epoll_ctl,
     p.VFS_EPOLL_WAIT: ev.do_epoll_wait,
+    p.VFS_EPOLL_WAIT_GRANT: ev.do_epoll_wait_grant,
     p.VFS_TIMERFD_CREATE: ev.do_timerfd_create,
     p.VFS_TIMERFD_SETTIME: ev.do_timerfd_settime,
     p.VFS_TIMERFD_GETTIME: ev.do_timerfd_gettime,

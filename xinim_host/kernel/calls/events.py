@@ -12,7 +12,8 @@ from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from .base import SyscallContext, SyscallGen, ask, c_int, path_arg
-from .files import SIGSET_SIZE, access_ok, masked_wait
+from ...lib.grants import GRANT_WRITE
+from .files import SIGSET_SIZE, access_ok, local_grants, masked_wait
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -57,12 +58,22 @@ def sys_epoll_ctl(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                                      events=events, data=data))).result
 
 
-def _epoll_wait(c: SyscallContext, timeout_ns: int) -> SyscallGen:
+def _epoll_wait(k: "Kernel", c: SyscallContext, timeout_ns: int) -> SyscallGen:
     epfd, events_ptr, maxevents = c_int(c.args[0]), c.args[1], c_int(c.args[2])
     if maxevents <= 0 or maxevents > EP_MAX_EVENTS:
         raise SysError(errno.EINVAL)
     if not access_ok(events_ptr, maxevents * EPOLL_EVENT_SIZE):
         raise SysError(errno.EFAULT)
+    grants = local_grants(k)
+    if grants is not None:                     # the VFS copies the events itself
+        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem,
+                         ((events_ptr, maxevents * EPOLL_EVENT_SIZE),), GRANT_WRITE)
+        try:
+            return (yield from ask(p.VFS_PID, p.VfsEpollWaitGrant(
+                caller=c.pid, epfd=epfd, grant=g.gid, maxevents=maxevents,
+                timeout_ns=timeout_ns))).result
+        finally:
+            grants.revoke(g)
     reply = yield from ask(p.VFS_PID, p.VfsEpollWait(caller=c.pid, epfd=epfd,
                                                       maxevents=maxevents, timeout_ns=timeout_ns))
     if reply.result:
@@ -81,12 +92,12 @@ def _sigmask(c: SyscallContext, mask_ptr: int, size: int) -> None:
 
 
 def sys_epoll_wait(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _epoll_wait(c, _ms_to_ns(c_int(c.args[3]))))
+    return (yield from _epoll_wait(k, c, _ms_to_ns(c_int(c.args[3]))))
 
 
 def sys_epoll_pwait(k: "Kernel", c: SyscallContext) -> SyscallGen:
     _sigmask(c, c.args[4], c.args[5])
-    return (yield from masked_wait(c, c.args[4], _epoll_wait(c, _ms_to_ns(c_int(c.args[3])))))
+    return (yield from masked_wait(c, c.args[4], _epoll_wait(k, c, _ms_to_ns(c_int(c.args[3])))))
 
 
 def sys_epoll_pwait2(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -97,7 +108,7 @@ def sys_epoll_pwait2(k: "Kernel", c: SyscallContext) -> SyscallGen:
             raise SysError(errno.EINVAL)
         timeout_ns = min(sec * 10**9 + nsec, (1 << 63) - 1)
     _sigmask(c, c.args[4], c.args[5])
-    return (yield from masked_wait(c, c.args[4], _epoll_wait(c, timeout_ns)))
+    return (yield from masked_wait(c, c.args[4], _epoll_wait(k, c, timeout_ns)))
 
 
 # --- timerfd -------------------------------------------------------------------------------

@@ -58,6 +58,7 @@ VFS_INOTIFY_INIT = 179
 VFS_INOTIFY_ADD = 180
 VFS_INOTIFY_RM = 181
 VFS_POLL_GRANT = 182   # poll of more pollfds than a message holds: the array through a grant
+VFS_EPOLL_WAIT_GRANT = 183   # epoll_wait whose events go straight to the caller's buffer
 # The rest of the file ABI (issue 15): 185-189, and 147-148 among the notices.
 VFS_CLOSE_RANGE = 185   # close_range: one message for the whole range
 VFS_FALLOCATE = 186
@@ -606,6 +607,20 @@ class VfsPollGrant(Payload):
     grant: u32
     nfds: u32
     timeout_ms: i32
+
+
+@request(VFS_EPOLL_WAIT_GRANT)
+class VfsEpollWaitGrant(Payload):
+    """VfsEpollWait with the events copied by the VFS into the caller's buffer
+    through grant ``grant`` (GRANT_WRITE, ``maxevents`` * 12 bytes); the reply's
+    ``result`` is their number (VfsReply).  Events that could not be copied stay
+    ready (EFAULT when none could)."""
+
+    caller: i32
+    epfd: i32
+    grant: u32
+    maxevents: i32
+    timeout_ns: i64
 
 
 @request(VFS_INOTIFY_INIT)
