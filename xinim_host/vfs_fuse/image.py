@@ -116,6 +116,7 @@ def _write_tree(ramfs: Ramfs, w: _HashingWriter) -> None:
     # Ids are assigned in order of first appearance (root = 0), not taken from
     # inode numbers: the same tree always gives the same bytes.  The journal's
     # checkpoints take inode numbers instead: its log records name inodes so.
+    ramfs.sync_caches()          # MAP_SHARED mappers' stores (mapcache.py) into the pages
     root = ramfs.root
     by_ino = w.ino_ids
     w.write(_HEADER.pack(MAGIC, VERSION, 0, PAGE))
