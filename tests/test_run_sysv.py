@@ -92,3 +92,38 @@ def test_shared_file_map_as_natively(prog: Path, tmp_path: Path) -> None:
                  "read() sees: second mapper", "first map sees the third: third map",
                  "child status 135"):               # 128 + SIGBUS past the end of the file
         assert line + "\n" in there
+
+
+def test_mount_as_natively(prog: Path, tmp_path: Path) -> None:
+    """Native needs root with CAP_SYS_ADMIN (this host's tests run so); a block
+    filesystem is ENODEV inside XINIM by design (natively: no such device)."""
+    here = native(str(prog / "sysv_ipc"), str(tmp_path), "mount", timeout=60)
+    there = xinim_run("-0", "--bind", f"{prog}:/t", "/t/sysv_ipc", "/tmp", "mount", timeout=120)
+    assert there.returncode == 0, there.stderr
+    lines = there.stdout.splitlines()
+    assert "ext4: ENODEV" in lines
+    for want in ("mount tmpfs: OK", "mounts: xtmp tmpfs rw", "bind: OK",
+                 "through the bind: hello", "remount ro: OK", "create on ro bind: errno30",
+                 "umount bind while open: EBUSY", "umount bind: OK", "umount a: OK",
+                 "bogus type: ENODEV", "umount not mounted: EINVAL", "non-root mount: EPERM",
+                 "non-root umount: EPERM"):
+        assert want in lines
+    if here.returncode == 0 and "mount tmpfs: OK" in here.stdout:
+        theirs = [ln for ln in here.stdout.splitlines() if not ln.startswith("ext4:")]
+        assert [ln for ln in lines if not ln.startswith("ext4:")] == theirs
+
+
+def test_mount_command_and_proc_mounts() -> None:
+    res = xinim_run("-0", "/bin/sh", "-c",
+                    "mkdir -p /tmp/a /tmp/b; mount -t tmpfs -o size=1m xtmp /tmp/a;"
+                    " echo hi > /tmp/a/f; mount --bind /tmp/a /tmp/b; cat /tmp/b/f;"
+                    " grep -E ' /tmp/(a|b) ' /proc/mounts; grep -E ' /tmp/(a|b) ' /proc/self/mountinfo;"
+                    " umount /tmp/b; umount /tmp/a; ls /tmp/a; grep -c ' /tmp/a ' /proc/mounts",
+                    timeout=120)
+    lines = res.stdout.splitlines()
+    assert lines[0] == "hi"
+    assert lines[1].startswith("xtmp /tmp/a tmpfs rw,")
+    assert lines[2].startswith("xtmp /tmp/b tmpfs rw,")
+    info = [ln.split() for ln in lines[3:5]]
+    assert [i[4] for i in info] == ["/tmp/a", "/tmp/b"] and all(i[7] == "tmpfs" for i in info)
+    assert lines[5:] == ["0"]                  # unmounted: the empty directory below again

@@ -378,7 +378,7 @@ static void show_mount(const char *where) {
         }
     }
     if (f) fclose(f);
-    if (!found) printf("mounts: none at %s\n", where);
+    if (!found) printf("mounts: none there\n");
 }
 
 static void sec_mount(void) {
@@ -404,13 +404,26 @@ static void sec_mount(void) {
     printf("remount ro: %s\n", R(mount(NULL, b, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL)));
     snprintf(f, sizeof f, "%s/new", b);
     printf("create on ro bind: %s\n", R(open(f, O_CREAT | O_WRONLY, 0644)));
-    printf("umount busy a? %s\n", R(umount2(b, 0)));
+    fd = open(f, O_RDONLY);          /* a file of the bind is open: busy */
+    snprintf(f, sizeof f, "%s/inside", b);
+    fd = open(f, O_RDONLY);
+    printf("umount bind while open: %s\n", R(umount2(b, 0)));
+    close(fd);
+    printf("umount bind: %s\n", R(umount2(b, 0)));
     show_mount(b);
     printf("umount a: %s\n", R(umount2(a, 0)));
     show_mount(a);
     printf("ext4: %s\n", R(mount("/dev/sda1", a, "ext4", 0, NULL)));
     printf("bogus type: %s\n", R(mount("x", a, "nosuchfs", 0, NULL)));
     printf("umount not mounted: %s\n", R(umount2(a, 0)));
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (setuid(65534) < 0) _exit(3);
+        printf("non-root mount: %s\n", R(mount("x", "/", "tmpfs", 0, NULL)));
+        printf("non-root umount: %s\n", R(umount2("/proc", 0)));
+        _exit(0);
+    }
+    waitchild(pid);
     rmdir(a);
     rmdir(b);
 }

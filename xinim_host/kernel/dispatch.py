@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .calls import (copies, events, files, host_ids, ipc, kernel_served, memory, net, procs,
-                    sync, sysv)
+from .calls import (copies, events, files, host_ids, ipc, kernel_served, memory, mount, net,
+                    procs, sync, sysv)
 from .calls.base import SyscallContext, SyscallGen
 from ..lib.syscalls import Sys
 
@@ -255,6 +255,8 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.MQ_TIMEDRECEIVE: (VFS, sysv.sys_mq_timedreceive),
     Sys.MQ_NOTIFY: (VFS, sysv.sys_mq_notify),
     Sys.MQ_GETSETATTR: (VFS, sysv.sys_mq_getsetattr),
+    Sys.MOUNT: (VFS, mount.sys_mount),
+    Sys.UMOUNT2: (VFS, mount.sys_umount2),
 }
 
 SYSCALLS: dict[int, SyscallEntry] = {

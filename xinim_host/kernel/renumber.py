@@ -353,6 +353,11 @@ _ROWS: dict[str, _Row] = {
     "mq_notify": delegate(Sys.MQ_NOTIFY, partial="SIGEV_SIGNAL and SIGEV_NONE; the signal "
                           "carries no SI_MESGQ siginfo; SIGEV_THREAD is EINVAL"),
     "mq_getsetattr": delegate(Sys.MQ_GETSETATTR),
+    # --- mount inside XINIM: the VFS's mount table (vfs_fuse/mount_calls.py) ---------------
+    "mount": delegate(Sys.MOUNT, partial="tmpfs/ramfs (a new tree in the ramfs: its page pool "
+                      "and st_dev), proc, devpts, mqueue, directory binds and read-only bind "
+                      "remounts; block filesystems and other types ENODEV, MS_MOVE EINVAL; root only"),
+    "umount2": delegate(Sys.UMOUNT2),
     # --- served in the kernel ------------------------------------------------------------
     "getuid": delegate(Sys.GETUID),
     "geteuid": delegate(Sys.GETEUID),

@@ -348,7 +348,7 @@ def do_ftruncate(srv: VfsServer, req: Request) -> int:
         check_resize(srv, of.node, b.length)
     fsize_check(srv, fp, b.length)
     drop_setid(fp, of.fs, of.node)
-    if of.fs is srv.mounts.root_fs:
+    if of.fs.kind == "ramfs":
         srv.ramfs.truncate(of.node, b.length)
     else:
         try:

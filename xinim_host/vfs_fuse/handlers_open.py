@@ -143,7 +143,7 @@ def _open(srv: VfsServer, req: Request) -> Any:
         def finish() -> int:
             if flags & O_TRUNC and not created:
                 drop_setid(fp, fs, node)           # O_TRUNC is a truncate (Linux do_truncate)
-            if fs is srv.mounts.root_fs:
+            if fs.kind == "ramfs":
                 if flags & O_TRUNC and not created:
                     fs.truncate(node, 0)
                 of = srv.open_file(fs, node, srv.ram_io, status)
@@ -185,7 +185,7 @@ def _open_tmpfile(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes, flags: int
     fs, dnode = loc
     if fs.mode(dnode) & S_IFMT != S_IFDIR:
         raise SysError(errno.ENOTDIR)
-    if fs is not srv.mounts.root_fs:
+    if fs.kind != "ramfs":
         raise SysError(errno.EOPNOTSUPP)
     permission(fp, fs, dnode, W_OK | X_OK)
     node = fs.anon_file(S_IFREG | (mode & 0o7777 & ~fp.umask), fp.euid, fp.egid,

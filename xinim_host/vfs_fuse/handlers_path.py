@@ -336,7 +336,7 @@ def do_truncate(srv: VfsServer, req: Request) -> int:
     permission(fp, fs, node, W_OK)
     fsize_check(srv, fp, b.length)
     drop_setid(fp, fs, node)
-    if fs is srv.mounts.root_fs:
+    if fs.kind == "ramfs":
         srv.ramfs.truncate(node, b.length)
     else:
         fs.setattr(node, size=b.length)
@@ -473,7 +473,7 @@ def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
     if srv.write_opens.get(node):
         raise SysError(errno.ETXTBSY)
     st = fs.stat_reply(node, who=fp)
-    if fs is srv.mounts.root_fs:
+    if fs.kind == "ramfs":
         head = srv.ramfs.read(node, 0, BINPRM_BUF_SIZE)
         host_path = b""
     else:

@@ -71,7 +71,7 @@ def do_fallocate(srv: VfsServer, req: Request) -> int:
         raise SysError(errno.EPERM)
     if offset + length > MAX_FILE or offset + length < 0:
         raise SysError(errno.EFBIG)
-    if of.fs is not srv.mounts.root_fs:
+    if of.fs.kind != "ramfs":
         _host_fallocate(of, mode, offset, length)
         drop_setid(fp, of.fs, of.node)      # the host does not: it sees the VFS, root
         return 0
@@ -363,7 +363,7 @@ def seals_fcntl(srv: VfsServer, of: OpenFile, cmd: int, arg: int) -> int:
     """F_GET_SEALS/F_ADD_SEALS: a memfd's seals; any other ramfs file is a tmpfs
     file sealed with F_SEAL_SEAL; other files have none (EINVAL)."""
     if of.node not in srv.seals:
-        if of.fs is not srv.mounts.root_fs or of.fs.mode(of.node) & S_IFMT != S_IFREG:
+        if of.fs.kind != "ramfs" or of.fs.mode(of.node) & S_IFMT != S_IFREG:
             raise SysError(errno.EINVAL)
         if cmd == F_GET_SEALS:
             return F_SEAL_SEAL

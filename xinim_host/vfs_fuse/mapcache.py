@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def do_map_cache(srv: VfsServer, req: Request) -> p.VfsSysvReply:
     fp = caller_proc(srv, req)
     of = fp.get(req.msg.body.fd)
-    if of.fs is not srv.mounts.root_fs or of.io is None or not of.node.is_reg:
+    if of.fs.kind != "ramfs" or of.io is None or not of.node.is_reg:
         raise SysError(errno.ENODEV, "only ramfs files have a shared-map mirror")
     try:
         fd = srv.ramfs.share(of.node)

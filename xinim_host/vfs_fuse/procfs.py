@@ -56,7 +56,7 @@ MAX_SEARCH = 200_000               # inodes looked at to name a file opened by a
 PID_ENTRIES: dict[bytes, int] = {
     b"stat": S_IFREG | 0o444, b"status": S_IFREG | 0o444, b"statm": S_IFREG | 0o444,
     b"cmdline": S_IFREG | 0o444, b"comm": S_IFREG | 0o644, b"environ": S_IFREG | 0o400,
-    b"maps": S_IFREG | 0o444, b"mounts": S_IFREG | 0o444,
+    b"maps": S_IFREG | 0o444, b"mounts": S_IFREG | 0o444, b"mountinfo": S_IFREG | 0o444,
     b"cwd": S_IFLNK | 0o777, b"exe": S_IFLNK | 0o777, b"root": S_IFLNK | 0o777,
     b"fd": S_IFDIR | 0o500, b"task": S_IFDIR | 0o555, b"fdinfo": S_IFDIR | 0o500,
 }
@@ -593,7 +593,9 @@ class ProcFs(PseudoFs):
     def mount_rows(self) -> list[tuple[bytes, bytes, bytes, bytes]]:
         rows = []
         for xpath, fs in self.srv.mounts.mounts:
-            if type(fs) is Bind:
+            if getattr(fs, "own_readonly", None) is not None:    # mount(2)'s (mount_calls)
+                rows.append((fs.source, xpath, fs.fstype, fs.options))
+            elif type(fs) is Bind:
                 rows.append((b"ramfs" if fs.loc.fs.kind == "ramfs" else b"none", xpath,
                              fs.loc.fs.kind.encode() if fs.loc.fs.kind != "host" else b"hostfs",
                              b"rw,nosuid,nodev,bind"))
@@ -652,6 +654,29 @@ def _mounts(fs: ProcFs, pid: Any = None) -> bytes:
     return files.mounts_text(fs.mount_rows())
 
 
+def _mountinfo(fs: ProcFs, pid: Any = None) -> bytes:
+    """proc(5)'s mountinfo: ids in mount order, each mount's parent the mount
+    holding its mount point (the longest path prefix)."""
+    rows = fs.mount_rows()
+    out = []
+    paths = [row[1] for row in rows]
+    for i, (source, target, fstype, opts) in enumerate(rows):
+        parent = i
+        best = -1
+        for j, other in enumerate(paths[:i]):
+            pre = other.rstrip(b"/") + b"/"
+            if (target.startswith(pre) or other == b"/") and len(other) > best:
+                parent, best = j, len(other)
+        mnt = next((m for x, m in fs.srv.mounts.mounts if x == target), None)
+        dev = getattr(mnt, "dev", 0) or 0
+        per = b",".join(o for o in opts.split(b",") if o in (b"rw", b"ro", b"nosuid", b"nodev",
+                                                          b"noexec", b"relatime"))
+        out.append(b"%d %d %d:%d / %s %s - %s %s %s\n" % (
+            20 + i, 20 + parent, os.major(dev), os.minor(dev), target, per or b"rw", fstype,
+            source, opts))
+    return b"".join(out)
+
+
 def _loadavg(fs: ProcFs, _: Any) -> bytes:
     procs = fs.pid_list()
     running = sum(1 for e in procs if e.state == "R") or 1
@@ -668,7 +693,7 @@ def _stat(fs: ProcFs, _: Any) -> bytes:
 _PID_TEXT: dict[bytes, Callable[[ProcFs, Any], bytes]] = {
     b"stat": _pid_stat, b"status": _pid_status, b"statm": _pid_statm,
     b"cmdline": _pid_cmdline, b"comm": _pid_comm, b"environ": _pid_environ,
-    b"maps": _pid_maps, b"mounts": _mounts,
+    b"maps": _pid_maps, b"mounts": _mounts, b"mountinfo": _mountinfo,
 }
 _ROOT_TEXT: dict[bytes, Callable[[ProcFs, Any], bytes]] = {
     b"cpuinfo": lambda fs, _: files.cpuinfo_text(),

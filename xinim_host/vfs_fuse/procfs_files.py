@@ -253,8 +253,8 @@ def mounts_text(rows: list[tuple[bytes, bytes, bytes, bytes]]) -> bytes:
                     for src, where, kind, opts in rows)
 
 
-FILESYSTEMS = (b"nodev\tramfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\n"
-               b"nodev\tpipefs\n\thostfs\n")
+FILESYSTEMS = (b"nodev\tramfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevtmpfs\nnodev\tdevpts\n"
+               b"nodev\tmqueue\nnodev\tpipefs\n\thostfs\n")
 
 
 # --- /proc/sys: the sysctls programs and LTP read ------------------------------------

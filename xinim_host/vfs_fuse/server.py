@@ -34,6 +34,7 @@ from .namei import Namei
 from .procfs import install_procfs
 from .procfs_peers import Peers, bind_call_vector
 from .ramfs import Ramfs
+from .mount_calls import clean_leftovers
 from .mqueue import install_mqueue
 from .sysv import SysvIpc
 from .table import CALL_VECTOR
@@ -137,6 +138,7 @@ class VfsServer(Server):
         install_devfs(self)
         install_mqueue(self)
         install_procfs(self)
+        clean_leftovers(self)                   # tmpfs trees of an earlier run (--image)
 
     def _mount_all(self, specs: Iterable[MountSpec]) -> None:
         for spec in specs:
@@ -262,7 +264,7 @@ class VfsServer(Server):
         fs.hold(node)
         if io is not None:
             io.open(req, of)
-        if of.writable and fs is self.mounts.root_fs:
+        if of.writable and fs.kind == "ramfs":
             self.write_opens[node] = self.write_opens.get(node, 0) + 1
         if self.inotify.watches and fs.kind == "ramfs":
             self.ramfs.accessed("open", node)
@@ -285,7 +287,7 @@ class VfsServer(Server):
                 os.close(of.hfd)
                 of.hfd = -1
         finally:
-            if of.writable and of.fs is self.mounts.root_fs:
+            if of.writable and of.fs.kind == "ramfs":
                 left = self.write_opens.get(of.node, 1) - 1
                 if left:
                     self.write_opens[of.node] = left

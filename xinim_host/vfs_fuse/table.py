@@ -12,7 +12,7 @@ from . import handlers_path as pa
 from . import handlers_proc as pr
 from . import handlers_space as sp
 from . import sockets as so
-from . import mapcache, mqueue, sysv
+from . import mapcache, mount_calls, mqueue, sysv
 
 CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     # the plan's calls
@@ -103,4 +103,6 @@ CALL_VECTOR: dict[int, Callable[[Any, Any], Any]] = {
     p.VFS_SYSV: sysv.do_sysv,
     p.VFS_MQ: mqueue.do_mq,
     p.VFS_MAP_CACHE: mapcache.do_map_cache,
+    p.VFS_MOUNT: mount_calls.do_mount,
+    p.VFS_UMOUNT: mount_calls.do_umount,
 }
