@@ -24,7 +24,7 @@ import collections.abc
 import errno
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Coroutine, Mapping
+from typing import Any, Callable, ClassVar, Coroutine, Mapping, Protocol
 
 import trio
 
@@ -70,8 +70,15 @@ class Request:
         self.reply(error_reply_for(self.msg.m_type, err))
 
 
+class Blocker(Protocol):
+    """A parked call (MINIX ``SUSPEND``): a signal or the caller's exit cancels it."""
+
+    def cancel(self, err: int) -> None: ...
+
+
 class Server:
-    """Base of VFS, PM and MM: endpoint, receive loop, call vector."""
+    """Base of VFS, PM, MM and NET: endpoint, receive loop, call vector, and the
+    registry of blocked calls."""
 
     pid: ClassVar[int]
     reply_type: ClassVar[int]
@@ -86,6 +93,28 @@ class Server:
         self.nursery: trio.Nursery | None = None
         self.endpoint = lattice.register(self.pid)
         self.endpoint.handler = self.handle   # direct dispatch when idle
+        # pid -> its parked calls, so a signal or exit can end them (cancel_blocked)
+        self.blocked: dict[int, set[Blocker]] = {}
+
+    # -- blocked calls (MINIX's SUSPEND bookkeeping) -----------------------------------
+    def block(self, pid: int, waiter: Blocker) -> None:
+        self.blocked.setdefault(pid, set()).add(waiter)
+
+    def unblock(self, pid: int, waiter: Blocker) -> None:
+        waiters = self.blocked.get(pid)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self.blocked[pid]
+
+    def cancel_blocked(self, pid: int, err: int) -> int:
+        """End every call ``pid`` has parked here with ``err``; how many there were."""
+        waiters = self.blocked.pop(pid, None)
+        if not waiters:
+            return 0
+        for waiter in list(waiters):
+            waiter.cancel(err)
+        return len(waiters)
 
     def make_reply(self, call: int, answer: int | Payload) -> Payload:
         if type(answer) is int:

@@ -76,6 +76,18 @@ def park(srv: "NetServer", req: "Request", queue: list, attempt: Attempt,
     return None
 
 
+def now_or_park(srv: "NetServer", req: "Request", queue: list, attempt: Attempt,
+                nonblock: bool, timeout: float = 0.0) -> Any:
+    """``attempt()``'s answer if it has one now; else EAGAIN for a non-blocking call,
+    or the call parks on ``queue`` (None, the handler's "don't reply yet")."""
+    answer = attempt()
+    if answer is not None:
+        return answer
+    if nonblock:
+        raise SysError(errno.EAGAIN)
+    return park(srv, req, queue, attempt, timeout)
+
+
 async def _deadline(p: Parked, timeout: float, err: int) -> None:
     with trio.CancelScope() as scope:
         p.scope = scope

@@ -36,7 +36,6 @@ class NetServer(Server):
         self.socks: dict[int, Sock] = {}
         self.abstract: dict[bytes, Any] = {}    # canonical abstract sockaddr -> socket
         self.paths: dict[int, Any] = {}         # socket inode key -> bound socket
-        self.blocked: dict[int, set[Any]] = {}
         # host sockets: connected TCP ends by local sockaddr, listeners by (family, port)
         # -- the loopback shortcut (inet.py)
         self.inet_ends: dict[bytes, Any] = {}
@@ -144,25 +143,6 @@ class NetServer(Server):
         # MSG_PEEK of a record with fds: Linux passes the fds on and leaves them queued;
         # the VFS's install takes new references, so the same tokens serve both.
         return tokens
-
-    # --- blocked calls ---------------------------------------------------------------------
-    def block(self, pid: int, waiter: Any) -> None:
-        self.blocked.setdefault(pid, set()).add(waiter)
-
-    def unblock(self, pid: int, waiter: Any) -> None:
-        waiters = self.blocked.get(pid)
-        if waiters is not None:
-            waiters.discard(waiter)
-            if not waiters:
-                del self.blocked[pid]
-
-    def cancel_blocked(self, pid: int, err: int) -> int:
-        waiters = self.blocked.pop(pid, None)
-        if not waiters:
-            return 0
-        for waiter in list(waiters):
-            waiter.cancel(err)
-        return len(waiters)
 
     def stop(self) -> None:
         for sock in list(self.socks.values()):

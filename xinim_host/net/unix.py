@@ -18,7 +18,7 @@ from ..lib import protocol as p
 from ..lib.errors import SysError
 from ..lib.readiness import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM,
                              POLLWRBAND, POLLWRNORM)
-from .parked import park
+from .parked import now_or_park
 from .sockbase import (AF_UNIX, MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, MSG_WAITALL,
                        RCV_SHUTDOWN, SEND_SHUTDOWN, SO_ACCEPTCONN, SO_BROADCAST, SO_DEBUG,
                        SO_DOMAIN, SO_DONTROUTE, SO_ERROR, SO_KEEPALIVE, SO_LINGER,
@@ -234,12 +234,7 @@ class UnixSock(Sock):
             self._join(listener, creds)
             return 0
 
-        answer = attempt()
-        if answer is not None:
-            return answer
-        if nonblock:
-            raise SysError(errno.EAGAIN)
-        return park(self.srv, req, listener.writers, attempt, self.sndtimeo)
+        return now_or_park(self.srv, req, listener.writers, attempt, nonblock, self.sndtimeo)
 
     def _join(self, listener: "UnixSock", creds: tuple[int, int, int]) -> None:
         embryo = UnixSock(self.srv, self.type, self.proto, listener.creds)
@@ -273,12 +268,7 @@ class UnixSock(Sock):
                                   addr=peer.name if peer is not None and peer.name
                                   else family_only())
 
-        answer = attempt()
-        if answer is not None:
-            return answer
-        if nonblock:
-            raise SysError(errno.EAGAIN)
-        return park(self.srv, req, self.readers, attempt, self.rcvtimeo)
+        return now_or_park(self.srv, req, self.readers, attempt, nonblock, self.rcvtimeo)
 
     def shut(self, how: int) -> int:
         if how not in (0, 1, 2):
@@ -344,12 +334,7 @@ class UnixSock(Sock):
             peer._queue(Record(data, b"", fds, self._creds_for(peer, creds, explicit)))
             return len(data)
 
-        answer = attempt()
-        if answer is not None:
-            return answer
-        if nonblock:
-            raise SysError(errno.EAGAIN)
-        return park(srv, req, self.writers, attempt, self.sndtimeo)
+        return now_or_park(srv, req, self.writers, attempt, nonblock, self.sndtimeo)
 
     def _creds_for(self, peer: "UnixSock", creds: tuple[int, int, int],
                    explicit: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
@@ -392,12 +377,7 @@ class UnixSock(Sock):
                                  self._creds_for(target, creds, explicit)))
             return len(data)
 
-        answer = attempt()
-        if answer is not None:
-            return answer
-        if nonblock:
-            raise SysError(errno.EAGAIN)
-        return park(srv, req, target.writers, attempt, self.sndtimeo)
+        return now_or_park(srv, req, target.writers, attempt, nonblock, self.sndtimeo)
 
     def _queue(self, rec: Record) -> None:
         self.rq.append(rec)
@@ -434,12 +414,8 @@ class UnixSock(Sock):
                 raise SysError(errno.ENOTCONN)
             return None
 
-        answer = attempt()
-        if answer is not None:
-            return answer
-        if b.nonblock or flags & MSG_DONTWAIT:
-            raise SysError(errno.EAGAIN)
-        return park(srv, req, self.readers, attempt, self.rcvtimeo)
+        return now_or_park(srv, req, self.readers, attempt,
+                           bool(b.nonblock or flags & MSG_DONTWAIT), self.rcvtimeo)
 
     def _take_stream(self, count: int, flags: int, nowait: bool) -> p.NetRecvReply:
         peek = flags & MSG_PEEK

@@ -26,15 +26,36 @@ ULLONG_MAX = (1 << 64) - 1
 EFD_SEMAPHORE = 1
 
 
-def park_read(req: Any, obj: AnonFile, take: Callable[[], bytes | None]) -> None:
-    """A read of ``obj`` that waits (its queue) until ``take()`` has data."""
+def read_or_park(req: Any, of: Any, obj: AnonFile, take: Callable[[], bytes | None]) -> Any:
+    """A read of ``obj``: what ``take()`` has now; else EAGAIN on a non-blocking fd,
+    or the read waits (on ``obj``'s queue) until ``take()`` has data."""
+    got = take()
+    if got is not None:
+        return got
+    if of.flags & os.O_NONBLOCK:
+        raise SysError(errno.EAGAIN)
+
     def attempt() -> VfsDataReply | None:
         data = take()
         return None if data is None else VfsDataReply(result=len(data), data=data)
     return park(req, [obj.q], attempt)
 
 
-class EventFd(AnonFile):
+class _U64Fd(AnonFile):
+    """An fd read as one 64-bit count (eventfd, timerfd): ``_take`` gives it, or None."""
+
+    def _take(self) -> bytes | None:
+        raise NotImplementedError
+
+    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
+        if offset != -1:
+            raise SysError(errno.ESPIPE)
+        if count < 8:
+            raise SysError(errno.EINVAL)
+        return read_or_park(req, of, self, self._take)
+
+
+class EventFd(_U64Fd):
     """eventfd(2): a 64-bit counter; EFD_SEMAPHORE reads take one at a time."""
 
     name = b"[eventfd]"
@@ -54,18 +75,6 @@ class EventFd(AnonFile):
         self.count -= value
         self.q.wake(POLLOUT | POLLWRNORM)
         return _U64.pack(value)
-
-    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
-        if offset != -1:
-            raise SysError(errno.ESPIPE)
-        if count < 8:
-            raise SysError(errno.EINVAL)
-        got = self._take()
-        if got is not None:
-            return got
-        if of.flags & os.O_NONBLOCK:
-            raise SysError(errno.EAGAIN)
-        return park_read(req, self, self._take)
 
     def _add(self, value: int) -> int | None:
         if ULLONG_MAX - 1 - self.count < value:
@@ -115,7 +124,7 @@ TIMER_CLOCKS = {CLOCK_REALTIME: CLOCK_REALTIME, CLOCK_MONOTONIC: CLOCK_MONOTONIC
 TFD_TIMER_ABSTIME, TFD_TIMER_CANCEL_ON_SET = 1, 2
 
 
-class TimerFd(AnonFile):
+class TimerFd(_U64Fd):
     """timerfd_create(2): expirations counted on a clock; ``read`` takes the count."""
 
     name = b"[timerfd]"
@@ -190,18 +199,6 @@ class TimerFd(AnonFile):
             return None
         ticks, self.ticks = self.ticks, 0
         return _U64.pack(ticks)
-
-    def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
-        if offset != -1:
-            raise SysError(errno.ESPIPE)
-        if count < 8:
-            raise SysError(errno.EINVAL)
-        got = self._take()
-        if got is not None:
-            return got
-        if of.flags & os.O_NONBLOCK:
-            raise SysError(errno.EAGAIN)
-        return park_read(req, self, self._take)
 
     def poll(self, of: Any, events: int) -> int:
         return (POLLIN | POLLRDNORM) & events if self.ticks else 0

@@ -34,19 +34,34 @@ DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
 _READY = 0x1 | 0x8 | 0x10                   # POLLIN | POLLERR | POLLHUP: a read won't wait
 
 
+def _open_fd(srv: VfsServer, req: Request, reading: bool) -> tuple[Any, Any]:
+    """The caller's process and the description of the request's fd, opened for
+    reading (or for writing): EBADF otherwise."""
+    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
+    of = fp.get(req.msg.body.fd)
+    if not (of.readable if reading else of.writable):
+        raise SysError(errno.EBADF)
+    return fp, of
+
+
+def _read_offset(of: Any, offset: int) -> int | None:
+    """A read's offset: READ_MORE (the rest of a stream read, which never waits) is
+    -1, or None when the stream has nothing now; below -1 otherwise is EINVAL."""
+    if offset >= -1:
+        return offset
+    if offset != READ_MORE:
+        raise SysError(errno.EINVAL)
+    if not of.io.seekable and not of.io.poll(of, 0x1) & _READY:
+        return None
+    return -1
+
+
 def do_read(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
-    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
-    of = fp.get(b.fd)
-    if not of.readable:
-        raise SysError(errno.EBADF)
-    offset = b.offset
-    if offset < -1:
-        if offset != READ_MORE:
-            raise SysError(errno.EINVAL)
-        offset = -1
-        if not of.io.seekable and not of.io.poll(of, 0x1) & _READY:
-            return VfsDataReply(result=0, data=b"")
+    _, of = _open_fd(srv, req, True)
+    offset = _read_offset(of, b.offset)
+    if offset is None:
+        return VfsDataReply(result=0, data=b"")
     res = of.io.read(req, of, b.count if b.count < DATA_MAX else DATA_MAX, offset)
     if type(res) is bytes:
         if res and srv.inotify.watches:
@@ -63,10 +78,7 @@ def _accessed(srv: VfsServer, of: Any) -> None:
 
 def do_write(srv: VfsServer, req: Request) -> Any:
     b = req.msg.body
-    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
-    of = fp.get(b.fd)
-    if not of.writable:
-        raise SysError(errno.EBADF)
+    fp, of = _open_fd(srv, req, False)
     if b.offset < -1:
         raise SysError(errno.EINVAL)
     if fp.euid and b.data:
@@ -102,18 +114,11 @@ def do_read_grant(srv: VfsServer, req: Request) -> Any:
     is there without waiting (READ_MORE)."""
     b = req.msg.body
     g = _grant(srv, req, GRANT_WRITE)
-    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
-    of = fp.get(b.fd)
-    if not of.readable:
-        raise SysError(errno.EBADF)
+    _, of = _open_fd(srv, req, True)
     io = of.io
-    offset = b.offset
-    if offset < -1:
-        if offset != READ_MORE:
-            raise SysError(errno.EINVAL)
-        offset = -1
-        if not io.seekable and not io.poll(of, 0x1) & _READY:
-            return VfsDataReply(result=0, data=b"")
+    offset = _read_offset(of, b.offset)
+    if offset is None:
+        return VfsDataReply(result=0, data=b"")
     read_grant = getattr(io, "read_grant", None)
     if read_grant is not None:       # another server copies (a socket: NET)
         return read_grant(req, of, g, offset)
@@ -161,10 +166,7 @@ def do_write_grant(srv: VfsServer, req: Request) -> Any:
     to PIPE_BUF stays atomic and a full pipe parks as with VFS_WRITE)."""
     b = req.msg.body
     g = _grant(srv, req, GRANT_READ)
-    fp = srv.procs.get(req.caller) or caller_proc(srv, req)
-    of = fp.get(b.fd)
-    if not of.writable:
-        raise SysError(errno.EBADF)
+    fp, of = _open_fd(srv, req, False)
     if b.offset < -1:
         raise SysError(errno.EINVAL)
     io = of.io

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import collections
 import errno
-import os
 import struct
 from typing import Any
 
 from ..lib.errors import SysError
 from ..lib.readiness import POLLIN, POLLRDNORM
 from .anon import AnonFile
-from .eventfds import park_read
+from .eventfds import read_or_park
 
 IN_ACCESS, IN_MODIFY, IN_ATTRIB = 0x1, 0x2, 0x4
 IN_CLOSE_WRITE, IN_CLOSE_NOWRITE, IN_OPEN = 0x8, 0x10, 0x20
@@ -131,12 +130,7 @@ class Inotify(AnonFile):
     def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
         if offset != -1:
             raise SysError(errno.ESPIPE)
-        got = self._take(count)
-        if got is not None:
-            return got
-        if of.flags & os.O_NONBLOCK:
-            raise SysError(errno.EAGAIN)
-        return park_read(req, self, lambda: self._take(count))
+        return read_or_park(req, of, self, lambda: self._take(count))
 
     def poll(self, of: Any, events: int) -> int:
         return (POLLIN | POLLRDNORM) & events if self.events else 0

@@ -325,42 +325,45 @@ class LockTable:
         self._tidy(key)
 
     # -- releases -----------------------------------------------------------------------
-    def closed(self, pid: int, of: OpenFile) -> None:
-        """``pid`` closed an fd of ``of``'s file: its POSIX locks on the file go."""
+    def _locked_file(self, of: OpenFile) -> tuple[Any, FileLocks] | None:
+        """``of``'s file key and locks, if anything is locked on it (a closing path
+        never fails: a file with no key has no locks)."""
         if not self.files:
-            return
+            return None
         try:
             key = self.key(of)
         except SysError:
-            return
+            return None
         fl = self.files.get(key)
-        if fl is None:
-            return
-        owner = ("p", pid)
-        if any(lk.owner == owner for lk in fl.ranges):
-            fl.ranges[:] = [lk for lk in fl.ranges if lk.owner != owner]
-            self._changed(key, fl)
+        return None if fl is None else (key, fl)
+
+    @staticmethod
+    def _drop_ranges(fl: FileLocks, owner: Any) -> bool:
+        """Remove ``owner``'s record locks from ``fl``; whether it had any."""
+        if not any(lk.owner == owner for lk in fl.ranges):
+            return False
+        fl.ranges[:] = [lk for lk in fl.ranges if lk.owner != owner]
+        return True
+
+    def closed(self, pid: int, of: OpenFile) -> None:
+        """``pid`` closed an fd of ``of``'s file: its POSIX locks on the file go."""
+        found = self._locked_file(of)
+        if found is not None and self._drop_ranges(found[1], ("p", pid)):
+            self._changed(*found)
 
     def released(self, of: OpenFile) -> None:
         """The last reference to ``of`` went: its flock, OFD locks and lease go."""
         self.sigs.pop(of, None)
         self.owners.pop(of, None)
-        if not self.files:
+        found = self._locked_file(of)
+        if found is None:
             return
-        try:
-            key = self.key(of)
-        except SysError:
-            return
-        fl = self.files.get(key)
-        if fl is None:
-            return
-        owner = ("o", id(of))
+        key, fl = found
         changed = fl.flocks.pop(of, None) is not None
         if fl.leases.pop(of, None) is not None:
             fl.breaking.pop(of, None)
             changed = True
-        if any(lk.owner == owner for lk in fl.ranges):
-            fl.ranges[:] = [lk for lk in fl.ranges if lk.owner != owner]
+        if self._drop_ranges(fl, ("o", id(of))):
             changed = True
         if changed:
             self._changed(key, fl)

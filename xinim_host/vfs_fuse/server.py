@@ -96,7 +96,6 @@ class VfsServer(Server):
         self.devices = make_devices(console)
         self.ram_io = RamFileIO(self.ramfs)
         self.procs: dict[int, Fproc] = {}
-        self.blocked: dict[int, set[Any]] = {}
         self.fifos: dict[Any, Any] = {}          # FIFO vnode -> its Pipe while open
         self.write_opens: dict[Any, int] = {}    # ramfs inode -> open-for-write count (ETXTBSY)
         self.sigfds = SigfdBook()                # pending signals PM reported (signalfd)
@@ -322,28 +321,7 @@ class VfsServer(Server):
             fn()
         self.nursery.start_soon(timer)
 
-    # -- blocked calls -----------------------------------------------------------------
-    def block(self, pid: int, waiter: Any) -> None:
-        waiters = self.blocked.get(pid)
-        if waiters is None:
-            waiters = self.blocked[pid] = set()
-        waiters.add(waiter)
-
-    def unblock(self, pid: int, waiter: Any) -> None:
-        waiters = self.blocked.get(pid)
-        if waiters is not None:
-            waiters.discard(waiter)
-            if not waiters:
-                del self.blocked[pid]
-
-    def cancel_blocked(self, pid: int, err: int) -> int:
-        waiters = self.blocked.pop(pid, None)
-        if not waiters:
-            return 0
-        for waiter in list(waiters):
-            waiter.cancel(err)
-        return len(waiters)
-
+    # -- blocked calls (registry in lib/server.py) ----------------------------------------
     async def interruptible(self, req: Request, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` for ``req``; VFS_CANCEL/exit of the caller makes the call
         fail with the errno given there (EINTR)."""
