@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import math
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -4,7 +4,6 @@ xinim-run, outputs compared)."""
 from __future__ import annotations
 
 import http.server
-import os
 import shutil
 import signal
 import socket

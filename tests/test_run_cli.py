@@ -12,8 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from support.run import (XINIM_RUN, assert_xinim_root, native, root_listing, run_env,
                            xinim_run)
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from support.run import cprogs, xinim_run  # noqa: F401 -- fixture
 
 

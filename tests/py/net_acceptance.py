@@ -2,7 +2,7 @@
 under xinim-run): an AF_UNIX server and a forked client passing an open file with
 socket.send_fds; socket.socketpair(); http.server on 127.0.0.1 in a thread answering
 urllib.request from the same program.  Every line it prints must be the same."""
-import os, socket, sys, threading, urllib.request, http.server, tempfile
+import os, socket, threading, urllib.request, http.server
 # 1. AF_UNIX stream server + forked client passing an open file with send_fds
 path = "/tmp/acc.sock"
 try: os.unlink(path)

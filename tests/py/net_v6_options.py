@@ -1,6 +1,6 @@
 """IPv6 TCP with IPV6_V6ONLY, SO_REUSEADDR, TCP_NODELAY, SO_KEEPALIVE; FIONREAD on a TCP
 and an AF_UNIX socket; /proc/net/tcp6 and udp6 (tests/test_net.py: native vs xinim-run)."""
-import socket, fcntl, termios, struct, array
+import socket, fcntl, termios, array
 s = socket.socket(socket.AF_INET6)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

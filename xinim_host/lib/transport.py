@@ -267,7 +267,6 @@ class SocketRoute:
         self._queue(KEY_REPLY, reply)
 
     async def reader(self) -> None:
-        lattice = self.lattice
         while (record := await self.read_record()) is not None:
             kind, body = record
             if kind == FRAME:

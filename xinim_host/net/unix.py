@@ -19,7 +19,7 @@ from ..lib.errors import SysError
 from ..lib.readiness import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM,
                              POLLWRBAND, POLLWRNORM)
 from .parked import now_or_park
-from .sockbase import (AF_UNIX, MSG_CTRUNC, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, MSG_WAITALL,
+from .sockbase import (AF_UNIX, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC,
                        RCV_SHUTDOWN, SEND_SHUTDOWN, SO_ACCEPTCONN, SO_BROADCAST, SO_DEBUG,
                        SO_DOMAIN, SO_DONTROUTE, SO_ERROR, SO_KEEPALIVE, SO_LINGER,
                        SO_OOBINLINE, SO_PASSCRED, SO_PASSSEC, SO_PEERCRED, SO_PEEK_OFF,

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
-from ..lib.limits import PID_MAX, PID_MAX_LIMIT, PID_MAX_MIN, pid_max_from_env  # noqa: F401
+from ..lib.limits import PID_MAX
 
 NSIG = 64                 # signals 1..64
 SIG_DFL, SIG_IGN = 0, 1

@@ -14,9 +14,10 @@ from typing import Protocol
 
 from ..lib import protocol as p
 from ..lib.ipc import Lattice
+from ..lib.limits import pid_max_from_env
 from ..lib.server import Server
 from .notify import LatticeNotifier, PmNotifier
-from .proctable import ProcTable, pid_max_from_env
+from .proctable import ProcTable
 from .table import CALL_VECTOR
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
-from ..lib.protocol import (COPY_RANGE, COPY_SENDFILE, COPY_SPLICE, COPY_TEE, HIDDEN_FD_BASE,
+from ..lib.protocol import (COPY_RANGE, COPY_SENDFILE, COPY_SPLICE, COPY_TEE,
                             VfsCopyReply, trusted_sender)
 from .fdtable import NR_OPEN, O_PATH, OpenFile
 from .handlers_common import caller_proc, drop_setid

@@ -67,8 +67,8 @@ SERVER_RANGES: tuple[tuple[range, int, int], ...] = (
 
 def owner_of(m_type: int) -> tuple[int, int] | None:
     """(server pid, reply type) of the server that owns message type ``m_type``."""
-    for types, pid, reply_type in SERVER_RANGES:
-        if m_type in types:
+    for m_types, pid, reply_type in SERVER_RANGES:
+        if m_type in m_types:
             return pid, reply_type
     return None
 
