@@ -5,7 +5,7 @@ and TYPE_CHECKING imports included), so there is no cycle between them.
     intercept                ptrace + seccomp mechanism (no XINIM semantics)
     kernel                   dispatcher, call handlers, trap policy (on lib, intercept)
     uart                     the UART model and the consoles (terminal.py) on it
-    vfs_fuse pm mm           the servers (on lib; the VFS serves consoles from uart)
+    vfs_fuse pm mm net       the servers (on lib; the VFS serves consoles from uart)
     system                   boot, join, console: assembles a system
     cli                      the commands
 """

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
 from ..lib.readiness import POLLIN, POLLOUT
+from .parked import retry_all
 
 if TYPE_CHECKING:
     from .server import NetServer
@@ -85,6 +86,5 @@ class Sock:
 
     def kick(self) -> None:
         """Retry parked calls (something changed)."""
-        from .parked import retry_all
         retry_all(self.readers)
         retry_all(self.writers)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SIGKILL_STATUS = 9      # a wait status: killed by SIGKILL
+
 CLONE_PARENT = 0x00008000
 CLONE_THREAD = 0x00010000
 
@@ -283,3 +285,22 @@ def _child_changed(pm: "PmServer", proc: Process) -> None:
     wait.wake(pm, parent)
     if not parent.actions[signals.SIGCHLD].flags & signals.SA_NOCLDSTOP:
         signals.send(pm, parent, signals.SIGCHLD)
+
+
+def node_gone(pm: "PmServer", node: int) -> int:
+    """Node ``node`` left: its tasks die as if SIGKILLed (their host tasks are
+    forgotten, never signalled).  Returns how many processes ended."""
+    owners = pm.lattice.owners
+    mine = [pid for pid, owner in owners.items() if owner == node]
+    ended = 0
+    for pid in mine:
+        del owners[pid]
+        task = pm.table.tasks.get(pid)
+        if task is None or not task.alive:
+            continue
+        pm.table.drop_host(task)
+        task_gone(pm, task, SIGKILL_STATUS)
+        ended += 1
+    if ended:
+        log.info("node %d left: %d of its tasks ended", node, ended)
+    return ended

@@ -14,7 +14,6 @@ with their tracer, or never were).
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +26,6 @@ from .proctable import Process, Task
 if TYPE_CHECKING:
     from ..lib.server import Request
     from .server import PmServer
-
-log = logging.getLogger(__name__)
-
-SIGKILL_STATUS = 9      # a wait status: killed by SIGKILL
 
 
 def peer_of(pm: "PmServer", req: "Request") -> NodePeer | None:
@@ -87,23 +82,3 @@ def check_task(pm: "PmServer", req: "Request", task: Task | None) -> None:
             pm.lattice.owners.get(task.tid) != peer.node and \
             pm.lattice.owners.get(task.proc.pid) != peer.node:
         raise SysError(errno.ESRCH)
-
-
-def node_gone(pm: "PmServer", node: int) -> int:
-    """Node ``node`` left: its tasks die as if SIGKILLed (their host tasks are
-    forgotten, never signalled).  Returns how many processes ended."""
-    from .forkexit import task_gone
-    owners = pm.lattice.owners
-    mine = [pid for pid, owner in owners.items() if owner == node]
-    ended = 0
-    for pid in mine:
-        del owners[pid]
-        task = pm.table.tasks.get(pid)
-        if task is None or not task.alive:
-            continue
-        pm.table.drop_host(task)
-        task_gone(pm, task, SIGKILL_STATUS)
-        ended += 1
-    if ended:
-        log.info("node %d left: %d of its tasks ended", node, ended)
-    return ended

@@ -118,7 +118,7 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             lattice.connect_local(p.VFS_PID, p.NET_PID)    # read/write/close; readiness back
             if config.socket_path:
                 from ..lib.transport import serve_socket
-                from ..pm.nodes import node_gone
+                from ..pm.forkexit import node_gone
                 from ..vfs_fuse.handlers_node import attach_node_console, node_joined, node_left
 
                 def joined(peer: NodePeer) -> None:
