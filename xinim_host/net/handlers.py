@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import errno
+import os
 import struct
 from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
 from ..lib.grants import GRANT_READ, GRANT_WRITE
-from . import inet, procnet, unix
+from . import hostcalls, inet, procnet, unix
 from .sockbase import AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM
 
 if TYPE_CHECKING:
@@ -17,6 +18,17 @@ if TYPE_CHECKING:
 
 _INT = struct.Struct("<i")
 FIONREAD, SIOCOUTQ = 0x541B, 0x5411
+
+
+def _sysctl(path: str, default: int) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+UNPRIVILEGED_PORT_START = _sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", 1024)
 # who may ask NET anything: kernels, PM, the VFS (a process's own requests are refused,
 # since socket ids are capabilities the VFS hands out)
 _SERVERS = frozenset((p.KERNEL_PID, p.PM_PID, p.VFS_PID))
@@ -55,8 +67,9 @@ def do_socketpair(srv: "NetServer", req: "Request") -> p.NetPairReply:
     _trusted(req)
     b = req.msg.body
     if b.domain != AF_UNIX:
-        if b.domain in (AF_INET, AF_INET6):
+        if b.domain in (AF_INET, AF_INET6):      # the socket first (its errno), as Linux
             inet.check_proto(b.domain, b.type, b.protocol)
+            os.close(hostcalls.socket(b.domain, b.type, b.protocol))
             raise SysError(errno.EOPNOTSUPP)
         raise SysError(errno.EAFNOSUPPORT)
     a, c = unix.socketpair(srv, unix.check_type(b.type, b.protocol), b.protocol, _creds(req, b))
@@ -73,6 +86,10 @@ def do_bind(srv: "NetServer", req: "Request") -> int:
     family = struct.unpack_from("<H", b.addr)[0]
     if family != sock.family:
         raise SysError(errno.EINVAL if sock.family == AF_UNIX else errno.EAFNOSUPPORT)
+    if sock.family != AF_UNIX and b.uid != 0 and len(b.addr) >= 4:
+        port = struct.unpack_from(">H", b.addr, 2)[0]
+        if 0 < port < UNPRIVILEGED_PORT_START:   # the host socket is NET's: check here
+            raise SysError(errno.EACCES)
     return sock.bind(b.key, b.addr)
 
 

@@ -33,7 +33,8 @@ IPPROTO_TCP, IPPROTO_UDP, IPPROTO_IP, IPPROTO_IPV6 = 6, 17, 0, 41
 SOCK_TYPES = (SOCK_STREAM, SOCK_DGRAM)
 # what programs may pass to the host in send/recv flags
 _SEND_FLAGS = 0x1 | 0x4 | 0x80 | 0x8000 | 0x800     # OOB DONTROUTE EOR MORE CONFIRM
-_RECV_FLAGS = 0x1 | 0x2 | 0x20 | 0x100             # OOB PEEK TRUNC WAITALL(host: non-blocking)
+_RECV_FLAGS = 0x1 | 0x2 | 0x20 | 0x100 | 0x2000    # OOB PEEK TRUNC WAITALL ERRQUEUE
+MSG_ERRQUEUE = 0x2000
 UDP_MAX = 65507
 
 
@@ -149,6 +150,8 @@ class InetSock(Sock):
         return 0
 
     def accept(self, req: "Request", nonblock: bool) -> Any:
+        if self.type != SOCK_STREAM:
+            raise SysError(errno.EOPNOTSUPP)
         if not self.listening:
             raise SysError(errno.EINVAL)
 
@@ -200,6 +203,10 @@ class InetSock(Sock):
             err = _INT.unpack(h.getsockopt(self.fd, SOL_SOCKET, SO_ERROR, 4))[0]
             if err:
                 raise SysError(err)
+            try:          # the host socket leaves "connecting" as a blocking connect would
+                h.connect(self.fd, addr)
+            except SysError:
+                pass
             self._connected()
             return 0
 
@@ -291,8 +298,8 @@ class InetSock(Sock):
         answer = attempt()
         if answer is not None:
             return answer
-        if b.nonblock or b.flags & MSG_DONTWAIT:
-            raise SysError(errno.EAGAIN)
+        if b.nonblock or b.flags & (MSG_DONTWAIT | MSG_ERRQUEUE):
+            raise SysError(errno.EAGAIN)          # an empty error queue never waits
         return self._park(req, self.readers, attempt, POLLIN, self.rcvtimeo)
 
     def recv_more(self, caller: int, count: int) -> p.NetRecvReply:

@@ -250,6 +250,8 @@ class UnixSock(Sock):
         self.srv.touch(self, listener, embryo)
 
     def accept(self, req: "Request", nonblock: bool) -> Any:
+        if not self.connection_based:
+            raise SysError(errno.EOPNOTSUPP)
         if self.state != ST_LISTEN:
             raise SysError(errno.EINVAL)
 

@@ -210,7 +210,8 @@ def sys_bind(k: "Kernel", c: SyscallContext) -> SyscallGen:
     addr = _addr_in(c, c.args[1], c.args[2])
     path = _unix_path(addr) if ref.family == AF_UNIX else None
     if path is None:
-        yield from ask(p.NET_PID, p.NetBind(caller=c.pid, sock=ref.sid, key=0, addr=addr))
+        yield from ask(p.NET_PID, p.NetBind(caller=c.pid, sock=ref.sid, key=0, uid=c.euid,
+                                            addr=addr))
         return 0
     # as Linux unix_bind_bsd: the socket inode first (EADDRINUSE when the name is
     # taken), then the name on the socket (EINVAL when it has one: the inode goes again)
@@ -485,6 +486,12 @@ def _sendmsg(k: "Kernel", c: SyscallContext, ref: _SockRef, msg: int,
     segs = tuple((base, size) for base, size in _read_iov(c, iov, iovlen) if size)
     _check_buffer(segs)
     fds, creds, err = _parse_control(c, control, controllen) if control else ([], None, 0)
+    if ref.family != AF_UNIX:
+        # TCP never looks at control data; UDP refuses SOL_SOCKET rights and
+        # credentials (__sock_cmsg_send); IP-level ones are not passed on
+        if ref.type != SOCK_STREAM and (fds or creds is not None or err):
+            raise SysError(errno.EINVAL)
+        fds, creds, err = [], None, 0
     return (yield from _send(k, c, ref, segs, sum(n for _, n in segs), flags, addr, fds,
                              creds, control_err=err))
 
@@ -650,6 +657,8 @@ def _recvmsg(k: "Kernel", c: SyscallContext, ref: _SockRef, msg: int,
              flags: int) -> Generator[Op, Any, int]:
     name, namelen, iov, iovlen, control, controllen, _ = _MSGHDR.unpack(
         c.mem.read(msg, _MSGHDR.size))
+    if name and c_int(namelen) < 0:           # copy_msghdr_from_user
+        raise SysError(errno.EINVAL)
     segs = tuple((base, size) for base, size in _read_iov(c, iov, iovlen) if size)
     _check_buffer(segs)
     got = yield from _recv(k, c, ref, segs, sum(n for _, n in segs), flags)

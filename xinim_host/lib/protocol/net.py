@@ -63,7 +63,8 @@ class NetBind(Payload):
     caller: i32
     sock: i64
     key: u64           # the socket inode VFS made (AF_UNIX path); 0: only check
-    addr: path         # the sockaddr as the program gave it
+    uid: i32 = 0       # the caller's euid (a privileged port needs 0)
+    addr: path = b""   # the sockaddr as the program gave it
 
 
 @request(NET_LISTEN)
