@@ -12,7 +12,8 @@ from . import resolve
 from .devfs_nodes import DeviceAlias
 from .fdtable import O_PATH, SETFL_MASK, Fproc, OpenFile
 from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs, drop_setid
-from .handlers_space import F_ADD_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE, seals_fcntl
+from .handlers_space import (F_ADD_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE,
+                             check_resize, seals_fcntl)
 from .hostfs import HOST_FILE_IO
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, FLOCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, OFFSET_MAX
 from .mounts import DIR_IO, Loc
@@ -144,9 +145,12 @@ def _open(srv: VfsServer, req: Request) -> Any:
             if flags & O_TRUNC and not created:
                 drop_setid(fp, fs, node)           # O_TRUNC is a truncate (Linux do_truncate)
             if fs.kind == "ramfs":
+                sealed = node in srv.seals          # a memfd reopened by /proc/PID/fd/N
                 if flags & O_TRUNC and not created:
+                    if sealed:
+                        check_resize(srv, node, 0)
                     fs.truncate(node, 0)
-                of = srv.open_file(fs, node, srv.ram_io, status)
+                of = srv.open_file(fs, node, srv.memfd_io if sealed else srv.ram_io, status)
             else:
                 hfd = fs.open_host(node, flags, fp)
                 of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)

@@ -148,6 +148,12 @@ def do_copy(srv: VfsServer, req: Request) -> Any:
     elif kind == COPY_SPLICE:
         if not (src_pipe or dst_pipe):
             raise SysError(errno.EINVAL)
+        for of, is_pipe in ((src, src_pipe), (dst, dst_pipe)):
+            # the other end: a file that splices (a regular file here); a directory,
+            # an event fd, a pseudo file cannot (EINVAL)
+            if not is_pipe and (of.fs.mode(of.node) & S_IFMT != S_IFREG
+                                or not getattr(of.io, "seekable", False)):
+                raise SysError(errno.EINVAL)
         if (src_pipe and in_off >= 0) or (dst_pipe and out_off >= 0):
             raise SysError(errno.ESPIPE)
         if src_pipe and dst_pipe and src.io.pipe is dst.io.pipe:

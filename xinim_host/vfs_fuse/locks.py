@@ -196,6 +196,9 @@ class LockTable:
             got = self._conflict(fl, owner, ltype, start, end)
             if got is not None:
                 waiter.blocker = got.owner
+                # woken, still blocked -- maybe by a lock whose owner waits for us now
+                if owner[0] == "p" and self._deadlock(owner, got.owner):
+                    raise SysError(errno.EDEADLK)
                 return None
             self._apply(fl, owner, ltype, start, end, pid, of)
             return 0

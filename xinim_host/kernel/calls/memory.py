@@ -499,6 +499,7 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
             return (yield from _map_anon(c, addr, length, prot, flags | MAP_ANONYMOUS, offset))
     shared = flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE)
     wb_fd = -1
+    sealed = False
     if (info is not None and shared and stat.S_ISREG(info.mode)
             and info.flags & os.O_ACCMODE == os.O_RDWR):
         # a hidden dup keeps the file for write-back after the program closes fd
@@ -509,6 +510,7 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
             if exc.errno == errno.EPERM:        # a memfd sealed against writing
                 if prot & PROT_WRITE:
                     raise
+                sealed = True                   # and never made writable (mprotect)
             else:
                 log.warning("pid %d: no write-back fd for a shared map of fd %d: %s",
                             c.pid, fd, exc)
@@ -530,7 +532,8 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
                             fd=fd, offset=offset, open_flags=p.MM_NO_FD)
     else:
         body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
-                            fd=fd, offset=offset, file_mode=info.mode, open_flags=info.flags,
+                            fd=fd, offset=offset, file_mode=info.mode,
+                            open_flags=info.flags & ~os.O_ACCMODE if sealed else info.flags,
                             ino=info.ino, dev=info.dev, size=info.size, wb_fd=wb_fd,
                             path=info.host_path[:p.PATH_MAX_WIRE],
                             direct=2 if mirror else int(direct))
