@@ -105,7 +105,6 @@ class VfsServer(Server):
         self.seals = new_seal_table()            # memfd inode -> F_SEAL_* bits
         self.memfd_io = MemfdIO(self.ramfs, self.seals)
         self.sockets: dict[int, Any] = {}        # NET socket id -> its proxy (sockets.py)
-        self.sock_masks: dict[int, int] = {}     # readiness NET sent before the fd existed
         self.inflight: dict[int, OpenFile] = {}  # SCM_RIGHTS token -> held description
         self.sysv = SysvIpc(self)                # System V semaphores, message queues
         self.next_token = 0

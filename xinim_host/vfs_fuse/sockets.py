@@ -311,7 +311,6 @@ def new_socket_file(srv: "VfsServer", sid: int, flags: int, uid: int, gid: int,
                     family: int = 1, type_: int = 1) -> Any:
     node = SockNode(sid, uid, gid, family, type_)
     io = SocketIO(srv, sid, node)
-    io.mask = srv.sock_masks.pop(sid, 0)     # NET told its state before the fd existed
     srv.sockets[sid] = io
     return srv.open_file(SOCKFS, node, io, os.O_RDWR | (flags & os.O_NONBLOCK))
 
@@ -377,12 +376,8 @@ def do_sock_ready(srv: "VfsServer", req: "Request") -> int:
         raise SysError(errno.EPERM)
     b = req.msg.body
     io = srv.sockets.get(b.sock)
-    if io is not None:
+    if io is not None:            # NET tells only proxies that asked (NetWatch)
         io.ready(b.mask)
-    elif b.mask & 0x10 and b.sock in srv.sock_masks:
-        del srv.sock_masks[b.sock]
-    else:
-        srv.sock_masks[b.sock] = b.mask
     return 0
 
 
