@@ -184,25 +184,12 @@ def _hangup_orphaned_groups(pm: "PmServer", proc: Process) -> None:
     for outside, member in groups:
         pgid = member.pgid
         if (pgid not in done and outside.pgid != pgid and outside.sid == member.sid
-                and _orphaned_without(table, pgid, proc)
+                and signals.pgrp_orphaned(table, pgid, proc)
                 and any(m.state is State.STOPPED for m in table.group(pgid))):
             done.add(pgid)
             for target in table.group(pgid):
                 signals.send(pm, target, signals.SIGHUP)
                 signals.send(pm, target, signals.SIGCONT)
-
-
-def _orphaned_without(table: Any, pgid: int, leaving: Process) -> bool:
-    """No member but ``leaving`` has a parent outside the group in its session
-    (init does not count: it is nobody's job-control parent)."""
-    for member in table.group(pgid):
-        if member is leaving or member.state is State.ZOMBIE:
-            continue
-        parent = table.procs.get(member.ppid)
-        if (parent is not None and parent is not leaving and parent.pid != p.INIT_PID
-                and parent.pgid != pgid and parent.sid == member.sid):
-            return False
-    return True
 
 
 def _tell_parent(pm: "PmServer", proc: Process, parent: Process) -> None:
@@ -250,7 +237,10 @@ def do_task_stopped(pm: "PmServer", req: "Request") -> int:
     if proc.state in (State.ZOMBIE, State.STOPPED):
         return 0    # a group stop is reported once per thread; the first one counts
     proc.state = State.STOPPED
-    proc.stop_report = ((req.body.sig & 0xFF) << 8) | 0x7F
+    # the signal PM stopped it with (the host got SIGSTOP for it), else the host's
+    sig = proc.stop_signal or req.body.sig
+    proc.stop_signal = 0
+    proc.stop_report = ((sig & 0xFF) << 8) | 0x7F
     proc.cont_report = False
     _child_changed(pm, proc)
     return 0

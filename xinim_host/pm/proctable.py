@@ -92,6 +92,7 @@ class Process:
     did_exec: bool = False        # setpgid on a child that exec'd: EACCES
     stop_report: int = 0          # an unreported stop's status word (WUNTRACED)
     cont_report: bool = False     # an unreported continue (WCONTINUED)
+    stop_signal: int = 0          # the stop signal PM sent the host as SIGSTOP
     host_exiting: bool = False    # a zombie whose host task is not gone yet: not waitable
     # signalfd (issue 14): who sent each pending signal (code, XINIM pid, uid), and
     # whether the VFS wants to hear when the pending set changes (a signalfd exists)

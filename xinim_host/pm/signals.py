@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..lib import protocol as p
 from . import wait
-from .proctable import NSIG, SIG_DFL, SIG_IGN, Process, State, Task
+from .proctable import NSIG, SIG_DFL, SIG_IGN, Process, ProcTable, State, Task
 
 if TYPE_CHECKING:
     from .server import PmServer
@@ -174,6 +174,7 @@ def _send(pm: "PmServer", proc: Process, sig: int, task: Task | None,
         _discard(proc, sigmask(SIGCONT))
     targets = [task] if task is not None else list(proc.live_tasks())
     open_tasks = [t for t in targets if not t.blocked & bit]
+    host_sig = sig
     if not open_tasks:
         # every candidate blocks it: it stays pending (sigpending shows it)
         if not (proc.pending | (task.pending if task is not None else 0)) & bit:
@@ -188,9 +189,30 @@ def _send(pm: "PmServer", proc: Process, sig: int, task: Task | None,
             return
     elif is_ignored(proc, sig):
         return  # discarded; the host would discard it too, so don't even ask it
-    _deliver_host(pm, proc, task, sig)
+    elif bit & STOP_MASK and proc.actions[sig].handler == SIG_DFL:
+        if sig != SIGSTOP and pgrp_orphaned(pm.table, proc.pgid):
+            return  # Linux: an orphaned group's members ignore SIGTSTP/SIGTTIN/SIGTTOU
+        # The host would apply *its* orphaned-group rule to its own process groups,
+        # which are not XINIM's: it gets SIGSTOP, and PM reports the stop as ``sig``.
+        proc.stop_signal = sig
+        host_sig = SIGSTOP
+    _deliver_host(pm, proc, task, host_sig)
     if open_tasks:
         _interrupt(pm, proc, open_tasks, sig)
+
+
+def pgrp_orphaned(table: ProcTable, pgid: int, leaving: Process | None = None) -> bool:
+    """POSIX orphaned process group (Linux ``will_become_orphaned_pgrp``): no member
+    but ``leaving`` has a parent outside the group in its session (init does not
+    count: it is nobody's job-control parent)."""
+    for member in table.group(pgid):
+        if member is leaving or member.state is State.ZOMBIE:
+            continue
+        parent = table.procs.get(member.ppid)
+        if (parent is not None and parent is not leaving and parent.pid != p.INIT_PID
+                and parent.pgid != pgid and parent.sid == member.sid):
+            return False
+    return True
 
 
 def _discard(proc: Process, mask: int) -> None:
