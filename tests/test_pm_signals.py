@@ -296,10 +296,37 @@ async def test_an_orphaned_group_with_a_stopped_job_gets_sighup_and_sigcont() ->
         assert h.host.sent == [(7001, 1), (7001, SIGCONT)]   # not the group with none stopped
 
 
+async def test_stop_signals_to_an_orphaned_group_are_discarded() -> None:
+    """SIGTSTP/SIGTTIN/SIGTTOU with the default action do nothing to a member of an
+    orphaned process group (Linux); SIGSTOP still stops, and reaches the host as
+    itself; a stop by SIGTSTP reaches the host as SIGSTOP (the host's orphaned-group
+    rule is for its own groups) and is reported to the parent as SIGTSTP."""
+    async with running_pm() as h:
+        orphan = await h.fork(p.INIT_PID, host=7100)       # init's group, parent init
+        h.host.sent.clear()
+        await h.ok(p.ProcKill(caller=0, pid=orphan, sig=20))
+        assert h.host.sent == []
+        await h.ok(p.ProcKill(caller=0, pid=orphan, sig=19))
+        assert h.host.sent == [(7100, 19)]
+        shell = await h.fork(p.INIT_PID, host=7101)
+        await h.ok(p.ProcSetsid(caller=shell))
+        job = await h.fork(shell, host=7102)
+        await h.ok(p.ProcSetpgid(caller=shell, pid=job, pgid=job))
+        h.host.sent.clear()
+        await h.ok(p.ProcKill(caller=0, pid=-job, sig=20))
+        assert h.host.sent == [(7102, 19)]
+        await h.ok(p.ProcTaskStopped(host_tid=7102, sig=19))
+        got = await h.wait4(shell, -1, p.WUNTRACED)
+        assert (got.result, got.status) == (job, (20 << 8) | 0x7F)
+
+
 async def test_restartable_interruptions_when_the_kernel_restarts_calls() -> None:
     async with running_pm() as h:
         h.pm.restart_errno = p.ERESTARTSYS
-        pid = await h.fork(p.INIT_PID)
+        shell = await h.fork(p.INIT_PID)
+        await h.ok(p.ProcSetsid(caller=shell))
+        pid = await h.fork(shell)       # a job of its own: SIGTSTP is not for orphans
+        await h.ok(p.ProcSetpgid(caller=shell, pid=pid, pgid=pid))
         await h.fork(pid)
         await h.ok(p.ProcSigaction(caller=pid, sig=SIGUSR1, handler=0x4000,
                                    flags=signals.SA_RESTART))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from .calls import (copies, events, files, host_ids, ipc, kernel_served, memory, mount, net,
-                    procs, sync, sysv)
+                    procs, sync, sysv, timers)
 from .calls.base import SyscallContext, SyscallGen
 from ..lib.syscalls import Sys
 
@@ -204,6 +204,15 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.MEMFD_CREATE: (VFS, copies.sys_memfd_create),
     Sys.CHROOT: (VFS, copies.sys_chroot),
     Sys.OPENAT2: (VFS, copies.sys_openat2),
+    # timers: PM's (POSIX timers and ITIMER_REAL; CPU-time itimers run on the host)
+    Sys.TIMER_CREATE: (PM, timers.sys_timer_create),
+    Sys.TIMER_SETTIME: (PM, timers.sys_timer_settime),
+    Sys.TIMER_GETTIME: (PM, timers.sys_timer_gettime),
+    Sys.TIMER_GETOVERRUN: (PM, timers.sys_timer_getoverrun),
+    Sys.TIMER_DELETE: (PM, timers.sys_timer_delete),
+    Sys.SETITIMER: (PM, timers.sys_setitimer),
+    Sys.GETITIMER: (PM, timers.sys_getitimer),
+    Sys.ALARM: (PM, timers.sys_alarm),
     # host-run calls naming a task: the kernel maps XINIM ids to host ids (PM's table)
     Sys.SCHED_GETAFFINITY: (KERNEL, host_ids.sys_sched_getaffinity),
     Sys.SCHED_SETAFFINITY: (KERNEL, host_ids.sys_sched_setaffinity),

@@ -295,6 +295,18 @@ _ROWS: dict[str, _Row] = {
     "kill": delegate(Sys.KILL),
     "tkill": delegate(Sys.TKILL),
     "tgkill": delegate(Sys.TGKILL),
+    "timer_create": delegate(Sys.TIMER_CREATE, partial="CPU-time clocks answer EINVAL"),
+    "timer_settime": delegate(Sys.TIMER_SETTIME),
+    "timer_gettime": delegate(Sys.TIMER_GETTIME),
+    "timer_getoverrun": delegate(Sys.TIMER_GETOVERRUN,
+                                 partial="counts expiries PM missed, not ones the host "
+                                 "merged while the signal was pending"),
+    "timer_delete": delegate(Sys.TIMER_DELETE),
+    "alarm": delegate(Sys.ALARM),
+    "setitimer": delegate_then_host(Sys.SETITIMER, "ITIMER_REAL is PM's; ITIMER_VIRTUAL and "
+                                    "ITIMER_PROF count the host task's CPU time"),
+    "getitimer": delegate_then_host(Sys.GETITIMER, "ITIMER_REAL is PM's; ITIMER_VIRTUAL and "
+                                    "ITIMER_PROF count the host task's CPU time"),
     "rt_sigaction": delegate_then_host(Sys.SIGACTION, "PM records the disposition; the host "
                                                     "kernel delivers signals, so it installs it"),
     "rt_sigprocmask": delegate_then_host(Sys.RT_SIGPROCMASK, "PM records the mask; the host "
@@ -416,9 +428,6 @@ _ROWS: dict[str, _Row] = {
     "rt_sigsuspend": host("the host thread waits with the temporary mask; the host delivers"),
     "pause": host("the host thread waits for a signal the host delivers"),
     "rt_sigtimedwait": host("the host thread takes a signal pending in the host"),
-    "alarm": host("host timers raise SIGALRM through the host kernel"),
-    "setitimer": host("host timers raise SIGALRM through the host kernel"),
-    "getitimer": host("host timers raise SIGALRM through the host kernel"),
     "getrusage": host("CPU-time accounting of the host task"),
     "times": host("CPU-time accounting of the host task"),
     "sysinfo": host("host memory and load figures (XINIM's own come with /proc)"),

@@ -224,6 +224,12 @@ class Sys(enum.IntEnum):
     INOTIFY_INIT1 = 294
     INOTIFY_ADD_WATCH = 295
     INOTIFY_RM_WATCH = 296
+    # POSIX timers: PM owns them (calls/timers.py; issue 14)
+    TIMER_CREATE = 310
+    TIMER_SETTIME = 311
+    TIMER_GETTIME = 312
+    TIMER_GETOVERRUN = 313
+    TIMER_DELETE = 314
     # host-run calls that name a task, group or user: XINIM ids -> host ids (calls/host_ids.py)
     SCHED_GETAFFINITY = 300
     SCHED_SETAFFINITY = 301

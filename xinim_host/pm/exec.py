@@ -98,6 +98,7 @@ def _commit(pm: "PmServer", task: Task, target: ExecTarget, path: bytes,
         proc.tasks[proc.pid] = task
         table.tasks[proc.pid] = task
         table.set_host(task, host or task.host_tid)
+    pm.timers.drop(proc, keep_real=True)     # POSIX timers go; ITIMER_REAL stays
     # caught signals go back to default; ignored ones stay ignored (POSIX)
     proc.actions = [DEFAULT_ACTION if a.handler != SIG_IGN else
                     (a if a.flags == a.mask == a.restorer == 0 else SigAction(SIG_IGN))

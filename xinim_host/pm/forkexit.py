@@ -144,6 +144,7 @@ def exit_process(pm: "PmServer", proc: Process, status: int) -> None:
     proc.pending = 0
     proc.stop_report = 0
     proc.cont_report = False
+    pm.timers.drop(proc)
     _hangup_orphaned_groups(pm, proc)
     # orphans go to init, which reaps them
     init = table.procs[p.INIT_PID]

@@ -93,6 +93,8 @@ class Process:
     stop_report: int = 0          # an unreported stop's status word (WUNTRACED)
     cont_report: bool = False     # an unreported continue (WCONTINUED)
     stop_signal: int = 0          # the stop signal PM sent the host as SIGSTOP
+    timers: dict[int, Any] = field(default_factory=dict)   # POSIX timers, ITIMER_REAL
+    next_timer: int = 0           # the next POSIX timer id to try
     host_exiting: bool = False    # a zombie whose host task is not gone yet: not waitable
     # signalfd (issue 14): who sent each pending signal (code, XINIM pid, uid), and
     # whether the VFS wants to hear when the pending set changes (a signalfd exists)

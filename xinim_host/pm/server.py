@@ -19,22 +19,27 @@ from ..lib.server import Server
 from .notify import LatticeNotifier, PmNotifier
 from .proctable import ProcTable
 from .table import CALL_VECTOR
+from .timers import TimerQueue
 
 log = logging.getLogger(__name__)
 
 SignalHost = Callable[[int, int], None]              # (host pid or tid, sig), like os.kill
 SignalHostThread = Callable[[int, int, int], None]   # (host tgid, host tid, sig), like tgkill
+# (host tgid, host tid or 0, sig, siginfo_t bytes), like rt_tgsigqueueinfo / rt_sigqueueinfo
+QueueHost = Callable[[int, int, int, bytes], None]
 
 
 class HostTasks(Protocol):
     """The kernel's host half of the processes it runs (the interceptor's router).
 
     ``signal_task`` delivers ``sig`` to host task ``host_tid`` of process
-    ``host_tgid`` (``host_tid`` 0: to the process) and answers False when the
+    ``host_tgid`` (``host_tid`` 0: to the process), with siginfo ``info`` when
+    given (a timer's), and answers False when the
     task is not one of its own; ``interrupt`` ends the kernel's own waits of
     ``pid`` (a nanosleep) with ``err`` (EINTR, or a restart code)."""
 
-    def signal_task(self, host_tgid: int, host_tid: int, sig: int) -> bool: ...
+    def signal_task(self, host_tgid: int, host_tid: int, sig: int,
+                    info: bytes = b"") -> bool: ...
     def interrupt(self, pid: int, err: int) -> None: ...
 
 
@@ -59,11 +64,14 @@ class PmServer(Server):
 
     def __init__(self, lattice: Lattice, *, signal_host: SignalHost | None = None,
                  signal_host_thread: SignalHostThread | None = None,
-                 notify: PmNotifier | None = None, pid_max: int | None = None) -> None:
+                 notify: PmNotifier | None = None, pid_max: int | None = None,
+                 queue_host: QueueHost | None = None) -> None:
         super().__init__(lattice)
         self.table = ProcTable(pid_max if pid_max is not None else pid_max_from_env())
         self.signal_host = signal_host
         self.signal_host_thread = signal_host_thread
+        self.queue_host = queue_host
+        self.timers = TimerQueue(self)
         self.notify: PmNotifier = notify if notify is not None else LatticeNotifier(lattice)
         self.restart_errno = errno.EINTR
         self.host_exits = False
@@ -93,23 +101,25 @@ class PmServer(Server):
 
     # --- host delivery ----------------------------------------------------------------------
 
-    def _through_hosts(self, host_tgid: int, host_tid: int, sig: int) -> bool:
+    def _through_hosts(self, host_tgid: int, host_tid: int, sig: int, info: bytes) -> bool:
         for host in list(self.hosts):
             try:
-                if host.signal_task(host_tgid, host_tid, sig):
+                if (host.signal_task(host_tgid, host_tid, sig, info) if info
+                        else host.signal_task(host_tgid, host_tid, sig)):
                     return True
             except OSError as exc:  # it just died: its exit report is on the way
                 log.info("signal %d to host %d/%d: %s", sig, host_tgid, host_tid, exc)
                 return True
         return False
 
-    def deliver_to_process(self, host_pid: int, sig: int) -> None:
-        if self.hosts and self._through_hosts(host_pid, 0, sig):
-            return
-        if self.signal_host is None:
+    def deliver_to_process(self, host_pid: int, sig: int, info: bytes = b"") -> None:
+        if self.hosts and self._through_hosts(host_pid, 0, sig, info):
             return
         try:
-            self.signal_host(host_pid, sig)
+            if info and self.queue_host is not None:
+                self.queue_host(host_pid, 0, sig, info)
+            elif self.signal_host is not None:
+                self.signal_host(host_pid, sig)
         except OSError as exc:      # it just died: its exit report is on the way
             log.info("signal %d to host %d: %s", sig, host_pid, exc)
 
@@ -118,11 +128,14 @@ class PmServer(Server):
         for host in list(self.hosts):
             host.interrupt(pid, err)
 
-    def deliver_to_thread(self, host_tgid: int, host_tid: int, sig: int) -> None:
-        if self.hosts and self._through_hosts(host_tgid, host_tid, sig):
+    def deliver_to_thread(self, host_tgid: int, host_tid: int, sig: int,
+                          info: bytes = b"") -> None:
+        if self.hosts and self._through_hosts(host_tgid, host_tid, sig, info):
             return
         try:
-            if self.signal_host_thread is not None:
+            if info and self.queue_host is not None:
+                self.queue_host(host_tgid, host_tid, sig, info)
+            elif self.signal_host_thread is not None:
                 self.signal_host_thread(host_tgid, host_tid, sig)
             elif self.signal_host is not None:
                 self.signal_host(host_tid, sig)

@@ -127,20 +127,21 @@ def may_signal(sender_pid: int, sender: Process | None, target: Process, sig: in
     return errno.EPERM
 
 
-SI_USER, SI_KERNEL, SI_TKILL = 0, 0x80, -6
+SI_USER, SI_KERNEL, SI_TIMER, SI_TKILL = 0, 0x80, -2, -6
 NO_INFO = (SI_KERNEL, 0, 0)
 
 
 def send(pm: "PmServer", proc: Process, sig: int, task: Task | None = None,
-         info: tuple[int, int, int] = NO_INFO) -> None:
+         info: tuple[int, int, int] = NO_INFO, host_info: bytes = b"") -> None:
     """Generate ``sig`` for ``proc`` (or only its thread ``task``): bookkeeping,
     host delivery, and answering the parked calls it interrupts.  ``info`` (si_code,
-    sender's pid, its uid) is kept while the signal is pending, for signalfd."""
+    sender's pid, its uid) is kept while the signal is pending, for signalfd;
+    ``host_info``, a whole siginfo_t (a timer's), goes with the host's signal."""
     if proc.state is State.ZOMBIE or sig == 0 or proc.pid < p.FIRST_USER_PID:
         return  # init and the servers have no host task and cannot be killed
     before = all_pending(proc) if proc.sigfd_watch else 0
     try:
-        _send(pm, proc, sig, task, info)
+        _send(pm, proc, sig, task, info, host_info)
     finally:
         if proc.sigfd_watch and all_pending(proc) != before:
             pending_changed(pm, proc)
@@ -165,7 +166,7 @@ def pending_changed(pm: "PmServer", proc: Process) -> None:
 
 
 def _send(pm: "PmServer", proc: Process, sig: int, task: Task | None,
-          info: tuple[int, int, int]) -> None:
+          info: tuple[int, int, int], host_info: bytes) -> None:
     bit = sigmask(sig)
     # SIGCONT discards pending stop signals and a stop signal a pending SIGCONT (POSIX).
     if sig == SIGCONT:
@@ -195,8 +196,8 @@ def _send(pm: "PmServer", proc: Process, sig: int, task: Task | None,
         # The host would apply *its* orphaned-group rule to its own process groups,
         # which are not XINIM's: it gets SIGSTOP, and PM reports the stop as ``sig``.
         proc.stop_signal = sig
-        host_sig = SIGSTOP
-    _deliver_host(pm, proc, task, host_sig)
+        host_sig, host_info = SIGSTOP, b""
+    _deliver_host(pm, proc, task, host_sig, host_info)
     if open_tasks:
         _interrupt(pm, proc, open_tasks, sig)
 
@@ -221,12 +222,13 @@ def _discard(proc: Process, mask: int) -> None:
         t.pending &= ~mask
 
 
-def _deliver_host(pm: "PmServer", proc: Process, task: Task | None, sig: int) -> None:
+def _deliver_host(pm: "PmServer", proc: Process, task: Task | None, sig: int,
+                  info: bytes = b"") -> None:
     if task is not None:
         if task.host_tid:
-            pm.deliver_to_thread(proc.host_pid, task.host_tid, sig)
+            pm.deliver_to_thread(proc.host_pid, task.host_tid, sig, info)
     elif proc.host_pid:
-        pm.deliver_to_process(proc.host_pid, sig)
+        pm.deliver_to_process(proc.host_pid, sig, info)
 
 
 def _interrupt(pm: "PmServer", proc: Process, tasks: list[Task], sig: int) -> None:

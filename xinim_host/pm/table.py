@@ -10,7 +10,7 @@ from typing import Any
 from ..lib import protocol as p
 from ..lib.server import Handler
 from . import exec as exec_
-from . import forkexit, getset, info, sigcalls, wait
+from . import forkexit, getset, info, sigcalls, timers, wait
 
 
 def do_wait4(pm: Any, req: Any) -> Any:
@@ -68,6 +68,11 @@ CALL_VECTOR: Mapping[int, Handler] = {
     p.PROC_SIGFD_TAKE: sigcalls.do_sigfd_take,
     p.PROC_SIGPENDING: sigcalls.do_sigpending,
     p.PROC_SIGSUSPEND: sigcalls.do_sigsuspend,
+    # timers
+    p.PROC_TIMER_CREATE: timers.do_timer_create,
+    p.PROC_TIMER_SET: timers.do_timer_set,
+    p.PROC_TIMER_GET: timers.do_timer_get,
+    p.PROC_TIMER_DELETE: timers.do_timer_delete,
     # information
     p.PROC_LIST: info.do_list,
     p.PROC_INFO: info.do_info,

@@ -75,6 +75,7 @@ class System:
 async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
     from ..mm.server import MmServer
     from ..net.server import NetServer
+    from ..lib.hostsig import sigqueue
     from ..pm.server import PmServer
     from ..vfs_fuse.server import VfsServer
 
@@ -95,7 +96,7 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             vfs = VfsServer(lattice, **vfs_kwargs)
             # Signals for tasks no local interceptor claims (those of joined nodes)
             # still reach them: every node runs on this host.
-            pm = PmServer(lattice, signal_host=os.kill)
+            pm = PmServer(lattice, signal_host=os.kill, queue_host=sigqueue)
             mm = MmServer(lattice)
             net = NetServer(lattice)
             system = System(config, lattice, kernel, vfs, pm, mm, console, nursery, net=net)

@@ -75,7 +75,7 @@ def sys_kill(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                           sig=c_int(c.args[1]))))
 
 
-def _xinim_tid(c: SyscallContext, tid: int) -> Generator[Op, Any, int]:
+def xinim_tid(c: SyscallContext, tid: int) -> Generator[Op, Any, int]:
     """glibc names its own threads by the tid the host kernel wrote at clone time;
     turn such a host tid of the caller's own process into the XINIM tid."""
     if c.host is not None and c.host.owns_thread(tid):
@@ -84,12 +84,12 @@ def _xinim_tid(c: SyscallContext, tid: int) -> Generator[Op, Any, int]:
 
 
 def sys_tkill(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    tid = yield from _xinim_tid(c, c_int(c.args[0]))
+    tid = yield from xinim_tid(c, c_int(c.args[0]))
     return (yield from _result(p.ProcTkill(caller=c.tid, tid=tid, sig=c_int(c.args[1]))))
 
 
 def sys_tgkill(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    tid = yield from _xinim_tid(c, c_int(c.args[1]))
+    tid = yield from xinim_tid(c, c_int(c.args[1]))
     return (yield from _result(p.ProcTgkill(caller=c.tid, tgid=c_int(c.args[0]), tid=tid,
                                             sig=c_int(c.args[2]))))
 

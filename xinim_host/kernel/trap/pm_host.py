@@ -25,6 +25,7 @@ import trio
 
 from ...intercept import _libc
 from ...lib import protocol as p
+from ...lib.hostsig import sigqueue
 from ...lib.errors import SysError
 from .flight import ERESTARTSYS, STOPS, InFlight
 
@@ -40,6 +41,7 @@ _DISPOSITION_RE = re.compile(rb"^(SigIgn|SigCgt):\s*([0-9a-f]+)$", re.MULTILINE)
 _DEFAULT_IGNORED = frozenset({signal.SIGCHLD, signal.SIGCONT, signal.SIGURG, signal.SIGWINCH})
 
 
+
 class PmHost:
     def __init__(self, kernel: "Kernel", tasks: "TaskDirectory", notices: "Notices", *,
                  pm_attached: bool) -> None:
@@ -48,17 +50,23 @@ class PmHost:
         self.watching = False
 
     # -- what PM calls ----------------------------------------------------------------
-    def signal_task(self, host_tgid: int, host_tid: int, sig: int) -> bool:
-        """Deliver a signal PM generated to one of our host tasks (False: not ours)."""
+    def signal_task(self, host_tgid: int, host_tid: int, sig: int, info: bytes = b"") -> bool:
+        """Deliver a signal PM generated to one of our host tasks (False: not ours),
+        with the siginfo ``info`` when given (a POSIX timer's)."""
         if host_tid:
             if host_tid not in self.tasks.tasks:
                 return False
-            if _libc.syscall(SYS_TGKILL, host_tgid, host_tid, sig, 0, 0, 0) < 0:
+            if info:
+                sigqueue(host_tgid, host_tid, sig, info)
+            elif _libc.syscall(SYS_TGKILL, host_tgid, host_tid, sig, 0, 0, 0) < 0:
                 _libc.raise_errno(f"tgkill {host_tgid}/{host_tid}")
             return True
         if not self.tasks.has_process(host_tgid):
             return False
-        os.kill(host_tgid, sig)
+        if info:
+            sigqueue(host_tgid, 0, sig, info)
+        else:
+            os.kill(host_tgid, sig)
         return True
 
     def interrupt(self, pid: int, err: int) -> None:
@@ -112,17 +120,23 @@ class PmHost:
                         continue
                     flight.told |= bit
                     caller = self.kill_caller(entry.tid if thread else entry.pid)
+                    # joined: the parked sleep ends once PM has answered, so PM's own
+                    # delivery of this kill finds the host's signal still pending and
+                    # merges with it (not a second signal, without the first's siginfo)
+                    then = None if self.pm_attached else (
+                        lambda f=flight, s=sig: self._interrupt_for_host_signal(f, s))
                     self.notices.send(p.PM_PID,
                                       p.ProcTkill(caller=caller, tid=entry.tid, sig=sig) if thread
-                                      else p.ProcKill(caller=caller, pid=entry.pid, sig=sig))
-                    if not self.pm_attached:
-                        self._interrupt_for_host_signal(flight, sig)
+                                      else p.ProcKill(caller=caller, pid=entry.pid, sig=sig),
+                                      then=then)
         return parked
 
     def _interrupt_for_host_signal(self, flight: InFlight, sig: int) -> None:
         """A joined node: PM (on another node) cannot reach our parked sleeps
         (``interrupt``), so end one here when the host will act on ``sig``: it is
         caught, or its default action terminates or stops the process."""
+        if flight.entry.flight is not flight:
+            return              # answered meanwhile: the tracee may be in another call
         try:
             with open(f"/proc/{flight.tracee.tgid}/status", "rb") as f:
                 text = f.read()

@@ -51,6 +51,10 @@ PROC_SETGROUPS = 236
 PROC_LIST = 237             # xinim-ps: one record per process
 PROC_INFO = 238             # one process in detail (/proc/PID/{stat,status,cmdline})
 PROC_SIGFD_TAKE = 239       # VFS only: a signalfd read takes pending signals (issue 14)
+PROC_TIMER_CREATE = 240     # timer_create: POSIX timers are PM's (issue 14)
+PROC_TIMER_SET = 241        # timer_settime, setitimer(ITIMER_REAL), alarm
+PROC_TIMER_GET = 242        # timer_gettime, timer_getoverrun, getitimer(ITIMER_REAL)
+PROC_TIMER_DELETE = 243     # timer_delete
 
 # Linux wait options (wait4 / waitid)
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
@@ -67,6 +71,11 @@ SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 # if no handler runs" (a stop signal: the call goes on after SIGCONT)
 ERESTARTSYS = 512
 ERESTARTNOHAND = 514
+
+# sigevent's sigev_notify values PM serves (SIGEV_THREAD is glibc's, on SIGEV_THREAD_ID)
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
+TIMER_ABSTIME = 1
+TIMER_REAL = -1             # the timer id of the process's ITIMER_REAL (setitimer, alarm)
 
 # --- PM messages (200-208; new types take 209-249) -------------------------------
 
@@ -370,6 +379,47 @@ class ProcInfo(Payload):
     pid: i32
 
 
+@request(PROC_TIMER_CREATE)
+class ProcTimerCreate(Payload):
+    """A POSIX timer of the caller's process on ``clock``; ``result`` is its id.
+    Expiry sends ``signo`` to the process (SIGEV_SIGNAL), to thread ``tid``
+    (SIGEV_THREAD_ID), or nothing (SIGEV_NONE), with ``value`` as si_value."""
+
+    caller: i32
+    clock: i32
+    notify: i32 = SIGEV_SIGNAL
+    signo: i32 = 14           # SIGALRM (a NULL sigevent)
+    tid: i32 = 0
+    value: u64 = 0
+    value_is_id: i32 = 0      # 1: si_value is the new timer's id (a NULL sigevent)
+
+
+@request(PROC_TIMER_SET)
+class ProcTimerSet(Payload):
+    """Arm (``value_ns`` > 0) or disarm (0) timer ``timer`` (TIMER_REAL: the
+    process's ITIMER_REAL); reply :class:`ProcTimerReply` with the old setting."""
+
+    caller: i32
+    timer: i32
+    flags: i32 = 0            # TIMER_ABSTIME: ``value_ns`` is a time on the timer's clock
+    value_ns: i64 = 0
+    interval_ns: i64 = 0
+
+
+@request(PROC_TIMER_GET)
+class ProcTimerGet(Payload):
+    """Reply :class:`ProcTimerReply`: time left, interval, last overrun."""
+
+    caller: i32
+    timer: i32
+
+
+@request(PROC_TIMER_DELETE)
+class ProcTimerDelete(Payload):
+    caller: i32
+    timer: i32
+
+
 # --- replies -------------------------------------------------------------------------
 
 
@@ -491,6 +541,13 @@ class ProcSigfdReply(ReplyBase):
 
     pending: u64 = 0
     data: data = b""
+
+
+@reply(PROC_REPLY, PROC_TIMER_SET, PROC_TIMER_GET)
+class ProcTimerReply(ReplyBase):
+    value_ns: i64 = 0         # time left until the next expiry (0: disarmed)
+    interval_ns: i64 = 0
+    overrun: i32 = 0          # expiries missed before the last signal (timer_getoverrun)
 
 
 @reply(PROC_REPLY, PROC_INFO)
