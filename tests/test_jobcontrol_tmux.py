@@ -49,10 +49,9 @@ def test_ctrl_z_stops_the_job_fg_and_bg_resume_it(pane_factory, shell) -> None: 
     wait_for_host_process(b"sleep\x00100\x00")
     pane.keys("C-z")
     pane.wait_for(r"(?s)fg\.status=130.*Stopped.*sleep 100")
-    pane.keys("bg", "Enter")
-    pane.keys("jobs; echo bg.done", "Enter")
+    pane.keys("bg; jobs; echo bg.done", "Enter")   # one line: nothing typed ahead
     text = pane.wait_for(r"^bg\.done$")
-    assert re.search(r"^\[1\].*Running.*sleep 100", text.rsplit("jobs; echo", 1)[1], re.M), text
+    assert re.search(r"^\[1\].*Running.*sleep 100", text.rsplit("bg; jobs; echo", 1)[1], re.M), text
     pane.keys("kill %1; wait; exit 3", "Enter")
     text = pane.wait_for(r"^rc=\d+$")
     assert re.search(r"^rc=3$", text, re.M), text
