@@ -18,5 +18,7 @@ buf = array.array("i", [0]); fcntl.ioctl(a.fileno(), termios.FIONREAD, buf); pri
 print(a.recv(100))
 x, y = socket.socketpair(); x.send(b"12345")
 buf = array.array("i", [0]); fcntl.ioctl(y.fileno(), termios.FIONREAD, buf); print("fionread unix", buf[0])
+y.recv(2)
+buf = array.array("i", [0]); fcntl.ioctl(y.fileno(), termios.FIONREAD, buf); print("fionread after a read", buf[0])
 u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::1", 0))
 print(open("/proc/net/tcp6").read().count("\n") >= 3, open("/proc/net/udp6").read().count("\n"))

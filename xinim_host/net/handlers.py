@@ -200,7 +200,7 @@ def do_ioctl(srv: "NetServer", req: "Request") -> p.NetDataReply:
     if b.request == FIONREAD:
         return p.NetDataReply(result=0, data=_INT.pack(sock.fionread()))
     if b.request == SIOCOUTQ:
-        return p.NetDataReply(result=0, data=_INT.pack(0))
+        return p.NetDataReply(result=0, data=_INT.pack(sock.outq()))
     raise SysError(errno.ENOTTY)
 
 

@@ -9,8 +9,10 @@ idle readable socket costs nothing.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import struct
+import termios
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -325,10 +327,16 @@ class InetSock(Sock):
         return h.getsockopt(self.fd, level, name, size)
 
     def fionread(self) -> int:
-        import fcntl
-        import termios
-        buf = fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0")
-        return _INT.unpack(buf)[0]
+        return self._ioctl_int(termios.FIONREAD)
+
+    def outq(self) -> int:
+        return self._ioctl_int(termios.TIOCOUTQ)     # SIOCOUTQ
+
+    def _ioctl_int(self, request: int) -> int:
+        try:
+            return _INT.unpack(fcntl.ioctl(self.fd, request, b"\0\0\0\0"))[0]
+        except OSError as exc:
+            raise SysError(exc.errno or errno.EINVAL) from None
 
     def close(self) -> None:
         if self.closed:

@@ -81,6 +81,12 @@ class Sock:
     def mask(self) -> int:
         return POLLIN | POLLOUT
 
+    def fionread(self) -> int:
+        return 0
+
+    def outq(self) -> int:
+        return 0
+
     def close(self) -> None:
         self.closed = True
 

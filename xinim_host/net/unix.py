@@ -508,9 +508,15 @@ class UnixSock(Sock):
             srv.touch(self.peer)
         # datagram senders park on the receiver's writers queue: retried by touch(self)
 
+    def outq(self) -> int:
+        """SIOCOUTQ: what this end sent that its peer has not read yet."""
+        peer = self.peer
+        return peer.rbytes if peer is not None and not peer.closed and self.connection_based \
+            else 0
+
     def fionread(self) -> int:
         if self.type == SOCK_STREAM:
-            return self.rbytes - self.head
+            return self.rbytes                  # unread bytes (what a read took is out)
         return len(self.rq[0].data) if self.rq else 0
 
     # --- options ---------------------------------------------------------------------
