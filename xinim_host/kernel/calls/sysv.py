@@ -30,18 +30,26 @@ def _c_long(v: int) -> int:
     return v - (1 << 64) if v >> 63 else v
 
 
-def _sysv(c: SyscallContext, op: int, ident: int, a1: int = 0, a2: int = 0, a3: int = 0,
-          data: bytes = b"", timeout_ns: int = -1) -> Generator[Op, Any, Any]:
-    while len(data) > p.DATA_MAX:      # the VFS puts the pieces together
+def _stage(c: SyscallContext, data: bytes) -> Generator[Op, Any, bytes]:
+    """Send all but the last message's worth of a long message ahead (SV_STAGE: the
+    VFS puts the pieces together); what is left goes in the call itself."""
+    while len(data) > p.DATA_MAX:
         yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=p.SV_STAGE,
                                             data=data[:p.DATA_MAX]))
         data = data[p.DATA_MAX:]
+    return data
+
+
+def _sysv(c: SyscallContext, op: int, ident: int, a1: int = 0, a2: int = 0, a3: int = 0,
+          data: bytes = b"", timeout_ns: int = -1) -> Generator[Op, Any, Any]:
+    data = yield from _stage(c, data)
     return (yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=op, ident=ident, a1=a1, a2=a2,
                                                 a3=a3, data=data, timeout_ns=timeout_ns)))
 
 
 def timeout_arg(c: SyscallContext, addr: int) -> int:
-    """A relative struct timespec in ns (-1: none); EINVAL as Linux for a bad one."""
+    """A struct timespec in ns (-1: none), relative (semtimedop) or absolute
+    CLOCK_REALTIME (mq_timed*); EINVAL as Linux for a bad one."""
     if not addr:
         return -1
     sec, nsec = TIMESPEC.unpack(c.mem.read(addr, TIMESPEC.size))
@@ -151,22 +159,9 @@ MQ_ATTR_SIZE = 64
 SIGEVENT_SIZE = 64
 
 
-def _abs_timeout(c: SyscallContext, addr: int) -> int:
-    """An absolute CLOCK_REALTIME struct timespec in ns (-1: none)."""
-    if not addr:
-        return -1
-    sec, nsec = TIMESPEC.unpack(c.mem.read(addr, TIMESPEC.size))
-    if sec < 0 or not 0 <= nsec < 1_000_000_000:
-        raise SysError(errno.EINVAL)
-    return sec * 1_000_000_000 + nsec
-
-
 def _mq(c: SyscallContext, op: int, fd: int = -1, a1: int = 0, a2: int = 0, path: bytes = b"",
         data: bytes = b"", timeout_ns: int = -1) -> Generator[Op, Any, Any]:
-    while len(data) > p.DATA_MAX:      # a long message: staged as System V's are
-        yield from ask(p.VFS_PID, p.VfsSysv(caller=c.pid, op=p.SV_STAGE,
-                                            data=data[:p.DATA_MAX]))
-        data = data[p.DATA_MAX:]
+    data = yield from _stage(c, data)      # a long message: staged as System V's are
     return (yield from ask(p.VFS_PID, p.VfsMq(caller=c.pid, op=op, fd=fd, a1=a1, a2=a2,
                                               path=path, data=data, timeout_ns=timeout_ns)))
 
@@ -185,7 +180,7 @@ def sys_mq_unlink(k: Kernel, c: SyscallContext) -> SyscallGen:
 
 def sys_mq_timedsend(k: Kernel, c: SyscallContext) -> SyscallGen:
     fd, buf, size, prio = c_int(c.args[0]), c.args[1], c.args[2], c.args[3] & 0xFFFFFFFF
-    timeout = _abs_timeout(c, c.args[4])
+    timeout = timeout_arg(c, c.args[4])
     if size > 16 << 20:                 # past any queue's msgsize: EMSGSIZE, no copy
         size = (16 << 20) + 1
         data = b"\0" * size
@@ -196,7 +191,7 @@ def sys_mq_timedsend(k: Kernel, c: SyscallContext) -> SyscallGen:
 
 def sys_mq_timedreceive(k: Kernel, c: SyscallContext) -> SyscallGen:
     fd, buf, size, prio_p = c_int(c.args[0]), c.args[1], c.args[2], c.args[3]
-    timeout = _abs_timeout(c, c.args[4])
+    timeout = timeout_arg(c, c.args[4])
     reply = yield from _mq(c, p.MQ_RECEIVE, fd, min(size, 1 << 62), timeout_ns=timeout)
     out = reply.data
     want = 4 + reply.result
