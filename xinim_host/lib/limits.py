@@ -11,6 +11,16 @@ PID_MAX_MIN = 300         # XINIM_PID_MAX below this is raised to it
 PID_MAX_LIMIT = 1 << 20   # and above this lowered: node client endpoints start there
 
 
+def host_sysctl(path: str, default: int) -> int:
+    """The first number in the host's ``/proc/sys`` file ``path`` (a limit XINIM
+    shows as the host has it), or ``default`` when it cannot be read."""
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
 def pid_max_from_env(environ: "os._Environ[str] | dict[str, str]" = os.environ) -> int:
     """``XINIM_PID_MAX`` (pids are below it, like Linux's pid_max): default
     32768, at least 300 -- small values let tests wrap pids in seconds -- and at

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..lib import protocol as p
 from ..lib.errors import SysError
 from ..lib.grants import GRANT_READ, GRANT_WRITE
+from ..lib.limits import host_sysctl
 from . import hostcalls, inet, procnet, unix
 from .sockbase import AF_INET, AF_INET6, AF_UNIX, SOCK_STREAM
 
@@ -20,15 +21,7 @@ _INT = struct.Struct("<i")
 FIONREAD, SIOCOUTQ = 0x541B, 0x5411
 
 
-def _sysctl(path: str, default: int) -> int:
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return default
-
-
-UNPRIVILEGED_PORT_START = _sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", 1024)
+UNPRIVILEGED_PORT_START = host_sysctl("/proc/sys/net/ipv4/ip_unprivileged_port_start", 1024)
 # who may ask NET anything: kernels, PM, the VFS (a process's own requests are refused,
 # since socket ids are capabilities the VFS hands out)
 _SERVERS = frozenset((p.KERNEL_PID, p.PM_PID, p.VFS_PID))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
+from ..lib.limits import host_sysctl
 from ..lib.readiness import (POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM,
                              POLLWRBAND, POLLWRNORM)
 from .parked import now_or_park
@@ -39,19 +40,11 @@ SUN_PATH_OFF = 2
 SUN_PATH_MAX = 108
 
 
-def _sysctl(path: str, default: int) -> int:
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return default
-
-
-WMEM_MAX = _sysctl("/proc/sys/net/core/wmem_max", 212992)
-RMEM_MAX = _sysctl("/proc/sys/net/core/rmem_max", 212992)
+WMEM_MAX = host_sysctl("/proc/sys/net/core/wmem_max", 212992)
+RMEM_MAX = host_sysctl("/proc/sys/net/core/rmem_max", 212992)
 DEFAULT_BUF = 212992
 SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF = 4608, 2304
-MAX_DGRAM_QLEN = _sysctl("/proc/sys/net/unix/max_dgram_qlen", 10)
+MAX_DGRAM_QLEN = host_sysctl("/proc/sys/net/unix/max_dgram_qlen", 10)
 NOBODY = (0, 65534, 65534)           # SO_PEERCRED of a socket with no peer: pid 0, overflow ids
 ST_UNCONN, ST_LISTEN, ST_CONN = "unconnected", "listening", "connected"
 

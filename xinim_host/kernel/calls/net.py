@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generator
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
+from ...lib.limits import host_sysctl
 from ...lib.usermem import FlatMemory, UserMemory
 from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 
@@ -40,15 +41,7 @@ SCM_MAX_FD = 253
 UIO_MAXIOV = 1024
 
 
-def _optmem_max() -> int:
-    try:
-        with open("/proc/sys/net/core/optmem_max") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 20480
-
-
-OPTMEM_MAX = _optmem_max()
+OPTMEM_MAX = host_sysctl("/proc/sys/net/core/optmem_max", 20480)
 TASK_SIZE_MAX = (1 << 47) - 4096
 ADDR_MAX = 128                          # sizeof(struct sockaddr_storage)
 COPY_BLOCK = 1 << 20
