@@ -217,10 +217,15 @@ class ProcFs(PseudoFs):
 
     def net_table(self, what: bytes) -> bytes:
         """/proc/net/WHAT as NET prints it (empty tables when there is no NET)."""
+        return self._listing(p.NET_PID, lambda got: p.NetList(what=what, offset=got))
+
+    def _listing(self, server: int, piece: Callable[[int], p.Payload]) -> bytes:
+        """A table ``server`` prints, asked for piece by piece (``piece(offset)``; the
+        reply's result is the whole size): what came before it stopped answering."""
         chunks: list[bytes] = []
         got = 0
         for _ in range(4096):
-            reply = self.peers.ask(p.NET_PID, p.NetList(what=what, offset=got))
+            reply = self.peers.ask(server, piece(got))
             if reply is None or reply.error:
                 break
             chunks.append(reply.data)
@@ -233,17 +238,8 @@ class ProcFs(PseudoFs):
         """/proc/sysvipc/WHAT: shm is MM's table, sem and msg the VFS's own."""
         if what != b"shm":
             return self.srv.sysv.listing(what)
-        chunks: list[bytes] = []
-        got = 0
-        for _ in range(4096):
-            reply = self.peers.ask(p.MM_PID, p.MmShmList(offset=got))
-            if reply is None or reply.error:
-                break
-            chunks.append(reply.data)
-            got += len(reply.data)
-            if got >= reply.result or not reply.data:
-                break
-        return b"".join(chunks) or sv.SHM_HEADER.encode()
+        return (self._listing(p.MM_PID, lambda got: p.MmShmList(offset=got))
+                or sv.SHM_HEADER.encode())
 
     @staticmethod
     def caller(who: Fproc | None) -> int:
