@@ -360,23 +360,10 @@ def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: 
             tfd = cached[2]
         else:
             # The tracee opens our fd's magic link: exactly our open file, whatever
-            # happened to the path since.  The string goes just below the red zone,
-            # which the ABI lets signal delivery clobber at any time; put back anyway.
-            link = f"/proc/{os.getpid()}/fd/{hfd}".encode() + b"\0"
-            at = (c.host.stack_pointer() - RED_ZONE - len(link)) & ~15
-            try:
-                saved = c.mem.read(at, len(link))
-                c.mem.write(at, link)
-            except SysError:
-                return False
-            tfd = yield from _host(NR_OPENAT, AT_FDCWD & (1 << 64) - 1, at,
-                                   os.O_RDONLY | os.O_CLOEXEC, 0)
-            try:
-                c.mem.write(at, saved)
-            except SysError:
-                pass
+            # happened to the path since.
+            tfd = yield from tracee_open(c, f"/proc/{os.getpid()}/fd/{hfd}".encode(),
+                                         os.O_RDONLY)
             if tfd < 0:
-                log.debug("pid %d: tracee could not open %r: %d", c.pid, link, tfd)
                 return False
             if cached is not None and cached[2] != tfd \
                     and _still_open(tgid, cached[2], cached[0], cached[1]):
