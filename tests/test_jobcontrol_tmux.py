@@ -55,3 +55,32 @@ def test_ctrl_z_stops_the_job_fg_and_bg_resume_it(pane_factory, shell) -> None: 
     pane.keys("kill %1; wait; exit 3", "Enter")
     text = pane.wait_for(r"^rc=\d+$")
     assert re.search(r"^rc=3$", text, re.M), text
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_background_reads_and_tostop_writes_stop_the_job(pane_factory, shell) -> None:  # noqa: F811
+    """A background job that reads the console stops (SIGTTIN); with ``stty tostop``
+    one that writes it stops too (SIGTTOU); ``fg`` lets each go on."""
+    argv = SHELLS[shell].split()
+    if shutil.which(argv[0]) is None:
+        pytest.skip(f"{argv[0]} not installed")
+    pane: Pane = pane_factory(f"{RUN} {SHELLS[shell]}", width=100, height=40)
+    pane.wait_for(r"[#$] ?$")
+    pane.keys("cat & sleep 1; jobs; echo in.done", "Enter")
+    text = pane.wait_for(r"^in\.done$")
+    assert re.search(r"^\[1\].*Stopped.*cat", text, re.M), text
+    pane.keys("fg", "Enter")
+    pane.wait_for(r"fg\n\\?cat\n")
+    time.sleep(0.5)     # (the shell prints the job before it hands it the terminal)
+    pane.keys("typed.line", "Enter")
+    pane.wait_for(r"^typed\.line\ntyped\.line$")   # the echo, then cat's copy
+    pane.keys("C-d")
+    pane.keys("stty tostop; echo out.put & sleep 1; jobs; echo out.done", "Enter")
+    text = pane.wait_for(r"^out\.done$")
+    assert re.search(r"^\[1\].*Stopped.*echo out\.put", text, re.M), text
+    assert not re.search(r"^out\.put$", text, re.M), text
+    pane.keys("stty -tostop; fg", "Enter")
+    pane.wait_for(r"^out\.put$")
+    pane.keys("exit 3", "Enter")
+    text = pane.wait_for(r"^rc=\d+$")
+    assert re.search(r"^rc=3$", text, re.M), text

@@ -787,7 +787,13 @@ def _child(go_r: int, err_w: int, path: int, argv: int, envp: int, code: bytes,
                     os.set_inheritable(fd, True)
         if cwd is not None:
             os.chdir(cwd)
-        # Python ignores these; ignored dispositions survive exec.
+        # Ignored dispositions survive exec: Python's own (SIGPIPE, SIGXFSZ) and any
+        # this process inherited.  The program starts with every one at its default,
+        # as the dispositions its handler keeps for it do (PM's for a new process).
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP) and \
+                    signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
         for sig in (signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())

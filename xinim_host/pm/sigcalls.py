@@ -225,3 +225,21 @@ def do_sigfd_take(pm: "PmServer", req: "Request") -> p.Payload:
     taken = signals.sigfd_take(task, body.mask, limit)
     return p.ProcSigfdReply(result=len(taken), pending=signals.all_pending(proc),
                             data=b"".join(p.SIGFD_RECORD.pack(*t) for t in taken))
+
+
+def do_tty_stop(pm: "PmServer", req: "Request") -> int:
+    """A background job touched its terminal: stop its group (see ``ProcTtyStop``)."""
+    if req.msg.m_source != p.VFS_PID:
+        raise SysError(errno.EPERM)
+    sig = req.body.sig
+    if sig not in (signals.SIGTTIN, signals.SIGTTOU):
+        raise SysError(errno.EINVAL)
+    task = pm.table.live_task(req.body.pid)
+    proc = task.proc
+    if task.blocked & signals.sigmask(sig) or proc.actions[sig].handler == SIG_IGN:
+        return 1
+    if signals.pgrp_orphaned(pm.table, proc.pgid):
+        raise SysError(errno.EIO)
+    for member in pm.table.group(proc.pgid):
+        send(pm, member, sig, info=(signals.SI_KERNEL, 0, 0))
+    return 0

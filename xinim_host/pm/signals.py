@@ -25,6 +25,8 @@ SIGSTOP = int(_signal.SIGSTOP)
 SIGCONT = int(_signal.SIGCONT)
 SIGCHLD = int(_signal.SIGCHLD)
 SIGHUP = int(_signal.SIGHUP)
+SIGTTIN = int(_signal.SIGTTIN)
+SIGTTOU = int(_signal.SIGTTOU)
 
 SA_NOCLDSTOP = 0x1
 SA_NOCLDWAIT = 0x2

@@ -68,6 +68,7 @@ CALL_VECTOR: Mapping[int, Handler] = {
     p.PROC_SIGFD_TAKE: sigcalls.do_sigfd_take,
     p.PROC_SIGPENDING: sigcalls.do_sigpending,
     p.PROC_SIGSUSPEND: sigcalls.do_sigsuspend,
+    p.PROC_TTY_STOP: sigcalls.do_tty_stop,
     # timers
     p.PROC_TIMER_CREATE: timers.do_timer_create,
     p.PROC_TIMER_SET: timers.do_timer_set,

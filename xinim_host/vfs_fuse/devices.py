@@ -27,12 +27,20 @@ import select
 from typing import Any
 
 from ..lib.errors import SysError
-from ..lib.protocol import VfsDataReply
+from ..lib.protocol import (ERESTARTSYS, FIRST_USER_PID, PM_PID, ProcInfo, ProcTtyStop,
+                            VfsDataReply)
 from ..lib.readiness import (POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue, WatchedQueue,
                              host_fd_queue)
 
 _READY = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 TCGETS = 0x5401
+TCSETS, TCSETSW, TCSETSF, TCFLSH, TCXONC = 0x5402, 0x5403, 0x5404, 0x540B, 0x540A
+TIOCSPGRP = 0x5410
+SIGTTIN, SIGTTOU = 21, 22
+TOSTOP = 0o400                           # c_lflag bit
+_LFLAG = slice(12, 16)                   # c_lflag in struct termios
+# ioctls a background process may not make unchecked (Linux tty_check_change)
+_CHANGES = frozenset({TCSETS, TCSETSW, TCSETSF, TCFLSH, TCXONC, TIOCSPGRP})
 
 
 class CharDevice:
@@ -110,11 +118,14 @@ class ConsoleDevice(CharDevice):
     def write(self, req: Any, of: Any, data: bytes, offset: int) -> Any:
         if offset != -1:
             raise SysError(errno.ESPIPE)
+        if self._tostop():
+            self._job_control(req, SIGTTOU)
         return self.console.write(data)
 
     def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
         if offset != -1:
             raise SysError(errno.ESPIPE)
+        self._job_control(req, SIGTTIN)
         if count == 0:
             return b""
         if of.flags & os.O_NONBLOCK and self._readable() is False:
@@ -139,10 +150,61 @@ class ConsoleDevice(CharDevice):
         data = bytes(data[:count])
         return VfsDataReply(result=len(data), data=data)
 
+    # -- job control: the console is the controlling terminal of its session ---------
+    def _caller_info(self, req: Any, pid: int = 0) -> Any:
+        """PM's record of ``pid`` (0: the caller); None when there is no PM to ask."""
+        peers = getattr(getattr(req, "server", None), "peers", None)
+        if peers is None or req.caller < FIRST_USER_PID:
+            return None
+        reply = peers.ask(PM_PID, ProcInfo(caller=req.caller, pid=pid or req.caller))
+        return reply
+
+    def _job_control(self, req: Any, sig: int) -> Any:
+        """Linux ``tty_check_change``/``job_control``: a process of the console's
+        session outside its foreground group that reads it, or changes or (under
+        TOSTOP) writes it, stops its group with SIGTTIN/SIGTTOU and the call restarts
+        when it is continued; a read by one that ignores or blocks SIGTTIN, or by an
+        orphaned group, fails EIO.  Returns the caller's PM record (or None)."""
+        fg = getattr(self.console, "fg_pgrp", None)
+        if fg is None:
+            return None
+        info = self._caller_info(req)
+        if info is None or info.error or info.sid != self.console.sid or info.pgid == fg:
+            return info
+        reply = req.server.peers.ask(PM_PID, ProcTtyStop(pid=req.caller, sig=sig))
+        if reply is None:
+            return info
+        if reply.error:
+            raise SysError(reply.error)
+        if reply.result == 0:
+            raise SysError(ERESTARTSYS)      # stopped; the call runs again after SIGCONT
+        if sig == SIGTTIN:
+            raise SysError(errno.EIO)
+        return info
+
+    def _tostop(self) -> bool:
+        ioctl = getattr(self.console, "ioctl", None)
+        if ioctl is None or getattr(self.console, "fg_pgrp", None) is None:
+            return False
+        try:
+            lflag = int.from_bytes(bytes(ioctl(TCGETS, b"")[1])[_LFLAG], "little")
+        except (SysError, OSError, ValueError):
+            return False
+        return bool(lflag & TOSTOP)
+
     def ioctl(self, req: Any, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
         ioctl = getattr(self.console, "ioctl", None)
         if ioctl is None:
             raise SysError(errno.ENOTTY)
+        if request in _CHANGES:
+            info = self._job_control(req, SIGTTOU)
+            if request == TIOCSPGRP and info is not None and not info.error and len(data) >= 4:
+                # the new foreground group must be one of the caller's session (Linux)
+                pgid = int.from_bytes(bytes(data[:4]), "little", signed=True)
+                if pgid > 0 and pgid != info.pgid:
+                    target = self._caller_info(req, pgid)   # (its leader, when alive)
+                    if target is not None and not target.error and target.sid != info.sid:
+                        raise SysError(errno.EPERM)
         result, out = ioctl(request, data)
         return result, bytes(out)
 

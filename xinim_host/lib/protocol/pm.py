@@ -55,6 +55,7 @@ PROC_TIMER_CREATE = 240     # timer_create: POSIX timers are PM's (issue 14)
 PROC_TIMER_SET = 241        # timer_settime, setitimer(ITIMER_REAL), alarm
 PROC_TIMER_GET = 242        # timer_gettime, timer_getoverrun, getitimer(ITIMER_REAL)
 PROC_TIMER_DELETE = 243     # timer_delete
+PROC_TTY_STOP = 244         # VFS only: a background job touched its terminal (SIGTTIN/SIGTTOU)
 
 # Linux wait options (wait4 / waitid)
 WNOHANG, WUNTRACED, WSTOPPED, WEXITED, WCONTINUED = 1, 2, 2, 4, 8
@@ -418,6 +419,18 @@ class ProcTimerGet(Payload):
 class ProcTimerDelete(Payload):
     caller: i32
     timer: i32
+
+
+@request(PROC_TTY_STOP)
+class ProcTtyStop(Payload):
+    """VFS only (Linux ``tty_check_change``): process ``pid``, in the background
+    of its controlling terminal, read it (``sig`` SIGTTIN) or changed or wrote it
+    (SIGTTOU).  ``result`` 0: its process group was sent ``sig`` (the call restarts
+    once it is continued); 1: it ignores or blocks ``sig`` (a write goes on, a read
+    fails EIO); error EIO: its group is orphaned."""
+
+    pid: i32           # (not ``caller``: the VFS speaks for it here)
+    sig: i32
 
 
 # --- replies -------------------------------------------------------------------------
