@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Protocol
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
+from ...lib.grants import GrantTable, Segment
 from ...lib.usermem import UserMemory
 
 if TYPE_CHECKING:
-    pass
+    from ..kernel import Kernel
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,18 @@ def ask(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:
     if reply.error:
         raise SysError(reply.error)
     return reply
+
+
+def ask_granted(k: "Kernel", c: SyscallContext, grants: GrantTable, dst: int, mem: UserMemory,
+                segs: tuple[Segment, ...], access: int,
+                body: Callable[[int], p.Payload]) -> Generator[Op, Any, Any]:
+    """``ask(dst, body(gid))`` with a grant of ``segs`` of ``mem`` (the caller's) made
+    for ``dst``: the grant lives for this one request and is revoked however it ends."""
+    g = grants.grant(k.pid, c.pid, dst, mem, segs, access)
+    try:
+        return (yield from ask(dst, body(g.gid)))
+    finally:
+        grants.revoke(g)
 
 
 def path_arg(c: SyscallContext, addr: int) -> bytes:

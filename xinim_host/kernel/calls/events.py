@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
-from .base import SyscallContext, SyscallGen, ask, c_int, path_arg
+from .base import SyscallContext, SyscallGen, ask, ask_granted, c_int, path_arg
 from ...lib.grants import GRANT_WRITE
 from .files import SIGSET_SIZE, access_ok, local_grants, masked_wait
 
@@ -66,14 +66,11 @@ def _epoll_wait(k: "Kernel", c: SyscallContext, timeout_ns: int) -> SyscallGen:
         raise SysError(errno.EFAULT)
     grants = local_grants(k)
     if grants is not None:                     # the VFS copies the events itself
-        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem,
-                         ((events_ptr, maxevents * EPOLL_EVENT_SIZE),), GRANT_WRITE)
-        try:
-            return (yield from ask(p.VFS_PID, p.VfsEpollWaitGrant(
-                caller=c.pid, epfd=epfd, grant=g.gid, maxevents=maxevents,
+        return (yield from ask_granted(
+            k, c, grants, p.VFS_PID, c.mem, ((events_ptr, maxevents * EPOLL_EVENT_SIZE),),
+            GRANT_WRITE, lambda gid: p.VfsEpollWaitGrant(
+                caller=c.pid, epfd=epfd, grant=gid, maxevents=maxevents,
                 timeout_ns=timeout_ns))).result
-        finally:
-            grants.revoke(g)
     reply = yield from ask(p.VFS_PID, p.VfsEpollWait(caller=c.pid, epfd=epfd,
                                                       maxevents=maxevents, timeout_ns=timeout_ns))
     if reply.result:

@@ -9,7 +9,7 @@ from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
-from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, path_arg, c_int
+from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, ask_granted, path_arg, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -250,18 +250,15 @@ def granted_write(k: "Kernel", grants: GrantTable, c: SyscallContext, fd: int,
     takes it in one request, a stream by DATA_MAX per request."""
     done = 0
     while done < total:
-        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, skip(segs, done) if done else segs,
-                         GRANT_READ)
         try:
-            n = (yield from ask(p.VFS_PID, p.VfsWriteGrant(
-                caller=c.pid, fd=fd, grant=g.gid,
-                offset=-1 if offset < 0 else offset + done))).result
+            n = (yield from ask_granted(
+                k, c, grants, p.VFS_PID, c.mem, skip(segs, done) if done else segs, GRANT_READ,
+                lambda gid: p.VfsWriteGrant(caller=c.pid, fd=fd, grant=gid,
+                                            offset=-1 if offset < 0 else offset + done))).result
         except SysError:
             if done:
                 return done
             raise
-        finally:
-            grants.revoke(g)
         if n <= 0:
             break
         done += n
@@ -739,12 +736,9 @@ def sys_getdents64(k: "Kernel", c: SyscallContext) -> SyscallGen:
         return (yield from _getdents_fault(c, fd, room))
     grants = local_grants(k)
     if grants is not None and room:
-        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, ((c.args[1], room),), GRANT_WRITE)
-        try:
-            return (yield from ask(p.VFS_PID, p.VfsGetdentsGrant(caller=c.pid, fd=fd,
-                                                                 grant=g.gid))).result
-        finally:
-            grants.revoke(g)
+        return (yield from ask_granted(
+            k, c, grants, p.VFS_PID, c.mem, ((c.args[1], room),), GRANT_WRITE,
+            lambda gid: p.VfsGetdentsGrant(caller=c.pid, fd=fd, grant=gid))).result
     parts: list[bytes] = []
     got = 0
     while True:
@@ -1010,13 +1004,10 @@ def _poll_granted(k: "Kernel", grants: GrantTable, c: SyscallContext, fds_ptr: i
     VFS reads the array and writes the revents through a grant."""
     while True:
         piece = timeout_ms if timeout_ms <= POLL_WAIT_MAX_MS else POLL_WAIT_MAX_MS
-        g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, ((fds_ptr, nfds * abi.POLLFD.size),),
-                         GRANT_READ | GRANT_WRITE)
-        try:
-            reply = yield from ask(p.VFS_PID, p.VfsPollGrant(caller=c.pid, grant=g.gid,
-                                                              nfds=nfds, timeout_ms=piece))
-        finally:
-            grants.revoke(g)
+        reply = yield from ask_granted(
+            k, c, grants, p.VFS_PID, c.mem, ((fds_ptr, nfds * abi.POLLFD.size),),
+            GRANT_READ | GRANT_WRITE,
+            lambda gid: p.VfsPollGrant(caller=c.pid, grant=gid, nfds=nfds, timeout_ms=piece))
         if reply.result or piece == timeout_ms:
             return reply.result
         timeout_ms -= piece

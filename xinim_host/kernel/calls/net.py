@@ -25,7 +25,7 @@ from ...lib.errors import SysError
 from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
 from ...lib.limits import host_sysctl
 from ...lib.usermem import FlatMemory, UserMemory
-from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
+from .base import Op, Sendrec, SyscallContext, SyscallGen, ask, ask_granted, c_int
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -402,19 +402,18 @@ def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ..
         key = (yield from _unix_key(c, ref, addr)) if addr and ref.type == SOCK_DGRAM else 0
         if grants is not None:
             while True:
-                g = grants.grant(k.pid, c.pid, p.NET_PID, mem or c.mem,
-                                 skip(segs, done) if done else segs, GRANT_READ)
                 try:
-                    reply = yield from ask(p.NET_PID, p.NetSend(
-                        caller=c.pid, uid=c.euid, gid=c.egid, sock=ref.sid, flags=flags,
-                        nonblock=ref.nonblock, more=0, cpid=cp, cuid=cu, cgid=cg,
-                        grant=g.gid, key=key, addr=addr, fds=tokens))
+                    reply = yield from ask_granted(
+                        k, c, grants, p.NET_PID, mem or c.mem,
+                        skip(segs, done) if done else segs, GRANT_READ,
+                        lambda gid: p.NetSend(
+                            caller=c.pid, uid=c.euid, gid=c.egid, sock=ref.sid, flags=flags,
+                            nonblock=ref.nonblock, more=0, cpid=cp, cuid=cu, cgid=cg,
+                            grant=gid, key=key, addr=addr, fds=tokens))
                 except SysError:
                     if done:
                         return done
                     raise
-                finally:
-                    grants.revoke(g)
                 tokens = b""
                 done += reply.result
                 if not stream or done >= total or reply.result <= 0 or not blocking:
@@ -534,19 +533,17 @@ def _recv(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ..
     if grants is not None and count:
         done = 0
         while True:
-            g = grants.grant(k.pid, c.pid, p.NET_PID, c.mem,
-                             skip(segs, done) if done else segs, GRANT_WRITE)
             try:
-                reply = yield from ask(p.NET_PID, p.NetRecv(
-                    caller=c.pid, sock=ref.sid, flags=flags, nonblock=ref.nonblock,
-                    count=count - done, grant=g.gid,
-                    more=p.MORE_NOWAIT if done and not flags & MSG_WAITALL else 0))
+                reply = yield from ask_granted(
+                    k, c, grants, p.NET_PID, c.mem, skip(segs, done) if done else segs,
+                    GRANT_WRITE, lambda gid: p.NetRecv(
+                        caller=c.pid, sock=ref.sid, flags=flags, nonblock=ref.nonblock,
+                        count=count - done, grant=gid,
+                        more=p.MORE_NOWAIT if done and not flags & MSG_WAITALL else 0))
             except SysError:
                 if done:
                     break
                 raise
-            finally:
-                grants.revoke(g)
             if not done:
                 got.total, got.flags, got.addr, got.fds = (reply.total, reply.flags,
                                                            reply.addr, reply.fds)
@@ -772,17 +769,15 @@ def sys_sendfile(k: "Kernel", c: SyscallContext) -> SyscallGen:
     while done < count:
         want = min(count - done, SENDFILE_BLOCK)
         seg = ((BOUNCE_BASE, want),)
-        g = grants.grant(k.pid, c.pid, p.VFS_PID, buf, seg, GRANT_WRITE)
         try:
-            reply = yield from ask(p.VFS_PID, p.VfsReadGrant(
-                caller=c.pid, fd=in_fd, grant=g.gid,
-                offset=offset + done if offset >= 0 else -1))
+            reply = yield from ask_granted(
+                k, c, grants, p.VFS_PID, buf, seg, GRANT_WRITE, lambda gid: p.VfsReadGrant(
+                    caller=c.pid, fd=in_fd, grant=gid,
+                    offset=offset + done if offset >= 0 else -1))
         except SysError:
             if done:
                 break
             raise
-        finally:
-            grants.revoke(g)
         n = reply.result
         if reply.data:                        # a read that waited: its data came here
             buf.write(BOUNCE_BASE, reply.data)
