@@ -67,6 +67,14 @@ def test_every_subpackage_is_known() -> None:
     assert pkgs == set(ALLOWED)
 
 
+def test_no_module_outside_a_layer() -> None:
+    # a module straight under xinim_host/ (or a folder without __init__.py) would
+    # belong to no layer, and the checks below would pass it by
+    loose = sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+                   if p.name != "__init__.py" and _package_of(p) not in ALLOWED)
+    assert not loose, f"modules in no layer of ALLOWED: {loose}"
+
+
 def test_imports_only_go_down() -> None:
     wrong = []
     for path in sorted(ROOT.rglob("*.py")):
