@@ -63,6 +63,21 @@ def test_ipcs_lists_a_segment(prog: Path) -> None:
     assert "0x0badcafe" not in rest          # gone after IPC_RMID
 
 
+def test_ipcs_lists_semaphores_and_queues(prog: Path) -> None:
+    res = xinim_run("--bind", f"{prog}:/t", "/bin/sh", "-c",
+                    "/t/sysv_ipc /tmp mksem >/dev/null; ipcs -s -q; cat /proc/sysvipc/sem"
+                    " /proc/sysvipc/msg; /t/sysv_ipc /tmp rmsem >/dev/null; ipcs -s -q",
+                    timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = [line.split() for line in res.stdout.splitlines()]
+    assert ["0x0badf00d", "0", "root", "604", "7", "1"] in rows or \
+        any(r[:1] == ["0x0badf00d"] and r[3:] == ["604", "7", "1"] for r in rows)
+    assert any(r[:1] == ["0x0badbeef"] and r[3:] == ["640", "3"] for r in rows)
+    assert any(r[:1] == [str(0x0badbeef)] and r[2:4] == ["640", "3"] for r in rows)
+    assert any(r[:1] == [str(0x0badf00d)] and r[2:5] == ["604", "7", "1"] for r in rows)
+    assert sum(1 for r in rows if r[:1] in (["0x0badf00d"], ["0x0badbeef"])) == 2  # removed
+
+
 def test_posix_mq_as_natively(prog: Path, tmp_path: Path) -> None:
     here, there = _both(prog, tmp_path, "mq")
     assert there == here

@@ -448,6 +448,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "rmseg"))
             printf("rmseg: %s\n", R(shmctl(shmget(0x0badcafe, 0, 0), IPC_RMID, NULL)));
         else if (!strcmp(argv[i], "bigmsg")) sec_bigmsg();
+        else if (!strcmp(argv[i], "mksem")) {    /* a set and a queue for ipcs -s -q */
+            int s = semget(0x0badbeef, 3, IPC_CREAT | 0640), q = msgget(0x0badf00d, IPC_CREAT | 0604);
+            struct msg m = {1, "queued"};
+            printf("mksem: %s %s %s\n", s < 0 ? en(errno) : "OK", q < 0 ? en(errno) : "OK",
+                   R(msgsnd(q, &m, 7, 0)));
+        } else if (!strcmp(argv[i], "rmsem"))
+            printf("rmsem: %s %s\n", R(semctl(semget(0x0badbeef, 0, 0), 0, IPC_RMID)),
+                   R(msgctl(msgget(0x0badf00d, 0), IPC_RMID, NULL)));
         else if (!strcmp(argv[i], "mkmq")) {    /* left for ls/cat of /dev/mqueue */
             struct mq_attr at = {.mq_maxmsg = 5, .mq_msgsize = 100};
             mqd_t q = mq_open("/kept", O_CREAT | O_RDWR, 0640, &at);

@@ -51,7 +51,7 @@ IPC64_PERM = struct.Struct("<iIIIIIHH4xQQ")
 # struct shmid64_ds: perm, segsz, atime, dtime, ctime, cpid, lpid, nattch, unused4, unused5
 SHMID64_DS = struct.Struct("<48sQqqqiiQQQ")
 SHMINFO64 = struct.Struct("<9Q")   # shmmax shmmin shmmni shmseg shmall, 4 unused
-SHM_INFO = struct.Struct("<i4x5Q")  # used_ids shm_tot shm_rss shm_swp swap_attempts/successes
+SHM_INFO_T = struct.Struct("<i4x5Q")  # used_ids shm_tot shm_rss shm_swp swap_attempts/successes
 # struct semid64_ds: perm, otime, unused1, ctime, unused2, nsems, unused3, unused4
 SEMID64_DS = struct.Struct("<48sqQqQQQQ")
 SEMINFO = struct.Struct("<10i")    # semmap semmni semmns semmnu semmsl semopm semume semusz semvmx semaem

@@ -278,7 +278,7 @@ def do_shmctl(srv: MmServer, req: Request) -> Any:
         return p.MmDataReply(result=max(shm.ids.max_index(), 0), data=info)
     if cmd == sv.SHM_INFO:
         rss = sum(ShmTable._rss(s) for s in shm.ids) >> PAGE_SHIFT  # type: ignore[arg-type]
-        info = sv.SHM_INFO.pack(len(shm.ids.slots), shm.total_pages, rss, 0, 0, 0)
+        info = sv.SHM_INFO_T.pack(len(shm.ids.slots), shm.total_pages, rss, 0, 0, 0)
         return p.MmDataReply(result=max(shm.ids.max_index(), 0), data=info)
     if cmd in (sv.SHM_STAT, sv.SHM_STAT_ANY):
         seg = shm.ids.by_index(b.shmid)

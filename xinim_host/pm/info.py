@@ -54,14 +54,30 @@ def do_info(pm: "PmServer", req: "Request") -> p.Payload:
         elif handler != SIG_DFL:
             caught |= signals.sigmask(sig)
     cmdline = b"".join(arg + b"\0" for arg in proc.argv)[:p.DATA_MAX]
+    state = proc.state.value
+    if state == "R" and proc.host_pid:
+        state = _host_state(proc.host_pid)
     return p.ProcInfoReply(
         pid=proc.pid, ppid=proc.ppid, pgid=proc.pgid, sid=proc.sid,
-        state=ord(proc.state.value), ruid=proc.ruid, euid=proc.euid, suid=proc.suid,
+        state=ord(state), ruid=proc.ruid, euid=proc.euid, suid=proc.suid,
         rgid=proc.rgid, egid=proc.egid, sgid=proc.sgid,
         threads=sum(1 for _ in proc.live_tasks()),
         sigpnd=leader.pending if leader else 0, shdpnd=proc.pending,
         blocked=leader.blocked if leader else 0, ignored=ignored, caught=caught,
         start_ns=int(proc.start_time * 1e9), comm=proc.command.encode()[:15], data=cmdline)
+
+
+def _host_state(host_pid: int) -> str:
+    """A running process as the host sees it: waiting in a host-run call (pause,
+    futex, sigsuspend) is sleeping ("S").  A tracing stop stays "R": the
+    process may be the very one reading its /proc/self/stat."""
+    try:
+        with open(f"/proc/{host_pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return "R"
+    state = text[text.rfind(b")") + 2:][:1]
+    return "S" if state in (b"S", b"D") else "R"
 
 
 def do_host_to_xinim(pm: "PmServer", req: "Request") -> p.Payload:

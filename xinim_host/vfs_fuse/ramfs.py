@@ -185,6 +185,7 @@ class Ramfs:
         self.max_file_size = max_file_size
         self.pages_used = 0
         self.inodes: dict[int, Inode] = {}
+        self.cached: set[Inode] = set()           # inodes with a shared-map memfd mirror
         self._next_ino = ROOT_INO
         self._listeners: list[Listener] = []
         self.renaming: Inode | None = None      # the inode whose rename listeners hear now
@@ -271,6 +272,7 @@ class Ramfs:
             if inode.cache >= 0:
                 os.close(inode.cache)
                 inode.cache = -1
+                self.cached.discard(inode)
             del self.inodes[inode.ino]
             self.pages_used -= len(inode.pages)
             inode.pages = {}
@@ -805,6 +807,7 @@ class Ramfs:
             os.close(fd)
             raise _err(errno.ENOMEM) from None
         inode.cache = fd
+        self.cached.add(inode)
         return fd
 
     def sync_cache(self, inode: Inode) -> int:
@@ -836,7 +839,7 @@ class Ramfs:
         return changed
 
     def sync_caches(self) -> int:
-        return sum(self.sync_cache(i) for i in list(self.inodes.values()) if i.cache >= 0)
+        return sum(self.sync_cache(i) for i in list(self.cached))
 
     def release(self, inode: Inode) -> None:
         if inode.holds <= 0:

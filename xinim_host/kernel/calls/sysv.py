@@ -181,11 +181,9 @@ def sys_mq_unlink(k: Kernel, c: SyscallContext) -> SyscallGen:
 def sys_mq_timedsend(k: Kernel, c: SyscallContext) -> SyscallGen:
     fd, buf, size, prio = c_int(c.args[0]), c.args[1], c.args[2], c.args[3] & 0xFFFFFFFF
     timeout = timeout_arg(c, c.args[4])
-    if size > 16 << 20:                 # past any queue's msgsize: EMSGSIZE, no copy
-        size = (16 << 20) + 1
-        data = b"\0" * size
-    else:
-        data = c.mem.read(buf, size) if size else b""
+    if size > 16 << 20:                 # past any queue's msgsize (HARD_MSGSIZEMAX)
+        raise SysError(errno.EMSGSIZE)
+    data = c.mem.read(buf, size) if size else b""
     return (yield from _mq(c, p.MQ_SEND, fd, prio, data=data, timeout_ns=timeout)).result
 
 
