@@ -42,11 +42,12 @@ def test_sem_msg_as_natively(prog: Path, tmp_path: Path, sections: tuple[str, ..
     here, there = _both(prog, tmp_path, *sections)
     assert there == here
     if "sem" in sections:
-        assert "child woke: OK val 0\n" in there
+        assert "child woke: OK val 1\n" in there and "left: 1\n" in there   # woken once
         assert "blocked semop + alarm: EINTR\n" in there
         assert "after SEM_UNDO child: 0\n" in there
     else:
         assert "child got 6 seven\n" in there
+        assert "after the blocked send: qnum 1 cbytes 8\n" in there          # sent once
         assert "msgrcv: 8192 type 5 same 1\n" in there
 
 

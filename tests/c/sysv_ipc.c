@@ -149,9 +149,12 @@ static void sec_sem(void) {
     usleep(200000);
     printf("GETNCNT: %d\n", semctl(id, 0, GETNCNT));
     fflush(stdout);
-    struct sembuf up = {0, 1, 0};
+    struct sembuf up = {0, 2, 0};    /* up by 2: the woken down takes one, once */
     semop(id, &up, 1);
     waitchild(pid);
+    printf("left: %d\n", semctl(id, 0, GETVAL));
+    struct sembuf down1 = {0, -1, 0};
+    semop(id, &down1, 1);
     /* SEM_UNDO: a child's down is undone at its exit */
     pid = fork();
     if (pid == 0) {
@@ -228,6 +231,23 @@ static void sec_msg(void) {
     const char *rs = R(msgctl(id, IPC_STAT, &ds));
     printf("IPC_STAT: %s qnum %lu qbytes %lu lrpid-is-child %d\n", rs, (unsigned long)ds.msg_qnum,
            (unsigned long)ds.msg_qbytes, ds.msg_lrpid == pid);
+    /* a blocked send that goes on once there is room for it: sent once */
+    ds.msg_qbytes = 16;
+    msgctl(id, IPC_SET, &ds);
+    m.type = 1;
+    memset(m.text, 'A', 16);
+    msgsnd(id, &m, 16, 0);
+    pid = fork();
+    if (pid == 0) {
+        struct msg c = {2, "BBBBBBB"};
+        _exit(msgsnd(id, &c, 8, 0) < 0);
+    }
+    usleep(200000);
+    msgrcv(id, &r, sizeof r.text, 1, 0);
+    waitchild(pid);
+    msgctl(id, IPC_STAT, &ds);
+    printf("after the blocked send: qnum %lu cbytes %lu\n", (unsigned long)ds.msg_qnum,
+           (unsigned long)ds.__msg_cbytes);
     printf("msgsnd bad type: %s\n", (m.type = 0, R(msgsnd(id, &m, 4, 0))));
     printf("IPC_RMID: %s\n", R(msgctl(id, IPC_RMID, NULL)));
     printf("msgsnd after: %s\n", (m.type = 1, R(msgsnd(id, &m, 4, 0))));

@@ -25,7 +25,8 @@ ERESTART_FIRST = 512
 
 
 class Parked:
-    __slots__ = ("req", "queues", "attempt", "on_timeout", "no_restart", "scope", "done")
+    __slots__ = ("req", "queues", "attempt", "on_timeout", "no_restart", "scope", "done",
+                 "trying")
 
     def __init__(self, req: Any, queues: list[WaitQueue], attempt: Callable[[], Any],
                  on_timeout: Callable[[], Any] | None, no_restart: bool) -> None:
@@ -33,17 +34,23 @@ class Parked:
         self.on_timeout, self.no_restart = on_timeout, no_restart
         self.scope: trio.CancelScope | None = None
         self.done = False
+        self.trying = False
 
     def __call__(self, mask: int) -> None:
-        """A wake: try again; answer if it worked."""
-        if self.done:
+        """A wake: try again; answer if it worked.  A wake from inside our own
+        attempt (it changed the object and woke its queue -- a semop, a message
+        sent) is not a second attempt: that would apply the call twice."""
+        if self.done or self.trying:
             return
+        self.trying = True
         try:
             answer = self.attempt()
         except SysError as exc:
             self._finish()
             self.req.fail(exc.errno)
             return
+        finally:
+            self.trying = False
         if answer is not None:
             self._finish()
             self.req.reply(answer)

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 MTYPE = struct.Struct("<q")
 STAGE_MAX = 1 << 20               # a staged message never grows past this
-NSEMS = -1                        # semctl pseudo-command (kernel/calls/sysv.py)
 
 
 @dataclass(slots=True)
@@ -262,15 +261,17 @@ class SysvIpc:
 
     def semctl(self, pid: int, ident: int, num: int, cmd: int, val: int,
                data: bytes) -> tuple[int, bytes]:
-        if cmd == NSEMS:                    # the kernel's question before SETALL
-            return len(self.sem(ident).vals), b""
         cmd &= ~sv.IPC_64
         if cmd in (sv.IPC_INFO, sv.SEM_INFO):
             used = len(self.sems.slots)
             nsem = sum(len(s.vals) for s in self.sems)   # type: ignore[attr-defined]
-            info = sv.SEMINFO.pack(32000 if cmd == sv.IPC_INFO else used, sv.SEMMNI, sv.SEMMNS,
-                                   sv.SEMMNS, sv.SEMMSL, sv.SEMOPM, sv.SEMOPM,
-                                   nsem if cmd == sv.SEM_INFO else 20, sv.SEMVMX, sv.SEMAEM)
+            # Linux semctl_info(): semmap semmni semmns semmnu semmsl semopm semume
+            # semusz semvmx semaem; SEM_INFO puts the sets and semaphores in use
+            # where IPC_INFO has SEMUSZ and SEMAEM
+            info = sv.SEMINFO.pack(sv.SEMMNS, sv.SEMMNI, sv.SEMMNS, sv.SEMMNS, sv.SEMMSL,
+                                   sv.SEMOPM, sv.SEMOPM,
+                                   used if cmd == sv.SEM_INFO else 20, sv.SEMVMX,
+                                   nsem if cmd == sv.SEM_INFO else sv.SEMAEM)
             return max(self.sems.max_index(), 0), info
         if cmd in (sv.SEM_STAT, sv.SEM_STAT_ANY):
             s = self.sems.by_index(ident)
@@ -438,14 +439,13 @@ class SysvIpc:
         cmd &= ~sv.IPC_64
         if cmd in (sv.IPC_INFO, sv.MSG_INFO):
             queues = list(self.msgs)
-            if cmd == sv.MSG_INFO:
+            if cmd == sv.MSG_INFO:       # Linux msgctl_info(): what is in use
                 pool = len(queues)
-                tql = sum(len(q.msgs) for q in queues)        # type: ignore[attr-defined]
-                seg = sum(q.cbytes for q in queues)           # type: ignore[attr-defined]
-            else:
-                pool, tql, seg = sv.MSGMNB * sv.MSGMNI // 1024, sv.MSGMNB, 0xFFFF
-            info = sv.MSGINFO.pack(pool, pool if cmd == sv.MSG_INFO else 0x7FFFFFFF, sv.MSGMAX,
-                                   sv.MSGMNB, sv.MSGMNI, 16, tql & 0x7FFFFFFF, seg & 0xFFFF)
+                msgmap = min(sum(len(q.msgs) for q in queues), 0x7FFFFFFF)  # type: ignore[attr-defined]
+                tql = min(sum(q.cbytes for q in queues), 0x7FFFFFFF)       # type: ignore[attr-defined]
+            else:                        # the limits: MSGPOOL, MSGMAP, MSGTQL
+                pool, msgmap, tql = sv.MSGMNI * sv.MSGMNB // 1024, sv.MSGMNB, sv.MSGMNB
+            info = sv.MSGINFO.pack(pool, msgmap, sv.MSGMAX, sv.MSGMNB, sv.MSGMNI, 16, tql, 0xFFFF)
             return max(self.msgs.max_index(), 0), info
         if cmd in (sv.MSG_STAT, sv.MSG_STAT_ANY):
             q = self.msgs.by_index(ident)
@@ -512,6 +512,8 @@ def do_sysv(srv: VfsServer, req: Request) -> Any:
             raise SysError(errno.EINVAL)
         buf += b.data
         return 0
+    if op == p.SV_NSEMS:                 # the kernel's question before SETALL
+        return len(ipc.sem(b.ident).vals)
     if op == p.SV_FETCH:
         out = ipc.outbox.get(pid, b"")
         return p.VfsSysvReply(result=len(out), data=out[b.a1:b.a1 + p.DATA_MAX])

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
 
 TIMESPEC = struct.Struct("<qq")
-NSEMS = -1                     # semctl pseudo-command: how many semaphores the set has
 
 
 def _c_long(v: int) -> int:
@@ -95,7 +94,7 @@ def sys_semctl(k: Kernel, c: SyscallContext) -> SyscallGen:
     base = cmd & ~sv.IPC_64
     data = b""
     if base == sv.SETALL:
-        n = (yield from _sysv(c, p.SV_SEMCTL, semid, 0, NSEMS)).result
+        n = (yield from _sysv(c, p.SV_NSEMS, semid)).result
         data = c.mem.read(arg, 2 * n) if n else b""
     elif base == sv.IPC_SET:
         data = c.mem.read(arg, sv.SEMID64_DS.size)

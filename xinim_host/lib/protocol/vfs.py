@@ -913,6 +913,7 @@ SV_SEMGET, SV_SEMOP, SV_SEMCTL = 1, 2, 3
 SV_MSGGET, SV_MSGSND, SV_MSGRCV, SV_MSGCTL = 4, 5, 6, 7
 SV_STAGE = 8            # append ``data`` to the caller's staging buffer (a message > 4 KiB)
 SV_FETCH = 9            # the rest of the caller's last received message, from ``a1``
+SV_NSEMS = 10           # how many semaphores set ``ident`` has (semctl SETALL's copy-in)
 # VfsMq.op
 MQ_OPEN, MQ_UNLINK, MQ_SEND, MQ_RECEIVE, MQ_NOTIFY, MQ_GETSETATTR = 1, 2, 3, 4, 5, 6
 
