@@ -333,3 +333,11 @@ def test_ipv6_and_options() -> None:
     xin = xinim_run("--bind", f"{PY_DIR}:/t", PYTHON, "/t/net_v6_options.py")
     assert xin.returncode == 0, xin.stderr
     assert xin.stdout == nat.stdout
+
+
+def test_poll_states_as_linux() -> None:
+    nat = native(PYTHON, str(PY_DIR / "net_poll_states.py"))
+    assert nat.returncode == 0, nat.stderr
+    xin = xinim_run("--bind", f"{PY_DIR}:/t", PYTHON, "/t/net_poll_states.py")
+    assert xin.returncode == 0, xin.stderr
+    assert xin.stdout == nat.stdout
