@@ -20,7 +20,7 @@ from typing import Any
 from ..lib.errors import SysError
 from ..lib.protocol import VfsStatReply
 from ..lib.readiness import WaitQueue
-from .ramfs import StatFs
+from .pseudofs import PseudoFs
 
 ANON_INODE_DEV = os.makedev(0, 0x0E)
 ANON_INODE_INO = 1                       # every anon file shares the one inode, as on Linux
@@ -66,13 +66,12 @@ class AnonFile:
         return b""
 
 
-class AnonFs:
+class AnonFs(PseudoFs):
     """The pseudo filesystem nameless files live on (fstat, fstatfs; fchmod refused)."""
 
     kind = "anon_inodefs"
     readonly = True
-    has_submounts = False
-    covers = None
+    magic = ANON_INODE_MAGIC
     dev = ANON_INODE_DEV
 
     @staticmethod
@@ -83,40 +82,14 @@ class AnonFs:
     def attr3(node: AnonFile) -> tuple[int, int, int]:
         return ANON_MODE, 0, 0
 
-    @staticmethod
-    def is_root(node: AnonFile) -> bool:
-        return False
-
-    @staticmethod
-    def host_path(node: AnonFile) -> bytes:
-        return b""
-
     def stat_reply(self, node: AnonFile, fresh: bool = True, who: Any = None) -> VfsStatReply:
         return VfsStatReply(dev=ANON_INODE_DEV, ino=ANON_INODE_INO, mode=ANON_MODE, nlink=1,
                             uid=0, gid=0, size=0, blksize=4096, atime_ns=node.mtime_ns,
                             mtime_ns=node.mtime_ns, ctime_ns=node.mtime_ns)
 
     @staticmethod
-    def size(node: AnonFile) -> int:
-        return 0
-
-    @staticmethod
     def setattr(node: AnonFile, **changes: Any) -> None:
         raise SysError(errno.EPERM)
-
-    @staticmethod
-    def hold(node: AnonFile) -> None:
-        pass
-
-    @staticmethod
-    def release(node: AnonFile) -> None:
-        pass
-
-    @staticmethod
-    def statfs() -> StatFs:
-        return StatFs(f_bsize=4096, f_frsize=4096, f_blocks=0, f_bfree=0, f_bavail=0,
-                      f_files=0, f_ffree=0, f_favail=0, f_flag=0, f_namemax=255,
-                      f_type=ANON_INODE_MAGIC)
 
 
 ANONFS = AnonFs()

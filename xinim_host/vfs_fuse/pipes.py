@@ -21,7 +21,7 @@ from typing import Any, Callable
 from ..lib.errors import SysError
 from ..lib.protocol import VfsDataReply, VfsStatReply
 from ..lib.readiness import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, WaitQueue
-from .ramfs import StatFs
+from .pseudofs import PseudoFs
 
 PIPE_CAPACITY = 65536
 PIPE_MAX_SIZE = 1 << 20          # /proc/sys/fs/pipe-max-size: F_SETPIPE_SZ's bound
@@ -249,13 +249,11 @@ class FifoEnd(PipeEnd):
                 del self.registry[self.key]       # data left in a closed FIFO is gone
 
 
-class PipeFs:
+class PipeFs(PseudoFs):
     """The pseudo filesystem anonymous pipes live on (fstat, fchmod, fstatfs)."""
 
     kind = "pipefs"
-    readonly = False
-    has_submounts = False
-    covers = None
+    magic = PIPEFS_MAGIC
     dev = PIPEFS_DEV
 
     @staticmethod
@@ -266,23 +264,11 @@ class PipeFs:
     def attr3(pipe: Pipe) -> tuple[int, int, int]:
         return pipe.mode, pipe.uid, pipe.gid
 
-    @staticmethod
-    def is_root(pipe: Pipe) -> bool:
-        return False
-
-    @staticmethod
-    def host_path(pipe: Pipe) -> bytes:
-        return b""
-
     def stat_reply(self, pipe: Pipe, fresh: bool = True, who: Any = None) -> VfsStatReply:
         return VfsStatReply(dev=PIPEFS_DEV, ino=pipe.ino, mode=pipe.mode, nlink=1,
                             uid=pipe.uid, gid=pipe.gid, size=0, blksize=4096,
                             atime_ns=pipe.atime_ns, mtime_ns=pipe.mtime_ns,
                             ctime_ns=pipe.ctime_ns)
-
-    @staticmethod
-    def size(pipe: Pipe) -> int:
-        return 0
 
     @staticmethod
     def setattr(pipe: Pipe, *, mode: int | None = None, uid: int | None = None,
@@ -301,20 +287,6 @@ class PipeFs:
         if mtime_ns is not None:
             pipe.mtime_ns = mtime_ns
         pipe.ctime_ns = time.time_ns()
-
-    @staticmethod
-    def hold(pipe: Pipe) -> None:
-        pass
-
-    @staticmethod
-    def release(pipe: Pipe) -> None:
-        pass
-
-    @staticmethod
-    def statfs() -> StatFs:
-        return StatFs(f_bsize=4096, f_frsize=4096, f_blocks=0, f_bfree=0, f_bavail=0,
-                      f_files=0, f_ffree=0, f_favail=0, f_flag=0, f_namemax=255,
-                      f_type=PIPEFS_MAGIC)
 
 
 PIPEFS = PipeFs()

@@ -32,7 +32,7 @@ from ..lib.ipc import Pending
 from ..lib.readiness import POLL_ALWAYS, WaitQueue
 from .handlers_common import caller_proc
 from .namei import permission
-from .ramfs import StatFs
+from .pseudofs import PseudoFs
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -60,13 +60,11 @@ class SockNode:
         self.time_ns = time.time_ns()
 
 
-class SockFs:
+class SockFs(PseudoFs):
     """The pseudo filesystem socket descriptions live on."""
 
     kind = "sockfs"
-    readonly = False
-    has_submounts = False
-    covers = None
+    magic = SOCKFS_MAGIC
     dev = SOCKFS_DEV
 
     @staticmethod
@@ -77,23 +75,11 @@ class SockFs:
     def attr3(node: SockNode) -> tuple[int, int, int]:
         return node.mode, node.uid, node.gid
 
-    @staticmethod
-    def is_root(node: SockNode) -> bool:
-        return False
-
-    @staticmethod
-    def host_path(node: SockNode) -> bytes:
-        return b""
-
     def stat_reply(self, node: SockNode, fresh: bool = True, who: Any = None) -> p.VfsStatReply:
         return p.VfsStatReply(dev=SOCKFS_DEV, ino=node.ino, mode=node.mode, nlink=1,
                               uid=node.uid, gid=node.gid, size=0, blksize=4096,
                               atime_ns=node.time_ns, mtime_ns=node.time_ns,
                               ctime_ns=node.time_ns)
-
-    @staticmethod
-    def size(node: SockNode) -> int:
-        return 0
 
     @staticmethod
     def setattr(node: SockNode, **kw: Any) -> None:
@@ -105,20 +91,6 @@ class SockFs:
             node.uid = kw["uid"]
         if kw.get("gid") is not None:
             node.gid = kw["gid"]
-
-    @staticmethod
-    def hold(node: SockNode) -> None:
-        pass
-
-    @staticmethod
-    def release(node: SockNode) -> None:
-        pass
-
-    @staticmethod
-    def statfs() -> StatFs:
-        return StatFs(f_bsize=4096, f_frsize=4096, f_blocks=0, f_bfree=0, f_bavail=0,
-                      f_files=0, f_ffree=0, f_favail=0, f_flag=0, f_namemax=255,
-                      f_type=SOCKFS_MAGIC)
 
 
 SOCKFS = SockFs()
