@@ -1,16 +1,22 @@
-"""Job control on the xinim-run console (a tmux pane): in bash, dash, mksh and
+"""Job control on the xinim-run console and the xinim-boot serial console (tmux panes): in bash, dash, mksh and
 busybox sh, ^Z stops the foreground job and gives the prompt back, ``jobs`` shows it
 Stopped, ``fg`` resumes it in the foreground (^C then ends it), ``bg`` runs it on."""
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
+import sys
 import time
 
 import pytest
 
 from support.hostproc import wait_for_host_process
 from test_console_tmux import RUN, Pane, pane_factory  # noqa: F401 - the fixture
+
+# a sleep no other test's pane runs (tests find it among the host's processes)
+NAP = str(10000 + os.getpid() % 50000)
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
@@ -30,28 +36,28 @@ def test_ctrl_z_stops_the_job_fg_and_bg_resume_it(pane_factory, shell) -> None: 
     pane.keys("echo ready.$((6*7))", "Enter")
     pane.wait_for(r"^ready\.42$")
 
-    pane.keys("sleep 100", "Enter")
-    wait_for_host_process(b"sleep\x00100\x00")
+    pane.keys(f"sleep {NAP}", "Enter")
+    wait_for_host_process(b"sleep\x00%s\x00" % NAP.encode())
     pane.keys("C-z")
-    pane.wait_for(r"Stopped.*sleep 100")
+    pane.wait_for(rf"Stopped.*sleep {NAP}")
     pane.keys("jobs; echo jobs.done", "Enter")
     text = pane.wait_for(r"^jobs\.done$")
-    assert re.search(r"^\[1\].*Stopped.*sleep 100", text.rsplit("jobs; echo", 1)[1], re.M), text
+    assert re.search(rf"^\[1\].*Stopped.*sleep {NAP}", text.rsplit("jobs; echo", 1)[1], re.M), text
 
     pane.keys("fg", "Enter")
-    pane.wait_for(r"fg\n\\?sleep 100\n")
+    pane.wait_for(rf"fg\n\\?sleep {NAP}\n")
     time.sleep(0.5)     # (the shell prints the job before it hands it the terminal)
     pane.keys("C-c")
     pane.keys("echo fg.status=$?", "Enter")
     pane.wait_for(r"^fg\.status=130$")             # the ^C ended the resumed sleep
 
-    pane.keys("sleep 100", "Enter")
-    wait_for_host_process(b"sleep\x00100\x00")
+    pane.keys(f"sleep {NAP}", "Enter")
+    wait_for_host_process(b"sleep\x00%s\x00" % NAP.encode())
     pane.keys("C-z")
-    pane.wait_for(r"(?s)fg\.status=130.*Stopped.*sleep 100")
+    pane.wait_for(rf"(?s)fg\.status=130.*Stopped.*sleep {NAP}")
     pane.keys("bg; jobs; echo bg.done", "Enter")   # one line: nothing typed ahead
     text = pane.wait_for(r"^bg\.done$")
-    assert re.search(r"^\[1\].*Running.*sleep 100", text.rsplit("bg; jobs; echo", 1)[1], re.M), text
+    assert re.search(rf"^\[1\].*Running.*sleep {NAP}", text.rsplit("bg; jobs; echo", 1)[1], re.M), text
     pane.keys("kill %1; wait; exit 3", "Enter")
     text = pane.wait_for(r"^rc=\d+$")
     assert re.search(r"^rc=3$", text, re.M), text
@@ -84,3 +90,33 @@ def test_background_reads_and_tostop_writes_stop_the_job(pane_factory, shell) ->
     pane.keys("exit 3", "Enter")
     text = pane.wait_for(r"^rc=\d+$")
     assert re.search(r"^rc=3$", text, re.M), text
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_ctrl_z_on_the_xinim_boot_serial_console(pane_factory, shell, tmp_path) -> None:  # noqa: F811
+    """The same on a booted system's serial console (the UART on this terminal): ^Z
+    stops init's shell's job, ``fg`` resumes it (^C ends it), ``bg`` runs it on."""
+    boot = (f"{shlex.quote(sys.executable)} -m xinim_host.cli.boot --serial stdio "
+            f"--socket {tmp_path}/node.sock --init {SHELLS[shell]}")
+    pane: Pane = pane_factory(boot, width=100, height=40)
+    pane.wait_for(r"[#$] ?$", timeout=60)
+    pane.keys(f"sleep {NAP}", "Enter")
+    wait_for_host_process(b"sleep\x00%s\x00" % NAP.encode())
+    pane.keys("C-z")
+    pane.wait_for(rf"Stopped.*sleep {NAP}")
+    pane.keys("jobs; echo jobs.done", "Enter")
+    text = pane.wait_for(r"^jobs\.done$")
+    assert re.search(rf"^\[1\].*Stopped.*sleep {NAP}", text.rsplit("jobs; echo", 1)[1], re.M), text
+    pane.keys("fg", "Enter")
+    pane.wait_for(rf"fg\n\\?sleep {NAP}\n")
+    time.sleep(0.5)     # (the shell prints the job before it hands it the terminal)
+    pane.keys("C-c")
+    pane.keys("echo fg.status=$?", "Enter")
+    pane.wait_for(r"^fg\.status=130$")
+    pane.keys(f"sleep {NAP}", "Enter")
+    wait_for_host_process(b"sleep\x00%s\x00" % NAP.encode())
+    pane.keys("C-z")
+    pane.wait_for(rf"(?s)fg\.status=130.*Stopped.*sleep {NAP}")
+    pane.keys("bg; jobs; echo bg.done", "Enter")
+    text = pane.wait_for(r"^bg\.done$")
+    assert re.search(rf"^\[1\].*Running.*sleep {NAP}", text.rsplit("bg; jobs; echo", 1)[1], re.M), text

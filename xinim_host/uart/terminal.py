@@ -85,9 +85,11 @@ N_TTY = 0
 class JobControl:
     """The terminal's foreground process group and session, in XINIM ids.
 
-    The VFS console device does not tell the console who calls an ioctl, so
-    TIOCSPGRP is believed as given (Linux checks the caller's session) and
-    background reads/writes are not stopped with SIGTTIN/SIGTTOU."""
+    The console does not know who calls; the VFS console device
+    (``vfs_fuse/devices.py``) does, and asks PM: a process of this session outside
+    the foreground group that reads (SIGTTIN), changes the terminal or, under
+    TOSTOP, writes it (SIGTTOU) stops its group first, and TIOCSPGRP's group must
+    be in the caller's session."""
 
     def __init__(self) -> None:
         self.fg_pgrp = INIT_PGRP
