@@ -265,22 +265,24 @@ def granted_write(k: "Kernel", grants: GrantTable, c: SyscallContext, fd: int,
     return done
 
 
-def sys_read(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    fd, buf, count = c_int(c.args[0]), c.args[1], c.args[2]
+def one_buffer(k: "Kernel", c: SyscallContext, reading: bool, fd: int, buf: int, count: int,
+               offset: int = -1) -> Generator[Op, Any, int]:
+    """read/write/pread/pwrite of one buffer: through a grant when the VFS is on this
+    node and the buffer is in range, else in messages (whose copy gives EFAULT)."""
     grants = local_grants(k)
     if grants is not None and count and access_ok(buf, count):
         count = min(count, MAX_RW_COUNT)
-        return (yield from granted_read(k, grants, c, fd, ((buf, count),), count))
-    return (yield from read_into(c, fd, buf, count))
+        granted = granted_read if reading else granted_write
+        return (yield from granted(k, grants, c, fd, ((buf, count),), count, offset))
+    return (yield from (read_into if reading else write_from)(c, fd, buf, count, offset))
+
+
+def sys_read(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    return (yield from one_buffer(k, c, True, c_int(c.args[0]), c.args[1], c.args[2]))
 
 
 def sys_write(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    fd, buf, count = c_int(c.args[0]), c.args[1], c.args[2]
-    grants = local_grants(k)
-    if grants is not None and count and access_ok(buf, count):
-        count = min(count, MAX_RW_COUNT)
-        return (yield from granted_write(k, grants, c, fd, ((buf, count),), count))
-    return (yield from write_from(c, fd, buf, count))
+    return (yield from one_buffer(k, c, False, c_int(c.args[0]), c.args[1], c.args[2]))
 
 
 def sys_lseek(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -510,21 +512,13 @@ def _offset(value: int) -> int:
 
 
 def sys_pread64(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    fd, buf, count, offset = c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])
-    grants = local_grants(k)
-    if grants is not None and count and access_ok(buf, count):
-        count = min(count, MAX_RW_COUNT)
-        return (yield from granted_read(k, grants, c, fd, ((buf, count),), count, offset))
-    return (yield from read_into(c, fd, buf, count, offset))
+    return (yield from one_buffer(k, c, True, c_int(c.args[0]), c.args[1], c.args[2],
+                                  _offset(c.args[3])))
 
 
 def sys_pwrite64(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    fd, buf, count, offset = c_int(c.args[0]), c.args[1], c.args[2], _offset(c.args[3])
-    grants = local_grants(k)
-    if grants is not None and count and access_ok(buf, count):
-        count = min(count, MAX_RW_COUNT)
-        return (yield from granted_write(k, grants, c, fd, ((buf, count),), count, offset))
-    return (yield from write_from(c, fd, buf, count, offset))
+    return (yield from one_buffer(k, c, False, c_int(c.args[0]), c.args[1], c.args[2],
+                                  _offset(c.args[3])))
 
 
 def _iovecs(c: SyscallContext, addr: int, count: int) -> list[tuple[int, int]]:
