@@ -293,17 +293,19 @@ def _receive(srv: VfsServer, req: Request, fd: int, size: int, abs_ns: int) -> A
 
 
 def _notify(srv: VfsServer, req: Request, fd: int, sev: bytes) -> int:
-    _, q = _queue_of(srv, req, fd)
     pid = req.caller
+    signo = how = 0
+    if sev:                              # the sigevent first, then the fd (do_mq_notify)
+        _, signo, how = SIGEVENT_HEAD.unpack_from(sev)
+        if how not in (SIGEV_SIGNAL, SIGEV_NONE):
+            raise SysError(errno.EINVAL, "SIGEV_THREAD needs a netlink socket")
+        if how == SIGEV_SIGNAL and not 1 <= signo <= 64:
+            raise SysError(errno.EINVAL)
+    _, q = _queue_of(srv, req, fd)
     if not sev:
         if q.notify_pid == pid:
             q.notify_pid = 0
         return 0
-    _, signo, how = SIGEVENT_HEAD.unpack_from(sev)
-    if how not in (SIGEV_SIGNAL, SIGEV_NONE):
-        raise SysError(errno.EINVAL, "SIGEV_THREAD needs a netlink socket")
-    if how == SIGEV_SIGNAL and not 1 <= signo <= 64:
-        raise SysError(errno.EINVAL)
     if q.notify_pid and q.notify_pid != pid and q.notify_pid in srv.procs:
         raise SysError(errno.EBUSY)
     if q.notify_pid == pid:
@@ -335,7 +337,7 @@ def do_mq(srv: VfsServer, req: Request) -> Any:
             raise SysError(errno.ENOENT)
         fp = srv.proc(req.caller)
         if fp.euid not in (0, q.node.uid, fs.root.uid):     # sticky /dev/mqueue
-            raise SysError(errno.EPERM)
+            raise SysError(errno.EACCES)                     # (what Linux answers here)
         fs.remove(b.path)
         return 0
     if op == p.MQ_SEND:

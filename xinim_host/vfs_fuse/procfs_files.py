@@ -311,6 +311,12 @@ def sysctl_table(srv: Any) -> dict[bytes, Callable[[], bytes]]:
         b"kernel/msgmnb": _const(16384),
         b"kernel/msgmni": _const(32000),
         b"kernel/sem": _const(b"32000\t1024000000\t500\t32000"),
+        # POSIX message queues (vfs_fuse/mqueue.py's limits)
+        b"fs/mqueue/queues_max": _const(256),
+        b"fs/mqueue/msg_max": _const(10),
+        b"fs/mqueue/msgsize_max": _const(8192),
+        b"fs/mqueue/msg_default": _const(10),
+        b"fs/mqueue/msgsize_default": _const(8192),
         b"kernel/ngroups_max": _const(65536),
         b"kernel/overflowuid": _const(65534),
         b"kernel/overflowgid": _const(65534),

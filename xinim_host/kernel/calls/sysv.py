@@ -165,15 +165,22 @@ def _mq(c: SyscallContext, op: int, fd: int = -1, a1: int = 0, a2: int = 0, path
                                               path=path, data=data, timeout_ns=timeout_ns)))
 
 
+def _mq_name(c: SyscallContext, addr: int) -> bytes:
+    name = path_arg(c, addr)
+    if len(name) > 255:                 # one name in the mqueue filesystem: NAME_MAX
+        raise SysError(errno.ENAMETOOLONG)
+    return name
+
+
 def sys_mq_open(k: Kernel, c: SyscallContext) -> SyscallGen:
-    name = path_arg(c, c.args[0])
+    name = _mq_name(c, c.args[0])
     oflag, mode, attr = c_int(c.args[1]), c_int(c.args[2]), c.args[3]
     data = c.mem.read(attr, MQ_ATTR_SIZE) if attr and oflag & 0o100 else b""   # O_CREAT
     return (yield from _mq(c, p.MQ_OPEN, a1=oflag, a2=mode, path=name, data=data)).result
 
 
 def sys_mq_unlink(k: Kernel, c: SyscallContext) -> SyscallGen:
-    name = path_arg(c, c.args[0])
+    name = _mq_name(c, c.args[0])
     return (yield from _mq(c, p.MQ_UNLINK, path=name)).result
 
 
