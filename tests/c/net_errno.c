@@ -331,6 +331,11 @@ int main(int argc, char **argv) {
         show("recvmmsg", recvmmsg(sv[1], mm, 3, MSG_WAITFORONE, NULL));
         show("recvmmsg lens", mm[0].msg_len * 100 + mm[1].msg_len * 10 + mm[2].msg_len);
         show("recvmmsg empty nonblock", recvmmsg(sv[1], mm, 3, MSG_DONTWAIT, NULL));
+        /* one datagram, then EAGAIN: the time left is written back all the same */
+        show("send one", send(sv[0], "x", 1, 0));
+        struct timespec left = {5, 0};
+        show("recvmmsg one of 3", recvmmsg(sv[1], mm, 3, MSG_WAITFORONE, &left));
+        show("recvmmsg time left written", left.tv_sec == 4 && left.tv_nsec > 0);
     }
     close(sv[0]); close(sv[1]);
 

@@ -715,7 +715,7 @@ def sys_recvmmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
             c.mem.write(entry + _MSGHDR.size, _U32.pack(n))
         except SysError:
             if got:
-                return got
+                break                     # what came is the answer; the timeout still goes back
             raise
         got += 1
         if flags & MSG_WAITFORONE:
