@@ -275,7 +275,10 @@ def _child_changed(pm: "PmServer", proc: Process) -> None:
         return
     wait.wake(pm, parent)
     if not parent.actions[signals.SIGCHLD].flags & signals.SA_NOCLDSTOP:
-        signals.send(pm, parent, signals.SIGCHLD)
+        # The host kernel notifies the host parent too (CLD_STOPPED/CLD_CONTINUED),
+        # but the tracer may hear of the stop after the parent's handler asked
+        # waitpid(WNOHANG): this SIGCHLD, sent once PM knows, makes it ask again.
+        signals.send(pm, parent, signals.SIGCHLD, info=(signals.SI_KERNEL, proc.pid, 0))
 
 
 def node_gone(pm: "PmServer", node: int) -> int:
