@@ -104,3 +104,10 @@ def test_file_size_and_fd_limits_as_natively() -> None:
     assert there.returncode == 0, there.stderr
     assert there.stdout == here.stdout
     assert "fds stop at 39 EMFILE\n" in there.stdout
+
+
+def test_o_async_signals_the_owner_as_natively() -> None:
+    here = native("/usr/bin/python3", str(PY_DIR / "async_io.py"))
+    there = xinim_run("--bind", f"{PY_DIR}:/py", "/usr/bin/python3", "/py/async_io.py")
+    assert here.returncode == 0 and there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout == "got 10\n"

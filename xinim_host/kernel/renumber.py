@@ -137,7 +137,7 @@ _ROWS: dict[str, _Row] = {
     "poll": delegate(Sys.POLL, partial=_POLL),
     "lseek": delegate(Sys.LSEEK),
     "ioctl": delegate(Sys.IOCTL, partial="the requests each file type knows (terminal, "
-                      "pipe and file ones); FIOASYNC accepted, no SIGIO is ever sent"),
+                      "pipe and file ones); FIOASYNC as F_SETFL O_ASYNC"),
     "pread64": delegate(Sys.PREAD64),
     "pwrite64": delegate(Sys.PWRITE64),
     "readv": delegate(Sys.READV),
@@ -177,7 +177,7 @@ _ROWS: dict[str, _Row] = {
     "dup2": delegate(Sys.DUP2),
     "dup3": delegate(Sys.DUP3),
     "fcntl": delegate(Sys.FCNTL, partial="record, OFD locks and leases " + _LOCKS + "; "
-                      "F_SETOWN/F_SETSIG only steer the lease-break signal (no SIGIO for I/O)"),
+                      "O_ASYNC with F_SETOWN(_EX)/F_SETSIG: SIGIO when a file that can wait becomes ready"),
     "flock": delegate(Sys.FLOCK, partial=_LOCKS),
     "fsync": delegate(Sys.FSYNC),
     "fdatasync": delegate(Sys.FDATASYNC),

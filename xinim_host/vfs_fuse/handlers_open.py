@@ -31,12 +31,15 @@ O_NONBLOCK, O_NOCTTY = os.O_NONBLOCK, os.O_NOCTTY
 O_TMPFILE = getattr(os, "O_TMPFILE", 0o20200000)
 O_LARGEFILE = 0o100000
 O_NOATIME = 0o1000000
+O_ASYNC = 0o20000
 _OPEN_ONLY = O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC   # not kept in the description
 _WANT = {os.O_RDONLY: R_OK, os.O_WRONLY: W_OK, os.O_RDWR: R_OK | W_OK, O_ACCMODE: R_OK | W_OK}   # 3: ioctl-only, checked for both
 
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG = 5, 6, 7, 8, 9, 10, 11
 F_SETOWN_EX, F_GETOWN_EX = 15, 16
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+OWNER_EX = struct.Struct("<ii")
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 F_SETLEASE, F_GETLEASE, F_NOTIFY = 1024, 1025, 1026
 F_DUPFD_CLOEXEC, F_SETPIPE_SZ, F_GETPIPE_SZ = 1030, 1031, 1032
@@ -346,17 +349,29 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
         raise SysError(errno.EBADF)
     if cmd == F_SETFL:
         of.flags = (of.flags & ~SETFL_MASK) | (arg & SETFL_MASK)
+        srv.locks.async_io(of)
         return 0
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         return _lock(srv, req, fp, of, cmd, b.data)
     locks = srv.locks
-    if cmd == F_SETOWN:
-        locks.owners[of] = arg
+    if cmd == F_SETOWN:                     # an int: -pgrp for a process group
+        argi = arg & 0xFFFFFFFF
+        locks.set_owner(of, argi - (1 << 32) if argi & 0x80000000 else argi)
         return 0
     if cmd == F_GETOWN:
         return locks.owners.get(of, 0)
-    if cmd in (F_SETOWN_EX, F_GETOWN_EX):
+    if cmd == F_SETOWN_EX:
+        if len(b.data) < OWNER_EX.size:
+            raise SysError(errno.EFAULT)
+        kind, pid = OWNER_EX.unpack_from(b.data)
+        if kind not in (F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP):
+            raise SysError(errno.EINVAL)
+        locks.set_owner(of, -pid if kind == F_OWNER_PGRP else pid, kind)
         return 0
+    if cmd == F_GETOWN_EX:
+        owner = locks.owners.get(of, 0)
+        kind = locks.owner_kinds.get(of, F_OWNER_PGRP if owner < 0 else F_OWNER_PID)
+        return VfsIoctlReply(result=0, data=OWNER_EX.pack(kind, abs(owner)))
     if cmd == F_SETSIG:
         if not 0 <= arg <= 64:
             raise SysError(errno.EINVAL)
@@ -484,6 +499,11 @@ def do_ioctl(srv: VfsServer, req: Request) -> Any:
         of.flags = of.flags | O_NONBLOCK if on else of.flags & ~O_NONBLOCK
         return 0
     if request == FIOASYNC:
+        if len(b.data) < 4:
+            raise SysError(errno.EFAULT)
+        on = _INT.unpack_from(b.data)[0]
+        of.flags = of.flags | O_ASYNC if on else of.flags & ~O_ASYNC
+        srv.locks.async_io(of)
         return 0
     result, out = of.io.ioctl(req, of, request, b.data)
     return VfsIoctlReply(result=result, data=out)

@@ -47,6 +47,8 @@ SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 # struct flock (x86-64): l_type, l_whence (short), l_start, l_len (off_t), l_pid (int)
 FLOCK = struct.Struct("<hh4xqqi4x")
 SIGIO = 29
+O_ASYNC = 0o20000
+POLL_ASYNC = 0x1 | 0x4 | 0x8 | 0x10          # POLLIN POLLOUT POLLERR POLLHUP
 LEASE_BREAK_TIME = 45             # seconds, /proc/sys/fs/lease-break-time
 _DEADLOCK_DEPTH = 1024            # Linux's MAX_DEADLK_ITERATIONS is 10; a chain is short
 
@@ -82,6 +84,39 @@ class _Waiter:
             self.req.fail(err)
 
 
+class _AsyncWatch:
+    """One O_ASYNC description's subscription to its readiness queue."""
+
+    def __init__(self, table: "LockTable", of: Any, waitq: Any) -> None:
+        self.table, self.of, self.waitq = table, of, waitq
+        self.pending = False
+        waitq.subscribe(self)
+
+    def __call__(self, mask: int = -1) -> None:
+        # at once, before the call that made it ready returns (as kill_fasync): a
+        # signal the change causes later (the writer's SIGCHLD) must come after it.
+        # Sending is a message to PM, which answers or queues it; nothing waits.
+        if self.pending:
+            return
+        self.pending = True
+        try:
+            self.fire()
+        finally:
+            self.pending = False
+
+    def fire(self) -> None:
+        table, of = self.table, self.of
+        if table.async_waits.get(of) is not self:
+            return
+        if of.io.poll(of, POLL_ASYNC) & POLL_ASYNC:
+            owner = table.owners.get(of, 0)
+            if owner:
+                table.srv.send_signal(owner, table.sigs.get(of) or SIGIO)
+
+    def stop(self) -> None:
+        self.waitq.unsubscribe(self)
+
+
 @dataclass(slots=True)
 class FileLocks:
     """Every lock on one file."""
@@ -104,7 +139,9 @@ class LockTable:
         self.files: dict[Any, FileLocks] = {}
         self.waiting: dict[Owner, _Waiter] = {}    # POSIX owner -> its parked request
         self.sigs: dict[Any, int] = {}             # OpenFile -> F_SETSIG signal (0: SIGIO)
-        self.owners: dict[Any, int] = {}           # OpenFile -> F_SETOWN pid (0: the lease setter)
+        self.owners: dict[Any, int] = {}           # OpenFile -> F_SETOWN pid, -pgrp (0: none)
+        self.owner_kinds: dict[Any, int] = {}      # OpenFile -> F_SETOWN_EX's type
+        self.async_waits: dict[Any, Any] = {}      # OpenFile -> its O_ASYNC readiness watch
 
     # -- which file ---------------------------------------------------------------------
     def key(self, of: OpenFile) -> Any:
@@ -358,6 +395,10 @@ class LockTable:
         """The last reference to ``of`` went: its flock, OFD locks and lease go."""
         self.sigs.pop(of, None)
         self.owners.pop(of, None)
+        self.owner_kinds.pop(of, None)
+        watch = self.async_waits.pop(of, None)
+        if watch is not None:
+            watch.stop()
         found = self._locked_file(of)
         if found is None:
             return
@@ -370,6 +411,36 @@ class LockTable:
             changed = True
         if changed:
             self._changed(key, fl)
+
+    # -- O_ASYNC: a signal when the file becomes ready ----------------------------------
+    def set_owner(self, of: OpenFile, owner: int, kind: int | None = None) -> None:
+        if owner:
+            self.owners[of] = owner
+        else:
+            self.owners.pop(of, None)
+        if kind is None:
+            self.owner_kinds.pop(of, None)
+        else:
+            self.owner_kinds[of] = kind
+        self.async_io(of)
+
+    def async_io(self, of: OpenFile) -> None:
+        """Watch ``of``'s readiness while it has O_ASYNC and an owner: each wake that
+        finds it ready sends the owner SIGIO, or F_SETSIG's signal (Linux's
+        kill_fasync); files that are always ready have nothing to watch."""
+        want = bool(of.flags & O_ASYNC and self.owners.get(of) and of.io is not None)
+        watch = self.async_waits.get(of)
+        if not want:
+            if watch is not None:
+                watch.stop()
+                del self.async_waits[of]
+            return
+        if watch is not None:
+            return
+        waitq = of.io.waitq(of) if hasattr(of.io, "waitq") else None
+        if waitq is None:
+            return
+        self.async_waits[of] = _AsyncWatch(self, of, waitq)
 
     # -- leases -------------------------------------------------------------------------
     def getlease(self, of: OpenFile) -> int:

@@ -345,16 +345,20 @@ def sys_ioctl(k: "Kernel", c: SyscallContext) -> SyscallGen:
 F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 5, 6, 7, 36, 37, 38
 FLOCK_SIZE = 32
 _LOCK_CMDS = {F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW}
+F_SETOWN_EX, F_GETOWN_EX, OWNER_EX_SIZE = 15, 16, 8     # struct f_owner_ex {int type, pid}
 
 
 def sys_fcntl(k: "Kernel", c: SyscallContext) -> SyscallGen:
     cmd = c_int(c.args[1])
     arg = c.args[2] - (1 << 64) if c.args[2] >> 63 else c.args[2]
-    lock = c.mem.read(c.args[2], FLOCK_SIZE) if cmd in _LOCK_CMDS else b""
+    lock = (c.mem.read(c.args[2], FLOCK_SIZE) if cmd in _LOCK_CMDS else
+            c.mem.read(c.args[2], OWNER_EX_SIZE) if cmd == F_SETOWN_EX else b"")
     reply = yield from ask(p.VFS_PID, p.VfsFcntl(caller=c.pid, fd=c_int(c.args[0]), cmd=cmd,
                                                   arg=arg, data=lock))
     if cmd in (F_GETLK, F_OFD_GETLK) and reply.data:
         c.mem.write(c.args[2], reply.data[:FLOCK_SIZE])
+    if cmd == F_GETOWN_EX and reply.data:
+        c.mem.write(c.args[2], reply.data[:OWNER_EX_SIZE])
     return reply.result
 
 
