@@ -120,3 +120,24 @@ def test_ctrl_z_on_the_xinim_boot_serial_console(pane_factory, shell, tmp_path) 
     pane.keys("bg; jobs; echo bg.done", "Enter")
     text = pane.wait_for(r"^bg\.done$")
     assert re.search(rf"^\[1\].*Running.*sleep {NAP}", text.rsplit("bg; jobs; echo", 1)[1], re.M), text
+
+
+def test_job_control_on_a_pty_made_through_xinim(pane_factory) -> None:  # noqa: F811
+    """script(1) inside XINIM runs bash on a pty of XINIM's /dev/ptmx: ^Z typed into
+    the master stops the job, a background read of the slave stops with SIGTTIN."""
+    if shutil.which("script") is None:
+        pytest.skip("script not installed")
+    pane: Pane = pane_factory(f"{RUN} /usr/bin/script -qc '/bin/bash --norc -i' /dev/null",
+                              width=100, height=40)
+    pane.wait_for(r"[#$] ?$")
+    pane.keys("echo ready.$((6*7))", "Enter")
+    pane.wait_for(r"^ready\.42$")
+    pane.keys("cat & sleep 1; jobs; echo in.done", "Enter")
+    text = pane.wait_for(r"^in\.done$")
+    assert re.search(r"^\[1\].*Stopped.*cat", text, re.M), text
+    pane.keys(f"sleep {NAP}", "Enter")
+    wait_for_host_process(b"sleep\x00%s\x00" % NAP.encode())
+    pane.keys("C-z")
+    pane.wait_for(rf"^\[2\].*Stopped.*sleep {NAP}")
+    pane.keys("kill -9 %1 %2; echo killed.done", "Enter")
+    pane.wait_for(r"^killed\.done$")

@@ -39,7 +39,7 @@ from ..lib.errors import SysError
 from ..lib.protocol import PM_PID, VFS_OPEN, ProcInfo, ProcKill, VfsDataReply
 from ..lib.readiness import (POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, WatchedQueue,
                              host_fd_queue, wait_ready)
-from .devices import CharDevice
+from .devices import SIGTTIN, SIGTTOU, TOSTOP, CharDevice, job_control
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -234,9 +234,22 @@ class PtyEnd(CharDevice):
                 self._kill(-pty.fg, keys[ch])
 
     # -- data ---------------------------------------------------------------------------
+    def _job_control(self, req: Any, sig: int) -> Any:
+        """The slave side of a controlling terminal: background access stops the job."""
+        if self.master:
+            return None
+        return job_control(req, self.pty.sid, self.pty.fg, sig)
+
+    def _tostop(self) -> bool:
+        try:
+            return bool(termios.tcgetattr(self.fd)[3] & TOSTOP)
+        except (OSError, termios.error):
+            return False
+
     def read(self, req: Any, of: Any, count: int, offset: int) -> Any:
         if offset != -1:
             raise SysError(errno.ESPIPE)
+        self._job_control(req, SIGTTIN)
         if count == 0:
             return b""
         try:
@@ -277,6 +290,8 @@ class PtyEnd(CharDevice):
             return 0
         if self.master:
             self._input_signals(data)
+        elif self.pty.sid and self._tostop():
+            self._job_control(req, SIGTTOU)
         try:
             return os.write(self.fd, data)
         except BlockingIOError:
@@ -305,6 +320,8 @@ class PtyEnd(CharDevice):
 
     # -- control ------------------------------------------------------------------------
     def ioctl(self, req: Request, of: Any, request: int, data: bytes) -> tuple[int, bytes]:
+        if request in (TCSETS, TCSETSW, TCSETSF, TCFLSH, TCXONC, TIOCSPGRP):
+            self._job_control(req, SIGTTOU)
         if request in _PASS:
             size_in, size_out = _PASS[request]
             buf = bytes(data[:size_in]).ljust(max(size_in, size_out), b"\0")

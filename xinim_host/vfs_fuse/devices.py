@@ -104,6 +104,38 @@ class RandomDevice(CharDevice):
         return os.urandom(count)
 
 
+def caller_record(req: Any, pid: int = 0) -> Any:
+    """PM's record of ``pid`` (0: the caller of ``req``); None when there is no PM."""
+    peers = getattr(getattr(req, "server", None), "peers", None)
+    if peers is None or req is None or req.caller < FIRST_USER_PID:
+        return None
+    return peers.ask(PM_PID, ProcInfo(caller=req.caller, pid=pid or req.caller))
+
+
+def job_control(req: Any, sid: int, fg: int, sig: int) -> Any:
+    """Linux ``tty_check_change``/``job_control`` for a terminal that is session
+    ``sid``'s controlling terminal with foreground group ``fg``: a process of that
+    session outside the foreground group that reads it (SIGTTIN), or changes or
+    (under TOSTOP) writes it (SIGTTOU), stops its group first and its call restarts
+    when it is continued; a read by one that ignores or blocks SIGTTIN, or by an
+    orphaned group, fails EIO.  Returns the caller's PM record (or None)."""
+    if not sid or fg <= 0:
+        return None
+    info = caller_record(req)
+    if info is None or info.error or info.sid != sid or info.pgid == fg:
+        return info
+    reply = req.server.peers.ask(PM_PID, ProcTtyStop(pid=req.caller, sig=sig))
+    if reply is None:
+        return info
+    if reply.error:
+        raise SysError(reply.error)
+    if reply.result == 0:
+        raise SysError(ERESTARTSYS)          # stopped; the call runs again after SIGCONT
+    if sig == SIGTTIN:
+        raise SysError(errno.EIO)
+    return info
+
+
 class ConsoleDevice(CharDevice):
     """The system console: output written at once, input read without blocking
     the server (the read runs as its own task and can be interrupted)."""
@@ -152,35 +184,13 @@ class ConsoleDevice(CharDevice):
 
     # -- job control: the console is the controlling terminal of its session ---------
     def _caller_info(self, req: Any, pid: int = 0) -> Any:
-        """PM's record of ``pid`` (0: the caller); None when there is no PM to ask."""
-        peers = getattr(getattr(req, "server", None), "peers", None)
-        if peers is None or req.caller < FIRST_USER_PID:
-            return None
-        reply = peers.ask(PM_PID, ProcInfo(caller=req.caller, pid=pid or req.caller))
-        return reply
+        return caller_record(req, pid)
 
     def _job_control(self, req: Any, sig: int) -> Any:
-        """Linux ``tty_check_change``/``job_control``: a process of the console's
-        session outside its foreground group that reads it, or changes or (under
-        TOSTOP) writes it, stops its group with SIGTTIN/SIGTTOU and the call restarts
-        when it is continued; a read by one that ignores or blocks SIGTTIN, or by an
-        orphaned group, fails EIO.  Returns the caller's PM record (or None)."""
         fg = getattr(self.console, "fg_pgrp", None)
         if fg is None:
             return None
-        info = self._caller_info(req)
-        if info is None or info.error or info.sid != self.console.sid or info.pgid == fg:
-            return info
-        reply = req.server.peers.ask(PM_PID, ProcTtyStop(pid=req.caller, sig=sig))
-        if reply is None:
-            return info
-        if reply.error:
-            raise SysError(reply.error)
-        if reply.result == 0:
-            raise SysError(ERESTARTSYS)      # stopped; the call runs again after SIGCONT
-        if sig == SIGTTIN:
-            raise SysError(errno.EIO)
-        return info
+        return job_control(req, self.console.sid, fg, sig)
 
     def _tostop(self) -> bool:
         ioctl = getattr(self.console, "ioctl", None)
