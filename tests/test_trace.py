@@ -132,3 +132,20 @@ def test_bad_trace_options_are_usage_errors(argv: tuple[str, ...], message: str)
     res = xinim_run(*argv, "/bin/true")
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_fcntl_commands_by_this_hosts_numbers() -> None:
+    """x86-64's fcntl numbers (python-ptrace's table is another architecture's)."""
+    from xinim_host.kernel.trap.trace_format import CallFormat
+
+    class NoMemory:
+        def read(self, addr: int, n: int) -> bytes:
+            raise OSError(14, "no memory here")
+
+        def read_cstring(self, addr: int, limit: int = 4096) -> bytes:
+            raise OSError(14, "no memory here")
+
+    fmt = CallFormat()
+    assert fmt.call("fcntl", [3, 8, 100], 0, NoMemory()) == "fcntl(3, F_SETOWN, 100)"
+    assert fmt.call("fcntl", [3, 5, 0], 0, NoMemory()).startswith("fcntl(3, F_GETLK, ")
+    assert fmt.call("fcntl", [3, 1030, 10], 0, NoMemory()) == "fcntl(3, F_DUPFD_CLOEXEC, 10)"

@@ -128,6 +128,25 @@ _IFMT = [(stat.S_IFSOCK, "S_IFSOCK"), (stat.S_IFLNK, "S_IFLNK"), (stat.S_IFREG, 
          (stat.S_IFIFO, "S_IFIFO")]
 
 
+def _fcntl_commands() -> dict[int, str]:
+    """fcntl's commands by this host's numbers (python-ptrace's table is another
+    architecture's: it calls x86-64's F_SETOWN F_SETLK)."""
+    import fcntl
+    names: dict[int, str] = {}
+    for n in sorted(dir(fcntl), key=len, reverse=True):    # F_GETLK over F_GETLK64
+        v = getattr(fcntl, n)
+        if n.startswith("F_") and isinstance(v, int) and not n.startswith("F_SEAL") and n not in (
+                "F_OK", "F_LOCK", "F_TLOCK", "F_ULOCK", "F_TEST", "F_EXLCK", "F_SHLCK",
+                "F_RDLCK", "F_WRLCK", "F_UNLCK"):
+            names[v] = n
+    names.update({36: "F_OFD_GETLK", 37: "F_OFD_SETLK", 38: "F_OFD_SETLKW",
+                  15: "F_SETOWN_EX", 16: "F_GETOWN_EX"})
+    return names
+
+
+FCNTL_CMDS = _fcntl_commands()
+
+
 def bits(value: int, table: Iterable[tuple[int, str]], zero: str = "0") -> str:
     names, rest = [], value
     for mask, name in table:
@@ -267,6 +286,8 @@ class CallFormat:
 
     def arg(self, name: str, ctype: str, argname: str, value: int, vals: list[int],
             result: int, mem: Memory) -> str:
+        if name == "fcntl" and argname == "cmd":
+            return FCNTL_CMDS.get(value & 0xFFFFFFFF, str(value))
         table = SYSCALL_ARG_DICT.get(name, {}).get(argname)
         if table is not None and value in table:
             return table[value]
