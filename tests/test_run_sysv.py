@@ -143,3 +143,19 @@ def test_mount_command_and_proc_mounts() -> None:
     info = [ln.split() for ln in lines[3:5]]
     assert [i[4] for i in info] == ["/tmp/a", "/tmp/b"] and all(i[7] == "tmpfs" for i in info)
     assert lines[5:] == ["0"]                  # unmounted: the empty directory below again
+
+
+def test_kill_9_while_attached_and_parked(prog: Path) -> None:
+    """A process SIGKILLed while it holds an attach and is parked in semop: the
+    attach is gone (nattch 0), and IPC goes on working for the others."""
+    res = xinim_run("--bind", f"{prog}:/t", "/bin/sh", "-c",
+                    "/t/sysv_ipc /tmp mkseg >/dev/null; /t/sysv_ipc /tmp hold & sleep 1;"
+                    " kill -9 $!; wait; ipcs -m | grep 0x0badcafe; /t/sysv_ipc /tmp sem msg;"
+                    " /t/sysv_ipc /tmp rmseg", timeout=120)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "hold: attached" in lines
+    seg = next(line.split() for line in lines if line.startswith("0x0badcafe"))
+    assert seg[5] == "0"                          # nattch: the killed process's attach went
+    assert "child woke: OK val 1" in lines and "child got 6 seven" in lines
+    assert "rmseg: OK" in lines

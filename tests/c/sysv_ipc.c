@@ -468,6 +468,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "rmseg"))
             printf("rmseg: %s\n", R(shmctl(shmget(0x0badcafe, 0, 0), IPC_RMID, NULL)));
         else if (!strcmp(argv[i], "bigmsg")) sec_bigmsg();
+        else if (!strcmp(argv[i], "hold")) {     /* attached and parked, to be killed */
+            char *p = shmat(shmget(0x0badcafe, 0, 0), NULL, 0);
+            int s = semget(IPC_PRIVATE, 1, 0600);
+            struct sembuf d = {0, -1, SEM_UNDO};
+            printf("hold: %s\n", p == (void *)-1 ? en(errno) : "attached");
+            semop(s, &d, 1);                      /* never returns */
+        }
         else if (!strcmp(argv[i], "mksem")) {    /* a set and a queue for ipcs -s -q */
             int s = semget(0x0badbeef, 3, IPC_CREAT | 0640), q = msgget(0x0badf00d, IPC_CREAT | 0604);
             struct msg m = {1, "queued"};
