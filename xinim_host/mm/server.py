@@ -62,6 +62,12 @@ def phys_size_from_env(environ: dict[str, str] | None = None) -> int:
     return size
 
 
+# the requests that can take a region away (a System V attach among them)
+_DROPS_REGIONS = frozenset((p.MM_MUNMAP, p.MM_MMAP, p.MM_MMAP_FILE, p.MM_MREMAP, p.MM_EXIT,
+                            p.MM_EXEC, p.MM_EXEC_LAYOUT, p.MM_SPAWN, p.MM_FORK, p.MM_UNDO,
+                            p.MM_SHMAT, p.MM_SHMDT, p.MM_BRK))
+
+
 class MmServer(Server):
     """``MmServer(lattice, phys_size=None)``: the frame pool's size is the
     machine's "physical memory" (None: ``XINIM_MM_PHYS`` or 256 MiB);
@@ -83,7 +89,9 @@ class MmServer(Server):
 
     def handle(self, delivery: Any) -> None:
         super().handle(delivery)
-        if self.shm.doomed:         # a removed segment's last attach may just have gone
+        # a removed segment's last attach may just have gone with a region
+        if self.shm.doomed and getattr(getattr(delivery, "body", None), "M_TYPE",
+                                       None) in _DROPS_REGIONS:
             self.shm.collect()
 
     # --- processes --------------------------------------------------------------------

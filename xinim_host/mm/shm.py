@@ -88,18 +88,20 @@ class ShmTable:
                     n += 1
         return n
 
-    def attached(self) -> set[int]:
-        """obj numbers some region still maps."""
+    def mapped(self, obj: int) -> bool:
+        """Does any region still map segment object ``obj``?  (Stops at the first.)"""
         acct = self.srv.acct
-        return {r.backing.obj for pid in acct.pids() for r in acct.space(pid)
-                if isinstance(r.backing, SysvBacking)}
+        for pid in acct.pids():
+            for r in acct.space(pid):
+                if isinstance(r.backing, SysvBacking) and r.backing.obj == obj:
+                    return True
+        return False
 
     def collect(self) -> None:
         """Destroy the removed segments no process maps any more."""
-        live = self.attached()
         for seg in list(self.ids):
-            if seg.removed and seg.obj not in live:   # type: ignore[attr-defined]
-                self.destroy(seg)                     # type: ignore[arg-type]
+            if seg.removed and not self.mapped(seg.obj):   # type: ignore[attr-defined]
+                self.destroy(seg)                          # type: ignore[arg-type]
 
     def destroy(self, seg: Segment) -> None:
         self.ids.remove(seg.ident, seg.perm.key)
