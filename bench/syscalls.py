@@ -42,7 +42,8 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 C_SRC = ROOT / "bench" / "c"
-PROGRAMS = ("getppid_loop", "openread_loop", "timeit")
+PROGRAMS = ("getppid_loop", "openread_loop", "mmap_loop", "timeit")
+PY_SRC = ROOT / "bench" / "py"
 XINIM_RUN = str(Path(sys.executable).with_name("xinim-run"))
 MODES = ("native", "strace", "proot", "proot1", "xinim")
 # proot1/strace1: the same, with tracer and tracees pinned to one CPU (taskset), as
@@ -199,11 +200,15 @@ def build(bindir: Path) -> None:
     for name in PROGRAMS:
         subprocess.run(["gcc", "-O2", "-Wall", "-o", str(bindir / name), str(C_SRC / f"{name}.c")],
                        check=True)
+    for script in PY_SRC.glob("*.py"):
+        shutil.copy(script, bindir / script.name)
 
 
 def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
     n_ppid = 5000 if quick else 20000
     n_open = 1500 if quick else 5000
+    n_mmap = 1000 if quick else 3000
+    n_echo = 300 if quick else 1000
 
     def loop_ns(mode: str, argv: list[str], n: int) -> float:
         out = run(mode, bindir, shm, argv).out.split()
@@ -248,6 +253,16 @@ def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
         Row("open+read+close", "us/iter",
             lambda m: loop_ns(m, ["{B}/openread_loop", str(n_open), "/etc/passwd"], n_open),
             "3 delegated syscalls (VFS)"),
+        Row("mmap+munmap 256 KiB", "us/pair",
+            lambda m: loop_ns(m, ["{B}/mmap_loop", str(n_mmap)], n_mmap),
+            "2 memory calls (MM + host)"),
+        Row("mmap+mremap+munmap", "us/iter",
+            lambda m: loop_ns(m, ["{B}/mmap_loop", str(n_mmap), "remap"], n_mmap),
+            "256 KiB grown to 512 KiB"),
+        Row("asyncio echo", "rt/s",
+            lambda m: n_echo / (loop_ns(m, ["/usr/bin/python3", "{B}/asyncio_echo.py",
+                                            str(n_echo)], n_echo) / 1e6),
+            "socketpair round trips/s: higher is better"),
         Row("start-up (/bin/true)", "ms", wall(["/bin/true"]), "fixed cost, wall"),
         Row("start-up --join", "ms", joined(["/bin/true"]), "to a running xinim-boot, wall"),
         Row("ls -la /usr/bin", "ms", inner("exec {B}/timeit /bin/ls -la /usr/bin > /dev/null"),

@@ -138,10 +138,15 @@ class MemoryAccounting:
         charge_end = region.start + min(page_up(max(charge_bytes, 0)), region.length)
         self._check_overcommit(region, region.pages)
         need = self._need_new(region, region.start, charge_end)
-        if need > self.frames.free_pages + self._reclaimable(proc, region.start, region.end):
+        # a range the record has free holds no charged page (frames live only in
+        # mapped regions): nothing to reclaim or release -- the common mmap
+        fresh = proc.space.is_free(region.start, region.length)
+        if need > self.frames.free_pages + (
+                0 if fresh else self._reclaimable(proc, region.start, region.end)):
             raise OutOfFrames(f"mmap needs {need} frames, {self.frames.free_pages} free")
         replaced = proc.space.commit(region)
-        self._release(proc, region.start, region.end)
+        if not fresh:
+            self._release(proc, region.start, region.end)
         try:
             self._charge(proc, region.start, charge_end, write=False, strict=True)
         except MmError:     # cannot happen after the check above; never leave it half-done
