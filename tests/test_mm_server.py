@@ -333,6 +333,23 @@ async def test_pool_exhaustion_is_enomem(make_mm: Callable[..., Awaitable[Mm]]) 
     mm.srv.acct.frames.check_invariants()
 
 
+async def test_munmap_of_whole_regions_is_sure(mm: Mm) -> None:
+    """MM_ST_SURE (the kernel need not wait for the host's munmap) only when no
+    region is split; a split, and a range over a hole, stay as they were."""
+    await mm.spawn()
+    base = await mm.mmap(4 * P, addr=FREE_LOW)
+    split = await mm.munmap(base + P, P)                   # the middle: a split
+    assert not split.status & p.MM_ST_SURE and split.token
+    assert (await mm.munmap(base, P)).status & p.MM_ST_SURE          # [base, +P) whole
+    tail = await mm.munmap(base + 2 * P, 4 * P)            # the rest, and a hole past it
+    assert tail.status & p.MM_ST_SURE and tail.token
+    assert await mm.region_at(base) is None and await mm.region_at(base + 3 * P) is None
+    assert (await mm.munmap(base, P)).status & p.MM_ST_SURE          # nothing there
+    other = await mm.mmap(2 * P, addr=FREE_LOW)
+    assert not (await mm.munmap(other, P)).status & p.MM_ST_SURE     # the head: a split
+    assert (await mm.region_at(other + P)) is not None
+
+
 async def test_undo_puts_the_record_back(mm: Mm) -> None:
     await mm.spawn()
     free = mm.srv.acct.frames.free_pages

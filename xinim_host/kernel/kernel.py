@@ -187,6 +187,8 @@ class RunningCall:
                         if self.ctx.host is None:
                             raise SysError(errno.ENOSYS, "no host side for this caller")
                         host_step = HostStep(op, self)
+                        if op.tail:         # the host's result is final: done here
+                            gen.close()
                         if sync:
                             return host_step
                         self.on_step(host_step)

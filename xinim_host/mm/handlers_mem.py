@@ -146,9 +146,20 @@ def do_mmap_file(srv: MmServer, req: Request) -> p.MmReply:
 def do_munmap(srv: MmServer, req: Request) -> p.MmReply:
     b = from_kernel(req)
     pid = req.caller
+    space = srv.acct.space(pid)
+    end = b.addr + page_up(b.length & U64)
+    # Whole regions only (Linux fails a munmap only when a split would pass
+    # max_map_count; the host's VMAs are a refinement of the record's regions,
+    # so no split here is none there): the kernel need not wait for the result.
+    first, last = space.find(b.addr), space.find(end - 1) if end > b.addr else None
+    whole_regions = ((first is None or first.start == b.addr)
+                     and (last is None or last.end == end))
     removed = srv.acct.munmap(pid, b.addr, b.length)
-    span = Span(b.addr, b.addr + page_up(b.length & U64), tuple(removed))
-    return change_reply(srv, pid, 0, Undo([span]), removed)
+    span = Span(b.addr, end, tuple(removed))
+    reply = change_reply(srv, pid, 0, Undo([span]), removed)
+    if whole_regions and not reply.data and not reply.fds:
+        return p.MmReply(status=p.MM_ST_SURE, token=reply.token)
+    return reply
 
 
 def do_mprotect(srv: MmServer, req: Request) -> p.MmReply:

@@ -47,6 +47,11 @@ class HostCall:
     routes of the renumbering table.  Only traced processes have a host side."""
     nr: int | None
     args: tuple[int, ...] | None = None
+    # the host's result is the call's result, returned to the program as it is:
+    # the handler is closed at once (its ``finally`` runs) and never resumed, and
+    # the tracer skips the exit stop.  Only for a call that cannot fail on the
+    # host, or whose failure needs nothing undone; never while tracing.
+    tail: bool = False
 
 
 class HostSide(Protocol):
@@ -58,6 +63,7 @@ class HostSide(Protocol):
     def owns_thread(self, host_tid: int) -> bool: ...
     def xinim_tid_of(self, host_tid: int) -> int: ...
     def stack_pointer(self) -> int: ...
+    def sole_thread(self) -> bool: ...
 
 
 Op = Sendrec | Await | HostCall

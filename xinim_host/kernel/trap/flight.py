@@ -11,6 +11,7 @@ applied to the parked tracee.
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,18 @@ class InFlight:
     def stack_pointer(self) -> int:
         return self.tracee.regs.rsp
 
+    def sole_thread(self) -> bool:
+        """Is the caller its process's only thread (and not traced, which wants
+        every result)?  Then a memory call the host cannot fail need not be
+        waited for: no other thread's call can slip in between.  /proc/TGID/task
+        has 2 + threads links."""
+        if self.router.trace:
+            return False
+        try:
+            return os.stat(f"/proc/{self.host_pid}/task").st_nlink <= 3
+        except OSError:
+            return False
+
     # -- steps -> actions ----------------------------------------------------------------
     def action(self, step: Step) -> Any:
         """The tracer action for one step of the kernel."""
@@ -108,6 +121,10 @@ class InFlight:
             finally:
                 self.busy = False
         op = step.op
+        if op.tail:                 # the host's result goes to the program as it is
+            if self.entry.flight is self:
+                self.entry.flight = None
+            return HostRun(nr=op.nr, args=op.args)
         if op.nr is None:
             return HostRun(args=op.args, on_result=on_result)
         return Inject(op.nr, op.args or (), on_result=on_result)

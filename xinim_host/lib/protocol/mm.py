@@ -48,6 +48,8 @@ MM_ST_BRK_UNKNOWN = 1   # MM does not know the host's break yet: send MmSetBrk, 
 MM_ST_MORE = 2          # msync: more write-back entries; ask again from ``old``
 MM_ST_RANGES = 4        # madvise: apply the host call only to the ranges in ``data``
 MM_ST_HOLE = 8          # part of the range was not mapped (msync/madvise answer ENOMEM)
+MM_ST_SURE = 16         # munmap: only whole regions go (no split), nothing to write back
+                        # or close: the host's munmap cannot fail, no undo can follow
 
 # One entry of ``MmReply.data``: write [addr, addr+length) of the caller's memory
 # to ``fd`` at file offset ``offset`` (a MAP_SHARED file range, before the host
