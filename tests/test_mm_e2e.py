@@ -40,7 +40,8 @@ PAGE = 4096
 def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
-    for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more"):
+    for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
+                 "mm_unmap"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -72,6 +73,17 @@ def test_sbrk_and_anonymous_mmap(progs: Path) -> None:
     r = xrun(progs, "/t/mm_sbrk")
     assert r.code == 0, (r.out, r.err)
     assert "sbrk ok" in r.out
+
+
+def test_munmap_whole_and_split_as_natively(progs: Path) -> None:
+    """munmaps of whole mappings (the one-stop path: the trapped call itself)
+    and splits leave the same free ranges and data as natively."""
+    native = subprocess.run([str(progs / "mm_unmap")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_unmap")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
+    assert "whole 300" in r.out
 
 
 # --- 1000 regions, PROT_NONE, SIGSEGV ------------------------------------------------------
