@@ -27,7 +27,7 @@ MiB = 1 << 20
 
 
 # ---------------------------------------------------------------------- server
-def serve(mountpoint: str, relaxed: bool) -> None:
+def serve(mountpoint: str, strict: bool) -> None:
     import trio
 
     from xinim_host.vfs_fuse.fuse_export import serve_fuse
@@ -39,7 +39,7 @@ def serve(mountpoint: str, relaxed: bool) -> None:
         fs = Ramfs()
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                kw = dict(entry_timeout=1.0, attr_timeout=1.0, keep_cache=True) if relaxed else {}
+                kw = dict(entry_timeout=0.0, attr_timeout=0.0, keep_cache=False) if strict else {}
                 await nursery.start(functools.partial(serve_fuse, fs, mountpoint, **kw))
                 print("ready", flush=True)
                 async for _ in signals:
@@ -107,13 +107,13 @@ def run_suite(base: Path, size: int, ops: int, data: memoryview) -> dict[str, fl
     return r
 
 
-def start_server(mountpoint: Path, relaxed: bool, thp: bool) -> subprocess.Popen[bytes]:
+def start_server(mountpoint: Path, strict: bool, thp: bool) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     if thp:   # glibc backs its heap with transparent huge pages: 512x fewer faults
         env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
     cmd = [sys.executable, os.path.abspath(__file__), "--serve", str(mountpoint)]
-    if relaxed:
-        cmd.append("--relaxed")
+    if strict:
+        cmd.append("--strict")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -129,9 +129,9 @@ def main() -> None:
     ap.add_argument("--ops", type=int, default=2000, help="create+stat+unlink rounds (2000)")
     ap.add_argument("--mount", help="xinim mount dir (default: a temp dir)")
     ap.add_argument("--tmpfs", default="/dev/shm", help="a kernel tmpfs to compare with")
-    ap.add_argument("--relaxed", action="store_true",
-                    help="also measure with 1 s entry/attr timeouts and keep_cache "
-                         "(coherent only up to the invalidation window)")
+    ap.add_argument("--strict", action="store_true",
+                    help="also measure with entry/attr timeouts 0 and no keep_cache "
+                         "(the kernel asks the server on every access)")
     ap.add_argument("--thp", action="store_true",
                     help="run the server with GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
     ap.add_argument("--pin", type=int, metavar="CPU",
@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.relaxed)
+        serve(args.serve, args.strict)
         return
 
     if args.pin is not None:
@@ -152,10 +152,10 @@ def main() -> None:
     shm = Path(tempfile.mkdtemp(dir=args.tmpfs, prefix="xinim-bench-"))
     runs: dict[str, dict[str, float]] = {}
     try:
-        for relaxed in (False, True) if args.relaxed else (False,):
-            proc = start_server(mp, relaxed, args.thp)
+        for strict in (False, True) if args.strict else (False,):
+            proc = start_server(mp, strict, args.thp)
             try:
-                runs["xinim relaxed" if relaxed else "xinim"] = run_suite(mp, size, args.ops, data)
+                runs["xinim strict" if strict else "xinim"] = run_suite(mp, size, args.ops, data)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)

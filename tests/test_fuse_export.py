@@ -117,22 +117,61 @@ async def test_host_tools_same_as_tmpfs(mnt: Mount) -> None:
 
 
 async def test_ramfs_changes_visible_at_once(mnt: Mount) -> None:
-    fs = mnt.fs
+    """The kernel caches names, attributes and pages (1 s timeouts, keep_cache);
+    every change made behind its back is invalidated: once wait_invalidated
+    returns (the VFS's replies wait the same way) the host sees it, although
+    each check below comes well inside the timeout of what it cached."""
+    fs, ops = mnt.fs, mnt.ops
+    assert ops.entry_timeout > 0 and ops.attr_timeout > 0 and ops.keep_cache
     f = fs.mknod(fs.root, b"new", stat.S_IFREG | 0o644, 0, 0)
     fs.write(f, 0, b"one\n")
+    await ops.wait_invalidated()
     assert await sh("cat new; ls", mnt.path) == "one\nnew\n"
     fs.write(f, 0, b"two\n")
+    await ops.wait_invalidated()
     assert await sh("cat new", mnt.path) == "two\n"
     d = fs.mkdir(fs.root, b"dir", 0o755, 0, 0)
     fs.symlink(d, b"link", b"../new", 0, 0)
+    await ops.wait_invalidated()
     assert await sh("ls dir; cat dir/link", mnt.path) == "link\ntwo\n"
     fs.unlink(d, b"link")
     fs.rename(fs.root, b"new", d, b"moved")
+    await ops.wait_invalidated()
     assert await sh("ls; ls dir; test ! -e new && cat dir/moved", mnt.path) == "dir\nmoved\ntwo\n"
-    fs.setattr(f, mode=0o600, uid=42)
-    assert await sh("stat -c '%a %u' dir/moved", mnt.path) == "600 42\n"
+    fs.setattr(f, mode=0o600, uid=42, mtime_ns=10**18)
+    await ops.wait_invalidated()
+    assert await sh("stat -c '%a %u %Y' dir/moved", mnt.path) == "600 42 1000000000\n"
     fs.truncate(f, 1)
-    assert await sh("cat dir/moved", mnt.path) == "t"
+    await ops.wait_invalidated()
+    assert await sh("cat dir/moved; stat -c ' %s' dir/moved", mnt.path) == "t 1\n"
+    assert ops.stats["invalidate_entry"] and ops.stats["invalidate_inode"]
+
+
+async def test_fence_holds_a_reply_until_the_kernel_is_told(mnt: Mount) -> None:
+    """Ramfs.after_published (what the VFS's replies go through): nothing
+    pending runs at once; after a change to something the kernel caches, the
+    callback runs only once that invalidation has gone out."""
+    fs, ops = mnt.fs, mnt.ops
+    ran: list[int] = []
+    assert fs.after_published(lambda: ran.append(0)) is False     # nothing to wait for
+    fs.mknod(fs.root, b"unseen", stat.S_IFREG | 0o644, 0, 0)       # root is always known
+    await ops.wait_invalidated()
+    await sh("printf abc > f; stat -c %s f", mnt.path)             # the kernel caches f
+    f = fs.lookup(fs.root, b"f")
+    sent = ops.stats["invalidate_inode"]
+    fs.write(f, 0, b"abcdef")
+    assert fs.after_published(lambda: ran.append(ops.stats["invalidate_inode"])) is True
+    assert ran == []
+    with trio.fail_after(10):
+        while not ran:
+            await trio.sleep(0.001)
+    assert ran[0] > sent                                          # after, not before
+    assert await sh("stat -c %s f; cat f", mnt.path) == "6\nabcdef"
+    # an inode the kernel never looked up holds nothing
+    g = fs.mknod(fs.mkdir(fs.root, b"d2", 0o755, 0, 0), b"g", stat.S_IFREG | 0o644, 0, 0)
+    await ops.wait_invalidated()
+    fs.write(g, 0, b"x")
+    assert fs.after_published(lambda: None) is False
 
 
 MMAP_READER = r"""

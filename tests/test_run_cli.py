@@ -80,7 +80,9 @@ def test_keep_and_mount_export_the_ramfs_until_ctrl_c(tmp_path: Path) -> None:
         target = where / "hello.txt"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
-            if _mounted(where) and target.exists():
+            # the content, not just the name: the shell's write may still be
+            # under way (its reply waits until the host kernel is told)
+            if _mounted(where) and target.exists() and target.stat().st_size:
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()

@@ -5,14 +5,20 @@ VFS server uses: no copy, no sync step.  What a host tool does in the mount is
 seen by XINIM processes at once; what XINIM processes do reaches the host
 because
 
-* entry and attribute timeouts are 0 (the kernel asks again on every access),
-  there is no writeback cache, and every ``open`` drops the kernel's cached
-  pages of the file (``keep_cache=False``);
 * a ramfs listener collects every change that did *not* come through this
-  mount and a helper task sends the matching ``invalidate_entry`` /
-  ``invalidate_inode`` notifications, batched, from a worker thread (they can
-  block until a related request is answered, so never from a handler and
-  never from the trio thread serving the mount).
+  mount (to an inode or name the kernel knows) and a helper task sends the
+  matching ``invalidate_entry`` / ``invalidate_inode`` notifications, batched,
+  from a worker thread (they can block until a related request is answered,
+  so never from a handler and never from the trio thread serving the mount);
+* the VFS holds its replies until that batch is out (``Ramfs.after_published``,
+  the fence this export registers): the XINIM call that changed something
+  returns only once the host kernel has forgotten what it cached;
+* so the kernel may cache: names and attributes for ``DEFAULT_TIMEOUT``
+  seconds (a backstop for the few changes no event reports: atime of XINIM
+  reads, stores into MAP_SHARED maps) and file pages across opens
+  (``keep_cache``, except for files XINIM maps shared, whose memfd changes
+  without events).  There is no writeback cache: a host write reaches the
+  ramfs before write(2) returns, so XINIM sees it at once.
 
 Lookup counts are tracked per inode: while the kernel knows an inode (count >
 0) or a handle is open on it, the ramfs keeps it alive through
@@ -69,6 +75,13 @@ FUSE_OPTIONS: frozenset[str] = frozenset({
 #: so sequential reads arrive in 128 KiB requests; 1 MiB lets one request carry
 #: 1 MiB (libfuse 3 already negotiates max_write = max_pages = 1 MiB).
 DEFAULT_READ_AHEAD_KB = 1024
+#: Entry and attribute timeout (s).  Every change made behind the kernel's
+#: back is invalidated before the XINIM call returns, so this only bounds
+#: what no event reports (see the module docstring).
+DEFAULT_TIMEOUT = 1.0
+#: A batch of invalidations that has not gone out after this long (a host
+#: process stuck in a request?) stops holding the VFS's replies.
+FENCE_PATIENCE = 1.0
 _ZERO_PAGE = bytes(PAGE)
 
 _S_IFMT = 0o170000
@@ -115,15 +128,15 @@ class RamfsFuse(pyfuse3.Operations):
     enable_writeback_cache = False   # the ramfs changes behind the kernel's back
     enable_acl = False
 
-    def __init__(self, ramfs: Ramfs, *, entry_timeout: float = 0.0,
-                 attr_timeout: float = 0.0, keep_cache: bool = False,
+    def __init__(self, ramfs: Ramfs, *, entry_timeout: float = DEFAULT_TIMEOUT,
+                 attr_timeout: float = DEFAULT_TIMEOUT, keep_cache: bool = True,
                  uid: int | None = None, gid: int | None = None) -> None:
-        """The defaults are strict: the kernel revalidates names and attributes
-        on every access and every open rereads the data, so a XINIM-side
-        change is visible on the host at once even before the (asynchronous)
-        invalidation has landed.  Positive timeouts / ``keep_cache`` are much
-        faster for metadata and re-reads but leave a short window (until the
-        invalidation batch is sent; ``wait_invalidated`` is the fence)."""
+        """The kernel caches names, attributes and pages; the VFS's replies
+        wait for the invalidations (the fence), so a XINIM call's change is
+        seen on the host once the call returns.  A change made straight on
+        the Ramfs (tests, the journal) is seen once ``wait_invalidated``
+        returns.  Timeouts 0 and ``keep_cache=False`` make the kernel ask on
+        every access instead (many more requests)."""
         super().__init__()
         self.fs = ramfs
         # -o uid=N,gid=N: every file shows this owner (libfuse's high-level option)
@@ -142,6 +155,10 @@ class RamfsFuse(pyfuse3.Operations):
         # Invalidation state (filled by the listener, drained by _invalidator).
         self._pending_entries: set[tuple[int, bytes]] = set()
         self._pending_inodes: dict[int, bool] = {}   # ino -> data too?
+        # The fence: callbacks (held VFS replies) to run once the next batch /
+        # the batch in flight is out.
+        self._next_waiters: list[Callable[[], None]] = []
+        self._flight_waiters: list[Callable[[], None]] | None = None
         self._wakeup: trio.Event | None = None
         self._idle: trio.Event | None = None
         self._trio_token: trio.lowlevel.TrioToken | None = None
@@ -159,12 +176,15 @@ class RamfsFuse(pyfuse3.Operations):
         self._initialized = trio.Event()
         if not self._attached:
             self.fs.add_listener(self._on_change)
+            self.fs.fences.append(self.fence)
             self._attached = True
 
     def detach(self) -> None:
         if self._attached:
             self.fs.remove_listener(self._on_change)
+            self.fs.fences.remove(self.fence)
             self._attached = False
+        self._release_waiters()
 
     def drop_all(self) -> None:
         """After unmount: the kernel will send no more forgets; let go of every
@@ -231,6 +251,12 @@ class RamfsFuse(pyfuse3.Operations):
         self._handles[fh] = _Handle(inode, is_dir, uid, append, writable)
         self.fs.accessed("open", inode)
         return fh
+
+    def _keep(self, inode: Inode) -> bool:
+        """May the kernel keep the pages it cached before this open?  Every
+        ramfs write invalidates them, but stores into a XINIM MAP_SHARED map
+        land in the memfd without an event: such files are reread per open."""
+        return self.keep_cache and inode.cache < 0
 
     def _handle(self, fh: int) -> _Handle:
         h = self._handles.get(fh)
@@ -413,7 +439,7 @@ class RamfsFuse(pyfuse3.Operations):
         finally:
             self._local -= 1
         fh = self._new_fh(inode, False, ctx.uid, bool(flags & os.O_APPEND), flags)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=self.keep_cache), self._remember(inode)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=self._keep(inode)), self._remember(inode)
 
     @_errors
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
@@ -428,10 +454,8 @@ class RamfsFuse(pyfuse3.Operations):
                 self._kill_priv(node, ctx.uid)
             finally:
                 self._local -= 1
-        # keep_cache=False (default): every open starts from the ramfs, not
-        # from pages the kernel cached before a XINIM process changed the file.
         fh = self._new_fh(node, False, ctx.uid, bool(flags & os.O_APPEND), flags)
-        return pyfuse3.FileInfo(fh=fh, keep_cache=self.keep_cache)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=self._keep(node))
 
     @_errors
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -465,12 +489,17 @@ class RamfsFuse(pyfuse3.Operations):
             n = self.fs.write(inode, off, buf)
             if inode.mode & _KILL_SUID_SGID:
                 self._kill_priv(inode, h.uid)
+                self._pending_inodes.setdefault(inode.ino, False)   # the mode it caches
+                if self._wakeup is not None:
+                    self._wakeup.set()
         finally:
             self._local -= 1
         return n
 
     async def flush(self, fh: int) -> None:
-        return None
+        # Nothing to do at close: ENOSYS makes the kernel stop sending FLUSH
+        # (one request fewer per close; locks are the kernel's own).
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @_errors
     async def release(self, fh: int) -> None:
@@ -544,18 +573,31 @@ class RamfsFuse(pyfuse3.Operations):
 
     def _record(self, event: str, inode: Inode, parent: Inode | None,
                 name: bytes | None) -> None:
+        # Only what the kernel knows needs telling: it learns anything else
+        # from a later lookup, after the change.  (A reply in flight was made
+        # after _remember counted the inode, so it is known here.)
+        known = self._lookups
         if event == "free":
             self._pending_inodes.pop(inode.ino, None)
             return
+        ino = inode.ino
+        added = False
         if parent is not None and name is not None:
-            self._pending_entries.add((parent.ino, name))
-            self._pending_inodes.setdefault(parent.ino, False)   # mtime, nlink, size
-            self._pending_inodes.setdefault(inode.ino, False)    # nlink, ctime
-        elif event == "data":
-            self._pending_inodes[inode.ino] = True
-        else:
-            self._pending_inodes.setdefault(inode.ino, False)
-        if self._wakeup is not None:
+            pino = parent.ino
+            if pino == ROOT_INODE or pino in known:
+                self._pending_entries.add((pino, name))
+                self._pending_inodes.setdefault(pino, False)   # mtime, nlink, size
+                added = True
+            if ino in known:
+                self._pending_inodes.setdefault(ino, False)    # nlink, ctime
+                added = True
+        elif ino in known or ino == ROOT_INODE:
+            if event == "data":
+                self._pending_inodes[ino] = True
+            else:
+                self._pending_inodes.setdefault(ino, False)
+            added = True
+        if added and self._wakeup is not None:
             self._wakeup.set()
 
     def _take_batch(self) -> tuple[list[tuple[int, bytes]], list[tuple[int, bool]]]:
@@ -586,35 +628,73 @@ class RamfsFuse(pyfuse3.Operations):
                 if e.errno != errno.ENOENT:
                     log.debug("invalidate_inode(%d): %s", ino, e)
 
+    # ------------------------------------------------------------------ the fence
+    def fence(self, then: Callable[[], None]) -> bool:
+        """Ramfs fence (see Ramfs.after_published): hold ``then`` until every
+        change recorded so far has been sent to the kernel."""
+        if not self._attached or self._trio_thread is None:
+            return False
+        if self._pending_entries or self._pending_inodes:
+            self._next_waiters.append(then)          # goes out with the next batch
+            return True
+        if self._flight_waiters is not None:
+            self._flight_waiters.append(then)        # may be in the batch in flight
+            return True
+        return False
+
+    def _release_waiters(self) -> None:
+        """Run every held callback (the export stops: nothing will be sent)."""
+        waiters = (self._flight_waiters or []) + self._next_waiters
+        self._flight_waiters = None
+        self._next_waiters = []
+        _run_all(waiters)
+
     async def _invalidator(self) -> None:
         assert self._wakeup is not None
         self._idle = trio.Event()
         self._idle.set()
-        while True:
-            await self._wakeup.wait()
-            self._wakeup = trio.Event()
-            await trio.sleep(0)   # let changes of the same moment join the batch
-            entries, inodes = self._take_batch()
-            if not entries and not inodes:
-                continue
-            self.stats["batches"] += 1
-            self._idle = trio.Event()
-            try:
-                # Not abandonable: the thread must be done before the session
-                # is closed (serve_fuse aborts the connection if it hangs).
-                await trio.to_thread.run_sync(self._send_batch, entries, inodes)
-            finally:
-                self._idle.set()
+        async with trio.open_nursery() as nursery:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                await trio.sleep(0)   # let changes of the same moment join the batch
+                entries, inodes = self._take_batch()
+                waiters, self._next_waiters = self._next_waiters, []
+                if not entries and not inodes:
+                    _run_all(waiters)
+                    continue
+                self.stats["batches"] += 1
+                self._flight_waiters = waiters
+                done = trio.Event()
+                self._idle = trio.Event()
+                nursery.start_soon(self._send, entries, inodes, done)
+                with trio.move_on_after(FENCE_PATIENCE):
+                    await done.wait()
+                if not done.is_set():
+                    log.warning("FUSE invalidations not out after %.1f s: the VFS's "
+                                "replies go on without them", FENCE_PATIENCE)
+                held, self._flight_waiters = self._flight_waiters or [], None
+                _run_all(held)
+                await done.wait()
+
+    async def _send(self, entries: list[tuple[int, bytes]], inodes: list[tuple[int, bool]],
+                    done: trio.Event) -> None:
+        assert self._idle is not None
+        idle = self._idle
+        try:
+            # Not abandonable: the thread must be done before the session
+            # is closed (serve_fuse aborts the connection if it hangs).
+            await trio.to_thread.run_sync(self._send_batch, entries, inodes)
+        finally:
+            idle.set()
+            done.set()
 
     async def wait_invalidated(self) -> None:
         """Wait until every change recorded so far has been sent to the kernel
-        (for tests and for callers that need a fence)."""
-        while self._pending_entries or self._pending_inodes or (
-                self._idle is not None and not self._idle.is_set()):
-            if self._idle is not None and not self._idle.is_set():
-                await self._idle.wait()
-            else:
-                await trio.sleep(0.001)
+        (for tests and for callers that change the Ramfs directly)."""
+        done = trio.Event()
+        if self.fence(done.set):
+            await done.wait()
 
     async def _tune_read_ahead(self, mountpoint: Path, kb: int) -> None:
         assert self._initialized is not None
@@ -662,6 +742,14 @@ def _read_pages(inode: Inode, off: int, size: int) -> bytes:
     return b"".join(parts)
 
 
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:  # a held reply must never take the export down
+            log.exception("held reply failed")
+
+
 _serving = False
 _malloc_tuned = False
 
@@ -694,8 +782,9 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
                      task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
                      options: Iterable[str] = (),
                      read_ahead_kb: int | None = DEFAULT_READ_AHEAD_KB,
-                     entry_timeout: float = 0.0, attr_timeout: float = 0.0,
-                     keep_cache: bool = False, malloc_tuning: bool = True,
+                     entry_timeout: float = DEFAULT_TIMEOUT,
+                     attr_timeout: float = DEFAULT_TIMEOUT,
+                     keep_cache: bool = True, malloc_tuning: bool = True,
                      ops: RamfsFuse | None = None, uid: int | None = None,
                      gid: int | None = None) -> None:
     """Mount ``ramfs`` at ``mountpoint`` (default: the per-user runtime
@@ -739,7 +828,9 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
                         nursery.start_soon(ops._tune_read_ahead, mp, read_ahead_kb)
                     task_status.started(mp)
                     try:
-                        await pyfuse3.main()
+                        # One worker task: no handler ever waits, so a second
+                        # only costs a lock hand-off per request.
+                        await pyfuse3.main(min_tasks=1, max_tasks=1)
                         log.info("FUSE session at %s ended (unmounted from outside?)", mp)
                     finally:
                         with trio.CancelScope(shield=True):

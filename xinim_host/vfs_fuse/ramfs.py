@@ -57,6 +57,9 @@ _NODE_TYPES = frozenset({stat.S_IFREG, stat.S_IFIFO, stat.S_IFCHR, stat.S_IFBLK,
                          stat.S_IFSOCK})
 
 Listener = Callable[[str, "Inode", "Inode | None", "bytes | None"], None]
+#: fence(then) -> True when ``then`` will run once the fence's owner has
+#: published every change so far, False when there is nothing to wait for
+Fence = Callable[[Callable[[], None]], bool]
 
 
 class Tracker(Protocol):
@@ -190,6 +193,9 @@ class Ramfs:
         self._listeners: list[Listener] = []
         self.renaming: Inode | None = None      # the inode whose rename listeners hear now
         self._access_listeners: list[Callable[[str, Inode], None]] = []
+        # listeners that publish changes later (the FUSE export's kernel
+        # invalidations): see after_published
+        self.fences: list[Fence] = []
         self.pinned: set[Inode] = set()     # mount points: rmdir/rename/unlink say EBUSY
         self.linkable: weakref.WeakSet[Inode] = weakref.WeakSet()   # O_TMPFILE files
         # the journal's page bookkeeping (journal.Tracker): which pages a write
@@ -205,6 +211,21 @@ class Ramfs:
 
     def remove_listener(self, cb: Listener) -> None:
         self._listeners.remove(cb)
+
+    def after_published(self, then: Callable[[], None]) -> bool:
+        """Run ``then`` once every change made so far is published by the
+        listeners that publish asynchronously (``fences``); True if it was
+        deferred, False if nothing is unpublished (the caller runs it now).
+        The VFS holds its replies here: a XINIM call that changed the tree
+        returns only when the host kernel has forgotten what it cached."""
+        return self._after_fences(then, 0)
+
+    def _after_fences(self, then: Callable[[], None], start: int) -> bool:
+        fences = self.fences
+        for i in range(start, len(fences)):
+            if fences[i](lambda: self._after_fences(then, i + 1) or then()):
+                return True
+        return False
 
     def add_access_listener(self, cb: Callable[[str, Inode], None]) -> None:
         self._access_listeners.append(cb)

@@ -184,6 +184,15 @@ class VfsServer(Server):
         self.ramfs.sync_caches()                # MAP_SHARED mappers' last stores
         self.mounts.close()
 
+    def send_reply(self, request: Any, body: Any) -> None:
+        # A FUSE export caches names and attributes in the host kernel: a call
+        # that changed what it caches answers once the kernel has been told
+        # (Ramfs.after_published); nothing pending -- the usual case -- is one test.
+        if self.ramfs.fences and self.ramfs.after_published(
+                lambda: Server.send_reply(self, request, body)):
+            return
+        Server.send_reply(self, request, body)
+
     # -- processes --------------------------------------------------------------------
     def proc(self, pid: int) -> Fproc:
         fp = self.procs.get(pid)
