@@ -9,7 +9,10 @@ pinned to one CPU (``proot1``, ``strace1``: ``taskset``, as xinim-run pins itsel
 
 Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
 themselves inside the runner: ``getppid`` (one delegated call, served by PM) and
-open+read+close (three, served by the VFS).  Workload rows are timed inside the
+open+read+close (three, served by the VFS); the memory calls: mmap+munmap of
+256 KiB and mmap+mremap+munmap (bench/c/mmap_loop.c, MM plus the host), and an
+asyncio echo over a socketpair (bench/py/asyncio_echo.py, round trips/s:
+higher is better).  Workload rows are timed inside the
 runner too, by bench/c/timeit.c (fork, exec, wait), so they leave out the
 runner's own start-up, which the ``start-up`` row measures separately as the
 wall time of ``/bin/true`` (for xinim-run: the Python process, imports and the
