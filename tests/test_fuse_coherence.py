@@ -62,6 +62,7 @@ def test_xinim_changes_seen_through_the_mount_at_once(tmp_path: Path) -> None:
         step("ready")
         assert _snap(co) == (["f"], {"f": (3, 0o644, _snap(co)[1]["f"][2], 1)})
         assert (co / "f").read_bytes() == b"one"           # pages cached too
+        assert not (co / "g").exists() and not (co / "h").exists()   # cached absent
         go()
         step("changed")
         assert _snap(co) == (["f"], {"f": (7, 0o600, 1000000000, 1)})

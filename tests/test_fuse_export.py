@@ -123,6 +123,7 @@ async def test_ramfs_changes_visible_at_once(mnt: Mount) -> None:
     each check below comes well inside the timeout of what it cached."""
     fs, ops = mnt.fs, mnt.ops
     assert ops.entry_timeout > 0 and ops.attr_timeout > 0 and ops.keep_cache
+    assert await sh("test -e new || echo absent", mnt.path) == "absent\n"   # cached too
     f = fs.mknod(fs.root, b"new", stat.S_IFREG | 0o644, 0, 0)
     fs.write(f, 0, b"one\n")
     await ops.wait_invalidated()

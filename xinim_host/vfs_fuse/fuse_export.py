@@ -13,8 +13,8 @@ because
 * the VFS holds its replies until that batch is out (``Ramfs.after_published``,
   the fence this export registers): the XINIM call that changed something
   returns only once the host kernel has forgotten what it cached;
-* so the kernel may cache: names and attributes for ``DEFAULT_TIMEOUT``
-  seconds (a backstop for the few changes no event reports: atime of XINIM
+* so the kernel may cache: names (absent ones too: negative entries) and
+  attributes for ``DEFAULT_TIMEOUT`` seconds (a backstop for the few changes no event reports: atime of XINIM
   reads, stores into MAP_SHARED maps) and file pages across opens
   (``keep_cache``, except for files XINIM maps shared, whose memfd changes
   without events).  There is no writeback cache: a host write reaches the
@@ -280,7 +280,17 @@ class RamfsFuse(pyfuse3.Operations):
     @_errors
     async def lookup(self, parent_inode: int, name: bytes,
                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        inode = self.fs.lookup(self._inode(parent_inode), name)
+        try:
+            inode = self.fs.lookup(self._inode(parent_inode), name)
+        except SysError as e:
+            if e.errno != errno.ENOENT or not self.entry_timeout:
+                raise
+            # A negative entry the kernel may cache (PATH and import searches
+            # ask again and again): a create in XINIM invalidates the name.
+            miss = pyfuse3.EntryAttributes()
+            miss.st_ino = 0
+            miss.entry_timeout = self.entry_timeout
+            return miss
         return self._remember(inode)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
