@@ -16,6 +16,7 @@ IPC_NOWAIT = 0o4000
 IPC_RMID, IPC_SET, IPC_STAT, IPC_INFO = 0, 1, 2, 3
 IPC_64 = 0x100                     # glibc may or it into cmd; x86-64 ignores it
 
+SHM_HUGETLB = 0o4000               # shmget: huge pages (XINIM has none)
 SHM_RDONLY = 0o10000
 SHM_RND = 0o20000
 SHM_REMAP = 0o40000

@@ -73,7 +73,9 @@ class ShmTable:
 
     def __init__(self, srv: MmServer) -> None:
         self.srv = srv
-        self.ids = sv.IdTable(sv.SHMMNI)
+        self.ids = sv.IdTable(sv.SHMMNI)          # its limit is kernel/shmmni
+        self.shmmax = sv.SHMMAX                   # /proc/sys/kernel/shmmax and shmall:
+        self.shmall = sv.SHMALL                   # root may change them (MM_SHM_LIMITS)
         self.doomed = 0               # removed segments still attached somewhere
         self.total_pages = 0
 
@@ -135,11 +137,16 @@ class ShmTable:
                 return seg.ident
             if not flg & sv.IPC_CREAT:
                 raise SysError(errno.ENOENT)
-        if size < sv.SHMMIN or size > sv.SHMMAX:
+        if size < sv.SHMMIN or size > self.shmmax:
             raise SysError(errno.EINVAL, "size out of range")
         pages = page_up(size) >> PAGE_SHIFT
-        if self.total_pages + pages > sv.SHMALL >> PAGE_SHIFT:
+        if self.total_pages + pages > self.shmall:
             raise SysError(errno.ENOSPC)
+        if flg & sv.SHM_HUGETLB:
+            # Linux hugetlb_file_setup: who is neither privileged nor in the
+            # hugetlb_shm_group (0) may not (EPERM: MM does not see RLIMIT_MEMLOCK);
+            # the others find XINIM's huge page pool empty (/proc/meminfo)
+            raise SysError(errno.EPERM if euid != 0 and egid != 0 else errno.ENOMEM)
         ident = self.ids.new_id()
         if ident is None:
             raise SysError(errno.ENOSPC, "SHMMNI segments exist")
@@ -276,7 +283,8 @@ def do_shmctl(srv: MmServer, req: Request) -> Any:
     shm = srv.shm
     cmd = b.cmd & ~sv.IPC_64
     if cmd == sv.IPC_INFO:
-        info = sv.SHMINFO64.pack(sv.SHMMAX, sv.SHMMIN, sv.SHMMNI, sv.SHMMNI, sv.SHMALL, 0, 0, 0, 0)
+        info = sv.SHMINFO64.pack(srv.shm.shmmax, sv.SHMMIN, srv.shm.ids.limit, srv.shm.ids.limit,
+                                 srv.shm.shmall, 0, 0, 0, 0)
         return p.MmDataReply(result=max(shm.ids.max_index(), 0), data=info)
     if cmd == sv.SHM_INFO:
         rss = sum(ShmTable._rss(s) for s in shm.ids) >> PAGE_SHIFT  # type: ignore[arg-type]
@@ -321,3 +329,18 @@ def do_shm_list(srv: MmServer, req: Request) -> p.MmDataReply:
     b = req.msg.body
     text = srv.shm.listing()
     return p.MmDataReply(result=len(text), data=text[b.offset:b.offset + p.DATA_MAX])
+
+
+def do_shm_limits(srv: MmServer, req: Request) -> p.MmDataReply:
+    """kernel/shmmax, shmall (pages, as Linux counts it) and shmmni; the VFS sets
+    them for a root write of /proc/sys, having checked the value as Linux does."""
+    b = req.msg.body
+    table = srv.shm
+    if b.set:
+        if req.msg.m_source != p.VFS_PID:
+            raise SysError(errno.EPERM, "only the VFS sets the shm limits")
+        if b.shmmni > sv.IPCMNI:
+            raise SysError(errno.EINVAL)
+        table.shmmax, table.shmall, table.ids.limit = b.shmmax, b.shmall, b.shmmni
+    data = p.SHM_LIMITS.pack(table.shmmax, table.shmall, table.ids.limit)
+    return p.MmDataReply(result=len(data), data=data)

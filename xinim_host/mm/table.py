@@ -40,4 +40,5 @@ CALL_VECTOR: Mapping[int, Handler] = {
     # queries
     p.MM_MAPS: proc.do_maps,
     p.MM_SHM_LIST: shm.do_shm_list,
+    p.MM_SHM_LIMITS: shm.do_shm_limits,
 }

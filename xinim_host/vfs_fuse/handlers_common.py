@@ -50,7 +50,16 @@ def path_loc(srv: VfsServer, fp: Fproc, dirfd: int, path: bytes, flags: int,
 def check_rofs(fs: Any, node: Any) -> None:
     """Linux: writing to a regular file, directory or symlink of a read-only fs."""
     if fs.readonly and fs.mode(node) & S_IFMT in (S_IFREG, S_IFDIR, S_IFLNK):
-        raise SysError(errno.EROFS)
+        rofs = getattr(fs, "rofs", None)        # procfs: /proc/sys files are not EROFS
+        if rofs is None or rofs(node):
+            raise SysError(errno.EROFS)
+
+
+def fs_writer(fs: Any, node: Any) -> Any:
+    """What a write of this file of a read-only filesystem does (a root-writable
+    /proc/sys file: ``ProcFs.writer``), or None."""
+    writer = getattr(fs, "writer", None)
+    return writer(node) if writer is not None else None
 
 
 def sgid_to_drop(fp: Fproc, mode: int, gid: int) -> int:

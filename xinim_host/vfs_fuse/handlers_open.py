@@ -11,14 +11,16 @@ from ..lib.protocol import HIDDEN_FD_BASE, VfsIoctlReply, VfsNodeReply, VfsPipeR
 from . import resolve
 from .devfs_nodes import DeviceAlias
 from .fdtable import O_PATH, SETFL_MASK, Fproc, OpenFile
-from .handlers_common import S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs, drop_setid
+from .handlers_common import (S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, caller_proc, check_rofs,
+                              drop_setid, fs_writer)
 from .handlers_space import (F_ADD_SEALS, F_GET_SEALS, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE,
                              check_resize, seals_fcntl)
 from .hostfs import HOST_FILE_IO
+from .sysctl import SysctlIO
 from .locks import F_RDLCK, F_UNLCK, F_WRLCK, FLOCK, LOCK_EX, LOCK_NB, LOCK_SH, LOCK_UN, OFFSET_MAX
 from .mounts import DIR_IO, Loc
 from .namei import R_OK, W_OK, X_OK, permission
-from .pipes import PIPE_MAX_SIZE, PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
+from .pipes import PIPEFS, FifoEnd, FifoOpen, Pipe, PipeEnd
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -154,6 +156,9 @@ def _open(srv: VfsServer, req: Request) -> Any:
                         check_resize(srv, node, 0)
                     fs.truncate(node, 0)
                 of = srv.open_file(fs, node, srv.memfd_io if sealed else srv.ram_io, status)
+            elif acc != os.O_RDONLY and (write := fs_writer(fs, node)) is not None:
+                hfd = fs.open_host(node, os.O_RDONLY, fp)   # a root-writable /proc/sys file
+                of = srv.open_file(fs, node, SysctlIO(write), status, hfd)
             else:
                 hfd = fs.open_host(node, flags, fp)
                 of = srv.open_file(fs, node, HOST_FILE_IO, status, hfd)
@@ -391,14 +396,14 @@ def do_fcntl(srv: VfsServer, req: Request) -> Any:
         pipe = of.io.pipe
         if cmd == F_GETPIPE_SZ:
             return pipe.capacity
-        return _set_pipe_size(fp, pipe, arg)
+        return _set_pipe_size(srv, fp, pipe, arg)
     raise SysError(errno.EINVAL)
 
 
 PAGE = 4096
 
 
-def _set_pipe_size(fp: Fproc, pipe: Pipe, arg: int) -> int:
+def _set_pipe_size(srv: VfsServer, fp: Fproc, pipe: Pipe, arg: int) -> int:
     """F_SETPIPE_SZ: a power of two of pages, at least one; over pipe-max-size only
     for root (EPERM); never below what the pipe holds (EBUSY)."""
     if arg < 0 or arg > 1 << 31:
@@ -406,7 +411,7 @@ def _set_pipe_size(fp: Fproc, pipe: Pipe, arg: int) -> int:
     size = PAGE
     while size < arg:
         size <<= 1
-    if size > PIPE_MAX_SIZE and fp.euid != 0:
+    if size > srv.pipe_max_size and fp.euid != 0:
         raise SysError(errno.EPERM)
     if size < pipe.size:
         raise SysError(errno.EBUSY)

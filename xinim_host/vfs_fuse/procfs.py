@@ -38,6 +38,7 @@ from ..lib import sysv_abi as sv
 from ..lib.errors import SysError
 from ..lib.linux_abi import AT_FDCWD
 from . import procfs_files as files
+from . import sysctl
 from .devfs_nodes import S_IFDIR, S_IFLNK, S_IFREG, Inos, PNode, PseudoFs
 from .fdtable import Fproc
 from .mounts import Bind, Loc
@@ -94,7 +95,9 @@ class ProcFs(PseudoFs):
             net.data[name] = PNode(ino(b"net/" + name), S_IFREG | 0o444, name, net, key=name)
         root.data[b"net"] = net
         sysdir = PNode(ino(b"sys"), S_IFDIR | 0o555, b"sys", root, key=b"sysdir", data={})
-        for path, read in files.sysctl_table(srv).items():
+        self.writers = sysctl.writers(srv)      # path -> a root write's effect
+        self._writable: dict[PNode, Any] = {}
+        for path, read in (files.sysctl_table(srv) | sysctl.readers(srv)).items():
             *dirs, name = path.split(b"/")
             at, where = sysdir, b"sys"
             for d in dirs:
@@ -104,8 +107,12 @@ class ProcFs(PseudoFs):
                     sub = at.data[d] = PNode(ino(where), S_IFDIR | 0o555, d, at, key=b"sysdir",
                                              data={})
                 at = sub
-            at.data[name] = PNode(ino(where + b"/" + name), S_IFREG | 0o444, name, at,
-                                  key=b"sysctl", data=read)
+            write = self.writers.get(path)
+            node = at.data[name] = PNode(ino(where + b"/" + name),
+                                         S_IFREG | (0o644 if write else 0o444), name, at,
+                                         key=b"sysctl", data=read)
+            if write is not None:
+                self._writable[node] = write
         root.data[b"sys"] = sysdir
         ipc = PNode(ino(b"sysvipc"), S_IFDIR | 0o555, b"sysvipc", root, key=b"sysvdir", data={})
         for name in (b"msg", b"sem", b"shm"):   # System V IPC (MM's shm, VFS's sem/msg)
@@ -444,6 +451,15 @@ class ProcFs(PseudoFs):
         if of is None:
             raise SysError(errno.ENOENT)
         return Loc(of.fs, of.node)
+
+    @staticmethod
+    def rofs(node: PNode) -> bool:
+        """A write open is EROFS but for /proc/sys files (EACCES unless writable)."""
+        return node.key != b"sysctl"
+
+    def writer(self, node: PNode) -> Any:
+        """A write's effect on a root-writable /proc/sys file (None: read-only)."""
+        return self._writable.get(node)
 
     # -- contents ------------------------------------------------------------------------
     def content(self, node: PNode, who: Fproc | None = None) -> bytes:

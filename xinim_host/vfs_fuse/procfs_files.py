@@ -274,10 +274,10 @@ def _const(value: Any) -> Callable[[], bytes]:
 def sysctl_table(srv: Any) -> dict[bytes, Callable[[], bytes]]:
     """path below /proc/sys -> its text.  XINIM's own limits where XINIM has them
     (pipes, fds, pids, leases), the values Linux has where XINIM has nothing of its
-    own yet (SysV IPC: item 4 of issue 15), the host's for the machine itself."""
+    own yet, the host's for the machine itself.  The files root may write
+    (pipe-max-size, domainname, the SysV limits) are sysctl.py's."""
     from ..lib.limits import pid_max_from_env
     from .fdtable import NR_OPEN
-    from .pipes import PIPE_MAX_SIZE
 
     def file_nr() -> bytes:
         open_files = len({id(of) for fp in srv.procs.values() for of in fp.fds if of is not None})
@@ -285,7 +285,6 @@ def sysctl_table(srv: Any) -> dict[bytes, Callable[[], bytes]]:
 
     u = os.uname()
     return {
-        b"fs/pipe-max-size": _const(PIPE_MAX_SIZE),
         b"fs/pipe-user-pages-hard": _const(0),
         b"fs/pipe-user-pages-soft": _const(16384),
         b"fs/file-max": _const(FILE_MAX),
@@ -303,13 +302,7 @@ def sysctl_table(srv: Any) -> dict[bytes, Callable[[], bytes]]:
         b"kernel/osrelease": _const(u.release.encode()),
         b"kernel/version": _const(b"#1 XINIM hosted on Linux " + u.version.encode()),
         b"kernel/hostname": lambda: os.uname().nodename.encode() + b"\n",
-        b"kernel/domainname": _const(b"(none)"),
-        b"kernel/shmmax": _const(18446744073692774399),
-        b"kernel/shmall": _const(18446744073692774399),
-        b"kernel/shmmni": _const(4096),
-        b"kernel/msgmax": _const(8192),
         b"kernel/msgmnb": _const(16384),
-        b"kernel/msgmni": _const(32000),
         b"kernel/sem": _const(b"32000\t1024000000\t500\t32000"),
         # POSIX message queues (vfs_fuse/mqueue.py's limits)
         b"fs/mqueue/queues_max": _const(256),

@@ -33,6 +33,7 @@ from .mounts import DEFAULT_MOUNTS, Loc, MountTable, RamFileIO
 from .namei import Namei
 from .procfs import install_procfs
 from .procfs_peers import Peers, bind_call_vector
+from .pipes import PIPE_MAX_SIZE
 from .ramfs import Ramfs
 from .mount_calls import clean_leftovers
 from .mqueue import install_mqueue
@@ -309,6 +310,8 @@ class VfsServer(Server):
 
     # -- signals and timers (leases) ---------------------------------------------------
     lease_break_time = 45.0        # seconds; /proc/sys/fs/lease-break-time
+    pipe_max_size = PIPE_MAX_SIZE  # /proc/sys/fs/pipe-max-size (root may write it: sysctl.py)
+    domainname = b"(none)"         # /proc/sys/kernel/domainname
 
     def send_signal(self, pid: int, sig: int) -> None:
         """Have PM signal ``pid`` (a lease break); the answer is not waited for."""

@@ -77,7 +77,8 @@ class SysvIpc:
     def __init__(self, srv: VfsServer) -> None:
         self.srv = srv
         self.sems = sv.IdTable(sv.SEMMNI)
-        self.msgs = sv.IdTable(sv.MSGMNI)
+        self.msgs = sv.IdTable(sv.MSGMNI)         # its limit is kernel/msgmni
+        self.msgmax = sv.MSGMAX                   # kernel/msgmax (sysctl.py)
         self.undo: dict[int, dict[int, list[int]]] = {}   # pid -> semid -> adjustment per sem
         self.staged: dict[int, bytearray] = {}            # pid -> message being staged
         self.outbox: dict[int, bytes] = {}                # pid -> last received message
@@ -349,7 +350,7 @@ class SysvIpc:
 
     def msgsnd(self, req: Request, ident: int, mtype: int, text: bytes, flg: int) -> Any:
         pid = req.caller
-        if len(text) > sv.MSGMAX or mtype < 1:
+        if len(text) > self.msgmax or mtype < 1:
             raise SysError(errno.EINVAL)
         q = self.msq(ident)
         if not self.allowed(q.perm, pid, sv.S_IWUGO):
@@ -444,8 +445,9 @@ class SysvIpc:
                 msgmap = min(sum(len(q.msgs) for q in queues), 0x7FFFFFFF)  # type: ignore[attr-defined]
                 tql = min(sum(q.cbytes for q in queues), 0x7FFFFFFF)       # type: ignore[attr-defined]
             else:                        # the limits: MSGPOOL, MSGMAP, MSGTQL
-                pool, msgmap, tql = sv.MSGMNI * sv.MSGMNB // 1024, sv.MSGMNB, sv.MSGMNB
-            info = sv.MSGINFO.pack(pool, msgmap, sv.MSGMAX, sv.MSGMNB, sv.MSGMNI, 16, tql, 0xFFFF)
+                pool, msgmap, tql = self.msgs.limit * sv.MSGMNB // 1024, sv.MSGMNB, sv.MSGMNB
+            info = sv.MSGINFO.pack(pool, msgmap, self.msgmax, sv.MSGMNB, self.msgs.limit, 16, tql,
+                                   0xFFFF)
             return max(self.msgs.max_index(), 0), info
         if cmd in (sv.MSG_STAT, sv.MSG_STAT_ANY):
             q = self.msgs.by_index(ident)

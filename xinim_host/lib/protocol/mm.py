@@ -42,6 +42,7 @@ MM_EXEC = 324           # PM committed an exec: the old image is gone (MM_EXEC_L
 # Queries: 330-339.
 MM_MAPS = 330           # /proc/PID/maps text + frame usage (xinim-ps --mem)
 MM_SHM_LIST = 331       # /proc/sysvipc/shm text
+MM_SHM_LIMITS = 332     # /proc/sys/kernel/shm{max,all,mni}: read (and VFS: set) them
 
 # ``MmReply.status`` bits
 MM_ST_BRK_UNKNOWN = 1   # MM does not know the host's break yet: send MmSetBrk, ask again
@@ -287,6 +288,21 @@ class MmShmList(Payload):
     offset: u32 = 0
 
 
+@request(MM_SHM_LIMITS)
+class MmShmLimits(Payload):
+    """The System V shm limits: ``set`` nonzero (VFS only, for a root write of
+    /proc/sys) replaces them first; the reply's ``data`` is SHM_LIMITS (shmmax,
+    shmall, shmmni) as they are now."""
+
+    set: i32 = 0
+    shmmax: u64 = 0
+    shmall: u64 = 0
+    shmmni: u64 = 0
+
+
+SHM_LIMITS = struct.Struct("<3Q")
+
+
 @reply(MM_REPLY, MM_SHMAT)
 class MmShmatReply(ReplyBase):
     """``result``: the address; ``length``/``prot`` the host map; ``host_path``:
@@ -298,7 +314,7 @@ class MmShmatReply(ReplyBase):
     host_path: path = b""
 
 
-@reply(MM_REPLY, MM_SHMCTL, MM_SHM_LIST)
+@reply(MM_REPLY, MM_SHMCTL, MM_SHM_LIST, MM_SHM_LIMITS)
 class MmDataReply(ReplyBase):
     data: data = b""
 
