@@ -50,6 +50,7 @@ _WALL_CLOCKS = {CLOCK_REALTIME: CLOCK_REALTIME, CLOCK_REALTIME_ALARM: CLOCK_REAL
                 CLOCK_TAI: CLOCK_TAI}
 TIMER_MAX = 1 << 14           # per process (Linux bounds them by RLIMIT_SIGPENDING)
 DELAYTIMER_MAX = (1 << 31) - 1
+MIN_PERIOD = 100_000          # ns: the shortest period PM signals at (10,000/s a timer)
 SIGALRM = 14
 # siginfo_t of a POSIX timer (x86-64): signo, errno, code, pad, si_tid, si_overrun,
 # si_value; 128 bytes in all
@@ -139,9 +140,13 @@ class TimerQueue:
         now = time.monotonic_ns()
         for t in sorted((t for t in self.armed if t.deadline <= now), key=lambda t: t.deadline):
             if t.interval:
-                missed = (now - t.deadline) // t.interval
-                t.deadline += (missed + 1) * t.interval
-                t.overrun = min(missed, DELAYTIMER_MAX)
+                # at most one signal per MIN_PERIOD: Linux re-arms a periodic timer
+                # only once its signal was taken, so a tiny interval cannot flood;
+                # the expiries skipped count as overruns
+                step = max(t.interval, MIN_PERIOD)
+                missed = (now - t.deadline) // step
+                t.deadline += (missed + 1) * step
+                t.overrun = min((missed + 1) * step // t.interval - 1, DELAYTIMER_MAX)
             else:
                 t.overrun = 0
                 t.deadline = 0
