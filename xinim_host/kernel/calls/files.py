@@ -854,16 +854,25 @@ def sys_ftruncate(k: "Kernel", c: SyscallContext) -> SyscallGen:
 _TIME_MIN, _TIME_MAX = -(1 << 63) // 10**9 + 1, ((1 << 63) - 1) // 10**9 - 1
 
 
-def _utimens(c: SyscallContext, dirfd: int, path: bytes, flags: int,
+def _utimens(c: SyscallContext, dirfd: int, path_ptr: int, flags: int,
              times: tuple[int, int, int, int] | None) -> Generator[Op, Any, int]:
+    """Linux do_utimes, the times already copied in (their EFAULT comes first): a
+    NULL path with a dirfd is that fd's file (no flags allowed), else the path is
+    read now (NULL: EFAULT; "" is ENOENT unless AT_EMPTY_PATH)."""
+    if not path_ptr and dirfd != abi.AT_FDCWD:
+        if flags:
+            raise SysError(errno.EINVAL)
+        path, flags = b"", abi.AT_EMPTY_PATH
+    elif not path_ptr:
+        raise SysError(errno.EFAULT)
+    else:
+        path = path_arg(c, path_ptr)
     if times is None:
         times = (0, p.UTIME_NOW, 0, p.UTIME_NOW)
     # the VFS keeps nanoseconds in an i64 (the years 1678..2262): seconds beyond
     # are clamped, as a filesystem clamps to its own range
     times = tuple(min(max(v, _TIME_MIN), _TIME_MAX) if i % 2 == 0 else v
                   for i, v in enumerate(times))  # type: ignore[assignment]
-    if not path:
-        flags |= abi.AT_EMPTY_PATH
     return (yield from ask(p.VFS_PID, p.VfsUtimens(
         caller=c.pid, dirfd=dirfd, flags=flags, atime_sec=times[0], atime_nsec=times[1],
         mtime_sec=times[2], mtime_nsec=times[3], path=path))).result
@@ -871,15 +880,16 @@ def _utimens(c: SyscallContext, dirfd: int, path: bytes, flags: int,
 
 def sys_utimensat(k: "Kernel", c: SyscallContext) -> SyscallGen:
     dirfd, path_ptr, times_ptr, flags = c_int(c.args[0]), c.args[1], c.args[2], c_int(c.args[3])
-    path = path_arg(c, path_ptr) if path_ptr else b""
     times = None
     if times_ptr:
         raw = c.mem.read(times_ptr, 2 * abi.TIMESPEC.size)
         times = abi.TIMESPEC.unpack_from(raw, 0) + abi.TIMESPEC.unpack_from(raw, abi.TIMESPEC.size)
+        if times[1] == p.UTIME_OMIT and times[3] == p.UTIME_OMIT:
+            return 0                   # Linux: nothing to do, before any other check
         for nsec in (times[1], times[3]):
             if not (0 <= nsec < 10**9 or nsec in (p.UTIME_NOW, p.UTIME_OMIT)):
                 raise SysError(errno.EINVAL)
-    return (yield from _utimens(c, dirfd, path, flags, times))
+    return (yield from _utimens(c, dirfd, path_ptr, flags, times))
 
 
 def _timevals(c: SyscallContext, ptr: int) -> tuple[int, int, int, int] | None:
@@ -893,13 +903,13 @@ def _timevals(c: SyscallContext, ptr: int) -> tuple[int, int, int, int] | None:
 
 
 def sys_utimes(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _utimens(c, abi.AT_FDCWD, path_arg(c, c.args[0]), 0,
-                                _timevals(c, c.args[1])))
+    times = _timevals(c, c.args[1])
+    return (yield from _utimens(c, abi.AT_FDCWD, c.args[0], 0, times))
 
 
 def sys_futimesat(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    path = path_arg(c, c.args[1]) if c.args[1] else b""
-    return (yield from _utimens(c, c_int(c.args[0]), path, 0, _timevals(c, c.args[2])))
+    times = _timevals(c, c.args[2])
+    return (yield from _utimens(c, c_int(c.args[0]), c.args[1], 0, times))
 
 
 def sys_utime(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -907,7 +917,7 @@ def sys_utime(k: "Kernel", c: SyscallContext) -> SyscallGen:
     if c.args[1]:
         atime, mtime = abi.UTIMBUF.unpack(c.mem.read(c.args[1], abi.UTIMBUF.size))
         times = (atime, 0, mtime, 0)
-    return (yield from _utimens(c, abi.AT_FDCWD, path_arg(c, c.args[0]), 0, times))
+    return (yield from _utimens(c, abi.AT_FDCWD, c.args[0], 0, times))
 
 
 def sys_fsync(k: "Kernel", c: SyscallContext) -> SyscallGen:
