@@ -423,8 +423,9 @@ _ROWS: dict[str, _Row] = {
     "mlockall": host("pins host pages; no layout change"),
     "munlockall": host("pins host pages; no layout change"),
     "mincore": host("asks the host which pages are resident"),
-    "capget": delegate(Sys.CAPGET, partial="XINIM root has the host side's capabilities, "
-                       "other users none; no per-process sets (capset is ENOSYS)"),
+    "capget": delegate(Sys.CAPGET, partial="XINIM root has the host side's capabilities "
+                       "(the servers check them too), other users none; no per-process "
+                       "sets (capset is ENOSYS)"),
     "rt_sigsuspend": host("the host thread waits with the temporary mask; the host delivers"),
     "pause": host("the host thread waits for a signal the host delivers"),
     "rt_sigtimedwait": host("the host thread takes a signal pending in the host"),

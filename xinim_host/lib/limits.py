@@ -1,6 +1,7 @@
 """System-wide limits more than one server shows: one place for each."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -39,3 +40,29 @@ def pid_max_from_env(environ: "os._Environ[str] | dict[str, str]" = os.environ) 
     if value > PID_MAX_LIMIT:
         log.warning("XINIM_PID_MAX=%d is above %d: using %d", value, PID_MAX_LIMIT, PID_MAX_LIMIT)
     return min(max(value, PID_MAX_MIN), PID_MAX_LIMIT)
+
+
+CAP_SYS_RESOURCE = 24
+
+
+@functools.cache
+def host_caps() -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) of the host side, from /proc (read
+    once: the host side's capabilities do not change while it runs).  XINIM
+    root has these (capget shows them, the servers check them); other users none."""
+    vals: dict[bytes, int] = {}
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                key, _, rest = line.partition(b":")
+                if key in (b"CapEff", b"CapPrm", b"CapInh"):
+                    vals[key] = int(rest.strip(), 16)
+    except (OSError, ValueError):
+        pass
+    return vals.get(b"CapEff", 0), vals.get(b"CapPrm", 0), vals.get(b"CapInh", 0)
+
+
+def root_capable(cap: int) -> bool:
+    """Whether XINIM root has capability ``cap`` (the host side's effective set:
+    in a container without, e.g., CAP_SYS_RESOURCE root lacks it, as natively)."""
+    return bool(host_caps()[0] >> cap & 1)

@@ -7,6 +7,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
+from ..lib.limits import CAP_SYS_RESOURCE, root_capable
 from ..lib.protocol import HIDDEN_FD_BASE, VfsIoctlReply, VfsNodeReply, VfsPipeReply
 from . import resolve
 from .devfs_nodes import DeviceAlias
@@ -405,13 +406,14 @@ PAGE = 4096
 
 def _set_pipe_size(srv: VfsServer, fp: Fproc, pipe: Pipe, arg: int) -> int:
     """F_SETPIPE_SZ: a power of two of pages, at least one; over pipe-max-size only
-    for root (EPERM); never below what the pipe holds (EBUSY)."""
+    with CAP_SYS_RESOURCE (root's, if the host side has it; EPERM); never below
+    what the pipe holds (EBUSY)."""
     if arg < 0 or arg > 1 << 31:
         raise SysError(errno.EINVAL)
     size = PAGE
     while size < arg:
         size <<= 1
-    if size > srv.pipe_max_size and fp.euid != 0:
+    if size > srv.pipe_max_size and not (fp.euid == 0 and root_capable(CAP_SYS_RESOURCE)):
         raise SysError(errno.EPERM)
     if size < pipe.size:
         raise SysError(errno.EBUSY)

@@ -20,13 +20,13 @@ once, so no other thread can retarget it between our check and the host's read.
 from __future__ import annotations
 
 import errno
-import functools
 import struct
 from typing import TYPE_CHECKING, Any, Generator
 
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
+from ...lib.limits import host_caps
 from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 
 if TYPE_CHECKING:
@@ -222,22 +222,6 @@ def sys_setpriority(k: "Kernel", c: SyscallContext) -> SyscallGen:
     return 0
 
 
-@functools.cache
-def _host_caps() -> tuple[int, int, int]:
-    """(effective, permitted, inheritable) of the host side, from /proc (read
-    once: the host side's capabilities do not change while it runs)."""
-    vals: dict[bytes, int] = {}
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                key, _, rest = line.partition(b":")
-                if key in (b"CapEff", b"CapPrm", b"CapInh"):
-                    vals[key] = int(rest.strip(), 16)
-    except (OSError, ValueError):
-        pass
-    return vals.get(b"CapEff", 0), vals.get(b"CapPrm", 0), vals.get(b"CapInh", 0)
-
-
 def sys_capget(k: "Kernel", c: SyscallContext) -> SyscallGen:
     hdrp, datap = c.args[0], c.args[1]
     version, pid = abi.CAP_HEADER.unpack(c.mem.read(hdrp, abi.CAP_HEADER.size))
@@ -252,7 +236,7 @@ def sys_capget(k: "Kernel", c: SyscallContext) -> SyscallGen:
     if not datap:
         return 0
     creds = k.creds_of(pid or c.pid)
-    eff, prm, inh = _host_caps() if creds.euid == 0 else (0, 0, 0)
+    eff, prm, inh = host_caps() if creds.euid == 0 else (0, 0, 0)
     words = 1 if version == CAP_V1 else 2
     out = b"".join(abi.CAP_DATA.pack(eff >> (32 * i) & 0xFFFFFFFF, prm >> (32 * i) & 0xFFFFFFFF,
                                    inh >> (32 * i) & 0xFFFFFFFF) for i in range(words))
