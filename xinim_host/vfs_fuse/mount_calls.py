@@ -206,6 +206,10 @@ def do_mount(srv: VfsServer, req: Request) -> int:
     if flags & MS_MOVE:
         log.warning("mount: MS_MOVE is not supported inside XINIM")
         raise SysError(errno.EINVAL)
+    if stat.S_ISLNK(target.fs.mode(target.node)):
+        # only a magic link (/proc/PID/fd/N of an O_PATH|O_NOFOLLOW fd) ends on a
+        # symlink: Linux refuses to mount there (commit d80b065bb172)
+        raise SysError(errno.ENOENT)
     if not stat.S_ISDIR(target.fs.mode(target.node)):
         raise SysError(errno.ENOTDIR)
     if flags & MS_BIND:
