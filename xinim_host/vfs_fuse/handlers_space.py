@@ -21,6 +21,7 @@ from .fdtable import NR_OPEN, O_PATH, OpenFile
 from .handlers_common import caller_proc, drop_setid
 from .mounts import RamFileIO
 from .pipes import PipeEnd
+from .sockets import SocketIO
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -152,7 +153,7 @@ def do_copy(srv: VfsServer, req: Request) -> Any:
             # the other end: a file that splices -- a regular file, or one of the
             # memory devices (they never wait); a directory, an event fd, a
             # terminal cannot here (EINVAL)
-            if not is_pipe and not _splices(of):
+            if not is_pipe and not _splices(of) and not isinstance(of.io, SocketIO):
                 raise SysError(errno.EINVAL)
         if (src_pipe and in_off >= 0) or (dst_pipe and out_off >= 0):
             raise SysError(errno.ESPIPE)
@@ -169,6 +170,10 @@ def do_copy(srv: VfsServer, req: Request) -> Any:
         return VfsCopyReply(result=0, in_off=in_off, out_off=out_off)
     if kind == COPY_TEE:
         return _tee(src.io.pipe, dst, req, count, b.flags)
+    if kind == COPY_SPLICE and (isinstance(src.io, SocketIO) or isinstance(dst.io, SocketIO)):
+        if in_off >= 0 or out_off >= 0:
+            raise SysError(errno.EINVAL)          # a socket cannot pread/pwrite (Linux)
+        return _socket_splice(srv, req, src, dst, count, b.flags)
     return _move(srv, req, src, dst, in_off, out_off, count, b.flags)
 
 
@@ -249,6 +254,52 @@ def _move(srv: VfsServer, req: Request, src: OpenFile, dst: OpenFile, in_off: in
                         out_off=out_off + done if out_off >= 0 else -1)
 
 
+def _socket_splice(srv: VfsServer, req: Request, src: OpenFile, dst: OpenFile, count: int,
+                   flags: int) -> Any:
+    """splice between a pipe and a socket (NET's): one send or receive of what the
+    pipe holds or has room for; an empty (full) pipe waits as _move's do."""
+    nonblock = bool(flags & SPLICE_F_NONBLOCK)
+    if isinstance(src.io, PipeEnd):
+        pipe = src.io.pipe
+        if not pipe.size:
+            if not pipe.writers:
+                return VfsCopyReply(result=0, in_off=-1, out_off=-1)
+            if nonblock or src.flags & os.O_NONBLOCK:
+                raise SysError(errno.EAGAIN)
+            return _park(srv, req, pipe, lambda: None if pipe.size or not pipe.writers else
+                         _WAIT, lambda: _socket_splice(srv, req, src, dst, count, flags))
+        return dst.io.splice_from_pipe(req, dst, pipe, count, nonblock)
+    pipe = dst.io.pipe
+    if not pipe.readers:
+        raise SysError(errno.EPIPE)
+    if pipe.capacity - pipe.size <= 0:
+        if nonblock or dst.flags & os.O_NONBLOCK:
+            raise SysError(errno.EAGAIN)
+        return _park(srv, req, pipe, lambda: None if pipe.capacity > pipe.size or
+                     not pipe.readers else _WAIT,
+                     lambda: _socket_splice(srv, req, src, dst, count, flags))
+    return src.io.splice_to_pipe(req, src, pipe, count, nonblock)
+
+
+_WAIT = object()          # a parked copy: still nothing to do
+_ANSWERED = object()      # a parked copy went on to NET, whose answer replies
+
+
+def _park(srv: VfsServer, req: Request, pipe: Any, still: Any, go: Any) -> None:
+    """Park ``req`` on ``pipe`` until ``still()`` stops saying _WAIT; then ``go()``
+    (its None: NET answers the request later)."""
+    def retry() -> Any:
+        if still() is _WAIT:
+            return None
+        answer = go()
+        return _ANSWERED if answer is None else answer
+
+    waiter = _CopyWait(srv, req, retry, pipe)
+    waiter.waitq.subscribe(waiter)
+    srv.block(req.caller, waiter)
+    return None
+
+
 class _CopyWait:
     """A splice that waits for data (or room) on a pipe: retried on each change."""
 
@@ -283,7 +334,8 @@ class _CopyWait:
         if answer is None:
             return
         self._done()
-        self.req.reply(answer)
+        if answer is not _ANSWERED:           # else NET's answer replies
+            self.req.reply(answer)
 
     def _done(self) -> None:
         self.srv.unblock(self.req.caller, self)

@@ -206,6 +206,42 @@ class SocketIO:
                          grant=sub.gid)
         return _net_call(srv, req, body, _count, sub)
 
+    # splice between a pipe and this socket: the bytes go through NET as a send or
+    # a receive would (result: a VfsCopyReply now, or None when NET answers later)
+    def splice_from_pipe(self, req: "Request", of: Any, pipe: Any, count: int,
+                         nonblock: bool) -> Any:
+        """What ``pipe`` holds (it has some) sent on the socket; only what NET took
+        leaves the pipe."""
+        data = b"".join(pipe.chunks)[pipe.head:pipe.head + min(count, pipe.size, p.DATA_MAX)]
+        fp = self.srv.procs.get(req.caller)
+        uid, gid = (fp.euid, fp.egid) if fp is not None else (0, 0)
+        body = p.NetSend(caller=req.caller, uid=uid, gid=gid, sock=self.sid, flags=0,
+                         nonblock=int(nonblock or bool(of.flags & os.O_NONBLOCK)), more=0,
+                         data=data)
+
+        def sent(reply: Any) -> p.VfsCopyReply:
+            n = min(reply.result, pipe.size)
+            if n > 0:
+                pipe._take(n)
+                pipe.pump()
+            return p.VfsCopyReply(result=max(reply.result, 0), in_off=-1, out_off=-1)
+        return _net_call(self.srv, req, body, sent)
+
+    def splice_to_pipe(self, req: "Request", of: Any, pipe: Any, count: int,
+                       nonblock: bool) -> Any:
+        """At most the room ``pipe`` has (it has some) received from the socket."""
+        room = pipe.capacity - pipe.size
+        body = p.NetRecv(caller=req.caller, sock=self.sid, flags=0,
+                         nonblock=int(nonblock or bool(of.flags & os.O_NONBLOCK)),
+                         count=min(count, room, p.DATA_MAX), more=p.MORE_NONE)
+
+        def received(reply: Any) -> p.VfsCopyReply:
+            if reply.data:
+                pipe._put(reply.data)             # a writer that came meanwhile: still one piece
+                pipe.pump()
+            return p.VfsCopyReply(result=len(reply.data), in_off=-1, out_off=-1)
+        return _net_call(self.srv, req, body, received)
+
     def seek(self, of: Any, offset: int, whence: int) -> int:
         raise SysError(errno.ESPIPE)
 
