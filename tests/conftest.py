@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import signal
 from typing import Callable
 
 import pytest
@@ -9,6 +10,19 @@ import trio
 
 from xinim_host.lib.errors import SysError
 from xinim_host.lib.ipc import Lattice
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests stop the systems they start with SIGINT, as Ctrl-C does.  A suite
+    started as a background job of a script inherits SIGINT and SIGQUIT ignored
+    (POSIX, for async lists without job control), and an ignored signal stays
+    ignored across exec: every xinim-run a test starts would ignore its Ctrl-C
+    (Python installs no KeyboardInterrupt handler then).  Give the children the
+    default dispositions a terminal gives them."""
+    for sig, handler in ((signal.SIGINT, signal.default_int_handler),
+                         (signal.SIGQUIT, signal.SIG_DFL)):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, handler)
 
 
 class FakeConsole:
