@@ -360,6 +360,19 @@ static void memfd(void) {
     char buf[16] = {0};
     pread(fd, buf, 6, 4096);
     SAY("pread after munmap %s\n", buf);
+    /* one set of pages: a child's store through its own map is the parent's */
+    char *mine = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    pid_t kid = fork();
+    if (kid == 0) {
+        char *its = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (its != MAP_FAILED) memcpy(its + 100, "child", 5);
+        if (mine != MAP_FAILED) memcpy(mine + 200, "forked", 6);
+        _exit(0);
+    }
+    waitpid(kid, NULL, 0);
+    SAY("child's stores seen: %.5s %.6s\n", mine == MAP_FAILED ? "-----" : mine + 100,
+        mine == MAP_FAILED ? "------" : mine + 200);
+    if (mine != MAP_FAILED) munmap(mine, 8192);
     if (write(fd, "hello", 5) != 5) SAY("write %s\n", ename(errno));
     memset(buf, 0, sizeof buf);
     pread(fd, buf, 5, 0);

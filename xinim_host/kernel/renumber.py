@@ -252,8 +252,8 @@ _ROWS: dict[str, _Row] = {
     "pwritev2": delegate(Sys.PWRITEV2),
     "sync_file_range": delegate(Sys.SYNC_FILE_RANGE),
     "readahead": delegate(Sys.READAHEAD),
-    "memfd_create": delegate(Sys.MEMFD_CREATE, partial="no MFD_HUGETLB; a MAP_SHARED map "
-                             "is private to the process that maps it (issue 15 item 5)"),
+    "memfd_create": delegate(Sys.MEMFD_CREATE, partial="no MFD_HUGETLB (no hugetlbfs in "
+                             "XINIM); MAP_SHARED maps share pages across processes"),
     "chroot": delegate(Sys.CHROOT),
     "openat2": delegate(Sys.OPENAT2, partial="RESOLVE_* judged by a walk before the open; "
                         "RESOLVE_CACHED opens that would create or truncate: EAGAIN"),
