@@ -149,3 +149,16 @@ def test_fcntl_commands_by_this_hosts_numbers() -> None:
     assert fmt.call("fcntl", [3, 8, 100], 0, NoMemory()) == "fcntl(3, F_SETOWN, 100)"
     assert fmt.call("fcntl", [3, 5, 0], 0, NoMemory()).startswith("fcntl(3, F_GETLK, ")
     assert fmt.call("fcntl", [3, 1030, 10], 0, NoMemory()) == "fcntl(3, F_DUPFD_CLOEXEC, 10)"
+
+
+def test_ipc_shows_the_messages_each_call_exchanged() -> None:
+    res = xinim_run("--ipc", "-e", "trace=openat", "/bin/cat", "/etc/hostname")
+    assert (res.returncode, res.stdout) == (0, Path("/etc/hostname").read_text()), res.stderr
+    lines = res.stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith('openat(AT_FDCWD, "/etc/hostname"'))
+    request, reply = lines[at - 2], lines[at - 1]
+    assert re.fullmatch(r"  ipc kernel \u2192 VFS VfsOpen \d+ B", request), lines[at - 3:at + 1]
+    assert re.fullmatch(r"  ipc VFS \u2192 kernel VFS reply \d+ B", reply), lines[at - 3:at + 1]
+    assert any(re.fullmatch(r"  ipc kernel \u2192 MM Mm\w+ \d+ B", line) for line in lines)
+    without = xinim_run("-e", "trace=openat", "/bin/cat", "/etc/hostname")
+    assert "  ipc " not in without.stderr

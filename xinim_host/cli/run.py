@@ -200,6 +200,9 @@ async def run_system(args: argparse.Namespace, console: Any = None) -> int:
                 await take_host_identity(system, os.getuid(), os.getgid(), os.getgroups())
         if args.hostname is not None:
             system.kernel.hostname = os.fsencode(args.hostname)
+        if trace is not None and trace.opts.ipc:
+            trace.local_node = system.lattice.node_id
+            system.lattice.tap = trace.message
         try:
             host_cwd: str | None = os.getcwd()
         except OSError:

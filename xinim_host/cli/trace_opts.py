@@ -56,6 +56,9 @@ def add_trace_options(parser: argparse.ArgumentParser) -> None:
                    help="time since the previous line")
     g.add_argument("-T", dest="syscall_times", action="store_true",
                    help="time spent in each call")
+    g.add_argument("--ipc", action="store_true",
+                   help="also a line per lattice message (sender, receiver, message, size) "
+                   "before the call it served; implies --trace")
     g.add_argument("-c", dest="summary", action="store_true",
                    help="count calls, errors and time per call (and per XINIM server) "
                    "and print a table at exit instead of the trace")
@@ -66,7 +69,7 @@ def trace_file(args: argparse.Namespace) -> str | None:
 
 
 def wants_trace(args: argparse.Namespace) -> bool:
-    return bool(args.trace or args.trace_exprs or trace_file(args) or args.summary)
+    return bool(args.trace or args.trace_exprs or trace_file(args) or args.summary or args.ipc)
 
 
 def check_trace_args(args: argparse.Namespace) -> str | None:
@@ -104,7 +107,7 @@ def strace_from(args: argparse.Namespace) -> Iterator[Strace | None]:
     strace = Strace(TraceOptions(out=out, path=path, per_process=per_process,
                                  exprs=list(args.trace_exprs), strsize=args.strsize,
                                  timestamps=stamps, syscall_times=args.syscall_times,
-                                 summary=args.summary))
+                                 summary=args.summary, ipc=args.ipc))
     try:
         yield strace
     finally:

@@ -379,6 +379,8 @@ class Lattice:
         self.peers: dict[int, NodePeer] = {}
         self.owners: dict[int, int] = {}
         self.stats = IpcStats()
+        # --ipc: told of every message this node seals (src, dst, dst node, type, bytes)
+        self.tap: Callable[[int, int, int, int, int], None] | None = None
         # This node's memory grants (lib/grants.py): the kernel makes them, its
         # servers copy through them; they never leave the node.
         self.grants = GrantTable()
@@ -575,6 +577,8 @@ class Lattice:
                  plaintext: bytes) -> bytes:
         seq = channel.seq = channel.seq + 1
         self.stats.sealed += 1
+        if self.tap is not None:
+            self.tap(src, dst, channel.node, m_type, len(plaintext))
         if seq > channel.rekey_at:   # this key's messages are used up: the next one
             channel.rekey(seq)
         key = channel.ckey

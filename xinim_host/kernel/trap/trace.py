@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, TextIO
 
+from ...lib import protocol as p
 from .trace_format import CLASSES, CallFormat, Memory, quote, result_text, siginfo_text, signame
 
 
@@ -28,6 +29,23 @@ def _start_stack(host_pid: int) -> int:
         return int(fields[25])             # field 28 of the whole line
     except (OSError, ValueError, IndexError):
         return 0
+
+
+_ENDPOINTS = {p.KERNEL_PID: "kernel", p.INIT_PID: "init", p.VFS_PID: "VFS", p.PM_PID: "PM",
+              p.MM_PID: "MM", p.NET_PID: "NET"}
+_REPLY_NAMES = {p.VFS_REPLY: "VFS reply", p.PROC_REPLY: "PM reply", p.MM_REPLY: "MM reply",
+                p.NET_REPLY: "NET reply"}
+
+
+def _endpoint_name(pid: int) -> str:
+    return _ENDPOINTS.get(pid, f"pid {pid}")
+
+
+def _message_name(m_type: int) -> str:
+    cls = p.REQUESTS.get(m_type)
+    if cls is not None:
+        return cls.__name__
+    return _REPLY_NAMES.get(m_type, f"type {m_type}")
 
 
 class TraceUsageError(ValueError):
@@ -99,6 +117,7 @@ class TraceOptions:
     syscall_times: bool = False            # -T
     summary: bool = False                  # -c
     xinim: bool = True                     # the <XINIM ...> column
+    ipc: bool = False                      # --ipc: a line per lattice message
 
 
 class Strace:
@@ -112,6 +131,8 @@ class Strace:
         self.pids: set[int] = set()
         self.files: dict[int, TextIO] = {}
         self.last = time.monotonic()
+        self.local_node = 0                # --ipc: this node's id (others are shown @N)
+        self._ipc_file: TextIO | None = None
 
     # -- where a line goes ---------------------------------------------------------------
     def _stream(self, pid: int) -> TextIO | None:
@@ -208,6 +229,23 @@ class Strace:
             core = " (core dumped)" if os.WCOREDUMP(status) else ""
             self._emit(pid, f"+++ killed by {signame(os.WTERMSIG(status))}{core} +++")
 
+    def message(self, src: int, dst: int, node: int, m_type: int, size: int) -> None:
+        """``--ipc``: one lattice message, as this node sealed it (before the line of
+        the call it served, which is written when the call completes)."""
+        if self.opts.summary:
+            return
+        out = self.opts.out if not self.opts.per_process else self._ipc_stream()
+        if out is None:
+            return
+        where = f"@{node}" if node != self.local_node else ""
+        out.write(f"  ipc {_endpoint_name(src)} \u2192 {_endpoint_name(dst)}{where} "
+                  f"{_message_name(m_type)} {size} B\n")
+
+    def _ipc_stream(self) -> TextIO | None:
+        if self._ipc_file is None and self.opts.path:
+            self._ipc_file = open(f"{self.opts.path}.ipc", "w")
+        return self._ipc_file
+
     # -- the end ---------------------------------------------------------------------------
     def close(self) -> None:
         if self.opts.summary:
@@ -218,6 +256,9 @@ class Strace:
         for f in self.files.values():
             f.close()
         self.files.clear()
+        if self._ipc_file is not None:
+            self._ipc_file.close()
+            self._ipc_file = None
 
     def summary(self) -> str:
         """strace -c's table, plus which XINIM server answered each call and the
