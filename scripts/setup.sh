@@ -35,3 +35,8 @@ if [ "$(cat .venv/.deps-stamp 2>/dev/null)" != "$xinim_stamp" ]; then
     .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=compat >&2
     echo "$xinim_stamp" > .venv/.deps-stamp
 fi
+# Bytecode for our own modules, refreshed when sources change (only stale files are
+# compiled: ~0.1 s when current).  Where PYTHONDONTWRITEBYTECODE is set, Python never
+# writes it itself and every xinim-run would compile each module again (~0.3 s CPU of
+# every start); stale .pyc files are never used (their source mtime differs).
+.venv/bin/python -m compileall -q -j 0 xinim_host >/dev/null
