@@ -110,8 +110,8 @@ def host(reason: str) -> _Row:
 
 
 # partial notes shared by several rows
-_POLL = ("every fd on one readiness model (lib/readiness); select asks about at most 512 "
-         "fds, and poll from a joined node (one message) too")
+_POLL = ("every fd on one readiness model (lib/readiness); from a joined node (one "
+         "message) poll and select ask about at most 512 fds")
 _EPOLL = "at most 341 events per call (one message)"
 _SIGNALFD = ("a blocked signal a signalfd was made for stays with PM until a read takes it "
              "or a mask opens, so rt_sigpending and sigtimedwait (the host's) do not see it; "

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from ...lib import linux_abi as abi
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.grants import GRANT_READ, GRANT_WRITE, GrantTable, Segment, skip
+from ...lib.usermem import FlatMemory
 from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, ask_granted, path_arg, c_int
 
 if TYPE_CHECKING:
@@ -1007,13 +1009,14 @@ SIGSET_SIZE = 8
 
 
 def _poll_granted(k: "Kernel", grants: GrantTable, c: SyscallContext, fds_ptr: int, nfds: int,
-                  timeout_ms: int) -> Generator[Op, Any, int]:
+                  timeout_ms: int, mem: Any = None) -> Generator[Op, Any, int]:
     """poll of more pollfds than a message holds (up to RLIMIT_NOFILE, as Linux): the
     VFS reads the array and writes the revents through a grant."""
     while True:
         piece = timeout_ms if timeout_ms <= POLL_WAIT_MAX_MS else POLL_WAIT_MAX_MS
         reply = yield from ask_granted(
-            k, c, grants, p.VFS_PID, c.mem, ((fds_ptr, nfds * abi.POLLFD.size),),
+            k, c, grants, p.VFS_PID, c.mem if mem is None else mem,
+            ((fds_ptr, nfds * abi.POLLFD.size),),
             GRANT_READ | GRANT_WRITE,
             lambda gid: p.VfsPollGrant(caller=c.pid, grant=gid, nfds=nfds, timeout_ms=piece))
         if reply.result or piece == timeout_ms:
@@ -1127,33 +1130,56 @@ def sys_ppoll(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                    _poll(k, c, c.args[0], c.args[1] & 0xFFFFFFFF, timeout)))
 
 
-def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
+POLL_BOUNCE_BASE = 0x10000
+
+
+def _poll_array(k: "Kernel", c: SyscallContext, raw: bytes,
+                timeout_ms: int) -> Generator[Op, Any, tuple[int, bytes]]:
+    """A pollfd array built by the kernel polled: in one message when it fits, else
+    from a kernel-side bounce buffer granted to the VFS (as poll's own grant path).
+    Returns (ready count, the array with revents)."""
+    if len(raw) <= p.DATA_MAX:
+        reply = yield from _poll_vfs(c, raw, timeout_ms)
+        return reply.result, reply.data
+    grants = local_grants(k)
+    if grants is None:                 # a joined node: one message only
+        raise SysError(errno.EINVAL)
+    buf = FlatMemory(len(raw), POLL_BOUNCE_BASE)
+    buf.write(POLL_BOUNCE_BASE, raw)
+    result = yield from _poll_granted(k, grants, c, POLL_BOUNCE_BASE, len(raw) // abi.POLLFD.size,
+                                      timeout_ms, mem=buf)
+    return result, buf.read(POLL_BOUNCE_BASE, len(raw))
+
+
+def _select(k: "Kernel", c: SyscallContext, nfds: int, sets: tuple[int, int, int],
             timeout_ms: int) -> Generator[Op, Any, int]:
     """select as poll: fd_sets in, a pollfd array to VFS, fd_sets back.  As Linux,
     ``nfds`` beyond the fd table is cut to its size: the table is taken as Linux's
     (64 slots, doubled until it holds the highest open fd asked about), and a
-    closed fd inside it is EBADF."""
+    closed fd inside it is EBADF.  Any nfds up to NR_OPEN is taken (FD_SETSIZE is
+    only glibc's fd_set size); an array too big for a message goes by grant."""
     if nfds < 0:
         raise SysError(errno.EINVAL)
-    nfds = min(nfds, abi.FD_SETSIZE)
+    nfds = min(nfds, NR_OPEN)
     nbytes = (nfds + 63) // 64 * 8
     bits = [int.from_bytes(c.mem.read(ptr, nbytes), "little") & ((1 << nfds) - 1)
             if ptr and nbytes else 0 for ptr in sets]
     pollfds, order = bytearray(), []
-    for fd in range(nfds):
+    asked = bits[0] | bits[1] | bits[2]
+    while asked:                       # only the set bits, lowest first
+        low = asked & -asked
+        fd = low.bit_length() - 1
+        asked ^= low
         events = ((abi.POLLIN if bits[0] >> fd & 1 else 0) | (abi.POLLOUT if bits[1] >> fd & 1 else 0)
                   | (abi.POLLPRI if bits[2] >> fd & 1 else 0))
-        if events:
-            order.append(fd)
-            pollfds += abi.POLLFD.pack(fd, events, 0)
-    if len(pollfds) > p.DATA_MAX:
-        raise SysError(errno.EINVAL)
+        order.append(fd)
+        pollfds += abi.POLLFD.pack(fd, events, 0)
     # A closed fd answers POLLNVAL at once (it counts as ready), so one poll both
     # waits and says which asked-about fds are closed; only then is the table
     # worked out and the poll made again without the fds beyond it.
-    reply = yield from _poll_vfs(c, bytes(pollfds), timeout_ms)
+    _, data = yield from _poll_array(k, c, bytes(pollfds), timeout_ms)
     bad = {fd for i, fd in enumerate(order)
-           if abi.POLLFD.unpack_from(reply.data, i * abi.POLLFD.size)[2] & abi.POLLNVAL}
+           if abi.POLLFD.unpack_from(data, i * abi.POLLFD.size)[2] & abi.POLLNVAL}
     if bad:
         table = 64
         while any(fd >= table for fd in order if fd not in bad):
@@ -1167,10 +1193,10 @@ def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
         for fd in bad:
             for i in range(3):
                 bits[i] &= ~(1 << fd)
-        reply = yield from _poll_vfs(c, bytes(pollfds), timeout_ms)
+        _, data = yield from _poll_array(k, c, bytes(pollfds), timeout_ms)
     out = [0, 0, 0]
     for i, fd in enumerate(order):
-        _, _, revents = abi.POLLFD.unpack_from(reply.data, i * abi.POLLFD.size)
+        _, _, revents = abi.POLLFD.unpack_from(data, i * abi.POLLFD.size)
         if revents & abi.POLLNVAL:
             raise SysError(errno.EBADF)
         if revents & (abi.POLLIN | abi.POLLHUP | abi.POLLERR) and bits[0] >> fd & 1:
@@ -1185,9 +1211,29 @@ def _select(c: SyscallContext, nfds: int, sets: tuple[int, int, int],
     return sum(bin(v).count("1") for v in out)
 
 
+def _with_timeout_back(c: SyscallContext, ptr: int, struct_: Any, unit: int,
+                       wait: Generator[Op, Any, int]) -> Generator[Op, Any, int]:
+    """As Linux's poll_select_finish: select and pselect6 write the time left back
+    into their timeval/timespec, however the wait ends (0 once it ran out)."""
+    if not ptr:
+        return (yield from wait)
+    sec, frac = struct_.unpack(c.mem.read(ptr, struct_.size))
+    ns_per = 10**9 // (unit * 1000)              # timeval: us -> ns 1000, timespec: 1
+    end = time.monotonic_ns() + sec * 10**9 + frac * ns_per
+    try:
+        return (yield from wait)
+    finally:
+        left = max(0, end - time.monotonic_ns())
+        try:
+            c.mem.write(ptr, struct_.pack(left // 10**9, left % 10**9 // ns_per))
+        except SysError:
+            pass                                 # as Linux: a read-only timeout is kept
+
+
 def sys_select(k: "Kernel", c: SyscallContext) -> SyscallGen:
     timeout = _timeout_ms(c, c.args[4], abi.TIMEVAL, 1000)
-    return (yield from _select(c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout))
+    return (yield from _with_timeout_back(c, c.args[4], abi.TIMEVAL, 1000, _select(
+        k, c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout)))
 
 
 def sys_pselect6(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -1196,5 +1242,6 @@ def sys_pselect6(k: "Kernel", c: SyscallContext) -> SyscallGen:
     if c.args[5]:                 # { const sigset_t *ss; size_t ss_len }
         mask_ptr, size = abi.IOVEC.unpack(c.mem.read(c.args[5], abi.IOVEC.size))
         _sigmask_size(c, mask_ptr, size)
-    return (yield from masked_wait(c, mask_ptr, _select(
-        c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]), timeout)))
+    return (yield from _with_timeout_back(c, c.args[4], abi.TIMESPEC, 10**6, masked_wait(
+        c, mask_ptr, _select(k, c, c_int(c.args[0]), (c.args[1], c.args[2], c.args[3]),
+                             timeout))))
