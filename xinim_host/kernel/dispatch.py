@@ -65,6 +65,7 @@ _TABLE: dict[Sys, tuple[str, Callable[["Kernel", SyscallContext], SyscallGen]]] 
     Sys.MUNMAP: (MM, memory.sys_munmap),
     Sys.MPROTECT: (MM, memory.sys_mprotect),
     Sys.MREMAP: (MM, memory.sys_mremap),
+    Sys.REMAP_FILE_PAGES: (MM, memory.sys_remap_file_pages),
     Sys.MADVISE: (MM, memory.sys_madvise),
     Sys.MSYNC: (MM, memory.sys_msync),
     Sys.LATTICE_CONNECT: (KERNEL, kernel_served.sys_lattice_connect),

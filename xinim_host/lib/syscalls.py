@@ -264,3 +264,4 @@ class Sys(enum.IntEnum):
     MQ_GETSETATTR = 437
     MOUNT = 438
     UMOUNT2 = 439
+    REMAP_FILE_PAGES = 449       # calls/memory.py: MM decides, the host remaps

@@ -6,6 +6,7 @@ Each handler decides on the record and answers at once; the kernel's handler
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
@@ -24,13 +25,17 @@ from .handlers_common import (
 )
 from ..lib.vm_abi import (
     MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_SHARED,
+    PAGE_SHIFT,
+    PAGE_SIZE,
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     is_aligned,
     page_up,
 )
-from .regions import ANON, FileBacking
+from .regions import ANON, FileBacking, SysvBacking
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -283,3 +288,46 @@ def do_charge(srv: MmServer, req: Request) -> int:
     b = from_kernel(req)
     return srv.acct.charge(req.caller, b.addr, b.length, write=bool(b.write))
 
+
+
+# --- remap_file_pages -----------------------------------------------------------------------
+
+
+def do_remap_file(srv: MmServer, req: Request) -> p.MmReply:
+    """remap_file_pages(2) as Linux emulates it (mm/mmap.c): prot must be 0, the
+    range must lie in shared mappings of one object, contiguous; it becomes an
+    mmap(MAP_SHARED|MAP_FIXED) of that object at ``pgoff`` with the first
+    mapping's protection.  Only MAP_NONBLOCK of ``flags`` counts, the rest is
+    ignored (as Linux)."""
+    b = from_kernel(req)
+    pid = req.caller
+    start, size = b.start & ~(PAGE_SIZE - 1) & U64, b.size & ~(PAGE_SIZE - 1) & U64
+    if b.prot:
+        raise SysError(errno.EINVAL, "remap_file_pages: prot must be 0")
+    if start + size <= start or start + size > U64:
+        raise SysError(errno.EINVAL, "remap_file_pages: empty or wrapping range")
+    if b.pgoff + (size >> PAGE_SHIFT) > U64:
+        raise SysError(errno.EINVAL, "remap_file_pages: pgoff wraps")
+    space = srv.acct.space(pid)
+    first = space.find(start)
+    if first is None or not first.shared:
+        raise SysError(errno.EINVAL, "remap_file_pages: not in a shared mapping")
+    key = first.backing.object_key()
+    at = first.start
+    for r in space.overlapping(start, size):
+        if (r.start != at or r.backing.object_key() != key or r.prot != first.prot
+                or r.flags != first.flags):
+            raise SysError(errno.EINVAL, "remap_file_pages: range spans other mappings")
+        at = r.end
+    if at < start + size:
+        raise SysError(errno.EINVAL, "remap_file_pages: range runs past the mapping")
+    backing = first.backing
+    if not isinstance(backing, (FileBacking, SysvBacking)):
+        # shared anonymous memory: the host's shmem object is the whole truth,
+        # and MM's record of it keeps no per-page offsets
+        return p.MmReply(result=start)
+    offset = b.pgoff << PAGE_SHIFT
+    res = srv.acct.mmap(pid, start, size, first.prot, MAP_SHARED | MAP_FIXED,
+                        dataclasses.replace(backing, offset=0), offset, charge_bytes=0)
+    undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])
+    return change_reply(srv, pid, start, undo, res.replaced)

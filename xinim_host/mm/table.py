@@ -22,6 +22,7 @@ CALL_VECTOR: Mapping[int, Handler] = {
     p.MM_MADVISE: mem.do_madvise,
     p.MM_MSYNC: mem.do_msync,
     p.MM_MMAP_FILE: mem.do_mmap_file,
+    p.MM_REMAP_FILE: mem.do_remap_file,
     # the hosted model's helpers
     p.MM_UNDO: mem.do_undo,
     p.MM_SET_BRK: mem.do_set_brk,

@@ -77,6 +77,7 @@ from ...lib.vm_abi import (
     MAP_TYPE,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
+    PAGE_SIZE,
     PROT_WRITE,
     TASK_SIZE,
     page_up,
@@ -671,3 +672,39 @@ def flush_shared(c: SyscallContext) -> Generator[Op, Any, None]:
     finally:
         if c.host is not None:
             _release(_lock_key(c), c.host)
+
+
+# --- remap_file_pages -------------------------------------------------------------------------
+
+NR_REMAP_FILE_PAGES = LINUX_NUMBERS["remap_file_pages"]
+
+
+@_serialised
+def sys_remap_file_pages(k: Kernel, c: SyscallContext) -> SyscallGen:
+    """MM checks the range and records the new file offset; the host's own
+    remap_file_pages (Linux's emulation: an mmap MAP_FIXED of the vma's file)
+    then remaps the tracee's real shared mapping -- the file, the VFS's memfd
+    mirror or the SysV segment's memfd -- so every sharer keeps seeing one set
+    of pages."""
+    start, size, prot, pgoff, flags = c.args[:5]
+    reply = yield from ask(p.MM_PID, p.MmRemapFile(caller=c.pid, start=start, size=size,
+                                                    prot=prot, pgoff=pgoff, flags=flags))
+    start, size = reply.result, size & ~(PAGE_SIZE - 1)
+    if reply.data:
+        yield from write_back(c, reply.data)
+    result = yield from _host(NR_REMAP_FILE_PAGES, start, size, 0, pgoff, flags & MAP_NONBLOCK)
+    if result == -errno.EINVAL and size > PAGE_SIZE:
+        # MM found one object over the range, but the host may hold it as several
+        # open files (each map of a ramfs mirror opens it anew), and Linux wants
+        # one: page by page, each lies in one host mapping
+        for i in range(size // PAGE_SIZE):
+            result = yield from _host(NR_REMAP_FILE_PAGES, start + i * PAGE_SIZE, PAGE_SIZE,
+                                      0, pgoff + i, flags & MAP_NONBLOCK)
+            if result < 0:
+                break
+    if result < 0:
+        yield from _undo(c, reply.token)
+        return result
+    if reply.fds:
+        yield from _close_fds(c, reply.fds)
+    return 0

@@ -33,6 +33,7 @@ MM_SHMGET = 311
 MM_SHMAT = 312          # MM records the attach; the kernel maps the segment's pages
 MM_SHMDT = 313
 MM_SHMCTL = 314
+MM_REMAP_FILE = 318      # remap_file_pages: MM checks the range, records the new offset
 # Process life (kernel or PM): 320-329.
 MM_SPAWN = 320          # a brand-new process: import the host's layout
 MM_EXEC_LAYOUT = 321    # the host loaded a new image: reset, import the host's layout
@@ -266,6 +267,19 @@ class MmShmdt(Payload):
 
     caller: i32
     addr: u64
+
+
+@request(MM_REMAP_FILE)
+class MmRemapFile(Payload):
+    """remap_file_pages(2), emulated as Linux does (mmap MAP_FIXED of the same
+    file at ``pgoff``); reply as an mmap's (``result`` = start, undo ``token``)."""
+
+    caller: i32
+    start: u64
+    size: u64
+    prot: u64
+    pgoff: u64
+    flags: u64
 
 
 @request(MM_SHMCTL)
