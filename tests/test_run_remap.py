@@ -31,5 +31,7 @@ def test_remap_file_pages_as_natively(prog: Path, tmp_path: Path) -> None:
     assert "a second map of the file: A y x D\n" in there.stdout
     assert "shm after IPC_RMID: OK\n" in there.stdout
     assert "  the other attach reads: a b z\n" in there.stdout
-    assert there.stdout.count("EINVAL") == 8
+    assert there.stdout.count("EINVAL") == 9
+    assert "last attach of a removed segment: failed\n" in there.stdout
+    assert "  the segment: gone\n" in there.stdout
     assert "ENOSYS" not in there.stdout

@@ -108,6 +108,16 @@ int main(int argc, char **argv) {
     printf("shm, prot != 0: %s\n", en(remap_file_pages(s, PG, PROT_READ, 0, 0)));
     shmdt(s);
     shmdt(s2);
+    /* the only attach of a removed segment: Linux's mmap MAP_FIXED unmaps it
+     * first, the segment goes, the remap fails and leaves the range unmapped */
+    id = shmget(IPC_PRIVATE, 2 * PG, IPC_CREAT | 0600);
+    s = shmat(id, NULL, 0);
+    shmctl(id, IPC_RMID, NULL);
+    int r = remap_file_pages(s, 2 * PG, 0, 0, 0);
+    printf("last attach of a removed segment: %s\n", r ? "failed" : "OK");
+    printf("  shmdt after it: %s\n", en(shmdt(s)));
+    struct shmid_ds ds;
+    printf("  the segment: %s\n", shmctl(id, IPC_STAT, &ds) ? "gone" : "still there");
     printf("done\n");
     return 0;
 }

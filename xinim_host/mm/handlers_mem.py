@@ -326,8 +326,29 @@ def do_remap_file(srv: MmServer, req: Request) -> p.MmReply:
         # shared anonymous memory: the host's shmem object is the whole truth,
         # and MM's record of it keeps no per-page offsets
         return p.MmReply(result=start)
+    if isinstance(backing, SysvBacking) and _last_attach(srv, pid, backing.obj, start, size):
+        # Linux's mmap MAP_FIXED unmaps the range first: the IPC_RMID'd segment's
+        # last attach goes, the segment with it, and mapping it again fails
+        srv.acct.munmap(pid, start, size)
+        srv.shm.collect()
+        return p.MmReply(result=start, status=p.MM_ST_GONE)
     offset = b.pgoff << PAGE_SHIFT
     res = srv.acct.mmap(pid, start, size, first.prot, MAP_SHARED | MAP_FIXED,
                         dataclasses.replace(backing, offset=0), offset, charge_bytes=0)
     undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])
     return change_reply(srv, pid, start, undo, res.replaced)
+
+
+def _last_attach(srv: MmServer, pid: int, obj: int, start: int, size: int) -> bool:
+    """Is segment ``obj`` removed (IPC_RMID) and mapped nowhere but in
+    [start, start+size) of ``pid``?"""
+    seg = next((s for s in srv.shm.ids if getattr(s, "obj", None) == obj), None)
+    if seg is None or not seg.removed:
+        return False
+    end = start + size
+    for other in srv.acct.pids():
+        for r in srv.acct.space(other):
+            if isinstance(r.backing, SysvBacking) and r.backing.obj == obj and (
+                    other != pid or r.start < start or r.end > end):
+                return False
+    return True

@@ -690,6 +690,9 @@ def sys_remap_file_pages(k: Kernel, c: SyscallContext) -> SyscallGen:
     reply = yield from ask(p.MM_PID, p.MmRemapFile(caller=c.pid, start=start, size=size,
                                                     prot=prot, pgoff=pgoff, flags=flags))
     start, size = reply.result, size & ~(PAGE_SIZE - 1)
+    if reply.status & p.MM_ST_GONE:      # the removed segment's last attach went
+        yield from _host(NR_MUNMAP, start, size)
+        return -errno.EINVAL
     if reply.data:
         yield from write_back(c, reply.data)
     result = yield from _host(NR_REMAP_FILE_PAGES, start, size, 0, pgoff, flags & MAP_NONBLOCK)
