@@ -35,3 +35,16 @@ def test_remap_file_pages_as_natively(prog: Path, tmp_path: Path) -> None:
     assert "last attach of a removed segment: failed\n" in there.stdout
     assert "  the segment: gone\n" in there.stdout
     assert "ENOSYS" not in there.stdout
+
+
+def test_written_back_map_refused_not_corrupted(prog: Path, tmp_path: Path) -> None:
+    """A MAP_SHARED map of a host-mount file open for writing is an anonymous
+    host map written back through the VFS: remap_file_pages there is EINVAL
+    (the table's note), and the file keeps its bytes."""
+    (tmp_path / "h").mkdir()
+    res = xinim_run("--bind", f"{prog}:/t", "--bind", f"{tmp_path}:/h:rw", "/t/remap_file",
+                    "/h/h", timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "remap page 0 -> file page 2: EINVAL\n" in res.stdout
+    assert "after: A B C D\n" in res.stdout
+    assert "shm after IPC_RMID: OK\n" in res.stdout

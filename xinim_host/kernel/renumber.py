@@ -340,9 +340,9 @@ _ROWS: dict[str, _Row] = {
     "munmap": delegate(Sys.MUNMAP),
     "mprotect": delegate(Sys.MPROTECT),
     "remap_file_pages": delegate(Sys.REMAP_FILE_PAGES, partial=(
-        "emulated as Linux does (mmap MAP_FIXED of the same object at pgoff); a MAP_SHARED "
-        "map of a host file open for writing (an anonymous host map filled through the "
-        "VFS) is remapped within its own pages, not re-read from the file")),
+        "emulated as Linux does (mmap MAP_FIXED of the same object at pgoff); on a MAP_SHARED "
+        "map of a host-mount file open for writing (an anonymous host map filled through "
+        "the VFS and written back) it is EINVAL")),
     "mremap": delegate(Sys.MREMAP, partial="MREMAP_DONTUNMAP is EINVAL"),
     "madvise": delegate(Sys.MADVISE, partial="MADV_DONTNEED on a private file mapping keeps "
                         "its pages (Linux drops them and re-reads the file)"),

@@ -326,6 +326,12 @@ def do_remap_file(srv: MmServer, req: Request) -> p.MmReply:
         # shared anonymous memory: the host's shmem object is the whole truth,
         # and MM's record of it keeps no per-page offsets
         return p.MmReply(result=start)
+    if (isinstance(backing, FileBacking) and not backing.mirror
+            and backing.vnode in srv.proc(pid).wb_fds):
+        # an anonymous host map filled through the VFS and written back through
+        # a fd: the host would only shuffle its pages, and the write-back would
+        # then put them at the new offsets -- refused rather than corrupt the file
+        raise SysError(errno.EINVAL, "remap_file_pages: a written-back shared map")
     if isinstance(backing, SysvBacking) and _last_attach(srv, pid, backing.obj, start, size):
         # Linux's mmap MAP_FIXED unmaps the range first: the IPC_RMID'd segment's
         # last attach goes, the segment with it, and mapping it again fails
