@@ -256,14 +256,6 @@ class PipeFs(PseudoFs):
     magic = PIPEFS_MAGIC
     dev = PIPEFS_DEV
 
-    @staticmethod
-    def mode(pipe: Pipe) -> int:
-        return pipe.mode
-
-    @staticmethod
-    def attr3(pipe: Pipe) -> tuple[int, int, int]:
-        return pipe.mode, pipe.uid, pipe.gid
-
     def stat_reply(self, pipe: Pipe, fresh: bool = True, who: Any = None) -> VfsStatReply:
         return VfsStatReply(dev=PIPEFS_DEV, ino=pipe.ino, mode=pipe.mode, nlink=1,
                             uid=pipe.uid, gid=pipe.gid, size=0, blksize=4096,

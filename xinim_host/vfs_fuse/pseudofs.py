@@ -2,7 +2,8 @@
 with no name, held only by open files, on a filesystem that cannot be mounted.
 
 A subclass names its ``kind``, ``dev`` and ``magic`` (fstatfs's f_type) and
-answers ``mode``, ``attr3``, ``stat_reply`` and ``setattr`` for its nodes.
+answers ``stat_reply`` and ``setattr`` for its nodes; ``mode`` and ``attr3`` read
+a node's own ``mode``/``uid``/``gid`` unless the subclass says otherwise.
 """
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ class PseudoFs:
     @staticmethod
     def size(node: Any) -> int:
         return 0
+
+    @staticmethod
+    def mode(node: Any) -> int:
+        return node.mode
+
+    @staticmethod
+    def attr3(node: Any) -> tuple[int, int, int]:
+        return node.mode, node.uid, node.gid
 
     @staticmethod
     def hold(node: Any) -> None:

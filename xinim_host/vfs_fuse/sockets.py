@@ -67,14 +67,6 @@ class SockFs(PseudoFs):
     magic = SOCKFS_MAGIC
     dev = SOCKFS_DEV
 
-    @staticmethod
-    def mode(node: SockNode) -> int:
-        return node.mode
-
-    @staticmethod
-    def attr3(node: SockNode) -> tuple[int, int, int]:
-        return node.mode, node.uid, node.gid
-
     def stat_reply(self, node: SockNode, fresh: bool = True, who: Any = None) -> p.VfsStatReply:
         return p.VfsStatReply(dev=SOCKFS_DEV, ino=node.ino, mode=node.mode, nlink=1,
                               uid=node.uid, gid=node.gid, size=0, blksize=4096,

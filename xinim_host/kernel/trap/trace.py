@@ -248,11 +248,9 @@ class Strace:
 
     # -- the end ---------------------------------------------------------------------------
     def close(self) -> None:
-        if self.opts.summary:
-            out = self.opts.out if self.opts.out is not None else None
-            if out is not None:
-                out.write(self.summary())
-                out.flush()
+        if self.opts.summary and self.opts.out is not None:
+            self.opts.out.write(self.summary())
+            self.opts.out.flush()
         for f in self.files.values():
             f.close()
         self.files.clear()

@@ -57,7 +57,7 @@ def _derived_file_calls() -> frozenset[str]:
     names = {n for n, (_, args) in SYSCALL_PROTOTYPES.items()
              if any(an in FILENAME_ARGUMENTS and "char" in t for t, an in args)}
     names.update(("faccessat2", "openat2", "execveat", "statx", "newfstatat"))
-    names.discard("getcwd")                 # strace files it under %file? no: it takes none
+    names.discard("getcwd")     # its "pathname" is the buffer it fills, not a name it takes
     names.discard("__getcwd")
     return frozenset(names)
 
