@@ -40,3 +40,10 @@ fi
 # writes it itself and every xinim-run would compile each module again (~0.3 s CPU of
 # every start); stale .pyc files are never used (their source mtime differs).
 .venv/bin/python -m compileall -q -j 0 xinim_host >/dev/null
+# The same for generated code (dataclasses', attrs' and the wire codecs' source,
+# lib/codecache.py): rebuilt when a source or the installed packages changed.
+xinim_codecache=(xinim_host/lib/__pycache__/codecache.*.marshal)
+if [ ! -e "${xinim_codecache[0]}" ] || [ .venv/.deps-stamp -nt "${xinim_codecache[0]}" ] \
+        || [ -n "$(find xinim_host -name '*.py' -newer "${xinim_codecache[0]}" -print -quit)" ]; then
+    .venv/bin/python -m xinim_host.cli.precompile >/dev/null
+fi

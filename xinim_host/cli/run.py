@@ -13,6 +13,7 @@ the terminal; never to PROGRAM's stderr.  The options end at PROGRAM.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -214,6 +215,10 @@ async def run_system(args: argparse.Namespace, console: Any = None) -> int:
         env = dict(os.environ)
         if "PWD" in env or cwd != "/":
             env["PWD"] = cwd
+        # Start-up is over (cli/thin.py held the collector off): what it built lives as
+        # long as we do, so it goes out of the way of every later collection.
+        gc.freeze()
+        gc.enable()
         try:
             code = await run_program(system, [args.program, *args.args], env,
                                      trace=trace, cwd=cwd)

@@ -34,6 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         code = run_thin(*plan)
         if code is not None:
             return code
+    # The full way.  Start-up builds trio's and our classes and nothing of it is
+    # garbage: no collections until the system is up (cli/run.py turns them back
+    # on), and the code those classes generate comes from the cache (lib/codecache.py).
+    import gc
+    gc.disable()
+    from ..lib import codecache
+    codecache.install()
     from .run import main as full_main
     return full_main(argv)
 

@@ -21,18 +21,14 @@ errno the receiving server answers with, and whatever of the header could be rea
 """
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import errno
-import hashlib
-import marshal
-import os
 import struct
-import sys
-import types
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Callable, ClassVar
+
+from .. import codecache
 
 # --- numbers (docs/protocol.md) ---------------------------------------------------
 
@@ -238,62 +234,10 @@ def _setter(cls: type, name: str) -> Callable[[object, object], None]:
     return lambda obj, value: object.__setattr__(obj, name, value)
 
 
-# The generated functions' code, compiled once and kept across runs: compiling
-# them (~0.5 ms each, five or six per message type) was most of a short run's
-# start-up.  One file maps a digest of each source to its marshalled code (each
-# entry unmarshalled only when its message type is first used); written next to
-# the modules' bytecode, like it (and not when Python writes no bytecode).
-_CODE_CACHE_PATH = os.path.join(os.path.dirname(__file__), "__pycache__",
-                                f"wire-codecs.{sys.implementation.cache_tag}.marshal")
-_code_cache: dict[bytes, bytes] | None = None
-_code_cache_new = 0
-
-
-def _load_code_cache() -> dict[bytes, bytes]:
-    global _code_cache
-    try:
-        with open(_CODE_CACHE_PATH, "rb") as f:
-            loaded = marshal.load(f)
-        _code_cache = loaded if type(loaded) is dict else {}
-    except (OSError, EOFError, ValueError, TypeError):
-        _code_cache = {}
-    return _code_cache
-
-
-def _save_code_cache() -> None:
-    if not _code_cache_new or sys.dont_write_bytecode or _code_cache is None:
-        return
-    tmp = f"{_CODE_CACHE_PATH}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(_CODE_CACHE_PATH), exist_ok=True)
-        with open(tmp, "wb") as f:
-            marshal.dump(_code_cache, f)
-        os.replace(tmp, _CODE_CACHE_PATH)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
 def _exec(source: str, ns: dict[str, object]) -> None:
-    global _code_cache_new
-    cache = _code_cache if _code_cache is not None else _load_code_cache()
-    key = hashlib.blake2b(source.encode(), digest_size=16).digest()
-    raw = cache.get(key)
-    code = None
-    if raw is not None:
-        try:
-            code = marshal.loads(raw)
-        except (EOFError, ValueError, TypeError):
-            code = None
-    if type(code) is not types.CodeType:
-        code = compile(source, "<xinim-codec>", "exec")
-        cache[key] = marshal.dumps(code)
-        if not _code_cache_new:
-            atexit.register(_save_code_cache)
-        _code_cache_new += 1
-    exec(code, ns)  # noqa: S102 -- generated from the class's own field names
+    # compiled once and kept across runs (lib/codecache.py): compiling them (~0.5 ms
+    # each, five or six per message type) was most of a short run's start-up
+    exec(codecache.code(source, "<xinim-codec>"), ns)  # noqa: S102 -- from the class's own field names
 
 
 def _gen_codec(cls: type) -> None:

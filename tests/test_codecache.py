@@ -1,0 +1,104 @@
+"""lib/codecache.py: generated code compiled once and kept across runs, with what
+dataclasses and attrs build unchanged."""
+from __future__ import annotations
+
+import dataclasses
+import marshal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from xinim_host.lib import codecache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private, empty cache file that this test may write."""
+    monkeypatch.setattr(codecache, "PATH", str(tmp_path / "cache.marshal"))
+    monkeypatch.setattr(codecache, "_store", None)
+    monkeypatch.setattr(codecache, "_new", 0)
+    monkeypatch.setattr(codecache, "force_save", True)
+    return tmp_path / "cache.marshal"
+
+
+def test_code_is_kept_and_reused(cache) -> None:
+    source = "def f(x):\n    return x * 3\n"
+    first = codecache.code(source, "<gen>")
+    codecache.save()
+    assert cache.exists()
+    codecache._store = None                     # a new run: only the file
+    compiled = []
+    real = codecache._compile
+    codecache._compile = lambda *a, **k: compiled.append(a) or real(*a, **k)
+    try:
+        again = codecache.code(source, "<gen>")
+        other = codecache.code(source, "<other>")    # another file name: its own entry
+    finally:
+        codecache._compile = real
+    assert [a[1] for a in compiled] == ["<other>"]
+    ns: dict = {}
+    exec(again, ns)
+    assert ns["f"](4) == 12 and again.co_filename == first.co_filename == "<gen>"
+    assert other.co_filename == "<other>"
+
+
+def test_damaged_or_foreign_file_means_compiling_again(cache) -> None:
+    cache.write_bytes(b"\x00garbage")
+    ns: dict = {}
+    exec(codecache.code("y = 7\n", "<gen>"), ns)
+    assert ns["y"] == 7
+    cache.write_bytes(marshal.dumps((b"XXXX", {})))     # another Python's bytecode
+    codecache._store = None
+    exec(codecache.code("y = 8\n", "<gen>"), ns)
+    assert ns["y"] == 8
+
+
+def test_future_flags_are_those_of_the_caller(cache) -> None:
+    # the builtins inherit the caller's __future__ flags: a function's annotations
+    # stay strings when its generator module has ``from __future__ import annotations``
+    src = "def f(a: int) -> int:\n    return a\n"
+    ns: dict = {}
+    codecache._exec_cached(src, ns)             # called from here: annotations future
+    assert ns["f"].__annotations__ == {"a": "int", "return": "int"}
+    plain: dict = {}
+    exec(compile("import xinim_host.lib.codecache as c\nc._exec_cached(SRC, NS)\n", "<t>",
+                  "exec", dont_inherit=True), {"SRC": src, "NS": plain})
+    assert plain["f"].__annotations__ == {"a": int, "return": int}
+
+
+def test_dataclasses_build_the_same_classes_through_it() -> None:
+    # in a fresh interpreter: install() changes the dataclasses module for good
+    script = textwrap.dedent("""
+        import dataclasses, sys
+        from xinim_host.lib import codecache
+        codecache.install()
+        from dataclasses import dataclass, field, FrozenInstanceError
+
+        @dataclass(frozen=True, slots=True)
+        class P:
+            x: int
+            y: tuple = field(default_factory=tuple, repr=False)
+
+        @dataclass(kw_only=True, eq=False)
+        class Q:
+            a: int = 1
+
+        p = P(1)
+        assert repr(p) == "P(x=1)" and p == P(1) and hash(P(2)) == hash(P(2))
+        try:
+            p.x = 2
+        except FrozenInstanceError:
+            pass
+        else:
+            raise AssertionError("frozen")
+        assert P.__slots__ == ("x", "y") and dataclasses.replace(p, x=5).x == 5
+        assert Q(a=2) != Q(a=2) and Q().a == 1
+        assert codecache._new > 0        # its source went through the cache
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
