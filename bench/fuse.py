@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """Benchmark the xinim FUSE export against a kernel tmpfs, side by side.
 
-    python bench/fuse.py [--size MIB] [--ops N] [--mount DIR] [--tmpfs DIR]
+    python bench/fuse.py [--size MIB] [--ops N] [--repeat N] [--mount DIR] [--tmpfs DIR]
+                         [--baseline TREE] [--no-c] [--strict] [--thp] [--pin CPU]
 
-Measures, on both filesystems in one run: sequential write and read MB/s with
-1 MiB and 4 KiB blocks (``--size`` MiB, default 256) and create+stat+unlink
-ops/s; prints the xinim/tmpfs ratios.  The FUSE server runs in a child
-process (``--serve DIR``), the I/O in this one, so the two never share a GIL.
-Needs root (or a user allowed to mount FUSE with allow_other).
+Measures, in one run: sequential write and read MB/s with 1 MiB and 4 KiB
+blocks (``--size`` MiB, default 256) and create+stat+unlink ops/s on a kernel
+tmpfs, on the xinim FUSE export and on a minimal C filesystem on libfuse's
+low-level API (bench/c/memfs_ll.c, compiled here: the "libfuse C" column, what
+FUSE itself costs on this machine with no work of the server's own).  Every
+column is measured ``--repeat`` times, interleaved (tmpfs, C, xinim, ...; the
+machine is shared), and the medians and their ratios to tmpfs are printed.
+``--baseline TREE`` adds a column served by another checkout (``git archive
+main | tar -x -C TREE``) for an A/B in the same run.  The FUSE servers run in
+child processes (``--serve DIR``), the I/O in this one, so they never share a
+GIL.  Needs root (or a user allowed to mount FUSE).
 """
 from __future__ import annotations
 
@@ -107,35 +114,85 @@ def run_suite(base: Path, size: int, ops: int, data: memoryview) -> dict[str, fl
     return r
 
 
-def start_server(mountpoint: Path, strict: bool, thp: bool) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    if thp:   # glibc backs its heap with transparent huge pages: 512x fewer faults
-        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
-    cmd = [sys.executable, os.path.abspath(__file__), "--serve", str(mountpoint)]
-    if strict:
-        cmd.append("--strict")
+C_SRC = Path(__file__).resolve().parent / "c" / "memfs_ll.c"
+
+
+def build_c(bindir: Path) -> Path | None:
+    """Compile the libfuse reference filesystem; None (with a note) if this
+    host cannot (no gcc, no libfuse 3 headers)."""
+    exe = bindir / "memfs_ll"
+    try:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(C_SRC), *flags],
+                       check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"note: no libfuse C column ({e})", file=sys.stderr)
+        return None
+    return exe
+
+
+def set_read_ahead(mountpoint: Path, kb: int) -> None:
+    """What serve_fuse does for its own mount (the kernel starts FUSE mounts
+    at 128 KiB, so reads would arrive in 128 KiB requests)."""
+    dev = os.stat(mountpoint).st_dev    # answered after INIT, which caps readahead
+    try:
+        Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb").write_text(str(kb))
+    except OSError as e:
+        print(f"note: readahead of {mountpoint} left as is ({e})", file=sys.stderr)
+
+
+def start_server(cmd: list[str], mountpoint: Path,
+                 env: dict[str, str]) -> subprocess.Popen[bytes]:
+    mountpoint.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith(b"ready"):
         proc.kill()
-        raise SystemExit(f"xinim FUSE server failed to start (exit {proc.wait()})")
+        raise SystemExit(f"FUSE server {cmd[:2]} failed to start (exit {proc.wait()})")
     return proc
+
+
+def stop_server(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def xinim_cmd(tree: Path, mountpoint: Path, strict: bool) -> list[str]:
+    cmd = [sys.executable, str(tree / "bench" / "fuse.py"), "--serve", str(mountpoint)]
+    return cmd + ["--strict"] if strict else cmd
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=256, help="MiB per sequential test (256)")
     ap.add_argument("--ops", type=int, default=2000, help="create+stat+unlink rounds (2000)")
-    ap.add_argument("--mount", help="xinim mount dir (default: a temp dir)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="measure every column this many times, interleaved; medians (3)")
+    ap.add_argument("--mount", help="directory for the FUSE mounts (default: a temp dir)")
     ap.add_argument("--tmpfs", default="/dev/shm", help="a kernel tmpfs to compare with")
     ap.add_argument("--strict", action="store_true",
                     help="also measure with entry/attr timeouts 0 and no keep_cache "
                          "(the kernel asks the server on every access)")
+    ap.add_argument("--baseline", metavar="TREE",
+                    help="also measure the export of another checkout (A/B in one run)")
+    ap.add_argument("--no-c", action="store_true", help="leave out the libfuse C column")
     ap.add_argument("--thp", action="store_true",
                     help="run the server with GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
     ap.add_argument("--pin", type=int, metavar="CPU",
-                    help="run client and server on this one CPU (on VMs, cross-CPU "
+                    help="run client and servers on this one CPU (on VMs, cross-CPU "
                          "wakeups can double the cost of a small FUSE request)")
     ap.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -144,41 +201,62 @@ def main() -> None:
         return
 
     if args.pin is not None:
-        os.sched_setaffinity(0, {args.pin})       # inherited by the server
+        os.sched_setaffinity(0, {args.pin})       # inherited by the servers
     size = args.size * MiB
     data = memoryview(os.urandom(MiB))
     tmp = Path(tempfile.mkdtemp(prefix="xinim-bench-"))
-    mp = Path(args.mount) if args.mount else tmp / "mnt"
+    base = Path(args.mount) if args.mount else tmp
+    env = dict(os.environ)
+    if args.thp:   # glibc backs its heap with transparent huge pages: 512x fewer faults
+        env["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+    here = Path(__file__).resolve().parent.parent
+    # name -> (command, mount point, the xinim tree it imports; None: the C
+    # server, whose readahead we raise as serve_fuse raises its own)
+    servers: dict[str, tuple[list[str], Path, Path | None]] = {}
+    exe = None if args.no_c else build_c(tmp)
+    if exe is not None:
+        servers["libfuse C"] = ([str(exe), str(base / "c")], base / "c", None)
+    servers["xinim"] = (xinim_cmd(here, base / "x", False), base / "x", here)
+    if args.strict:
+        servers["xinim strict"] = (xinim_cmd(here, base / "xs", True), base / "xs", here)
+    if args.baseline:
+        tree = Path(args.baseline).resolve()
+        servers["baseline"] = (xinim_cmd(tree, base / "b", False), base / "b", tree)
     shm = Path(tempfile.mkdtemp(dir=args.tmpfs, prefix="xinim-bench-"))
-    runs: dict[str, dict[str, float]] = {}
+    runs: dict[str, list[dict[str, float]]] = {"tmpfs": []}
+    runs.update({name: [] for name in servers})
     try:
-        for strict in (False, True) if args.strict else (False,):
-            proc = start_server(mp, strict, args.thp)
-            try:
-                runs["xinim strict" if strict else "xinim"] = run_suite(mp, size, args.ops, data)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=30)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmpfs = run_suite(shm, size, args.ops, data)
+        for _ in range(args.repeat):
+            runs["tmpfs"].append(run_suite(shm, size, args.ops, data))
+            for name, (cmd, mp, tree) in servers.items():
+                proc = start_server(cmd, mp, env=dict(env, PYTHONPATH=str(tree)) if tree
+                                    else env)
+                try:
+                    if tree is None:
+                        set_read_ahead(mp, 1024)
+                    runs[name].append(run_suite(mp, size, args.ops, data))
+                finally:
+                    stop_server(proc, mp)
     finally:
         shutil.rmtree(shm, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
+    med = {name: {k: median([r[k] for r in rs]) for k in rs[0]} for name, rs in runs.items()}
+    tmpfs = med.pop("tmpfs")
     where = f"pinned to CPU {args.pin}" if args.pin is not None else f"{os.cpu_count()} CPUs"
-    print(f"xinim FUSE export vs kernel tmpfs ({args.size} MiB sequential, "
-          f"{args.ops} metadata rounds, {where})")
+    print(f"FUSE exports vs kernel tmpfs ({args.size} MiB sequential, {args.ops} metadata "
+          f"rounds, medians of {args.repeat} interleaved runs, {where}, load "
+          f"{os.getloadavg()[0]:.1f})")
     keys = list(tmpfs)
     w = max(len(k) for k in keys)
     head = f"{'':{w}}  {'tmpfs':>10}"
-    for name in runs:
-        head += f"  {name:>14}  {'ratio':>6}"
+    for name in med:
+        head += f"  {name:>12}  {'ratio':>6}"
     print(head)
     for k in keys:
         line = f"{k:{w}}  {tmpfs[k]:10.0f}"
-        for r in runs.values():
-            line += f"  {r[k]:14.0f}  {r[k] / tmpfs[k]:6.1%}"
+        for r in med.values():
+            line += f"  {r[k]:12.0f}  {r[k] / tmpfs[k]:6.1%}"
         print(line)
 
 

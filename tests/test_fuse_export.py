@@ -473,3 +473,32 @@ async def test_host_append_after_xinim_append(mnt: Mount) -> None:
         await trio.to_thread.run_sync(os.close, fd)
     assert fs.read(log_inode, 0, 100) == b"host1\nxinim\nhost2\n"
     assert await sh("cat log", mnt.path) == "host1\nxinim\nhost2\n"
+
+
+@pytest.mark.parametrize("spin_s", [0.0, 30e-6])
+async def test_request_loop_with_and_without_spin(tmp_path: Path, spin_s: float) -> None:
+    """serve_fuse gives pyfuse3 the cheaper loop (fuse_loop: a lock without a
+    scheduler turn, a short poll before sleeping) while it serves, and its
+    own back afterwards; the answers are the same either way."""
+    import pyfuse3
+
+    from xinim_host.vfs_fuse import fuse_loop
+
+    fs = Ramfs()
+    async with trio.open_nursery() as nursery:
+        mp = await nursery.start(functools.partial(serve_fuse, fs, tmp_path / "loop",
+                                                   spin_s=spin_s))
+        waiter = fuse_loop.installed()
+        assert waiter is not None and pyfuse3.trio is not trio
+        assert waiter.spin_s == spin_s
+        out = await sh("for i in $(seq 50); do echo $i > f$i; cat f$i > /dev/null; "
+                       "rm f$i; done; head -c 3000000 /dev/zero > big; "
+                       "cat big | wc -c; rm big; ls", mp)
+        assert out == "3000000\n"
+        # every request the loop took went through one of the two paths
+        assert waiter.fast + waiter.slow >= 50 * 3
+        if not spin_s:
+            assert waiter.fast == 0
+        nursery.cancel_scope.cancel()
+    assert fuse_loop.installed() is None and pyfuse3.trio is trio
+    assert fs.root.entries == {}

@@ -52,12 +52,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 import pyfuse3
 import trio
 
 from ..lib.errors import SysError
+from . import fuse_loop
 from .mountpoint import abort_fuse_connection, mounts_at, prepare_mountpoint
 from .ramfs import NAME_MAX, PAGE, Inode, Ramfs
 
@@ -85,19 +86,19 @@ FENCE_PATIENCE = 1.0
 _ZERO_PAGE = bytes(PAGE)
 
 _S_IFMT = 0o170000
+_BLOCKS_PER_PAGE = PAGE // 512
 _KILL_SUID_SGID = stat.S_ISUID | stat.S_ISGID
 
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def _errors(fn: F) -> F:
-    """Turn ramfs errors into FUSE replies; nothing a request does may take
-    the server down (a MemoryError answers ENOMEM, a bug EIO)."""
+def _errors(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Make a plain (never waiting) handler the coroutine pyfuse3 awaits,
+    turning ramfs errors into FUSE replies; nothing a request does may take
+    the server down (a MemoryError answers ENOMEM, a bug EIO).  The handler
+    itself is not a coroutine: one coroutine per request, not two."""
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except pyfuse3.FUSEError:
             raise
         except SysError as e:
@@ -109,7 +110,7 @@ def _errors(fn: F) -> F:
             log.exception("FUSE %s failed", fn.__name__)
             raise pyfuse3.FUSEError(errno.EIO) from None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @dataclass(slots=True)
@@ -214,19 +215,28 @@ class RamfsFuse(pyfuse3.Operations):
         return inode
 
     def _attrs(self, inode: Inode) -> pyfuse3.EntryAttributes:
+        # Hot (every lookup, getattr, create, readdirplus entry): each field
+        # is a setter call, so leave pyfuse3's defaults (generation 0, rdev
+        # 0, blksize 4096 == PAGE) alone and read regular files' size and
+        # blocks without the properties.
         e = pyfuse3.EntryAttributes()
         e.st_ino = inode.ino
-        e.generation = inode.generation
+        if inode.generation:
+            e.generation = inode.generation
         e.entry_timeout = self.entry_timeout
         e.attr_timeout = self.attr_timeout
-        e.st_mode = inode.mode
+        mode = e.st_mode = inode.mode
         e.st_nlink = inode.nlink
         e.st_uid = inode.uid if self.show_uid is None else self.show_uid
         e.st_gid = inode.gid if self.show_gid is None else self.show_gid
-        e.st_rdev = inode.rdev
-        e.st_size = inode.size
-        e.st_blocks = inode.blocks
-        e.st_blksize = PAGE
+        if inode.rdev:
+            e.st_rdev = inode.rdev
+        if mode & _S_IFMT == stat.S_IFREG:
+            e.st_size = inode._size
+            e.st_blocks = len(inode.pages) * _BLOCKS_PER_PAGE
+        else:
+            e.st_size = inode.size
+            e.st_blocks = inode.blocks
         e.st_atime_ns = inode.atime_ns
         e.st_mtime_ns = inode.mtime_ns
         e.st_ctime_ns = inode.ctime_ns
@@ -278,20 +288,29 @@ class RamfsFuse(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ names
     @_errors
-    async def lookup(self, parent_inode: int, name: bytes,
+    def lookup(self, parent_inode: int, name: bytes,
                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        try:
-            inode = self.fs.lookup(self._inode(parent_inode), name)
-        except SysError as e:
-            if e.errno != errno.ENOENT or not self.entry_timeout:
-                raise
-            # A negative entry the kernel may cache (PATH and import searches
-            # ask again and again): a create in XINIM invalidates the name.
-            miss = pyfuse3.EntryAttributes()
-            miss.st_ino = 0
-            miss.entry_timeout = self.entry_timeout
-            return miss
+        parent = self._inode(parent_inode)
+        inode = parent.entries.get(name)
+        if inode is None:
+            if (self.entry_timeout and parent.mode & _S_IFMT == stat.S_IFDIR
+                    and len(name) <= NAME_MAX and name != b"." and name != b".."):
+                return self._miss()            # Ramfs.lookup's ENOENT, without raising
+            try:
+                inode = self.fs.lookup(parent, name)
+            except SysError as e:
+                if e.errno != errno.ENOENT or not self.entry_timeout:
+                    raise
+                return self._miss()
         return self._remember(inode)
+
+    def _miss(self) -> pyfuse3.EntryAttributes:
+        # A negative entry the kernel may cache (PATH and import searches
+        # ask again and again): a create in XINIM invalidates the name.
+        miss = pyfuse3.EntryAttributes()
+        miss.st_ino = 0
+        miss.entry_timeout = self.entry_timeout
+        return miss
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # Must not raise: it answers no request.
@@ -311,11 +330,11 @@ class RamfsFuse(pyfuse3.Operations):
                     log.exception("release of inode %d failed", ino)
 
     @_errors
-    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+    def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._attrs(self._inode(inode))
 
     @_errors
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
+    def setattr(self, inode: int, attr: pyfuse3.EntryAttributes,
                       fields: pyfuse3.SetattrFields, fh: int | None,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._inode(inode) if fh is None else self._handle(fh).inode
@@ -349,14 +368,14 @@ class RamfsFuse(pyfuse3.Operations):
         return self._attrs(node)
 
     @_errors
-    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+    def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         node = self._inode(inode)
         if node.mode & _S_IFMT != stat.S_IFLNK:
             raise pyfuse3.FUSEError(errno.EINVAL)
         return node.target
 
     @_errors
-    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+    def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         self._local += 1
         try:
@@ -366,7 +385,7 @@ class RamfsFuse(pyfuse3.Operations):
         return self._remember(inode)
 
     @_errors
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+    def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         self._local += 1
         try:
@@ -376,7 +395,7 @@ class RamfsFuse(pyfuse3.Operations):
         return self._remember(inode)
 
     @_errors
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+    def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         self._local += 1
         try:
@@ -386,7 +405,7 @@ class RamfsFuse(pyfuse3.Operations):
         return self._remember(inode)
 
     @_errors
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+    def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._inode(inode)
         self._local += 1
@@ -397,7 +416,7 @@ class RamfsFuse(pyfuse3.Operations):
         return self._remember(node)
 
     @_errors
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         # The inode itself lives on while the kernel's lookup count or a
         # handle holds it (ramfs.hold); forget/release let it go.
         self._local += 1
@@ -407,7 +426,7 @@ class RamfsFuse(pyfuse3.Operations):
             self._local -= 1
 
     @_errors
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self._local += 1
         try:
             self.fs.rmdir(self._inode(parent_inode), name)
@@ -415,7 +434,7 @@ class RamfsFuse(pyfuse3.Operations):
             self._local -= 1
 
     @_errors
-    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+    def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:
         # pyfuse3.RENAME_* are the Linux values, which the ramfs uses too.
         self._local += 1
@@ -427,7 +446,7 @@ class RamfsFuse(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ files
     @_errors
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+    def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: pyfuse3.RequestContext
                      ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._inode(parent_inode)
@@ -452,7 +471,7 @@ class RamfsFuse(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh, keep_cache=self._keep(inode)), self._remember(inode)
 
     @_errors
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+    def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         node = self._inode(inode)
         if node.mode & _S_IFMT == stat.S_IFDIR and flags & os.O_ACCMODE != os.O_RDONLY:
             raise pyfuse3.FUSEError(errno.EISDIR)
@@ -468,7 +487,7 @@ class RamfsFuse(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh, keep_cache=self._keep(node))
 
     @_errors
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    def read(self, fh: int, off: int, size: int) -> bytes:
         h = self._handles.get(fh)
         if h is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -481,7 +500,7 @@ class RamfsFuse(pyfuse3.Operations):
         return data
 
     @_errors
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    def write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._handles.get(fh)
         if h is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -512,7 +531,10 @@ class RamfsFuse(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @_errors
-    async def release(self, fh: int) -> None:
+    def release(self, fh: int) -> None:
+        self._drop_handle(fh)
+
+    def _drop_handle(self, fh: int) -> None:
         h = self._handles.pop(fh, None)
         if h is not None:
             self.fs.accessed("close-write" if h.writable else "close-nowrite", h.inode)
@@ -523,14 +545,14 @@ class RamfsFuse(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ dirs
     @_errors
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+    def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         node = self._inode(inode)
         if node.mode & _S_IFMT != stat.S_IFDIR:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         return self._new_fh(node, True, ctx.uid)
 
     @_errors
-    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+    def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         # Offsets are the ramfs's per-directory cookies (never reused, stable
         # while other entries come and go); '.' and '..' are 1 and 2.
         d = self._handle(fh).inode
@@ -547,14 +569,14 @@ class RamfsFuse(pyfuse3.Operations):
             self._remember(inode)   # readdirplus: the entry's lookup count went up
 
     @_errors
-    async def releasedir(self, fh: int) -> None:
-        await self.release(fh)
+    def releasedir(self, fh: int) -> None:
+        self._drop_handle(fh)
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         return None
 
     @_errors
-    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+    def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         s = self.fs.statfs()
         out = pyfuse3.StatvfsData()
         out.f_bsize = s.f_bsize
@@ -796,13 +818,15 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
                      attr_timeout: float = DEFAULT_TIMEOUT,
                      keep_cache: bool = True, malloc_tuning: bool = True,
                      ops: RamfsFuse | None = None, uid: int | None = None,
-                     gid: int | None = None) -> None:
+                     gid: int | None = None, spin_s: float = fuse_loop.SPIN_S) -> None:
     """Mount ``ramfs`` at ``mountpoint`` (default: the per-user runtime
     directory) and serve it in the current trio task until cancelled or
     unmounted from outside (``fusermount3 -u``).
 
     ``task_status.started(path)`` reports the mount directory once mounted.
-    ``malloc_tuning`` applies :func:`tune_malloc` (process-wide).  ``options``
+    ``malloc_tuning`` applies :func:`tune_malloc` (process-wide).  The
+    request loop polls /dev/fuse for ``spin_s`` before it sleeps
+    (:mod:`.fuse_loop`; 0: never).  ``options``
     are FUSE mount options (``allow_other``, ``ro``...); ``uid``/``gid`` show
     every file with that owner.
     A dead mount left at the place by a crashed run is detached first.  On
@@ -840,7 +864,11 @@ async def serve_fuse(ramfs: Ramfs, mountpoint: str | os.PathLike[str] | None = N
                     try:
                         # One worker task: no handler ever waits, so a second
                         # only costs a lock hand-off per request.
-                        await pyfuse3.main(min_tasks=1, max_tasks=1)
+                        fuse_loop.install(spin_s=spin_s)
+                        try:
+                            await pyfuse3.main(min_tasks=1, max_tasks=1)
+                        finally:
+                            fuse_loop.uninstall()
                         log.info("FUSE session at %s ended (unmounted from outside?)", mp)
                     finally:
                         with trio.CancelScope(shield=True):

@@ -1,0 +1,134 @@
+"""A cheaper request loop for pyfuse3: what it sees as ``trio``.
+
+pyfuse3 looks up its event loop library through the module global
+``pyfuse3.trio`` (``pyfuse3.asyncio.enable`` replaces it the same way).  Per
+request its loop takes a ``trio.Lock`` -- whose ``acquire`` always yields to
+the scheduler, one full run-loop turn with an ``epoll_wait`` -- and then
+``trio.lowlevel.wait_readable`` on /dev/fuse, which parks the task until
+epoll reports the next request.  A host program issuing requests one after
+another (create, stat, unlink; sequential 1 MiB I/O) sends its next request
+a few microseconds after our reply: by then trio has gone to sleep in
+``epoll_wait`` and the wakeup costs more than the request.  Measured on 2
+shared VM cores: ~280 µs per create+stat+unlink round (7 requests) with
+pyfuse3's loop, ~130 µs with this one.
+
+:class:`_FuseTrio` is trio with two things changed:
+
+* ``Lock`` takes the lock without a scheduler turn when it is free (it
+  always is: :func:`~.fuse_export.serve_fuse` runs one worker task);
+* ``lowlevel.wait_readable`` first polls the fd for up to ``SPIN_S`` (an
+  adaptive spin, as a kernel mutex spins before it sleeps) and returns at
+  once if a request is there -- but yields for real at least every
+  ``SLICE_S``, so the other trio tasks of the process (the VFS server, the
+  invalidator) and cancellation are never held up longer than that.
+
+Handlers never wait (see fuse_export), so nothing else changes.  Nothing here
+affects what a request does or answers: only when the loop sleeps.
+"""
+from __future__ import annotations
+
+import select
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pyfuse3
+import trio
+
+#: How long the loop polls /dev/fuse for the next request before it sleeps.
+SPIN_S = 30e-6
+#: The loop yields to the trio scheduler at least this often while busy.
+SLICE_S = 0.5e-3
+
+
+class _Lock:
+    """trio.Lock without the scheduler turn when the lock is free."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def __aenter__(self) -> None:
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+class _Waiter:
+    """``wait_readable`` for the /dev/fuse fd: spin briefly, then sleep."""
+
+    def __init__(self, spin_s: float, slice_s: float) -> None:
+        self.spin_s = spin_s
+        self.slice_s = slice_s
+        self._poll = select.poll()
+        self._fd = -1
+        self._yielded = 0.0      # when the loop last went through the scheduler
+        self.fast = 0            # requests found without a scheduler turn (stats)
+        self.slow = 0
+
+    async def wait_readable(self, fd: Any) -> None:
+        now = time.perf_counter()
+        if now - self._yielded < self.slice_s and self.spin_s > 0:
+            if fd != self._fd:
+                if self._fd >= 0:
+                    self._poll.unregister(self._fd)
+                self._poll.register(fd, select.POLLIN)
+                self._fd = fd
+            limit = now + self.spin_s
+            poll = self._poll.poll
+            while True:
+                ready = poll(0)
+                if ready:
+                    if ready[0][1] == select.POLLIN:
+                        self.fast += 1
+                        return
+                    break      # error/hangup: let trio's wait report it
+                if time.perf_counter() > limit:
+                    break
+        self.slow += 1
+        await trio.lowlevel.wait_readable(fd)
+        self._yielded = time.perf_counter()
+
+
+class _FuseTrio(SimpleNamespace):
+    """trio, as pyfuse3 sees it (every other name is trio's own)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(trio, name)
+
+
+_installed: _Waiter | None = None
+
+
+def install(spin_s: float = SPIN_S, slice_s: float = SLICE_S) -> _Waiter:
+    """Make pyfuse3's loop use :class:`_FuseTrio`; returns the waiter (its
+    ``fast``/``slow`` counts say how often the spin found a request)."""
+    global _installed
+    waiter = _Waiter(spin_s, slice_s)
+
+    class _Lowlevel(SimpleNamespace):
+        def __getattr__(self, name: str) -> Any:
+            return getattr(trio.lowlevel, name)
+
+    lowlevel = _Lowlevel(wait_readable=waiter.wait_readable)
+    pyfuse3.trio = _FuseTrio(Lock=_Lock, lowlevel=lowlevel)  # type: ignore[attr-defined]
+    _installed = waiter
+    return waiter
+
+
+def uninstall() -> None:
+    """Back to pyfuse3's own loop (plain trio)."""
+    global _installed
+    pyfuse3.trio = trio  # type: ignore[attr-defined]
+    _installed = None
+
+
+def installed() -> _Waiter | None:
+    return _installed
+
+
