@@ -102,3 +102,32 @@ def test_dataclasses_build_the_same_classes_through_it() -> None:
                          env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_attrs_hash_salt_is_this_process_s(tmp_path) -> None:
+    # attrs puts hash() of a string -- different in every process -- into each
+    # class's __hash__; the cached code must carry this process's value, not the
+    # one of the run that filled the cache
+    script = textwrap.dedent(f"""
+        from xinim_host.lib import codecache
+        codecache.PATH = {str(tmp_path / "cache.marshal")!r}
+        codecache.force_save = True
+        codecache.install()
+        import attr
+        from attr._make import _generate_unique_filename
+
+        @attr.s(frozen=True, hash=True)
+        class C:
+            x = attr.ib()
+
+        salt = hash(_generate_unique_filename(C, "hash"))
+        assert hash(C(5)) == hash((salt, 5)), "salt"
+        print(codecache._new)
+    """)
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"})
+            for seed in ("1", "2")]
+    for out in runs:
+        assert out.returncode == 0, out.stderr
+    assert int(runs[0].stdout) > 0          # the first compiled and wrote the cache,
+    assert int(runs[1].stdout) == 0         # the second (another seed) took it from there

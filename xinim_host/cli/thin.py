@@ -42,7 +42,30 @@ def main(argv: list[str] | None = None) -> int:
     from ..lib import codecache
     codecache.install()
     from .run import main as full_main
-    return full_main(argv)
+    code = full_main(argv)
+    if argv is None:                 # we are the command: the process ends here
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> int:
+    """End the process without tearing the interpreter down -- freeing every module
+    and object one by one was ~7 ms of a short run -- after what an exit does that
+    anyone sees: the atexit handlers (the logging files' flush, the code cache) and
+    our stdio flushed.  With a thread that exit would wait for, or stdio that will
+    not flush, it returns ``code`` and the ordinary exit does it all."""
+    import atexit
+    import threading
+    main_thread = threading.main_thread()
+    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        return code
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return code
+    os._exit(code)
 
 
 def thin_plan(args: list[str]) -> tuple[str, list[str]] | None:

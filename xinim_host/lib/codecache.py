@@ -28,6 +28,7 @@ import builtins
 import hashlib
 import marshal
 import os
+import re
 import sys
 import types
 from typing import Any
@@ -122,6 +123,19 @@ def _exec_cached(source: Any, globals: Any = None, locals: Any = None, /) -> Non
         _exec(source, globals, locals)
 
 
+# attrs salts a class's ``__hash__`` with ``hash()`` of a string: a literal that
+# changes with every process's hash seed.  Its code is cached with a stand-in for
+# it, and the real salt put back into the constants.
+_ATTRS_SALT = re.compile(r"hash\(\(\n\s*(-?\d+),\n")
+_SALT_STANDIN = 0x5EED_5A17_C0DE_0001
+
+
+def _with_const(co: types.CodeType, old: int, new: int) -> types.CodeType:
+    consts = tuple(_with_const(c, old, new) if type(c) is types.CodeType
+                   else new if type(c) is int and c == old else c for c in co.co_consts)
+    return co.replace(co_consts=consts) if consts != co.co_consts else co
+
+
 def _compile_cached(source: Any, filename: Any, mode: str, flags: int = 0,
                     dont_inherit: bool = False, optimize: int = -1, **kwargs: Any) -> Any:
     """``compile`` for attrs: ``exec`` mode on a source string through the cache."""
@@ -129,6 +143,12 @@ def _compile_cached(source: Any, filename: Any, mode: str, flags: int = 0,
             and isinstance(filename, str):
         if not dont_inherit:
             flags |= _inherited()
+        salts = {m.group(1) for m in _ATTRS_SALT.finditer(source)}
+        if len(salts) == 1 and str(_SALT_STANDIN) not in source:
+            salt = salts.pop()
+            stood_in = _ATTRS_SALT.sub(lambda m: m.group(0).replace(salt, str(_SALT_STANDIN)),
+                                       source)
+            return _with_const(code(stood_in, filename, flags), _SALT_STANDIN, int(salt))
         return code(source, filename, flags)
     return _compile(source, filename, mode, flags, dont_inherit, optimize, **kwargs)
 
