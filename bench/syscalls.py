@@ -4,7 +4,7 @@ pinned to one CPU (``proot1``, ``strace1``: ``taskset``, as xinim-run pins itsel
 
     python bench/syscalls.py [--repeat 3] [--quick] [--only NAME,...]
                              [--modes native,strace,strace1,proot,proot1,xinim]
-                             [--profile ls|cp|true|getppid|openread] [--profile-out FILE]
+                             [--profile ls|cp|true|getppid|openread|find|mmap] [--profile-out FILE]
                              [--before REV]
 
 Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
@@ -12,7 +12,9 @@ themselves inside the runner: ``getppid`` (one delegated call, served by PM) and
 open+read+close (three, served by the VFS); the memory calls: mmap+munmap of
 256 KiB and mmap+mremap+munmap (bench/c/mmap_loop.c, MM plus the host), and an
 asyncio echo over a socketpair (bench/py/asyncio_echo.py, round trips/s:
-higher is better).  Workload rows are timed inside the
+higher is better).  Workload rows (``ls -la /usr/bin``; ``find /usr/include
+-name '*.h'``, a readdir-heavy walk of a host mount: getdents64, newfstatat and
+openat through the VFS and HostFs; shell loops; ...) are timed inside the
 runner too, by bench/c/timeit.c (fork, exec, wait), so they leave out the
 runner's own start-up, which the ``start-up`` row measures separately as the
 wall time of ``/bin/true`` (for xinim-run: the Python process, imports and the
@@ -272,6 +274,9 @@ def make_rows(bindir: Path, shm: Path, quick: bool) -> list[Row]:
             "~3300 syscalls"),
         Row("ls -la /usr/bin (wall)", "ms", wall(["/bin/ls", "-la", "/usr/bin"]),
             "incl. start-up"),
+        Row("find /usr/include", "ms",
+            inner("exec {B}/timeit /usr/bin/find /usr/include -name '*.h' > /dev/null"),
+            "readdir-heavy: getdents64, newfstatat, openat"),
         Row("sh loop x300", "ms", inner(f"exec {{B}}/timeit /bin/sh -c '{shell_loop}'"),
             "builtins only"),
         Row("sh loop x300 /bin/true", "ms", inner(f"exec {{B}}/timeit /bin/sh -c '{cmd_loop}'"),
@@ -327,6 +332,8 @@ def profile(what: str, bindir: Path, out: str) -> None:
         "true": ["/bin/true"],
         "getppid": ["/b/getppid_loop", "20000"],
         "openread": ["/b/openread_loop", "5000", "/etc/passwd"],
+        "find": ["/usr/bin/find", "/usr/include", "-name", "*.h"],
+        "mmap": ["/b/mmap_loop", "3000"],
     }
     cmd = [sys.executable, "-m", "cProfile", "-o", out, "-m", "xinim_host.cli.run",
            "--bind", f"{bindir}:/b", *scripts[what]]
@@ -345,7 +352,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="shorter loops")
     ap.add_argument("--only", help="comma-separated row names (prefix match)")
     ap.add_argument("--modes", default=",".join(MODES))
-    ap.add_argument("--profile", choices=("ls", "cp", "true", "getppid", "openread"))
+    ap.add_argument("--profile", choices=("ls", "cp", "true", "getppid", "openread", "find",
+                                          "mmap"))
     ap.add_argument("--profile-out", default="/tmp/xinim-bench.prof")
     ap.add_argument("--before", metavar="REV",
                     help="also run xinim-run of git revision REV (mode 'before')")

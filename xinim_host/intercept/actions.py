@@ -34,6 +34,20 @@ class Complete:
     value: int
 
 
+_COMPLETES: dict[int, Complete] = {}
+
+
+def complete(value: int) -> Complete:
+    """``Complete(value)``, shared for the values calls answer most (they are
+    frozen): a frozen dataclass costs ~0.7 us to make, a dict lookup ~0.05."""
+    action = _COMPLETES.get(value)
+    if action is None:
+        action = Complete(value)
+        if -4096 <= value <= 4096:
+            _COMPLETES[value] = action
+    return action
+
+
 @dataclass(frozen=True, slots=True)
 class HostRun:
     """Let the host kernel run the syscall, optionally with another number

@@ -82,7 +82,7 @@ class Kernel:
             self.unknown_calls += 1
             log.warning("pid %d: unknown XINIM syscall %d -> ENOSYS", ctx.pid, nr)
             return -errno.ENOSYS
-        return RunningCall(self, entry.handler(self, ctx), ctx, on_step).step(None, None, sync=True)
+        return RunningCall(self, entry.handler(self, ctx), ctx, on_step).step(None, None, True)
 
     async def syscall(self, nr: int, ctx: SyscallContext) -> int:
         """``start`` for trio code: waits for the result."""
@@ -152,7 +152,7 @@ class RunningCall:
         """The host ran this call's HostStep with result ``value``: the next step."""
         return self.step(value, None, sync=True)
 
-    def step(self, value: Any, exc: BaseException | None, *, sync: bool = False) -> Step:
+    def step(self, value: Any, exc: BaseException | None, sync: bool = False) -> Step:
         """Run the handler until it finishes, needs the host or has to wait; with
         ``sync`` that step is returned, else handed to ``on_step``."""
         gen = self.gen
@@ -168,13 +168,14 @@ class RunningCall:
                 result = -errno.EIO
             else:
                 value, exc = None, None
-                if isinstance(op, Sendrec):
+                if type(op) is Sendrec:     # the common step: a request to a server
+                    kernel = self.kernel
                     try:
-                        answer = self.kernel.lattice.call(self.kernel.pid, op.dst, op.body)
+                        answer = kernel.lattice.call(kernel.pid, op.dst, op.body)
                     except SysError as err:
                         exc = err
                         continue
-                    if isinstance(answer, Pending):
+                    if type(answer) is Pending:
                         answer.add_done_callback(self.resume)
                         return None
                     value = answer

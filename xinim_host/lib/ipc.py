@@ -80,9 +80,11 @@ AD_SIZE = FRAME_AD.size
 HEAD_SIZE = _FRAME_HEAD.size
 assert HEAD_SIZE == AD_SIZE + NONCE_SIZE
 _pack_head = _FRAME_HEAD.pack
+_pack_head_into = _FRAME_HEAD.pack_into
 _unpack_ad = FRAME_AD.unpack_from
 _ZERO_NONCE = bytes(NONCE_SIZE)
 _SCRATCH_SIZE = 1 << 14  # > the largest message (header, fixed fields, two 4 KiB data fields)
+_FRAME_BUF_SIZE = HEAD_SIZE + _SCRATCH_SIZE + 16   # a whole sealed frame of such a message
 
 # libsodium's XChaCha20-Poly1305 through PyNaCl's own cffi binding (the library
 # PyNaCl ships): the same primitive as ``nacl.bindings``, without that wrapper's
@@ -388,6 +390,16 @@ class Lattice:
         # Decryption output; every use copies out of it before anything else runs.
         self._scratch = _ffi.new("unsigned char[]", _SCRATCH_SIZE) if _ffi is not None else None
         self._cscratch = _ffi.cast("char *", self._scratch) if _ffi is not None else None
+        # Sealing output: a frame is built here (head, then ciphertext) and copied out
+        # once; C pointers to its parts, made once.
+        self._fbuf = bytearray(_FRAME_BUF_SIZE)
+        # the frame last sealed into it (while it is this object, the buffer holds it)
+        self._sealed: bytes | None = None
+        if _ffi is not None:
+            self._cf_head = _ffi.from_buffer("unsigned char[]", self._fbuf)
+            self._cf_nonce = self._cf_head + AD_SIZE
+            self._cf_body = self._cf_head + HEAD_SIZE
+            self._cf_frame = _ffi.cast("char *", self._cf_head)
         _LATTICES.add(self)
 
     # --- joined nodes ------------------------------------------------------------
@@ -585,16 +597,27 @@ class Lattice:
         if key is None:
             return FRAME_AD.pack(src, dst, self.node_id, channel.node, m_type, seq) \
                 + _ZERO_NONCE + plaintext
-        head = _pack_head(src, dst, self.node_id, channel.node, m_type, seq, channel.prefix, seq)
         if _ffi is None:  # pragma: no cover
+            head = _pack_head(src, dst, self.node_id, channel.node, m_type, seq, channel.prefix,
+                              seq)
             return head + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
                 plaintext, head[:AD_SIZE], head[AD_SIZE:], bytes(channel.key))
         n = len(plaintext)
-        size = n + TAG_SIZE
-        out = self._scratch if size <= _SCRATCH_SIZE else _ffi.new("unsigned char[]", size)
-        # AD: the first AD_SIZE bytes of ``head``; nonce: the rest of it
-        _aead_encrypt(out, _NULL, plaintext, n, head, AD_SIZE, _NULL, head[AD_SIZE:], key)
-        return head + _cbuffer(out, size)
+        total = HEAD_SIZE + n + TAG_SIZE
+        if total > _FRAME_BUF_SIZE:
+            head = _pack_head(src, dst, self.node_id, channel.node, m_type, seq, channel.prefix,
+                              seq)
+            out = _ffi.new("unsigned char[]", n + TAG_SIZE)
+            _aead_encrypt(out, _NULL, plaintext, n, head, AD_SIZE, _NULL, head[AD_SIZE:], key)
+            return head + _cbuffer(out, n + TAG_SIZE)
+        # head, then the ciphertext after it, in the one preallocated buffer: AD is
+        # its first AD_SIZE bytes, the nonce the rest of the head; one copy out
+        _pack_head_into(self._fbuf, 0, src, dst, self.node_id, channel.node, m_type, seq,
+                        channel.prefix, seq)
+        _aead_encrypt(self._cf_body, _NULL, plaintext, n, self._cf_head, AD_SIZE, _NULL,
+                      self._cf_nonce, key)
+        frame = self._sealed = _unpack_bytes(self._cf_frame, total)
+        return frame
 
     def send_bytes(self, src: int, dst: int, m_type: int, plaintext: bytes) -> None:
         """Seal and deliver an already-encoded message without blocking.
@@ -787,9 +810,17 @@ class Lattice:
             else:
                 out = _ffi.new("unsigned char[]", size)
                 cout = _ffi.cast("char *", out)
-            # AD: the frame's first AD_SIZE bytes (the call reads no further)
-            if size < 0 or _aead_decrypt(out, _NULL, _NULL, frame[HEAD_SIZE:], size + TAG_SIZE,
-                                         frame, AD_SIZE, frame[AD_SIZE:HEAD_SIZE], key) != 0:
+            if frame is self._sealed:
+                # the frame this lattice just sealed, still in its sealing buffer: read
+                # it there (no copies of its parts); the tag is checked all the same
+                ok = _aead_decrypt(out, _NULL, _NULL, self._cf_body, size + TAG_SIZE,
+                                   self._cf_head, AD_SIZE, self._cf_nonce, key) == 0
+            else:
+                # AD: the frame's first AD_SIZE bytes (the call reads no further)
+                ok = size >= 0 and _aead_decrypt(
+                    out, _NULL, _NULL, frame[HEAD_SIZE:], size + TAG_SIZE, frame, AD_SIZE,
+                    frame[AD_SIZE:HEAD_SIZE], key) == 0
+            if not ok:
                 self.stats.tampered += 1
                 log.warning("dropped tampered frame %d@%d -> %d", src, src_node, dst)
                 return
@@ -835,7 +866,17 @@ class Lattice:
                 return
             self._enqueue(endpoint, message)   # unsolicited: for ``recv``
             return
-        self._enqueue_or_handle(endpoint, message)
+        # ``_enqueue_or_handle``, inline
+        handler = endpoint.handler
+        if handler is not None and not endpoint.busy and not endpoint.inbox:
+            self.stats.handled_direct += 1
+            endpoint.busy = True
+            try:
+                handler(message)
+            finally:
+                endpoint.busy = False
+            return
+        self._enqueue(endpoint, message)
 
     def _open_later_epoch(self, channel: RecvChannel, frame: bytes, src: int, src_node: int,
                           dst: int, seq: int) -> bytes | None:

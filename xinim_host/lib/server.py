@@ -95,6 +95,9 @@ class Server:
         self.endpoint.handler = self.handle   # direct dispatch when idle
         # pid -> its parked calls, so a signal or exit can end them (cancel_blocked)
         self.blocked: dict[int, set[Blocker]] = {}
+        # call -> the reply class an int answer is sent in (one lookup per call after
+        # the first; only classes with a generated ``_quick_reply``)
+        self._int_reply: dict[int, Any] = {}
 
     # -- blocked calls (MINIX's SUSPEND bookkeeping) -----------------------------------
     def block(self, pid: int, waiter: Blocker) -> None:
@@ -116,12 +119,20 @@ class Server:
             waiter.cancel(err)
         return len(waiters)
 
+    def _int_reply_class(self, call: int) -> Any:
+        """The reply class of ``call`` if it has a ``_quick_reply`` (else None), kept."""
+        cls = REPLIES.get((self.reply_type, call)) or REPLIES[(self.reply_type, 0)]
+        if "_quick_reply" not in cls.__dict__:
+            return None
+        self._int_reply[call] = cls
+        return cls
+
     def make_reply(self, call: int, answer: int | Payload) -> Payload:
         if type(answer) is int:
+            cls = self._int_reply.get(call) or self._int_reply_class(call)
+            if cls is not None:
+                return cls._quick_reply(call, 0, answer)
             cls = REPLIES.get((self.reply_type, call)) or REPLIES[(self.reply_type, 0)]
-            quick = cls.__dict__.get("_quick_reply")
-            if quick is not None:
-                return quick(call, 0, answer)
             return cls(call=call, result=answer)  # type: ignore[call-arg]
         copy = WITH_CALL.get(type(answer))       # a declared reply class
         if copy is not None:
@@ -171,11 +182,12 @@ class Server:
         msg: Message = delivery  # type: ignore[assignment]
         body = msg.body
         m_type = body.M_TYPE
-        if m_type in _REPLY_TYPES:
-            self.log.warning("unsolicited reply type %d from %d dropped", m_type, msg.m_source)
-            return
         handler = self.handlers.get(m_type)
         if handler is None:
+            if m_type in _REPLY_TYPES:
+                self.log.warning("unsolicited reply type %d from %d dropped", m_type,
+                                 msg.m_source)
+                return
             self.log.warning("message type %d from %d: not served here (ENOSYS)", m_type,
                              msg.m_source)
             self.send_reply(msg, error_reply_for(m_type, errno.ENOSYS))
@@ -206,6 +218,13 @@ class Server:
             return
         if answer is None:
             return
+        if type(answer) is int and not request.replied:
+            # the common answer, inline: ``request.reply`` in the generic reply
+            cls = self._int_reply.get(m_type) or self._int_reply_class(m_type)
+            if cls is not None:
+                request.replied = True
+                self.send_reply(msg, cls._quick_reply(m_type, 0, answer))
+                return
         if type(answer) is int or isinstance(answer, Payload) \
                 or not isinstance(answer, _Coroutine):
             try:

@@ -26,11 +26,24 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
 
 
-@dataclass(frozen=True, slots=True)
 class Sendrec:
-    """Wait for a server's reply to ``body``."""
-    dst: int
-    body: p.Payload
+    """Wait for a server's reply to ``body``.  (A plain class: one is made for
+    every request a handler sends, and a frozen dataclass's ``__init__`` costs
+    twice as much.)"""
+
+    __slots__ = ("dst", "body")
+
+    def __init__(self, dst: int, body: p.Payload) -> None:
+        self.dst = dst
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"Sendrec(dst={self.dst!r}, body={self.body!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Sendrec and (self.dst, self.body) == (other.dst, other.body)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)

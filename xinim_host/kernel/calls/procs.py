@@ -11,6 +11,7 @@ from ...lib.errors import SysError
 from .base import (
     HostCall,
     Op,
+    Sendrec,
     SyscallContext,
     SyscallGen,
     ask,
@@ -34,7 +35,11 @@ def _pm(body: p.Payload) -> Generator[Op, Any, Any]:
 
 
 def _result(body: p.Payload) -> SyscallGen:
-    return (yield from _pm(body)).result
+    # ``ask`` inline: the getpid family is the hot path, one generator less per call
+    reply = (yield Sendrec(p.PM_PID, body)).body
+    if reply.error:
+        raise SysError(reply.error)
+    return reply.result
 
 
 def sys_getpid(k: "Kernel", c: SyscallContext) -> SyscallGen:

@@ -26,7 +26,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...intercept.actions import Complete, HostRun, Pending, Restart
+from ...intercept.actions import Complete, HostRun, Pending, Restart, complete
 from ...intercept.tracee import Tracee
 from ...lib import protocol as p
 from ...lib.errors import SysError
@@ -35,7 +35,7 @@ from ...lib.syscalls import Sys
 from .. import renumber
 from ..calls.base import SyscallContext
 from ..dispatch import SYSCALLS
-from ..kernel import Kernel
+from ..kernel import ROOT, Kernel
 from ..renumber import Action as RouteAction
 from .flight import ERESTART_RESTARTBLOCK, ERESTARTSYS, InFlight, TraceeMemory
 from .notices import Notices
@@ -115,14 +115,16 @@ class SyscallRouter:
     def dispatch(self, tracee: Tracee, entry: TaskEntry, xinim: int, linux_nr: int,
                  args: tuple[int, ...]) -> Any:
         flight = InFlight(self, tracee, entry, xinim, linux_nr, args)
-        creds = self.kernel.creds_of(entry.pid)
+        kernel = self.kernel
+        pid = entry.pid
+        creds = kernel.creds.get(pid, ROOT)
         mem = entry.mem
         if mem is None or mem.tracee is not tracee:   # one per task (a thread's exec moves it)
             mem = entry.mem = TraceeMemory(tracee)
-        ctx = SyscallContext(pid=entry.pid, tid=entry.tid, args=args, mem=mem,
-                             uid=creds.uid, euid=creds.euid, gid=creds.gid, egid=creds.egid,
-                             host=flight)
-        step = self.kernel.start(xinim, ctx, flight.on_step)
+        # positional: SyscallContext's field order (keywords cost twice as much)
+        ctx = SyscallContext(pid, args, mem, creds.uid, creds.euid, creds.gid, creds.egid,
+                             flight, entry.tid or pid)
+        step = kernel.start(xinim, ctx, flight.on_step)
         flight.busy = False
         if step is None:
             entry.flight = flight       # parked: a signal may have to answer it
@@ -141,7 +143,7 @@ class SyscallRouter:
                 flight.xinim in _SOCKET_SENDS
                 and not flight.args[_SOCKET_SENDS[flight.xinim]] & MSG_NOSIGNAL)):
             return self._raise_then(flight, signal.SIGPIPE, Complete(result))
-        return Complete(result)
+        return complete(result)
 
     def _raise_then(self, flight: InFlight, sig: int, action: Any) -> Any:
         """Have PM generate ``sig`` for the calling thread, then ``action``."""

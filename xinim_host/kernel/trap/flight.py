@@ -16,7 +16,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any
 
-from ...intercept.actions import Complete, HostRun, Inject, Pending, Restart
+from ...intercept.actions import Complete, HostRun, Inject, Pending, Restart, complete
 from ...intercept.memory import TraceeFault
 from ...intercept.tracee import Tracee
 from ...lib import linux_abi as abi
@@ -134,7 +134,7 @@ class InFlight:
             self.entry.flight = None
         if self.router.trace:
             self.router.trace_line(self, result)
-        return self.router.outcome(self, result) if result < 0 else Complete(result)
+        return self.router.outcome(self, result) if result < 0 else complete(result)
 
     def on_step(self, step: int | HostStep) -> None:
         """A step reached later (a server answered, a wait ended): act on the
