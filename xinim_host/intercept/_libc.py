@@ -42,6 +42,14 @@ process_vm_writev = libc.process_vm_writev
 process_vm_writev.argtypes = process_vm_readv.argtypes
 process_vm_writev.restype = ctypes.c_ssize_t
 
+# The same two without argtypes, for the hot small copies (intercept/memory.py):
+# another handle on libc, so these function objects are not the ones above.
+_raw = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+process_vm_readv_raw = _raw.process_vm_readv
+process_vm_readv_raw.restype = ctypes.c_ssize_t
+process_vm_writev_raw = _raw.process_vm_writev
+process_vm_writev_raw.restype = ctypes.c_ssize_t
+
 # long syscall(long nr, ...): arguments land in rdi rsi rdx r10 r8 r9 (the
 # forked child makes its raw execve/write/exit_group with it).
 syscall = libc.syscall

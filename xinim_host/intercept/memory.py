@@ -20,6 +20,11 @@ _readv = _libc.process_vm_readv
 _writev = _libc.process_vm_writev
 _byref = ctypes.byref
 _addressof = ctypes.addressof
+# The same two calls without argtypes (their conversion costs more than the
+# copy of a small buffer): the pid and counts go as C ints, which libffi
+# sign-extends into the argument registers; the iovecs as byref()s made once.
+_readv_raw = _libc.process_vm_readv_raw
+_writev_raw = _libc.process_vm_writev_raw
 
 
 class TraceeFault(OSError):
@@ -65,11 +70,39 @@ def read_into(pid: int, addr: int, buf: bytearray | memoryview | ctypes.Array) -
         raise TraceeFault(addr, n)
 
 
+# Scratch memory for small copies and C strings: one buffer and its iovecs,
+# reused -- every caller runs on the tracer (trio) thread, one copy at a time,
+# and what is read is copied out of it before the function returns.
+_STR_MAX = 128 * 1024   # MAX_ARG_STRLEN: the longest string execve takes
+_SCRATCH = bytearray(_STR_MAX)
+_scratch_c = (ctypes.c_char * _STR_MAX).from_buffer(_SCRATCH)   # pins its size
+_scratch_addr = _addressof(_scratch_c)
+_scratch_view = memoryview(_SCRATCH)
+_local = _iovec(_scratch_addr, 0)
+_remote = _iovec(0, 0)
+_local_ref = _byref(_local)
+_remote_ref = _byref(_remote)
+_str_remote = (_iovec * (_STR_MAX // 4096 + 2))()   # one per page touched
+# A C string's first read: this much (within its page) before reading the
+# whole limit page by page; most paths end well inside it.
+_STR_FIRST = 256
+
+
 def read(pid: int, addr: int, n: int) -> bytes:
     """Read exactly ``n`` bytes; any inaccessible byte -> TraceeFault."""
     if n == 0:
         return b""
     _check_range(addr, n)
+    if n <= _STR_MAX:
+        _local.iov_len = n
+        _remote.iov_base = addr
+        _remote.iov_len = n
+        r = _readv_raw(pid, _local_ref, 1, _remote_ref, 1, 0)
+        if r != n:
+            if r < 0:
+                _other_error(pid, addr, n)
+            raise TraceeFault(addr, n)
+        return bytes(_scratch_view[:n])
     buf = ctypes.create_string_buffer(n)
     local = _iovec(_addressof(buf), n)
     remote = _iovec(addr, n)
@@ -79,15 +112,6 @@ def read(pid: int, addr: int, n: int) -> bytes:
             _other_error(pid, addr, n)
         raise TraceeFault(addr, n)
     return buf.raw
-
-
-# Scratch for C strings: one buffer and a remote iovec array, reused
-# (everything runs on the tracer thread).
-_STR_MAX = 128 * 1024   # MAX_ARG_STRLEN: the longest string execve takes
-_str_buf = ctypes.create_string_buffer(_STR_MAX)
-_str_addr = _addressof(_str_buf)
-_str_local = _iovec(_str_addr, 0)
-_str_remote = (_iovec * (_STR_MAX // 4096 + 2))()   # one per page touched
 
 
 def read_cstring(pid: int, addr: int, limit: int = 4096) -> bytes:
@@ -102,6 +126,18 @@ def read_cstring(pid: int, addr: int, limit: int = 4096) -> bytes:
     if addr <= 0 or addr >= _ADDR_END:
         raise TraceeFault(addr, 1)
     n = min(limit, _ADDR_END - addr)
+    # First a short read that stays within addr's page: where the string ends
+    # there (the usual case), that is the answer.  Anything else -- no NUL yet,
+    # a fault -- is decided by the full read below, as if this one had not been.
+    first = min(n, _STR_FIRST, PAGE_SIZE - addr % PAGE_SIZE)
+    _local.iov_len = first
+    _remote.iov_base = addr
+    _remote.iov_len = first
+    r = _readv_raw(pid, _local_ref, 1, _remote_ref, 1, 0)
+    if r > 0:
+        end = _SCRATCH.find(0, 0, r)
+        if end >= 0:
+            return bytes(_scratch_view[:end])
     # split [addr, addr+n) at page boundaries
     count = 0
     a, left = addr, n
@@ -112,14 +148,13 @@ def read_cstring(pid: int, addr: int, limit: int = 4096) -> bytes:
         count += 1
         a += chunk
         left -= chunk
-    _str_local.iov_len = n
-    r = _readv(pid, _byref(_str_local), 1, _str_remote, count, 0)
+    _local.iov_len = n
+    r = _readv(pid, _local_ref, 1, _str_remote, count, 0)
     if r < 0:
         _other_error(pid, addr, 1)
-    got = ctypes.string_at(_str_addr, r) if r > 0 else b""
-    end = got.find(b"\0")
+    end = _SCRATCH.find(0, 0, r) if r > 0 else -1
     if end >= 0:
-        return got[:end]
+        return bytes(_scratch_view[:end])
     if r < n:  # stopped at an inaccessible page before any NUL
         raise TraceeFault(addr, r + 1)
     raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
@@ -137,12 +172,24 @@ def write(pid: int, addr: int, data: bytes | bytearray | memoryview, *, force: b
     if n == 0:
         return
     _check_range(addr, n)
-    src = data if isinstance(data, bytes) else bytes(data)
-    local = _iovec(ctypes.cast(ctypes.c_char_p(src), ctypes.c_void_p).value, n)
-    remote = _iovec(addr, n)
-    r = _writev(pid, _byref(local), 1, _byref(remote), 1, 0)
-    if r == n:
-        return
+    if n <= _STR_MAX:
+        # through the scratch buffer: a memcpy costs less than finding the
+        # address of ``data``'s own bytes through ctypes
+        _SCRATCH[:n] = data
+        _local.iov_len = n
+        _remote.iov_base = addr
+        _remote.iov_len = n
+        r = _writev_raw(pid, _local_ref, 1, _remote_ref, 1, 0)
+        if r == n:
+            return
+        src = data if isinstance(data, bytes) else bytes(data)
+    else:
+        src = data if isinstance(data, bytes) else bytes(data)
+        local = _iovec(ctypes.cast(ctypes.c_char_p(src), ctypes.c_void_p).value, n)
+        remote = _iovec(addr, n)
+        r = _writev(pid, _byref(local), 1, _byref(remote), 1, 0)
+        if r == n:
+            return
     if r < 0:
         err = _libc.get_errno()
         if err != errno.EFAULT:

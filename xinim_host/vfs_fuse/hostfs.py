@@ -50,6 +50,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 _openat2_ok = True
+# openat2's argument, made once (the VFS runs on one thread); set per call
+_HOW = _OpenHow()
+_HOW_REF = ctypes.byref(_HOW)
+_HOW_SIZE = ctypes.sizeof(_HOW)
+_NO_LINKS = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+_CREATING = os.O_CREAT | getattr(os, "O_TMPFILE", 0)
 
 
 def open_beneath(root_fd: int, rel: bytes, flags: int, mode: int = 0) -> int:
@@ -57,10 +63,11 @@ def open_beneath(root_fd: int, rel: bytes, flags: int, mode: int = 0) -> int:
     global _openat2_ok
     flags |= os.O_CLOEXEC
     if _openat2_ok:
-        how = _OpenHow(flags, mode if flags & (os.O_CREAT | getattr(os, "O_TMPFILE", 0)) else 0,
-                       RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
-        fd = _syscall(_SYS_OPENAT2, root_fd, rel or b".", ctypes.byref(how),
-                      ctypes.sizeof(how))
+        how = _HOW
+        how.flags = flags
+        how.mode = mode if flags & _CREATING else 0
+        how.resolve = _NO_LINKS
+        fd = _syscall(_SYS_OPENAT2, root_fd, rel or b".", _HOW_REF, _HOW_SIZE)
         if fd >= 0:
             return fd
         err = ctypes.get_errno()

@@ -557,9 +557,9 @@ class ProcFs(PseudoFs):
     def opened(self, fp: Fproc, dirfd: int, path: bytes, fd: int) -> None:
         """open(2) made ``fd``: remember where a relative path started (fd links
         name the file later)."""
+        if path[:1] == b"/" or not path or fd < 0:
+            return                                   # (before _books: the common case)
         with _books("open"):
-            if path[:1] == b"/" or not path or fd < 0:
-                return
             if fd >= len(fp.fds) or fp.fds[fd] is None:
                 return
             namei = self.srv.namei
