@@ -83,7 +83,7 @@ Op = Sendrec | Await | HostCall
 SyscallGen = Generator[Op, Any, int]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class SyscallContext:
     """Who is calling, with what arguments, and how to reach their memory."""
     pid: int
@@ -96,9 +96,20 @@ class SyscallContext:
     host: HostSide | None = None   # None: a kernel-side caller (init, tests)
     tid: int = 0                   # the calling thread's XINIM tid (0: = pid)
 
-    def __post_init__(self) -> None:
-        if not self.tid:
-            self.tid = self.pid
+    # The dataclass's ``__init__`` and ``__post_init__`` in one (one is made per
+    # trapped call): the same parameters, the same defaults.
+    def __init__(self, pid: int, args: tuple[int, ...], mem: UserMemory, uid: int = 0,
+                 euid: int = 0, gid: int = 0, egid: int = 0, host: HostSide | None = None,
+                 tid: int = 0) -> None:
+        self.pid = pid
+        self.args = args
+        self.mem = mem
+        self.uid = uid
+        self.euid = euid
+        self.gid = gid
+        self.egid = egid
+        self.host = host
+        self.tid = tid or pid
 
 
 def ask(dst: int, body: p.Payload) -> Generator[Op, Any, Any]:

@@ -126,6 +126,8 @@ class SyscallRouter:
                              flight, entry.tid or pid)
         step = kernel.start(xinim, ctx, flight.on_step)
         flight.busy = False
+        if type(step) is int:           # answered at once (``flight.action``, inline)
+            return flight.finish(step)
         if step is None:
             entry.flight = flight       # parked: a signal may have to answer it
             self.pm_host.start_watch()
