@@ -83,8 +83,17 @@ async def test_lattice_notifier_tells_vfs(slow: bool) -> None:
         assert vfs.seen[-1] == p.VfsFork(parent=1, child=child)
         r = await ask(p.ProcExec(caller=child, path=b"/bin/sh", argv=b"sh"))
         assert (r.error, r.host_path, r.dev, r.ino) == (0, b"/usr/bin/dash", 3, 9)
-        assert p.VfsExecOpen(caller=child, dirfd=-100, flags=0, path=b"/bin/sh") in vfs.seen
-        assert vfs.seen[-1] == p.VfsExec(pid=child)
+        # PM's last check commits: the VFS closes the close-on-exec fds with it, and
+        # no VfsExec follows
+        assert vfs.seen[-1] == p.VfsExecOpen(caller=child, dirfd=-100, flags=p.EXEC_COMMIT,
+                                             path=b"/bin/sh")
+        vfs.files[b"/s"] = p.VfsNodeReply(script=1, interp=b"/bin/sh", mode=0o100755)
+        seen = len(vfs.seen)
+        r = await ask(p.ProcExec(caller=child, path=b"/s", argv=b"s"))
+        assert (r.error, r.path, r.argv) == (0, b"/bin/sh", b"/bin/sh\0/s")
+        assert vfs.seen[seen:] == [      # a script's check commits nothing; its interpreter's does
+            p.VfsExecOpen(caller=child, dirfd=-100, flags=p.EXEC_COMMIT, path=b"/s"),
+            p.VfsExecOpen(caller=child, dirfd=-100, flags=p.EXEC_COMMIT, path=b"/bin/sh")]
         assert (await ask(p.ProcExec(caller=child, path=b"/x", argv=b"x"))).error == errno.ENOENT
         await ask(p.ProcSetresgid(caller=child, rgid=5, egid=6, sgid=6))
         assert vfs.seen[-1] == p.VfsSetids(pid=child, uid=0, euid=0, gid=5, egid=6)
@@ -131,6 +140,56 @@ async def test_mm_layout_follows_an_exec() -> None:
         assert any(r.name == "[stack]" for r in mm.acct.space(child))   # the new image
         assert mm.acct.usage(child).used == 0
         mm.acct.frames.check_invariants()
+        n.cancel_scope.cancel()
+
+
+class _Host:
+    """A host half with no tasks (PM then leaves exec notices to the kernel)."""
+
+    def signal_task(self, host_tgid: int, host_tid: int, sig: int, info: bytes = b"") -> bool:
+        return False
+
+    def interrupt(self, pid: int, err: int) -> None:
+        pass
+
+    def calls_parked(self, pid: int) -> bool | None:
+        return None
+
+
+async def test_fresh_layout_replaces_the_record() -> None:
+    """With a host half attached, every host exec is reported by the kernel's fresh
+    MmExecLayout: PM sends MM nothing, the old record lasts until then (a failed
+    host exec keeps it), and the fresh import replaces it -- even one shaped page
+    for page like the old (which a plain import would keep)."""
+    async with trio.open_nursery() as n:
+        lattice, pm, vfs = await _system(n)
+        host = _Host()
+        pm.attach_host(host)
+        mm = MmServer(lattice, phys_size=64 << 20)
+        lattice.connect_local(p.KERNEL_PID, p.MM_PID)
+        lattice.connect_local(p.PM_PID, p.MM_PID)
+        await n.start(mm.serve)
+        vfs.files[b"/bin/sh"] = p.VfsNodeReply(host_path=b"/usr/bin/dash", dev=3, ino=9,
+                                              mode=0o100755)
+
+        async def ask(dst: int, body: p.Payload) -> Any:
+            reply = (await lattice.sendrec(p.KERNEL_PID, dst, body)).body
+            assert reply.error == 0, body
+            return reply
+
+        child = (await ask(p.PM_PID, p.ProcFork(parent_pid=1))).result
+        await ask(p.MM_PID, p.MmExecLayout(pid=child, host_pid=os.getpid()))
+        writable = next(r for r in mm.acct.space(child) if r.prot & PROT_WRITE and not r.shared)
+        await ask(p.MM_PID, p.MmCharge(caller=child, addr=writable.start, length=PAGE_SIZE))
+        free = mm.acct.frames.free_pages
+        await ask(p.PM_PID, p.ProcExec(caller=child, path=b"/bin/sh", argv=b"sh"))
+        assert mm.acct.usage(child).used == 1          # the old image runs until the host execs
+        await ask(p.MM_PID, p.MmExecLayout(pid=child, host_pid=os.getpid(), fresh=1))
+        assert any(r.name == "[stack]" for r in mm.acct.space(child))
+        assert mm.acct.usage(child).used == 0          # the old image's page went
+        assert mm.acct.frames.free_pages == free + 1
+        mm.acct.frames.check_invariants()
+        del host
         n.cancel_scope.cancel()
 
 

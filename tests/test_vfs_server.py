@@ -104,6 +104,32 @@ async def test_exec_closes_cloexec(vfs: Vfs) -> None:
     await vfs.ok(p.VfsFstat(caller=8, fd=b))
 
 
+async def test_committing_exec_check_closes_cloexec(vfs: Vfs) -> None:
+    """PM's last exec check (EXEC_COMMIT) of an ELF file does VFS_EXEC's work in the
+    same message; a script's check, a plain check or a failed one closes nothing,
+    and only PM or a kernel may commit."""
+    await vfs.create(b"/prog", b"\x7fELF" + bytes(60), mode=0o755)
+    await vfs.create(b"/script", b"#!/prog\n", mode=0o755)
+    await vfs.fork(1, 8)
+    a = await vfs.open(b"/dev/null", os.O_RDONLY | os.O_CLOEXEC, pid=8)
+    b = await vfs.open(b"/dev/null", pid=8)
+
+    def check(path: bytes, flags: int = p.EXEC_COMMIT) -> p.Payload:
+        return p.VfsExecOpen(caller=8, dirfd=AT_FDCWD, flags=flags, path=path)
+
+    assert (await vfs.ok(check(b"/script"))).script == 1      # an interpreter follows
+    await vfs.ok(check(b"/prog", 0))                          # not PM's last check
+    assert await vfs.err(check(b"/missing")) == "ENOENT"
+    vfs.lattice.register(9)
+    vfs.lattice.connect_local(9, p.VFS_PID)
+    assert await vfs.err(check(b"/prog"), src=9) == "EPERM"
+    await vfs.ok(p.VfsFstat(caller=8, fd=a))                  # all of that closed nothing
+    reply = await vfs.ok(check(b"/prog"))
+    assert reply.script == 0 and reply.mode & 0o111
+    assert await vfs.err(p.VfsFstat(caller=8, fd=a)) == "EBADF"
+    await vfs.ok(p.VfsFstat(caller=8, fd=b))
+
+
 async def test_notifications_only_from_pm_or_kernel(vfs: Vfs) -> None:
     vfs.lattice.register(9)
     vfs.lattice.connect_local(9, p.VFS_PID)

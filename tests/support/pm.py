@@ -51,8 +51,9 @@ class FakeServers:
             return self.fork_error
         return later()
 
-    def exec(self, pid: int) -> Any:
-        self.calls.append(("exec", pid))
+    def exec(self, pid: int, vfs: bool = True, mm: bool = True) -> Any:
+        if vfs or mm:
+            self.calls.append(("exec", pid))
         return 0
 
     def exit(self, pid: int) -> Any:
@@ -71,7 +72,7 @@ class FakeServers:
         self.calls.append(("interrupt", pid, err))
         return 0
 
-    def exec_check(self, pid: int, path: bytes) -> Any:
+    def exec_check(self, pid: int, path: bytes, commit: bool = False) -> Any:
         self.calls.append(("exec_check", pid, path))
 
         async def later() -> ExecTarget | int:   # VFS answers asynchronously

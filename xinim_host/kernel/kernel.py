@@ -63,6 +63,10 @@ class Kernel:
         self.nursery: trio.Nursery | None = None   # for Await ops; set by boot
         self.unknown_calls = 0
         self.creds: dict[int, Creds] = {}
+        # XINIM pids in whose memory MM may hold a MAP_SHARED file map with a
+        # write-back fd (the kernel asked the VFS for that fd: calls/memory.py),
+        # inherited at fork: only these have anything to flush at exit and exec
+        self.write_backs: set[int] = set()
         # uname's nodename: the host's, as a container without its own UTS namespace
         self.hostname: bytes = os.uname().nodename.encode()
         # The tracer may pin itself, and so every tracee, to one CPU (a cheaper
@@ -116,8 +120,9 @@ class Kernel:
 
     def drop_creds(self, pid: int) -> None:
         """The process's last host task is gone: its copy goes with it, so a later
-        process under the same pid can never find it."""
+        process under the same pid can never find it (nor its write-back mark)."""
         self.creds.pop(pid, None)
+        self.write_backs.discard(pid)
 
     def creds_of(self, pid: int) -> "Creds":
         return self.creds.get(pid, ROOT)

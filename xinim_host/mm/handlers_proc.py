@@ -8,6 +8,7 @@ are not charged (the host filled them; MM never saw them).
 from __future__ import annotations
 
 import errno
+import resource
 from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
@@ -21,6 +22,7 @@ from ..lib.vm_abi import (
     MAP_GROWSDOWN,
     MAP_PRIVATE,
     MAP_SHARED,
+    PAGE_SIZE,
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
@@ -28,7 +30,7 @@ from ..lib.vm_abi import (
     TASK_SIZE,
     page_down,
 )
-from .regions import ANON, AddressSpace, FileBacking, MapsEntry, Region, parse_maps
+from .regions import ANON, AddressSpace, FileBacking, MapsEntry, Region
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -37,26 +39,42 @@ if TYPE_CHECKING:
 # --- importing the host's layout --------------------------------------------------------
 
 
+def _prot(perms: str) -> int:
+    return ((PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0)
+            | (PROT_EXEC if perms[2] == "x" else 0))
+
+
 def _region(e: MapsEntry) -> Region:
-    prot = ((PROT_READ if e.perms[0] == "r" else 0) | (PROT_WRITE if e.perms[1] == "w" else 0)
-            | (PROT_EXEC if e.perms[2] == "x" else 0))
-    shared = e.perms[3] == "s"
-    flags = MAP_SHARED if shared else MAP_PRIVATE
-    name = e.name if e.name.startswith("[") else ""
-    if e.inode == 0 and not shared:
-        flags |= MAP_ANONYMOUS | (MAP_GROWSDOWN if e.name == "[stack]" else 0)
-        backing: Any = ANON
-    else:
-        # a host object (file, shm): its own vnode, so it never merges with ours
-        major, minor = (int(x, 16) for x in e.dev.split(":"))
-        backing = FileBacking(("host", e.dev, e.inode, e.inode or e.start), e.offset,
-                              path=e.name, inode=e.inode, dev=(major, minor))
-    return Region(e.start, e.end - e.start, prot, flags, backing, name,
-                  accounted=not shared and bool(prot & PROT_WRITE))
+    return _host_region(e.start, e.end, e.perms, e.offset, e.dev, e.inode, e.name)
+
+
+def _host_region(start: int, end: int, perms: str, offset: int, dev: str, inode: int,
+                 name: str) -> Region:
+    prot = _prot(perms)
+    shared = perms[3] == "s"
+    if inode == 0 and not shared:
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | (MAP_GROWSDOWN if name == "[stack]" else 0)
+        return Region(start, end - start, prot, flags, ANON, name if name[:1] == "[" else "",
+                      accounted=bool(prot & PROT_WRITE))
+    # a host object (file, shm): its own vnode, so it never merges with ours
+    major, _, minor = dev.partition(":")
+    backing = FileBacking(("host", dev, inode, inode or start), offset, path=name,
+                          inode=inode, dev=(int(major, 16), int(minor, 16)))
+    return Region(start, end - start, prot, MAP_SHARED if shared else MAP_PRIVATE, backing,
+                  name if name[:1] == "[" else "", accounted=not shared and bool(prot & PROT_WRITE))
 
 
 def _data_limit(host_pid: int) -> int | None:
     """RLIMIT_DATA (soft) of the host process; None = unlimited or unknown."""
+    try:
+        soft = resource.prlimit(host_pid, resource.RLIMIT_DATA)[0]
+    except (OSError, ValueError):
+        return _data_limit_proc(host_pid)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _data_limit_proc(host_pid: int) -> int | None:
+    """The same from /proc (prlimit on another's process can be refused)."""
     try:
         with open(f"/proc/{host_pid}/limits") as f:
             for line in f:
@@ -68,10 +86,29 @@ def _data_limit(host_pid: int) -> int | None:
     return None
 
 
+def _start_brk(host_pid: int) -> int | None:
+    """The host process's start_brk (/proc/PID/stat field 47), None if unreadable.
+    While the process has no [heap] its break is exactly there: execve sets brk =
+    start_brk, and the heap vma exists whenever brk is above it."""
+    try:
+        with open(f"/proc/{host_pid}/stat", "rb") as f:
+            stat_line = f.read()
+        value = int(stat_line[stat_line.rindex(b")") + 2:].split()[44])
+    except (OSError, ValueError, IndexError):
+        return None
+    return value if value and value & (PAGE_SIZE - 1) == 0 else None
+
+
 def host_layout(host_pid: int) -> AddressSpace:
     """A record holding the host process's current mappings (empty for 0)."""
+    return host_import(host_pid)[0]
+
+
+def host_import(host_pid: int) -> tuple[AddressSpace, bool]:
+    """``host_layout`` and whether the record's break is the host's (known without
+    asking the kernel: no [heap] yet, so the break is the host's start_brk)."""
     if host_pid <= 0:
-        return AddressSpace()
+        return AddressSpace(), False
     try:
         with open(f"/proc/{host_pid}/maps", errors="replace") as f:   # names are any bytes
             text = f.read()
@@ -79,23 +116,40 @@ def host_layout(host_pid: int) -> AddressSpace:
         raise SysError(errno.ESRCH, f"no host process {host_pid}") from None
     except PermissionError:
         raise SysError(errno.EACCES, f"cannot read the maps of host {host_pid}") from None
-    entries = [e for e in parse_maps(text) if e.end <= TASK_SIZE]   # not [vsyscall]
-    stack = next((e for e in entries if e.name == "[stack]"), None)
-    heap = next((e for e in entries if e.name == "[heap]"), None)
+    regions = []
+    stack_end = heap_start = 0
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5:
+            continue
+        lo, _, hi = parts[0].partition("-")
+        start, end = int(lo, 16), int(hi, 16)
+        if end > TASK_SIZE:             # not [vsyscall]
+            continue
+        name = parts[5] if len(parts) > 5 else ""
+        regions.append(_host_region(start, end, parts[1], int(parts[2], 16), parts[3],
+                                    int(parts[4]), name))
+        if name == "[stack]":
+            stack_end = end
+        elif name == "[heap]":
+            heap_start = start
+            heap_end = end
     # Linux keeps at least 128 MiB between the stack top and mmap_base: new
     # mappings go top-down from there, clear of the stack's growth (with ASLR the
     # host's own libraries lie further down, and are imported anyway).
     base = DEFAULT_MMAP_BASE
-    if stack is not None and page_down(stack.end) - STACK_GAP > DEFAULT_MMAP_MIN_ADDR:
-        base = min(base, page_down(stack.end) - STACK_GAP)
+    if stack_end and page_down(stack_end) - STACK_GAP > DEFAULT_MMAP_MIN_ADDR:
+        base = min(base, page_down(stack_end) - STACK_GAP)
+    brk = None if heap_start else _start_brk(host_pid)
     space = AddressSpace(mmap_base=base,
-                         heap_start=heap.start if heap is not None else DEFAULT_HEAP_START,
+                         heap_start=heap_start or brk or DEFAULT_HEAP_START,
                          data_limit=_data_limit(host_pid))
-    for e in entries:
-        space.commit(_region(e))
-    if heap is not None:
-        space.brk_value = heap.end     # at most a page off until MM_SET_BRK says
-    return space
+    space.load(regions)
+    if heap_start:
+        space.brk_value = heap_end     # at most a page off until MM_SET_BRK says
+    elif brk is not None:
+        space.brk_value = brk
+    return space, brk is not None
 
 
 # --- process life --------------------------------------------------------------------------
@@ -104,9 +158,9 @@ def host_layout(host_pid: int) -> AddressSpace:
 def _adopt(srv: MmServer, pid: int, host_pid: int) -> int:
     if pid <= 0:
         raise SysError(errno.EINVAL)
-    space = host_layout(host_pid)         # first: a failure leaves the old record
+    space, brk_known = host_import(host_pid)   # first: a failure leaves the old record
     srv.drop_proc(pid)
-    srv.add_proc(pid, space, MmProc(host_pid))
+    srv.add_proc(pid, space, MmProc(host_pid, brk_known))
     return 0
 
 
@@ -143,14 +197,18 @@ def do_exec_layout(srv: MmServer, req: Request) -> int:
     record stays, with what an import would lose -- file backings, write-back fds,
     the copy-on-write frame references."""
     b = from_kernel(req)
+    if b.fresh:
+        # the host has just exec'd: the old image's record goes whatever it was
+        # like (PM sent no MmExec; a failed host exec leaves the record as it was)
+        return _adopt(srv, b.pid, b.host_pid)
     proc = srv.procs.get(b.pid)
     if proc is not None and b.host_pid > 0:
-        host = host_layout(b.host_pid)
+        host, brk_known = host_import(b.host_pid)
         if _shape(host) == _shape(srv.acct.space(b.pid)):
             proc.host_pid = b.host_pid
             return 0
         srv.drop_proc(b.pid)
-        srv.add_proc(b.pid, host, MmProc(b.host_pid))
+        srv.add_proc(b.pid, host, MmProc(b.host_pid, brk_known))
         return 0
     return _adopt(srv, b.pid, b.host_pid)
 
@@ -182,7 +240,8 @@ def do_fork(srv: MmServer, req: Request) -> int:
         srv.procs[b.child] = srv.proc(b.parent).child(b.child_host_pid)
     else:
         srv.log.debug("fork of %d by %d, which MM does not know", b.child, b.parent)
-        srv.add_proc(b.child, host_layout(b.child_host_pid), MmProc(b.child_host_pid))
+        space, brk_known = host_import(b.child_host_pid)
+        srv.add_proc(b.child, space, MmProc(b.child_host_pid, brk_known))
     return 0
 
 

@@ -27,7 +27,7 @@ import copy as _copy
 import dataclasses
 import errno
 import itertools
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -110,7 +110,9 @@ class FileBacking:
     dev: tuple[int, int] = field(default=(0, 0), compare=False)
 
     def at(self, delta: int) -> FileBacking:
-        return dataclasses.replace(self, offset=self.offset + delta)
+        # the constructor, not dataclasses.replace: several times cheaper (hot path)
+        return FileBacking(self.vnode, self.offset + delta, self.may_write, self.may_read,
+                           self.path, self.inode, self.mirror, self.dev)
 
     def follows(self, prev: Backing, prev_len: int) -> bool:
         return (isinstance(prev, FileBacking) and prev.vnode == self.vnode
@@ -508,6 +510,26 @@ class AddressSpace:
         keep = kind | (flags & REGION_FLAGS)
         return Region(start, length, prot & PROT_RWX, keep, backing, name,
                       _accountable(keep, prot))
+
+    def load(self, regions: Iterable[Region]) -> None:
+        """Install ``regions`` -- in address order, none overlapping another or
+        what the record holds -- as that many :meth:`commit` calls would (merged
+        with their neighbours), in one pass: an import of the host's layout."""
+        merged = self._regions
+        for r in regions:
+            if merged:
+                last = merged[-1]
+                if r.start < last.start + last.length:
+                    raise ValueError(f"region at {r.start:#x} is not above the record")
+                if last.joins(r):
+                    merged[-1] = last.resized(last.start, last.length + r.length)
+                    continue
+            merged.append(r)
+        if len(merged) > self.max_map_count:
+            raise _fail(errno.ENOMEM, "too many mappings")
+        self._starts[:] = [r.start for r in merged]
+        self._ends[:] = [r.start + r.length for r in merged]
+        self._gstarts[:] = [self._gap_start(r) for r in merged]
 
     def commit(self, region: Region) -> list[Region]:
         """Install a region from :meth:`check_map` (no await in between), replacing

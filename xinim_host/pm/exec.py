@@ -31,8 +31,16 @@ def do_exec(pm: "PmServer", req: "Request") -> Any:
     return _exec(pm, req, task)
 
 
-async def _check(pm: "PmServer", pid: int, path: bytes) -> ExecTarget:
-    found = pm.notify.exec_check(pid, path)
+def _fits(argv: list[bytes]) -> bool:
+    """The command line fits PM's record (else the exec fails with E2BIG)."""
+    return sum(len(a) + 1 for a in argv) - 1 <= p.DATA_MAX
+
+
+async def _check(pm: "PmServer", pid: int, path: bytes, commit: bool) -> ExecTarget:
+    """VFS's check of ``path``.  ``commit``: nothing after it can fail the exec if
+    the file is an ELF image, so the VFS closes the close-on-exec fds right
+    away (one message, not a check and a VFS_EXEC)."""
+    found = pm.notify.exec_check(pid, path, commit)
     if not isinstance(found, (ExecTarget, int)):
         found = await found
     if isinstance(found, int):
@@ -45,9 +53,9 @@ async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
     proc = task.proc
     path = body.path
     argv = body.argv.split(b"\0") if body.argv else []
-    target = await _check(pm, proc.pid, path)
+    target = await _check(pm, proc.pid, path, _fits(argv))
     exe = path
-    for _ in range(MAX_INTERP_DEPTH + 1):
+    for depth in range(1, MAX_INTERP_DEPTH + 2):
         if not target.script:
             break
         if not target.interp:
@@ -56,7 +64,8 @@ async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
         argv = [target.interp, *([target.interp_arg] if target.interp_arg else []),
                 exe, *argv[1:]]
         exe = target.interp
-        target = await _check(pm, proc.pid, exe)
+        # (the check one past the deepest interpreter only decides the errno)
+        target = await _check(pm, proc.pid, exe, depth <= MAX_INTERP_DEPTH and _fits(argv))
     else:
         raise SysError(errno.ELOOP)
     blob = b"\0".join(argv)
@@ -65,7 +74,9 @@ async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
     if not task.alive or proc.state is State.ZOMBIE:
         raise SysError(errno.ESRCH)             # killed while VFS was looking
     ids_changed = _commit(pm, task, target, path, tuple(argv))
-    done = pm.notify.exec(proc.pid)
+    # MM hears of the new image from the kernel when a host loads it (a fresh
+    # MmExecLayout replaces the record); the VFS may have heard with the check
+    done = pm.notify.exec(proc.pid, vfs=not target.committed, mm=not pm.host_exits)
     if ids_changed:
         done = combine(done, pm.notify.setids(proc.pid, proc.ruid, proc.euid, proc.rgid,
                                               proc.egid))

@@ -41,6 +41,7 @@ class ExecTarget:
     script: bool = False
     interp: bytes = b""
     interp_arg: bytes = b""
+    committed: bool = False     # the VFS did VFS_EXEC's work with the check
 
 
 ExecCheck = ExecTarget | int | Awaitable["ExecTarget | int"]
@@ -48,12 +49,12 @@ ExecCheck = ExecTarget | int | Awaitable["ExecTarget | int"]
 
 class PmNotifier(Protocol):
     def fork(self, parent: int, child: int) -> Completion: ...
-    def exec(self, pid: int) -> Completion: ...
+    def exec(self, pid: int, vfs: bool = True, mm: bool = True) -> Completion: ...
     def exit(self, pid: int) -> Completion: ...
     def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: ...
     def setgroups(self, pid: int, groups: tuple[int, ...]) -> Completion: ...
     def interrupt(self, pid: int, err: int) -> Completion: ...
-    def exec_check(self, pid: int, path: bytes) -> ExecCheck: ...
+    def exec_check(self, pid: int, path: bytes, commit: bool = False) -> ExecCheck: ...
 
 
 async def gather(*parts: Completion) -> int:
@@ -121,8 +122,16 @@ class LatticeNotifier:
         return self._both(p.VfsFork(parent=parent, child=child),
                           p.MmFork(parent=parent, child=child), True)
 
-    def exec(self, pid: int) -> Completion:
-        return self._both(p.VfsExec(pid=pid), p.MmExec(pid=pid), True)
+    def exec(self, pid: int, vfs: bool = True, mm: bool = True) -> Completion:
+        """``vfs``/``mm`` False: that server has heard already (the VFS with a
+        committing exec check, MM from the kernel's fresh MmExecLayout)."""
+        if vfs and mm:
+            return self._both(p.VfsExec(pid=pid), p.MmExec(pid=pid), True)
+        if vfs:
+            return self._ask(p.VFS_PID, p.VfsExec(pid=pid))
+        if mm:
+            return self._ask(p.MM_PID, p.MmExec(pid=pid))
+        return 0
 
     def exit(self, pid: int) -> Completion:
         self._tell(p.NET_PID, p.NetExit(pid=pid))     # its blocked socket calls go
@@ -147,30 +156,33 @@ class LatticeNotifier:
         self._tell(p.NET_PID, p.NetCancel(pid=pid, err=err))   # socket calls NET parked
         return self._tell(p.VFS_PID, p.VfsCancel(pid=pid, err=err))
 
-    def exec_check(self, pid: int, path: bytes) -> ExecCheck:
+    def exec_check(self, pid: int, path: bytes, commit: bool = False) -> ExecCheck:
+        """VFS_EXEC_OPEN; with ``commit`` an ELF answer also did VFS_EXEC's work."""
         if not self._connected(p.VFS_PID):
             return errno.ENOENT
-        body = p.VfsExecOpen(caller=pid, dirfd=AT_FDCWD, flags=0, path=path)
+        body = p.VfsExecOpen(caller=pid, dirfd=AT_FDCWD, flags=p.EXEC_COMMIT if commit else 0,
+                             path=path)
         try:
             answer = self.lattice.call(p.PM_PID, p.VFS_PID, body)
         except SysError as exc:
             return exc.errno
         if isinstance(answer, Pending):
-            return _target_later(answer)
-        return _target_of(answer.body)
+            return _target_later(answer, commit)
+        return _target_of(answer.body, commit)
 
 
-def _target_of(body: p.Payload) -> ExecTarget | int:
+def _target_of(body: p.Payload, commit: bool = False) -> ExecTarget | int:
     if body.error:  # type: ignore[attr-defined]
         return body.error  # type: ignore[attr-defined]
     r = body
     return ExecTarget(host_path=r.host_path, dev=r.dev, ino=r.ino, mode=r.mode,  # type: ignore
                       uid=r.uid, gid=r.gid, script=bool(r.script), interp=r.interp,  # type: ignore
-                      interp_arg=r.interp_arg)  # type: ignore[attr-defined]
+                      interp_arg=r.interp_arg,  # type: ignore[attr-defined]
+                      committed=commit and not r.script)  # type: ignore[attr-defined]
 
 
-async def _target_later(pending: Pending) -> ExecTarget | int:
-    return _target_of((await pending.wait()).body)
+async def _target_later(pending: Pending, commit: bool) -> ExecTarget | int:
+    return _target_of((await pending.wait()).body, commit)
 
 
 async def _errno_later(pending: Pending) -> int:

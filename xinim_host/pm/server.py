@@ -36,11 +36,14 @@ class HostTasks(Protocol):
     ``host_tgid`` (``host_tid`` 0: to the process), with siginfo ``info`` when
     given (a timer's), and answers False when the
     task is not one of its own; ``interrupt`` ends the kernel's own waits of
-    ``pid`` (a nanosleep) with ``err`` (EINTR, or a restart code)."""
+    ``pid`` (a nanosleep) with ``err`` (EINTR, or a restart code);
+    ``calls_parked`` says whether any task of ``pid`` may be in a call a server
+    holds (None: not a process of this host half)."""
 
     def signal_task(self, host_tgid: int, host_tid: int, sig: int,
                     info: bytes = b"") -> bool: ...
     def interrupt(self, pid: int, err: int) -> None: ...
+    def calls_parked(self, pid: int) -> bool | None: ...
 
 
 class PmServer(Server):
@@ -122,6 +125,20 @@ class PmServer(Server):
                 self.signal_host(host_pid, sig)
         except OSError as exc:      # it just died: its exit report is on the way
             log.info("signal %d to host %d: %s", sig, host_pid, exc)
+
+    def may_be_parked(self, pid: int) -> bool:
+        """Might a call of ``pid`` be held by another server (the VFS, NET)?  Only
+        the host half that runs the process can say no (none of its tasks is
+        stopped in a call); any other process -- a joined node's, or with no host
+        half at all -- may be."""
+        known = False
+        for host in list(self.hosts):
+            ask = getattr(host, "calls_parked", None)
+            parked = ask(pid) if ask is not None else None
+            if parked:
+                return True
+            known = known or parked is not None
+        return not known
 
     def interrupt_kernel_waits(self, pid: int, err: int) -> None:
         """A signal for ``pid``: the kernel's own waits (sleeps) end too."""

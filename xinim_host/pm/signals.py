@@ -257,8 +257,12 @@ def _interrupt(pm: "PmServer", proc: Process, tasks: list[Task], sig: int) -> No
         if hit and not fatal:
             break
     if fatal or not hit:
-        # calls blocked elsewhere (a pipe read in the VFS, a sleep in the kernel) too
-        pm.notify.interrupt(proc.pid, err)
+        # calls blocked elsewhere (a pipe read in the VFS, a sleep in the kernel)
+        # too -- not asked of the VFS and NET when the kernel's host half knows
+        # no call of the process is held anywhere (a SIGCHLD to a shell that
+        # its wait just answered: the common case)
+        if pm.may_be_parked(proc.pid):
+            pm.notify.interrupt(proc.pid, err)
         pm.interrupt_kernel_waits(proc.pid, err)
 
 

@@ -10,8 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..lib.errors import SysError
-from ..lib.protocol import (DATA_MAX, UTIME_NOW, UTIME_OMIT, VfsDataReply, VfsNodeReply,
-                               VfsStatfsReply)
+from ..lib.protocol import (DATA_MAX, EXEC_COMMIT, UTIME_NOW, UTIME_OMIT, VfsDataReply,
+                            VfsNodeReply, VfsStatfsReply, trusted_sender)
 from ..lib.linux_abi import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
                              AT_REMOVEDIR, AT_STATX_SYNC_TYPE, AT_SYMLINK_FOLLOW,
                              AT_SYMLINK_NOFOLLOW)
@@ -461,9 +461,13 @@ def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
     non-regular file or no x permission, ETXTBSY if open for writing, ENOEXEC if
     neither ELF nor '#!'.  Reply: host path (host mounts) or ino (ramfs), script info."""
     b = req.msg.body
+    commit = b.flags & EXEC_COMMIT
+    if commit and not trusted_sender(req.msg.m_source):
+        raise SysError(errno.EPERM)                # only PM's exec commits
     fp = caller_proc(srv, req)
-    check_flags(b.flags, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
-    fs, node = path_loc(srv, fp, b.dirfd, b.path, b.flags)
+    flags = b.flags & ~EXEC_COMMIT
+    check_flags(flags, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
+    fs, node = path_loc(srv, fp, b.dirfd, b.path, flags)
     fmt = fs.mode(node) & S_IFMT
     if fmt == S_IFLNK:
         raise SysError(errno.ELOOP)               # execveat(AT_SYMLINK_NOFOLLOW)
@@ -486,6 +490,10 @@ def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
     elif head[:4] != b"\x7fELF":
         raise SysError(errno.ENOEXEC)
     srv.procfs.exec_checked(fp, b.dirfd, b.path)     # /proc/PID/exe once PM commits
+    if commit and not script:
+        # PM's last check of this exec: what VFS_EXEC does happens now
+        srv.exec_proc(fp.pid)
+        srv.procfs.execed(fp.pid)
     return VfsNodeReply(dev=st.dev, ino=st.ino, mode=st.mode, uid=st.uid, gid=st.gid,
                         size=st.size, script=script, host_path=host_path, interp=interp,
                         interp_arg=arg)

@@ -491,6 +491,8 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
     if (info is not None and shared and stat.S_ISREG(info.mode)
             and info.flags & os.O_ACCMODE == os.O_RDWR):
         # a hidden dup keeps the file for write-back after the program closes fd
+        if k is not None:
+            k.write_backs.add(c.pid)      # its exit and exec flush from now on
         try:
             wb_fd = (yield from ask(p.VFS_PID, p.VfsDup(caller=c.pid, fd=fd, min_fd=p.HIDDEN_FD_BASE,
                                                          cloexec=1))).result
@@ -660,9 +662,13 @@ def sys_msync(k: Kernel, c: SyscallContext) -> SyscallGen:
     return result
 
 
-def flush_shared(c: SyscallContext) -> Generator[Op, Any, None]:
+def flush_shared(k: Kernel, c: SyscallContext) -> Generator[Op, Any, None]:
     """Write back every MAP_SHARED file mapping of the caller: for the exit (and
-    exec) handlers, *before* the host ends or replaces the image."""
+    exec) handlers, *before* the host ends or replaces the image.  Only a process
+    the kernel ever got a write-back fd for (or whose parent it did) can have one:
+    the others need not ask MM."""
+    if c.pid not in k.write_backs:
+        return
     if c.host is not None:
         yield from _acquire(c)
     try:

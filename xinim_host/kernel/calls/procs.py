@@ -99,6 +99,16 @@ def sys_tgkill(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                             sig=c_int(c.args[2]))))
 
 
+def _host_finishes(c: SyscallContext) -> SyscallGen:
+    """The trapped call runs on the host and its result is the program's: with no
+    exit stop when nobody looks at the result (the trace does).  For calls whose
+    host failure needs nothing undone: the kernel has checked or copied in what
+    could fail before asking PM, and the host then fails, if at all, as Linux
+    would have (an ``oldset`` pointer it cannot write: EFAULT after the change)."""
+    untraced = getattr(c.host, "untraced", None)
+    return (yield HostCall(None, tail=bool(untraced is not None and untraced())))
+
+
 def sys_sigaction(k: "Kernel", c: SyscallContext) -> SyscallGen:
     """PM records the disposition; a traced process's host half installs it too,
     because the host kernel is what delivers signals."""
@@ -110,7 +120,7 @@ def sys_sigaction(k: "Kernel", c: SyscallContext) -> SyscallGen:
                                            handler=handler, flags=flags, restorer=restorer,
                                            mask=mask))
     if c.host is not None:
-        return (yield HostCall(None))
+        return (yield from _host_finishes(c))
     if oldact:
         c.mem.write(oldact, abi.SIGACTION.pack(reply.handler, reply.flags, reply.restorer,
                                                reply.mask))
@@ -130,7 +140,7 @@ def sys_rt_sigprocmask(k: "Kernel", c: SyscallContext) -> SyscallGen:
     reply = yield from _pm(p.ProcSigprocmask(caller=c.tid, how=how, set=1 if new else 0,
                                              mask=mask))
     if c.host is not None:   # the host thread's real mask changes too
-        return (yield HostCall(None))
+        return (yield from _host_finishes(c))
     if old:
         c.mem.write(old, abi.POINTER.pack(reply.mask))
     return 0
@@ -156,11 +166,21 @@ def sys_exit(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 
 def sys_exit_group(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    yield from flush_shared(c)   # MAP_SHARED file maps reach the file before the image goes
+    yield from flush_shared(k, c)   # MAP_SHARED file maps reach the file before the image goes
+    if c.host is not None and _alone_untraced(c):
+        # One task: PM hears of the exit from its death (ProcTaskExited, the report
+        # every death gets, with the same status), so no ProcExitGroup first.
+        return (yield HostCall(None, tail=True))
     yield from _pm(p.ProcExitGroup(caller=c.tid, status=_exit_status(c)))
     if c.host is not None:
         return (yield HostCall(None))
     return 0
+
+
+def _alone_untraced(c: SyscallContext) -> bool:
+    untraced = getattr(c.host, "untraced", None)
+    sole = getattr(c.host, "sole_thread", None)
+    return untraced is not None and sole is not None and untraced() and sole()
 
 
 def sys_fork(k: "Kernel", c: SyscallContext) -> SyscallGen:
@@ -219,12 +239,13 @@ def sys_waitid(k: "Kernel", c: SyscallContext) -> SyscallGen:
 
 MAX_ARG_STRLEN = 128 * 1024   # Linux's bounds on what execve takes
 ARG_MAX = 2 * 1024 * 1024
+ARG_PROBE = 4096
 
 
 def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     path = path_arg(c, c.args[0])
     argv_ptrs = pointer_array(c, c.args[1])
-    argv = [c.mem.read_cstring(ptr, MAX_ARG_STRLEN) for ptr in argv_ptrs]
+    argv = [_arg_string(c, ptr) for ptr in argv_ptrs]
     if sum(len(a) + 1 for a in argv) > ARG_MAX:
         raise SysError(errno.E2BIG)
     envp_ptr = c.args[2]
@@ -233,7 +254,7 @@ def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     told = _fitting(argv, p.DATA_MAX)
     # MAP_SHARED file maps reach their files first: PM's exec makes VFS close the
     # close-on-exec fds, MM's write-back fds among them.
-    yield from flush_shared(c)
+    yield from flush_shared(k, c)
     reply = yield from _pm(p.ProcExec(caller=c.tid, path=path, argv=b"\0".join(told), envp=b""))
     k.set_creds(c.pid, reply.uid, reply.euid, reply.gid, reply.egid)   # set-id bits took
     if c.host is None:
@@ -248,9 +269,22 @@ def sys_execve(k: "Kernel", c: SyscallContext) -> SyscallGen:
     memfd = yield from ramfs_image(c.pid, reply.path)
     try:
         image = f"/proc/{os.getpid()}/fd/{memfd}".encode()
-        return (yield from _exec_on_host(c, image, prefix, rest, argv, envp_ptr))
+        return (yield from _exec_on_host(c, image, prefix, rest, argv, envp_ptr,
+                                         keep_handler=True))
     finally:
         os.close(memfd)
+
+
+def _arg_string(c: SyscallContext, ptr: int) -> bytes:
+    """One execve argument: a page's worth first (a shell's arguments lie in its
+    heap, where the whole MAX_ARG_STRLEN would be copied every time), all of it
+    only for a longer one."""
+    try:
+        return c.mem.read_cstring(ptr, ARG_PROBE)
+    except SysError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+    return c.mem.read_cstring(ptr, MAX_ARG_STRLEN)
 
 
 def _fitting(argv: list[bytes], limit: int) -> list[bytes]:
@@ -264,14 +298,19 @@ def _fitting(argv: list[bytes], limit: int) -> list[bytes]:
 
 
 def _exec_on_host(c: SyscallContext, image: bytes, prefix: list[bytes], rest: list[int],
-                  argv: list[bytes], envp_ptr: int) -> SyscallGen:
+                  argv: list[bytes], envp_ptr: int, keep_handler: bool = False) -> SyscallGen:
     """Run the trapped execve on the host with the image's host path; argv stays the
     caller's own array unless a script's interpreter goes in front of it."""
     if prefix == argv[:1]:
-        path_ptr, _ = _scratch_strings(c, image, [], [])
-        return (yield HostCall(None, (path_ptr, c.args[1], envp_ptr)))
-    path_ptr, argv_ptr = _scratch_strings(c, image, prefix, rest)
-    return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr)))
+        path_ptr, argv_ptr = _scratch_strings(c, image, [], [])[0], c.args[1]
+    else:
+        path_ptr, argv_ptr = _scratch_strings(c, image, prefix, rest)
+    # A host path: nothing of ours must outlive the exec (a ramfs image's memfd
+    # does, until the host has opened it), so the host's answer -- none on
+    # success, an errno the program should see on failure -- needs no exit stop.
+    untraced = getattr(c.host, "untraced", None)
+    tail = not keep_handler and untraced is not None and untraced()
+    return (yield HostCall(None, (path_ptr, argv_ptr, envp_ptr), tail=tail))
 
 
 def ramfs_image(caller: int, path: bytes) -> Generator[Op, Any, int]:

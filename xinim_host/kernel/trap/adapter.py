@@ -182,7 +182,8 @@ class SyscallRouter:
         parent_tid = parent_entry.tid if parent_entry and parent_entry.tid else self.root_parent
         thread_of = parent_entry.pid if clone_flags & CLONE_THREAD and parent_entry else 0
         self.tasks.entry(child.tid).tgid = child.tgid
-        self._register(child.tid, parent_tid, clone_flags, thread_of)
+        self._register(child.tid, parent_tid, clone_flags, thread_of,
+                       parent_pid=parent_entry.pid if parent_entry else 0)
 
     def on_exec(self, tracee: Tracee, former_tid: int) -> None:
         tasks = self.tasks.tasks
@@ -195,6 +196,8 @@ class SyscallRouter:
             self.tasks.entry(tracee.tid).tgid = tracee.tgid
             self._register(tracee.tid, self.root_parent, signal.SIGCHLD, 0, root=True)
         else:
+            # the new image has no shared file map yet (the old one's were flushed)
+            self.kernel.write_backs.discard(self.tasks.xinim_pid(tracee.tid))
             layout = self._mm_layout(tracee.tid)
             if layout is not None:
                 self.notices.send(p.MM_PID, layout)
@@ -235,7 +238,7 @@ class SyscallRouter:
     # --- naming new tasks ------------------------------------------------------------
 
     def _register(self, host_tid: int, parent_tid: int, flags: int, thread_of: int,
-                  root: bool = False) -> None:
+                  root: bool = False, parent_pid: int = 0) -> None:
         """Ask PM to name a new host task; its held syscalls run once it has."""
         answer = self.lattice.call(self.kernel.pid, p.PM_PID,
                                    p.ProcFork(parent_pid=parent_tid, child_host_pid=host_tid,
@@ -254,6 +257,9 @@ class SyscallRouter:
             if not thread_of:
                 # PM's ids for the new process, whatever an earlier one of that pid had
                 self.kernel.set_creds(pid, body.uid, body.euid, body.gid, body.egid)
+                # MM copied the parent's record: its write-back maps come along
+                if parent_pid in self.kernel.write_backs:
+                    self.kernel.write_backs.add(pid)
             if died is not None:
                 # it came and went before PM named it (killed at once)
                 self.tasks.tasks.pop(host_tid, None)
@@ -298,8 +304,11 @@ class SyscallRouter:
             named(answer)
 
     def _mm_layout(self, host_tid: int) -> p.Payload | None:
+        """MM's notice of an image the host has just loaded (an exec; the first
+        program): MM replaces the record with the host's layout -- PM, whose
+        exec told the VFS, leaves MM to this (pm/exec.py)."""
         pid = self.tasks.xinim_pid(host_tid)
-        return p.MmExecLayout(pid=pid, host_pid=host_tid) if pid else None
+        return p.MmExecLayout(pid=pid, host_pid=host_tid, fresh=1) if pid else None
 
     async def settle(self, timeout: float = 2.0) -> None:
         """Wait (a bounded while) for the notices still in flight."""

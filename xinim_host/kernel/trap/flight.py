@@ -92,6 +92,11 @@ class InFlight:
     def stack_pointer(self) -> int:
         return self.tracee.regs.rsp
 
+    def untraced(self) -> bool:
+        """Nobody traces the calls (the trace prints every result, so it needs
+        each call's exit)."""
+        return not self.router.trace
+
     def sole_thread(self) -> bool:
         """Is the caller its process's only thread (and not traced, which wants
         every result)?  Then a memory call the host cannot fail need not be

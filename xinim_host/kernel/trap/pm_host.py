@@ -76,6 +76,23 @@ class PmHost:
             if flight is not None and entry.pid == pid:
                 flight.interrupt(err)
 
+    def calls_parked(self, pid: int) -> bool | None:
+        """May a task of XINIM process ``pid`` be in a call some server holds?  A
+        call held anywhere keeps its tracee stopped in it (``Tracee.parked``: at
+        its entry or at the exit of a host call, never while the host runs one),
+        and one being handled right now is at its entry too.  None: ``pid`` has
+        no task here (another node's, or gone)."""
+        known = False
+        for entry in self.tasks.tasks.values():
+            if entry.pid != pid:
+                continue
+            known = True
+            flight, mem = entry.flight, entry.mem
+            if (flight is not None and flight.tracee.parked) or \
+                    (mem is not None and mem.tracee.parked):
+                return True
+        return False if known else None
+
     # -- the watch ---------------------------------------------------------------------
     def start_watch(self) -> None:
         if self.watching:

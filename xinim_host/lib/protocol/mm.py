@@ -198,10 +198,13 @@ class MmSpawn(Payload):
 @request(MM_EXEC_LAYOUT)
 class MmExecLayout(Payload):
     """Kernel only: the host loaded a new image into ``pid``: its record is reset
-    and the host's mappings are imported from /proc/``host_pid``/maps."""
+    and the host's mappings are imported from /proc/``host_pid``/maps.  ``fresh``:
+    an exec the host has just done (the old image's record goes whatever it held;
+    PM then sends no MmExec of its own)."""
 
     pid: i32
     host_pid: i32
+    fresh: i32 = 0
 
 
 @request(MM_FORK)

@@ -434,8 +434,14 @@ class VfsExecOpen(Payload):
 
     caller: i32
     dirfd: i32
-    flags: i32         # AT_EMPTY_PATH (fexecve / execveat), AT_SYMLINK_NOFOLLOW
+    flags: i32         # AT_EMPTY_PATH (fexecve / execveat), AT_SYMLINK_NOFOLLOW, EXEC_COMMIT
     path: path
+
+
+# VfsExecOpen flag, PM only: the exec is past its last check if this is an ELF
+# file -- the VFS then does VFS_EXEC's work too (one message, not two).  Not an
+# AT_* bit.
+EXEC_COMMIT = 0x40000000
 
 
 @request(VFS_MKNOD)
