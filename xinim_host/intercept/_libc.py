@@ -7,10 +7,13 @@ times per stop, so every layer counts (see bench/tracer_stop.py).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+try:    # glibc's libc by name: find_library runs ldconfig (and imports subprocess)
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:                                   # another libc
+    import ctypes.util
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 _c_long = ctypes.c_long
 _c_ulong = ctypes.c_ulong

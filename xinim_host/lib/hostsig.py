@@ -8,13 +8,16 @@ that.  Linux lets another process queue a siginfo whose si_code is negative
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 SYS_RT_SIGQUEUEINFO = 129
 SYS_RT_TGSIGQUEUEINFO = 297
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+try:    # glibc's libc by name: find_library runs ldconfig (and imports subprocess)
+    _libc = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:                                   # another libc
+    import ctypes.util
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 

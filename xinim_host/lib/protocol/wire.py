@@ -26,6 +26,7 @@ import errno
 import struct
 import typing
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Callable, ClassVar
 
 from .. import codecache
@@ -157,8 +158,23 @@ def _trailing(cls: type, extra: int) -> ProtocolError:
 
 
 class _PayloadType(type):
-    """Payload classes' type: the layout (``_FIXED``, ``_FIXED_NAMES``, ``_VAR``) of
-    a class whose codec is not generated yet is generated when first asked for."""
+    """Payload classes' type.  It builds each payload class as it is declared (a
+    frozen, keyword-only, slotted dataclass: ``_payload_namespace``), in one class
+    creation rather than a class and then its slotted copy; and the layout
+    (``_FIXED``, ``_FIXED_NAMES``, ``_VAR``) of a class whose codec is not
+    generated yet is generated when first asked for."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict, **kwargs: object):
+        # Payload itself, and the slotted copy ``dataclasses`` makes of a class
+        # whose fields are not all wire kinds (``_build``), are plain classes
+        if bases and "__slots__" not in ns and _all_wire(ns.get("__annotations__", {})):
+            cls = super().__new__(mcs, name, bases, _payload_namespace(bases, ns), **kwargs)
+            if {"call", "error", "result"} <= cls.__dataclass_fields__.keys():
+                # plain callables in the class's own dict (lib/server.py looks there)
+                cls._quick_reply = staticmethod(partial(_lazy_quick_reply, cls))
+                cls._with_call = staticmethod(partial(_lazy_with_call, cls))
+            return cls
+        return super().__new__(mcs, name, bases, ns, **kwargs)
 
     def __getattr__(cls, name: str):
         if name in ("_FIXED", "_FIXED_NAMES", "_VAR") and "M_TYPE" in cls.__dict__ \
@@ -349,7 +365,7 @@ def _gen_codec(cls: type) -> None:
         _exec(init, ns)
         fast_init = ns["__init__"]
         original = cls.__init__
-        fast_init.__qualname__ = original.__qualname__  # type: ignore[attr-defined]
+        fast_init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
         fast_init.__doc__ = original.__doc__
         fast_init.__annotations__ = getattr(original, "__annotations__", {})
         cls.__init__ = fast_init  # type: ignore[misc]
@@ -418,16 +434,22 @@ def _p_delattr(self, name):
     raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
 
-def _build(cls: type) -> type:
-    """``dataclass(frozen=True, kw_only=True, slots=True)(cls)``, cheaply; classes
-    whose annotations are not all wire kinds get the real thing."""
-    own = cls.__dict__.get("__annotations__", {})
-    if any(not isinstance(a, str) or a not in _KIND_NAMES for a in own.values()):
-        return dataclass(frozen=True, kw_only=True, slots=True)(cls)
+def _all_wire(annotations: dict) -> bool:
+    return all(isinstance(a, str) and a in _KIND_NAMES for a in annotations.values())
+
+
+def _payload_namespace(bases: tuple[type, ...], ns: dict) -> dict:
+    """A payload class's namespace as ``dataclass(frozen=True, kw_only=True,
+    slots=True)`` would make it, cheaply: real ``dataclasses.Field``s
+    (``dataclasses.fields``/``replace`` work), shared ``__eq__``/``__hash__``/
+    ``__repr__``, a frozen ``__setattr__``, and stand-ins that generate the codec
+    and the fast ``__init__`` on first use."""
+    own = ns.get("__annotations__", {})
     fields: dict[str, dataclasses.Field] = {}
-    for base in reversed(cls.__mro__[1:]):
-        fields.update(base.__dict__.get("__dataclass_fields__", {}))
-    ns = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    for b in reversed(bases):
+        for base in reversed(b.__mro__):
+            fields.update(base.__dict__.get("__dataclass_fields__", {}))
+    ns = dict(ns)
     for name, ann in own.items():
         default = ns.pop(name, dataclasses.MISSING)
         f = dataclasses.field(default=default, kw_only=True)
@@ -439,10 +461,20 @@ def _build(cls: type) -> type:
     ns["_FIELD_NAMES"] = tuple(fields)
     ns["__match_args__"] = ()
     ns.update(__eq__=_p_eq, __hash__=_p_hash, __repr__=_p_repr, __setattr__=_p_setattr,
-              __delattr__=_p_delattr)
-    new = type(cls)(cls.__name__, cls.__bases__, ns)
-    _install_lazy(new)
-    return new
+              __delattr__=_p_delattr, __init__=_lazy_init, _encode_msg=_lazy_encode_msg,
+              _encode_payload=_lazy_encode_payload, _decode_at=classmethod(_lazy_decode_at),
+              _decode_msg=classmethod(_lazy_decode_msg))
+    return ns
+
+
+def _build(cls: type) -> type:
+    """The payload class the decorators register: built as declared (``_PayloadType``)
+    when its annotations are all wire kinds, else by ``dataclasses``."""
+    if "_FIELD_NAMES" in cls.__dict__:
+        if "_with_call" in cls.__dict__ and cls not in WITH_CALL:
+            WITH_CALL[cls] = cls.__dict__["_with_call"]
+        return cls
+    return dataclass(frozen=True, kw_only=True, slots=True)(cls)
 
 
 def _materialize(cls: type) -> None:
@@ -451,46 +483,56 @@ def _materialize(cls: type) -> None:
         _layout(cls)
 
 
-def _install_lazy(cls: type) -> None:
-    """Stand-ins that generate the codec on first use, then call the real one."""
-    def _encode_msg(self, m_source, req_id):
-        _materialize(cls)
-        return cls._encode_msg(self, m_source, req_id)
+# Stand-ins, shared by every payload class, that generate the class's codec on first
+# use and then call the real function (which replaces them in the class).
 
-    def _encode_payload(self):
-        _materialize(cls)
-        return cls._encode_payload(self)
+def _lazy_encode_msg(self, m_source, req_id):
+    cls = self.__class__
+    _materialize(cls)
+    return cls._encode_msg(self, m_source, req_id)
 
-    def _decode_at(buf, off):
-        _materialize(cls)
-        return cls._decode_at(buf, off)
 
-    def _decode_msg(buf, src):
-        _materialize(cls)
-        return cls._decode_msg(buf, src)
+def _lazy_encode_payload(self):
+    cls = self.__class__
+    _materialize(cls)
+    return cls._encode_payload(self)
 
-    def __init__(self, **kwargs):
+
+def _lazy_decode_at(cls, buf, off):
+    _materialize(cls)
+    return cls._decode_at(buf, off)
+
+
+def _lazy_decode_msg(cls, buf, src):
+    _materialize(cls)
+    return cls._decode_msg(buf, src)
+
+
+def _lazy_quick_reply(cls, call, error, result):
+    _materialize(cls)
+    return cls._quick_reply(call, error, result)
+
+
+def _lazy_with_call(cls, src, call):
+    _materialize(cls)
+    return cls._with_call(src, call)
+
+
+def _lazy_init(self, **kwargs):
+    cls = self.__class__
+    if "M_TYPE" in cls.__dict__:
         _materialize(cls)
         cls.__init__(self, **kwargs)
-
-    cls._encode_msg = _encode_msg
-    cls._encode_payload = _encode_payload
-    cls._decode_at = staticmethod(_decode_at)
-    cls._decode_msg = staticmethod(_decode_msg)
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    cls.__init__ = __init__
-    if {"call", "error", "result"} <= cls.__dataclass_fields__.keys():
-        def _quick_reply(call, error, result):
-            _materialize(cls)
-            return cls._quick_reply(call, error, result)
-
-        def _with_call(src, call):
-            _materialize(cls)
-            return cls._with_call(src, call)
-
-        cls._quick_reply = staticmethod(_quick_reply)
-        cls._with_call = staticmethod(_with_call)
-        WITH_CALL[cls] = _with_call
+        return
+    # a base that is no message (ReplyBase): the plain keyword-only constructor
+    for name, f in cls.__dataclass_fields__.items():
+        value = kwargs.pop(name, f.default)
+        if value is dataclasses.MISSING:
+            raise TypeError(f"{cls.__qualname__}.__init__() missing keyword argument {name!r}")
+        object.__setattr__(self, name, value)
+    if kwargs:
+        raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument "
+                        f"{next(iter(kwargs))!r}")
 
 
 def request(m_type: int):
@@ -530,8 +572,7 @@ def reply(m_type: int, *calls: int):
     return wrap
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ReplyBase(Payload):
+class ReplyBase(Payload):   # built as a payload class (_PayloadType), not a message
     """Fields every reply starts with."""
 
     call: i32 = 0      # the request type this answers
