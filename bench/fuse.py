@@ -34,19 +34,24 @@ MiB = 1 << 20
 
 
 # ---------------------------------------------------------------------- server
-def serve(mountpoint: str, strict: bool) -> None:
+def serve(mountpoint: str, strict: bool, spin_us: float | None = None) -> None:
     import trio
 
     from xinim_host.vfs_fuse.fuse_export import serve_fuse
     from xinim_host.vfs_fuse.ramfs import Ramfs
 
     logging.basicConfig(level=logging.WARNING)
+    if os.environ.get("XINIM_BENCH_LOOP_STATS"):
+        logging.getLogger("xinim_host.vfs_fuse.fuse_loop").setLevel(logging.DEBUG)
 
     async def main() -> None:
         fs = Ramfs()
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                kw = dict(entry_timeout=0.0, attr_timeout=0.0, keep_cache=False) if strict else {}
+                kw: dict[str, object] = (dict(entry_timeout=0.0, attr_timeout=0.0, keep_cache=False)
+                                         if strict else {})
+                if spin_us is not None:
+                    kw["spin_s"] = spin_us * 1e-6
                 await nursery.start(functools.partial(serve_fuse, fs, mountpoint, **kw))
                 print("ready", flush=True)
                 async for _ in signals:
@@ -164,8 +169,11 @@ def stop_server(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
-def xinim_cmd(tree: Path, mountpoint: Path, strict: bool) -> list[str]:
+def xinim_cmd(tree: Path, mountpoint: Path, strict: bool,
+              spin_us: float | None = None) -> list[str]:
     cmd = [sys.executable, str(tree / "bench" / "fuse.py"), "--serve", str(mountpoint)]
+    if spin_us is not None:
+        cmd += ["--spin-us", str(spin_us)]
     return cmd + ["--strict"] if strict else cmd
 
 
@@ -194,10 +202,13 @@ def main() -> None:
     ap.add_argument("--pin", type=int, metavar="CPU",
                     help="run client and servers on this one CPU (on VMs, cross-CPU "
                          "wakeups can double the cost of a small FUSE request)")
+    ap.add_argument("--spin-us", type=float, metavar="US",
+                    help="the xinim server's poll of /dev/fuse before it sleeps (default: "
+                         "fuse_loop.SPIN_S; 0: never)")
     ap.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve, args.strict)
+        serve(args.serve, args.strict, args.spin_us)
         return
 
     if args.pin is not None:
@@ -216,9 +227,10 @@ def main() -> None:
     exe = None if args.no_c else build_c(tmp)
     if exe is not None:
         servers["libfuse C"] = ([str(exe), str(base / "c")], base / "c", None)
-    servers["xinim"] = (xinim_cmd(here, base / "x", False), base / "x", here)
+    servers["xinim"] = (xinim_cmd(here, base / "x", False, args.spin_us), base / "x", here)
     if args.strict:
-        servers["xinim strict"] = (xinim_cmd(here, base / "xs", True), base / "xs", here)
+        servers["xinim strict"] = (xinim_cmd(here, base / "xs", True, args.spin_us),
+                                   base / "xs", here)
     if args.baseline:
         tree = Path(args.baseline).resolve()
         servers["baseline"] = (xinim_cmd(tree, base / "b", False), base / "b", tree)

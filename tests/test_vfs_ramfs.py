@@ -242,3 +242,87 @@ def test_pinned_mount_points_are_busy(fs: Ramfs) -> None:
     fs.unpin(usr)
     fs.rmdir(fs.root, b"usr")
     assert d.ino in fs.inodes and usr.ino not in fs.inodes
+
+
+# ---------------------------------------------------------------- chunked pages
+_OPS = st.lists(st.one_of(
+    st.tuples(st.just("write"), st.integers(0, 3 << 20), st.integers(1, 1 << 20)),
+    st.tuples(st.just("write"), st.integers(0, 768).map(lambda p: p * PAGE),
+              st.integers(1, 300).map(lambda p: p * PAGE)),
+    st.tuples(st.just("punch"), st.integers(0, 3 << 20), st.integers(1, 1 << 20)),
+    st.tuples(st.just("truncate"), st.integers(0, 4 << 20), st.just(0)),
+    st.tuples(st.just("allocate"), st.integers(0, 3 << 20), st.integers(1, 1 << 19)),
+), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, seed=st.integers(0, 255))
+def test_chunked_pages_read_back_like_a_flat_file(ops: list[tuple[str, int, int]],
+                                                  seed: int) -> None:
+    """Big writes keep their pages as views of one buffer (ramfs._Chunk); every
+    mix of writes, punched holes, truncates and fallocate reads back like a
+    plain byte string, through Ramfs.read and the FUSE export's read (which
+    answers a range inside one intact chunk with a slice of it), with the page
+    accounting and the sparse layout of 4 KiB pages, and no chunk kept alive
+    by fewer than half of its pages once it lost some."""
+    from xinim_host.vfs_fuse.fuse_export import _read_pages
+    from xinim_host.vfs_fuse.ramfs import _Chunk
+
+    fs = Ramfs()
+    f = fs.mknod(fs.root, b"f", stat.S_IFREG | 0o644, 0, 0)
+    model = bytearray()
+    for i, (op, off, n) in enumerate(ops):
+        if op == "write":
+            data = bytes([(seed + i) % 251 + 1]) * n
+            fs.write(f, off, data)
+            if len(model) < off + n:
+                model.extend(bytes(off + n - len(model)))
+            model[off:off + n] = data
+        elif op == "punch":
+            fs.punch_hole(f, off, n)
+            hi = min(off + n, len(model))
+            if hi > off:
+                model[off:hi] = bytes(hi - off)
+        elif op == "truncate":
+            fs.truncate(f, off)
+            del model[off:]
+            model.extend(bytes(off - len(model)))
+        else:
+            fs.allocate(f, off, n, keep_size=False)
+            if len(model) < off + n:
+                model.extend(bytes(off + n - len(model)))
+        assert f.size == len(model)
+        assert fs.pages_used == len(f.pages)
+        assert all(len(p) == PAGE for p in f.pages.values())
+        # a non-intact chunk is held by at least half of its pages
+        chunks: dict[int, list[int]] = {}
+        for idx, p in f.pages.items():
+            if type(p) is memoryview:
+                assert isinstance(p.obj, _Chunk)
+                chunks.setdefault(id(p.obj), []).append(idx)
+                assert p.obj.base <= idx < p.obj.base + p.obj.npages
+        for idx, p in f.pages.items():
+            if type(p) is memoryview and not p.obj.intact:
+                assert 2 * len(chunks[id(p.obj)]) >= p.obj.npages
+    assert fs.read(f, 0, len(model) + 10) == bytes(model)
+    for off in range(0, len(model) + (1 << 20), 1 << 20):     # the kernel's 1 MiB reads
+        assert bytes(_read_pages(f, off, 1 << 20)) == bytes(model[off:off + (1 << 20)])
+    for off in (PAGE, 5 * PAGE + 7, 300 * PAGE):
+        assert bytes(_read_pages(f, off, 70 * PAGE)) == bytes(model[off:off + 70 * PAGE])
+
+
+def test_big_write_is_one_chunk_and_reads_without_copy(fs: Ramfs) -> None:
+    from xinim_host.vfs_fuse.fuse_export import _read_pages
+
+    f = fs.mknod(fs.root, b"f", stat.S_IFREG | 0o644, 0, 0)
+    data = bytes(range(256)) * 4096                      # 1 MiB
+    fs.write(f, 0, data)
+    assert len(f.pages) == 256 and f.blocks == 256 * PAGE // 512
+    view = _read_pages(f, 0, 1 << 20)
+    assert isinstance(view, memoryview) and view == data
+    fs.write(f, 10, b"xyz")                              # in place: the chunk stays whole
+    assert isinstance(_read_pages(f, 0, 1 << 20), memoryview)
+    assert fs.read(f, 8, 6) == data[8:10] + b"xyz" + data[13:14]
+    fs.punch_hole(f, 0, 200 * PAGE)                      # most of it gone: survivors copied
+    assert all(type(p) is bytearray for p in f.pages.values()) and len(f.pages) == 56
+    assert fs.read(f, 0, 1 << 20) == bytes(200 * PAGE) + data[200 * PAGE:]

@@ -37,7 +37,11 @@ Throughput: libfuse 3 negotiates 1 MiB writes (max_pages 256; pyfuse3 offers
 no max_write option and needs none), :func:`serve_fuse` raises the mount's
 readahead to 1 MiB so sequential reads arrive as 1 MiB requests too, and
 :func:`tune_malloc` stops glibc from handing freed memory back (each
-re-faulted 4 KiB page cost as much as copying it).
+re-faulted 4 KiB page cost as much as copying it).  A big write lands in one
+ramfs chunk (one copy), and a read inside one chunk is answered with a slice
+of it (no copy of ours: the kernel copies straight from the ramfs).  The
+request loop is :mod:`.fuse_loop`'s (no scheduler turn per request while
+requests keep coming).
 """
 from __future__ import annotations
 
@@ -60,7 +64,7 @@ import trio
 from ..lib.errors import SysError
 from . import fuse_loop
 from .mountpoint import abort_fuse_connection, mounts_at, prepare_mountpoint
-from .ramfs import NAME_MAX, PAGE, Inode, Ramfs
+from .ramfs import NAME_MAX, PAGE, Inode, Ramfs, chunk_view
 
 log = logging.getLogger(__name__)
 
@@ -487,7 +491,7 @@ class RamfsFuse(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh, keep_cache=self._keep(node))
 
     @_errors
-    def read(self, fh: int, off: int, size: int) -> bytes:
+    def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         h = self._handles.get(fh)
         if h is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -743,9 +747,11 @@ class RamfsFuse(pyfuse3.Operations):
                 log.debug("cannot set %s: %s", p, err)
 
 
-def _read_pages(inode: Inode, off: int, size: int) -> bytes:
-    """Read a regular file straight from its pages with one copy (b"".join);
-    the same semantics as Ramfs.read (relatime included)."""
+def _read_pages(inode: Inode, off: int, size: int) -> bytes | memoryview:
+    """Read a regular file straight from its pages: a slice of the chunk
+    that holds the whole range (no copy: pyfuse3 replies from any buffer,
+    before anything can change it), else one copy (b"".join); the same
+    semantics as Ramfs.read (relatime included)."""
     end = min(off + size, inode.size)
     if off >= end:
         if off < 0 or size < 0:
@@ -764,6 +770,9 @@ def _read_pages(inode: Inode, off: int, size: int) -> bytes:
         if page is None:
             return bytes(end - off)
         return bytes(page[poff:poff + end - off])
+    view = chunk_view(inode, off, end)
+    if view is not None:
+        return view
     get = pages.get
     parts: list[Any] = [get(i, _ZERO_PAGE) for i in range(first, last + 1)]
     if poff:

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 
 PAGE = 4096
 _ZERO_PAGE = bytes(PAGE)
+#: A write whose whole pages are all new, at least this many, keeps them in
+#: one buffer (a _Chunk of at most CHUNK_PAGES pages; the pages are views of it)
+CHUNK_MIN_PAGES = 16
+CHUNK_PAGES = 256
+_PAGE_SLICES = tuple(slice(i * PAGE, (i + 1) * PAGE) for i in range(CHUNK_PAGES))
 NAME_MAX = 255
 PATH_MAX = 4096
 MAX_FILE_SIZE = (1 << 63) - 1           # Linux MAX_LFS_FILESIZE; EFBIG past it
@@ -67,6 +72,52 @@ class Tracker(Protocol):
     def cut(self, inode: "Inode", size: int) -> None: ...
 
 
+class _Chunk(bytearray):
+    """The buffer behind a run of pages one write made: the pages in
+    ``Inode.pages`` are writable memoryview slices of it, so a 1 MiB write is
+    one copy instead of 256 page allocations, and a read inside the run is a
+    slice of it with no copy (:func:`chunk_view`).  Page ``base + k``
+    is bytes ``k * PAGE`` of the chunk.  ``intact``: none of its pages was
+    ever dropped (truncate, punch-hole), so every index of the run still
+    holds its own slice; a chunk that loses more than half of its pages
+    gives the survivors their own copies and is freed (memory stays within
+    twice what the pages account)."""
+
+    __slots__ = ("base", "npages", "intact")
+
+
+def _drop_pages(pages: dict[int, bytearray | memoryview], idxs: list[int]) -> None:
+    """Remove pages ``idxs``; a chunk that loses pages is no longer intact,
+    and one left with fewer than half of its pages lets them go (copies)."""
+    hit: dict[int, _Chunk] = {}
+    for i in idxs:
+        page = pages.pop(i)
+        if type(page) is memoryview:
+            chunk = page.obj
+            chunk.intact = False
+            hit[id(chunk)] = chunk
+    for chunk in hit.values():
+        mine = [i for i in range(chunk.base, chunk.base + chunk.npages)
+                if type(p := pages.get(i)) is memoryview and p.obj is chunk]
+        if 2 * len(mine) < chunk.npages:
+            for i in mine:
+                pages[i] = bytearray(pages[i])
+
+
+def chunk_view(inode: "Inode", offset: int, end: int) -> memoryview | None:
+    """Bytes [offset, end) of a regular file as one slice of the chunk that
+    holds them all (no copy), or None if they are not in one intact chunk.
+    Valid until the next change of the file: use it at once."""
+    page = inode.pages.get(offset // PAGE)
+    if type(page) is not memoryview:
+        return None
+    chunk = page.obj
+    base = chunk.base * PAGE
+    if not chunk.intact or end > base + chunk.npages * PAGE:
+        return None
+    return memoryview(chunk)[offset - base:end - base]
+
+
 def _slot_cookie(slot: tuple[int, bytes]) -> int:
     return slot[0]
 
@@ -77,7 +128,9 @@ def _err(code: int) -> SysError:
 
 class Inode:
     """One file object.  Directories use ``entries``/``parent``; regular files
-    ``pages`` (page index -> bytearray(PAGE), sparse); symlinks ``target``."""
+    ``pages`` (page index -> a writable PAGE-byte buffer, sparse: a bytearray,
+    or a memoryview slice of a _Chunk -- mutate in place, never resize);
+    symlinks ``target``."""
 
     __slots__ = ("ino", "mode", "uid", "gid", "nlink", "rdev", "atime_ns", "mtime_ns",
                  "ctime_ns", "entries", "parent", "pages", "target", "_size", "holds",
@@ -94,7 +147,7 @@ class Inode:
         self.atime_ns = self.mtime_ns = self.ctime_ns = now
         self.entries: dict[bytes, Inode] = {}
         self.parent: Inode | None = None
-        self.pages: dict[int, bytearray] = {}
+        self.pages: dict[int, bytearray | memoryview] = {}
         self.target: bytes = b""
         self._size = 0
         self.holds = 0
@@ -640,6 +693,16 @@ class Ramfs:
             src += k
         idx = pos // PAGE
         get = pages.get
+        if new_pages == last - first + 1:         # only new pages: whole ones in chunks
+            while end - pos >= CHUNK_MIN_PAGES * PAGE:
+                k = min((end - pos) // PAGE, CHUNK_PAGES)
+                chunk = _Chunk(mv[src:src + k * PAGE])      # the one copy
+                chunk.base, chunk.npages, chunk.intact = idx, k, True
+                pages.update(zip(range(idx, idx + k),
+                                 map(memoryview(chunk).__getitem__, _PAGE_SLICES[:k])))
+                idx += k
+                pos += k * PAGE
+                src += k * PAGE
         while end - pos >= PAGE:                  # whole pages: a new one is the copy itself
             nxt = src + PAGE
             page = get(idx)
@@ -700,20 +763,20 @@ class Ramfs:
             return
         pages = inode.pages
         first, last = offset // PAGE, (end - 1) // PAGE
-        freed = 0
+        dropped: list[int] = []
         for i in range(first, last + 1):
             page = pages.get(i)
             if page is None:
                 continue
             lo, hi = max(offset, i * PAGE) - i * PAGE, min(end, (i + 1) * PAGE) - i * PAGE
             if lo == 0 and hi == PAGE:
-                del pages[i]
-                freed += 1
+                dropped.append(i)
             else:
                 page[lo:hi] = bytes(hi - lo)
+        _drop_pages(pages, dropped)
         if inode.cache >= 0:
             os.pwrite(inode.cache, bytes(end - offset), offset)
-        self.pages_used -= freed
+        self.pages_used -= len(dropped)
         if self.tracker is not None:
             self.tracker.wrote(inode, first, last)
         inode.mtime_ns = inode.ctime_ns = time.time_ns()
@@ -741,8 +804,7 @@ class Ramfs:
             pages = inode.pages
             keep = -(-size // PAGE)             # pages wholly or partly below size
             dead = [i for i in pages if i >= keep]   # allocated pages only: cheap when sparse
-            for i in dead:
-                del pages[i]
+            _drop_pages(pages, dead)
             self.pages_used -= len(dead)
             tail = size % PAGE
             if tail:
