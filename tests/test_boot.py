@@ -15,6 +15,7 @@ import trio
 from xinim_host.lib import protocol as p
 from xinim_host.system.boot import BootConfig, booted
 from xinim_host.kernel.dispatch import SyscallContext
+from xinim_host.lib.errors import SysError
 from xinim_host.lib.ipc import Lattice
 from xinim_host.lib.syscalls import Sys
 from xinim_host.lib.transport import dial, node_client_pid
@@ -115,6 +116,47 @@ async def test_syscalls_through_the_booted_kernel(console: Any) -> None:
             write = dataclasses.replace(init, args=(0x10000, 8, 0, 0, 0, 0))
             assert await system.kernel.syscall(Sys.DEBUG_WRITE, write) == 8
     assert b"boot ok\n" in console.out
+
+
+async def test_net_starts_on_first_use(console: Any) -> None:
+    """NET is no part of the boot: the first socket call starts it (a real server
+    behind its endpoint, its boot line in the log); an exit before that is no
+    message to it."""
+    with trio.fail_after(30):
+        async with booted(BootConfig(console=console, quiet=False)) as system:
+            lattice = system.lattice
+            mem = FlatMemory(4096, base=0x10000)
+            init = SyscallContext(pid=p.INIT_PID, args=(0,) * 6, mem=mem)
+            assert await system.kernel.syscall(Sys.GETPID, init) == p.INIT_PID
+            system.pm.notify.exit(NOBODY)                # PM tells NET of no exit yet
+            assert p.NET_PID not in lattice.endpoints and system.net is None
+            assert not boot_log_lists(console.text, "NET", p.NET_PID)
+            sock = dataclasses.replace(init, args=(1, 1, 0, 0, 0, 0))   # AF_UNIX stream
+            fd = await system.kernel.syscall(Sys.SOCKET, sock)
+            assert fd >= 0
+            assert system.net is not None and not lattice.endpoints[p.NET_PID].closed
+            assert (p.PM_PID, p.NET_PID) in lattice.send_channels
+            assert boot_log_lists(console.text, "NET", p.NET_PID)
+            assert await system.kernel.syscall(Sys.CLOSE, dataclasses.replace(
+                init, args=(fd, 0, 0, 0, 0, 0))) == 0
+
+
+async def test_a_server_that_fails_to_start_is_absent(caplog: Any) -> None:
+    lattice = Lattice()
+    lattice.register(p.KERNEL_PID)
+    tries = []
+
+    def broken() -> None:
+        tries.append(1)
+        raise ImportError("no such server (test)")
+
+    lattice.on_demand[p.NET_PID] = broken
+    for _ in range(2):
+        with pytest.raises(SysError) as info:
+            lattice.call(p.KERNEL_PID, p.NET_PID, p.NetExit(pid=NOBODY))
+        assert info.value.errno == errno.ESRCH
+    assert tries == [1]                                  # tried once, logged
+    assert "failed to start" in caplog.text
 
 
 async def test_boot_serves_other_nodes_and_cleans_up(console: Any,

@@ -381,6 +381,9 @@ class Lattice:
         self.peers: dict[int, NodePeer] = {}
         self.owners: dict[int, int] = {}
         self.stats = IpcStats()
+        # pid -> what starts that server when it is first needed (a message to it, a
+        # channel asked of it); used once (system/boot.py: NET)
+        self.on_demand: dict[int, Callable[[], None]] = {}
         # --ipc: told of every message this node seals (src, dst, dst node, type, bytes)
         self.tap: Callable[[int, int, int, int, int], None] | None = None
         # This node's memory grants (lib/grants.py): the kernel makes them, its
@@ -573,6 +576,8 @@ class Lattice:
     def _endpoint(self, pid: int) -> Endpoint:
         endpoint = self.endpoints.get(pid)
         if endpoint is None:
+            if pid in self.on_demand and self._start_on_demand(pid):
+                return self._endpoint(pid)
             raise IpcError(errno.ESRCH, f"no endpoint {pid}")
         if endpoint.closed:
             raise IpcError(errno.EPIPE, f"endpoint {pid} is closed")
@@ -627,7 +632,7 @@ class Lattice:
         """
         channel = self.send_channels.get((src, dst))
         if channel is None:
-            raise self._no_channel(src, dst)
+            channel = self._channel_or_fail(src, dst)
         frame = self._seal_on(channel, src, dst, m_type, plaintext)
         if channel.node == self.node_id:
             self.deliver_frame(frame)
@@ -636,6 +641,28 @@ class Lattice:
             if route is None:
                 raise IpcError(errno.EHOSTUNREACH, f"no route to node {channel.node}")
             route.send_frame(frame)
+
+    def _start_on_demand(self, pid: int) -> bool:
+        """Start server ``pid`` if it starts on first use; True if it is there now.
+        A server that fails to start is logged and stays absent (ESRCH)."""
+        start = self.on_demand.pop(pid, None)
+        if start is None:
+            return False
+        try:
+            start()
+        except Exception:   # noqa: BLE001 -- its callers get ESRCH, the rest goes on
+            log.exception("server %d failed to start", pid)
+            return False
+        return pid in self.endpoints
+
+    def _channel_or_fail(self, src: int, dst: int) -> SendChannel:
+        """The channel ``src -> dst`` once a server that starts on first use is up,
+        else the reason there is none (raised)."""
+        if dst in self.on_demand and self._start_on_demand(dst):
+            channel = self.send_channels.get((src, dst))
+            if channel is not None:
+                return channel
+        raise self._no_channel(src, dst)
 
     def _no_channel(self, src: int, dst: int) -> IpcError:
         """Why there is no channel ``src -> dst``: no such endpoint here (ESRCH), a closed
@@ -659,7 +686,7 @@ class Lattice:
         """``send`` with NONBLOCK: EAGAIN when the destination's queue is full."""
         channel = self.send_channels.get((src, dst))
         if channel is None:
-            raise self._no_channel(src, dst)
+            channel = self._channel_or_fail(src, dst)
         if channel.node == self.node_id:
             self._check_room(dst, body.M_TYPE)
         self.send_bytes(src, dst, body.M_TYPE, encode(body, src, req_id))
@@ -688,7 +715,7 @@ class Lattice:
         dst = request.m_source
         channel = self.send_channels.get((src, dst))
         if channel is None:
-            raise self._no_channel(src, dst)
+            channel = self._channel_or_fail(src, dst)
         m_type = body.M_TYPE
         frame = self._seal_on(channel, src, dst, m_type,
                               body._encode_msg(src, request.req_id))  # type: ignore[attr-defined]
@@ -711,7 +738,7 @@ class Lattice:
             endpoint = self._endpoint(src)  # raises
         channel = self.send_channels.get((src, dst))
         if channel is None:
-            raise self._no_channel(src, dst)
+            channel = self._channel_or_fail(src, dst)
         m_type = body.M_TYPE
         node = channel.node
         if node == self.node_id:

@@ -74,7 +74,6 @@ class System:
 @asynccontextmanager
 async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
     from ..mm.server import MmServer
-    from ..net.server import NetServer
     from ..lib.hostsig import sigqueue
     from ..pm.server import PmServer
     from ..vfs_fuse.server import VfsServer
@@ -98,25 +97,25 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             # still reach them: every node runs on this host.
             pm = PmServer(lattice, signal_host=os.kill, queue_host=sigqueue)
             mm = MmServer(lattice)
-            net = NetServer(lattice)
-            system = System(config, lattice, kernel, vfs, pm, mm, console, nursery, net=net)
+            system = System(config, lattice, kernel, vfs, pm, mm, console, nursery)
             system.log(f"kernel: XINIM hosted kernel, node {config.node_id}")
             for server in (vfs, pm, mm):
                 await nursery.start(server.serve)
                 system.log(f"{type(server).__name__.removesuffix('Server').upper()}: "
                            f"started on PID {server.pid}")
-            # NET in a nursery of its own: its failure is logged, never takes the others down
-            await nursery.start(_serve_isolated, net)
-            system.log(f"NET: started on PID {net.pid}")
             # Kernel <-> every server, and the servers among themselves (PM tells VFS
             # and MM about forks and exits, MM reads files through VFS).
             for pid in SERVER_PIDS:
-                lattice.connect_local(p.KERNEL_PID, pid)
+                if pid != p.NET_PID:
+                    lattice.connect_local(p.KERNEL_PID, pid)
             lattice.connect_local(p.PM_PID, p.VFS_PID)
             lattice.connect_local(p.PM_PID, p.MM_PID)
             lattice.connect_local(p.MM_PID, p.VFS_PID)
-            lattice.connect_local(p.PM_PID, p.NET_PID)     # signals and exits of its callers
-            lattice.connect_local(p.VFS_PID, p.NET_PID)    # read/write/close; readiness back
+            # NET starts on first use -- the first message to it, or a joined node's
+            # channel to it (lib/ipc.py on_demand): most programs open no socket, and
+            # its import and start were ~5 ms of every run.  Until then PM has no
+            # channel to it and tells it of no exit (it has no socket of anyone).
+            lattice.on_demand[p.NET_PID] = partial(_start_net, system)
             if config.socket_path:
                 from ..lib.transport import serve_socket
                 from ..pm.forkexit import node_gone
@@ -146,8 +145,37 @@ async def booted(config: BootConfig | None = None) -> AsyncIterator[System]:
             finally:
                 nursery.cancel_scope.cancel()
     finally:
+        lattice.on_demand.clear()       # nothing starts once the system is gone
         for pid in list(lattice.endpoints):
             lattice.close(pid)
+
+
+def _start_net(system: System) -> None:
+    from ..net.server import NetServer
+
+    lattice = system.lattice
+    net = system.net = NetServer(lattice)
+    # Its messages wait in its queue until its receive loop (and its nursery) runs:
+    # no direct dispatch before that.
+    net.endpoint.handler = None
+    lattice.connect_local(p.KERNEL_PID, p.NET_PID)
+    lattice.connect_local(p.PM_PID, p.NET_PID)     # signals and exits of its callers
+    lattice.connect_local(p.VFS_PID, p.NET_PID)    # read/write/close; readiness back
+    # in a nursery of its own: its failure is logged, never takes the others down
+    system.nursery.start_soon(partial(_serve_isolated, net, task_status=_DirectOnceServing(net)))
+    system.log(f"NET: started on PID {net.pid} (first use)")
+
+
+class _DirectOnceServing:
+    """A task status whose ``started`` (the server's loop is running) turns on direct
+    dispatch to the server."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def started(self, value: Any = None) -> None:
+        if not self.server.endpoint.closed:
+            self.server.endpoint.handler = self.server.handle
 
 
 async def _serve_isolated(server: Any, *,
