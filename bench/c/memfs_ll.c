@@ -1,7 +1,7 @@
 /* A minimal in-memory FUSE filesystem on libfuse 3's low-level API: the
  * reference column ("libfuse C") of bench/fuse.py.
  *
- *     memfs_ll MOUNTPOINT
+ *     memfs_ll MOUNTPOINT [-v]
  *
  * It answers what bench/fuse.py asks of the xinim export (lookup, create,
  * getattr, setattr, open/read/write/release, unlink, mkdir/rmdir, readdir,
@@ -13,7 +13,8 @@
  * request buffer).  Data lives in 1 MiB chunks, so a 1 MiB write is one
  * memcpy and a read is answered from the chunks with no copy of ours.
  * Directories are scanned linearly: the bench keeps a handful of names.
- * Prints "ready" once mounted; SIGTERM unmounts and exits.
+ * Prints "ready" once mounted; SIGTERM unmounts and exits (-v: and prints
+ * how many requests of each kind it answered, to stderr).
  */
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
@@ -44,6 +45,13 @@ struct node {
     uint64_t generation;
 };
 
+enum { N_LOOKUP, N_FORGET, N_FORGET_MULTI, N_GETATTR, N_SETATTR, N_MKDIR, N_CREATE, N_UNLINK,
+       N_RMDIR, N_OPEN, N_RELEASE, N_FLUSH, N_READ, N_WRITE, N_OPENDIR, N_READDIR,
+       N_RELEASEDIR, N_OPS };
+static const char *const op_names[N_OPS] = {
+    "lookup", "forget", "forget_multi", "getattr", "setattr", "mkdir", "create", "unlink",
+    "rmdir", "open", "release", "flush", "read", "write", "opendir", "readdir", "releasedir"};
+static unsigned long counts[N_OPS];     /* requests answered (-v prints them at exit) */
 static struct node nodes[MAX_NODES];
 static fuse_ino_t next_free = 2;
 
@@ -115,6 +123,7 @@ static void touch_dir(fuse_ino_t dir)
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    counts[N_LOOKUP]++;
     struct fuse_entry_param e;
     fuse_ino_t ino = find(parent, name);
     if (!ino) {                 /* a negative entry the kernel may cache */
@@ -130,6 +139,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+    counts[N_FORGET]++;
     struct node *n = get(ino);
     if (n) {
         n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
@@ -140,6 +150,7 @@ static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
+    counts[N_FORGET_MULTI]++;
     for (size_t i = 0; i < count; i++) {
         struct node *n = get(f[i].ino);
         if (n) {
@@ -152,6 +163,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    counts[N_GETATTR]++;
     (void)fi;
     struct node *n = get(ino);
     if (!n) {
@@ -192,6 +204,7 @@ static int resize(struct node *n, off_t size)
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
                        struct fuse_file_info *fi)
 {
+    counts[N_SETATTR]++;
     (void)fi;
     struct node *n = get(ino);
     struct timespec ts;
@@ -274,6 +287,7 @@ static fuse_ino_t make(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+    counts[N_MKDIR]++;
     struct fuse_entry_param e;
     fuse_ino_t ino = make(req, parent, name, S_IFDIR | (mode & 07777));
     if (!ino)
@@ -285,6 +299,7 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                       struct fuse_file_info *fi)
 {
+    counts[N_CREATE]++;
     struct fuse_entry_param e;
     fuse_ino_t ino = make(req, parent, name, S_IFREG | (mode & 07777));
     if (!ino)
@@ -326,16 +341,19 @@ static void unlink_node(fuse_req_t req, fuse_ino_t parent, const char *name, int
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    counts[N_UNLINK]++;
     unlink_node(req, parent, name, 0);
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+    counts[N_RMDIR]++;
     unlink_node(req, parent, name, 1);
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    counts[N_OPEN]++;
     struct node *n = get(ino);
     if (!n) {
         fuse_reply_err(req, ENOENT);
@@ -351,6 +369,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    counts[N_RELEASE]++;
     (void)fi;
     struct node *n = get(ino);
     if (n) {
@@ -362,6 +381,7 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    counts[N_FLUSH]++;
     (void)ino;
     (void)fi;
     fuse_reply_err(req, ENOSYS);
@@ -370,6 +390,7 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
+    counts[N_READ]++;
     (void)fi;
     struct node *n = get(ino);
     struct iovec iov[64];
@@ -400,6 +421,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
+    counts[N_WRITE]++;
     (void)fi;
     struct node *n = get(ino);
     size_t done = 0;
@@ -428,6 +450,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    counts[N_OPENDIR]++;
     struct node *n = get(ino);
     if (!n || !S_ISDIR(n->st.st_mode)) {
         fuse_reply_err(req, ENOTDIR);
@@ -440,6 +463,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
+    counts[N_READDIR]++;
     (void)fi;
     char *buf = malloc(size);
     size_t used = 0;
@@ -486,6 +510,7 @@ static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    counts[N_RELEASEDIR]++;
     (void)ino;
     (void)fi;
     fuse_reply_err(req, 0);
@@ -519,8 +544,9 @@ int main(int argc, char **argv)
     struct timespec ts;
     int ret;
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MOUNTPOINT\n", argv[0]);
+    int verbose = argc == 3 && strcmp(argv[2], "-v") == 0;
+    if (argc != 2 && !verbose) {
+        fprintf(stderr, "usage: %s MOUNTPOINT [-v]\n", argv[0]);
         return 2;
     }
     now(&ts);
@@ -543,6 +569,9 @@ int main(int argc, char **argv)
     printf("ready\n");
     fflush(stdout);
     ret = fuse_session_loop(se);
+    for (int i = 0; i < N_OPS && verbose; i++)
+        if (counts[i])
+            fprintf(stderr, "memfs_ll: %s %lu\n", op_names[i], counts[i]);
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);

@@ -44,6 +44,19 @@ SPIN_S = 30e-6
 SLICE_S = 0.5e-3
 
 
+class _Done:
+    """An awaitable that is already complete: ``await`` on it does not go
+    through the scheduler and makes no coroutine object."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return iter(())
+
+
+_DONE = _Done()
+
+
 class _Lock:
     """trio.Lock without the scheduler turn when the lock is free."""
 
@@ -52,14 +65,16 @@ class _Lock:
     def __init__(self) -> None:
         self._lock = trio.Lock()
 
-    async def __aenter__(self) -> None:
+    def __aenter__(self) -> Any:
         try:
             self._lock.acquire_nowait()
         except trio.WouldBlock:
-            await self._lock.acquire()
+            return self._lock.acquire()
+        return _DONE
 
-    async def __aexit__(self, *exc: object) -> None:
+    def __aexit__(self, *exc: object) -> Any:
         self._lock.release()
+        return _DONE
 
 
 class _Waiter:
@@ -74,7 +89,7 @@ class _Waiter:
         self.fast = 0            # requests found without a scheduler turn (stats)
         self.slow = 0
 
-    async def wait_readable(self, fd: Any) -> None:
+    def wait_readable(self, fd: Any) -> Any:
         now = time.perf_counter()
         if now - self._yielded < self.slice_s and self.spin_s > 0:
             if fd != self._fd:
@@ -89,10 +104,13 @@ class _Waiter:
                 if ready:
                     if ready[0][1] == select.POLLIN:
                         self.fast += 1
-                        return
+                        return _DONE
                     break      # error/hangup: let trio's wait report it
                 if time.perf_counter() > limit:
                     break
+        return self._sleep(fd)
+
+    async def _sleep(self, fd: Any) -> None:
         self.slow += 1
         await trio.lowlevel.wait_readable(fd)
         self._yielded = time.perf_counter()
