@@ -10,10 +10,12 @@ import ctypes
 import os
 
 try:    # glibc's libc by name: find_library runs ldconfig (and imports subprocess)
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    LIBC_NAME: str | None = "libc.so.6"
+    libc = ctypes.CDLL(LIBC_NAME, use_errno=True)
 except OSError:                                   # another libc
     import ctypes.util
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    LIBC_NAME = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(LIBC_NAME, use_errno=True)
 
 _c_long = ctypes.c_long
 _c_ulong = ctypes.c_ulong
@@ -47,7 +49,7 @@ process_vm_writev.restype = ctypes.c_ssize_t
 
 # The same two without argtypes, for the hot small copies (intercept/memory.py):
 # another handle on libc, so these function objects are not the ones above.
-_raw = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_raw = ctypes.CDLL(LIBC_NAME, use_errno=True)
 process_vm_readv_raw = _raw.process_vm_readv
 process_vm_readv_raw.restype = ctypes.c_ssize_t
 process_vm_writev_raw = _raw.process_vm_writev
