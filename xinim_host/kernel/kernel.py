@@ -86,7 +86,32 @@ class Kernel:
             self.unknown_calls += 1
             log.warning("pid %d: unknown XINIM syscall %d -> ENOSYS", ctx.pid, nr)
             return -errno.ENOSYS
-        return RunningCall(self, entry.handler(self, ctx), ctx, on_step).step(None, None, True)
+        gen = entry.handler(self, ctx)
+        # The common case inline, without a RunningCall: requests answered at once
+        # until the handler returns.  Anything else -- a wait, a host step, a failed
+        # send to throw in -- goes on in a RunningCall from where this stopped.
+        call = self.lattice.call
+        pid = self.pid
+        value: Any = None
+        while True:
+            try:
+                op = gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+            except SysError as err:
+                return -err.errno
+            except Exception:
+                log.exception("syscall handler %s failed", gen.__name__)
+                return -errno.EIO
+            if type(op) is not Sendrec:
+                return RunningCall(self, gen, ctx, on_step).step(None, None, True, op)
+            try:
+                value = call(pid, op.dst, op.body)
+            except SysError as err:
+                return RunningCall(self, gen, ctx, on_step).step(None, err, True)
+            if type(value) is Pending:
+                value.add_done_callback(RunningCall(self, gen, ctx, on_step).resume)
+                return None
 
     async def syscall(self, nr: int, ctx: SyscallContext) -> int:
         """``start`` for trio code: waits for the result."""
@@ -137,6 +162,9 @@ class Kernel:
             self.lattice.register(pid)
 
 
+_NEXT: Any = object()   # RunningCall.step: no operation in hand, ask the handler for one
+
+
 class RunningCall:
     """One syscall in progress: its handler generator and where its steps go."""
 
@@ -157,57 +185,64 @@ class RunningCall:
         """The host ran this call's HostStep with result ``value``: the next step."""
         return self.step(value, None, sync=True)
 
-    def step(self, value: Any, exc: BaseException | None, sync: bool = False) -> Step:
+    def step(self, value: Any, exc: BaseException | None, sync: bool = False,
+             op: Any = _NEXT) -> Step:
         """Run the handler until it finishes, needs the host or has to wait; with
-        ``sync`` that step is returned, else handed to ``on_step``."""
+        ``sync`` that step is returned, else handed to ``on_step``.  ``op``: an
+        operation the handler yielded already (``Kernel.start``), acted on first."""
         gen = self.gen
         while True:
-            try:
-                op = gen.throw(exc) if exc is not None else gen.send(value)
-            except StopIteration as stop:
-                result = stop.value
-            except SysError as err:
-                result = -err.errno
-            except Exception:
-                log.exception("syscall handler %s failed", gen.__name__)
-                result = -errno.EIO
-            else:
-                value, exc = None, None
-                if type(op) is Sendrec:     # the common step: a request to a server
-                    kernel = self.kernel
-                    try:
-                        answer = kernel.lattice.call(kernel.pid, op.dst, op.body)
-                    except SysError as err:
-                        exc = err
-                        continue
-                    if type(answer) is Pending:
-                        answer.add_done_callback(self.resume)
-                        return None
-                    value = answer
-                    continue
+            if op is _NEXT:
                 try:
-                    if isinstance(op, Await):
-                        self.kernel.spawn(self._await, op)
-                        return None
-                    if isinstance(op, HostCall):
-                        if self.ctx.host is None:
-                            raise SysError(errno.ENOSYS, "no host side for this caller")
-                        host_step = HostStep(op, self)
-                        if op.tail:         # the host's result is final: done here
-                            gen.close()
-                        if sync:
-                            return host_step
-                        self.on_step(host_step)
-                        return None
-                except SysError as err:   # could not even start waiting: the handler hears why
+                    op = gen.throw(exc) if exc is not None else gen.send(value)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                except SysError as err:
+                    result = -err.errno
+                    break
+                except Exception:
+                    log.exception("syscall handler %s failed", gen.__name__)
+                    result = -errno.EIO
+                    break
+            value, exc = None, None
+            if type(op) is Sendrec:     # the common step: a request to a server
+                kernel = self.kernel
+                dst, body, op = op.dst, op.body, _NEXT
+                try:
+                    answer = kernel.lattice.call(kernel.pid, dst, body)
+                except SysError as err:
                     exc = err
                     continue
-                exc = TypeError(f"handler yielded {op!r}")
+                if type(answer) is Pending:
+                    answer.add_done_callback(self.resume)
+                    return None
+                value = answer
                 continue
-            if sync:
-                return result
-            self.on_step(result)
-            return None
+            try:
+                if isinstance(op, Await):
+                    self.kernel.spawn(self._await, op)
+                    return None
+                if isinstance(op, HostCall):
+                    if self.ctx.host is None:
+                        raise SysError(errno.ENOSYS, "no host side for this caller")
+                    host_step = HostStep(op, self)
+                    if op.tail:         # the host's result is final: done here
+                        gen.close()
+                    if sync:
+                        return host_step
+                    self.on_step(host_step)
+                    return None
+            except SysError as err:   # could not even start waiting: the handler hears why
+                exc = err
+                op = _NEXT
+                continue
+            exc = TypeError(f"handler yielded {op!r}")
+            op = _NEXT
+        if sync:
+            return result
+        self.on_step(result)
+        return None
 
     async def _await(self, op: Await) -> None:
         try:
