@@ -4,6 +4,8 @@ other fds, after a close, in a forked child and after an exec still see exactly
 the bytes of the file they name -- compared with the same program natively."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from support.run import native, xinim_run
 
 SCRIPT = r"""
@@ -43,8 +45,8 @@ def test_direct_maps_see_the_files_they_name() -> None:
 
 
 def test_an_exec_after_direct_maps_starts_clean() -> None:
-    # sh maps libc directly, then execs python3, which maps its own libraries
-    # (the held fd was close-on-exec) and the files of the script
+    # sh maps libc directly, then execs python3, which maps libc again through
+    # the fd sh left it, its own libraries and the files of the script
     want = native("/bin/sh", "-c", f"exec /usr/bin/python3 -c '{SCRIPT}'")
     got = xinim_run("/bin/sh", "-c", f"exec /usr/bin/python3 -c '{SCRIPT}'")
     assert want.returncode == 0, want.stderr
@@ -76,3 +78,53 @@ def test_maps_of_ramfs_files_are_filled_with_their_bytes(tmp_path) -> None:
     got = xinim_run("/usr/bin/python3", "-c", FILLED, "/tmp")
     assert want.returncode == 0, want.stderr
     assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+INHERITED = r"""
+import mmap, os, sys
+d = sys.argv[1]
+def show(path):
+    fd = os.open(path, os.O_RDONLY)
+    m = mmap.mmap(fd, 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+    os.close(fd)
+    data = m[:24] + m[-24:]
+    m.close()
+    return data
+if len(sys.argv) > 2:                     # the exec'd child: the same files, then the new a
+    print(repr([show(d + "/f%d" % i) for i in range(12)] + [show(d + "/a")]))
+    sys.exit(0)
+for i in range(12):                       # more files than a process keeps open for maps
+    with open(d + "/f%d" % i, "wb") as f:
+        f.write(bytes([65 + i]) * (5000 + i))
+with open(d + "/a", "wb") as f:
+    f.write(b"old" * 2000)
+print(repr([show(d + "/f%d" % i) for i in range(12)] + [show(d + "/a")]), flush=True)
+with open(d + "/a.new", "wb") as f:       # the path now names another file (new inode)
+    f.write(b"new" * 2000)
+os.rename(d + "/a.new", d + "/a")
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.executable, [sys.executable, "-c", SRC, d, "child"])
+os.waitpid(pid, 0)
+"""
+
+
+def test_children_map_through_inherited_fds_and_see_replaced_files(tmp_path: Path) -> None:
+    """A tracee keeps the host files of its direct maps open across fork and exec;
+    an exec'd child maps through them -- only the very file a fd names: one
+    replaced under the same path is opened afresh (its new bytes), and past the
+    number kept per process the rest are opened and closed as they come."""
+    script = "SRC = " + repr(INHERITED) + "\n" + INHERITED
+    want = native("/usr/bin/python3", "-c", script, str(tmp_path / "n"),
+                  cwd=str(_mkdir(tmp_path / "n")))
+    got = xinim_run("--bind", f"{_mkdir(tmp_path / 'x')}:/t:rw", "/usr/bin/python3", "-c",
+                    script, "/t")
+    assert want.returncode == 0, want.stderr
+    lines = want.stdout.splitlines()
+    assert len(lines) == 2 and lines[0] != lines[1]        # the child saw the new /t/a
+    assert (got.returncode, got.stdout) == (0, want.stdout), got.stderr
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir()
+    return path

@@ -16,8 +16,9 @@ program's fd.  A file mapping is made one of two ways, at MM's address either wa
   the kernel opens the host path itself, checks that it is the very file (device
   and inode) the VFS fd refers to, and the tracee maps it through an injected
   ``openat("/proc/<kernel>/fd/N")`` + ``mmap(MAP_FIXED)``; that fd is kept
-  (close-on-exec) for the next map of the same file -- ld.so maps a library four
-  or five times in a row -- and closed when another file comes.  The data
+  for the next maps of the same file -- ld.so maps a library four or five times
+  in a row -- and inherited by fork children and exec'd images, which map libc
+  and ld.so.cache through it with no injected open (``_open_maps``).  The data
   is the host file's, exactly what a VFS read would return (host mounts are
   pass-through), but shared with the host's page cache: no copy, and Linux's own
   semantics for pages past EOF (SIGBUS) and for file changes under a private map.
@@ -282,14 +283,26 @@ def write_back(c: SyscallContext, blob: bytes) -> Generator[Op, Any, int]:
     return err
 
 
-# host tgid -> (dev, ino, fd): the host file of a process's last direct map, still
-# open in it at ``fd`` (O_CLOEXEC).  ld.so maps each library four or five times in
-# a row: one injected openat serves them all (and one close when the next file
-# comes), not an openat + close around every mmap.  An entry is used only after
-# /proc/TGID/fd/FD is checked to be that very file (a reused tgid, an exec, a
-# fork's inherited copy: anything else is opened afresh).
-_open_maps: dict[int, tuple[int, int, int]] = {}
+# The host files a process holds open for its direct maps.  ld.so maps each
+# library four or five times in a row, and every program maps ld.so.cache and
+# libc: a tracee opens such a file once (one injected openat) and keeps the fd
+# *without* O_CLOEXEC, so its fork children and the images it execs inherit it
+# and map the same file with no openat at all -- the fork+exec of a shell's
+# command maps libc through the shell's fd.  Host fds are invisible to the
+# program (its fds are the VFS's; no host-run call takes one), so the program
+# cannot use or close them.  An fd is used only after /proc/TGID/fd/FD is seen
+# to be that very file (a reused tgid, a fd the program's exec chain dropped:
+# anything else is opened afresh).  At most HELD_MAX are kept per process; past
+# that a file's fd is close-on-exec and closed when the next file comes, as
+# before.
+#   tgid -> {(dev, ino): fd};  (dev, ino) -> the fd numbers tracees last got for
+#   that file (where an inheriting process looks)
+_open_maps: dict[int, dict[tuple[int, int], int]] = {}
+_fd_hints: dict[tuple[int, int], list[int]] = {}
+HINTS_KEPT = 3
 _OPEN_MAPS_MAX = 4096
+HELD_MAX = 8
+_transient: dict[int, tuple[int, int]] = {}   # tgid -> the close-on-exec one's (dev, ino)
 
 
 def _still_open(tgid: int, fd: int, dev: int, ino: int) -> bool:
@@ -300,7 +313,31 @@ def _still_open(tgid: int, fd: int, dev: int, ino: int) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
-def tracee_open(c: SyscallContext, path: bytes, flags: int) -> Generator[Op, Any, int]:
+def _held_fd(tgid: int, key: tuple[int, int]) -> int:
+    """The tracee's own fd for host file ``key`` (checked), or -1."""
+    held = _open_maps.get(tgid)
+    fd = held.get(key) if held is not None else None
+    if fd is not None:
+        if _still_open(tgid, fd, *key):
+            return fd
+        del held[key]                 # not that file any more (a reused tgid)
+        if _transient.get(tgid) == key:
+            del _transient[tgid]
+    # inherited from the process that opened it (or one of its ancestors)?
+    fd = next((n for n in _fd_hints.get(key, ()) if _still_open(tgid, n, *key)), -1)
+    if fd < 0:
+        return -1
+    if held is None:
+        if len(_open_maps) >= _OPEN_MAPS_MAX:
+            _open_maps.clear()
+            _transient.clear()
+        held = _open_maps[tgid] = {}
+    held[key] = fd
+    return fd
+
+
+def tracee_open(c: SyscallContext, path: bytes, flags: int,
+                cloexec: bool = True) -> Generator[Op, Any, int]:
     """Have the tracee itself open host ``path`` (an fd of its own, or -errno).
     The string goes just below the red zone, which the ABI lets signal delivery
     clobber at any time; put back anyway."""
@@ -313,7 +350,8 @@ def tracee_open(c: SyscallContext, path: bytes, flags: int) -> Generator[Op, Any
         c.mem.write(at, link)
     except SysError as exc:
         return -exc.errno
-    tfd = yield from _host(NR_OPENAT, AT_FDCWD & (1 << 64) - 1, at, flags | os.O_CLOEXEC, 0)
+    tfd = yield from _host(NR_OPENAT, AT_FDCWD & (1 << 64) - 1, at,
+                           flags | os.O_CLOEXEC if cloexec else flags, 0)
     try:
         c.mem.write(at, saved)
     except SysError:
@@ -342,45 +380,68 @@ def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: 
     the anonymous mapping and fill it through the VFS instead."""
     if c.host is None:
         return False
+    tgid = c.host.host_pid
+    key = (info.dev, info.ino)
+    tfd = _held_fd(tgid, key)
+    if tfd < 0:
+        tfd = yield from _open_for_maps(c, info, tgid, key)
+        if tfd < 0:
+            return False
+    kind = MAP_SHARED if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE) else MAP_PRIVATE
+    host_flags = kind | MAP_FIXED | flags & (MAP_NORESERVE | MAP_LOCKED | MAP_POPULATE
+                                             | MAP_NONBLOCK)
+    result = yield from _host(NR_MMAP, start, length, prot, host_flags, tfd, offset)
+    if result != start:
+        log.debug("pid %d: host refused the direct map of %r: %d", c.pid, info.host_path,
+                  result)
+        return False
+    return True
+
+
+def _open_for_maps(c: SyscallContext, info: Any, tgid: int,
+                   key: tuple[int, int]) -> Generator[Op, Any, int]:
+    """The tracee opens the host file behind the VFS fd (see ``_open_maps``): its
+    fd, or -1 when the path does not name that file any more or the open fails."""
     try:
         hfd = os.open(info.host_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
                       | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
         log.debug("pid %d: direct map of %r: %s", c.pid, info.host_path, exc)
-        return False
+        return -1
     try:
         st = os.fstat(hfd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (info.dev, info.ino):
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != key:
             log.info("pid %d: %r is no longer the file of the fd; filling through the VFS",
                      c.pid, info.host_path)
-            return False
-        tgid = c.host.host_pid
-        cached = _open_maps.get(tgid)
-        if cached is not None and cached[:2] == (info.dev, info.ino) \
-                and _still_open(tgid, cached[2], info.dev, info.ino):
-            tfd = cached[2]
-        else:
-            # The tracee opens our fd's magic link: exactly our open file, whatever
-            # happened to the path since.
-            tfd = yield from tracee_open(c, f"/proc/{os.getpid()}/fd/{hfd}".encode(),
-                                         os.O_RDONLY)
-            if tfd < 0:
-                return False
-            if cached is not None and cached[2] != tfd \
-                    and _still_open(tgid, cached[2], cached[0], cached[1]):
-                yield from _host(NR_CLOSE, cached[2])     # the previous file's
+            return -1
+        held = _open_maps.get(tgid)
+        if held is None:
             if len(_open_maps) >= _OPEN_MAPS_MAX:
                 _open_maps.clear()
-            _open_maps[tgid] = (info.dev, info.ino, tfd)
-        kind = MAP_SHARED if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE) else MAP_PRIVATE
-        host_flags = kind | MAP_FIXED | flags & (MAP_NORESERVE | MAP_LOCKED | MAP_POPULATE
-                                                 | MAP_NONBLOCK)
-        result = yield from _host(NR_MMAP, start, length, prot, host_flags, tfd, offset)
-        if result != start:
-            log.debug("pid %d: host refused the direct map of %r: %d", c.pid,
-                      info.host_path, result)
-            return False
-        return True
+                _transient.clear()
+            held = _open_maps[tgid] = {}
+        keep = len(held) - (tgid in _transient) < HELD_MAX
+        # The tracee opens our fd's magic link: exactly our open file, whatever
+        # happened to the path since.
+        tfd = yield from tracee_open(c, f"/proc/{os.getpid()}/fd/{hfd}".encode(), os.O_RDONLY,
+                                     cloexec=not keep)
+        if tfd < 0:
+            return -1
+        if not keep:
+            old = _transient.pop(tgid, None)
+            old_fd = held.pop(old, None) if old is not None else None
+            if old_fd is not None and old_fd != tfd and _still_open(tgid, old_fd, *old):
+                yield from _host(NR_CLOSE, old_fd)     # the previous extra file's
+            _transient[tgid] = key
+        else:
+            if len(_fd_hints) >= _OPEN_MAPS_MAX and key not in _fd_hints:
+                _fd_hints.clear()
+            hints = _fd_hints.setdefault(key, [])
+            if tfd not in hints:
+                hints.insert(0, tfd)
+                del hints[HINTS_KEPT:]
+        held[key] = tfd
+        return tfd
     finally:
         os.close(hfd)
 
@@ -468,14 +529,35 @@ def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
     return result if result < 0 else start
 
 
+# host tgid -> (the tracer's count of trapped calls, fd, VfsFdinfo answer) of its
+# last file map of a host-mount file.  ld.so maps a library four or five times in
+# a row through one fd: when not one trapped call -- of any process -- came in
+# between, nothing can have changed what that fd is (fd tables change only by
+# trapped calls), so the VFS is asked once per library, not once per map.
+_last_facts: dict[int, tuple[int, int, Any]] = {}
+
+
 def _fd_facts(c: SyscallContext, fd: int) -> Generator[Op, Any, Any]:
     """VFS's description of ``fd`` (None: no such fd -- MM answers EBADF in order)."""
+    seen = getattr(c.host, "calls_seen", None)
+    count = seen() if seen is not None else -1
+    if count >= 0:
+        tgid = c.host.host_pid      # type: ignore[union-attr]
+        last = _last_facts.get(tgid)
+        if last is not None and last[1] == fd and last[0] == count - 1:
+            _last_facts[tgid] = (count, fd, last[2])
+            return last[2]
     try:
-        return (yield from ask(p.VFS_PID, p.VfsFdinfo(caller=c.pid, fd=fd)))
+        info = yield from ask(p.VFS_PID, p.VfsFdinfo(caller=c.pid, fd=fd))
     except SysError as exc:
         if exc.errno == errno.EBADF:
             return None
         raise
+    if count >= 0 and info.host_path:
+        if len(_last_facts) >= _OPEN_MAPS_MAX:
+            _last_facts.clear()
+        _last_facts[c.host.host_pid] = (count, fd, info)   # type: ignore[union-attr]
+    return info
 
 
 def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, fd: int,

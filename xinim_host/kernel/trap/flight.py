@@ -92,6 +92,11 @@ class InFlight:
     def stack_pointer(self) -> int:
         return self.tracee.regs.rsp
 
+    def calls_seen(self) -> int:
+        """The tracer's count of trapped calls so far, this one included (two
+        equal counts: no trapped call of any process came between)."""
+        return self.tracee.tracer.syscalls
+
     def untraced(self) -> bool:
         """Nobody traces the calls (the trace prints every result, so it needs
         each call's exit)."""
