@@ -8,6 +8,7 @@ import errno
 import logging
 import posixpath
 import stat
+from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
@@ -28,7 +29,40 @@ COMM_LEN = 15               # TASK_COMM_LEN - 1
 
 def do_exec(pm: "PmServer", req: "Request") -> Any:
     task = pm.table.live_task(req.caller)
-    return _exec(pm, req, task)
+    return _run(_exec(pm, req, task))
+
+
+# The exec is a generator that yields what it waits for -- a VFS check, the
+# notices' completion -- each an answer now or an awaitable of one.  It runs
+# straight through while the answers are there at once (the VFS answered inline,
+# the common case: the kernel gets PM's reply inside its call, no trio task),
+# and as a task from the first one that is not.
+Steps = Generator[Any, Any, p.Payload]
+
+
+def _run(steps: Steps) -> Any:
+    value: Any = None
+    while True:
+        try:
+            wanted = steps.send(value)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(wanted, Awaitable):
+            return _finish(steps, wanted)
+        value = wanted
+
+
+async def _finish(steps: Steps, wanted: Awaitable[Any]) -> p.Payload:
+    while True:
+        value = await wanted
+        while True:
+            try:
+                wanted = steps.send(value)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(wanted, Awaitable):
+                break
+            value = wanted
 
 
 def _fits(argv: list[bytes]) -> bool:
@@ -36,24 +70,22 @@ def _fits(argv: list[bytes]) -> bool:
     return sum(len(a) + 1 for a in argv) - 1 <= p.DATA_MAX
 
 
-async def _check(pm: "PmServer", pid: int, path: bytes, commit: bool) -> ExecTarget:
+def _check(pm: "PmServer", pid: int, path: bytes, commit: bool) -> Generator[Any, Any, ExecTarget]:
     """VFS's check of ``path``.  ``commit``: nothing after it can fail the exec if
     the file is an ELF image, so the VFS closes the close-on-exec fds right
     away (one message, not a check and a VFS_EXEC)."""
-    found = pm.notify.exec_check(pid, path, commit)
-    if not isinstance(found, (ExecTarget, int)):
-        found = await found
+    found = yield pm.notify.exec_check(pid, path, commit)
     if isinstance(found, int):
         raise SysError(found or errno.EIO)
     return found
 
 
-async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
+def _exec(pm: "PmServer", req: "Request", task: Task) -> Steps:
     body = req.body
     proc = task.proc
     path = body.path
     argv = body.argv.split(b"\0") if body.argv else []
-    target = await _check(pm, proc.pid, path, _fits(argv))
+    target = yield from _check(pm, proc.pid, path, _fits(argv))
     exe = path
     for depth in range(1, MAX_INTERP_DEPTH + 2):
         if not target.script:
@@ -65,7 +97,8 @@ async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
                 exe, *argv[1:]]
         exe = target.interp
         # (the check one past the deepest interpreter only decides the errno)
-        target = await _check(pm, proc.pid, exe, depth <= MAX_INTERP_DEPTH and _fits(argv))
+        target = yield from _check(pm, proc.pid, exe,
+                                   depth <= MAX_INTERP_DEPTH and _fits(argv))
     else:
         raise SysError(errno.ELOOP)
     blob = b"\0".join(argv)
@@ -80,7 +113,7 @@ async def _exec(pm: "PmServer", req: "Request", task: Task) -> p.Payload:
     if ids_changed:
         done = combine(done, pm.notify.setids(proc.pid, proc.ruid, proc.euid, proc.rgid,
                                               proc.egid))
-    err = done if isinstance(done, int) else await done
+    err = yield done
     if err:  # past the point of no return: the old image is gone either way
         log.warning("pid %d exec: VFS/MM answered errno %d", proc.pid, err)
     return p.ProcExecReply(path=exe, host_path=target.host_path, argv=blob, dev=target.dev,
