@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 MiB = 1 << 20
 
@@ -105,18 +106,43 @@ def meta_ops(d: Path, n: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def run_suite(base: Path, size: int, ops: int, data: memoryview) -> dict[str, float]:
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server process (all its threads) has run so far
+    (schedstat: nanoseconds): on a shared machine a steadier measure of the
+    server's own cost than the client's wall clock."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass                    # a thread that just ended
+    return total / 1e9
+
+
+def run_suite(base: Path, size: int, ops: int, data: memoryview,
+              pid: int | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Throughputs, and with ``pid`` the server's CPU time per unit (µs per
+    MiB or per round)."""
     work = base / "bench"
     work.mkdir(exist_ok=True)
     f = work / "seq"
     r: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+
+    def measure(key: str, units: float, fn: Callable[[], float]) -> None:
+        c0 = server_cpu(pid) if pid else 0.0
+        r[key] = fn()
+        if pid:
+            cpu[key] = (server_cpu(pid) - c0) / units * 1e6
+
     for block, label in ((MiB, "1 MiB"), (4096, "4 KiB")):
-        r[f"seq write {label} (MB/s)"] = seq_write(f, size, block, data)
-        r[f"seq read  {label} (MB/s)"] = seq_read(f, size, block)
+        measure(f"seq write {label} (MB/s)", size / MiB,
+                lambda: seq_write(f, size, block, data))
+        measure(f"seq read  {label} (MB/s)", size / MiB, lambda: seq_read(f, size, block))
         os.unlink(f)
-    r["create+stat+unlink (ops/s)"] = meta_ops(work, ops)
+    measure("create+stat+unlink (ops/s)", ops, lambda: meta_ops(work, ops))
     work.rmdir()
-    return r
+    return r, cpu
 
 
 C_SRC = Path(__file__).resolve().parent / "c" / "memfs_ll.c"
@@ -237,16 +263,19 @@ def main() -> None:
     shm = Path(tempfile.mkdtemp(dir=args.tmpfs, prefix="xinim-bench-"))
     runs: dict[str, list[dict[str, float]]] = {"tmpfs": []}
     runs.update({name: [] for name in servers})
+    cpus: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     try:
         for _ in range(args.repeat):
-            runs["tmpfs"].append(run_suite(shm, size, args.ops, data))
+            runs["tmpfs"].append(run_suite(shm, size, args.ops, data)[0])
             for name, (cmd, mp, tree) in servers.items():
                 proc = start_server(cmd, mp, env=dict(env, PYTHONPATH=str(tree)) if tree
                                     else env)
                 try:
                     if tree is None:
                         set_read_ahead(mp, 1024)
-                    runs[name].append(run_suite(mp, size, args.ops, data))
+                    r, cpu = run_suite(mp, size, args.ops, data, proc.pid)
+                    runs[name].append(r)
+                    cpus[name].append(cpu)
                 finally:
                     stop_server(proc, mp)
     finally:
@@ -270,6 +299,15 @@ def main() -> None:
         for r in med.values():
             line += f"  {r[k]:12.0f}  {r[k] / tmpfs[k]:6.1%}"
         print(line)
+    # The servers' own CPU time: steadier than wall-clock ratios when the
+    # machine is shared (the client's syscalls and the kernel's copies are
+    # not in it).
+    cmed = {name: {k: median([c[k] for c in cs]) for k in cs[0]} for name, cs in cpus.items()}
+    print("\nserver CPU time (medians)")
+    print(f"{'':{w}}  " + "  ".join(f"{name:>12}" for name in cmed))
+    for k in keys:
+        label = k.split(" (")[0] + (" (µs/round)" if "ops/s" in k else " (µs/MiB)")
+        print(f"{label:{w}}  " + "  ".join(f"{c[k]:12.1f}" for c in cmed.values()))
 
 
 if __name__ == "__main__":
