@@ -131,3 +131,40 @@ def test_attrs_hash_salt_is_this_process_s(tmp_path) -> None:
         assert out.returncode == 0, out.stderr
     assert int(runs[0].stdout) > 0          # the first compiled and wrote the cache,
     assert int(runs[1].stdout) == 0         # the second (another seed) took it from there
+
+
+def test_modules_bundle_serves_current_modules_only(tmp_path) -> None:
+    # a package with a subpackage, bundled; a module changed after that is
+    # imported the ordinary way (its source, not the bundle's old code)
+    pkg = tmp_path / "bpkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("NAME = 'top'\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "mod.py").write_text("from .. import NAME\nVALUE = NAME + '-bundled'\n")
+    (pkg / "other.py").write_text("VALUE = 1\n")
+    bundle = str(tmp_path / "bundle.marshal")
+    assert codecache.write_modules(str(pkg), "bpkg", bundle) == 4
+    (pkg / "other.py").write_text("VALUE = 22\n")       # changed since set-up
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from xinim_host.lib import codecache
+        assert codecache.install_modules({bundle!r})
+        import bpkg.sub.mod, bpkg.other
+        loader = type(bpkg.sub.mod.__spec__.loader).__name__
+        print(bpkg.sub.mod.VALUE, loader, bpkg.sub.mod.__file__ == {str(pkg / "sub" / "mod.py")!r},
+              bpkg.sub.__path__ == [{str(pkg / "sub")!r}],
+              bpkg.other.VALUE, type(bpkg.other.__spec__.loader).__name__)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["top-bundled", "_BundleLoader", "True", "True", "22",
+                                  "SourceFileLoader"]
+
+
+def test_no_modules_bundle_means_ordinary_imports(tmp_path) -> None:
+    assert not codecache.install_modules(str(tmp_path / "absent.marshal"))
+    (tmp_path / "bad.marshal").write_bytes(b"\x00" * 3)
+    assert not codecache.install_modules(str(tmp_path / "bad.marshal"))
+    assert not any(isinstance(f, codecache.ModuleBundle) for f in sys.meta_path)

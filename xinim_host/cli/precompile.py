@@ -1,10 +1,11 @@
-"""Fill the generated-code cache at set-up: ``python -m xinim_host.cli.precompile``.
+"""Fill the code caches at set-up: ``python -m xinim_host.cli.precompile``.
 
 ``scripts/setup.sh`` runs it after compiling our modules' bytecode, for the
 same reason: where Python writes no bytecode (``PYTHONDONTWRITEBYTECODE``), a
 run never writes the cache itself, and every start would compile the
 dataclasses', attrs' and wire codecs' generated code again
-(``lib/codecache.py``).  It builds the cache afresh -- trio's attrs classes,
+(``lib/codecache.py``); and our modules' code goes into one file (the same
+module).  It builds the cache afresh -- trio's attrs classes,
 every module's dataclasses, every message type's codec -- so entries of source
 that no longer exists do not pile up.
 """
@@ -18,11 +19,12 @@ from ..lib import codecache
 
 
 def main() -> int:
+    import xinim_host
+    codecache.write_modules(xinim_host.__path__[0], "xinim_host")
     codecache._store = {}            # afresh: only what today's sources generate
     codecache.force_save = True
     codecache.install()
     import trio  # noqa: F401  -- its attrs classes
-    import xinim_host
     failed = []
     for info in pkgutil.walk_packages(xinim_host.__path__, "xinim_host."):
         try:

@@ -36,11 +36,13 @@ def main(argv: list[str] | None = None) -> int:
             return code
     # The full way.  Start-up builds trio's and our classes and nothing of it is
     # garbage: no collections until the system is up (cli/run.py turns them back
-    # on), and the code those classes generate comes from the cache (lib/codecache.py).
+    # on), and our modules' code and the code their classes generate come from
+    # the files set-up wrote (lib/codecache.py).
     import gc
     gc.disable()
     from ..lib import codecache
     codecache.install()
+    codecache.install_modules()
     from .run import main as full_main
     code = full_main(argv)
     if argv is None:                 # we are the command: the process ends here
