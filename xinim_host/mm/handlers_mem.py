@@ -115,14 +115,13 @@ def do_mmap_file(srv: MmServer, req: Request) -> p.MmReply:
     if b.flags & MAP_ANONYMOUS:
         return do_mmap(srv, req)
     backing = _file_backing(b)
-    space = srv.acct.space(pid)
-    # Validation and address choice first (EINVAL, EBADF, ENOMEM, EEXIST, EACCES in
-    # Linux's order), then "this file has no mmap": a directory, pipe, device.
-    space.check_map(b.addr, b.length, b.prot, b.flags,
-                    backing if backing is not None else ANON, b.offset)
-    if not stat.S_ISREG(b.file_mode):
+    if backing is None or not stat.S_ISREG(b.file_mode):
+        # Validation and address choice first (EINVAL, EBADF, ENOMEM, EEXIST, EACCES
+        # in Linux's order), then "this file has no mmap": a directory, pipe, device
+        # (a regular file's map is validated by the mmap itself, below)
+        srv.acct.space(pid).check_map(b.addr, b.length, b.prot, b.flags,
+                                      backing if backing is not None else ANON, b.offset)
         raise SysError(errno.ENODEV, "only regular files can be mapped")
-    assert backing is not None
     # frames for what the kernel fills from the file; a direct host-file map is
     # the host's page cache (see the policy in accounting.py): nothing now
     charge = 0 if b.direct else max(0, min(page_up(b.length & U64), b.size - (b.offset & U64)))

@@ -57,11 +57,24 @@ def _host_region(start: int, end: int, perms: str, offset: int, dev: str, inode:
         return Region(start, end - start, prot, flags, ANON, name if name[:1] == "[" else "",
                       accounted=bool(prot & PROT_WRITE))
     # a host object (file, shm): its own vnode, so it never merges with ours
-    major, _, minor = dev.partition(":")
-    backing = FileBacking(("host", dev, inode, inode or start), offset, path=name,
-                          inode=inode, dev=(int(major, 16), int(minor, 16)))
+    key = (dev, inode, offset, name)
+    backing = _backings.get(key) if inode else None
+    if backing is None:
+        major, _, minor = dev.partition(":")
+        backing = FileBacking(("host", dev, inode, inode or start), offset, path=name,
+                              inode=inode, dev=(int(major, 16), int(minor, 16)))
+        if inode:
+            if len(_backings) >= BACKINGS_KEPT:
+                _backings.clear()
+            _backings[key] = backing
     return Region(start, end - start, prot, MAP_SHARED if shared else MAP_PRIVATE, backing,
                   name if name[:1] == "[" else "", accounted=not shared and bool(prot & PROT_WRITE))
+
+
+# Backings are immutable and every exec of a program imports the same ones (its
+# binary, ld.so at the same offsets): made once.
+_backings: dict[tuple[str, int, int, str], FileBacking] = {}
+BACKINGS_KEPT = 4096
 
 
 def _data_limit(host_pid: int) -> int | None:
