@@ -20,7 +20,9 @@ pyfuse3's loop, ~130 µs with this one.
   adaptive spin, as a kernel mutex spins before it sleeps) and returns at
   once if a request is there -- but yields for real at least every
   ``SLICE_S``, so the other trio tasks of the process (the VFS server, the
-  invalidator) and cancellation are never held up longer than that.
+  invalidator) and cancellation are never held up longer than that; and
+  when spins keep finding nothing (a client that computes or copies for
+  longer between requests) it mostly stops spinning.
 
 Handlers never wait (see fuse_export), so nothing else changes.  Nothing here
 affects what a request does or answers: only when the loop sleeps.
@@ -42,6 +44,10 @@ log = logging.getLogger(__name__)
 SPIN_S = 30e-6
 #: The loop yields to the trio scheduler at least this often while busy.
 SLICE_S = 0.5e-3
+#: After this many spins in a row found nothing, spin only every
+#: PROBE_EVERY-th wait (a client that is slow between requests costs no CPU).
+MISSES_BEFORE_PAUSE = 4
+PROBE_EVERY = 8
 
 
 class _Done:
@@ -88,9 +94,17 @@ class _Waiter:
         self._yielded = 0.0      # when the loop last went through the scheduler
         self.fast = 0            # requests found without a scheduler turn (stats)
         self.slow = 0
+        self._misses = 0         # spins in a row that found nothing
+        self._paused = 0
 
     def wait_readable(self, fd: Any) -> Any:
         now = time.perf_counter()
+        if self._misses >= MISSES_BEFORE_PAUSE:
+            # The client takes longer than a spin between requests (1 MiB
+            # writes): spin only now and then, to notice when that changes.
+            self._paused += 1
+            if self._paused % PROBE_EVERY:
+                return self._sleep(fd)
         if now - self._yielded < self.slice_s and self.spin_s > 0:
             if fd != self._fd:
                 if self._fd >= 0:
@@ -104,9 +118,11 @@ class _Waiter:
                 if ready:
                     if ready[0][1] == select.POLLIN:
                         self.fast += 1
+                        self._misses = 0
                         return _DONE
                     break      # error/hangup: let trio's wait report it
                 if time.perf_counter() > limit:
+                    self._misses += 1
                     break
         return self._sleep(fd)
 
