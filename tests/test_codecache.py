@@ -133,6 +133,14 @@ def test_attrs_hash_salt_is_this_process_s(tmp_path) -> None:
     assert int(runs[1].stdout) == 0         # the second (another seed) took it from there
 
 
+def _python(script: str, cwd: str, **env: str) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True,
+                         text=True, cwd=cwd,
+                         env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin", **env})
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_modules_bundle_serves_current_modules_only(tmp_path) -> None:
     # a package with a subpackage, bundled; a module changed after that is
     # imported the ordinary way (its source, not the bundle's old code)
@@ -143,11 +151,15 @@ def test_modules_bundle_serves_current_modules_only(tmp_path) -> None:
     (pkg / "sub" / "mod.py").write_text("from .. import NAME\nVALUE = NAME + '-bundled'\n")
     (pkg / "other.py").write_text("VALUE = 1\n")
     bundle = str(tmp_path / "bundle.marshal")
-    assert codecache.write_modules(str(pkg), "bpkg", bundle) == 4
+    modules = codecache.package_modules(str(pkg), "bpkg")
+    assert sorted(modules) == ["bpkg", "bpkg.other", "bpkg.sub", "bpkg.sub.mod"]
+    _python(f"""
+        from xinim_host.lib import codecache
+        assert codecache.write_modules({modules!r}, {bundle!r}) == 4
+    """, str(tmp_path))
     (pkg / "other.py").write_text("VALUE = 22\n")       # changed since set-up
-    script = textwrap.dedent(f"""
+    out = _python(f"""
         import sys
-        sys.path.insert(0, {str(tmp_path)!r})
         from xinim_host.lib import codecache
         assert codecache.install_modules({bundle!r})
         import bpkg.sub.mod, bpkg.other
@@ -155,12 +167,35 @@ def test_modules_bundle_serves_current_modules_only(tmp_path) -> None:
         print(bpkg.sub.mod.VALUE, loader, bpkg.sub.mod.__file__ == {str(pkg / "sub" / "mod.py")!r},
               bpkg.sub.__path__ == [{str(pkg / "sub")!r}],
               bpkg.other.VALUE, type(bpkg.other.__spec__.loader).__name__)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env={"PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"})
-    assert out.returncode == 0, out.stderr
+    """, str(tmp_path))
     assert out.stdout.split() == ["top-bundled", "_BundleLoader", "True", "True", "22",
                                   "SourceFileLoader"]
+
+
+def test_modules_bundle_serves_others_only_on_set_up_s_search_path(tmp_path) -> None:
+    # a module that is not ours (here: the standard library's) is served only
+    # where the search path is the one it was bundled on; and not where the
+    # script's directory has a module of that name, which the ordinary search
+    # finds first
+    bundle = str(tmp_path / "bundle.marshal")
+    _python(f"""
+        import colorsys
+        from xinim_host.lib import codecache
+        codecache.write_modules({{"colorsys": colorsys.__file__}}, {bundle!r})
+    """, str(tmp_path))
+    shadowing = tmp_path / "shadow"
+    shadowing.mkdir()
+    (shadowing / "colorsys.py").write_text("MINE = True\n")
+    script = f"""
+        from xinim_host.lib import codecache
+        assert codecache.install_modules({bundle!r})
+        import colorsys
+        print(type(colorsys.__spec__.loader).__name__, getattr(colorsys, "MINE", False))
+    """
+    assert _python(script, str(tmp_path)).stdout.split() == ["_BundleLoader", "False"]
+    assert _python(script, str(shadowing)).stdout.split() == ["SourceFileLoader", "True"]
+    assert _python(script, str(tmp_path), PYTHONPATH="/nonexistent").stdout.split() == \
+        ["SourceFileLoader", "False"]
 
 
 def test_no_modules_bundle_means_ordinary_imports(tmp_path) -> None:

@@ -19,12 +19,11 @@ from ..lib import codecache
 
 
 def main() -> int:
-    import xinim_host
-    codecache.write_modules(xinim_host.__path__[0], "xinim_host")
     codecache._store = {}            # afresh: only what today's sources generate
     codecache.force_save = True
     codecache.install()
     import trio  # noqa: F401  -- its attrs classes
+    import xinim_host
     failed = []
     for info in pkgutil.walk_packages(xinim_host.__path__, "xinim_host."):
         try:
@@ -35,6 +34,11 @@ def main() -> int:
     for cls in {*wire.REQUESTS.values(), *wire.REPLIES.values()}:
         wire._materialize(cls)
     codecache.save()
+    # the modules' code: all of ours, and the others a run imports (those loaded now:
+    # trio's, the standard library's, ...)
+    modules = codecache.loaded_source_modules()
+    modules.update(codecache.package_modules(xinim_host.__path__[0], "xinim_host"))
+    codecache.write_modules(modules)
     for line in failed:
         print(f"precompile: not cached: {line}", file=sys.stderr)
     return 0

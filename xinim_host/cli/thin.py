@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     import gc
     gc.disable()
     from ..lib import codecache
-    codecache.install()
     codecache.install_modules()
+    codecache.install()
     from .run import main as full_main
     code = full_main(argv)
     if argv is None:                 # we are the command: the process ends here

@@ -33,6 +33,8 @@ import re
 import struct
 import sys
 import types
+from importlib.machinery import ModuleSpec, SourceFileLoader
+from importlib.util import cache_from_source as _cache_from_source
 from typing import Any
 
 PATH = os.path.join(os.path.dirname(__file__), "__pycache__",
@@ -167,99 +169,126 @@ def install() -> None:
     attr._make.compile = _compile_cached  # type: ignore[attr-defined]
 
 
-# --- our modules' code, in one file ----------------------------------------------------
+# --- the modules' code, in one file ----------------------------------------------------
 #
-# Importing a module the ordinary way -- a search of its package's directory for
-# each kind of file, the source's stat, the bytecode file opened, read and checked
-# -- costs ~90 us before its code runs; ~150 of our modules make up a run, ~14 ms.
-# ``scripts/setup.sh`` (``python -m xinim_host.cli.precompile``) writes every
-# module's code into one file; :func:`install_modules` puts a finder first on
-# ``sys.meta_path`` that serves ``xinim_host`` modules from it, each checked
-# against its source's size and mtime (one stat: a changed or new module is
-# imported the ordinary way).
+# Importing a module the ordinary way -- a search of sys.path or its package's
+# directory for each kind of file, the source's stat, the bytecode file opened,
+# read and checked -- costs ~90 us before its code runs, and a run imports ~140 of
+# our modules and ~180 pure-Python ones of the standard library, trio and the
+# rest: ~25 ms.  Set-up (``python -m xinim_host.cli.precompile``) writes all their
+# code into one file; :func:`install_modules` puts a finder first on
+# ``sys.meta_path`` that serves those modules from it, each checked against its
+# source's size and mtime (one stat: a changed or new module, and any other, is
+# imported the ordinary way).  What it serves is what the ordinary import gives
+# (a ``SourceFileLoader``, the same file, code compiled from that source) --
+# only when the search path is the one of set-up, and no module of the script's
+# directory takes the name first; else it serves our own package only.
 
 MODULES_PATH = os.path.join(os.path.dirname(__file__), "__pycache__",
                             f"modules.{sys.implementation.cache_tag}.marshal")
 _HEAD = struct.Struct("<4sI")
+_OURS = __name__.partition(".")[0] + "."     # "xinim_host."
 
 
-class _BundleLoader:
-    """Loads one module from the bundle (what ``SourceFileLoader`` gives, from memory)."""
+class _BundleLoader(SourceFileLoader):
+    """A ``SourceFileLoader`` whose code comes from the bundle, not the .pyc."""
 
-    def __init__(self, path: str, code: memoryview, package: bool) -> None:
-        self.path, self._code, self._package = path, code, package
-
-    def create_module(self, spec: Any) -> None:
-        return None
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        _exec(self.get_code(module.__name__), module.__dict__)
+    def __init__(self, fullname: str, path: str, fd: int, offset: int, length: int) -> None:
+        super().__init__(fullname, path)
+        self._where = fd, offset, length
 
     def get_code(self, fullname: str) -> types.CodeType:
-        return marshal.loads(self._code)
-
-    def is_package(self, fullname: str) -> bool:
-        return self._package
-
-    def get_filename(self, fullname: str) -> str:
-        return self.path
-
-    def get_source(self, fullname: str) -> str:
-        import importlib.util
-        with open(self.path, "rb") as f:
-            return importlib.util.decode_source(f.read())
+        fd, offset, length = self._where
+        return marshal.loads(os.pread(fd, length, offset))
 
 
 class ModuleBundle:
-    """The meta path finder of our modules' bundled code."""
+    """The meta path finder of the bundled modules."""
 
-    def __init__(self, index: dict[str, tuple[str, int, int, bool, int, int]],
-                 blob: memoryview) -> None:
-        self.index, self.blob = index, blob
+    def __init__(self, index: dict[str, tuple[str, int, int, int, int]], fd: int, base: int,
+                 others: bool, first: str, shadows: frozenset[str]) -> None:
+        self.index, self.fd, self.base = index, fd, base   # the code read when loaded
+        self.others = others          # serve modules not of our package too
+        self.first = first            # the script's directory (sys.path[0])...
+        self.shadows = shadows        # ...and the top-level names it has
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         entry = self.index.get(name)
         if entry is None:
             return None
-        source, mtime_ns, size, package, offset, length = entry
+        source, mtime_ns, size, offset, length = entry
+        if not name.startswith(_OURS) and (
+                not self.others or (name.partition(".")[0] in self.shadows
+                                    and not source.startswith(self.first))):
+            return None
         try:
             st = os.stat(source)
         except OSError:
             return None
         if st.st_mtime_ns != mtime_ns or st.st_size != size:
             return None            # changed since set-up: the ordinary way
-        from importlib.machinery import ModuleSpec
-        spec = ModuleSpec(name, _BundleLoader(source, self.blob[offset:offset + length], package),
-                          origin=source, is_package=package)
+        loader = _BundleLoader(name, source, self.fd, self.base + offset, length)
+        package = os.path.basename(source) == "__init__.py"
+        spec = ModuleSpec(name, loader, origin=source, is_package=package)
         spec.has_location = True
         if package:
             spec.submodule_search_locations = [os.path.dirname(source)]
+        spec.cached = _cache_from_source(source)
         return spec
 
 
 def install_modules(path: str | None = None) -> bool:
-    """Serve our modules from the bundle, if set-up wrote one for this Python."""
+    """Serve modules from the bundle, if set-up wrote one for this Python."""
     if any(isinstance(f, ModuleBundle) for f in sys.meta_path):
         return True
     try:
-        with open(path or MODULES_PATH, "rb") as f:
-            data = f.read()
-        magic, head = _HEAD.unpack_from(data)
-        index = marshal.loads(memoryview(data)[_HEAD.size:_HEAD.size + head])
+        fd = os.open(path or MODULES_PATH, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        magic, head = _HEAD.unpack(os.pread(fd, _HEAD.size, 0))
+        search, index = marshal.loads(os.pread(fd, head, _HEAD.size))
+        if magic != _MAGIC or type(index) is not dict:
+            raise ValueError("another Python's")
     except (OSError, EOFError, ValueError, TypeError, struct.error):
+        os.close(fd)
         return False
-    if magic != _MAGIC or type(index) is not dict:
-        return False
-    sys.meta_path.insert(0, ModuleBundle(index, memoryview(data)[_HEAD.size + head:]))
+    first = os.path.abspath(sys.path[0] or ".") if sys.path else "/"
+    try:
+        names = os.listdir(first)
+    except OSError:
+        names = []
+    sys.meta_path.insert(0, ModuleBundle(index, fd, _HEAD.size + head, search == sys.path[1:],
+                                         first.rstrip(os.sep) + os.sep,
+                                         frozenset(n.partition(".")[0] for n in names)))
     return True
 
 
-def write_modules(package_dir: str, package: str, path: str | None = None) -> int:
-    """Compile every module of ``package`` (its directory ``package_dir``) into the
-    bundle; how many."""
-    path = path or MODULES_PATH
-    index: dict[str, tuple[str, int, int, bool, int, int]] = {}
+def write_modules(modules: dict[str, str], path: str | None = None) -> int:
+    """Compile ``modules`` (name -> source file) into the bundle; how many.  The
+    search path it records is this process's (less the script's directory)."""
+    index: dict[str, tuple[str, int, int, int, int]] = {}
     blob = bytearray()
+    for name, source_path in sorted(modules.items()):
+        with open(source_path, "rb") as f:
+            source = f.read()
+        st = os.stat(source_path)
+        code = marshal.dumps(_compile(source, source_path, "exec", dont_inherit=True))
+        index[name] = (source_path, st.st_mtime_ns, st.st_size, len(blob), len(code))
+        blob += code
+    head = marshal.dumps((sys.path[1:], index))
+    path = path or MODULES_PATH
+    tmp = f"{path}.{os.getpid()}.tmp"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(tmp, "wb") as f:
+        f.write(_HEAD.pack(_MAGIC, len(head)) + head + blob)
+    os.replace(tmp, path)
+    return len(index)
+
+
+def package_modules(package_dir: str, package: str) -> dict[str, str]:
+    """Every module of ``package`` (its directory ``package_dir``): name -> source."""
+    found: dict[str, str] = {}
     for root, dirs, files in os.walk(package_dir):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         if "__init__.py" not in files:
@@ -267,23 +296,20 @@ def write_modules(package_dir: str, package: str, path: str | None = None) -> in
             continue
         rel = os.path.relpath(root, package_dir)
         prefix = package if rel == "." else package + "." + rel.replace(os.sep, ".")
-        for name in sorted(files):
-            if not name.endswith(".py"):
-                continue
-            source_path = os.path.abspath(os.path.join(root, name))
-            with open(source_path, "rb") as f:
-                source = f.read()
-            st = os.stat(source_path)
-            is_pkg = name == "__init__.py"
-            modname = prefix if is_pkg else f"{prefix}.{name[:-3]}"
-            code = marshal.dumps(_compile(source, source_path, "exec", dont_inherit=True))
-            index[modname] = (source_path, st.st_mtime_ns, st.st_size, is_pkg, len(blob),
-                              len(code))
-            blob += code
-    head = marshal.dumps(index)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(tmp, "wb") as f:
-        f.write(_HEAD.pack(_MAGIC, len(head)) + head + blob)
-    os.replace(tmp, path)
-    return len(index)
+        for name in files:
+            if name.endswith(".py"):
+                found[prefix if name == "__init__.py" else f"{prefix}.{name[:-3]}"] = \
+                    os.path.abspath(os.path.join(root, name))
+    return found
+
+
+def loaded_source_modules() -> dict[str, str]:
+    """The modules this process imported from a .py file the ordinary way."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and type(spec.loader) is SourceFileLoader \
+                and isinstance(spec.origin, str) and spec.origin.endswith(".py") \
+                and name != "__main__":
+            found[name] = os.path.abspath(spec.origin)
+    return found
