@@ -502,3 +502,20 @@ async def test_request_loop_with_and_without_spin(tmp_path: Path, spin_s: float)
         nursery.cancel_scope.cancel()
     assert fuse_loop.installed() is None and pyfuse3.trio is trio
     assert fs.root.entries == {}
+
+
+async def test_big_files_through_the_mount_same_as_tmpfs(mnt: Mount) -> None:
+    """1 MiB writes land in ramfs chunks and 1 MiB reads come back as slices
+    of them; overwrites, truncates and appends in the middle of such files
+    read back as on tmpfs."""
+    script = ("seq 1 2000000 | head -c 5000000 > a; cp a b; "
+              "dd if=a of=b bs=4096 skip=7 seek=3 count=10 conv=notrunc status=none; "
+              "truncate -s 1234567 b; truncate -s 4194304 b; "
+              "dd if=a of=b bs=1M count=2 seek=3 conv=notrunc status=none; "
+              "printf xyz >> b; cat b b > c; md5sum a b c | cut -c1-32; stat -c %s a b c")
+    tmpfs, xinim = await differential(script, mnt)
+    assert xinim == tmpfs
+    assert xinim.split()[-3:] == ["5000000", "5242883", "10485766"]
+    fs = mnt.fs
+    c = fs.lookup(fs.lookup(fs.lookup(fs.root, b"p"), b"w"), b"c")    # cat's big writes
+    assert any(type(page) is memoryview for page in c.pages.values())   # chunked
