@@ -307,8 +307,10 @@ def test_chunked_pages_read_back_like_a_flat_file(ops: list[tuple[str, int, int]
     assert fs.read(f, 0, len(model) + 10) == bytes(model)
     for off in range(0, len(model) + (1 << 20), 1 << 20):     # the kernel's 1 MiB reads
         assert bytes(_read_pages(f, off, 1 << 20)) == bytes(model[off:off + (1 << 20)])
+        assert fs.read(f, off, 1 << 20) == bytes(model[off:off + (1 << 20)])
     for off in (PAGE, 5 * PAGE + 7, 300 * PAGE):
         assert bytes(_read_pages(f, off, 70 * PAGE)) == bytes(model[off:off + 70 * PAGE])
+        assert fs.read(f, off, 70 * PAGE) == bytes(model[off:off + 70 * PAGE])
 
 
 def test_big_write_is_one_chunk_and_reads_without_copy(fs: Ramfs) -> None:

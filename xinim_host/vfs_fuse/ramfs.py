@@ -647,6 +647,9 @@ class Ramfs:
             if page is None:
                 return bytes(end - offset)
             return bytes(page[off:off + end - offset])
+        view = chunk_view(inode, offset, end)   # all in one chunk: one plain copy
+        if view is not None:
+            return bytes(view)
         # the pieces, joined once (a hole reads as zeros)
         last = (end - 1) // PAGE
         get = pages.get
