@@ -8,7 +8,21 @@ from __future__ import annotations
 import enum
 
 
-class Sys(enum.IntEnum):
+def _int_enum(cls: type) -> type[enum.IntEnum]:
+    """``class Sys(enum.IntEnum)``, built the way the standard library builds its
+    own large enums (``enum._simple_enum``): the same IntEnum, in half the time of
+    ``EnumType`` with its checks per member (~1.9 ms of every start for ~250 of them).
+    A Python without that helper builds it the ordinary way."""
+    simple = getattr(enum, "_simple_enum", None)
+    if simple is not None:
+        return simple(enum.IntEnum)(cls)
+    members = [(k, v) for k, v in vars(cls).items() if not k.startswith("_")]
+    return enum.IntEnum(cls.__name__, members, module=cls.__module__,
+                        qualname=cls.__qualname__)
+
+
+@_int_enum
+class Sys:
     DEBUG_WRITE = 1
     MONOTONIC_NS = 2
     OPEN = 3
