@@ -52,6 +52,11 @@ from nacl._sodium import ffi as _ffi, lib as _lib
 
 from .errors import SysError
 
+# libsodium picks its implementations and seeds its generator once, before any use:
+# what importing ``nacl.bindings`` does, which we (and lib/ipc.py) do not need.
+if _lib.sodium_init() == -1:
+    raise RuntimeError("libsodium could not be initialised")
+
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.mlkem import (MLKEM768PrivateKey,
                                                                  MLKEM768PublicKey)

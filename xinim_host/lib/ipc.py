@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import trio
-from nacl import bindings as sodium
 
 from . import chankey
 from .chankey import ChannelKeys, Ends, HandshakeRefused
@@ -61,9 +60,31 @@ INBOX_CAPACITY = 256
 
 # src pid, dst pid, src node, dst node, m_type, seq -- all of it is associated data
 FRAME_AD = struct.Struct("<IIHHiQ")
-NONCE_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-TAG_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
-KEY_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+
+# libsodium's XChaCha20-Poly1305 through PyNaCl's own cffi binding (the library
+# PyNaCl ships): the same primitive as ``nacl.bindings``, without that wrapper's
+# per-call argument checks (~2.5 us of a ~3.2 us call) -- every length passed here
+# is fixed by the frame layout or checked before the call -- nor its import (~15
+# modules, ~2 ms of every start; chankey initialises the library).  Falls back to
+# the public wrapper if PyNaCl ever stops exposing it.
+try:
+    from nacl._sodium import ffi as _ffi, lib as _lib
+
+    _aead_encrypt = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt
+    _aead_decrypt = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt
+    _cbuffer = _ffi.buffer
+    _unpack_bytes = _ffi.unpack
+    _NULL = _ffi.NULL
+    NONCE_SIZE = _lib.crypto_aead_xchacha20poly1305_ietf_npubbytes()
+    TAG_SIZE = _lib.crypto_aead_xchacha20poly1305_ietf_abytes()
+    KEY_SIZE = _lib.crypto_aead_xchacha20poly1305_ietf_keybytes()
+except ImportError:  # pragma: no cover
+    _ffi = None
+    from nacl import bindings as sodium
+
+    NONCE_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+    TAG_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
+    KEY_SIZE = sodium.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 # Each direction of a channel moves to a new key (``chankey.ratchet``) every
 # REKEY_AFTER messages: see ``SendChannel``.
 REKEY_AFTER = 1 << 16
@@ -85,22 +106,6 @@ _unpack_ad = FRAME_AD.unpack_from
 _ZERO_NONCE = bytes(NONCE_SIZE)
 _SCRATCH_SIZE = 1 << 14  # > the largest message (header, fixed fields, two 4 KiB data fields)
 _FRAME_BUF_SIZE = HEAD_SIZE + _SCRATCH_SIZE + 16   # a whole sealed frame of such a message
-
-# libsodium's XChaCha20-Poly1305 through PyNaCl's own cffi binding (the library
-# PyNaCl ships): the same primitive as ``nacl.bindings``, without that wrapper's
-# per-call argument checks (~2.5 us of a ~3.2 us call) -- every length passed here
-# is fixed by the frame layout or checked before the call.  Falls back to the
-# public wrapper if PyNaCl ever stops exposing it.
-try:
-    from nacl._sodium import ffi as _ffi, lib as _lib
-
-    _aead_encrypt = _lib.crypto_aead_xchacha20poly1305_ietf_encrypt
-    _aead_decrypt = _lib.crypto_aead_xchacha20poly1305_ietf_decrypt
-    _cbuffer = _ffi.buffer
-    _unpack_bytes = _ffi.unpack
-    _NULL = _ffi.NULL
-except ImportError:  # pragma: no cover
-    _ffi = None
 
 
 class Unencodable(ProtocolError, SysError):
