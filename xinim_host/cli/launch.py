@@ -49,6 +49,8 @@ class LaunchError(Exception):
 
 @dataclass
 class Resolved:
+    """The program found in XINIM: its XINIM path and what the host kernel execs."""
+
     xinim_path: bytes
     host_path: str
     memfd: int = -1        # a ramfs program, copied out for the host kernel to exec

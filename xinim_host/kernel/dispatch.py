@@ -21,6 +21,8 @@ KERNEL, VFS, PM, MM, NET = "kernel", "vfs", "pm", "mm", "net"
 
 @dataclass(frozen=True, slots=True)
 class SyscallEntry:
+    """One row of the XINIM syscall table: name, owning server, handler."""
+
     name: str
     owner: str
     handler: Callable[["Kernel", SyscallContext], SyscallGen]

@@ -35,6 +35,8 @@ OnStep = Callable[[int | HostStep], None]
 
 @dataclass(frozen=True, slots=True)
 class Creds:
+    """The kernel's copy of a process's ids (PM owns them)."""
+
     uid: int = 0
     euid: int = 0
     gid: int = 0

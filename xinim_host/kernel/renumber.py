@@ -79,6 +79,9 @@ class Support(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    """What the kernel does with one Linux syscall: its action, XINIM number, reason and
+    what it leaves out."""
+
     linux_name: str
     action: Action
     xinim: Sys | None = None

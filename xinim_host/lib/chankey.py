@@ -136,6 +136,8 @@ class Ends:
 
 @dataclass(slots=True)
 class ChannelKeys:
+    """A channel's two direction keys, as a handshake gives them."""
+
     forward: bytearray       # src -> dst (the initiator sends with it)
     backward: bytearray      # dst -> src
 

@@ -136,6 +136,8 @@ class ChannelRefused(IpcError):
 
 @dataclass
 class IpcStats:
+    """Counters of what this node's lattice sealed, delivered and dropped."""
+
     sealed: int = 0
     delivered: int = 0
     handled_direct: int = 0
@@ -209,6 +211,9 @@ class SendChannel:
 
 @dataclass(slots=True)
 class RecvChannel:
+    """The receiving half of a channel: its key, the last sequence number seen, its rekey
+    point."""
+
     key: bytearray | None
     last_seq: int = 0        # frames must carry a larger one: replay protection
     span: int = REKEY_AFTER
@@ -309,6 +314,9 @@ Delivery = Message | ProtocolError
 
 @dataclass
 class Endpoint:
+    """A lattice endpoint: its queue, its handler (direct dispatch), its calls awaiting
+    replies."""
+
     pid: int
     capacity: int = INBOX_CAPACITY
     inbox: collections.deque[Delivery] = field(default_factory=collections.deque)

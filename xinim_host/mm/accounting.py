@@ -68,6 +68,8 @@ class Usage:
 
 @dataclass
 class _Proc:
+    """One process's address space and its pages' frames."""
+
     space: AddressSpace
     pages: dict[int, int] = field(default_factory=dict)   # page address -> frame
 

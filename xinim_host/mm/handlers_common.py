@@ -53,6 +53,8 @@ class Span:
 
 @dataclass(slots=True)
 class Undo:
+    """What an MM change did, so it can be put back if the host refuses it."""
+
     spans: list[Span]
     brk: int | None = None                                        # the old break
     wb_added: Hashable | None = None                              # registered write-back vnode

@@ -51,6 +51,8 @@ _objects = itertools.count(1)
 
 @dataclass(slots=True)
 class Segment:
+    """A System V shared memory segment: its ids, permissions, size and host memfd."""
+
     ident: int
     perm: sv.IpcPerm
     size: int

@@ -51,6 +51,8 @@ ST_UNCONN, ST_LISTEN, ST_CONN = "unconnected", "listening", "connected"
 
 @dataclass(slots=True, eq=False)
 class Record:
+    """One queued message of an AF_UNIX socket: data, sender, passed fds and credentials."""
+
     data: bytes
     addr: bytes = b""                       # the sender's sockaddr (datagrams)
     fds: tuple[int, ...] = ()               # SCM_RIGHTS: VFS tokens

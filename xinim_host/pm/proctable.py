@@ -66,6 +66,8 @@ class Task:
 
 @dataclass(slots=True, eq=False)
 class Process:
+    """PM's record of one process (MINIX mproc): ids, group, session, signals, state."""
+
     pid: int
     ppid: int
     pgid: int

@@ -60,6 +60,8 @@ SIGINFO_SIZE = 128
 
 @dataclass(slots=True, eq=False)
 class Timer:
+    """A POSIX timer (or ITIMER_REAL/alarm): its clock, signal and next expiry."""
+
     id: int
     proc: Process
     clock: int

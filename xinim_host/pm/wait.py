@@ -31,6 +31,8 @@ INT_MIN = -(1 << 31)
 
 @dataclass(slots=True, eq=False)
 class Waiter:
+    """A parked wait4/waitid: what it waits for and how it answers."""
+
     req: "Request"
     task: Task              # the waiting thread (its mask decides signal interruption)
     pid: int | None         # only this child

@@ -32,6 +32,8 @@ SERVER_PIDS = (p.VFS_PID, p.PM_PID, p.MM_PID, p.NET_PID)
 
 @dataclass
 class BootConfig:
+    """What a boot is given: consoles, mounts, node id, node socket, ramfs."""
+
     console: Any = None                      # write/read/ioctl; default: this process's stdio
                                              # (optional: kernel_sink, async start(system))
     console_err: Any = None                  # init's fd 2, when not the console itself
@@ -48,6 +50,8 @@ class BootConfig:
 
 @dataclass
 class System:
+    """A booted system: its lattice, kernel, servers, console and nursery."""
+
     config: BootConfig
     lattice: Lattice
     kernel: Kernel

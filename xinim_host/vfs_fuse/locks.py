@@ -57,6 +57,8 @@ Owner = tuple[str, int]           # ("p", pid) for POSIX locks, ("o", id(of)) fo
 
 @dataclass(slots=True)
 class RangeLock:
+    """One record lock: its owner, type and byte range."""
+
     owner: Owner
     type: int
     start: int

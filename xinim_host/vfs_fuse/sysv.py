@@ -39,6 +39,8 @@ STAGE_MAX = 1 << 20               # a staged message never grows past this
 
 @dataclass(slots=True)
 class SemSet:
+    """A System V semaphore set."""
+
     ident: int
     perm: sv.IpcPerm
     vals: list[int]
@@ -53,6 +55,8 @@ class SemSet:
 
 @dataclass(slots=True)
 class MsgQueue:
+    """A System V message queue."""
+
     ident: int
     perm: sv.IpcPerm
     ctime: int

@@ -599,6 +599,8 @@ PROC_LIST_RECORD = struct.Struct("<iiiiIiHc16s")
 
 @dataclass(frozen=True, slots=True)
 class ProcListEntry:
+    """One process in PM's list (xinim-ps, /proc): its ids and host pid."""
+
     pid: int
     ppid: int
     pgid: int
