@@ -8,6 +8,7 @@ are not charged (the host filled them; MM never saw them).
 from __future__ import annotations
 
 import errno
+import re
 import resource
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from ..lib.vm_abi import (
     TASK_SIZE,
     page_down,
 )
-from .regions import ANON, AddressSpace, FileBacking, MapsEntry, Region
+from .regions import ANON, AddressSpace, FileBacking, Region
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -44,31 +45,35 @@ def _prot(perms: str) -> int:
             | (PROT_EXEC if perms[2] == "x" else 0))
 
 
-def _region(e: MapsEntry) -> Region:
-    return _host_region(e.start, e.end, e.perms, e.offset, e.dev, e.inode, e.name)
+# /proc/PID/maps perms column -> (protection, shared)
+_PERMS = {r + w + x + s: (_prot(r + w + x), s == "s")
+          for r in "r-" for w in "w-" for x in "x-" for s in "sp"}
+# start-end perms offset dev inode [name]
+_MAPS_LINE = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) ([0-9a-f]+) (\S+) (\d+) *(.*)$", re.M)
 
 
-def _host_region(start: int, end: int, perms: str, offset: int, dev: str, inode: int,
+def _host_region(start: int, end: int, perms: str, offset: str, dev: str, inode: str,
                  name: str) -> Region:
-    prot = _prot(perms)
-    shared = perms[3] == "s"
-    if inode == 0 and not shared:
+    """One line of the host's maps (offset in hex and inode as the text has them)."""
+    prot, shared = _PERMS.get(perms) or (_prot(perms), perms[3:4] == "s")
+    label = name if name[:1] == "[" else ""
+    if inode == "0" and not shared:
         flags = MAP_PRIVATE | MAP_ANONYMOUS | (MAP_GROWSDOWN if name == "[stack]" else 0)
-        return Region(start, end - start, prot, flags, ANON, name if name[:1] == "[" else "",
-                      accounted=bool(prot & PROT_WRITE))
+        return Region(start, end - start, prot, flags, ANON, label, bool(prot & PROT_WRITE))
     # a host object (file, shm): its own vnode, so it never merges with ours
     key = (dev, inode, offset, name)
-    backing = _backings.get(key) if inode else None
+    backing = _backings.get(key)
     if backing is None:
+        ino = int(inode)
         major, _, minor = dev.partition(":")
-        backing = FileBacking(("host", dev, inode, inode or start), offset, path=name,
-                              inode=inode, dev=(int(major, 16), int(minor, 16)))
-        if inode:
+        backing = FileBacking(("host", dev, ino, ino or start), int(offset, 16), path=name,
+                              inode=ino, dev=(int(major, 16), int(minor, 16)))
+        if ino:
             if len(_backings) >= BACKINGS_KEPT:
                 _backings.clear()
             _backings[key] = backing
     return Region(start, end - start, prot, MAP_SHARED if shared else MAP_PRIVATE, backing,
-                  name if name[:1] == "[" else "", accounted=not shared and bool(prot & PROT_WRITE))
+                  label, not shared and bool(prot & PROT_WRITE))
 
 
 # Backings are immutable and every exec of a program imports the same ones (its
@@ -131,17 +136,11 @@ def host_import(host_pid: int) -> tuple[AddressSpace, bool]:
         raise SysError(errno.EACCES, f"cannot read the maps of host {host_pid}") from None
     regions = []
     stack_end = heap_start = 0
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 5:
-            continue
-        lo, _, hi = parts[0].partition("-")
+    for lo, hi, perms, offset, dev, inode, name in _MAPS_LINE.findall(text):
         start, end = int(lo, 16), int(hi, 16)
         if end > TASK_SIZE:             # not [vsyscall]
             continue
-        name = parts[5] if len(parts) > 5 else ""
-        regions.append(_host_region(start, end, parts[1], int(parts[2], 16), parts[3],
-                                    int(parts[4]), name))
+        regions.append(_host_region(start, end, perms, offset, dev, inode, name))
         if name == "[stack]":
             stack_end = end
         elif name == "[heap]":
