@@ -1,0 +1,57 @@
+"""kill -9 at any point of a fork, an exec or an exit leaves no server holding
+anything of the dead process (the fork+exec path's shortcuts: the exec check
+that commits the VFS side, MM's record replaced only at the kernel's fresh
+layout, an exit PM hears of only from the death, write-back marks, parked-call
+checks)."""
+from __future__ import annotations
+
+import trio
+
+from xinim_host.cli.launch import run_program
+from xinim_host.lib import protocol as p
+from xinim_host.system.boot import BootConfig, booted
+
+# Children killed as soon as they exist: some in their fork, some in the middle
+# of an exec (of a binary, of a #! script), some in their exit; the survivors'
+# ordinary fork+exec+wait runs between them.  Then one child that maps a file
+# MAP_SHARED (a write-back mark) and forks is killed too.
+SCRIPT = r"""
+printf '#!/bin/sh\nexit 0\n' > /tmp/s.sh; chmod +x /tmp/s.sh
+i=0
+while [ $i -lt 40 ]; do
+    /bin/true & kill -9 $! 2>/dev/null
+    /tmp/s.sh & kill -9 $! 2>/dev/null
+    /bin/true
+    i=$((i+1))
+done
+python3 -c '
+import mmap, os
+fd = os.open("/tmp/m", os.O_RDWR | os.O_CREAT, 0o644); os.ftruncate(fd, 4096)
+m = mmap.mmap(fd, 4096); m[:2] = b"ok"
+if os.fork() == 0:
+    os.execv("/bin/sleep", ["sleep", "60"])
+os.kill(os.getpid(), 9)
+' &
+sleep 0.5
+pkill -9 sleep 2>/dev/null
+wait
+echo done
+"""
+
+
+async def test_kill_9_mid_fork_exec_or_exit_leaks_nothing(console: object) -> None:
+    async with booted(BootConfig(console=console, quiet=True)) as system:
+        code = await run_program(system, ["/bin/sh", "-c", SCRIPT], {"PATH": "/usr/bin:/bin"})
+        assert code == 0, console.text   # type: ignore[attr-defined]
+        text = console.text   # type: ignore[attr-defined]
+        assert "done" in text, text
+        with trio.fail_after(20):        # init reaps the orphans and the program itself
+            while set(system.pm.table.procs) != {1, 2, 3, 4}:
+                await trio.sleep(0.02)
+        live = set(system.pm.table.procs)
+        assert set(system.kernel.creds) <= live | {p.INIT_PID}
+        assert system.kernel.write_backs <= live
+        assert set(system.vfs.procs) <= live
+        assert set(system.mm.procs) <= live
+        assert not system.pm.table.by_host       # no host task left named
+        system.mm.acct.frames.check_invariants()
