@@ -1,7 +1,7 @@
 /* A minimal in-memory FUSE filesystem on libfuse 3's low-level API: the
  * reference column ("libfuse C") of bench/fuse.py.
  *
- *     memfs_ll MOUNTPOINT [-v]
+ *     memfs_ll MOUNTPOINT [-v] [-s US]
  *
  * It answers what bench/fuse.py asks of the xinim export (lookup, create,
  * getattr, setattr, open/read/write/release, unlink, mkdir/rmdir, readdir,
@@ -14,12 +14,16 @@
  * memcpy and a read is answered from the chunks with no copy of ours.
  * Directories are scanned linearly: the bench keeps a handful of names.
  * Prints "ready" once mounted; SIGTERM unmounts and exits (-v: and prints
- * how many requests of each kind it answered, to stderr).
+ * how many requests of each kind it answered, to stderr).  -s US: before
+ * each blocking read of /dev/fuse, poll it for up to US microseconds (what
+ * xinim_host/vfs_fuse/fuse_loop.py does), to see FUSE's floor with the same
+ * loop.
  */
 #define FUSE_USE_VERSION 34
 #include <fuse_lowlevel.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -536,6 +540,37 @@ static const struct fuse_lowlevel_ops ops = {
     .releasedir = ll_releasedir,
 };
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* fuse_session_loop, polling /dev/fuse for up to spin_us before each read */
+static int spin_loop(struct fuse_session *se, long spin_us)
+{
+    struct fuse_buf buf = {.mem = NULL};
+    struct pollfd pfd = {.fd = fuse_session_fd(se), .events = POLLIN};
+    int res = 0;
+    while (!fuse_session_exited(se)) {
+        double limit = now_us() + spin_us;
+        while (poll(&pfd, 1, 0) == 0 && now_us() < limit)
+            ;
+        if (fuse_session_exited(se))    /* SIGTERM while polling */
+            break;
+        res = fuse_session_receive_buf(se, &buf);
+        if (res == -EINTR)
+            continue;
+        if (res <= 0)
+            break;
+        fuse_session_process_buf(se, &buf);
+    }
+    free(buf.mem);
+    fuse_session_reset(se);
+    return res < 0 ? -res : 0;
+}
+
 int main(int argc, char **argv)
 {
     char *fargv[] = {argv[0], "-o", "default_permissions,fsname=memfs_ll,subtype=memfs_ll"};
@@ -544,9 +579,18 @@ int main(int argc, char **argv)
     struct timespec ts;
     int ret;
 
-    int verbose = argc == 3 && strcmp(argv[2], "-v") == 0;
-    if (argc != 2 && !verbose) {
-        fprintf(stderr, "usage: %s MOUNTPOINT [-v]\n", argv[0]);
+    int verbose = 0;
+    long spin_us = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "-v") == 0)
+            verbose = 1;
+        else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+            spin_us = atol(argv[++i]);
+        else
+            argc = 0;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "usage: memfs_ll MOUNTPOINT [-v] [-s US]\n");
         return 2;
     }
     now(&ts);
@@ -568,7 +612,7 @@ int main(int argc, char **argv)
     }
     printf("ready\n");
     fflush(stdout);
-    ret = fuse_session_loop(se);
+    ret = spin_us > 0 ? spin_loop(se, spin_us) : fuse_session_loop(se);
     for (int i = 0; i < N_OPS && verbose; i++)
         if (counts[i])
             fprintf(stderr, "memfs_ll: %s %lu\n", op_names[i], counts[i]);
