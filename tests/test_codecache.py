@@ -203,3 +203,14 @@ def test_no_modules_bundle_means_ordinary_imports(tmp_path) -> None:
     (tmp_path / "bad.marshal").write_bytes(b"\x00" * 3)
     assert not codecache.install_modules(str(tmp_path / "bad.marshal"))
     assert not any(isinstance(f, codecache.ModuleBundle) for f in sys.meta_path)
+
+
+def test_exec_stand_in_uses_the_caller_s_namespace_as_the_builtin(cache) -> None:
+    ns: dict = {}
+    codecache._exec_cached("a = 1\n", ns)
+    codecache._exec_cached("b = a + 1\n", ns, ns)
+    assert ns["a"] == 1 and ns["b"] == 2
+    here = {"__name__": "caller", "seen": None}
+    exec(compile("import xinim_host.lib.codecache as c\nc._exec_cached('seen = __name__')\n",
+                 "<t>", "exec"), here)
+    assert here["seen"] == "caller"        # the calling code's globals, not codecache's

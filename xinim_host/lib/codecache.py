@@ -121,6 +121,11 @@ def _exec_cached(source: Any, globals: Any = None, locals: Any = None, /) -> Non
     """``exec`` for ``dataclasses``: a source string is compiled through the cache."""
     if type(source) is str:
         source = code(source, "<string>", _inherited())
+    if globals is None:        # the caller's namespace, as the builtin would take it
+        frame = sys._getframe(1)
+        globals = frame.f_globals
+        if locals is None:
+            locals = frame.f_locals
     if locals is None:
         _exec(source, globals)
     else:
