@@ -58,10 +58,12 @@ def exit_now(code: int) -> int:
     not flush, it returns ``code`` and the ordinary exit does it all."""
     import atexit
     import threading
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)     # CPython's
     main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+    if run_exitfuncs is None or any(t is not main_thread and not t.daemon and t.is_alive()
+                                    for t in threading.enumerate()):
         return code
-    atexit._run_exitfuncs()
+    run_exitfuncs()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
