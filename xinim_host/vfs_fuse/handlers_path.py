@@ -489,7 +489,7 @@ def do_exec_open(srv: VfsServer, req: Request) -> VfsNodeReply:
         interp, arg = parse_shebang(head)
     elif head[:4] != b"\x7fELF":
         raise SysError(errno.ENOEXEC)
-    srv.procfs.exec_checked(fp, b.dirfd, b.path)     # /proc/PID/exe once PM commits
+    srv.procfs.exec_checked(fp, b.dirfd, b.path, Loc(fs, node))   # /proc/PID/exe
     if commit and not script:
         # PM's last check of this exec: what VFS_EXEC does happens now
         srv.exec_proc(fp.pid)

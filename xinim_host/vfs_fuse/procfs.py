@@ -569,12 +569,17 @@ class ProcFs(PseudoFs):
                 return
             fp.fds[fd].path = base.rstrip(b"/") + b"/" + path
 
-    def exec_checked(self, fp: Fproc, dirfd: int, path: bytes) -> None:
-        """VFS_EXEC_OPEN passed: the file /proc/PID/exe shows once the exec commits."""
+    def exec_checked(self, fp: Fproc, dirfd: int, path: bytes, loc: Loc | None = None) -> None:
+        """VFS_EXEC_OPEN passed: the file /proc/PID/exe shows once the exec commits.
+        ``loc``: what the check resolved ``path`` to (a host file's path follows from
+        it; a ramfs file's name is looked up again, for its hard links)."""
         with _books("exec check"):
             if not path:
                 return
-            found = self.canonical(fp, dirfd, path)
+            if loc is not None and loc.fs.kind != "ramfs":
+                found: tuple[bytes, Loc] | None = (self.file_path(loc), loc)
+            else:
+                found = self.canonical(fp, dirfd, path)
             if found is not None:
                 self.exe_pending[fp.pid] = (path, found[0], found[1])
 
