@@ -113,6 +113,10 @@ def sys_sigaction(k: "Kernel", c: SyscallContext) -> SyscallGen:
     """PM records the disposition; a traced process's host half installs it too,
     because the host kernel is what delivers signals."""
     sig, act, oldact = c_int(c.args[0]), c.args[1], c.args[2]
+    if not act and c.host is not None:
+        # a query: the host's disposition is the answer (PM's record would not be
+        # read), so PM need not be asked -- Python asks for every signal at start
+        return (yield from _host_finishes(c))
     handler = flags = restorer = mask = 0
     if act:
         handler, flags, restorer, mask = abi.SIGACTION.unpack(c.mem.read(act, abi.SIGACTION.size))
@@ -136,6 +140,8 @@ def sys_rt_sigprocmask(k: "Kernel", c: SyscallContext) -> SyscallGen:
     how, new, old, size = c_int(c.args[0]), c.args[1], c.args[2], c.args[3]
     if size != 8:
         raise SysError(errno.EINVAL)
+    if not new and c.host is not None:
+        return (yield from _host_finishes(c))     # a query: the host thread's mask
     mask = abi.POINTER.unpack(c.mem.read(new, 8))[0] if new else 0
     reply = yield from _pm(p.ProcSigprocmask(caller=c.tid, how=how, set=1 if new else 0,
                                              mask=mask))
