@@ -218,12 +218,26 @@ class Server:
             return
         if answer is None:
             return
-        if type(answer) is int and not request.replied:
-            # the common answer, inline: ``request.reply`` in the generic reply
-            cls = self._int_reply.get(m_type) or self._int_reply_class(m_type)
-            if cls is not None:
-                request.replied = True
-                self.send_reply(msg, cls._quick_reply(m_type, 0, answer))
+        if not request.replied:
+            # the common answers, inline (``request.reply``, and as there a failure
+            # to send is the handler's bad answer): an int in the generic reply, or
+            # a declared reply class, its ``call`` filled in when left 0
+            try:
+                if type(answer) is int:
+                    cls = self._int_reply.get(m_type) or self._int_reply_class(m_type)
+                    if cls is not None:
+                        request.replied = True
+                        self.send_reply(msg, cls._quick_reply(m_type, 0, answer))
+                        return
+                else:
+                    copy = WITH_CALL.get(type(answer))
+                    if copy is not None:
+                        body = copy(answer, m_type) if answer.call == 0 else answer
+                        request.replied = True
+                        self.send_reply(msg, body)
+                        return
+            except Exception:
+                self._bad_answer(request, answer)
                 return
         if type(answer) is int or isinstance(answer, Payload) \
                 or not isinstance(answer, _Coroutine):
