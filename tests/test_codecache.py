@@ -214,3 +214,15 @@ def test_exec_stand_in_uses_the_caller_s_namespace_as_the_builtin(cache) -> None
     exec(compile("import xinim_host.lib.codecache as c\nc._exec_cached('seen = __name__')\n",
                  "<t>", "exec"), here)
     assert here["seen"] == "caller"        # the calling code's globals, not codecache's
+
+
+def test_values_are_kept_by_key(cache) -> None:
+    code = codecache.code("def f():\n    return 5\n", "<gen>")
+    assert codecache.get("layout A") is None
+    codecache.put("layout A", (code,))
+    codecache.save()
+    codecache._store = None                   # a new run: only the file
+    kept = codecache.get("layout A")
+    ns: dict = {}
+    exec(kept[0], ns)
+    assert ns["f"]() == 5 and codecache.get("layout B") is None

@@ -111,6 +111,34 @@ def code(source: str, filename: str, flags: int = 0) -> types.CodeType:
     return compiled
 
 
+def _key(kind: str, text: str) -> bytes:
+    return hashlib.blake2b(f"{kind}\0{text}".encode(errors="surrogatepass"),
+                           digest_size=16).digest()
+
+
+def get(key: str) -> Any:
+    """What :func:`put` kept under ``key`` (in this run or an earlier one), or None."""
+    store = _store if _store is not None else _load()
+    raw = store.get(_key("value", key))
+    if raw is None:
+        return None
+    try:
+        return marshal.loads(raw)
+    except (EOFError, ValueError, TypeError):
+        return None
+
+
+def put(key: str, value: Any) -> None:
+    """Keep ``value`` (marshallable: code objects, tuples of them...) under ``key``,
+    which must name everything it was made from."""
+    global _new
+    store = _store if _store is not None else _load()
+    store[_key("value", key)] = marshal.dumps(value)
+    if not _new:
+        atexit.register(save)
+    _new += 1
+
+
 def _inherited(depth: int = 2) -> int:
     """The future flags of the code calling our stand-in (what the builtin would
     have inherited from it)."""

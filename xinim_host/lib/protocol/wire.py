@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import struct
+import types
 import typing
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar
 
 from .. import codecache
 
@@ -250,18 +252,19 @@ def _setter(cls: type, name: str) -> Callable[[object, object], None]:
     return lambda obj, value: object.__setattr__(obj, name, value)
 
 
-def _exec(source: str, ns: dict[str, object]) -> None:
-    # compiled once and kept across runs (lib/codecache.py): compiling them (~0.5 ms
-    # each, five or six per message type) was most of a short run's start-up
-    exec(codecache.code(source, "<xinim-codec>"), ns)  # noqa: S102 -- from the class's own field names
-
-
 def _gen_codec(cls: type) -> None:
-    """Generate ``cls``'s encoders, decoder and fast constructors for its layout."""
+    """Generate ``cls``'s encoders, decoder and fast constructors for its layout.
+
+    The functions' code depends only on the layout, so it is kept across runs
+    (lib/codecache.py) under a key naming all of it: a start that finds it makes
+    no source at all (making it, five to seven functions per message type, was
+    most of a short run's codec cost; compiling it once was most of its start-up).
+    """
     fixed_fmt = cls._FIXED.format.lstrip("<")  # type: ignore[attr-defined]
     fixed_names: tuple[str, ...] = cls._FIXED_NAMES  # type: ignore[attr-defined]
     var: tuple[tuple[str, _Var], ...] = cls._VAR  # type: ignore[attr-defined]
-    fields = [f.name for f in dataclasses.fields(cls)]
+    dfields = dataclasses.fields(cls)
+    fields = [f.name for f in dfields]
     first_prefix = var[0][1].prefix.format.lstrip("<") if var else ""
     ns: dict[str, object] = {
         "cls": cls, "M_TYPE": cls.M_TYPE, "struct_error": struct.error,  # type: ignore[attr-defined]
@@ -271,6 +274,10 @@ def _gen_codec(cls: type) -> None:
         "_MSG_FIRST": struct.Struct("<" + HEADER.format.lstrip("<") + fixed_fmt + first_prefix).pack,
         "_PAY_FIRST": struct.Struct("<" + fixed_fmt + first_prefix).pack,
         "_DEC_FIRST": struct.Struct("<" + fixed_fmt + first_prefix).unpack_from,
+        "_DEC_MSG": struct.Struct("<" + HEADER.format.lstrip("<") + fixed_fmt
+                                  + first_prefix).unpack_from,
+        "_Message": Message, "_msg_source": _set_m_source, "_msg_req_id": _set_req_id,
+        "_msg_body": _set_body,
     }
     for i, (name, kind) in enumerate(var):
         ns[f"_K{i}"] = kind
@@ -278,7 +285,87 @@ def _gen_codec(cls: type) -> None:
         ns[f"_U{i}"] = kind.prefix.unpack_from
     for name in fields:
         ns[f"_set_{name}"] = _setter(cls, name)
-    post_init = "    o.__post_init__()\n" if hasattr(cls, "__post_init__") else ""
+    for f in dfields:                 # defaults of __init__ and of _quick_reply
+        if f.default is not dataclasses.MISSING:
+            ns[f"_I_{f.name}"] = ns[f"_D_{f.name}"] = f.default
+    post_init = hasattr(cls, "__post_init__")
+    # __init__: the dataclass's signature (keyword-only, same defaults), but each
+    # field set through its slot (a frozen dataclass's own ``__init__`` pays an
+    # ``object.__setattr__`` per field, twice the cost)
+    init = tuple((f.name, f.default is not dataclasses.MISSING) for f in dfields) \
+        if all(f.init and f.kw_only and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+               for f in dfields) else None
+    # replies: a fresh reply from (call, error, result), and a copy with ``call`` set
+    reply = {"call", "error", "result"} <= set(fields)
+    others = [f for f in dfields if f.name not in ("call", "error", "result")]
+    plain = reply and all(f.default is not dataclasses.MISSING for f in others)
+
+    key = repr((_generator_tag(), HEADER.format, fixed_fmt, fixed_names,
+                tuple((n, k.limit, k.prefix.format) for n, k in var), tuple(fields),
+                post_init, init, reply, plain))
+    codes = codecache.get(key)
+    if type(codes) is not tuple or not all(type(c) is types.CodeType for c in codes):
+        codes = tuple(codecache.code(source, "<xinim-codec>") for source in _codec_sources(
+            fixed_names, var, fields, post_init, init, reply, plain,
+            [f.name for f in others], first_size=struct.calcsize("<" + fixed_fmt + first_prefix)))
+        codecache.put(key, codes)
+    for code in codes:
+        exec(code, ns)  # noqa: S102 -- generated from the class's own field names
+
+    if init is not None:
+        fast_init = ns["__init__"]
+        original = cls.__init__
+        fast_init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+        fast_init.__doc__ = original.__doc__
+        fast_init.__annotations__ = getattr(original, "__annotations__", {})
+        cls.__init__ = fast_init  # type: ignore[misc]
+    cls._encode_msg = ns["_encode_msg"]  # type: ignore[attr-defined]
+    cls._encode_payload = ns["_encode_payload"]  # type: ignore[attr-defined]
+    cls._decode_at = staticmethod(ns["_decode_at"])  # type: ignore[attr-defined]
+    cls._decode_msg = staticmethod(ns["_decode_msg"])  # type: ignore[attr-defined]
+    if reply:
+        if plain:
+            cls._quick_reply = staticmethod(ns["_quick_reply"])  # type: ignore[attr-defined]
+        else:
+            cls._quick_reply = staticmethod(  # type: ignore[attr-defined]
+                lambda call, error, result: cls(call=call, error=error, result=result))
+        cls._with_call = staticmethod(ns["_with_call"])  # type: ignore[attr-defined]
+        WITH_CALL[cls] = ns["_with_call"]  # type: ignore[assignment]
+
+
+_GENERATOR_TAG: str | None = None
+
+
+def _generator_tag() -> str:
+    """Names the code generator itself in the codec cache's keys: another
+    ``_codec_sources`` never gets this one's code."""
+    global _GENERATOR_TAG
+    if _GENERATOR_TAG is None:
+        digest = hashlib.blake2b(digest_size=8)
+        _code_digest(_codec_sources.__code__, digest)
+        _GENERATOR_TAG = digest.hexdigest()
+    return _GENERATOR_TAG
+
+
+def _code_digest(co: types.CodeType, digest: Any) -> None:
+    """What ``co`` does -- its bytecode, names and constants, nested code too --
+    not where it sits in the file."""
+    digest.update(co.co_code)
+    digest.update(repr((co.co_names, co.co_varnames, co.co_freevars, co.co_cellvars)).encode())
+    for const in co.co_consts:
+        if type(const) is types.CodeType:
+            _code_digest(const, digest)
+        else:
+            digest.update(repr(const).encode())
+
+
+def _codec_sources(fixed_names: tuple[str, ...], var: tuple[tuple[str, _Var], ...],
+                   fields: list[str], post_init_call: bool,
+                   init: tuple[tuple[str, bool], ...] | None, reply: bool, plain: bool,
+                   others: list[str], *, first_size: int) -> list[str]:
+    """The source of a layout's functions (their globals: ``_gen_codec``'s ``ns``)."""
+    sources = []
+    post_init = "    o.__post_init__()\n" if post_init_call else ""
 
     # -- encoders: the whole message (header included) and the bare payload
     check = ""
@@ -294,23 +381,17 @@ def _gen_codec(cls: type) -> None:
     for fn, packer, head in (("_encode_msg", "_MSG_FIRST", ["m_source", "M_TYPE", "req_id"]),
                              ("_encode_payload", "_PAY_FIRST", [])):
         args = "self, m_source, req_id" if head else "self"
-        code = (f"def {fn}({args}):\n{check}"
-                f"    try:\n"
-                f"        head = {packer}({', '.join(head + values)})\n"
-                f"    except struct_error as exc:\n"
-                f"        raise _bad_field(cls, exc) from None\n"
-                f"    return head{rest}\n")
-        _exec(code, ns)   # generated from the class's own field names
+        sources.append(f"def {fn}({args}):\n{check}"
+                       f"    try:\n"
+                       f"        head = {packer}({', '.join(head + values)})\n"
+                       f"    except struct_error as exc:\n"
+                       f"        raise _bad_field(cls, exc) from None\n"
+                       f"    return head{rest}\n")
 
     # -- decoders: ``_decode_at`` reads the payload at ``off`` of ``buf`` (bytes) up to
     # its end; ``_decode_msg`` reads a whole message (header too, in the same unpack)
     # and returns the Message, its ``m_source`` stamped with ``src`` unless None.  Field
     # values are locals ``f_<name>``, so no field name can shadow the decoder's own.
-    ns["_DEC_MSG"] = struct.Struct("<" + HEADER.format.lstrip("<") + fixed_fmt
-                                   + first_prefix).unpack_from
-    ns.update(_Message=Message, _msg_source=_set_m_source, _msg_req_id=_set_req_id,
-              _msg_body=_set_body)
-    first_size = struct.calcsize("<" + fixed_fmt + first_prefix)
     targets = [f"f_{n}" for n in fixed_names] + (["_l0"] if var else [])
     for fn, args, unpack, head, size in (
             ("_decode_at", "_buf, _off", "_DEC_FIRST(_buf, _off)", [], first_size),
@@ -343,62 +424,27 @@ def _gen_codec(cls: type) -> None:
             dec += ("    m = _new(_Message)\n"
                     "    _msg_source(m, _claimed if _src is None else _src)\n"
                     "    _msg_req_id(m, _req)\n    _msg_body(m, o)\n    return m\n")
-        _exec(dec, ns)
+        sources.append(dec)
 
-    # -- __init__: the dataclass's signature (keyword-only, same defaults), but each
-    # field set through its slot (a frozen dataclass's own ``__init__`` pays an
-    # ``object.__setattr__`` per field, twice the cost)
-    dfields = dataclasses.fields(cls)
-    if all(f.init and f.kw_only and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
-           for f in dfields):
-        params = []
-        for f in dfields:
-            if f.default is dataclasses.MISSING:
-                params.append(f.name)
-            else:
-                ns[f"_I_{f.name}"] = f.default
-                params.append(f"{f.name}=_I_{f.name}")
-        init = (f"def __init__(self{', *, ' + ', '.join(params) if params else ''}):\n"
-                + "".join(f"    _set_{f.name}(self, {f.name})\n" for f in dfields)
-                + ("    self.__post_init__()\n" if post_init else "")
-                + ("    pass\n" if not dfields else ""))
-        _exec(init, ns)
-        fast_init = ns["__init__"]
-        original = cls.__init__
-        fast_init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-        fast_init.__doc__ = original.__doc__
-        fast_init.__annotations__ = getattr(original, "__annotations__", {})
-        cls.__init__ = fast_init  # type: ignore[misc]
+    if init is not None:
+        params = [name if not has_default else f"{name}=_I_{name}" for name, has_default in init]
+        sources.append(f"def __init__(self{', *, ' + ', '.join(params) if params else ''}):\n"
+                       + "".join(f"    _set_{name}(self, {name})\n" for name, _ in init)
+                       + ("    self.__post_init__()\n" if post_init else "")
+                       + ("    pass\n" if not init else ""))
 
-    cls._encode_msg = ns["_encode_msg"]  # type: ignore[attr-defined]
-    cls._encode_payload = ns["_encode_payload"]  # type: ignore[attr-defined]
-    cls._decode_at = staticmethod(ns["_decode_at"])  # type: ignore[attr-defined]
-    cls._decode_msg = staticmethod(ns["_decode_msg"])  # type: ignore[attr-defined]
-
-    # -- replies: a fresh reply from (call, error, result), and a copy with ``call`` set
-    by_name = {f.name: f for f in dataclasses.fields(cls)}
-    if {"call", "error", "result"} <= by_name.keys():
-        others = [by_name[n] for n in fields if n not in ("call", "error", "result")]
-        plain = all(f.default is not dataclasses.MISSING for f in others)
+    if reply:
         if plain:
-            for f in others:
-                ns[f"_D_{f.name}"] = f.default
-            quick = ("def _quick_reply(call, error, result):\n    o = _new(cls)\n"
-                     "    _set_call(o, call)\n    _set_error(o, error)\n    _set_result(o, result)\n"
-                     + "".join(f"    _set_{f.name}(o, _D_{f.name})\n" for f in others)
-                     + post_init + "    return o\n")
-            _exec(quick, ns)
-            cls._quick_reply = staticmethod(ns["_quick_reply"])  # type: ignore[attr-defined]
-        else:
-            cls._quick_reply = staticmethod(  # type: ignore[attr-defined]
-                lambda call, error, result: cls(call=call, error=error, result=result))
-        with_call = ("def _with_call(src, call):\n    o = _new(cls)\n"
-                     + "".join("    _set_call(o, call)\n" if n == "call" else
-                               f"    _set_{n}(o, src.{n})\n" for n in fields)
-                     + post_init + "    return o\n")
-        _exec(with_call, ns)
-        cls._with_call = staticmethod(ns["_with_call"])  # type: ignore[attr-defined]
-        WITH_CALL[cls] = ns["_with_call"]  # type: ignore[assignment]
+            sources.append(
+                "def _quick_reply(call, error, result):\n    o = _new(cls)\n"
+                "    _set_call(o, call)\n    _set_error(o, error)\n    _set_result(o, result)\n"
+                + "".join(f"    _set_{name}(o, _D_{name})\n" for name in others)
+                + post_init + "    return o\n")
+        sources.append("def _with_call(src, call):\n    o = _new(cls)\n"
+                       + "".join("    _set_call(o, call)\n" if n == "call" else
+                                 f"    _set_{n}(o, src.{n})\n" for n in fields)
+                       + post_init + "    return o\n")
+    return sources
 
 
 # --- declaring payloads ----------------------------------------------------------
