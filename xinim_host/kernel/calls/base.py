@@ -43,7 +43,8 @@ class Sendrec:
     def __eq__(self, other: object) -> bool:
         return type(other) is Sendrec and (self.dst, self.body) == (other.dst, other.body)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:            # as the frozen dataclass it replaces
+        return hash((self.dst, self.body))
 
 
 @dataclass(frozen=True, slots=True)

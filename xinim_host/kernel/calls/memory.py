@@ -197,13 +197,18 @@ def _serialised(fn: Callable[..., SyscallGen]) -> Callable[..., SyscallGen]:
     """Run memory-call handler ``fn`` alone among its address space's calls."""
     @functools.wraps(fn)
     def handler(k: Kernel, c: SyscallContext) -> SyscallGen:
-        if c.host is None:             # a kernel-side caller: nothing on a host to race
+        host = c.host
+        if host is None:               # a kernel-side caller: nothing on a host to race
             return (yield from fn(k, c))
-        yield from _acquire(c)
+        key = _lock_key(c)
+        if key in _space_locks:
+            yield from _acquire(c)     # another call holds it: wait for the turn
+        else:
+            _space_locks[key] = _SpaceLock(host)   # (``_acquire``'s free case, inline)
         try:
             return (yield from fn(k, c))
         finally:
-            _release(_lock_key(c), c.host)
+            _release(key, host)
     return handler
 
 
