@@ -172,7 +172,7 @@ def write(pid: int, addr: int, data: bytes | bytearray | memoryview, *, force: b
     if n == 0:
         return
     _check_range(addr, n)
-    if n <= _STR_MAX:
+    if n <= _STR_MAX and type(data) is bytes:
         # through the scratch buffer: a memcpy costs less than finding the
         # address of ``data``'s own bytes through ctypes
         _SCRATCH[:n] = data
@@ -182,7 +182,7 @@ def write(pid: int, addr: int, data: bytes | bytearray | memoryview, *, force: b
         r = _writev_raw(pid, _local_ref, 1, _remote_ref, 1, 0)
         if r == n:
             return
-        src = data if isinstance(data, bytes) else bytes(data)
+        src = data
     else:
         src = data if isinstance(data, bytes) else bytes(data)
         local = _iovec(ctypes.cast(ctypes.c_char_p(src), ctypes.c_void_p).value, n)
