@@ -253,7 +253,9 @@ class Tracer:
         self._pump: _Session | None = None
         self._changed: trio.Event | None = None
         self.stops = 0  # waitpid reports handled (for benchmarks)
-        self.syscalls = 0  # seccomp stops: trapped syscalls (for benchmarks)
+        # seccomp stops: trapped syscalls (for benchmarks; and two equal counts
+        # tell the kernel no trapped call came between: calls/memory.py _fd_facts)
+        self.syscalls = 0
         #: sched_yield() retries when waitpid finds nothing right after a resume
         self.yield_spins = yield_spins
         #: pin the tracer thread (and so every tracee, by inheritance) here
