@@ -77,6 +77,39 @@ def test_cstring_limit() -> None:
     assert memory.read_cstring(ME, ctypes.addressof(long), limit=5000) == b"a" * 4096
 
 
+def test_cstring_beyond_the_first_piece() -> None:
+    """A string longer than read_cstring's first short read, or crossing into the
+    next page, is read whole; results are copies (one scratch buffer serves all)."""
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    pages = libc.mmap(None, 2 * PAGE_SIZE, rw, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    try:
+        across = pages + PAGE_SIZE - 100             # 100 bytes here, 600 on the next page
+        ctypes.memmove(across, b"x" * 700 + b"\0", 701)
+        inside = pages + 10
+        ctypes.memmove(inside, b"y" * 300 + b"\0", 301)
+        first = memory.read_cstring(ME, across)
+        second = memory.read_cstring(ME, inside)
+        head = memory.read(ME, across, 5)
+        assert (first, second, head) == (b"x" * 700, b"y" * 300, b"xxxxx")
+    finally:
+        libc.munmap(pages, 2 * PAGE_SIZE)
+
+
+def test_writes_of_every_size_and_kind() -> None:
+    """Small bytes go through the scratch buffer; big ones and other buffer
+    kinds through their own memory: the tracee sees the same bytes."""
+    big = bytes(range(256)) * 1024                   # 256 KiB: past the scratch buffer
+    buf = ctypes.create_string_buffer(len(big))
+    at = ctypes.addressof(buf)
+    memory.write(ME, at, big, force=False)
+    assert buf.raw == big
+    memory.write(ME, at, memoryview(b"mv" * 8), force=False)
+    memory.write(ME, at + 16, bytearray(b"ba"), force=False)
+    memory.write(ME, at + 18, b"by", force=False)
+    assert buf.raw[:20] == b"mv" * 8 + b"baby"
+    assert memory.read(ME, at + 20, len(big) - 20) == big[20:]   # a read past the scratch
+
+
 def test_write_read_only_page_forced(two_pages: int) -> None:
     assert libc.mprotect(two_pages, PAGE_SIZE, mmap.PROT_READ) == 0
     with pytest.raises(TraceeFault):
