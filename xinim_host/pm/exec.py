@@ -40,29 +40,30 @@ def do_exec(pm: "PmServer", req: "Request") -> Any:
 Steps = Generator[Any, Any, p.Payload]
 
 
-def _run(steps: Steps) -> Any:
-    value: Any = None
+def _advance(steps: Steps, value: Any) -> tuple[bool, Any]:
+    """Send ``value`` and go on while answers are there at once: (True, the exec's
+    result) when it ends, (False, the awaitable) at the first wait."""
     while True:
         try:
             wanted = steps.send(value)
         except StopIteration as stop:
-            return stop.value
+            return True, stop.value
         if isinstance(wanted, Awaitable):
-            return _finish(steps, wanted)
+            return False, wanted
         value = wanted
+
+
+def _run(steps: Steps) -> Any:
+    done, got = _advance(steps, None)
+    return got if done else _finish(steps, got)
 
 
 async def _finish(steps: Steps, wanted: Awaitable[Any]) -> p.Payload:
     while True:
-        value = await wanted
-        while True:
-            try:
-                wanted = steps.send(value)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(wanted, Awaitable):
-                break
-            value = wanted
+        done, got = _advance(steps, await wanted)
+        if done:
+            return got
+        wanted = got
 
 
 def _fits(argv: list[bytes]) -> bool:
