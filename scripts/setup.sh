@@ -8,8 +8,22 @@ cd "$XINIM_ROOT"
 
 read -r -a xinim_extra <<< "${XINIM_EXTRA_PACKAGES:-}"
 xinim_need_packages=(fuse3 libfuse3-dev pkg-config gcc "${xinim_extra[@]}")
-# python3-venv/-dev matter only when the python3 in PATH lacks venv or headers
-python3 -c 'import venv, ensurepip, sysconfig, os; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null \
+# The interpreter: XINIM_PYTHON if set, else Debian's /usr/bin/python3 (3.11+), else
+# the python3 in PATH.  Debian builds CPython with PGO and LTO; a plain build (pyenv's,
+# say) runs every delegated call 15-22 % slower and starts ~40 ms later
+# (docs/performance.md, "Session 5").
+if [ -n "${XINIM_PYTHON:-}" ]; then
+    xinim_python="$XINIM_PYTHON"
+elif [ ! -e /usr/bin/python3 ] && ! command -v python3 >/dev/null; then
+    xinim_python=/usr/bin/python3
+    xinim_need_packages+=(python3)
+elif /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    xinim_python=/usr/bin/python3
+else
+    xinim_python=python3
+fi
+# python3-venv/-dev matter only when that interpreter lacks venv or headers
+"$xinim_python" -c 'import venv, ensurepip, sysconfig, os; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' 2>/dev/null \
     || xinim_need_packages+=(python3-venv python3-dev)
 xinim_missing=()
 for pkg in "${xinim_need_packages[@]}"; do
@@ -23,9 +37,16 @@ if ((${#xinim_missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${xinim_missing[@]}" >&2
 fi
 
+# A .venv made by another interpreter is made again (its packages are built for it).
+xinim_interp="$("$xinim_python" -c 'import os, sys; print(os.path.realpath(sys.executable), sys.version)')"
+if [ -x .venv/bin/python ] && [ "$(cat .venv/.interp-stamp 2>/dev/null)" != "$xinim_interp" ]; then
+    echo "setup: .venv was made by another interpreter; making it again with $xinim_python" >&2
+    rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-    echo "setup: creating .venv" >&2
-    python3 -m venv .venv
+    echo "setup: creating .venv ($xinim_python)" >&2
+    "$xinim_python" -m venv .venv
+    echo "$xinim_interp" > .venv/.interp-stamp
 fi
 xinim_stamp="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ "$(cat .venv/.deps-stamp 2>/dev/null)" != "$xinim_stamp" ]; then

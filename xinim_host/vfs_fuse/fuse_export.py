@@ -29,7 +29,11 @@ pyfuse3 keeps its session in process-global state: **one mount per process**.
 the mount from the trio thread that serves it (it would wait for itself): use
 ``trio.to_thread.run_sync`` or a subprocess -- and not even from another thread
 of this process for anything that faults on mapped pages of the mount while
-holding the GIL (``mmap`` slicing): the server needs the GIL to answer.  A
+holding the GIL (``mmap`` slicing): the server needs the GIL to answer.  The
+same goes for ``vfork``: CPython before 3.11.4 holds the GIL across it
+(gh-104372), so a child spawned with its cwd on the mount (``trio.run_process(...,
+cwd=mount)``) would deadlock us; importing this module turns subprocess's vfork
+off on those versions (Debian 12's is 3.11.2).  A
 process that dies with files of its own mount open hangs in exit (the kernel
 sends it FLUSH); ``mountpoint.abort_fuse_connection`` is the cure.
 
@@ -52,6 +56,8 @@ import functools
 import logging
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -65,6 +71,10 @@ from ..lib.errors import SysError
 from . import fuse_loop
 from .mountpoint import abort_fuse_connection, mounts_at, prepare_mountpoint
 from .ramfs import NAME_MAX, PAGE, Inode, Ramfs, chunk_view
+
+# See the module text: a vfork that holds the GIL must never wait on this mount.
+if sys.version_info < (3, 11, 4):
+    subprocess._USE_VFORK = False  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
 
