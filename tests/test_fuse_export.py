@@ -519,3 +519,35 @@ async def test_big_files_through_the_mount_same_as_tmpfs(mnt: Mount) -> None:
     fs = mnt.fs
     c = fs.lookup(fs.lookup(fs.lookup(fs.root, b"p"), b"w"), b"c")    # cat's big writes
     assert any(type(page) is memoryview for page in c.pages.values())   # chunked
+
+
+class _CountingReads(RamfsFuse):
+    """Counts READ requests (what the kernel could not serve from its pages)."""
+
+    reads = 0
+
+    async def read(self, fh: int, off: int, size: int):  # type: ignore[override]
+        self.reads += 1
+        return await super().read(fh, off, size)
+
+
+async def test_reads_after_host_writes_come_from_page_cache(nursery: trio.Nursery,
+                                                           tmp_path: Path) -> None:
+    """auto_inval_data is off (fuse_conn): a file written through the mount is
+    read back from the pages the writes filled, with no READ request; a
+    same-size XINIM-side change (no size change for the kernel to notice) is
+    still seen at once, through the explicit invalidation."""
+    fs = Ramfs()
+    ops = _CountingReads(fs)
+    path = await nursery.start(functools.partial(serve_fuse, fs, tmp_path / "mnt", ops=ops))
+    await sh("head -c 3145728 /dev/urandom > f && cmp f f && sync f", path)
+    assert ops.auto_inval_data is False      # INIT was negotiated by now
+    assert await sh("cat f | md5sum", path) == await sh("md5sum < f", path)
+    assert ops.reads == 0
+    f = fs.lookup(fs.root, b"f")
+    fs.write(f, 4096, b"XINIM")
+    await ops.wait_invalidated()
+    assert await sh("dd if=f bs=1 skip=4096 count=5 status=none", path) == "XINIM"
+    assert ops.reads >= 1
+    data = await trio.to_thread.run_sync((path / "f").read_bytes)
+    assert data == fs.read(f, 0, 3 << 20) and len(data) == 3 << 20

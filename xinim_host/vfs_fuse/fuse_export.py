@@ -17,7 +17,9 @@ because
   attributes for ``DEFAULT_TIMEOUT`` seconds (a backstop for the few changes no event reports: atime of XINIM
   reads, stores into MAP_SHARED maps) and file pages across opens
   (``keep_cache``, except for files XINIM maps shared, whose memfd changes
-  without events).  There is no writeback cache: a host write reaches the
+  without events), with libfuse's ``auto_inval_data`` turned off
+  (:mod:`.fuse_conn`): what the mount's own writes put in the kernel's pages
+  is read back from there.  There is no writeback cache: a host write reaches the
   ramfs before write(2) returns, so XINIM sees it at once.
 
 Lookup counts are tracked per inode: while the kernel knows an inode (count >
@@ -68,7 +70,7 @@ import pyfuse3
 import trio
 
 from ..lib.errors import SysError
-from . import fuse_loop
+from . import fuse_conn, fuse_loop
 from .mountpoint import abort_fuse_connection, mounts_at, prepare_mountpoint
 from .ramfs import NAME_MAX, PAGE, Inode, Ramfs, chunk_view
 
@@ -180,6 +182,7 @@ class RamfsFuse(pyfuse3.Operations):
         self._trio_thread: int | None = None
         self._initialized: trio.Event | None = None
         self._attached = False
+        self.auto_inval_data = True    # libfuse's default, until init() drops it
         self.stats = {"invalidate_entry": 0, "invalidate_inode": 0, "batches": 0}
 
     # ------------------------------------------------------------------ lifetime
@@ -214,6 +217,10 @@ class RamfsFuse(pyfuse3.Operations):
 
     def init(self) -> None:
         # Called from fuse_init before the INIT reply goes out (trio thread).
+        # Explicit invalidation covers every change made behind the kernel's
+        # back: the mtime heuristic would only drop pages the mount's own
+        # writes filled (fuse_conn).
+        self.auto_inval_data = not fuse_conn.drop_auto_inval_data()
         if self._initialized is not None:
             self._initialized.set()
 
