@@ -4,7 +4,7 @@ pinned to one CPU (``proot1``, ``strace1``: ``taskset``, as xinim-run pins itsel
 
     python bench/syscalls.py [--repeat 3] [--quick] [--only NAME,...]
                              [--modes native,strace,strace1,proot,proot1,xinim]
-                             [--profile ls|cp|true|getppid|openread|find|mmap] [--profile-out FILE]
+                             [--profile ls|cp|true|getppid|openread|find|mmap|echo] [--profile-out FILE]
                              [--before REV]
 
 Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
@@ -334,6 +334,7 @@ def profile(what: str, bindir: Path, out: str) -> None:
         "openread": ["/b/openread_loop", "5000", "/etc/passwd"],
         "find": ["/usr/bin/find", "/usr/include", "-name", "*.h"],
         "mmap": ["/b/mmap_loop", "3000"],
+        "echo": ["/usr/bin/python3", "/b/asyncio_echo.py", "2000"],
     }
     cmd = [sys.executable, "-m", "cProfile", "-o", out, "-m", "xinim_host.cli.run",
            "--bind", f"{bindir}:/b", *scripts[what]]
@@ -353,7 +354,7 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated row names (prefix match)")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--profile", choices=("ls", "cp", "true", "getppid", "openread", "find",
-                                          "mmap"))
+                                          "mmap", "echo"))
     ap.add_argument("--profile-out", default="/tmp/xinim-bench.prof")
     ap.add_argument("--before", metavar="REV",
                     help="also run xinim-run of git revision REV (mode 'before')")

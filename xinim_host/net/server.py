@@ -4,7 +4,7 @@ State is explicit: ``socks`` (id -> socket), the abstract and path name tables,
 ``blocked`` (pid -> parked calls).  A handler that changes a socket marks it
 (``touch``); after each request ``flush`` retries the parked calls of every
 marked socket and sends the VFS the readiness mask of each one whose mask
-changed (``VfsSockReady``).  The VFS's proxy keeps that mask for poll and wakes
+changed (``VfsSockReady``, a one-way notice: the VFS does not answer it).  The VFS's proxy keeps that mask for poll and wakes
 its wait queue (lib/readiness.py).
 """
 from __future__ import annotations
@@ -107,11 +107,22 @@ class NetServer(Server):
                 mask = sock.mask()
                 if sock.watched and mask != sock.pushed:
                     sock.pushed = mask
-                    self._notify(p.VfsSockReady(sock=sock.id, mask=mask))
+                    self._tell(p.VfsSockReady(sock=sock.id, mask=mask))
                 if after is not None:
                     after(mask)
         finally:
             self._flushing = False
+
+    def _tell(self, body: p.Payload) -> None:
+        """A one-way notice to the VFS (MINIX's notify): sealed like any message, but
+        not answered -- a readiness notice has nothing to say back, and its reply was
+        a third of a socket call's messages."""
+        if (self.pid, p.VFS_PID) not in self.lattice.send_channels:
+            return
+        try:
+            self.lattice.send_nowait(self.pid, p.VFS_PID, body)
+        except SysError as exc:
+            log.info("NET -> VFS %s: %s", type(body).__name__, exc)
 
     def _notify(self, body: p.Payload) -> None:
         """A message to the VFS whose answer only gets logged when it is an error."""

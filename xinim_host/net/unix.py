@@ -396,7 +396,18 @@ class UnixSock(Sock):
                 raise SysError(errno.EBADF)
             if self.rq:
                 if self.type == SOCK_STREAM:
-                    return out(self._take_stream(count, flags, nowait))
+                    front = self.rq[0]
+                    fds, creds = (front.fds if self.head == 0 else ()), front.creds
+                    taken = self._take_stream(count, flags, nowait)
+                    try:
+                        answer = out(taken)
+                    except SysError:
+                        # nothing reached the caller's buffer: a stream keeps it queued
+                        # (Linux copies before it consumes); a datagram is gone, as there
+                        if not flags & MSG_PEEK:
+                            self._unread(taken.data, fds if taken.fds else (), creds)
+                        raise
+                    return answer
                 return out(self._take_record(req.caller, min(b.count, count) if b.grant
                                              else b.count, flags, limit))
             if nowait:
@@ -454,6 +465,19 @@ class UnixSock(Sock):
             self.rbytes -= len(data)
             self._touch_writers()
         return self._reply(data, len(data), 0, b"", fds, creds)
+
+    def _unread(self, data: bytes, fds: tuple[int, ...],
+                creds: tuple[int, int, int] | None) -> None:
+        """Put back the front of the stream a receive took but could not deliver."""
+        if not data and not fds:
+            return
+        if self.head:                                  # the rest of a half-read record
+            rec = self.rq[0]
+            self.rq[0] = Record(rec.data[self.head:], rec.addr, rec.fds, rec.creds)
+            self.head = 0
+        self.rq.appendleft(Record(data, b"", fds, creds))
+        self.rbytes += len(data)
+        self.srv.touch(self)
 
     def _take_record(self, caller: int, count: int, flags: int,
                      limit: int = p.DATA_MAX) -> p.NetRecvReply:

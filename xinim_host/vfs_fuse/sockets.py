@@ -371,14 +371,16 @@ def do_sock_lookup(srv: "VfsServer", req: "Request") -> int:
     return socket_key(fs, node)
 
 
-def do_sock_ready(srv: "VfsServer", req: "Request") -> int:
+def do_sock_ready(srv: "VfsServer", req: "Request") -> None:
+    """NET's one-way notice (sent with ``send_nowait``): not answered.  Anyone else
+    is refused (EPERM, answered: such a sender may be waiting)."""
     if req.msg.m_source != p.NET_PID:
         raise SysError(errno.EPERM)
     b = req.msg.body
     io = srv.sockets.get(b.sock)
     if io is not None:            # NET tells only proxies that asked (NetWatch)
         io.ready(b.mask)
-    return 0
+    return None
 
 
 def do_fds_hold(srv: "VfsServer", req: "Request") -> p.VfsFdsReply:

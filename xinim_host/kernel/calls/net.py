@@ -45,6 +45,9 @@ OPTMEM_MAX = host_sysctl("/proc/sys/net/core/optmem_max", 20480)
 TASK_SIZE_MAX = (1 << 47) - 4096
 ADDR_MAX = 128                          # sizeof(struct sockaddr_storage)
 COPY_BLOCK = 1 << 20
+# a send this small goes inside the (sealed) request: cheaper than making, checking
+# and revoking a grant for it; bigger ones go through a grant (README: What is encrypted)
+INLINE_SEND = 1024
 INSTALL_KEEP = 1
 _INT = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -327,8 +330,8 @@ def _read_iov(c: SyscallContext, iov: int, iovlen: int) -> list[tuple[int, int]]
     return out
 
 
-def _gather(c: SyscallContext, iovs: list[tuple[int, int]]) -> bytes:
-    return b"".join(c.mem.read(base, size) for base, size in iovs if size)
+def _gather(mem: UserMemory, iovs: Any) -> bytes:
+    return b"".join(mem.read(base, size) for base, size in iovs if size)
 
 
 def _creds_check(c: SyscallContext, pid: int, uid: int, gid: int) -> None:
@@ -381,7 +384,7 @@ def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ..
           creds: tuple[int, int, int] | None,
           mem: UserMemory | None = None, control_err: int = 0) -> Generator[Op, Any, int]:
     """One send: through a grant (NET copies from the caller's buffers) when NET is
-    here, else in DATA_MAX messages.  A blocking stream send goes on until all is
+    here and it is more than INLINE_SEND bytes, else in DATA_MAX messages.  A blocking stream send goes on until all is
     sent (each request may park); anything else answers with what went."""
     tokens = b""
     if fds:
@@ -400,7 +403,7 @@ def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ..
         # a name matters to datagrams only (a stream says EISCONN/EOPNOTSUPP, a
         # seqpacket ignores it): no lookup, and no lookup's errors, for the others
         key = (yield from _unix_key(c, ref, addr)) if addr and ref.type == SOCK_DGRAM else 0
-        if grants is not None:
+        if grants is not None and total > INLINE_SEND:
             while True:
                 try:
                     reply = yield from ask_granted(
@@ -418,7 +421,7 @@ def _send(k: "Kernel", c: SyscallContext, ref: _SockRef, segs: tuple[Segment, ..
                 done += reply.result
                 if not stream or done >= total or reply.result <= 0 or not blocking:
                     return done
-        data = _gather(c, segs)
+        data = _gather(mem or c.mem, segs)
         if not stream and len(data) > p.DATA_MAX:       # one record in parts
             for i in range(0, len(data) - p.DATA_MAX, p.DATA_MAX):
                 yield from ask(p.NET_PID, p.NetSend(
