@@ -11,6 +11,7 @@ program is alive and read the host's ``/proc/PID/maps`` at the same moment.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap"):
+                 "mm_unmap", "mm_onestop"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -84,6 +85,23 @@ def test_munmap_whole_and_split_as_natively(progs: Path) -> None:
     assert r.code == native.returncode == 0, (r.out, r.err)
     assert r.out == native.stdout
     assert "whole 300" in r.out
+
+
+def test_one_stop_maps_and_mprotects_as_natively(progs: Path) -> None:
+    """Anonymous maps and mprotects to read-only/none the host cannot refuse run
+    as the trapped call itself (no exit stop), and match Linux; a map the host
+    refuses (RLIMIT_AS set) is still waited for and leaves no region in MM."""
+    native = subprocess.run([str(progs / "mm_onestop")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_onestop", env={"XINIM_STATS": "1"})
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
+    assert "maps 200" in r.out and "over the limit 1" in r.out
+    m = re.search(r"xinim-stats: syscalls (\d+) stops (\d+)", r.err)
+    assert m, r.err
+    calls, stops = int(m[1]), int(m[2])
+    # 800 of its calls are memory calls: two stops each would be over 1.7 per call
+    assert calls > 800 and stops < 1.3 * calls, (calls, stops)
 
 
 # --- 1000 regions, PROT_NONE, SIGSEGV ------------------------------------------------------

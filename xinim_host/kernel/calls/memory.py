@@ -56,6 +56,7 @@ import errno
 import functools
 import logging
 import os
+import resource
 import stat
 from collections import deque
 from collections.abc import Callable, Generator
@@ -68,6 +69,7 @@ from ...lib.vm_abi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
+    MAP_HUGETLB,
     MAP_LOCKED,
     MAP_NONBLOCK,
     MAP_NORESERVE,
@@ -79,6 +81,8 @@ from ...lib.vm_abi import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
     page_up,
@@ -259,6 +263,115 @@ def _apply(c: SyscallContext, reply: Any, nr: int, *args: int,
     return result
 
 
+# --- one stop: a host change the host cannot refuse --------------------------------------
+#
+# A memory call is two stops -- the trap, and the exit stop where the kernel sees
+# the host's answer and has MM undo a refused change.  When the host cannot
+# refuse what MM decided, the trapped call itself is turned into the host's
+# call and its answer goes to the program as it is (``HostCall(tail=True)``):
+# no exit stop.  ld.so's maps and mprotects are 11 of a fork+exec's 14 exit stops.
+# Linux refuses an mmap(MAP_FIXED) / mprotect MM accepted only for:
+#  * max_map_count: the host has at least MM's regions (more: it does not merge
+#    what it faulted separately), so /proc/TGID/maps is counted, and at most
+#    TAIL_BATCH calls (each adds <= 2 VMAs) pass before it is counted again;
+#  * RLIMIT_AS (MM does not check it) and RLIMIT_DATA: only when both are unlimited;
+#  * commit accounting (writable private maps): never in overcommit mode 1, in
+#    mode 0 only for one map larger than RAM + swap (MM's pool refuses far
+#    less), so not in mode 2 and not above a quarter of RAM;
+#  * EPERM/EACCES: PROT_EXEC of a noexec mount's file (checked), a shared
+#    writable map of a read-only fd, MAP_LOCKED, MAP_HUGETLB (never tail).
+# And no other thread may come between MM's decision and the host's (one
+# thread, untraced: ``sole_thread``).  A refusal nobody foresaw would leave MM
+# a region the host lacks; the program still gets the host's errno.
+
+TAIL_BATCH = 64
+MAP_COUNT_MARGIN = 256
+_vma_room: dict[int, int] = {}     # host tgid -> tail calls left before a recount
+_host_vm: dict[str, int] = {}      # overcommit mode, max_map_count, RAM (read once)
+_noexec: dict[bytes, bool] = {}    # host path -> on a noexec mount
+
+
+def _host_vm_fact(name: str) -> int:
+    value = _host_vm.get(name)
+    if value is None:
+        try:
+            if name == "ram":
+                value = os.sysconf("SC_PHYS_PAGES") * PAGE_SIZE
+            else:
+                with open(f"/proc/sys/vm/{name}", "rb") as f:
+                    value = int(f.read())
+        except (OSError, ValueError):
+            value = {"overcommit_memory": 2, "max_map_count": 0}.get(name, 0)
+        _host_vm[name] = value
+    return value
+
+
+def forget_layout(host_pid: int) -> None:
+    """``host_pid`` got a new image (exec) or is a new or dead process: its VMAs
+    are counted again before its next one-stop memory call."""
+    _vma_room.pop(host_pid, None)
+
+
+def _count_vmas(tgid: int) -> int:
+    try:
+        with open(f"/proc/{tgid}/maps", "rb") as f:
+            return f.read().count(b"\n")
+    except OSError:
+        return -1
+
+
+def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
+    """May the host call of MM's decision run as the trapped call itself, with no
+    exit stop (see above)?  Counts one call against the VMA room."""
+    host = c.host
+    sole = getattr(host, "sole_thread", None)
+    if sole is None or not sole():
+        return False
+    if accountable:
+        mode = _host_vm_fact("overcommit_memory")
+        if mode == 2 or (mode == 0 and length > _host_vm_fact("ram") // 4):
+            return False
+    tgid = host.host_pid                                     # type: ignore[union-attr]
+    try:
+        if (resource.prlimit(tgid, resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+                or resource.prlimit(tgid, resource.RLIMIT_DATA)[0] != resource.RLIM_INFINITY):
+            return False
+    except (OSError, ValueError):
+        return False
+    room = _vma_room.get(tgid, 0)
+    if room <= 0:
+        count = _count_vmas(tgid)
+        if count < 0:
+            return False
+        room = min(TAIL_BATCH, (_host_vm_fact("max_map_count") - count - MAP_COUNT_MARGIN) // 2)
+        if room <= 0:
+            return False
+        if len(_vma_room) >= _OPEN_MAPS_MAX:
+            _vma_room.clear()
+    _vma_room[tgid] = room - 1
+    return True
+
+
+def _on_noexec(path: bytes) -> bool:
+    seen = _noexec.get(path)
+    if seen is None:
+        try:
+            seen = bool(os.statvfs(path).f_flag & os.ST_NOEXEC)
+        except OSError:
+            seen = True
+        if len(_noexec) >= _OPEN_MAPS_MAX:
+            _noexec.clear()
+        _noexec[path] = seen
+    return seen
+
+
+def _accountable(prot: int, flags: int, shared: bool, anon: bool) -> bool:
+    """Linux's commit accounting charges this map (mm/mmap.c accountable_mapping)."""
+    if flags & MAP_NORESERVE:
+        return False
+    return bool(prot & PROT_WRITE) if not shared else anon
+
+
 # --- MAP_SHARED write-back and file fills ------------------------------------------------
 
 
@@ -379,10 +492,11 @@ def map_host_path(c: SyscallContext, path: bytes, open_flags: int, start: int, l
 
 
 def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: int,
-                   flags: int, offset: int) -> Generator[Op, Any, bool]:
+                   flags: int, offset: int, tail: bool = False) -> Generator[Op, Any, bool]:
     """Map the host file behind a host-mount fd at ``start`` in the tracee itself
     (see the module notes).  True when mapped; False when the caller must make
-    the anonymous mapping and fill it through the VFS instead."""
+    the anonymous mapping and fill it through the VFS instead.  ``tail``: nothing
+    is left to do after the map, which may then end the call (``_host_sure``)."""
     if c.host is None:
         return False
     tgid = c.host.host_pid
@@ -395,6 +509,12 @@ def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: 
     kind = MAP_SHARED if flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE) else MAP_PRIVATE
     host_flags = kind | MAP_FIXED | flags & (MAP_NORESERVE | MAP_LOCKED | MAP_POPULATE
                                              | MAP_NONBLOCK)
+    if (tail and kind == MAP_PRIVATE and not flags & MAP_LOCKED
+            and 0 <= offset and offset + length < 1 << 62
+            and not (prot & PROT_EXEC and _on_noexec(info.host_path))
+            and _host_sure(c, length, _accountable(prot, flags, False, False))):
+        # the held fd is open for reading: a private map of it cannot be refused
+        yield HostCall(NR_MMAP, (start, length, prot, host_flags, tfd, offset), tail=True)
     result = yield from _host(NR_MMAP, start, length, prot, host_flags, tfd, offset)
     if result != start:
         log.debug("pid %d: host refused the direct map of %r: %d", c.pid, info.host_path,
@@ -530,6 +650,10 @@ def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
                                                flags=flags, fd=-1, offset=offset))
     start = reply.result
     host_flags = (flags | MAP_FIXED) & ~MAP_FIXED_NOREPLACE
+    if (not reply.data and not reply.fds and not flags & (MAP_LOCKED | MAP_HUGETLB)
+            and _host_sure(c, length, _accountable(
+                prot, flags, flags & MAP_TYPE != MAP_PRIVATE, True))):
+        yield HostCall(NR_MMAP, (start, length, prot, host_flags, -1, 0), tail=True)
     result = yield from _apply(c, reply, NR_MMAP, start, length, prot, host_flags, -1, 0)
     return result if result < 0 else start
 
@@ -636,7 +760,8 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
             yield from _close_fds(c, reply.fds)
         return start
     if direct:
-        if (yield from _map_host_file(c, info, start, length, prot, flags, offset)):
+        if (yield from _map_host_file(c, info, start, length, prot, flags, offset,
+                                      not reply.fds)):
             if reply.fds:
                 yield from _close_fds(c, reply.fds)
             return start
@@ -686,6 +811,10 @@ def sys_mprotect(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length, prot = c.args[0], c.args[1], c_int(c.args[2])
     reply = yield from ask(p.MM_PID, p.MmMprotect(caller=c.pid, addr=addr, length=length,
                                                    prot=prot))
+    if (not prot & ~PROT_READ and not reply.data and not reply.fds
+            and _host_sure(c, length, False)):
+        # read-only or none: nothing to charge, no access to refuse
+        yield HostCall(None, None, tail=True)
     return min(0, (yield from _apply(c, reply, NR_MPROTECT, addr, length, prot)))
 
 

@@ -34,6 +34,7 @@ from ...lib.ipc import Pending as IpcPending
 from ...lib.syscalls import Sys
 from .. import renumber
 from ..calls.base import SyscallContext
+from ..calls.memory import forget_layout
 from ..dispatch import SYSCALLS
 from ..kernel import ROOT, Kernel
 from ..renumber import Action as RouteAction
@@ -182,11 +183,14 @@ class SyscallRouter:
         parent_tid = parent_entry.tid if parent_entry and parent_entry.tid else self.root_parent
         thread_of = parent_entry.pid if clone_flags & CLONE_THREAD and parent_entry else 0
         self.tasks.entry(child.tid).tgid = child.tgid
+        if not clone_flags & CLONE_THREAD:
+            forget_layout(child.tgid)       # a reused tgid: the count was another's
         self._register(child.tid, parent_tid, clone_flags, thread_of,
                        parent_pid=parent_entry.pid if parent_entry else 0)
 
     def on_exec(self, tracee: Tracee, former_tid: int) -> None:
         tasks = self.tasks.tasks
+        forget_layout(tracee.tgid)          # a new image: its VMAs are counted afresh
         if former_tid != tracee.tid and former_tid in tasks:
             # a thread exec'd: it takes the leader's tid; the other threads are gone
             # (PM's exec commit forgot them; their deaths are not reported)
@@ -203,6 +207,8 @@ class SyscallRouter:
                 self.notices.send(p.MM_PID, layout)
 
     def on_exit(self, tracee: Tracee, status: int) -> None:
+        if tracee.tid == tracee.tgid:
+            forget_layout(tracee.tgid)
         entry = self.tasks.gone(tracee.tid)
         if entry is None:
             return
