@@ -84,7 +84,25 @@ def test_munmap_whole_and_split_as_natively(progs: Path) -> None:
     r = xrun(progs, "/t/mm_unmap")
     assert r.code == native.returncode == 0, (r.out, r.err)
     assert r.out == native.stdout
-    assert "whole 300" in r.out
+    assert "whole 300" in r.out and "edges 50 across 50" in r.out
+
+
+def test_munmap_at_an_edge_takes_one_stop(progs: Path) -> None:
+    """A munmap of a mapping's head or tail (or of a whole mapping) is the
+    trapped call itself with no exit stop.  100 more rounds of ``mm_unmap
+    edges`` are 600 more calls -- 3 mmaps (two stops each), a head, a tail and
+    a whole munmap -- so 900 more stops, where waiting for the result of the
+    two edge cuts would be 1,100."""
+    def stats(rounds: int) -> tuple[int, int]:
+        r = xrun(progs, "/t/mm_unmap", "edges", str(rounds), env={"XINIM_STATS": "1"})
+        assert r.code == 0 and f"edges only {rounds}" in r.out, (r.out, r.err)
+        m = re.search(r"xinim-stats: syscalls (\d+) stops (\d+)", r.err)
+        assert m, r.err
+        return int(m.group(1)), int(m.group(2))
+    calls1, stops1 = stats(20)
+    calls2, stops2 = stats(120)
+    assert calls2 - calls1 == 600
+    assert stops2 - stops1 <= 900, (stops2 - stops1)
 
 
 def test_one_stop_maps_and_mprotects_as_natively(progs: Path) -> None:

@@ -26,12 +26,13 @@ from xinim_host.lib.vm_abi import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PAGE_SIZE,
+    PROT_EXEC,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
     TASK_SIZE,
 )
-from xinim_host.mm.regions import MapsEntry, parse_maps
+from xinim_host.mm.regions import MapsEntry, Region, parse_maps
 from xinim_host.mm.server import MmServer
 
 P = PAGE_SIZE
@@ -333,9 +334,11 @@ async def test_pool_exhaustion_is_enomem(make_mm: Callable[..., Awaitable[Mm]]) 
     mm.srv.acct.frames.check_invariants()
 
 
-async def test_munmap_of_whole_regions_is_sure(mm: Mm) -> None:
-    """MM_ST_SURE (the kernel need not wait for the host's munmap) only when no
-    region is split; a split, and a range over a hole, stay as they were."""
+async def test_munmap_sure_unless_it_splits_one_region(mm: Mm) -> None:
+    """MM_ST_SURE (the kernel need not wait for the host's munmap) unless the
+    range lies strictly inside one region (a split in two: Linux's only
+    max_map_count failure of munmap) or touches a special mapping; a cut at a
+    region's edge, whole regions and a range over a hole are sure."""
     await mm.spawn()
     base = await mm.mmap(4 * P, addr=FREE_LOW)
     split = await mm.munmap(base + P, P)                   # the middle: a split
@@ -345,9 +348,32 @@ async def test_munmap_of_whole_regions_is_sure(mm: Mm) -> None:
     assert tail.status & p.MM_ST_SURE and tail.token
     assert await mm.region_at(base) is None and await mm.region_at(base + 3 * P) is None
     assert (await mm.munmap(base, P)).status & p.MM_ST_SURE          # nothing there
-    other = await mm.mmap(2 * P, addr=FREE_LOW)
-    assert not (await mm.munmap(other, P)).status & p.MM_ST_SURE     # the head: a split
+    other = await mm.mmap(4 * P, addr=FREE_LOW)
+    head = await mm.munmap(other, P)                       # the head: an edge cut
+    assert head.status & p.MM_ST_SURE and head.token
     assert (await mm.region_at(other + P)) is not None
+    end = await mm.munmap(other + 3 * P, 2 * P)            # the end and a hole past it
+    assert end.status & p.MM_ST_SURE
+    assert (await mm.region_at(other + 2 * P)) is not None
+    across = await mm.mmap(P, PROT_READ, ANON | MAP_FIXED, other + 3 * P)
+    assert across == other + 3 * P                         # two regions now: rw, r
+    cut = await mm.munmap(other + 2 * P, 2 * P)            # inside both, an edge of each
+    assert cut.status & p.MM_ST_SURE
+    assert await mm.region_at(other + P) is not None
+    await mm.ok(p.MmUndo(caller=PID, token=cut.token))     # a sure one can still be undone
+    assert await mm.region_at(other + 3 * P) is not None
+    many = await mm.mmap(3 * P, addr=FREE_LOW + 64 * P)
+    assert not (await mm.munmap(many + P, P)).status & p.MM_ST_SURE    # interior again
+
+
+async def test_munmap_of_a_special_mapping_is_not_sure(mm: Mm) -> None:
+    """The host refuses to split [vdso]/[vvar] (EINVAL): the kernel waits for it."""
+    await mm.spawn()
+    space = mm.srv.acct.space(PID)
+    vdso = FREE_LOW + 128 * P
+    space.commit(Region(vdso, 2 * P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                        name="[vdso]"))
+    assert not (await mm.munmap(vdso, P)).status & p.MM_ST_SURE
 
 
 async def test_undo_puts_the_record_back(mm: Mm) -> None:

@@ -5,13 +5,37 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #define PG 4096
 
-int main(void) {
+/* mm_unmap edges N: only N rounds of the edge cuts below (6 calls a round); the
+ * mapping is rwx, so that it merges with no neighbour and both cuts are at its
+ * edges in MM's record too */
+static int edges_only(long n) {
+    long ok = 0;
+    for (long i = 0; i < n; i++) {
+        char *p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE | PROT_EXEC,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) { perror("mmap"); return 1; }
+        p[PG] = 'x';
+        if (munmap(p, PG) || munmap(p + 3 * PG, PG)) { perror("munmap edge"); return 1; }
+        char *h = mmap(p, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        char *t = mmap(p + 3 * PG, PG, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        ok += h == p && t == p + 3 * PG && p[PG] == 'x';
+        if (munmap(p, 4 * PG)) { perror("munmap all"); return 1; }
+    }
+    printf("edges only %ld\n", ok);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 2 && strcmp(argv[1], "edges") == 0)
+        return edges_only(atol(argv[2]));
     int prots[3] = {PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC};
     long fine = 0;
     for (int i = 0; i < 300; i++) {          /* whole mappings, neighbours differ */
@@ -27,6 +51,38 @@ int main(void) {
         if (munmap(q, 3 * PG)) { perror("munmap 2"); return 1; }
     }
     printf("whole %ld\n", fine);
+    /* cuts at a mapping's edge (one stop too: the host cannot fail them), among
+     * neighbours MM merged: each loop maps next to the last, cuts the head and
+     * the tail off, checks the rest kept its data and the cut pages are free */
+    long edges = 0;
+    char *keep[50];
+    for (int i = 0; i < 50; i++) {
+        char *p = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) { perror("mmap edges"); return 1; }
+        memset(p, 'a' + i % 26, 4 * PG);
+        if (munmap(p, PG) || munmap(p + 3 * PG, PG)) { perror("munmap edge"); return 1; }
+        char *h = mmap(p, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        char *t = mmap(p + 3 * PG, PG, PROT_READ,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        edges += h == p && t == p + 3 * PG && p[PG] == 'a' + i % 26 && p[3 * PG - 1] == 'a' + i % 26
+                 && h[0] == 0 && t[0] == 0;
+        if (munmap(h, PG) || munmap(t, PG)) { perror("munmap h/t"); return 1; }
+        keep[i] = p + PG;
+    }
+    /* and across two kept ranges: the end of one, all of a gap, the start of
+     * the next (an edge of each) */
+    long across = 0;
+    for (int i = 0; i + 1 < 50; i += 2) {
+        char *lo = keep[i] < keep[i + 1] ? keep[i] : keep[i + 1];
+        char *hi = lo == keep[i] ? keep[i + 1] : keep[i];
+        across += munmap(lo + PG, (size_t)(hi - lo)) == 0 && lo[0] != 0 && hi[PG] != 0;
+        char *f = mmap(lo + PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                       -1, 0);
+        across += f == lo + PG;
+        munmap(lo, 2 * PG);
+        munmap(hi, 2 * PG);
+    }
+    printf("edges %ld across %ld\n", edges, across);
     /* a split: the middle page goes, both ends stay with their data */
     char *r = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(r, 'a', 3 * PG);

@@ -46,6 +46,8 @@ MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED = 4, 8, 24
 DISCARDING = frozenset((MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED))
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 U64 = (1 << 64) - 1
+# the kernel's special mappings: their VMAs refuse a split (may_split) on the host
+SPECIAL = frozenset(("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]"))
 
 
 # --- brk ----------------------------------------------------------------------------------
@@ -152,16 +154,22 @@ def do_munmap(srv: MmServer, req: Request) -> p.MmReply:
     pid = req.caller
     space = srv.acct.space(pid)
     end = b.addr + page_up(b.length & U64)
-    # Whole regions only (Linux fails a munmap only when a split would pass
-    # max_map_count; the host's VMAs are a refinement of the record's regions,
-    # so no split here is none there): the kernel need not wait for the result.
-    first, last = space.find(b.addr), space.find(end - 1) if end > b.addr else None
-    whole_regions = ((first is None or first.start == b.addr)
-                     and (last is None or last.end == end))
+    # Is the host's munmap sure to succeed (MM_ST_SURE: the kernel need not wait
+    # for its result)?  Linux (mm/vma.c, vms_gather_munmap_vmas) fails a munmap
+    # only (a) when the range lies strictly inside one VMA -- a split into two --
+    # and the process is at max_map_count, (b) where a VMA refuses to be split
+    # (special mappings: [vdso], [vvar]) or is sealed (mseal: not offered).  A
+    # range that ends on a region boundary at either side cuts a VMA at its edge
+    # at most: the host's VMAs refine the record's regions, so a boundary here is
+    # one there too.  A cut at an edge moves the boundary and never adds a VMA.
+    first = space.find(b.addr)
+    interior = (first is not None and first.start < b.addr and end < first.start + first.length)
     removed = srv.acct.munmap(pid, b.addr, b.length)
     span = Span(b.addr, end, tuple(removed))
     reply = change_reply(srv, pid, 0, Undo([span]), removed)
-    if whole_regions and not reply.data and not reply.fds:
+    if (not interior and not reply.data and not reply.fds
+            and not any(r.name in SPECIAL for r in removed)
+            and len(space) * 2 < space.max_map_count):
         return p.MmReply(status=p.MM_ST_SURE, token=reply.token)
     return reply
 
