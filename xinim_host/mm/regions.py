@@ -175,12 +175,17 @@ Backing = Anon | FileBacking | SharedBacking | SysvBacking
 # --- regions -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen=True: a frozen dataclass's __init__ sets each field through
+# object.__setattr__, ~3x the cost of a plain one, and every mmap and munmap
+# builds several Regions.  Still pure data by rule: nothing assigns to a
+# Region's fields (records share them: fork's copy, undo snapshots); the hash
+# stays that of its values.
+@dataclass(slots=True, unsafe_hash=True)
 class Region:
     """``length`` bytes at ``start`` (both page-aligned).  ``flags`` holds only
     the lasting properties: MAP_SHARED or MAP_PRIVATE plus REGION_FLAGS
     (MAP_ANONYMOUS, MAP_GROWSDOWN, ...).  ``name`` is "[heap]", "[stack]" or "".
-    Pure data: every change makes new Region objects."""
+    Pure data: every change makes new Region objects (never assign to a field)."""
 
     start: int
     length: int
@@ -343,7 +348,7 @@ class AddressSpace:
     def find(self, addr: int) -> Region | None:
         """The region containing ``addr``, if any."""
         i = bisect.bisect_right(self._starts, addr) - 1
-        if i >= 0 and self._regions[i].end > addr:
+        if i >= 0 and self._ends[i] > addr:
             return self._regions[i]
         return None
 
@@ -726,11 +731,12 @@ class AddressSpace:
 
     def _span(self, start: int, end: int) -> tuple[int, int]:
         """Indices [i, j) of the regions meeting [start, end)."""
-        i = bisect.bisect_right(self._starts, start) - 1
-        if i < 0 or self._regions[i].end <= start:
+        starts = self._starts
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0 or self._ends[i] <= start:
             i += 1
-        j = bisect.bisect_left(self._starts, end)
-        return i, max(i, j)
+        j = bisect.bisect_left(starts, end)
+        return i, j if j > i else i
 
     def _carve(self, i: int, j: int, start: int, end: int
                ) -> tuple[list[Region], list[Region], list[Region]]:
@@ -739,11 +745,16 @@ class AddressSpace:
         inside: list[Region] = []
         right: list[Region] = []
         for r in self._regions[i:j]:
-            if r.start < start:
-                left.append(r.slice(r.start, start))
-            inside.append(r.slice(max(r.start, start), min(r.end, end)))
-            if r.end > end:
-                right.append(r.slice(end, r.end))
+            rs = r.start
+            re_ = rs + r.length
+            if rs < start:
+                left.append(r.slice(rs, start))
+                rs = start
+            if re_ > end:
+                inside.append(r.slice(rs, end))
+                right.append(r.slice(end, re_))
+            else:
+                inside.append(r if rs == r.start else r.slice(rs, re_))
         return left, inside, right
 
     def _unmap_range(self, start: int, end: int) -> list[Region]:
@@ -753,26 +764,41 @@ class AddressSpace:
         if i == j:
             return []
         left, removed, right = self._carve(i, j, start, end)
-        self._replace(i, j, left + right)
+        left += right
+        self._replace(i, j, left)
         return removed
 
     def _replace(self, i: int, j: int, new: list[Region]) -> None:
         """regions[i:j] = new, merged with each other and the two neighbours;
         refuses (ENOMEM, nothing changed) past max_map_count."""
-        lo, hi = max(i - 1, 0), min(j + 1, len(self._regions))
+        regions = self._regions
+        n = len(regions)
+        lo = i - 1 if i > 0 else 0
+        hi = j + 1 if j < n else n
+        seq = regions[lo:i]
+        seq += new
+        seq += regions[j:hi]
         merged: list[Region] = []
-        for r in self._regions[lo:i] + new + self._regions[j:hi]:
-            if merged and merged[-1].joins(r):
-                last = merged[-1]
-                merged[-1] = last.resized(last.start, last.length + r.length)
+        last: Region | None = None
+        for r in seq:
+            # ``last.joins(r)``, inline (the hot path of every change)
+            if (last is not None and last.start + last.length == r.start
+                    and last.prot == r.prot and last.flags == r.flags
+                    and last.name == r.name and last.accounted == r.accounted
+                    and r.backing.follows(last.backing, last.length)):
+                last = Region(last.start, last.length + r.length, last.prot, last.flags,
+                              last.backing, last.name, last.accounted)
+                merged[-1] = last
             else:
                 merged.append(r)
-        if len(self._regions) - (hi - lo) + len(merged) > self.max_map_count:
+                last = r
+        if n - (hi - lo) + len(merged) > self.max_map_count:
             raise _fail(errno.ENOMEM, "too many mappings")
-        self._regions[lo:hi] = merged
+        regions[lo:hi] = merged
         self._starts[lo:hi] = [r.start for r in merged]
         self._ends[lo:hi] = [r.start + r.length for r in merged]
-        self._gstarts[lo:hi] = [self._gap_start(r) for r in merged]
+        self._gstarts[lo:hi] = [max(r.start - STACK_GUARD_GAP, 0) if r.flags & MAP_GROWSDOWN
+                                else r.start for r in merged]
 
 
 # --- reading /proc/PID/maps ----------------------------------------------------------
