@@ -128,6 +128,14 @@ static void bad_input(void) {
     show("recv after bad buf", recv(sv[1], in, 10, MSG_DONTWAIT));
     show("recv half-mapped", (send(sv[0], out, 1000, 0), recv(sv[1], pg + 4096 - 300, 1000, 0)));
     show("recv rest", recv(sv[1], in, sizeof in, MSG_DONTWAIT));
+    /* the same through read/write (the VFS forwards them to NET), small and big */
+    show("write half-mapped 1000", write(sv[0], pg + 4096 - 500, 1000));
+    show("write half-mapped 3000", write(sv[0], pg + 4096 - 500, 3000));
+    show("send half-mapped 3000", send(sv[0], pg + 4096 - 500, 3000, 0));
+    show("read nothing came", recv(sv[1], in, sizeof in, MSG_DONTWAIT));
+    show("read half-mapped", (write(sv[0], out, 2000), read(sv[1], pg + 4096 - 300, 2000)));
+    show("read rest", read(sv[1], in, sizeof in));
+    show("read rest ok", memcmp(in, out, 2000) == 0);
     close(p[0]);
     close(p[1]);
     close(sv[0]);
