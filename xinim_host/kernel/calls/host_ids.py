@@ -28,6 +28,7 @@ from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.limits import host_caps
 from .base import HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
+from .memory import limits_changed
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -129,6 +130,8 @@ def sys_prlimit64(k: "Kernel", c: SyscallContext) -> SyscallGen:
         if not (t.uid == t.euid == c.uid and t.gid == t.egid == c.gid):
             raise SysError(errno.EPERM)
     tell_vfs = c.args[1] & 0xFFFFFFFF in VFS_LIMITS and c.args[2]
+    if c.args[2]:
+        limits_changed()           # one-stop memory calls look at RLIMIT_AS/DATA again
     if not tell_vfs and c.host is not None and c.host.untraced():
         # nothing follows the host's answer (glibc asks RLIMIT_STACK at every
         # start): the call itself, no exit stop
@@ -154,6 +157,7 @@ def _tell_vfs(c: SyscallContext, pid: int, resource: int,
 
 
 def sys_setrlimit(k: "Kernel", c: SyscallContext) -> SyscallGen:
+    limits_changed()
     result = yield HostCall(None)
     if result == 0 and c.args[0] & 0xFFFFFFFF in VFS_LIMITS:
         yield from _tell_vfs(c, c.pid, c.args[0] & 0xFFFFFFFF, c.args[1])

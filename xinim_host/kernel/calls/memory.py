@@ -274,7 +274,8 @@ def _apply(c: SyscallContext, reply: Any, nr: int, *args: int,
 #  * max_map_count: the host has at least MM's regions (more: it does not merge
 #    what it faulted separately), so /proc/TGID/maps is counted, and at most
 #    TAIL_BATCH calls (each adds <= 2 VMAs) pass before it is counted again;
-#  * RLIMIT_AS (MM does not check it) and RLIMIT_DATA: only when both are unlimited;
+#  * RLIMIT_AS (MM does not check it) and RLIMIT_DATA: only when both are
+#    unlimited (looked at with the count; a limit set anywhere forgets them);
 #  * commit accounting (writable private maps): never in overcommit mode 1, in
 #    mode 0 only for one map larger than RAM + swap (MM's pool refuses far
 #    less), so not in mode 2 and not above a quarter of RAM;
@@ -286,7 +287,7 @@ def _apply(c: SyscallContext, reply: Any, nr: int, *args: int,
 
 TAIL_BATCH = 64
 MAP_COUNT_MARGIN = 256
-_vma_room: dict[int, int] = {}     # host tgid -> tail calls left before a recount
+_vma_room: dict[int, int] = {}     # host tgid -> tail calls left before a recount (-1: none)
 _host_vm: dict[str, int] = {}      # overcommit mode, max_map_count, RAM (read once)
 _noexec: dict[bytes, bool] = {}    # host path -> on a noexec mount
 
@@ -308,8 +309,14 @@ def _host_vm_fact(name: str) -> int:
 
 def forget_layout(host_pid: int) -> None:
     """``host_pid`` got a new image (exec) or is a new or dead process: its VMAs
-    are counted again before its next one-stop memory call."""
+    (and limits) are looked at again before its next one-stop memory call."""
     _vma_room.pop(host_pid, None)
+
+
+def limits_changed() -> None:
+    """Some process's resource limits are being set: every process's limits are
+    looked at again (rare, and the target may be another's thread)."""
+    _vma_room.clear()
 
 
 def _count_vmas(tgid: int) -> int:
@@ -332,22 +339,23 @@ def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
         if mode == 2 or (mode == 0 and length > _host_vm_fact("ram") // 4):
             return False
     tgid = host.host_pid                                     # type: ignore[union-attr]
-    try:
-        if (resource.prlimit(tgid, resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
-                or resource.prlimit(tgid, resource.RLIMIT_DATA)[0] != resource.RLIM_INFINITY):
-            return False
-    except (OSError, ValueError):
-        return False
     room = _vma_room.get(tgid, 0)
-    if room <= 0:
-        count = _count_vmas(tgid)
-        if count < 0:
-            return False
-        room = min(TAIL_BATCH, (_host_vm_fact("max_map_count") - count - MAP_COUNT_MARGIN) // 2)
-        if room <= 0:
-            return False
+    if room < 0:                      # limits set: not until they change (or an exec)
+        return False
+    if room == 0:
         if len(_vma_room) >= _OPEN_MAPS_MAX:
             _vma_room.clear()
+        try:
+            limited = (resource.prlimit(tgid, resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+                       or resource.prlimit(tgid, resource.RLIMIT_DATA)[0]
+                       != resource.RLIM_INFINITY)
+        except (OSError, ValueError):
+            limited = True
+        count = -1 if limited else _count_vmas(tgid)
+        room = min(TAIL_BATCH, (_host_vm_fact("max_map_count") - count - MAP_COUNT_MARGIN) // 2)
+        if count < 0 or room <= 0:
+            _vma_room[tgid] = -1
+            return False
     _vma_room[tgid] = room - 1
     return True
 

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 _DISPATCHED = renumber.DISPATCHED
 log = logging.getLogger(__name__)
 
+CLONE_VM = 0x100
+CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
 # Writes whose EPIPE comes with SIGPIPE (Linux pipe_write; sockets without MSG_NOSIGNAL).
 _PIPE_WRITES = frozenset({int(Sys.WRITE), int(Sys.WRITEV), int(Sys.PWRITE64),
@@ -81,6 +83,11 @@ class SyscallRouter:
         self.root_image: tuple[bytes, list[bytes]] | None = None   # its XINIM path, argv
         self.root_cwd: bytes | None = None   # where the first process starts (default: /)
         self.root_envc = 0     # how many environment strings it was given (for --trace)
+        # host tgids whose memory another task may change at the same moment
+        # (``InFlight.sole_thread``): a thread was made (the count is asked
+        # then), or a CLONE_VM process other than a vfork child shares it
+        self.shared_vm: set[int] = set()
+        self.vm_siblings: set[int] = set()
         if pm is not None:
             pm.attach_host(self.pm_host)
 
@@ -183,14 +190,24 @@ class SyscallRouter:
         parent_tid = parent_entry.tid if parent_entry and parent_entry.tid else self.root_parent
         thread_of = parent_entry.pid if clone_flags & CLONE_THREAD and parent_entry else 0
         self.tasks.entry(child.tid).tgid = child.tgid
-        if not clone_flags & CLONE_THREAD:
+        if clone_flags & CLONE_THREAD or child.tgid == parent.tgid:
+            self.shared_vm.add(child.tgid)
+        else:
             forget_layout(child.tgid)       # a reused tgid: the count was another's
+            self.shared_vm.discard(child.tgid)
+            self.vm_siblings.discard(child.tgid)
+            if clone_flags & CLONE_VM and not clone_flags & CLONE_VFORK:
+                # two processes, one address space, both running
+                self.shared_vm.update((child.tgid, parent.tgid))
+                self.vm_siblings.update((child.tgid, parent.tgid))
         self._register(child.tid, parent_tid, clone_flags, thread_of,
                        parent_pid=parent_entry.pid if parent_entry else 0)
 
     def on_exec(self, tracee: Tracee, former_tid: int) -> None:
         tasks = self.tasks.tasks
         forget_layout(tracee.tgid)          # a new image: its VMAs are counted afresh
+        self.shared_vm.discard(tracee.tgid)  # and it is single-threaded, with its own mm
+        self.vm_siblings.discard(tracee.tgid)
         if former_tid != tracee.tid and former_tid in tasks:
             # a thread exec'd: it takes the leader's tid; the other threads are gone
             # (PM's exec commit forgot them; their deaths are not reported)
@@ -207,9 +224,13 @@ class SyscallRouter:
                 self.notices.send(p.MM_PID, layout)
 
     def on_exit(self, tracee: Tracee, status: int) -> None:
-        if tracee.tid == tracee.tgid:
-            forget_layout(tracee.tgid)
         entry = self.tasks.gone(tracee.tid)
+        tgid = tracee.tgid
+        if tracee.tid == tgid:
+            forget_layout(tgid)
+            if tgid in self.shared_vm and not self.tasks.has_process(tgid):
+                self.shared_vm.discard(tgid)
+                self.vm_siblings.discard(tgid)
         if entry is None:
             return
         if not entry.pid:

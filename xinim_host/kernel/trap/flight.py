@@ -107,10 +107,14 @@ class InFlight:
         every result)?  Then a memory call the host cannot fail need not be
         waited for: no other thread's call can slip in between.  /proc/TGID/task
         has 2 + threads links."""
-        if self.router.trace:
+        router = self.router
+        if router.trace:
             return False
+        if self.host_pid not in router.shared_vm:
+            return True     # no thread and no CLONE_VM sibling made since its exec
         try:
-            return os.stat(f"/proc/{self.host_pid}/task").st_nlink <= 3
+            return os.stat(f"/proc/{self.host_pid}/task").st_nlink <= 3 \
+                and self.host_pid not in router.vm_siblings
         except OSError:
             return False
 
