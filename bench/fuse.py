@@ -5,7 +5,10 @@
                          [--baseline TREE] [--no-c] [--strict] [--thp] [--pin CPU]
 
 Measures, in one run: sequential write and read MB/s with 1 MiB and 4 KiB
-blocks (``--size`` MiB, default 256) and create+stat+unlink ops/s on a kernel
+blocks (``--size`` MiB, default 256; each read follows the write, as a program
+reads back what it wrote, so FUSE serves it from the pages the write filled;
+the "cold" row reads the same file after dropping those pages: what the server
+itself delivers) and create+stat+unlink ops/s on a kernel
 tmpfs, on the xinim FUSE export and on a minimal C filesystem on libfuse's
 low-level API (bench/c/memfs_ll.c, compiled here: the "libfuse C" column, what
 FUSE itself costs on this machine with no work of the server's own).  Every
@@ -76,9 +79,14 @@ def seq_write(path: Path, size: int, block: int, data: memoryview) -> float:
     return size / MiB / (time.perf_counter() - t0)
 
 
-def seq_read(path: Path, size: int, block: int) -> float:
+def seq_read(path: Path, size: int, block: int, cold: bool = False) -> float:
+    """``cold``: first drop the file's clean cached pages (fadvise DONTNEED), so
+    a FUSE file is read from its server, as a file the kernel never cached is
+    (on tmpfs the pages are the file: nothing is dropped)."""
     buf = bytearray(block)
     fd = os.open(path, os.O_RDONLY)
+    if cold:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     t0 = time.perf_counter()
     try:
         got = 0
@@ -139,6 +147,9 @@ def run_suite(base: Path, size: int, ops: int, data: memoryview,
         measure(f"seq write {label} (MB/s)", size / MiB,
                 lambda: seq_write(f, size, block, data))
         measure(f"seq read  {label} (MB/s)", size / MiB, lambda: seq_read(f, size, block))
+        if block == MiB:
+            measure(f"seq read  {label} cold (MB/s)", size / MiB,
+                    lambda: seq_read(f, size, block, cold=True))
         os.unlink(f)
     measure("create+stat+unlink (ops/s)", ops, lambda: meta_ops(work, ops))
     work.rmdir()
