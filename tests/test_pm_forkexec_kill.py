@@ -5,16 +5,21 @@ layout, an exit PM hears of only from the death, write-back marks, parked-call
 checks)."""
 from __future__ import annotations
 
+import os
+
 import trio
 
 from xinim_host.cli.launch import run_program
+from xinim_host.kernel.calls import memory
 from xinim_host.lib import protocol as p
 from xinim_host.system.boot import BootConfig, booted
 
 # Children killed as soon as they exist: some in their fork, some in the middle
-# of an exec (of a binary, of a #! script), some in their exit; the survivors'
-# ordinary fork+exec+wait runs between them.  Then one child that maps a file
-# MAP_SHARED (a write-back mark) and forks is killed too.
+# of an exec (of a binary, of a #! script), some in their exit -- or in ld.so's
+# maps, which run as the trapped call itself; the survivors' ordinary
+# fork+exec+wait runs between them.  Then one child that maps a file MAP_SHARED
+# (a write-back mark) and forks is killed too, and one whose threads map and
+# unmap at once.
 SCRIPT = r"""
 printf '#!/bin/sh\nexit 0\n' > /tmp/s.sh; chmod +x /tmp/s.sh
 i=0
@@ -30,6 +35,15 @@ fd = os.open("/tmp/m", os.O_RDWR | os.O_CREAT, 0o644); os.ftruncate(fd, 4096)
 m = mmap.mmap(fd, 4096); m[:2] = b"ok"
 if os.fork() == 0:
     os.execv("/bin/sleep", ["sleep", "60"])
+os.kill(os.getpid(), 9)
+' &
+python3 -c '
+import mmap, os, threading
+def work():
+    while True:
+        m = mmap.mmap(-1, 65536); m[0] = 1; m.close()
+for _ in range(3):
+    threading.Thread(target=work, daemon=True).start()
 os.kill(os.getpid(), 9)
 ' &
 sleep 0.5
@@ -54,4 +68,6 @@ async def test_kill_9_mid_fork_exec_or_exit_leaks_nothing(console: object) -> No
         assert set(system.vfs.procs) <= live
         assert set(system.mm.procs) <= live
         assert not system.pm.table.by_host       # no host task left named
+        # the kernel's counts for one-stop memory calls went with their processes
+        assert all(os.path.exists(f"/proc/{tgid}") for tgid in memory._vma_room)
         system.mm.acct.frames.check_invariants()
