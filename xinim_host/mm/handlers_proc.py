@@ -257,12 +257,12 @@ def do_fork(srv: MmServer, req: Request) -> int:
     return 0
 
 
-def do_exit(srv: MmServer, req: Request) -> int:
+def do_exit(srv: MmServer, req: Request) -> int | None:
     """Everything of the process goes.  An unknown pid is fine (PM and the kernel
-    may both report one exit)."""
+    may both report one exit).  PM's notice is one-way (request id 0): no answer."""
     b = from_kernel(req)
     srv.drop_proc(b.pid)
-    return 0
+    return 0 if req.msg.req_id else None
 
 
 # --- the maps query ---------------------------------------------------------------------

@@ -31,12 +31,12 @@ def do_fork(srv: VfsServer, req: Request) -> int:
     return 0
 
 
-def do_exit(srv: VfsServer, req: Request) -> int:
+def do_exit(srv: VfsServer, req: Request) -> int | None:
     pid = _from_pm(req).pid
     srv.exit_proc(pid)
     srv.procfs.exited(pid)
     srv.ptys.session_ended(pid)          # a session leader's terminal is free again
-    return 0
+    return 0 if req.msg.req_id else None  # PM's one-way notice (request id 0): no answer
 
 
 def do_exec(srv: VfsServer, req: Request) -> int:
