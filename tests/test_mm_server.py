@@ -364,6 +364,9 @@ async def test_munmap_sure_unless_it_splits_one_region(mm: Mm) -> None:
     assert await mm.region_at(other + 3 * P) is not None
     many = await mm.mmap(3 * P, addr=FREE_LOW + 64 * P)
     assert not (await mm.munmap(many + P, P)).status & p.MM_ST_SURE    # interior again
+    shared = await mm.mmap(2 * P, flags=MAP_SHARED | MAP_ANONYMOUS, addr=FREE_LOW + 96 * P)
+    ends = await mm.munmap(shared + P, P)                  # shared memory, no file: sure
+    assert ends.status & p.MM_ST_SURE and not ends.data and not ends.fds
 
 
 async def test_munmap_of_a_special_mapping_is_not_sure(mm: Mm) -> None:
@@ -465,12 +468,13 @@ async def test_shared_file_maps_register_write_back_fds(mm: Mm) -> None:
     # munmap of part: write that part back first; the fd stays (more maps remain)
     u = await mm.munmap(a + P, P)
     assert p.unpack_ranges(u.data) == [(a + P, P, P, 800)] and u.fds == b""
+    assert not u.status & p.MM_ST_SURE           # the kernel writes back, then waits
     # unmapping the rest of the file's maps releases the fd
     await mm.munmap(a, P)
     await mm.munmap(a + 2 * P, 2 * P)
     last = await mm.munmap(b.result, P)
     assert p.unpack_ranges(last.data) == [(b.result, P, 8 * P, 800)]
-    assert p.unpack_fds(last.fds) == [800]
+    assert p.unpack_fds(last.fds) == [800] and not last.status & p.MM_ST_SURE
     # undoing that munmap gives the fd back to MM
     await mm.ok(p.MmUndo(caller=PID, token=last.token))
     s = await mm.ok(p.MmMsync(caller=PID, addr=b.result, length=P, flags=1))

@@ -139,10 +139,17 @@ class MemoryAccounting:
             charge_bytes = region.length if populate else 0
         charge_end = region.start + min(page_up(max(charge_bytes, 0)), region.length)
         self._check_overcommit(region, region.pages)
-        need = self._need_new(region, region.start, charge_end)
         # a range the record has free holds no charged page (frames live only in
         # mapped regions): nothing to reclaim or release -- the common mmap
         fresh = proc.space.is_free(region.start, region.length)
+        if charge_end == region.start:
+            # nothing to charge (an anonymous map without MAP_POPULATE): no frame
+            # count to check, only the replaced range's frames to drop
+            replaced = proc.space.commit(region)
+            if not fresh:
+                self._release(proc, region.start, region.end)
+            return MapResult(region, replaced)
+        need = self._need_new(region, region.start, charge_end)
         if need > self.frames.free_pages + (
                 0 if fresh else self._reclaimable(proc, region.start, region.end)):
             raise OutOfFrames(f"mmap needs {need} frames, {self.frames.free_pages} free")

@@ -165,13 +165,24 @@ def do_munmap(srv: MmServer, req: Request) -> p.MmReply:
     first = space.find(b.addr)
     interior = (first is not None and first.start < b.addr and end < first.start + first.length)
     removed = srv.acct.munmap(pid, b.addr, b.length)
-    span = Span(b.addr, end, tuple(removed))
-    reply = change_reply(srv, pid, 0, Undo([span]), removed)
-    if (not interior and not reply.data and not reply.fds
-            and not any(r.name in SPECIAL for r in removed)
-            and len(space) * 2 < space.max_map_count):
-        return p.MmReply(status=p.MM_ST_SURE, token=reply.token)
-    return reply
+    undo = Undo([Span(b.addr, end, tuple(removed))])
+    special = shared = False
+    for r in removed:
+        special = special or r.name in SPECIAL
+        shared = shared or bool(r.flags & MAP_SHARED)
+    if special or shared:
+        # a shared file piece may need writing back and its fd closing first
+        reply = change_reply(srv, pid, 0, undo, removed)
+        if special or reply.data or reply.fds:
+            return reply
+        return _sure_or_not(space, interior, reply.token)
+    return _sure_or_not(space, interior, srv.remember(pid, undo))
+
+
+def _sure_or_not(space: Any, interior: bool, token: int) -> p.MmReply:
+    if not interior and len(space) * 2 < space.max_map_count:
+        return p.MmReply(status=p.MM_ST_SURE, token=token)
+    return p.MmReply(token=token)
 
 
 def do_mprotect(srv: MmServer, req: Request) -> p.MmReply:
