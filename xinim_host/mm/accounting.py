@@ -248,10 +248,12 @@ class MemoryAccounting:
             raise MmError(errno.ESRCH, f"no address space for pid {pid}") from None
 
     def _check_overcommit(self, region: Region, pages: int) -> None:
+        if pages <= self.frames.total_pages:      # the common case: nothing to ask
+            return
         accountable = (region.flags & MAP_NORESERVE == 0
                        and ((not region.shared and region.prot & PROT_WRITE)
                             or (region.shared and region.flags & MAP_ANONYMOUS)))
-        if accountable and pages > self.frames.total_pages:
+        if accountable:
             raise OutOfFrames(f"{pages} pages exceed the pool of {self.frames.total_pages}")
 
     @staticmethod
@@ -327,7 +329,9 @@ class MemoryAccounting:
         return [p for p in proc.pages if start <= p < end]
 
     def _release(self, proc: _Proc, start: int, end: int) -> int:
-        pages = list(self._pages_in(proc, start, end))
+        if not proc.pages:                        # nothing charged at all
+            return 0
+        pages = self._pages_in(proc, start, end)
         for page in pages:
             self._drop(proc.pages.pop(page))
         return len(pages)

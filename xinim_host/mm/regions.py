@@ -470,16 +470,16 @@ class AddressSpace:
         first failing one decides the errno."""
         offset &= U64
         length &= U64
-        if not is_aligned(offset):
+        if offset & (PAGE_SIZE - 1):
             raise _fail(errno.EINVAL, "offset not page-aligned")
         anonymous = bool(flags & MAP_ANONYMOUS)
         if not anonymous and not isinstance(backing, (FileBacking, SysvBacking)):
             raise _fail(errno.EBADF, "file mapping without a file")
         if length == 0:
             raise _fail(errno.EINVAL, "length 0")
-        if page_up(length) > U64:
+        length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)     # page_up
+        if length > U64:
             raise _fail(errno.ENOMEM, "length overflows")
-        length = page_up(length)
         if (offset >> PAGE_SHIFT) + (length >> PAGE_SHIFT) > U64 >> PAGE_SHIFT:
             raise _fail(errno.EOVERFLOW, "offset + length overflows")
         if len(self._regions) > self.max_map_count:
@@ -539,9 +539,16 @@ class AddressSpace:
     def commit(self, region: Region) -> list[Region]:
         """Install a region from :meth:`check_map` (no await in between), replacing
         whatever it overlaps (MAP_FIXED).  Returns the replaced pieces."""
-        i, j = self._span(region.start, region.end)
-        left, removed, right = self._carve(i, j, region.start, region.end)
-        self._replace(i, j, left + [region] + right)
+        start = region.start
+        end = start + region.length
+        i, j = self._span(start, end)
+        if i == j:                       # into a free range (the common mmap)
+            self._replace(i, i, [region])
+            return []
+        left, removed, right = self._carve(i, j, start, end)
+        left.append(region)
+        left += right
+        self._replace(i, j, left)
         return removed
 
     def map(self, addr: int, length: int, prot: int, flags: int, backing: Backing = ANON,
@@ -647,6 +654,29 @@ class AddressSpace:
         if old_len == 0 and not vma.shared:
             raise _fail(errno.EINVAL, "old_len 0 needs a shared mapping")
         src = vma.slice(old_addr, old_addr + keep)
+        if not multi_move and fixed_addr is None:
+            # one change at a time here: each either raises before it changes the
+            # record or completes, so only the move needs the snapshot
+            if shrink_only:
+                return RemapResult(old_addr,
+                                   self._unmap_range(old_addr + new_len, old_addr + old_len))
+            grow_end = old_addr + new_len
+            if (old_addr + old_len == vma.end and grow_end <= self.task_size
+                    and self._gap_free(vma.end, grow_end)):
+                i = bisect.bisect_left(self._starts, vma.start)
+                self._replace(i, i + 1, [vma.resized(vma.start, grow_end - vma.start)])
+                return RemapResult(old_addr, [])
+            if not may_move:
+                raise _fail(errno.ENOMEM, "cannot grow in place")
+            dest = self.find_free(new_len)
+            snapshot = (list(self._regions), list(self._starts), list(self._ends),
+                        list(self._gstarts))
+            try:
+                self._move(src, new_len, dest)
+            except BaseException:
+                self._regions, self._starts, self._ends, self._gstarts = snapshot
+                raise
+            return RemapResult(dest, [])
         snapshot = (list(self._regions), list(self._starts), list(self._ends),
                     list(self._gstarts))
         try:
@@ -661,25 +691,11 @@ class AddressSpace:
                     removed += self._unmap_range(dest, dest + piece.length)
                     self._move(piece, piece.length, dest)
                 return RemapResult(fixed_addr, removed)
-            if fixed_addr is not None:
-                removed += self._unmap_range(fixed_addr, fixed_addr + new_len)
+            assert fixed_addr is not None
+            removed += self._unmap_range(fixed_addr, fixed_addr + new_len)
             removed += self._unmap_range(old_addr + new_len, old_addr + old_len)
-            if fixed_addr is not None:
-                self._move(src, new_len, fixed_addr)
-                return RemapResult(fixed_addr, removed)
-            if shrink_only:
-                return RemapResult(old_addr, removed)
-            grow_end = old_addr + new_len
-            if (old_addr + old_len == vma.end and grow_end <= self.task_size
-                    and self._gap_free(vma.end, grow_end)):
-                i = bisect.bisect_left(self._starts, vma.start)
-                self._replace(i, i + 1, [vma.resized(vma.start, grow_end - vma.start)])
-                return RemapResult(old_addr, [])
-            if not may_move:
-                raise _fail(errno.ENOMEM, "cannot grow in place")
-            dest = self.find_free(new_len)
-            self._move(src, new_len, dest)
-            return RemapResult(dest, [])
+            self._move(src, new_len, fixed_addr)
+            return RemapResult(fixed_addr, removed)
         except BaseException:
             self._regions, self._starts, self._ends, self._gstarts = snapshot
             raise
