@@ -38,8 +38,9 @@ FUSE_CAP_AUTO_INVAL_DATA = 1 << 12
 FUSE_CAP_READDIRPLUS = 1 << 13
 FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
 #: How far into struct fuse_session to look for the conn info (it sits after
-#: a few fields and the ops table: ~330 bytes in libfuse 3.10-3.16).
-_SCAN_BYTES = 2048
+#: a few fields and the ops table, ~410 bytes in libfuse 3.14; the struct is
+#: bigger than this, so the scan stays inside it).
+_SCAN_BYTES = 1024
 _SESSION_SYMBOL = b"__pyx_v_7pyfuse3_session"
 _ANCHOR_SYMBOL = b"PyInit_pyfuse3"
 
@@ -125,6 +126,7 @@ def drop_auto_inval_data() -> bool:
             return False
         want = ctypes.c_uint.from_address(conn + 24)     # after 6 unsigned fields
         want.value &= ~FUSE_CAP_AUTO_INVAL_DATA
+        log.debug("auto_inval_data off (conn info at session + %d)", conn - session)
         return True
     except (OSError, ValueError, AttributeError, struct.error) as e:
         log.debug("auto_inval_data stays on: %s", e)
