@@ -632,6 +632,9 @@ def sys_brk(k: Kernel, c: SyscallContext) -> SyscallGen:
     new, old = reply.result, reply.old
     if new == old:
         return old
+    if not reply.fds and _host_sure(c, max(0, new - old), True):
+        # the host moves it as MM said (a refusal would answer the old break)
+        yield HostCall(NR_BRK, (new,), tail=True)
     moved = yield from _host(NR_BRK, new)
     if moved != new:               # the host refused: take MM's decision back
         yield from _undo(c, reply.token)
