@@ -542,6 +542,56 @@ async def test_tampered_frames_are_dropped_and_counted(lattice: Lattice,
     assert lattice.stats.replayed == 0
 
 
+async def test_in_node_frames_are_opened_with_the_receivers_key(lattice: Lattice) -> None:
+    """An in-node send seals into the lattice's buffer and opens it there
+    (``_send_local``): still with the *receiving* half's key and the replay check.
+    A receiving key that differs from the sender's drops the frame as tampered; a
+    sequence number the receiver has seen drops it as replayed; neither reaches the
+    server, and the call then fails instead of being answered."""
+    server = EchoServer(lattice)
+    lattice.register(KERNEL)
+    lattice.connect_local(KERNEL, SERVER)
+    assert lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=1)).body.result == 1
+    recv = lattice.recv_channels[(lattice.node_id, KERNEL, SERVER)]
+    good = bytes(recv.key)
+    recv.key[0] ^= 1                               # the halves no longer agree
+    pending = lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=2))
+    assert isinstance(pending, Pending) and not pending.done()
+    assert lattice.stats.tampered == 1 and len(server.seen) == 1
+    recv.key[:] = good
+    # the receiver has "seen" up to seq 6: the sender's next four (3..6) are replays
+    recv.last_seq = 6
+    for fd in range(3, 7):
+        assert isinstance(lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=fd)), Pending)
+    assert lattice.stats.replayed == 4 and len(server.seen) == 1
+    reply = lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=9))   # in step again
+    assert reply.body.result == 9 and [m.body.fd for m in server.seen] == [1, 9]
+    assert lattice.stats.tampered == 1
+
+
+async def test_in_node_and_general_paths_agree(lattice: Lattice,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same calls through ``_send_local`` and through a frame handed to
+    ``deliver_frame`` (a spy takes the general path) give the same answers, and the
+    spied frames open with the public binding: the same sealing either way."""
+    server = EchoServer(lattice)
+    lattice.register(KERNEL)
+    lattice.connect_local(KERNEL, SERVER)
+    bodies = [p.VfsClose(caller=1, fd=4), p.VfsIoctl(caller=1, fd=0, request=1, arg=2,
+                                                      data=b"q" * 300)]
+    direct = [lattice.call(KERNEL, SERVER, b).body for b in bodies]
+    sealed_direct = lattice.stats.sealed
+    frames = spy_frames(lattice, monkeypatch)
+    spied = [lattice.call(KERNEL, SERVER, b).body for b in bodies]
+    assert direct == spied and len(frames) == 4
+    assert lattice.stats.sealed == 2 * sealed_direct
+    key = bytes(lattice.send_channels[(KERNEL, SERVER)].key)
+    plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        frames[0][HEAD:], frames[0][:AD], frames[0][AD:HEAD], key)
+    assert p.decode(plain).body == bodies[0]
+    assert len(server.seen) == 2
+
+
 async def test_replayed_frames_are_dropped_and_counted(server: EchoServer, lattice: Lattice,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     frames = spy_frames(lattice, monkeypatch)
