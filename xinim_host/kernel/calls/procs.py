@@ -43,19 +43,31 @@ def _result(body: p.Payload) -> SyscallGen:
 
 
 def sys_getpid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _result(p.ProcGetpid(caller=c.tid)))
+    reply = (yield Sendrec(p.PM_PID, p.ProcGetpid(caller=c.tid))).body   # ``_result``, inline
+    if reply.error:
+        raise SysError(reply.error)
+    return reply.result
 
 
 def sys_getppid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _result(p.ProcGetppid(caller=c.tid)))
+    reply = (yield Sendrec(p.PM_PID, p.ProcGetppid(caller=c.tid))).body   # ``_result``, inline
+    if reply.error:
+        raise SysError(reply.error)
+    return reply.result
 
 
 def sys_gettid(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _result(p.ProcGettid(caller=c.tid)))
+    reply = (yield Sendrec(p.PM_PID, p.ProcGettid(caller=c.tid))).body   # ``_result``, inline
+    if reply.error:
+        raise SysError(reply.error)
+    return reply.result
 
 
 def sys_getpgrp(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    return (yield from _result(p.ProcGetpgrp(caller=c.tid)))
+    reply = (yield Sendrec(p.PM_PID, p.ProcGetpgrp(caller=c.tid))).body   # ``_result``, inline
+    if reply.error:
+        raise SysError(reply.error)
+    return reply.result
 
 
 def sys_getpgid(k: "Kernel", c: SyscallContext) -> SyscallGen:
