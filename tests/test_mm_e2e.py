@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop"):
+                 "mm_unmap", "mm_onestop", "mm_special"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -85,6 +85,20 @@ def test_munmap_whole_and_split_as_natively(progs: Path) -> None:
     assert r.code == native.returncode == 0, (r.out, r.err)
     assert r.out == native.stdout
     assert "whole 300" in r.out and "edges 50 across 50" in r.out
+
+
+def test_special_mappings_are_never_split_as_natively(progs: Path) -> None:
+    """MAP_FIXED, munmap, mprotect and mremap of a part of [vvar] or [vdso] fail
+    with EINVAL as on Linux and leave MM's record whole: MAP_FIXED_NOREPLACE
+    still finds every page in use, /proc/self/maps still shows the whole
+    mapping, and no mmap lands inside (the one-stop paths never see a host
+    refusal MM did not foresee)."""
+    native = subprocess.run([str(progs / "mm_special")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_special")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
+    assert "vdso whole: 1" in r.out and "inside 0" in r.out
 
 
 def test_munmap_at_an_edge_takes_one_stop(progs: Path) -> None:

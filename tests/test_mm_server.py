@@ -369,14 +369,26 @@ async def test_munmap_sure_unless_it_splits_one_region(mm: Mm) -> None:
     assert ends.status & p.MM_ST_SURE and not ends.data and not ends.fds
 
 
-async def test_munmap_of_a_special_mapping_is_not_sure(mm: Mm) -> None:
-    """The host refuses to split [vdso]/[vvar] (EINVAL): the kernel waits for it."""
+async def test_special_mappings_are_not_split_and_not_sure(mm: Mm) -> None:
+    """[vdso]/[vvar] refuse a split on the host (EINVAL): MM refuses it first,
+    record unchanged; their whole removal waits for the host (not MM_ST_SURE)."""
     await mm.spawn()
     space = mm.srv.acct.space(PID)
     vdso = FREE_LOW + 128 * P
     space.commit(Region(vdso, 2 * P, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
                         name="[vdso]"))
-    assert not (await mm.munmap(vdso, P)).status & p.MM_ST_SURE
+    before = await mm.maps()
+    assert await mm.err(p.MmMunmap(caller=PID, addr=vdso, length=P)) == "EINVAL"
+    assert await mm.err(p.MmMunmap(caller=PID, addr=vdso + P, length=4 * P)) == "EINVAL"
+    assert await mm.err(mm.mmap_msg(P, PROT_READ, ANON | MAP_FIXED, vdso + P)) == "EINVAL"
+    assert await mm.err(p.MmMprotect(caller=PID, addr=vdso, length=P, prot=PROT_READ)) == "EINVAL"
+    assert await mm.err(p.MmMremap(caller=PID, old_addr=vdso, old_len=P, new_len=P,
+                                   flags=MREMAP_MAYMOVE | MREMAP_FIXED,
+                                   new_addr=vdso + 64 * P)) == "EINVAL"
+    assert await mm.maps() == before
+    whole = await mm.munmap(vdso, 2 * P)
+    assert not whole.status & p.MM_ST_SURE and whole.token
+    assert await mm.region_at(vdso) is None
 
 
 async def test_undo_puts_the_record_back(mm: Mm) -> None:

@@ -35,7 +35,7 @@ from ..lib.vm_abi import (
     is_aligned,
     page_up,
 )
-from .regions import ANON, FileBacking, SysvBacking
+from .regions import ANON, SPECIAL_MAPPINGS as SPECIAL, FileBacking, SysvBacking
 
 if TYPE_CHECKING:
     from ..lib.server import Request
@@ -46,8 +46,6 @@ MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED = 4, 8, 24
 DISCARDING = frozenset((MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED))
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 U64 = (1 << 64) - 1
-# the kernel's special mappings: their VMAs refuse a split (may_split) on the host
-SPECIAL = frozenset(("[vdso]", "[vvar]", "[vvar_vclock]", "[vsyscall]", "[uprobes]"))
 
 
 # --- brk ----------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ from ..lib.vm_abi import (
 )
 
 U64 = (1 << 64) - 1
+# the host kernel's special mappings (imported with the layout): Linux unmaps,
+# replaces or protects them whole, never a part (their may_split says EINVAL)
+SPECIAL_MAPPINGS = frozenset(("[vdso]", "[vvar]", "[vvar_vclock]", "[uprobes]"))
 
 
 # --- backings ----------------------------------------------------------------
@@ -763,6 +766,10 @@ class AddressSpace:
         for r in self._regions[i:j]:
             rs = r.start
             re_ = rs + r.length
+            if (rs < start or re_ > end) and r.name in SPECIAL_MAPPINGS:
+                # Linux's special mappings refuse a split (vm_ops->may_split):
+                # before anything changed, as there
+                raise _fail(errno.EINVAL, f"{r.name} cannot be split")
             if rs < start:
                 left.append(r.slice(rs, start))
                 rs = start
