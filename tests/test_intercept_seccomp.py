@@ -91,3 +91,23 @@ def test_inverted_allow_list() -> None:
         assert sc.evaluate(prog, nr) == (ALLOW if nr in allowed else TRACE), nr
     assert sc.evaluate(prog, 100_000) == TRACE  # unknown numbers stop too
     assert sc.evaluate(prog, 0x40000000 | 1) == sc.SECCOMP_RET_ERRNO | errno.ENOSYS
+
+
+@given(st.sampled_from([13, 14, 0, 1, 2, 60]),
+       st.lists(st.integers(0, (1 << 64) - 1), min_size=6, max_size=6), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_queries_run_only_with_their_argument_zero(nr: int, args: list[int],
+                                                   zero: bool) -> None:
+    """rt_sigaction/rt_sigprocmask run without a stop only when the new action /
+    set pointer is 0 (all 64 bits: a pointer with a zero low half still stops);
+    every other number is decided as before."""
+    allowed = {0, 2, 60}
+    queries = {13: 1, 14: 1}
+    prog = sc.build_filter(allowed=allowed, allowed_if_zero=queries)
+    if zero:
+        args[1] = 0
+    elif args[1] == 0:
+        args[1] = 1 << 40         # a pointer whose low 32 bits are 0
+    expected = (ALLOW if nr in allowed or (nr in queries and args[1] == 0) else TRACE)
+    assert sc.evaluate(prog, nr, args) == expected
+    assert sc.evaluate(prog, 0x40000000 | nr, args) == sc.SECCOMP_RET_ERRNO | errno.ENOSYS

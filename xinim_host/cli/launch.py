@@ -190,6 +190,7 @@ async def run_program(system: System, argv: Sequence[str], env: Mapping[str, str
         host_argv = [os.fsdecode(a) for a in resolved.argv] if resolved.argv else list(argv)
         status = await tracer.run(host_argv, env, router, executable=resolved.host_path,
                                   allow=renumber.host_run_numbers(),
+                                  allow_if_zero=None if trace else renumber.host_run_queries(),
                                   stdio=(devnull, devnull, devnull), cwd="/")
     except OSError as exc:
         raise LaunchError(f"{argv[0]}: {exc.strerror}",

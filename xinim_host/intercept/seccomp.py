@@ -4,11 +4,15 @@ Decision order for every syscall:
 
 1. ``arch != AUDIT_ARCH_X86_64`` (int 0x80 / i386 entry) -> KILL_PROCESS
 2. x32 bit (0x40000000) in the number               -> ERRNO(ENOSYS)
-3. number in the trapped set                        -> TRACE (a ptrace stop)
-4. anything else                                    -> ALLOW (no stop at all)
+3. a query the host answers alone (``allowed_if_zero``: rt_sigaction with no
+   new action, rt_sigprocmask with no new set)     -> ALLOW
+4. number in the trapped set                        -> TRACE (a ptrace stop)
+5. anything else                                    -> ALLOW (no stop at all)
 
 Nothing a program can put in a register lets a trapped number through: the
-decision looks at the architecture and the number only.  Syscalls the tracer
+decision looks at the architecture and the number only -- and, for the
+queries of step 3, at one argument being 0, which only lets through a call
+whose whole effect is reading what the host kernel already holds.  Syscalls the tracer
 makes a tracee execute (an injected mmap, the re-executed call of a "delegate,
 then host" route, the launcher's own execve) trap like any other; the tracer
 knows it asked for that very call in that very thread and lets it run (see
@@ -30,7 +34,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from . import _libc
 
@@ -59,6 +63,7 @@ _RET_K = 0x06
 # struct seccomp_data offsets
 _OFF_NR = 0
 _OFF_ARCH = 4
+_OFF_ARGS = 16
 
 Insn = tuple[int, int, int, int]  # code, jt, jf, k
 
@@ -98,11 +103,15 @@ def _tree(rs: Sequence[tuple[int, int]], hit: int, miss: int) -> list[Insn]:
 
 
 def build_filter(trapped: Iterable[int] = (), trace_data: int = 0, *,
-                 allowed: Iterable[int] | None = None) -> list[Insn]:
+                 allowed: Iterable[int] | None = None,
+                 allowed_if_zero: Mapping[int, int] | None = None) -> list[Insn]:
     """The filter program as a list of (code, jt, jf, k).
 
     ``trapped``: these numbers stop, the rest run.  ``allowed`` (if given,
     ``trapped`` is ignored): these numbers run, every other one stops.
+    ``allowed_if_zero``: number -> argument index; that number runs without a
+    stop when the argument (all 64 bits) is 0, and stops otherwise -- a query
+    that is the host's alone (``sigaction(sig, NULL, &old)``).
     """
     trace = SECCOMP_RET_TRACE | (trace_data & SECCOMP_RET_DATA)
     prog: list[Insn] = [
@@ -113,6 +122,19 @@ def build_filter(trapped: Iterable[int] = (), trace_data: int = 0, *,
         (_JSET_K, 0, 1, X32_SYSCALL_BIT),
         (_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
     ]
+    for nr, arg in sorted((allowed_if_zero or {}).items()):
+        if not 0 <= arg < 6:
+            raise ValueError(f"no syscall argument {arg}")
+        low = _OFF_ARGS + 8 * arg
+        prog += [
+            (_JEQ_K, 0, 6, nr),                 # another number: the next check
+            (_LD_W_ABS, 0, 0, low),
+            (_JEQ_K, 0, 3, 0),
+            (_LD_W_ABS, 0, 0, low + 4),         # (seccomp_data is little-endian)
+            (_JEQ_K, 0, 1, 0),
+            (_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+            (_RET_K, 0, 0, trace),
+        ]
     if allowed is None:
         prog += _tree(_ranges(trapped), trace, SECCOMP_RET_ALLOW)
     else:

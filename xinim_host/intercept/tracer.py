@@ -273,7 +273,8 @@ class Tracer:
 
     async def run(self, argv: Sequence[str], env: Mapping[str, str], handler: TraceeEvents, *,
                   executable: str | None = None, trap: Iterable[int] = (),
-                  allow: Iterable[int] | None = None, pass_fds: Sequence[int] = (), stdio: Sequence[int | None] | None = None,
+                  allow: Iterable[int] | None = None, allow_if_zero: Mapping[int, int] | None = None,
+                  pass_fds: Sequence[int] = (), stdio: Sequence[int | None] | None = None,
                   cwd: str | None = None, preexec: Callable[[], None] | None = None,
                   wait_all: bool = False) -> int:
         """Run ``argv`` traced; return the wait status of the first process.
@@ -281,6 +282,8 @@ class Tracer:
         ``trap``: Linux syscall numbers that stop (everything else runs on the
         host without a stop).  ``allow``: the inverse -- if given, these run
         on the host and every other number stops (``trap`` is ignored).
+        ``allow_if_zero``: number -> argument index; runs with no stop when that
+        argument is 0 (never re-executed by the tracer: ``traps`` says it stops).
         ``executable``: path to exec (default argv[0],
         searched in env's PATH if it has no slash).  ``stdio``: fds to become
         0/1/2 (None keeps ours).  ``pass_fds``: more fds the program keeps; all
@@ -293,7 +296,8 @@ class Tracer:
             raise ValueError("empty argv")
         path = _resolve(argv[0] if executable is None else executable, env)
         trap = frozenset(trap)
-        code = seccomp.assemble(seccomp.build_filter(trap, allowed=allow))
+        code = seccomp.assemble(seccomp.build_filter(trap, allowed=allow,
+                                                     allowed_if_zero=allow_if_zero))
         sess = _Session(handler, wait_all, path=path,
                         traps=seccomp.traps(trap, allowed=None if allow is None else frozenset(allow)))
         if self._changed is None:

@@ -473,6 +473,19 @@ def host_run_numbers() -> set[int]:
     return {nr for nr, r in LINUX_TO_XINIM.items() if r.action is Action.HOST}
 
 
+# Delegated calls whose query form (this argument 0: no new action, no new set)
+# only reads what the host holds -- the kernel's handlers host-run it without
+# asking PM (kernel/calls/procs.py) -- so the filter lets it run with no stop.
+# Not while tracing (the trace prints every call).  Python asks for all 64
+# dispositions at start.
+HOST_RUN_QUERIES: dict[str, int] = {"rt_sigaction": 1, "rt_sigprocmask": 1}
+
+
+def host_run_queries() -> dict[int, int]:
+    """Linux number -> the argument that makes it a query the host runs alone."""
+    return {LINUX_NUMBERS[name]: arg for name, arg in HOST_RUN_QUERIES.items()}
+
+
 # XINIM calls no Linux syscall is renumbered to: upstream XINIM's own ABI, which a
 # XINIM-built program makes directly (the dispatcher serves them all the same).
 XINIM_ONLY: dict[Sys, str] = {
