@@ -247,6 +247,7 @@ def test_pinned_mount_points_are_busy(fs: Ramfs) -> None:
 # ---------------------------------------------------------------- chunked pages
 _OPS = st.lists(st.one_of(
     st.tuples(st.just("write"), st.integers(0, 3 << 20), st.integers(1, 1 << 20)),
+    st.tuples(st.just("write"), st.integers(0, 3 << 20), st.integers(1, PAGE)),  # in-page
     st.tuples(st.just("write"), st.integers(0, 768).map(lambda p: p * PAGE),
               st.integers(1, 300).map(lambda p: p * PAGE)),
     st.tuples(st.just("punch"), st.integers(0, 3 << 20), st.integers(1, 1 << 20)),
