@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop", "mm_special"):
+                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -99,6 +99,17 @@ def test_special_mappings_are_never_split_as_natively(progs: Path) -> None:
     assert r.code == native.returncode == 0, (r.out, r.err)
     assert r.out == native.stdout
     assert "vdso whole: 1" in r.out and "inside 0" in r.out
+
+
+def test_write_exec_map_refused_under_mdwe_as_natively(progs: Path) -> None:
+    """Under prctl(PR_SET_MDWE) -- host-run, unseen by MM -- the host refuses a
+    writable+executable mmap (EACCES); such a map never takes the one-stop path,
+    so MM hears of the refusal and the range is free again, as natively."""
+    native = subprocess.run([str(progs / "mm_mdwe")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_mdwe")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
 
 
 def test_munmap_at_an_edge_takes_one_stop(progs: Path) -> None:

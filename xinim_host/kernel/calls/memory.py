@@ -279,7 +279,8 @@ def _apply(c: SyscallContext, reply: Any, nr: int, *args: int,
 #  * commit accounting (writable private maps): never in overcommit mode 1, in
 #    mode 0 only for one map larger than RAM + swap (MM's pool refuses far
 #    less), so not in mode 2 and not above a quarter of RAM;
-#  * EPERM/EACCES: PROT_EXEC of a noexec mount's file (checked), a shared
+#  * EPERM/EACCES: PROT_EXEC of a noexec mount's file (checked), PROT_WRITE
+#    with PROT_EXEC (memory-deny-write-execute, prctl PR_SET_MDWE), a shared
 #    writable map of a read-only fd, MAP_LOCKED, MAP_HUGETLB (never tail).
 # And no other thread may come between MM's decision and the host's (one
 # thread, untraced: ``sole_thread``).  A refusal nobody foresaw would leave MM
@@ -371,6 +372,12 @@ def _on_noexec(path: bytes) -> bool:
             _noexec.clear()
         _noexec[path] = seen
     return seen
+
+
+def _write_exec(prot: int) -> bool:
+    """Writable and executable: a host process under memory-deny-write-execute
+    (prctl PR_SET_MDWE, host-run, unseen by MM) refuses such a map with EACCES."""
+    return bool(prot & PROT_WRITE and prot & PROT_EXEC)
 
 
 def _accountable(prot: int, flags: int, shared: bool, anon: bool) -> bool:
@@ -519,7 +526,7 @@ def _map_host_file(c: SyscallContext, info: Any, start: int, length: int, prot: 
                                              | MAP_NONBLOCK)
     if (tail and kind == MAP_PRIVATE and not flags & MAP_LOCKED
             and 0 <= offset and offset + length < 1 << 62
-            and not (prot & PROT_EXEC and _on_noexec(info.host_path))
+            and not (prot & PROT_EXEC and _on_noexec(info.host_path)) and not _write_exec(prot)
             and _host_sure(c, length, _accountable(prot, flags, False, False))):
         # the held fd is open for reading: a private map of it cannot be refused
         yield HostCall(NR_MMAP, (start, length, prot, host_flags, tfd, offset), tail=True)
@@ -662,6 +669,7 @@ def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
     start = reply.result
     host_flags = (flags | MAP_FIXED) & ~MAP_FIXED_NOREPLACE
     if (not reply.data and not reply.fds and not flags & (MAP_LOCKED | MAP_HUGETLB)
+            and not _write_exec(prot)
             and _host_sure(c, length, _accountable(
                 prot, flags, flags & MAP_TYPE != MAP_PRIVATE, True))):
         yield HostCall(NR_MMAP, (start, length, prot, host_flags, -1, 0), tail=True)
