@@ -542,6 +542,22 @@ async def test_tampered_frames_are_dropped_and_counted(lattice: Lattice,
     assert lattice.stats.replayed == 0
 
 
+async def test_int_answers_reuse_their_frozen_reply(lattice: Lattice) -> None:
+    """A handler's small int answer is sent in a reply made once per (call, answer);
+    every caller still gets its own answer, big ones are made each time."""
+    server = EchoServer(lattice)
+    lattice.register(KERNEL)
+    lattice.connect_local(KERNEL, SERVER)
+    fds = [3, 4, 3, 1 << 20, 1 << 20, 0, 3]
+    got = [lattice.call(KERNEL, SERVER, p.VfsClose(caller=1, fd=fd)) for fd in fds]
+    assert [m.body.result for m in got] == fds
+    assert all(m.body == p.VfsReply(call=p.VFS_CLOSE, result=fd) for m, fd in zip(got, fds))
+    kept = server._int_bodies[p.VFS_CLOSE]
+    assert sorted(kept) == [0, 3, 4] and kept[3] == p.VfsReply(call=p.VFS_CLOSE, result=3)
+    # an error is not an answer: it goes its own way
+    assert lattice.call(KERNEL, SERVER, p.VfsFstat(caller=1, fd=1)).body.error == errno.EBADF
+
+
 async def test_in_node_frames_are_opened_with_the_receivers_key(lattice: Lattice) -> None:
     """An in-node send seals into the lattice's buffer and opens it there
     (``_send_local``): still with the *receiving* half's key and the replay check.

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 HandlerResult = int | Payload | None | Coroutine[Any, Any, "int | Payload | None"]
 Handler = Callable[[Any, "Request"], HandlerResult]
 
+# int answers whose reply is kept per call (-errno is never one: errors go apart)
+_KEPT_ANSWERS = 4096
 _Coroutine = collections.abc.Coroutine   # isinstance against it: ~3x cheaper than typing's
 
 
@@ -98,6 +100,9 @@ class Server:
         # call -> the reply class an int answer is sent in (one lookup per call after
         # the first; only classes with a generated ``_quick_reply``)
         self._int_reply: dict[int, Any] = {}
+        # call -> {int answer: its reply}: replies are frozen, so the reply of a small
+        # answer (0, an fd, a pid, a count) is made once and sent again
+        self._int_bodies: dict[int, dict[int, Any]] = {}
 
     # -- blocked calls (MINIX's SUSPEND bookkeeping) -----------------------------------
     def block(self, pid: int, waiter: Blocker) -> None:
@@ -126,6 +131,13 @@ class Server:
             return None
         self._int_reply[call] = cls
         return cls
+
+    def _int_bodies_for(self, call: int) -> dict[int, Any] | None:
+        """The kept int replies of ``call`` (None: its reply class has no quick form)."""
+        if (self._int_reply.get(call) or self._int_reply_class(call)) is None:
+            return None
+        bodies = self._int_bodies[call] = {}
+        return bodies
 
     def make_reply(self, call: int, answer: int | Payload) -> Payload:
         if type(answer) is int:
@@ -224,10 +236,17 @@ class Server:
             # a declared reply class, its ``call`` filled in when left 0
             try:
                 if type(answer) is int:
-                    cls = self._int_reply.get(m_type) or self._int_reply_class(m_type)
-                    if cls is not None:
+                    bodies = self._int_bodies.get(m_type)
+                    if bodies is None:
+                        bodies = self._int_bodies_for(m_type)
+                    if bodies is not None:
+                        body = bodies.get(answer)
+                        if body is None:
+                            body = self._int_reply[m_type]._quick_reply(m_type, 0, answer)
+                            if -_KEPT_ANSWERS <= answer <= _KEPT_ANSWERS:
+                                bodies[answer] = body
                         request.replied = True
-                        self.send_reply(msg, cls._quick_reply(m_type, 0, answer))
+                        self.send_reply(msg, body)
                         return
                 else:
                     copy = WITH_CALL.get(type(answer))
