@@ -20,7 +20,8 @@ pyfuse3's loop, ~130 µs with this one.
 * ``lowlevel.wait_readable`` first polls the fd for up to ``SPIN_S`` (an
   adaptive spin, as a kernel mutex spins before it sleeps) and returns at
   once if a request is there -- but yields for real at least every
-  ``SLICE_S``, so the other trio tasks of the process (the VFS server, the
+  ``SLICE_S`` (give or take ``CLOCK_EVERY`` requests: the clock is not read
+  per request), so the other trio tasks of the process (the VFS server, the
   invalidator) and cancellation are never held up longer than that; and
   when spins keep finding nothing (a client that computes or copies for
   longer between requests) it mostly stops spinning.
@@ -49,6 +50,8 @@ SLICE_S = 0.5e-3
 #: PROBE_EVERY-th wait (a client that is slow between requests costs no CPU).
 MISSES_BEFORE_PAUSE = 4
 PROBE_EVERY = 8
+#: Requests found at once between two looks at the clock (for SLICE_S).
+CLOCK_EVERY = 8
 
 
 class _Done:
@@ -58,9 +61,10 @@ class _Done:
     __slots__ = ()
 
     def __await__(self) -> Any:
-        return iter(())
+        return _EXHAUSTED
 
 
+_EXHAUSTED = iter(())     # stays exhausted: one iterator serves every await
 _DONE = _Done()
 
 
@@ -105,40 +109,49 @@ class _Waiter:
         self.slow = 0
         self._misses = 0         # spins in a row that found nothing
         self._paused = 0
+        self._since = CLOCK_EVERY  # requests since the clock was read (first: read it)
 
     def wait_readable(self, fd: Any) -> Any:
-        now = time.perf_counter()
+        if self.spin_s <= 0:
+            return self._sleep(fd)
         if self._misses >= MISSES_BEFORE_PAUSE:
             # The client takes longer than a spin between requests (1 MiB
             # writes): spin only now and then, to notice when that changes.
             self._paused += 1
             if self._paused % PROBE_EVERY:
                 return self._sleep(fd)
-        if now - self._yielded < self.slice_s and self.spin_s > 0:
-            if fd != self._fd:
-                if self._fd >= 0:
-                    self._poll.unregister(self._fd)
-                self._poll.register(fd, select.POLLIN)
-                self._fd = fd
-            limit = now + self.spin_s
-            poll = self._poll.poll
-            while True:
-                ready = poll(0)
-                if ready:
-                    if ready[0][1] == select.POLLIN:
-                        self.fast += 1
-                        self._misses = 0
-                        return _DONE
-                    break      # error/hangup: let trio's wait report it
+        # The clock is read only every CLOCK_EVERY-th request found at once
+        # (a request costs several µs, so the slice is overrun by little).
+        self._since += 1
+        if self._since >= CLOCK_EVERY:
+            self._since = 0
+            if time.perf_counter() - self._yielded >= self.slice_s:
+                return self._sleep(fd)
+        if fd != self._fd:
+            if self._fd >= 0:
+                self._poll.unregister(self._fd)
+            self._poll.register(fd, select.POLLIN)
+            self._fd = fd
+        poll = self._poll.poll
+        ready = poll(0)
+        if not ready:                  # not there yet: spin up to spin_s
+            limit = time.perf_counter() + self.spin_s
+            while not ready:
                 if time.perf_counter() > limit:
                     self._misses += 1
-                    break
-        return self._sleep(fd)
+                    return self._sleep(fd)
+                ready = poll(0)
+        if ready[0][1] == select.POLLIN:
+            self.fast += 1
+            self._misses = 0
+            return _DONE
+        return self._sleep(fd)         # error/hangup: let trio's wait report it
 
     async def _sleep(self, fd: Any) -> None:
         self.slow += 1
         await trio.lowlevel.wait_readable(fd)
         self._yielded = time.perf_counter()
+        self._since = 0
 
 
 class _FuseTrio(SimpleNamespace):
