@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe"):
+                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -110,6 +110,36 @@ def test_write_exec_map_refused_under_mdwe_as_natively(progs: Path) -> None:
     r = xrun(progs, "/t/mm_mdwe")
     assert r.code == native.returncode == 0, (r.out, r.err)
     assert r.out == native.stdout
+
+
+def test_mremap_grow_as_natively(progs: Path) -> None:
+    """mremap growing anonymous memory, moved or in place, keeps the data; a
+    source MM merged from two host VMAs (the host keeps separately faulted
+    memory apart) gets Linux's EFAULT and stays where it was: the one-stop
+    mremap asks the host for the VMA at the old address first."""
+    native = subprocess.run([str(progs / "mm_remap")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_remap")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
+    assert "kept 200" in r.out and "grow across both: Bad address" in r.out
+
+
+def test_mremap_grow_takes_one_stop(progs: Path) -> None:
+    """A growing mremap of private anonymous memory the host holds in one VMA is
+    the trapped call itself: 100 more rounds of ``mm_remap grow`` (a grow and an
+    in-place shrink, which still waits for the host) are 200 more calls and 300
+    more stops, where waiting for the grow too would be 400."""
+    def stats(rounds: int) -> tuple[int, int]:
+        r = xrun(progs, "/t/mm_remap", "grow", str(rounds), env={"XINIM_STATS": "1"})
+        assert r.code == 0 and f"grow only {rounds}" in r.out, (r.out, r.err)
+        m = re.search(r"xinim-stats: syscalls (\d+) stops (\d+)", r.err)
+        assert m, r.err
+        return int(m.group(1)), int(m.group(2))
+    calls1, stops1 = stats(20)
+    calls2, stops2 = stats(120)
+    assert calls2 - calls1 == 200
+    assert stops2 - stops1 <= 300, (stops2 - stops1)
 
 
 def test_munmap_at_an_edge_takes_one_stop(progs: Path) -> None:

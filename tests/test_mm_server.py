@@ -369,6 +369,30 @@ async def test_munmap_sure_unless_it_splits_one_region(mm: Mm) -> None:
     assert ends.status & p.MM_ST_SURE and not ends.data and not ends.fds
 
 
+async def test_mremap_sure_only_when_private_anonymous_memory_grows(mm: Mm) -> None:
+    """MM_ST_SURE on mremap (the kernel then checks the host's VMA itself): a
+    private anonymous region grown in place or moved by MM; never a shrink, a
+    shared map or an MREMAP_FIXED move."""
+    await mm.spawn()
+
+    async def remap(old: int, old_len: int, new_len: int, flags: int = MREMAP_MAYMOVE,
+                    new_addr: int = 0) -> Any:
+        return await mm.ok(p.MmMremap(caller=PID, old_addr=old, old_len=old_len,
+                                      new_len=new_len, flags=flags, new_addr=new_addr))
+    a = await mm.mmap(2 * P, addr=FREE_LOW)
+    grown = await remap(a, 2 * P, 4 * P, 0)                    # in place
+    assert grown.result == a and grown.status & p.MM_ST_SURE and grown.token
+    await mm.mmap(P, PROT_READ, ANON | MAP_FIXED, a + 4 * P)   # a wall after it
+    moved = await remap(a, 4 * P, 8 * P)
+    assert moved.result != a and moved.status & p.MM_ST_SURE
+    assert not (await remap(moved.result, 8 * P, 2 * P, 0)).status & p.MM_ST_SURE
+    far = FREE_LOW + 256 * P
+    fixed = await remap(moved.result, 2 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, far)
+    assert fixed.result == far and not fixed.status & p.MM_ST_SURE
+    shared = await mm.mmap(2 * P, flags=MAP_SHARED | MAP_ANONYMOUS, addr=FREE_LOW + 512 * P)
+    assert not (await remap(shared, 2 * P, 4 * P)).status & p.MM_ST_SURE
+
+
 async def test_special_mappings_are_not_split_and_not_sure(mm: Mm) -> None:
     """[vdso]/[vvar] refuse a split on the host (EINVAL): MM refuses it first,
     record unchanged; their whole removal waits for the host (not MM_ST_SURE)."""

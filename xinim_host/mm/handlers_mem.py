@@ -26,6 +26,7 @@ from .handlers_common import (
 from ..lib.vm_abi import (
     MAP_ANONYMOUS,
     MAP_FIXED,
+    MAP_GROWSDOWN,
     MAP_SHARED,
     PAGE_SHIFT,
     PAGE_SIZE,
@@ -207,11 +208,20 @@ def do_mremap(srv: MmServer, req: Request) -> p.MmReply:
     spans = [whole(space, b.old_addr, b.old_addr + max(old_len, new_len))]
     if fixed is not None:
         spans.append(whole(space, fixed, fixed + new_len))
+    src = spans[0].saved[0] if spans[0].saved else None
     res = srv.acct.mremap(pid, b.old_addr, b.old_len, b.new_len,
                           bool(b.flags & MREMAP_MAYMOVE), fixed)
     if fixed is None and res.addr != b.old_addr:
         spans.append(Span(res.addr, res.addr + new_len, ()))   # it was free
-    return change_reply(srv, pid, res.addr, Undo(spans), res.removed)
+    reply = change_reply(srv, pid, res.addr, Undo(spans), res.removed)
+    # MM_ST_SURE: private anonymous memory grew, in place or into a range MM keeps
+    # free -- as far as MM knows the host cannot refuse it; the kernel checks
+    # the host's side of it (the VMA at old_addr, limits) before it does not wait
+    if (fixed is None and new_len > old_len and src is not None and src.backing is ANON
+            and not src.flags & (MAP_SHARED | MAP_GROWSDOWN) and not src.name
+            and not res.removed):
+        return p.MmReply(result=reply.result, token=reply.token, status=p.MM_ST_SURE)
+    return reply
 
 
 # --- madvise, msync ------------------------------------------------------------------------

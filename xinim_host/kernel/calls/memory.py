@@ -53,11 +53,13 @@ memory (a SIGSEGV seen with four threads mapping and unmapping at once).
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import logging
 import os
 import resource
 import stat
+import struct
 from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
@@ -312,6 +314,97 @@ def forget_layout(host_pid: int) -> None:
     """``host_pid`` got a new image (exec) or is a new or dead process: its VMAs
     (and limits) are looked at again before its next one-stop memory call."""
     _vma_room.pop(host_pid, None)
+    _ipc_lock.pop(host_pid, None)
+    fd = _maps_fds.pop(host_pid, None)
+    if fd is not None:
+        os.close(fd)              # it holds the old image's mm: a new one is opened
+
+
+# --- a host VMA, asked of the host (PROCMAP_QUERY, Linux 6.11+) ---------------------------
+#
+# An mremap MM accepted can still fail on the host where MM's record is coarser
+# than the host's VMAs: MM merges neighbours the host keeps apart (separately
+# faulted anonymous memory, a [heap] beside an mmap), and Linux moves or grows
+# only a range inside one VMA (EFAULT, or ENOMEM in place).  So the one-stop
+# mremap asks the host for the VMA at the old address: one ioctl on the tracer's
+# fd of /proc/TGID/maps (kept per image; ~1.5 us), not a read of the whole file.
+
+PROCMAP_QUERY = (3 << 30) | (104 << 16) | (ord("f") << 8) | 17   # _IOWR('f', 17, 104 bytes)
+_PMQ = struct.Struct("=QQQQQQQQQIIIIQQ")   # struct procmap_query (include/uapi/linux/fs.h)
+PMQ_SHARED = 0x08                          # PROCMAP_QUERY_VMA_SHARED
+CAP_IPC_LOCK = 14
+_MAPS_FDS_MAX = 256
+_maps_fds: dict[int, int] = {}     # host tgid -> the tracer's fd of its /proc/TGID/maps
+_ipc_lock: dict[int, bool] = {}    # host tgid -> its image has CAP_IPC_LOCK
+
+
+def _host_vma(tgid: int, addr: int) -> tuple[int, int, int, int, int, int] | None:
+    """(start, end, PROCMAP flags, inode, dev major, dev minor) of the host VMA
+    holding ``addr`` in ``tgid``, or None (none there, the query not offered)."""
+    fd = _maps_fds.get(tgid)
+    if fd is None:
+        if len(_maps_fds) >= _MAPS_FDS_MAX:
+            for old in _maps_fds.values():
+                os.close(old)
+            _maps_fds.clear()
+        try:
+            fd = os.open(f"/proc/{tgid}/maps", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        _maps_fds[tgid] = fd
+    buf = bytearray(_PMQ.size)
+    _PMQ.pack_into(buf, 0, _PMQ.size, 0, addr, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    try:
+        fcntl.ioctl(fd, PROCMAP_QUERY, buf, True)
+    except OSError:
+        return None
+    (_, _, _, start, end, flags, _, _, inode, major, minor, *_) = _PMQ.unpack(buf)
+    return start, end, flags, inode, major, minor
+
+
+def _may_lock(tgid: int) -> bool:
+    """Does the image have CAP_IPC_LOCK (then an mlock'ed VMA -- mlock is host-run,
+    MM never sees it -- may grow past RLIMIT_MEMLOCK)?  Host credentials never
+    change under XINIM (its setuid family is XINIM's, capset ENOSYS): read once."""
+    known = _ipc_lock.get(tgid)
+    if known is None:
+        known = False
+        try:
+            with open(f"/proc/{tgid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"CapEff:"):
+                        known = bool(int(line.split()[1], 16) >> CAP_IPC_LOCK & 1)
+                        break
+        except (OSError, ValueError, IndexError):
+            pass
+        if len(_ipc_lock) >= _OPEN_MAPS_MAX:
+            _ipc_lock.clear()
+        _ipc_lock[tgid] = known
+    return known
+
+
+def _resize_sure(c: SyscallContext, old: int, old_len: int, new_len: int,
+                 in_place: bool) -> bool:
+    """May the host's mremap of MM's decision (MM_ST_SURE: a private anonymous
+    region grows, in place or moved to a range MM keeps free) be the trapped call
+    itself?  Besides ``_host_sure``'s facts, the host's VMA at ``old`` must hold
+    the whole old range (and end there, to grow in place), be private anonymous,
+    and may be mlock'ed only if the image can lock any amount."""
+    host = c.host
+    tgid = getattr(host, "host_pid", None)
+    if tgid is None:
+        return False
+    old_end = old + page_up(old_len)
+    vma = _host_vma(tgid, old)
+    if vma is None:
+        return False
+    start, end, flags, inode, major, minor = vma
+    if (start > old or end < old_end or (in_place and end != old_end)
+            or inode or major or minor or flags & PMQ_SHARED or not _may_lock(tgid)):
+        return False
+    # commit accounting charges the growth in place, the whole new length on a move
+    grow = page_up(new_len) - (page_up(old_len) if in_place else 0)
+    return _host_sure(c, grow, True)
 
 
 def limits_changed() -> None:
@@ -845,11 +938,16 @@ def sys_mremap(k: Kernel, c: SyscallContext) -> SyscallGen:
                                                  new_len=new_len, flags=flags,
                                                  new_addr=new_addr))
     dest = reply.result
-    if dest == old and not flags & MREMAP_FIXED:
-        result = yield from _apply(c, reply, NR_MREMAP, old, old_len, new_len, 0, 0)
+    in_place = dest == old and not flags & MREMAP_FIXED
+    if in_place:
+        args: tuple[int, ...] = (old, old_len, new_len, 0, 0)
     else:                           # MM picked (or checked) the new place
-        result = yield from _apply(c, reply, NR_MREMAP, old, old_len, new_len,
-                                   MREMAP_MAYMOVE | MREMAP_FIXED, dest)
+        args = (old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest)
+    if (reply.status & p.MM_ST_SURE and not reply.data and not reply.fds
+            and _resize_sure(c, old, old_len, new_len, in_place)):
+        # the host answers dest (or -errno) itself: no exit stop
+        yield HostCall(NR_MREMAP, args, tail=True)
+    result = yield from _apply(c, reply, NR_MREMAP, *args)
     return result if result < 0 else dest
 
 
