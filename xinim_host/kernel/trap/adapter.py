@@ -196,10 +196,17 @@ class SyscallRouter:
             forget_layout(child.tgid)       # a reused tgid: the count was another's
             self.shared_vm.discard(child.tgid)
             self.vm_siblings.discard(child.tgid)
-            if clone_flags & CLONE_VM and not clone_flags & CLONE_VFORK:
-                # two processes, one address space, both running
-                self.shared_vm.update((child.tgid, parent.tgid))
-                self.vm_siblings.update((child.tgid, parent.tgid))
+            if clone_flags & CLONE_VM:
+                # the parent's VMA count will include what the child maps
+                forget_layout(parent.tgid)
+                if not clone_flags & CLONE_VFORK:
+                    # two processes, one address space, both running
+                    self.shared_vm.update((child.tgid, parent.tgid))
+                    self.vm_siblings.update((child.tgid, parent.tgid))
+                elif parent.tgid in self.shared_vm:
+                    # a vfork stops only the calling thread: the others run on
+                    self.shared_vm.add(child.tgid)
+                    self.vm_siblings.add(child.tgid)
         self._register(child.tid, parent_tid, clone_flags, thread_of,
                        parent_pid=parent_entry.pid if parent_entry else 0)
 
