@@ -278,6 +278,8 @@ def _apply(c: SyscallContext, reply: Any, nr: int, *args: int,
 #    TAIL_BATCH calls (each adds <= 2 VMAs) pass before it is counted again;
 #  * RLIMIT_AS (MM does not check it) and RLIMIT_DATA: only when both are
 #    unlimited (looked at with the count; a limit set anywhere forgets them);
+#    RLIMIT_MEMLOCK after a host-run mlockall(MCL_FUTURE): not with memory
+#    locked, unless the image has CAP_IPC_LOCK (``_locking``);
 #  * commit accounting (writable private maps): never in overcommit mode 1, in
 #    mode 0 only for one map larger than RAM + swap (MM's pool refuses far
 #    less), so not in mode 2 and not above a quarter of RAM;
@@ -442,7 +444,8 @@ def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
         try:
             limited = (resource.prlimit(tgid, resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
                        or resource.prlimit(tgid, resource.RLIMIT_DATA)[0]
-                       != resource.RLIM_INFINITY)
+                       != resource.RLIM_INFINITY
+                       or _locking(tgid))
         except (OSError, ValueError):
             limited = True
         count = -1 if limited else _count_vmas(tgid)
@@ -451,6 +454,24 @@ def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
             _vma_room[tgid] = -1
             return False
     _vma_room[tgid] = room - 1
+    return True
+
+
+def _locking(tgid: int) -> bool:
+    """May a new map of ``tgid`` be refused for RLIMIT_MEMLOCK?  Only after a
+    (host-run) mlockall(MCL_FUTURE), which shows as locked memory: not with
+    CAP_IPC_LOCK or no limit, nor with nothing locked.  (MCL_FUTURE alone, before
+    anything is locked, is seen at the next count, at most TAIL_BATCH calls on.)"""
+    if resource.prlimit(tgid, resource.RLIMIT_MEMLOCK)[0] == resource.RLIM_INFINITY \
+            or _may_lock(tgid):
+        return False
+    try:
+        with open(f"/proc/{tgid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmLck:"):
+                    return int(line.split()[1]) > 0
+    except (OSError, ValueError, IndexError):
+        pass
     return True
 
 
