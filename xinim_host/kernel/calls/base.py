@@ -130,7 +130,10 @@ def ask_granted(k: "Kernel", c: SyscallContext, grants: GrantTable, dst: int, me
     for ``dst``: the grant lives for this one request and is revoked however it ends."""
     g = grants.grant(k.pid, c.pid, dst, mem, segs, access)
     try:
-        return (yield from ask(dst, body(g.gid)))
+        reply = (yield Sendrec(dst, body(g.gid))).body    # ``ask``, inline
+        if reply.error:
+            raise SysError(reply.error)
+        return reply
     finally:
         grants.revoke(g)
 
