@@ -227,9 +227,11 @@ def granted_read(k: "Kernel", grants: GrantTable, c: SyscallContext, fd: int,
         g = grants.grant(k.pid, c.pid, p.VFS_PID, c.mem, skip(segs, done) if done else segs,
                          GRANT_WRITE)
         try:
-            reply = yield from ask(p.VFS_PID, p.VfsReadGrant(
+            reply = (yield Sendrec(p.VFS_PID, p.VfsReadGrant(     # ``ask``, inline
                 caller=c.pid, fd=fd, grant=g.gid,
-                offset=offset + done if offset >= 0 else p.READ_MORE if done else -1))
+                offset=offset + done if offset >= 0 else p.READ_MORE if done else -1))).body
+            if reply.error:
+                raise SysError(reply.error)
             data = reply.data
             if not data:                 # the VFS copied it: the read is complete
                 return done + reply.result
