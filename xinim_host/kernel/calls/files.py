@@ -402,8 +402,11 @@ def sys_fcntl(k: "Kernel", c: SyscallContext) -> SyscallGen:
 def _xattr_target(c: SyscallContext, path_ptr: int, follow: bool) -> Generator[Op, Any, None]:
     """The file must exist and be reachable, as for Linux; then it has no attributes."""
     flags = abi.AT_EACCESS | (0 if follow else abi.AT_SYMLINK_NOFOLLOW)   # as the caller's euid
-    yield from ask(p.VFS_PID, p.VfsAccess(caller=c.pid, dirfd=abi.AT_FDCWD, mode=os.F_OK,
-                                           flags=flags, path=path_arg(c, path_ptr)))
+    reply = (yield Sendrec(p.VFS_PID, p.VfsAccess(caller=c.pid, dirfd=abi.AT_FDCWD,
+                                                   mode=os.F_OK, flags=flags,
+                                                   path=path_arg(c, path_ptr)))).body
+    if reply.error:                            # ``ask``, inline (ls asks this per file)
+        raise SysError(reply.error)
 
 
 def _xattr_fd(c: SyscallContext, fd: int) -> Generator[Op, Any, None]:
@@ -659,8 +662,10 @@ def sys_statx(k: "Kernel", c: SyscallContext) -> SyscallGen:
     flags = _stat_flags(flags)
     path = path_arg(c, c.args[1])
     # a bad buffer is EFAULT at the copy-out, after the lookup's own errors (Linux)
-    reply = yield from ask(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=dirfd,
-                                                 flags=flags, path=path))
+    reply = (yield Sendrec(p.VFS_PID, p.VfsStat(caller=c.pid, dirfd=dirfd,
+                                                 flags=flags, path=path))).body
+    if reply.error:                            # ``ask``, inline
+        raise SysError(reply.error)
     c.mem.write(buf, abi.pack_statx(reply))
     return 0
 
@@ -840,9 +845,11 @@ def _readlink(c: SyscallContext, dirfd: int, path_ptr: int, buf: int,
               size: int) -> Generator[Op, Any, int]:
     if c_int(size) <= 0:
         raise SysError(errno.EINVAL)
-    reply = yield from ask(p.VFS_PID, p.VfsReadlink(caller=c.pid, dirfd=dirfd,
+    reply = (yield Sendrec(p.VFS_PID, p.VfsReadlink(caller=c.pid, dirfd=dirfd,
                                                      size=min(size, p.DATA_MAX),
-                                                     path=path_arg(c, path_ptr)))
+                                                     path=path_arg(c, path_ptr)))).body
+    if reply.error:                            # ``ask``, inline
+        raise SysError(reply.error)
     c.mem.write(buf, reply.data)
     return len(reply.data)
 
