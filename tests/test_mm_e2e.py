@@ -112,6 +112,24 @@ def test_write_exec_map_refused_under_mdwe_as_natively(progs: Path) -> None:
     assert r.out == native.stdout
 
 
+def test_munmap_inside_a_mapping_takes_one_stop(progs: Path) -> None:
+    """A munmap splitting a mapping in two fails on Linux only at max_map_count;
+    with the host's VMAs counted it too is the trapped call itself.  100 more
+    rounds of ``mm_unmap middle`` are 400 more calls -- 2 rwx maps (never one
+    stop: two each), a split and a whole munmap -- so at most 600 more stops,
+    where waiting for the split would be 700."""
+    def stats(rounds: int) -> tuple[int, int]:
+        r = xrun(progs, "/t/mm_unmap", "middle", str(rounds), env={"XINIM_STATS": "1"})
+        assert r.code == 0 and f"middle only {rounds}" in r.out, (r.out, r.err)
+        m = re.search(r"xinim-stats: syscalls (\d+) stops (\d+)", r.err)
+        assert m, r.err
+        return int(m.group(1)), int(m.group(2))
+    calls1, stops1 = stats(20)
+    calls2, stops2 = stats(120)
+    assert calls2 - calls1 == 400
+    assert stops2 - stops1 <= 600, (stops2 - stops1)
+
+
 def test_mremap_grow_as_natively(progs: Path) -> None:
     """mremap growing anonymous memory, moved or in place, keeps the data; a
     source MM merged from two host VMAs (the host keeps separately faulted

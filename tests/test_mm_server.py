@@ -334,15 +334,16 @@ async def test_pool_exhaustion_is_enomem(make_mm: Callable[..., Awaitable[Mm]]) 
     mm.srv.acct.frames.check_invariants()
 
 
-async def test_munmap_sure_unless_it_splits_one_region(mm: Mm) -> None:
-    """MM_ST_SURE (the kernel need not wait for the host's munmap) unless the
-    range lies strictly inside one region (a split in two: Linux's only
-    max_map_count failure of munmap) or touches a special mapping; a cut at a
-    region's edge, whole regions and a range over a hole are sure."""
+async def test_munmap_sure_and_split(mm: Mm) -> None:
+    """MM_ST_SURE (the kernel need not wait for the host's munmap) unless a
+    shared file piece is written back or a special mapping goes; MM_ST_SPLIT
+    when the range lies strictly inside one region (a split in two: Linux's
+    only max_map_count failure of munmap; the kernel counts the host's VMAs
+    then), not for a cut at a region's edge, whole regions or a hole."""
     await mm.spawn()
     base = await mm.mmap(4 * P, addr=FREE_LOW)
     split = await mm.munmap(base + P, P)                   # the middle: a split
-    assert not split.status & p.MM_ST_SURE and split.token
+    assert split.status & p.MM_ST_SPLIT and split.status & p.MM_ST_SURE and split.token
     assert (await mm.munmap(base, P)).status & p.MM_ST_SURE          # [base, +P) whole
     tail = await mm.munmap(base + 2 * P, 4 * P)            # the rest, and a hole past it
     assert tail.status & p.MM_ST_SURE and tail.token
@@ -362,8 +363,10 @@ async def test_munmap_sure_unless_it_splits_one_region(mm: Mm) -> None:
     assert await mm.region_at(other + P) is not None
     await mm.ok(p.MmUndo(caller=PID, token=cut.token))     # a sure one can still be undone
     assert await mm.region_at(other + 3 * P) is not None
+    for reply in (head, end, cut):
+        assert not reply.status & p.MM_ST_SPLIT
     many = await mm.mmap(3 * P, addr=FREE_LOW + 64 * P)
-    assert not (await mm.munmap(many + P, P)).status & p.MM_ST_SURE    # interior again
+    assert (await mm.munmap(many + P, P)).status & p.MM_ST_SPLIT       # interior again
     shared = await mm.mmap(2 * P, flags=MAP_SHARED | MAP_ANONYMOUS, addr=FREE_LOW + 96 * P)
     ends = await mm.munmap(shared + P, P)                  # shared memory, no file: sure
     assert ends.status & p.MM_ST_SURE and not ends.data and not ends.fds

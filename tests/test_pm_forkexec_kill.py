@@ -46,6 +46,13 @@ for _ in range(3):
     threading.Thread(target=work, daemon=True).start()
 os.kill(os.getpid(), 9)
 ' &
+python3 -c '
+import os
+b = bytearray(1 << 20)
+for _ in range(50):
+    b += bytes(1 << 18)
+os.kill(os.getpid(), 9)
+' &
 sleep 0.5
 pkill -9 sleep 2>/dev/null
 wait
@@ -70,4 +77,7 @@ async def test_kill_9_mid_fork_exec_or_exit_leaks_nothing(console: object) -> No
         assert not system.pm.table.by_host       # no host task left named
         # the kernel's counts for one-stop memory calls went with their processes
         assert all(os.path.exists(f"/proc/{tgid}") for tgid in memory._vma_room)
+        # and the tracer's /proc/TGID/maps fds of growing mremaps (PROCMAP_QUERY)
+        assert all(os.path.exists(f"/proc/{tgid}") for tgid in memory._maps_fds)
+        assert all(os.path.exists(f"/proc/{tgid}") for tgid in memory._ipc_lock)
         system.mm.acct.frames.check_invariants()

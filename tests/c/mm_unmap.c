@@ -33,9 +33,30 @@ static int edges_only(long n) {
     return 0;
 }
 
+/* mm_unmap middle N: N rounds of a munmap inside one mapping (a split in two),
+ * 4 calls a round; the maps are rwx, which never take the one-stop path, so
+ * their stops do not depend on the host's limits */
+static int middle_only(long n) {
+    long ok = 0;
+    int rwx = PROT_READ | PROT_WRITE | PROT_EXEC;
+    for (long i = 0; i < n; i++) {
+        char *p = mmap(NULL, 3 * PG, rwx, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) { perror("mmap"); return 1; }
+        p[0] = 'a'; p[2 * PG] = 'b';
+        if (munmap(p + PG, PG)) { perror("munmap middle"); return 1; }
+        char *m = mmap(p + PG, PG, rwx, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        ok += m == p + PG && p[0] == 'a' && p[2 * PG] == 'b' && m[0] == 0;
+        if (munmap(p, 3 * PG)) { perror("munmap all"); return 1; }
+    }
+    printf("middle only %ld\n", ok);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "edges") == 0)
         return edges_only(atol(argv[2]));
+    if (argc > 2 && strcmp(argv[1], "middle") == 0)
+        return middle_only(atol(argv[2]));
     int prots[3] = {PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC};
     long fine = 0;
     for (int i = 0; i < 300; i++) {          /* whole mappings, neighbours differ */

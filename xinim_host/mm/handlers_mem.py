@@ -157,10 +157,11 @@ def do_munmap(srv: MmServer, req: Request) -> p.MmReply:
     # for its result)?  Linux (mm/vma.c, vms_gather_munmap_vmas) fails a munmap
     # only (a) when the range lies strictly inside one VMA -- a split into two --
     # and the process is at max_map_count, (b) where a VMA refuses to be split
-    # (special mappings: [vdso], [vvar]) or is sealed (mseal: not offered).  A
-    # range that ends on a region boundary at either side cuts a VMA at its edge
-    # at most: the host's VMAs refine the record's regions, so a boundary here is
-    # one there too.  A cut at an edge moves the boundary and never adds a VMA.
+    # (special mappings: [vdso], [vvar]; MM refuses that first) or is sealed
+    # (mseal: not offered).  MM_ST_SPLIT says (a) may apply: the kernel then
+    # makes sure of the host's VMA count.  Without it, a range that ends on a
+    # region boundary at either side cuts a VMA at its edge at most: the host's
+    # VMAs refine the record's regions, so a boundary here is one there too.
     first = space.find(b.addr)
     interior = (first is not None and first.start < b.addr and end < first.start + first.length)
     removed = srv.acct.munmap(pid, b.addr, b.length)
@@ -174,12 +175,14 @@ def do_munmap(srv: MmServer, req: Request) -> p.MmReply:
         reply = change_reply(srv, pid, 0, undo, removed)
         if special or reply.data or reply.fds:
             return reply
-        return _sure_or_not(space, interior, reply.token)
-    return _sure_or_not(space, interior, srv.remember(pid, undo))
+        return _sure(space, interior, reply.token)
+    return _sure(space, interior, srv.remember(pid, undo))
 
 
-def _sure_or_not(space: Any, interior: bool, token: int) -> p.MmReply:
-    if not interior and len(space) * 2 < space.max_map_count:
+def _sure(space: Any, interior: bool, token: int) -> p.MmReply:
+    if interior:
+        return p.MmReply(status=p.MM_ST_SURE | p.MM_ST_SPLIT, token=token)
+    if len(space) * 2 < space.max_map_count:
         return p.MmReply(status=p.MM_ST_SURE, token=token)
     return p.MmReply(token=token)
 

@@ -50,8 +50,9 @@ MM_ST_BRK_UNKNOWN = 1   # MM does not know the host's break yet: send MmSetBrk, 
 MM_ST_MORE = 2          # msync: more write-back entries; ask again from ``old``
 MM_ST_RANGES = 4        # madvise: apply the host call only to the ranges in ``data``
 MM_ST_HOLE = 8          # part of the range was not mapped (msync/madvise answer ENOMEM)
-MM_ST_SURE = 16         # munmap: no region split in two, nothing to write back; mremap:
+MM_ST_SURE = 16         # munmap: nothing to write back, no special mapping; mremap:
                         # private anonymous memory grows (the kernel checks the host's VMA)
+MM_ST_SPLIT = 64        # munmap: a region is split in two (the host's VMA count grows)
 MM_ST_GONE = 32         # remap_file_pages: the range was unmapped (the removed segment
                         # went with its last attach); the host unmaps it, answer EINVAL
                         # or close: the host's munmap cannot fail, no undo can follow
