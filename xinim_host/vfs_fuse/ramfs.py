@@ -687,13 +687,7 @@ class Ramfs:
                 self.pages_used += 1
             else:
                 page[off:end - first * PAGE] = data
-            if self.tracker is not None:
-                self.tracker.wrote(inode, first, first)
-            if end > inode._size:
-                inode._size = end
-            inode.mtime_ns = inode.ctime_ns = time.time_ns()
-            if self._listeners:
-                self._emit("data", inode)
+            self._wrote(inode, first, first, end)
             return n
         if end > self.max_file_size:
             if offset >= self.max_file_size:
@@ -747,16 +741,20 @@ class Ramfs:
                 page = pages[idx] = bytearray(PAGE)
             page[:end - pos] = mv[src:src + end - pos]
         self.pages_used += new_pages
-        if self.tracker is not None:
-            self.tracker.wrote(inode, first, last)
         if inode.cache >= 0:
             os.pwrite(inode.cache, mv[:n], offset)
+        self._wrote(inode, first, last, end)
+        return n
+
+    def _wrote(self, inode: Inode, first: int, last: int, end: int) -> None:
+        """What every write does after its bytes are in pages first..last."""
+        if self.tracker is not None:
+            self.tracker.wrote(inode, first, last)
         if end > inode._size:
             inode._size = end
         inode.mtime_ns = inode.ctime_ns = time.time_ns()
         if self._listeners:
             self._emit("data", inode)
-        return n
 
     def allocate(self, inode: Inode, offset: int, length: int, keep_size: bool) -> None:
         """fallocate: the pages of [offset, offset+length) exist (ENOSPC if they
