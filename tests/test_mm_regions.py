@@ -486,6 +486,21 @@ def test_copy_is_independent() -> None:
     assert c.find(a) is None and c.brk(0) == c.heap_start + 3 * P
 
 
+
+def test_copy_has_every_field_of_a_new_record() -> None:
+    # the copy is built field by field (not copy.copy): a field __init__ gains
+    # must be copied too, with the parent's value
+    s = AddressSpace(mmap_base=0x7000_0000_0000, heap_start=0x5000_0000, data_limit=1 << 30,
+                     max_map_count=100)
+    s.brk(s.heap_start + 2 * P)
+    c = s.copy()
+    fields = list(vars(AddressSpace()))
+    assert list(vars(c)) == fields
+    for name in fields:
+        assert getattr(c, name) == getattr(s, name), name
+    for name in ("_regions", "_starts", "_ends", "_gstarts"):
+        assert getattr(c, name) is not getattr(s, name), name
+
 def test_format_maps_matches_linux_layout() -> None:
     s = AddressSpace(heap_start=0x5555_5555_9000)
     s.brk(0x5555_5557_a000)

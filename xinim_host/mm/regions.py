@@ -23,7 +23,6 @@ fewer, never more, entries than the host's /proc/PID/maps shows.
 from __future__ import annotations
 
 import bisect
-import copy as _copy
 import dataclasses
 import errno
 import itertools
@@ -372,7 +371,17 @@ class AddressSpace:
     def copy(self) -> AddressSpace:
         """An independent record with the same layout (fork).  Regions are
         immutable, so sharing them between the copies is safe."""
-        new = _copy.copy(self)
+        # field by field, in __init__'s order: copy.copy would build both
+        # instances' __dict__, and CPython 3.11 then takes its slow attribute
+        # path on them for the rest of the process's life
+        new = AddressSpace.__new__(AddressSpace)
+        new.mmap_base = self.mmap_base
+        new.min_addr = self.min_addr
+        new.task_size = self.task_size
+        new.max_map_count = self.max_map_count
+        new.heap_start = self.heap_start
+        new.brk_value = self.brk_value
+        new.data_limit = self.data_limit
         new._regions = list(self._regions)
         new._starts = list(self._starts)
         new._ends = list(self._ends)
