@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap"):
+                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -194,6 +194,17 @@ def test_one_stop_maps_and_mprotects_as_natively(progs: Path) -> None:
     # 800 of its calls are memory calls: two stops each would be over 1.7 per call
     assert calls > 800 and stops < 1.3 * calls, (calls, stops)
 
+
+def test_vfork_child_memory_calls_are_the_parents(progs: Path) -> None:
+    """A vfork child's map, unmap, mprotect before its _exit, exec or kill -9
+    change its parent's memory (one address space): the parent's later memory
+    calls and its /proc/self/maps (MM's record) agree with Linux."""
+    native = subprocess.run([str(progs / "mm_vfork")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_vfork")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
+    assert "child signal 9" in r.out and "maps absent" in r.out
 
 # --- 1000 regions, PROT_NONE, SIGSEGV ------------------------------------------------------
 

@@ -278,6 +278,49 @@ async def test_fork_shares_frames_copy_on_write(mm: Mm) -> None:
     assert await mm.maps(7) == []
 
 
+
+async def test_vfork_child_shares_the_record(mm: Mm) -> None:
+    """A CLONE_VM child (vfork) shares its parent's record: its map and unmap
+    change the parent's memory, frames are charged once, and its exec or exit
+    drops only its own reference."""
+    await mm.spawn()
+    free = mm.srv.acct.frames.free_pages
+    a = await mm.mmap(8 * P, flags=ANON | MAP_POPULATE)
+    for child in (6, 7):
+        await mm.ok(p.MmFork(parent=PID, child=child, flags=p.MM_FORK_SHARE_VM))
+        assert mm.srv.acct.frames.free_pages == free - 8           # nothing shared twice
+        assert await mm.usage(child) == (8, 0, 8) == await mm.usage()
+        # the child maps and unmaps before its exec: the parent sees both
+        b = await mm.mmap(2 * P, flags=ANON | MAP_POPULATE, pid=child)
+        await mm.munmap(a, P, pid=child)
+        assert await mm.region_at(b) is not None and await mm.region_at(a) is None
+        assert mm.srv.acct.frames.free_pages == free - 9
+        # naming the child (a non-fresh layout) keeps the one record
+        await mm.ok(p.MmExecLayout(pid=child, host_pid=os.getpid()))
+        assert await mm.region_at(b, child) is not None
+        if child == 6:     # exit (or kill -9) before exec
+            await mm.ok(p.MmExit(pid=child))
+            assert await mm.err(p.MmMaps(pid=child)) == "ESRCH"
+        else:              # exec: a fresh layout of its own
+            await mm.ok(p.MmExecLayout(pid=child, host_pid=os.getpid(), fresh=1))
+            assert await mm.region_at(b, child) is None
+            await mm.mmap(4 * P, flags=ANON | MAP_POPULATE, pid=child)     # its own now
+            assert mm.srv.acct.frames.free_pages == free - 13
+            await mm.ok(p.MmExit(pid=child))
+        # the parent's record is intact, its frames still charged
+        assert await mm.region_at(b) is not None and await mm.region_at(a) is None
+        assert await mm.usage() == (9, 0, 9)
+        assert mm.srv.acct.frames.free_pages == free - 9
+        await mm.munmap(b, 2 * P)
+        a = await mm.mmap(P, flags=ANON | MAP_POPULATE, addr=a)
+    # the parent's exit with a sharer alive leaves the record to the sharer
+    await mm.ok(p.MmFork(parent=PID, child=8, flags=p.MM_FORK_SHARE_VM))
+    await mm.ok(p.MmExit(pid=PID))
+    assert await mm.usage(8) == (8, 0, 8)
+    await mm.ok(p.MmExit(pid=8))
+    assert mm.srv.acct.frames.free_pages == free
+    mm.srv.acct.frames.check_invariants()
+
 async def test_exit_releases_everything(mm: Mm) -> None:
     await mm.spawn()
     free = mm.srv.acct.frames.free_pages

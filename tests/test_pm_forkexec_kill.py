@@ -6,10 +6,13 @@ checks)."""
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import trio
 
 from xinim_host.cli.launch import run_program
+from xinim_host.cli.options import mounts_from
 from xinim_host.kernel.calls import memory
 from xinim_host.lib import protocol as p
 from xinim_host.system.boot import BootConfig, booted
@@ -56,16 +59,30 @@ os.kill(os.getpid(), 9)
 sleep 0.5
 pkill -9 sleep 2>/dev/null
 wait
+/t/mm_vfork > /tmp/vfork.out || echo "mm_vfork failed"
+sed 's/^/vfork: /' /tmp/vfork.out
 echo done
 """
+C_DIR = Path(__file__).resolve().parent / "c"
 
 
-async def test_kill_9_mid_fork_exec_or_exit_leaks_nothing(console: object) -> None:
-    async with booted(BootConfig(console=console, quiet=True)) as system:
+async def test_kill_9_mid_fork_exec_or_exit_leaks_nothing(console: object,
+                                                          tmp_path: Path) -> None:
+    # mm_vfork: vfork children that map and unmap in the parent's memory, one
+    # of them killed (-9) before it execs; the parent's record must stay whole
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(tmp_path / "mm_vfork"),
+                    str(C_DIR / "mm_vfork.c")], check=True, timeout=120)
+    native = subprocess.run([str(tmp_path / "mm_vfork")], capture_output=True, text=True,
+                            timeout=60, check=True).stdout
+    config = BootConfig(console=console, quiet=True,
+                        mounts=mounts_from([(str(tmp_path), "/t", "ro")]))
+    async with booted(config) as system:
         code = await run_program(system, ["/bin/sh", "-c", SCRIPT], {"PATH": "/usr/bin:/bin"})
         assert code == 0, console.text   # type: ignore[attr-defined]
         text = console.text   # type: ignore[attr-defined]
-        assert "done" in text, text
+        assert "done" in text and "mm_vfork failed" not in text, text
+        got = [ln[7:] for ln in text.splitlines() if ln.startswith("vfork: ")]
+        assert got == native.splitlines(), text
         with trio.fail_after(20):        # init reaps the orphans and the program itself
             while set(system.pm.table.procs) != {1, 2, 3, 4}:
                 await trio.sleep(0.02)

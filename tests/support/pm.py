@@ -40,7 +40,7 @@ class FakeServers:
     fork_error: int = 0
     gate: trio.Event | None = None
 
-    def fork(self, parent: int, child: int) -> Any:
+    def fork(self, parent: int, child: int, share_vm: bool = False) -> Any:
         self.calls.append(("fork", parent, child))
         if self.gate is None:
             return self.fork_error

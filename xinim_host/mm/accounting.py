@@ -20,6 +20,9 @@ Charging policy (issue 6 asks us to pick one; this is it):
 * **Shared pages** (MAP_SHARED, anonymous or file) belong to their object: one
   frame per object page, one reference per process page that maps it.
 * **fork** gives the child a reference to every frame of the parent.  A
+  CLONE_VM child (vfork, what shells and posix_spawn use) gets no copy: it
+  shares the parent's record -- regions and frames, charged once -- until its
+  exec or exit drops only its own reference to it.  A
   write-path write to a private page whose frame is still shared gives the
   writer a fresh frame (the copy of copy-on-write); the other side keeps the old.
 * munmap, MAP_FIXED replacement, brk and mremap shrinking, madvise(DONTNEED),
@@ -72,6 +75,7 @@ class _Proc:
 
     space: AddressSpace
     pages: dict[int, int] = field(default_factory=dict)   # page address -> frame
+    users: int = 1      # processes sharing this record (CLONE_VM children)
 
 
 class MemoryAccounting:
@@ -98,6 +102,22 @@ class MemoryAccounting:
     def pids(self) -> list[int]:
         return sorted(self._procs)
 
+    def spaces(self) -> list[tuple[int, AddressSpace]]:
+        """One (pid, record) per distinct record: CLONE_VM sharers count once."""
+        seen: set[int] = set()
+        out = []
+        for pid in sorted(self._procs):
+            proc = self._procs[pid]
+            if id(proc) not in seen:
+                seen.add(id(proc))
+                out.append((pid, proc.space))
+        return out
+
+    def shared(self, pid: int) -> bool:
+        """Does ``pid`` share its record with another process (CLONE_VM)?"""
+        proc = self._procs.get(pid)
+        return proc is not None and proc.users > 1
+
     def space(self, pid: int) -> AddressSpace:
         return self._proc(pid).space
 
@@ -111,6 +131,16 @@ class MemoryAccounting:
         self._procs[child] = _Proc(p.space.copy(), dict(p.pages))
         return self._procs[child].space
 
+    def share(self, parent: int, child: int) -> AddressSpace:
+        """A CLONE_VM child: the parent's very record (and frames) under a second
+        pid, until the child's exec or exit drops its reference."""
+        p = self._proc(parent)
+        if child in self._procs:
+            raise ValueError(f"pid {child} already has an address space")
+        p.users += 1
+        self._procs[child] = p
+        return p.space
+
     def exec(self, pid: int, space: AddressSpace) -> list[Region]:
         """Replace the record (execve); returns the old regions (write back shared ones)."""
         old = self.exit(pid)
@@ -118,8 +148,13 @@ class MemoryAccounting:
         return old
 
     def exit(self, pid: int) -> list[Region]:
-        """Drop every reference of ``pid`` and forget it; returns its regions."""
+        """Drop every reference of ``pid`` and forget it; returns its regions
+        (none while another process still shares the record: they live on)."""
         proc = self._proc(pid)
+        if proc.users > 1:
+            proc.users -= 1
+            del self._procs[pid]
+            return []
         for frame in proc.pages.values():
             self._drop(frame)
         del self._procs[pid]

@@ -381,9 +381,10 @@ def _last_attach(srv: MmServer, pid: int, obj: int, start: int, size: int) -> bo
     if seg is None or not seg.removed:
         return False
     end = start + size
-    for other in srv.acct.pids():
-        for r in srv.acct.space(other):
+    mine = srv.acct.space(pid)
+    for _, space in srv.acct.spaces():
+        for r in space:
             if isinstance(r.backing, SysvBacking) and r.backing.obj == obj and (
-                    other != pid or r.start < start or r.end > end):
+                    space is not mine or r.start < start or r.end > end):
                 return False
     return True

@@ -207,13 +207,20 @@ def do_exec_layout(srv: MmServer, req: Request) -> int:
     record.  A host layout that is page for page the record's (as a fork child's
     is: it cannot map anything before it is named) means no new image: the
     record stays, with what an import would lose -- file backings, write-back fds,
-    the copy-on-write frame references."""
+    the copy-on-write frame references.  A CLONE_VM child's record is its
+    parent's own (shared): nothing is imported for it until its exec."""
     b = from_kernel(req)
     if b.fresh:
         # the host has just exec'd: the old image's record goes whatever it was
         # like (PM sent no MmExec; a failed host exec leaves the record as it was)
         return _adopt(srv, b.pid, b.host_pid)
     proc = srv.procs.get(b.pid)
+    if proc is not None and b.host_pid > 0 and srv.acct.shared(b.pid):
+        # a CLONE_VM child naming itself: its record is its parent's, which the
+        # host's is (nothing to import; another import would replace the record
+        # both use)
+        proc.host_pid = b.host_pid
+        return 0
     if proc is not None and b.host_pid > 0:
         host, brk_known = host_import(b.host_pid)
         if _shape(host) == _shape(srv.acct.space(b.pid)):
@@ -248,7 +255,12 @@ def do_fork(srv: MmServer, req: Request) -> int:
         raise SysError(errno.EINVAL)
     srv.drop_proc(b.child)                # a stale record under a reused pid
     if b.parent in srv.acct:
-        srv.acct.fork(b.parent, b.child)
+        if b.flags & p.MM_FORK_SHARE_VM:
+            # vfork: one address space until the child's exec or exit, so its
+            # memory calls change the parent's record, as they do on the host
+            srv.acct.share(b.parent, b.child)
+        else:
+            srv.acct.fork(b.parent, b.child)
         srv.procs[b.child] = srv.proc(b.parent).child(b.child_host_pid)
     else:
         srv.log.debug("fork of %d by %d, which MM does not know", b.child, b.parent)

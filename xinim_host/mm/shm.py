@@ -86,8 +86,8 @@ class ShmTable:
     def nattch(self, seg: Segment) -> int:
         acct = self.srv.acct
         n = 0
-        for pid in acct.pids():
-            for r in acct.space(pid):
+        for _, space in acct.spaces():      # a CLONE_VM sharer's attach is the same one
+            for r in space:
                 if isinstance(r.backing, SysvBacking) and r.backing.obj == seg.obj:
                     n += 1
         return n
@@ -95,8 +95,8 @@ class ShmTable:
     def mapped(self, obj: int) -> bool:
         """Does any region still map segment object ``obj``?  (Stops at the first.)"""
         acct = self.srv.acct
-        for pid in acct.pids():
-            for r in acct.space(pid):
+        for _, space in acct.spaces():
+            for r in space:
                 if isinstance(r.backing, SysvBacking) and r.backing.obj == obj:
                     return True
         return False

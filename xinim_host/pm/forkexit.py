@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SIGKILL_STATUS = 9      # a wait status: killed by SIGKILL
 
+CLONE_VM = 0x00000100
 CLONE_PARENT = 0x00008000
 CLONE_THREAD = 0x00010000
 
@@ -64,7 +65,7 @@ def do_fork(pm: "PmServer", req: "Request") -> Any:
     child = pm.table.new_process(parent, adopter, host, parent_task.blocked, exit_signal)
     if adopter.pid == p.INIT_PID:
         wait.wake(pm, adopter)      # init may be parked waiting for its first child
-    done = pm.notify.fork(parent.pid, child.pid)
+    done = pm.notify.fork(parent.pid, child.pid, bool(flags & CLONE_VM))
     done = combine(done, nodes.adopt(pm, peer, child.pid, child, parent.pid == p.INIT_PID))
     if isinstance(done, int):
         return _forked(pm, child, done)

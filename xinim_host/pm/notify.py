@@ -48,7 +48,7 @@ ExecCheck = ExecTarget | int | Awaitable["ExecTarget | int"]
 
 
 class PmNotifier(Protocol):
-    def fork(self, parent: int, child: int) -> Completion: ...
+    def fork(self, parent: int, child: int, share_vm: bool = False) -> Completion: ...
     def exec(self, pid: int, vfs: bool = True, mm: bool = True) -> Completion: ...
     def exit(self, pid: int) -> Completion: ...
     def setids(self, pid: int, uid: int, euid: int, gid: int, egid: int) -> Completion: ...
@@ -129,9 +129,11 @@ class LatticeNotifier:
 
     # --- PmNotifier --------------------------------------------------------------------
 
-    def fork(self, parent: int, child: int) -> Completion:
+    def fork(self, parent: int, child: int, share_vm: bool = False) -> Completion:
+        """``share_vm``: a CLONE_VM child (vfork), which shares the parent's record."""
         return self._both(p.VfsFork(parent=parent, child=child),
-                          p.MmFork(parent=parent, child=child), True)
+                          p.MmFork(parent=parent, child=child,
+                                   flags=p.MM_FORK_SHARE_VM if share_vm else 0), True)
 
     def exec(self, pid: int, vfs: bool = True, mm: bool = True) -> Completion:
         """``vfs``/``mm`` False: that server has heard already (the VFS with a

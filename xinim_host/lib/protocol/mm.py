@@ -46,6 +46,7 @@ MM_SHM_LIST = 331       # /proc/sysvipc/shm text
 MM_SHM_LIMITS = 332     # /proc/sys/kernel/shm{max,all,mni}: read (and VFS: set) them
 
 # ``MmReply.status`` bits
+MM_FORK_SHARE_VM = 0x100   # MmFork.flags: the child shares the record (Linux's CLONE_VM)
 MM_ST_BRK_UNKNOWN = 1   # MM does not know the host's break yet: send MmSetBrk, ask again
 MM_ST_MORE = 2          # msync: more write-back entries; ask again from ``old``
 MM_ST_RANGES = 4        # madvise: apply the host call only to the ranges in ``data``
@@ -211,11 +212,14 @@ class MmExecLayout(Payload):
 
 @request(MM_FORK)
 class MmFork(Payload):
-    """Kernel/PM only: ``child`` gets a copy of ``parent``'s record."""
+    """Kernel/PM only: ``child`` gets a copy of ``parent``'s record; with
+    MM_FORK_SHARE_VM (a CLONE_VM child: vfork, posix_spawn) it shares the very
+    record until its exec or exit."""
 
     parent: i32
     child: i32
     child_host_pid: i32 = 0
+    flags: i32 = 0
 
 
 @request(MM_EXIT)
