@@ -6,13 +6,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ipc.h>
 #include <sys/mman.h>
+#include <sys/shm.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define P 4096
 
 static char *volatile got;     /* written by the child, read by the parent */
+static volatile long nattch;
 
 /* Is [addr, addr+P) in /proc/self/maps (what XINIM's MM records), and how? */
 static const char *in_maps(void *addr) {
@@ -99,6 +102,25 @@ int main(void) {
     report("map before kill -9", status);
     printf("child's page reads %c, maps %s\n", got[P], in_maps(got));
     printf("remap it: %d\n", mremap(got, 3 * P, 5 * P, MREMAP_MAYMOVE) != MAP_FAILED ? 0 : errno);
+
+    /* 4. a System V attach is one, however many processes share the memory */
+    int id = shmget(IPC_PRIVATE, 2 * P, IPC_CREAT | 0600);
+    char *shm = id < 0 ? (char *)-1 : shmat(id, NULL, 0);
+    if (shm == (char *)-1) { perror("shm"); return 1; }
+    nattch = -1;
+    pid = vfork();
+    if (pid == 0) {
+        struct shmid_ds ds;
+        if (shmctl(id, IPC_STAT, &ds) == 0) nattch = (long)ds.shm_nattch;
+        _exit(0);
+    }
+    waitpid(pid, &status, 0);
+    report("shm attach", status);
+    struct shmid_ds ds;
+    shmctl(id, IPC_STAT, &ds);
+    printf("nattch seen by the child %ld, by the parent %ld\n", nattch, (long)ds.shm_nattch);
+    shmctl(id, IPC_RMID, NULL);
+    printf("detach: %d\n", shmdt(shm) == 0 ? 0 : errno);
 
     /* the parent's own memory went through it all */
     printf("parent's pages read %c%c%c, maps %s\n", a[0], a[P], a[2 * P], in_maps(a));
