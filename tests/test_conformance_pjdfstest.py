@@ -64,3 +64,10 @@ def test_totals() -> None:
     t = harness.totals(harness.parse_prove(PROVE, "/p/tests"))
     assert t == {"files": 4, "tests": 9, "failures": 1, "failed_files": 1,
                  "dubious_files": 1, "skipped_files": 1}
+
+
+def test_short_names() -> None:
+    note = ("tried 'rename pjdfstest_54fbdf5ab2c7b9ce5210a16a3d1d3d0a/x "
+            "pjdfstest_4f096713bbd02634d4c4b11f646e0bb2', expected 0, got EACCES")
+    assert harness.short(note) == ("tried 'rename pjdfstest_54fbdf../x pjdfstest_4f0967..', "
+                                   "expected 0, got EACCES")
