@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork"):
+                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork", "mm_devzero"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -109,6 +109,20 @@ def test_write_exec_map_refused_under_mdwe_as_natively(progs: Path) -> None:
                             timeout=TIMEOUT)
     r = xrun(progs, "/t/mm_mdwe")
     assert r.code == native.returncode == 0, (r.out, r.err)
+    assert r.out == native.stdout
+
+
+def test_dev_zero_maps_check_the_fds_mode_as_natively(progs: Path) -> None:
+    """/dev/zero maps as anonymous memory, but Linux checks its fd's mode as a
+    file's: a shared writable map needs O_RDWR, any map needs read, and a shared
+    map of a fd not open for writing never becomes writable (mprotect EACCES;
+    LTP mprotect01).  MM knew none of it and allowed all (the host's own map is
+    anonymous: it cannot refuse)."""
+    native = subprocess.run([str(progs / "mm_devzero")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_devzero")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert "mprotect rw Permission denied" in native.stdout
     assert r.out == native.stdout
 
 

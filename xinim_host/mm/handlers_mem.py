@@ -89,12 +89,12 @@ def do_set_brk(srv: MmServer, req: Request) -> int:
 # --- mmap -----------------------------------------------------------------------------------
 
 
-def do_mmap(srv: MmServer, req: Request) -> p.MmReply:
+def do_mmap(srv: MmServer, req: Request, fd: FileBacking | None = None) -> p.MmReply:
     """Anonymous mmap; without MAP_ANONYMOUS the record says EBADF (files come as
-    MM_MMAP_FILE, with the fd's facts)."""
+    MM_MMAP_FILE, with the fd's facts).  ``fd``: the map is of /dev/zero through it."""
     b = from_kernel(req)
     pid = req.caller
-    res = srv.acct.mmap(pid, b.addr, b.length, b.prot, b.flags, ANON, b.offset)
+    res = srv.acct.mmap(pid, b.addr, b.length, b.prot, b.flags, fd or ANON, b.offset)
     undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])
     return change_reply(srv, pid, res.addr, undo, res.replaced)
 
@@ -113,8 +113,8 @@ def do_mmap_file(srv: MmServer, req: Request) -> p.MmReply:
     """mmap of a file.  On an error answer the kernel closes ``wb_fd`` itself."""
     b = from_kernel(req)
     pid = req.caller
-    if b.flags & MAP_ANONYMOUS:
-        return do_mmap(srv, req)
+    if b.flags & MAP_ANONYMOUS:     # /dev/zero: anonymous, but its fd's access mode counts
+        return do_mmap(srv, req, _file_backing(b))
     backing = _file_backing(b)
     if backing is None or not stat.S_ISREG(b.file_mode):
         # Validation and address choice first (EINVAL, EBADF, ENOMEM, EEXIST, EACCES

@@ -130,14 +130,17 @@ _shm_ids = itertools.count(1)   # shared anonymous objects are unique system-wid
 @dataclass(frozen=True, slots=True)
 class SharedBacking:
     """A shared anonymous memory object (MAP_SHARED|MAP_ANONYMOUS): fork does
-    not copy it, both sides see one object."""
+    not copy it, both sides see one object.  ``may_write`` False: a shared map of
+    /dev/zero through a fd not open for writing (Linux's VM_MAYWRITE cleared: an
+    mprotect to PROT_WRITE is EACCES)."""
 
     key: int
     offset: int = 0
+    may_write: bool = True
 
     @classmethod
-    def new(cls) -> SharedBacking:
-        return cls(next(_shm_ids))
+    def new(cls, may_write: bool = True) -> SharedBacking:
+        return cls(next(_shm_ids), 0, may_write)
 
     def at(self, delta: int) -> SharedBacking:
         return dataclasses.replace(self, offset=self.offset + delta)
@@ -477,7 +480,8 @@ class AddressSpace:
                   backing: Backing = ANON, offset: int = 0, name: str = "") -> Region:
         """Validate an mmap and choose its address without changing anything;
         returns the region :meth:`commit` would install.  ``backing`` is the
-        object (a FileBacking for a file, ignored with MAP_ANONYMOUS) and
+        object (a FileBacking for a file; with MAP_ANONYMOUS only /dev/zero's fd,
+        whose access mode is checked as a file's) and
         ``offset`` the mmap offset argument.  Checks in Linux's order, so the
         first failing one decides the errno."""
         offset &= U64
@@ -501,10 +505,16 @@ class AddressSpace:
                                fixed_noreplace=noreplace)
         mtype = flags & MAP_TYPE
         if anonymous:
+            fd = backing if isinstance(backing, FileBacking) else None    # /dev/zero's
+            if fd is not None:
+                if mtype == MAP_SHARED and prot & PROT_WRITE and not fd.may_write:
+                    raise _fail(errno.EACCES, "shared writable map of a read-only fd")
+                if not fd.may_read:
+                    raise _fail(errno.EACCES, "map of a write-only fd")
             if mtype == MAP_SHARED:
                 if flags & MAP_GROWSDOWN:
                     raise _fail(errno.EINVAL, "shared anonymous GROWSDOWN")
-                backing = SharedBacking.new()
+                backing = SharedBacking.new(fd is None or fd.may_write)
             elif mtype != MAP_PRIVATE:
                 raise _fail(errno.EINVAL, f"bad map type {mtype:#x}")
             else:
@@ -611,7 +621,8 @@ class AddressSpace:
         for r in self._regions[i:j]:
             if r.start > cursor:
                 raise _fail(errno.ENOMEM, "hole in range")
-            if (prot & PROT_WRITE and r.shared and isinstance(r.backing, FileBacking)
+            if (prot & PROT_WRITE and r.shared
+                    and isinstance(r.backing, (FileBacking, SharedBacking))
                     and not r.backing.may_write):
                 raise _fail(errno.EACCES, "shared map of a read-only fd")
             cursor = r.end

@@ -777,9 +777,15 @@ def sys_mmap(k: Kernel, c: SyscallContext) -> SyscallGen:
 
 
 def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
-              offset: int) -> Generator[Op, Any, int]:
-    reply = yield from ask(p.MM_PID, p.MmMmap(caller=c.pid, addr=addr, length=length, prot=prot,
-                                               flags=flags, fd=-1, offset=offset))
+              offset: int, zero: Any = None) -> Generator[Op, Any, int]:
+    """``zero``: the VfsFdinfo of the /dev/zero fd mapped (MM checks its access mode)."""
+    if zero is None:
+        body: Any = p.MmMmap(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
+                             fd=-1, offset=offset)
+    else:
+        body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
+                            fd=-1, offset=offset, file_mode=zero.mode, open_flags=zero.flags)
+    reply = yield from ask(p.MM_PID, body)
     start = reply.result
     host_flags = (flags | MAP_FIXED) & ~MAP_FIXED_NOREPLACE
     if (not reply.data and not reply.fds and not flags & (MAP_LOCKED | MAP_HUGETLB)
@@ -828,7 +834,8 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
     if info is not None and stat.S_ISCHR(info.mode):
         st = yield from ask(p.VFS_PID, p.VfsFstat(caller=c.pid, fd=fd))
         if st.rdev == DEV_ZERO:     # /dev/zero maps as anonymous memory
-            return (yield from _map_anon(c, addr, length, prot, flags | MAP_ANONYMOUS, offset))
+            return (yield from _map_anon(c, addr, length, prot, flags | MAP_ANONYMOUS, offset,
+                                         info))
     shared = flags & MAP_TYPE in (MAP_SHARED, MAP_SHARED_VALIDATE)
     wb_fd = -1
     sealed = False
