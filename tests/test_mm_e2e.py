@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork", "mm_devzero"):
+                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork", "mm_devzero", "mm_madvise"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -124,6 +124,24 @@ def test_dev_zero_maps_check_the_fds_mode_as_natively(progs: Path) -> None:
     assert r.code == native.returncode == 0, (r.out, r.err)
     assert "mprotect rw Permission denied" in native.stdout
     assert r.out == native.stdout
+
+
+def test_madvise_advice_xinim_judges_as_natively(progs: Path, tmp_path: Path) -> None:
+    """MADV_WIPEONFORK of a private file map is EINVAL as natively, though the
+    host's map of a ramfs file is anonymous (LTP madvise02); of anonymous memory
+    it works (the child sees zeros).  XINIM shows no /sys/kernel/mm/ksm, so
+    MADV_(UN)MERGEABLE say EINVAL as Linux without CONFIG_KSM does."""
+    native = subprocess.run([str(progs / "mm_madvise"), str(tmp_path / "f")],
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_madvise", "/tmp/f")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    ksm = ("mergeable", "unmergeable")
+    assert ([ln for ln in r.out.splitlines() if not ln.startswith(ksm)]
+            == [ln for ln in native.stdout.splitlines() if not ln.startswith(ksm)])
+    assert "wipeonfork private file: Invalid argument" in native.stdout
+    for ln in r.out.splitlines():
+        if ln.startswith(ksm):
+            assert ln.endswith(("ksm", "Invalid argument")), ln
 
 
 def test_munmap_inside_a_mapping_takes_one_stop(progs: Path) -> None:

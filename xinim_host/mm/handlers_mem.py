@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 O_PATH = 0o10000000
 MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED = 4, 8, 24
+MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_WIPEONFORK = 12, 13, 18
 DISCARDING = frozenset((MADV_DONTNEED, MADV_FREE, MADV_DONTNEED_LOCKED))
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 U64 = (1 << 64) - 1
@@ -243,9 +244,20 @@ def do_madvise(srv: MmServer, req: Request) -> p.MmReply:
     zero it where Linux re-reads the file (``MM_ST_RANGES`` lists the rest)."""
     b = from_kernel(req)
     pid = req.caller
+    if b.advice in (MADV_MERGEABLE, MADV_UNMERGEABLE):
+        # XINIM shows no /sys/kernel/mm/ksm: a kernel without CONFIG_KSM, whose
+        # madvise says EINVAL before any other check (the host's KSM would not)
+        raise SysError(errno.EINVAL, "no KSM")
     if not is_aligned(b.addr):
         raise SysError(errno.EINVAL, "unaligned address")
     length = page_up(b.length & U64)
+    if b.advice == MADV_WIPEONFORK and length:
+        # Linux refuses it for a file or shared map; the host's map of a private
+        # file range is anonymous and would take it (checked for the whole range
+        # first: Linux would have marked the anonymous regions before the file's)
+        pieces, _ = _clipped(srv.acct.space(pid), b.addr, b.addr + length)
+        if any(isinstance(r.backing, (FileBacking, SysvBacking)) for r in pieces):
+            raise SysError(errno.EINVAL, "MADV_WIPEONFORK of a file or System V map")
     if b.advice not in DISCARDING or length == 0:
         return p.MmReply()
     space = srv.acct.space(pid)
