@@ -42,7 +42,7 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The compiled programs and libmmtest.so, in a host dir bound at /t."""
     out = tmp_path_factory.mktemp("mm_e2e")
     for name in ("mm_sbrk", "mm_many", "mm_shared", "mm_filemap", "mm_enomem", "mm_more",
-                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork", "mm_devzero", "mm_madvise"):
+                 "mm_unmap", "mm_onestop", "mm_special", "mm_mdwe", "mm_remap", "mm_vfork", "mm_devzero", "mm_madvise", "mm_mlock2"):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", str(out / name), str(C_DIR / f"{name}.c"),
                         "-ldl", "-lm"], check=True)
     subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(out / "libmmtest.so"),
@@ -142,6 +142,17 @@ def test_madvise_advice_xinim_judges_as_natively(progs: Path, tmp_path: Path) ->
     for ln in r.out.splitlines():
         if ln.startswith(ksm):
             assert ln.endswith(("ksm", "Invalid argument")), ln
+
+
+def test_mlock2_is_host_run_as_mlock(progs: Path) -> None:
+    """mlock2 was no row of the renumbering table (ENOSYS; LTP mlock201/203
+    TCONF): it is host-run as mlock is, with Linux's answers."""
+    native = subprocess.run([str(progs / "mm_mlock2")], capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    r = xrun(progs, "/t/mm_mlock2")
+    assert r.code == native.returncode == 0, (r.out, r.err)
+    assert "mlock2 0: ok" in native.stdout
+    assert r.out == native.stdout
 
 
 def test_munmap_inside_a_mapping_takes_one_stop(progs: Path) -> None:

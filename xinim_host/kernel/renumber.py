@@ -427,6 +427,7 @@ _ROWS: dict[str, _Row] = {
     "personality": host("the host execution domain"),
     "mlock": host("pins host pages; no layout change"),
     "munlock": host("pins host pages; no layout change"),
+    "mlock2": host("pins host pages (MLOCK_ONFAULT: as they fault in); no layout change"),
     "mlockall": host("pins host pages; no layout change"),
     "munlockall": host("pins host pages; no layout change"),
     "mincore": host("asks the host which pages are resident"),
