@@ -223,3 +223,15 @@ def test_ppoll_pselect_and_epoll_pwait_apply_their_signal_mask(events_prog: Path
     res = xinim_run("--bind", f"{events_prog}:/t", "/t/sigmask_wait")
     assert res.returncode == 0, res.stderr
     _same(ref.stdout, res.stdout)
+
+
+def test_epoll_with_o_path_fds_says_ebadf_as_linux(events_prog: Path, tmp_path: Path) -> None:
+    """An O_PATH descriptor is no file to epoll (Linux's fdget skips it): EBADF
+    as the fd to watch and as the epoll fd, not EPERM/EINVAL (LTP epoll_ctl06)."""
+    _build(events_prog, "epoll_opath")
+    ref = native(str(events_prog / "epoll_opath"), str(tmp_path))
+    assert ref.returncode == 0, ref.stderr
+    assert "ctl add O_PATH file: Bad file descriptor" in ref.stdout
+    res = xinim_run("--bind", f"{events_prog}:/t", "/t/epoll_opath", "/tmp")
+    assert res.returncode == 0, res.stderr
+    _same(ref.stdout, res.stdout)

@@ -58,8 +58,8 @@ def do_epoll_ctl(srv: VfsServer, req: Request) -> int:
     """Linux's order of checks (do_epoll_ctl): EBADF, EPERM, EINVAL, ELOOP, EEXIST/ENOENT."""
     b = req.msg.body
     fp = caller_proc(srv, req)
-    epf = fp.get(b.epfd)
-    tf = fp.get(b.fd)
+    epf = fp.io_file(b.epfd)                  # an O_PATH fd is none here (EBADF)
+    tf = fp.io_file(b.fd)
     q = waitq_of(tf) if tf.io is not None else None
     if q is None:
         raise SysError(errno.EPERM)           # regular files and directories: cannot wait
@@ -91,7 +91,7 @@ def _events_reply(out: list[tuple[int, int]]) -> VfsDataReply:
 
 def _epoll_of(srv: VfsServer, req: Request) -> Epoll:
     b = req.msg.body
-    of = caller_proc(srv, req).get(b.epfd)
+    of = caller_proc(srv, req).io_file(b.epfd)
     if not isinstance(of.io, Epoll) or b.maxevents <= 0:
         raise SysError(errno.EINVAL)
     return of.io
