@@ -235,3 +235,16 @@ def test_epoll_with_o_path_fds_says_ebadf_as_linux(events_prog: Path, tmp_path: 
     res = xinim_run("--bind", f"{events_prog}:/t", "/t/epoll_opath", "/tmp")
     assert res.returncode == 0, res.stderr
     _same(ref.stdout, res.stdout)
+
+
+def test_epollexclusive_wakes_one_waiter_per_event_as_linux(events_prog: Path) -> None:
+    """Several processes, each with its own epoll holding one pipe with
+    EPOLLEXCLUSIVE, all asleep: a byte wakes one of them, not all (LTP
+    epoll_wait16; WaitQueue.wake's exclusive subscribers)."""
+    _build(events_prog, "epoll_exclusive")
+    ref = native(str(events_prog / "epoll_exclusive"))
+    assert ref.returncode == 0, ref.stderr
+    assert "byte 1: 1 woken" in ref.stdout
+    res = xinim_run("--bind", f"{events_prog}:/t", "/t/epoll_exclusive")
+    assert res.returncode == 0, res.stderr
+    _same(ref.stdout, res.stdout)

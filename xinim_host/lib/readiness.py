@@ -68,12 +68,19 @@ class WaitQueue:
         return len(self._subs)
 
     def wake(self, mask: int = -1) -> None:
-        """Tell every subscriber that the events in ``mask`` may now hold."""
+        """Tell every subscriber that the events in ``mask`` may now hold.  A
+        subscriber whose ``exclusive`` attribute is true (an EPOLLEXCLUSIVE epoll
+        item) and that returns True woke a waiter: the other exclusive ones are
+        skipped, as Linux's exclusive wait entries (nr_exclusive 1)."""
         if not self._subs:
             return
+        taken = False
         for cb in list(self._subs):            # a callback may unsubscribe itself
+            if taken and getattr(cb, "exclusive", False):
+                continue
             try:
-                cb(mask)
+                if cb(mask) is True and getattr(cb, "exclusive", False):
+                    taken = True
             except Exception:                  # one broken waiter never stops the others
                 log.exception("readiness callback failed")
 

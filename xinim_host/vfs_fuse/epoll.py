@@ -42,10 +42,19 @@ class EpItem:
         self.ep, self.of, self.fd, self.events, self.data = ep, of, fd, events, data
         self.q: WaitQueue | None = None
 
-    def __call__(self, mask: int) -> None:
-        """The watched file's wake: a hint, re-polled in ``collect``."""
+    @property
+    def exclusive(self) -> bool:
+        return bool(self.events & EPOLLEXCLUSIVE)
+
+    def __call__(self, mask: int) -> bool:
+        """The watched file's wake: a hint, re-polled in ``collect``.  True when an
+        EPOLLEXCLUSIVE item's epoll had a waiter to wake (ep_poll_callback's
+        ewake: the wake is then that waiter's alone, WaitQueue.wake)."""
         if mask & (self.events & ~EP_PRIVATE_BITS | POLLERR | POLLHUP):
+            waiting = bool(self.ep.q)
             self.ep.mark(self)
+            return waiting
+        return False
 
     def revents(self) -> int:
         listen = self.events & ~EP_PRIVATE_BITS
