@@ -11,7 +11,7 @@ import pytest
 from xinim_host.lib import protocol as p
 from xinim_host.vfs_fuse.ramfs import PAGE
 
-from support.vfs import AT_FDCWD, Vfs, parse_dirents, vfs  # noqa: F401 -- fixture
+from support.vfs import AT_FDCWD, DIRENT, Vfs, parse_dirents, vfs  # noqa: F401 -- fixture
 
 O_RDWR_CREAT = os.O_RDWR | os.O_CREAT
 
@@ -415,6 +415,51 @@ async def test_getdents_host_directory(vfs: Vfs) -> None:
     assert sorted(names) == sorted([b".", b"..", b"sub", b"file.txt", b"script.sh",
                                     b"noexec.txt", b"escape", b"rel", b"escape2",
                                     b"outside"])
+
+
+async def test_getdents_host_records(vfs: Vfs) -> None:
+    """A host directory's records (packed once per open from the host's getdents64):
+    the host's names and inode numbers, d_off = index + 1, types kept for dirs,
+    files and links (a FIFO shows 0, as before), zero padding; any buffer size
+    resumes where the last one stopped, lseek to a d_off goes back there, and a
+    buffer too small for the next record is EINVAL."""
+    host = vfs.host / "many"
+    host.mkdir()
+    for i in range(300):
+        (host / f"f{i:03d}-{'x' * (i % 13)}").write_bytes(b"")
+    (host / "d").mkdir()
+    os.symlink("d", host / "l")
+    os.mkfifo(host / "fifo")
+    want = {os.fsencode(e.name): e.inode() for e in os.scandir(host)}
+    fd = await vfs.open(b"/host/many", os.O_RDONLY | os.O_DIRECTORY)
+    whole = b""
+    for count in (40, 100, 333, 4096):                 # every size: the same records
+        await vfs.ok(p.VfsLseek(caller=1, fd=fd, offset=0, whence=0))
+        buf = b""
+        while r := (await vfs.ok(p.VfsGetdents(caller=1, fd=fd, count=count))).data:
+            assert len(r) <= count
+            buf += r
+        whole = whole or buf
+        assert buf == whole
+    recs, pos = [], 0
+    while pos < len(whole):
+        ino, off, reclen, dtype = DIRENT.unpack_from(whole, pos)
+        name, _, pad = whole[pos + DIRENT.size:pos + reclen].partition(b"\0")
+        assert reclen % 8 == 0 and not pad.strip(b"\0")
+        recs.append((name, ino, off, dtype))
+        pos += reclen
+    assert [r[2] for r in recs] == list(range(1, len(recs) + 1))
+    assert [r[0] for r in recs[:2]] == [b".", b".."]
+    assert {r[0]: r[1] for r in recs[2:]} == want
+    types = {r[0]: r[3] for r in recs}
+    assert (types[b"d"], types[b"l"], types[b"f000-"], types[b"fifo"]) == (4, 10, 8, 0)
+    await vfs.ok(p.VfsLseek(caller=1, fd=fd, offset=recs[150][2], whence=0))
+    r = (await vfs.ok(p.VfsGetdents(caller=1, fd=fd, count=4096))).data
+    assert parse_dirents(r)[0][0] == recs[151][0]
+    assert await vfs.err(p.VfsGetdents(caller=1, fd=fd, count=20)) == "EINVAL"
+    await vfs.ok(p.VfsLseek(caller=1, fd=fd, offset=len(recs) + 5, whence=0))
+    assert (await vfs.ok(p.VfsGetdents(caller=1, fd=fd, count=4096))).data == b""
+    await vfs.close(fd)
 
 
 async def test_cwd_chdir_getcwd(vfs: Vfs) -> None:

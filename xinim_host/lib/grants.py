@@ -82,6 +82,17 @@ class Grant:
         if not self.access & GRANT_WRITE:
             raise SysError(errno.EFAULT, "grant is not writable")
         mem = self.mem
+        segs = self.segs
+        if len(segs) == 1 and self.live and 0 <= offset <= self.size - len(data):
+            # one buffer (read(2)), the data inside it: one write, no span walk
+            addr = segs[0][0] + offset
+            try:
+                mem.write(addr, data)
+            except SysError as exc:
+                if exc.errno != errno.EFAULT:
+                    raise
+                return _pagewise_write(mem, addr, data)
+            return len(data)
         done = 0
         for addr, n in self._spans(offset, len(data)):
             piece = data[done:done + n] if n != len(data) else data
@@ -151,8 +162,10 @@ class GrantTable:
               segs: Sequence[Segment], access: int) -> Grant:
         gid = self._next
         self._next = gid + 1 if gid < 0xFFFFFFFF else 1
-        segs = tuple(segs)
-        g = Grant(gid, granter, owner, grantee, access, mem, segs, sum(n for _, n in segs))
+        if type(segs) is not tuple:
+            segs = tuple(segs)
+        size = segs[0][1] if len(segs) == 1 else sum(n for _, n in segs)
+        g = Grant(gid, granter, owner, grantee, access, mem, segs, size)
         self._grants[gid] = g
         return g
 

@@ -47,7 +47,7 @@ class OpenFile:
     offset: int = 0
     refs: int = 1
     hfd: int = -1             # host fd behind a host file, else -1
-    dirlist: list[Any] | None = None   # host directories: the listing being read
+    dirlist: tuple[bytes, list[int]] | None = None   # host dirs: the listing (records, ends)
     path: bytes = b""         # the XINIM path it was opened with (diagnostics, fdinfo)
     created: bool = False     # the open that made it created the file (F_CREATED_QUERY)
     epitems: list[Any] | None = None   # the epoll items watching it (dropped at last close)

@@ -6,6 +6,7 @@ import errno
 import math
 import os
 import struct
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -118,7 +119,7 @@ def do_read_grant(srv: VfsServer, req: Request) -> Any:
     io = of.io
     offset = _read_offset(of, b.offset)
     if offset is None:
-        return VfsDataReply(result=0, data=b"")
+        return 0
     read_grant = getattr(io, "read_grant", None)
     if read_grant is not None:       # another server copies (a socket: NET)
         return read_grant(req, of, g, offset)
@@ -157,7 +158,8 @@ def do_read_grant(srv: VfsServer, req: Request) -> Any:
             break
     if done and srv.inotify.watches:
         _accessed(srv, of)
-    return VfsDataReply(result=done, data=b"")
+    # an int: the server answers with its kept VfsDataReply of that count, no data
+    return done
 
 
 def do_write_grant(srv: VfsServer, req: Request) -> Any:
@@ -215,7 +217,7 @@ def do_getdents_grant(srv: VfsServer, req: Request) -> Any:
     if out and g.copy_to(0, out) < len(out):
         raise SysError(errno.EFAULT)
     of.offset = pos
-    return VfsDataReply(result=len(out), data=b"")
+    return len(out)                  # (a kept VfsDataReply with no data, as for reads)
 
 
 def do_lseek(srv: VfsServer, req: Request) -> int:
@@ -275,17 +277,45 @@ def _dirents(srv: VfsServer, req: Request, room: int) -> tuple[Any, bytes, int]:
     else:
         listing = of.dirlist
         if listing is None or pos == 0:
-            parent = srv.namei.dotdot((fs, node))
-            listing = of.dirlist = [(b".", node.st.st_ino, 4),
-                                    (b"..", _ino(parent), 4)] + fs.listdir(node, fp)
-        for i in range(pos, len(listing)):
-            name, ino, dtype = listing[i]
-            if not emit(ino, i + 1, dtype, name):
-                break
-            pos = i + 1
+            listing = of.dirlist = _listing(srv, fs, node, fp)
+        blob, ends = listing
+        n = len(ends)
+        if pos < n:                               # records pos.. that fit, in one slice
+            start = ends[pos - 1] if pos else 0
+            end = bisect_right(ends, start + room, pos, n)
+            if end == pos:
+                raise SysError(errno.EINVAL)      # not even one record fits
+            return of, blob[start:ends[end - 1]], end
+        return of, b"", pos
     if full and not out:
         raise SysError(errno.EINVAL)              # not even one record fits
     return of, bytes(out), pos
+
+
+def _listing(srv: VfsServer, fs: Any, node: Any, fp: Any) -> tuple[bytes, list[int]]:
+    """A host or synthetic directory listed once per open/rewind: its getdents64
+    records ('.' and '..' first; record i has d_off i + 1) and where each ends."""
+    out = bytearray()
+    ends: list[int] = []
+    parent = srv.namei.dotdot((fs, node))
+    for ino, name in ((node.st.st_ino, b"."), (_ino(parent), b"..")):
+        _pack_dirent(out, ino, len(ends) + 1, 4, name)
+        ends.append(len(out))
+    pack = getattr(fs, "pack_listing", None)
+    if pack is not None:
+        pack(node, out, ends)
+    else:
+        for name, ino, dtype in fs.listdir(node, fp):
+            _pack_dirent(out, ino, len(ends) + 1, dtype, name)
+            ends.append(len(out))
+    return bytes(out), ends
+
+
+def _pack_dirent(out: bytearray, ino: int, off: int, dtype: int, name: bytes) -> None:
+    reclen = (_DIRENT.size + len(name) + 1 + 7) & ~7
+    out += _DIRENT.pack(ino, off, reclen, dtype)
+    out += name
+    out += bytes(reclen - _DIRENT.size - len(name))
 
 
 def _ino(loc: Any) -> int:

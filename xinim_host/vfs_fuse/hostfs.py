@@ -16,6 +16,7 @@ import ctypes
 import errno
 import os
 import stat
+import struct
 import time
 from typing import Any
 
@@ -56,6 +57,15 @@ _HOW_REF = ctypes.byref(_HOW)
 _HOW_SIZE = ctypes.sizeof(_HOW)
 _NO_LINKS = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
 _CREATING = os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+# A host directory is read with the host's own getdents64: its records are
+# linux_dirent64 as the caller's are, so each is kept as it is but for d_off
+# (XINIM's positions are indexes) -- no DirEntry, no str name per entry.
+_SYS_GETDENTS64 = 217  # x86-64
+DIRENT64 = struct.Struct("<QqHB")       # d_ino, d_off, d_reclen, d_type; then the name
+_DENTS_SIZE = 32768
+_DENTS = ctypes.create_string_buffer(_DENTS_SIZE)   # one, reused (the VFS runs on one thread)
+_DT_KEPT = (4, 8, 10)                   # DT_DIR, DT_REG, DT_LNK; any other type shows as 0
+_DT_OF_FMT = {stat.S_IFDIR: 4, stat.S_IFREG: 8, stat.S_IFLNK: 10}
 
 
 def open_beneath(root_fd: int, rel: bytes, flags: int, mode: int = 0) -> int:
@@ -329,7 +339,7 @@ class HostFs:
         if acc != os.O_RDONLY:
             self._writable()
         hflags = acc | os.O_NOFOLLOW | (flags & os.O_TRUNC)
-        if stat.S_ISFIFO(node.st.st_mode):
+        if node.st.st_mode & 0o170000 == stat.S_IFIFO:
             raise SysError(errno.ENXIO)   # host FIFOs would block the server
         return open_beneath(self.root_fd, node.rel, hflags | os.O_NONBLOCK)
 
@@ -345,6 +355,47 @@ class HostFs:
             return os.pwrite(hfd, data, offset)
         except OSError as exc:
             raise _oserr(exc) from None
+
+    def pack_listing(self, node: HostNode, out: bytearray, ends: list[int]) -> None:
+        """Append ``node``'s entries (not '.' and '..') to ``out`` as linux_dirent64
+        records, the one at index i with d_off i + 1, and each record's end to
+        ``ends``: what :meth:`listdir` lists, packed as getdents64 gives it."""
+        fd = open_beneath(self.root_fd, node.rel, os.O_RDONLY | os.O_DIRECTORY)
+        unpack_from, pack = DIRENT64.unpack_from, DIRENT64.pack
+        buf = _DENTS
+        try:
+            while True:
+                ctypes.memset(buf, 0, _DENTS_SIZE)   # the padding after a name is ours: zeros
+                n = _syscall(_SYS_GETDENTS64, fd, buf, _DENTS_SIZE)
+                if n <= 0:
+                    if n < 0:
+                        raise SysError(ctypes.get_errno() or errno.EIO)
+                    return
+                data = ctypes.string_at(buf, n)
+                o = 0
+                while o < n:
+                    ino, _, reclen, dt = unpack_from(data, o)
+                    if reclen == 24 and (data[o + 19:o + 21] == b".\0"
+                                         or data[o + 19:o + 22] == b"..\0"):
+                        o += reclen
+                        continue
+                    if dt not in _DT_KEPT:
+                        dt = self._dt_of(fd, data[o + 19:data.index(0, o + 19)]) if dt == 0 else 0
+                    out += pack(ino, len(ends) + 1, reclen, dt)
+                    out += data[o + 19:o + reclen]
+                    ends.append(len(out))
+                    o += reclen
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _dt_of(dir_fd: int, name: bytes) -> int:
+        """DT_UNKNOWN from the host: the type from an lstat (as scandir's is_dir...)."""
+        try:
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+        except OSError:
+            return 0
+        return _DT_OF_FMT.get(stat.S_IFMT(mode), 0)
 
     def listdir(self, node: HostNode, who: Any = None) -> list[tuple[bytes, int, int]]:
         """(name, ino, DT_*) of a host directory, read in one go at opendir/rewind."""

@@ -395,6 +395,9 @@ class LockTable:
 
     def released(self, of: OpenFile) -> None:
         """The last reference to ``of`` went: its flock, OFD locks and lease go."""
+        if not (self.files or self.sigs or self.owners or self.owner_kinds
+                or self.async_waits):
+            return                            # nothing recorded for any file: most closes
         self.sigs.pop(of, None)
         self.owners.pop(of, None)
         self.owner_kinds.pop(of, None)

@@ -282,7 +282,7 @@ class VfsServer(Server):
         fs.hold(node)
         if io is not None:
             io.open(req, of)
-        if of.writable and fs.kind == "ramfs":
+        if fs.kind == "ramfs" and of.writable:
             self.write_opens[node] = self.write_opens.get(node, 0) + 1
         if self.inotify.watches and fs.kind == "ramfs":
             self.ramfs.accessed("open", node)
@@ -305,7 +305,7 @@ class VfsServer(Server):
                 os.close(of.hfd)
                 of.hfd = -1
         finally:
-            if of.writable and of.fs.kind == "ramfs":
+            if of.fs.kind == "ramfs" and of.writable:
                 left = self.write_opens.get(of.node, 1) - 1
                 if left:
                     self.write_opens[of.node] = left
