@@ -634,3 +634,74 @@ def test_region_helpers() -> None:
     piece = r.slice(0x11000, 0x12000)
     assert piece.backing.offset == 2 * P and r.contains(0x12FFF) and not r.contains(0x13000)
     assert Region(0, P, 0, ANON_PRIV).label == ""
+
+
+# --- the one-region fast paths against the general carve-and-merge -------------------------
+
+
+class _General(AddressSpace):
+    """The record with the fast paths turned off: every insert and unmap goes
+    through ``_carve`` and ``_replace`` (merging the whole neighbourhood)."""
+
+    def insert(self, region: Region) -> None:
+        i, j = self._span(region.start, region.end)
+        assert i == j
+        self._replace(i, i, [region])
+
+    def _unmap_range(self, start: int, end: int) -> list[Region]:
+        if start >= end:
+            return []
+        i, j = self._span(start, end)
+        if i == j:
+            return []
+        left, removed, right = self._carve(i, j, start, end)
+        left += right
+        self._replace(i, j, left)
+        return removed
+
+
+def _outcome(fn: object, *args: int) -> object:
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except MmError as exc:
+        return ("error", exc.errno)
+
+
+@given(st.lists(st.tuples(st.sampled_from(("map", "fixed", "unmap", "protect")),
+                          st.integers(0, 31), st.integers(1, 8),
+                          st.sampled_from((PROT_READ, PROT_READ | PROT_WRITE)),
+                          st.sampled_from(("anon", "file", "stack"))),
+                min_size=1, max_size=40))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_fast_insert_and_unmap_match_the_general_path(ops: list) -> None:
+    """mmap into a free range (``insert``) and a munmap within one region (whole
+    or one end) keep the record, the parallel lists and the answers exactly as
+    the general path does, merges with the neighbours included."""
+    base = DEFAULT_MMAP_BASE - 64 * PAGE_SIZE
+    fast, slow = AddressSpace(), _General()
+    vnode = ("vfs", 1, 7)
+    for what, page, pages, prot, kind in ops:
+        addr, length = base + page * PAGE_SIZE, pages * PAGE_SIZE
+        if kind == "file":
+            backing: object = FileBacking(vnode, offset=page * PAGE_SIZE)
+            flags = MAP_PRIVATE | (MAP_FIXED if what == "fixed" else 0)
+        else:
+            backing = ANON
+            flags = MAP_PRIVATE | MAP_ANONYMOUS | (MAP_GROWSDOWN if kind == "stack" else 0) \
+                | (MAP_FIXED if what == "fixed" else 0)
+        for space in (fast, slow):
+            if what in ("map", "fixed"):
+                got = _outcome(lambda: space.map(0 if what == "map" else addr, length, prot,
+                                                 flags, backing,  # type: ignore[arg-type]
+                                                 page * PAGE_SIZE if kind == "file" else 0))
+            elif what == "unmap":
+                got = _outcome(space.unmap, addr, length)
+            else:
+                got = _outcome(space.protect, addr, length, prot)
+            if space is fast:
+                want = got
+        assert got == want
+        assert fast.regions == slow.regions
+        assert (fast._starts, fast._ends, fast._gstarts) == (
+            slow._starts, slow._ends, slow._gstarts)
+        assert fast._starts == [r.start for r in fast.regions]

@@ -48,7 +48,6 @@ def complete(value: int) -> Complete:
     return action
 
 
-@dataclass(frozen=True, slots=True)
 class HostRun:
     """Let the host kernel run the syscall, optionally with another number
     and/or rewritten argument registers (``args`` may be shorter than 6: only
@@ -58,11 +57,27 @@ class HostRun:
     may return an action (Complete(v) replaces the result, Inject runs one
     more syscall first, Pending parks the tracee); ``None`` keeps the result.
     Without ``on_result`` there is no exit stop at all.
+    (A plain class: every host-run memory call makes one, and a frozen
+    dataclass's ``__init__`` costs twice as much.  Never assigned to.)
     """
 
-    args: Sequence[int] | None = None
-    nr: int | None = None
-    on_result: ResultCallback | None = None
+    __slots__ = ("args", "nr", "on_result")
+
+    def __init__(self, args: Sequence[int] | None = None, nr: int | None = None,
+                 on_result: ResultCallback | None = None) -> None:
+        self.args = args
+        self.nr = nr
+        self.on_result = on_result
+
+    def __repr__(self) -> str:
+        return f"HostRun(args={self.args!r}, nr={self.nr!r}, on_result={self.on_result!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is HostRun and (self.args, self.nr, self.on_result) == (
+            other.args, other.nr, other.on_result)
+
+    def __hash__(self) -> int:            # as the frozen dataclass it replaces
+        return hash((self.args, self.nr, self.on_result))
 
 
 @dataclass(frozen=True, slots=True)

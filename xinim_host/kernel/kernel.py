@@ -17,13 +17,20 @@ from ..lib.protocol import KERNEL_PID
 
 log = logging.getLogger(__name__)
 
-@dataclass(frozen=True, slots=True)
 class HostStep:
     """The handler needs the host kernel to run ``op`` in the calling process.
     Whoever runs it gives the host's result (``-errno`` on failure) to
-    ``call.resume_host(value)``, which returns the next step."""
-    op: HostCall
-    call: "RunningCall"
+    ``call.resume_host(value)``, which returns the next step.  (A plain class:
+    one per host call, and a frozen dataclass's ``__init__`` is twice the cost.)"""
+
+    __slots__ = ("op", "call")
+
+    def __init__(self, op: HostCall, call: "RunningCall") -> None:
+        self.op = op
+        self.call = call
+
+    def __repr__(self) -> str:
+        return f"HostStep(op={self.op!r}, call={self.call!r})"
 
 
 #: What a syscall does next: an ``int`` is its result; a :class:`HostStep` asks

@@ -46,6 +46,7 @@ from .errors import MmError, OutOfFrames
 from .frames import FrameAllocator
 from ..lib.vm_abi import (
     MAP_ANONYMOUS,
+    MAP_FIXED,
     MAP_NORESERVE,
     MAP_POPULATE,
     PAGE_SHIFT,
@@ -173,16 +174,21 @@ class MemoryAccounting:
             populate = flags & MAP_POPULATE or not flags & MAP_ANONYMOUS
             charge_bytes = region.length if populate else 0
         charge_end = region.start + min(page_up(max(charge_bytes, 0)), region.length)
-        self._check_overcommit(region, region.pages)
+        if region.length >> PAGE_SHIFT > self.frames.total_pages:
+            self._check_overcommit(region, region.length >> PAGE_SHIFT)
         # a range the record has free holds no charged page (frames live only in
-        # mapped regions): nothing to reclaim or release -- the common mmap
-        fresh = proc.space.is_free(region.start, region.length)
+        # mapped regions): nothing to reclaim or release -- the common mmap.
+        # Only MAP_FIXED may land on mappings (check_map found or checked a free
+        # range for every other map)
+        fresh = not flags & MAP_FIXED or proc.space.is_free(region.start, region.length)
         if charge_end == region.start:
             # nothing to charge (an anonymous map without MAP_POPULATE): no frame
             # count to check, only the replaced range's frames to drop
+            if fresh:
+                proc.space.insert(region)
+                return MapResult(region, [])
             replaced = proc.space.commit(region)
-            if not fresh:
-                self._release(proc, region.start, region.end)
+            self._release(proc, region.start, region.end)
             return MapResult(region, replaced)
         need = self._need_new(region, region.start, charge_end)
         if need > self.frames.free_pages + (

@@ -42,7 +42,9 @@ class MmProc:
         return MmProc(host_pid, self.brk_known, dict(self.wb_fds))
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (its __init__ would set each field through object.__setattr__,
+# ~3x the cost; every memory call makes one); never assigned to.
+@dataclass(slots=True)
 class Span:
     """[lo, hi) of the record as it was before a change: the regions in ``saved``."""
 

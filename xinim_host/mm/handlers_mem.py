@@ -96,8 +96,12 @@ def do_mmap(srv: MmServer, req: Request, fd: FileBacking | None = None) -> p.MmR
     b = from_kernel(req)
     pid = req.caller
     res = srv.acct.mmap(pid, b.addr, b.length, b.prot, b.flags, fd or ANON, b.offset)
-    undo = Undo([Span(res.region.start, res.region.end, tuple(res.replaced))])
-    return change_reply(srv, pid, res.addr, undo, res.replaced)
+    region = res.region
+    start = region.start
+    undo = Undo([Span(start, start + region.length, tuple(res.replaced))])
+    if not res.replaced:            # into a free range: nothing to write back or close
+        return p.MmReply(result=start, token=srv.remember(pid, undo))
+    return change_reply(srv, pid, start, undo, res.replaced)
 
 
 def _file_backing(b: Any) -> FileBacking | None:

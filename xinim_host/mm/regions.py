@@ -270,6 +270,13 @@ class Region:
         return f"{head.ljust(72)} {label}" if label else head
 
 
+def _joins(a: Region, b: Region) -> bool:
+    """``a.joins(b)`` (``b`` right after ``a`` merges into it), as a function."""
+    return (a.start + a.length == b.start and a.prot == b.prot and a.flags == b.flags
+            and a.name == b.name and a.accounted == b.accounted
+            and b.backing.follows(a.backing, a.length))
+
+
 class MapResult(NamedTuple):
     region: Region          # what was mapped (before merging with neighbours)
     replaced: list[Region]  # pieces MAP_FIXED unmapped to make room (write back shared ones)
@@ -565,13 +572,50 @@ class AddressSpace:
         end = start + region.length
         i, j = self._span(start, end)
         if i == j:                       # into a free range (the common mmap)
-            self._replace(i, i, [region])
+            self.insert(region)
             return []
         left, removed, right = self._carve(i, j, start, end)
         left.append(region)
         left += right
         self._replace(i, j, left)
         return removed
+
+    def insert(self, region: Region) -> None:
+        """:meth:`commit` of a region into a range the record has free (the
+        common mmap): merged with the neighbours it joins, no carving."""
+        start = region.start
+        end = start + region.length
+        starts = self._starts
+        i = bisect.bisect_left(starts, start)
+        regions = self._regions
+        n = len(regions)
+        lo, hi = i, i
+        if i > 0:
+            left = regions[i - 1]
+            if (self._ends[i - 1] == start and left.prot == region.prot
+                    and left.flags == region.flags and left.name == region.name
+                    and left.accounted == region.accounted
+                    and region.backing.follows(left.backing, left.length)):
+                region = Region(left.start, left.length + region.length, left.prot,
+                                left.flags, left.backing, left.name, left.accounted)
+                lo = i - 1
+        if i < n:
+            right = regions[i]
+            if (right.start == end and right.prot == region.prot
+                    and right.flags == region.flags and right.name == region.name
+                    and right.accounted == region.accounted
+                    and right.backing.follows(region.backing, region.length)):
+                region = Region(region.start, region.length + right.length, region.prot,
+                                region.flags, region.backing, region.name, region.accounted)
+                hi = i + 1
+        if n + 1 - (hi - lo) > self.max_map_count:      # as ``_replace``'s check
+            raise _fail(errno.ENOMEM, "too many mappings")
+        rs = region.start
+        regions[lo:hi] = (region,)
+        starts[lo:hi] = (rs,)
+        self._ends[lo:hi] = (rs + region.length,)
+        self._gstarts[lo:hi] = (max(rs - STACK_GUARD_GAP, 0) if region.flags & MAP_GROWSDOWN
+                                else rs,)
 
     def map(self, addr: int, length: int, prot: int, flags: int, backing: Backing = ANON,
             offset: int = 0, name: str = "") -> MapResult:
@@ -806,6 +850,35 @@ class AddressSpace:
         i, j = self._span(start, end)
         if i == j:
             return []
+        if j == i + 1:
+            # within one region (the common munmap): the whole of it, or one end
+            # cut off, without carving and re-merging the neighbourhood
+            regions = self._regions
+            r = regions[i]
+            rs = r.start
+            re_ = rs + r.length
+            if start <= rs and end >= re_:
+                # a gap stays where it was: its neighbours cannot meet
+                del regions[i], self._starts[i], self._ends[i], self._gstarts[i]
+                return [r]
+            if start <= rs:                      # the head goes, [end, re_) stays
+                gone, rest, k = r.slice(rs, end), r.slice(end, re_), i + 1
+            elif end >= re_:                     # the tail goes, [rs, start) stays
+                gone, rest, k = r.slice(start, re_), r.slice(rs, start), i - 1
+            else:
+                k = -2                           # a split in two: the general path
+            # the rest joins the neighbour on its far side exactly when the
+            # region did; the record keeps none such, but if it did, merge
+            if (k != -2 and r.name not in SPECIAL_MAPPINGS
+                    and not (0 <= k < len(regions) and (
+                        _joins(regions[k], rest) if k < i else _joins(rest, regions[k])))):
+                rst = rest.start
+                regions[i] = rest
+                self._starts[i] = rst
+                self._ends[i] = rst + rest.length
+                self._gstarts[i] = (max(rst - STACK_GUARD_GAP, 0) if rest.flags & MAP_GROWSDOWN
+                                    else rst)
+                return [gone]
         left, removed, right = self._carve(i, j, start, end)
         left += right
         self._replace(i, j, left)

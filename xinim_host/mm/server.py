@@ -119,8 +119,11 @@ class MmServer(Server):
 
     def remember(self, pid: int, undo: Undo) -> int:
         """A token for ``undo``; only the last UNDO_KEEP of a process are kept."""
+        proc = self.procs.get(pid)
+        if proc is None:
+            raise SysError(errno.ESRCH, f"MM has no pid {pid}")
         token = next(self._tokens)
-        tokens = self.proc(pid).tokens
+        tokens = proc.tokens
         tokens.append(token)
         if len(tokens) > UNDO_KEEP:
             self._undo.pop(tokens.popleft(), None)

@@ -53,19 +53,35 @@ class Await:
     make: Callable[[], Awaitable[Any]]
 
 
-@dataclass(frozen=True, slots=True)
 class HostCall:
     """Have the host kernel run a Linux syscall in the calling process; its result
     (``-errno`` on failure) is sent back.  ``nr=None`` runs the trapped call itself,
     with ``args`` (when given) replacing its arguments -- the "delegate, then host"
-    routes of the renumbering table.  Only traced processes have a host side."""
-    nr: int | None
-    args: tuple[int, ...] | None = None
-    # the host's result is the call's result, returned to the program as it is:
-    # the handler is closed at once (its ``finally`` runs) and never resumed, and
-    # the tracer skips the exit stop.  Only for a call that cannot fail on the
-    # host, or whose failure needs nothing undone; never while tracing.
-    tail: bool = False
+    routes of the renumbering table.  Only traced processes have a host side.
+    ``tail``: the host's result is the call's result, returned to the program as
+    it is: the handler is closed at once (its ``finally`` runs) and never resumed,
+    and the tracer skips the exit stop.  Only for a call that cannot fail on the
+    host, or whose failure needs nothing undone; never while tracing.
+    (A plain class, as Sendrec: every memory call makes one, and a frozen
+    dataclass's ``__init__`` costs twice as much.  Never assigned to.)"""
+
+    __slots__ = ("nr", "args", "tail")
+
+    def __init__(self, nr: int | None, args: tuple[int, ...] | None = None,
+                 tail: bool = False) -> None:
+        self.nr = nr
+        self.args = args
+        self.tail = tail
+
+    def __repr__(self) -> str:
+        return f"HostCall(nr={self.nr!r}, args={self.args!r}, tail={self.tail!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is HostCall and (self.nr, self.args, self.tail) == (
+            other.nr, other.args, other.tail)
+
+    def __hash__(self) -> int:            # as the frozen dataclass it replaces
+        return hash((self.nr, self.args, self.tail))
 
 
 class HostSide(Protocol):

@@ -92,7 +92,7 @@ from ...lib.vm_abi import (
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.linux_abi import AT_FDCWD
-from .base import Await, HostCall, Op, SyscallContext, SyscallGen, ask, c_int
+from .base import Await, HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 from .files import granted_read, local_grants
 
 if TYPE_CHECKING:
@@ -291,6 +291,7 @@ def _apply(c: SyscallContext, reply: Any, nr: int, *args: int,
 # a region the host lacks; the program still gets the host's errno.
 
 TAIL_BATCH = 64
+_TAIL_AS_IS = HostCall(None, None, True)   # the trapped call itself, no exit stop
 MAP_COUNT_MARGIN = 256
 _vma_room: dict[int, int] = {}     # host tgid -> tail calls left before a recount (-1: none)
 _host_vm: dict[str, int] = {}      # overcommit mode, max_map_count, RAM (read once)
@@ -785,14 +786,16 @@ def _map_anon(c: SyscallContext, addr: int, length: int, prot: int, flags: int,
     else:
         body = p.MmMmapFile(caller=c.pid, addr=addr, length=length, prot=prot, flags=flags,
                             fd=-1, offset=offset, file_mode=zero.mode, open_flags=zero.flags)
-    reply = yield from ask(p.MM_PID, body)
+    reply = (yield Sendrec(p.MM_PID, body)).body      # ``ask``, inline (every mmap)
+    if reply.error:
+        raise SysError(reply.error)
     start = reply.result
     host_flags = (flags | MAP_FIXED) & ~MAP_FIXED_NOREPLACE
     if (not reply.data and not reply.fds and not flags & (MAP_LOCKED | MAP_HUGETLB)
             and not _write_exec(prot)
             and _host_sure(c, length, _accountable(
                 prot, flags, flags & MAP_TYPE != MAP_PRIVATE, True))):
-        yield HostCall(NR_MMAP, (start, length, prot, host_flags, -1, 0), tail=True)
+        yield HostCall(NR_MMAP, (start, length, prot, host_flags, -1, 0), True)
     result = yield from _apply(c, reply, NR_MMAP, start, length, prot, host_flags, -1, 0)
     return result if result < 0 else start
 
@@ -937,7 +940,9 @@ def _map_file(c: SyscallContext, addr: int, length: int, prot: int, flags: int, 
 @_serialised
 def sys_munmap(k: Kernel, c: SyscallContext) -> SyscallGen:
     addr, length = c.args[0], c.args[1]
-    reply = yield from ask(p.MM_PID, p.MmMunmap(caller=c.pid, addr=addr, length=length))
+    reply = (yield Sendrec(p.MM_PID, p.MmMunmap(caller=c.pid, addr=addr, length=length))).body
+    if reply.error:                 # (``ask``, inline: every munmap)
+        raise SysError(reply.error)
     status = reply.status
     if status & p.MM_ST_SURE and (
             _host_sure(c, 0, False) if status & p.MM_ST_SPLIT
@@ -945,7 +950,7 @@ def sys_munmap(k: Kernel, c: SyscallContext) -> SyscallGen:
         # the host cannot fail it and nothing follows: the trapped munmap itself
         # runs and answers, one tracer stop instead of two.  A split in two fails
         # only at max_map_count: ``_host_sure`` has counted the host's VMAs
-        yield HostCall(None, None, tail=True)
+        yield _TAIL_AS_IS
     return min(0, (yield from _apply(c, reply, NR_MUNMAP, addr, length)))
 
 
@@ -957,7 +962,7 @@ def sys_mprotect(k: Kernel, c: SyscallContext) -> SyscallGen:
     if (not prot & ~PROT_READ and not reply.data and not reply.fds
             and _host_sure(c, length, False)):
         # read-only or none: nothing to charge, no access to refuse
-        yield HostCall(None, None, tail=True)
+        yield _TAIL_AS_IS
     return min(0, (yield from _apply(c, reply, NR_MPROTECT, addr, length, prot)))
 
 

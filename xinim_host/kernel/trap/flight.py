@@ -33,6 +33,7 @@ SLEEPS = frozenset({int(Sys.NANOSLEEP), int(Sys.CLOCK_NANOSLEEP)})
 STOPS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
 TIMER_ABSTIME = 1
+_RUN_AS_IS = HostRun()      # the trapped call runs unchanged, no exit stop (immutable)
 
 
 class TraceeMemory:
@@ -128,17 +129,20 @@ class InFlight:
         return self.finish(step)
 
     def _host_action(self, step: HostStep) -> Any:
+        op = step.op
+        if op.tail:                 # the host's result goes to the program as it is
+            if self.entry.flight is self:
+                self.entry.flight = None
+            if op.nr is None and op.args is None:
+                return _RUN_AS_IS
+            return HostRun(op.args, op.nr)
+
         def on_result(tracee: Tracee, value: int) -> Any:
             self.busy = True
             try:
                 return self.action(step.call.resume_host(value))
             finally:
                 self.busy = False
-        op = step.op
-        if op.tail:                 # the host's result goes to the program as it is
-            if self.entry.flight is self:
-                self.entry.flight = None
-            return HostRun(nr=op.nr, args=op.args)
         if op.nr is None:
             return HostRun(args=op.args, on_result=on_result)
         return Inject(op.nr, op.args or (), on_result=on_result)
