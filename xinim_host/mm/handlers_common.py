@@ -12,7 +12,6 @@ the touched ranges -- on this rare path MM would rather under-count than leak.
 from __future__ import annotations
 
 import errno
-from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ class MmProc:
     host_pid: int = 0
     brk_known: bool = False            # has the host's break been learned (MM_SET_BRK)?
     wb_fds: dict[Hashable, int] = field(default_factory=dict)   # file vnode -> hidden fd
-    tokens: deque[int] = field(default_factory=deque)           # undo tokens, oldest first
+    undos: dict[int, Undo] = field(default_factory=dict)        # token -> record, oldest first
 
     def child(self, host_pid: int) -> MmProc:
         # fork: the VFS copies the fd table, so the hidden write-back fds stay valid

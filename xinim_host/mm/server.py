@@ -15,7 +15,6 @@ host's break is known, write-back fds, undo tokens).
 from __future__ import annotations
 
 import errno
-import itertools
 import logging
 import os
 import re
@@ -83,8 +82,7 @@ class MmServer(Server):
             phys_size = phys_size_from_env()
         self.acct = MemoryAccounting(FrameAllocator(phys_size))
         self.procs: dict[int, MmProc] = {}
-        self._undo: dict[int, tuple[int, Undo]] = {}   # token -> (pid, record)
-        self._tokens = itertools.count(1)
+        self._next_token = 1           # undo records live in their process's MmProc.undos
         self.shm = ShmTable(self)
 
     def handle(self, delivery: Any) -> None:
@@ -108,10 +106,7 @@ class MmServer(Server):
 
     def drop_proc(self, pid: int) -> None:
         """Forget ``pid`` and release its frames (nothing if unknown)."""
-        proc = self.procs.pop(pid, None)
-        if proc is not None:
-            for token in proc.tokens:
-                self._undo.pop(token, None)
+        self.procs.pop(pid, None)       # (its undo records with it)
         if pid in self.acct:
             self.acct.exit(pid)
 
@@ -122,18 +117,17 @@ class MmServer(Server):
         proc = self.procs.get(pid)
         if proc is None:
             raise SysError(errno.ESRCH, f"MM has no pid {pid}")
-        token = next(self._tokens)
-        tokens = proc.tokens
-        tokens.append(token)
-        if len(tokens) > UNDO_KEEP:
-            self._undo.pop(tokens.popleft(), None)
-        self._undo[token] = (pid, undo)
+        token = self._next_token
+        self._next_token = token + 1
+        undos = proc.undos
+        undos[token] = undo
+        if len(undos) > UNDO_KEEP:
+            del undos[next(iter(undos))]        # the oldest (dicts keep insertion order)
         return token
 
     def take_undo(self, pid: int, token: int) -> Undo:
-        entry = self._undo.get(token)
-        if entry is None or entry[0] != pid:
+        proc = self.procs.get(pid)
+        undo = proc.undos.pop(token, None) if proc is not None else None
+        if undo is None:
             raise SysError(errno.EINVAL, f"no undo record {token} for pid {pid}")
-        del self._undo[token]
-        self.procs[pid].tokens.remove(token)
-        return entry[1]
+        return undo

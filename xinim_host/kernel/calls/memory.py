@@ -133,7 +133,8 @@ class _SpaceLock:
 
     def __init__(self, holder: Any) -> None:
         self.holder = holder
-        self.waiting: deque[tuple[Any, trio.Event]] = deque()
+        # made by the first waiter: most locks are taken and dropped with none
+        self.waiting: deque[tuple[Any, trio.Event]] | None = None
 
 
 _space_locks: dict[tuple[int, int], _SpaceLock] = {}
@@ -184,6 +185,8 @@ def _acquire(c: SyscallContext) -> Generator[Op, Any, None]:
         _space_locks[key] = _SpaceLock(c.host)
         return
     wake = trio.Event()
+    if lock.waiting is None:
+        lock.waiting = deque()
     lock.waiting.append((c.host, wake))
     try:
         yield Await(functools.partial(_wait_turn, key, lock, c.host, wake))
@@ -193,7 +196,8 @@ def _acquire(c: SyscallContext) -> Generator[Op, Any, None]:
             _release(key, c.host)
         else:
             try:
-                lock.waiting.remove((c.host, wake))
+                if lock.waiting is not None:
+                    lock.waiting.remove((c.host, wake))
             except ValueError:
                 pass
         raise
@@ -206,7 +210,7 @@ def _serialised(fn: Callable[..., SyscallGen]) -> Callable[..., SyscallGen]:
         host = c.host
         if host is None:               # a kernel-side caller: nothing on a host to race
             return (yield from fn(k, c))
-        key = _lock_key(c)
+        key = (c.pid, getattr(host, "host_pid", 0))     # ``_lock_key``, inline
         if key in _space_locks:
             yield from _acquire(c)     # another call holds it: wait for the turn
         else:
@@ -311,6 +315,17 @@ def _host_vm_fact(name: str) -> int:
             value = {"overcommit_memory": 2, "max_map_count": 0}.get(name, 0)
         _host_vm[name] = value
     return value
+
+
+def _commit_cap() -> int:
+    """The longest accountable map the host's commit accounting cannot refuse
+    (see above): -1 in overcommit mode 2, a quarter of RAM in mode 0, any in 1."""
+    cap = _host_vm.get("commit_cap")
+    if cap is None:
+        mode = _host_vm_fact("overcommit_memory")
+        cap = -1 if mode == 2 else _host_vm_fact("ram") // 4 if mode == 0 else 1 << 64
+        _host_vm["commit_cap"] = cap
+    return cap
 
 
 def forget_layout(host_pid: int) -> None:
@@ -431,10 +446,8 @@ def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
     sole = getattr(host, "sole_thread", None)
     if sole is None or not sole():
         return False
-    if accountable:
-        mode = _host_vm_fact("overcommit_memory")
-        if mode == 2 or (mode == 0 and length > _host_vm_fact("ram") // 4):
-            return False
+    if accountable and length > _commit_cap():
+        return False
     tgid = host.host_pid                                     # type: ignore[union-attr]
     room = _vma_room.get(tgid, 0)
     if room < 0:                      # limits set: not until they change (or an exec)
