@@ -667,15 +667,15 @@ def _outcome(fn: object, *args: int) -> object:
         return ("error", exc.errno)
 
 
-@given(st.lists(st.tuples(st.sampled_from(("map", "fixed", "unmap", "protect")),
+@given(st.lists(st.tuples(st.sampled_from(("map", "fixed", "unmap", "protect", "remap")),
                           st.integers(0, 31), st.integers(1, 8),
                           st.sampled_from((PROT_READ, PROT_READ | PROT_WRITE)),
                           st.sampled_from(("anon", "file", "stack"))),
                 min_size=1, max_size=40))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_fast_insert_and_unmap_match_the_general_path(ops: list) -> None:
-    """mmap into a free range (``insert``) and a munmap within one region (whole
-    or one end) keep the record, the parallel lists and the answers exactly as
+    """mmap into a free range (``insert``), a munmap within one region (whole
+    or one end) and mremap's move keep the record, the parallel lists and the answers exactly as
     the general path does, merges with the neighbours included."""
     base = DEFAULT_MMAP_BASE - 64 * PAGE_SIZE
     fast, slow = AddressSpace(), _General()
@@ -696,6 +696,8 @@ def test_fast_insert_and_unmap_match_the_general_path(ops: list) -> None:
                                                  page * PAGE_SIZE if kind == "file" else 0))
             elif what == "unmap":
                 got = _outcome(space.unmap, addr, length)
+            elif what == "remap":           # grow by ``pages``: in place or moved
+                got = _outcome(space.remap, addr, PAGE_SIZE, length + PAGE_SIZE, True)
             else:
                 got = _outcome(space.protect, addr, length, prot)
             if space is fast:

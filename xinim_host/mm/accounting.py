@@ -378,6 +378,8 @@ class MemoryAccounting:
         return len(pages)
 
     def _move(self, proc: _Proc, old: int, new: int, length: int) -> None:
+        if not proc.pages:                        # nothing charged at all
+            return
         moved = {page: proc.pages.pop(page) for page in self._pages_in(proc, old, old + length)}
         for page, frame in moved.items():
             proc.pages[page - old + new] = frame

@@ -221,15 +221,16 @@ def do_mremap(srv: MmServer, req: Request) -> p.MmReply:
                           bool(b.flags & MREMAP_MAYMOVE), fixed)
     if fixed is None and res.addr != b.old_addr:
         spans.append(Span(res.addr, res.addr + new_len, ()))   # it was free
-    reply = change_reply(srv, pid, res.addr, Undo(spans), res.removed)
     # MM_ST_SURE: private anonymous memory grew, in place or into a range MM keeps
     # free -- as far as MM knows the host cannot refuse it; the kernel checks
     # the host's side of it (the VMA at old_addr, limits) before it does not wait
     if (fixed is None and new_len > old_len and src is not None and src.backing is ANON
             and not src.flags & (MAP_SHARED | MAP_GROWSDOWN) and not src.name
             and not res.removed):
-        return p.MmReply(result=reply.result, token=reply.token, status=p.MM_ST_SURE)
-    return reply
+        # (nothing removed: nothing to write back or close)
+        return p.MmReply(result=res.addr, token=srv.remember(pid, Undo(spans)),
+                         status=p.MM_ST_SURE)
+    return change_reply(srv, pid, res.addr, Undo(spans), res.removed)
 
 
 # --- madvise, msync ------------------------------------------------------------------------

@@ -771,9 +771,7 @@ class AddressSpace:
         """Unmap ``src`` (a 0-length source stays: that is the shared duplicate)
         and map its attributes at ``dest`` with ``new_len``."""
         self._unmap_range(src.start, src.end)
-        i, j = self._span(dest, dest + new_len)
-        assert i == j, "destination must be free"
-        self._replace(i, j, [src.resized(dest, new_len)])
+        self.insert(src.resized(dest, new_len))     # the destination is free
 
     # --- brk --------------------------------------------------------------------
 

@@ -350,6 +350,10 @@ def forget_layout(host_pid: int) -> None:
 PROCMAP_QUERY = (3 << 30) | (104 << 16) | (ord("f") << 8) | 17   # _IOWR('f', 17, 104 bytes)
 _PMQ = struct.Struct("=QQQQQQQQQIIIIQQ")   # struct procmap_query (include/uapi/linux/fs.h)
 PMQ_SHARED = 0x08                          # PROCMAP_QUERY_VMA_SHARED
+_PMQ_ASK = _PMQ.pack(_PMQ.size, *[0] * 14)   # a query: its size set, all else 0
+_PMQ_ADDR = struct.Struct("=Q")
+# vma_start, vma_end, vma_flags, (page size, offset), inode, dev major, dev minor
+_PMQ_VMA = struct.Struct("=QQQ16xQII")
 CAP_IPC_LOCK = 14
 _MAPS_FDS_MAX = 256
 _maps_fds: dict[int, int] = {}     # host tgid -> the tracer's fd of its /proc/TGID/maps
@@ -370,14 +374,13 @@ def _host_vma(tgid: int, addr: int) -> tuple[int, int, int, int, int, int] | Non
         except OSError:
             return None
         _maps_fds[tgid] = fd
-    buf = bytearray(_PMQ.size)
-    _PMQ.pack_into(buf, 0, _PMQ.size, 0, addr, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    buf = bytearray(_PMQ_ASK)
+    _PMQ_ADDR.pack_into(buf, 16, addr)                  # query_addr
     try:
         fcntl.ioctl(fd, PROCMAP_QUERY, buf, True)
     except OSError:
         return None
-    (_, _, _, start, end, flags, _, _, inode, major, minor, *_) = _PMQ.unpack(buf)
-    return start, end, flags, inode, major, minor
+    return _PMQ_VMA.unpack_from(buf, 24)
 
 
 def _may_lock(tgid: int) -> bool:
