@@ -417,8 +417,9 @@ async def test_munmap_sure_and_split(mm: Mm) -> None:
 
 async def test_mremap_sure_only_when_private_anonymous_memory_grows(mm: Mm) -> None:
     """MM_ST_SURE on mremap (the kernel then checks the host's VMA itself): a
-    private anonymous region grown in place or moved by MM; never a shrink, a
-    shared map or an MREMAP_FIXED move."""
+    private anonymous region grown in place or moved by MM, or shrunk inside it
+    (MM_ST_SPLIT when the cut tail ends inside the region); never a shared map,
+    a shrink past the region or an MREMAP_FIXED move."""
     await mm.spawn()
 
     async def remap(old: int, old_len: int, new_len: int, flags: int = MREMAP_MAYMOVE,
@@ -431,12 +432,22 @@ async def test_mremap_sure_only_when_private_anonymous_memory_grows(mm: Mm) -> N
     await mm.mmap(P, PROT_READ, ANON | MAP_FIXED, a + 4 * P)   # a wall after it
     moved = await remap(a, 4 * P, 8 * P)
     assert moved.result != a and moved.status & p.MM_ST_SURE
-    assert not (await remap(moved.result, 8 * P, 2 * P, 0)).status & p.MM_ST_SURE
+    # a shrink is the munmap of its tail: sure, split when the tail ends inside
+    # the region (the kernel counts the host's VMAs then), not at its end
+    shrunk = await remap(moved.result, 8 * P, 4 * P, 0)
+    assert shrunk.result == moved.result and shrunk.token
+    assert shrunk.status & p.MM_ST_SURE and not shrunk.status & p.MM_ST_SPLIT
+    inner = await remap(moved.result, 3 * P, 2 * P)         # [+2P, +3P) of a 4P region
+    assert inner.status & p.MM_ST_SURE and inner.status & p.MM_ST_SPLIT
+    assert await mm.region_at(moved.result + 3 * P) is not None
+    past = await remap(moved.result, 8 * P, 2 * P, 0)        # runs past the region: waits
+    assert past.result == moved.result and not past.status & p.MM_ST_SURE
     far = FREE_LOW + 256 * P
     fixed = await remap(moved.result, 2 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, far)
     assert fixed.result == far and not fixed.status & p.MM_ST_SURE
     shared = await mm.mmap(2 * P, flags=MAP_SHARED | MAP_ANONYMOUS, addr=FREE_LOW + 512 * P)
     assert not (await remap(shared, 2 * P, 4 * P)).status & p.MM_ST_SURE
+    assert not (await remap(shared, 2 * P, P)).status & p.MM_ST_SURE
 
 
 async def test_special_mappings_are_not_split_and_not_sure(mm: Mm) -> None:

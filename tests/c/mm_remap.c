@@ -75,5 +75,18 @@ int main(int argc, char **argv) {
     char *A2 = mremap(A, 2 * PG, 6 * PG, MREMAP_MAYMOVE);     /* A alone: fine */
     printf("grow A alone: %s %c\n", A2 == MAP_FAILED ? strerror(errno) : "moved",
            A2 == MAP_FAILED ? '-' : A2[0]);
+    /* shrinks (one stop under XINIM): the end of a mapping, then a tail inside
+     * it -- the host splits it in two; the data around stays */
+    char *h = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memset(h, 'h', 8 * PG);
+    h[5 * PG] = 'k';
+    char *h1 = mremap(h, 8 * PG, 6 * PG, 0);
+    char *h2 = mremap(h, 4 * PG, 2 * PG, MREMAP_MAYMOVE);
+    char *end = mmap(h + 6 * PG, 2 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    char *mid = mmap(h + 2 * PG, 2 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    char *stay = mmap(h + 4 * PG, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    printf("shrinks: %d %d end %s mid %s kept %s %c %c\n", h1 == h, h2 == h,
+           end == MAP_FAILED ? strerror(errno) : "free", mid == MAP_FAILED ? "taken" : "free",
+           stay == MAP_FAILED ? "taken" : "free", h[PG], h[5 * PG]);
     return 0;
 }

@@ -224,12 +224,23 @@ def do_mremap(srv: MmServer, req: Request) -> p.MmReply:
     # MM_ST_SURE: private anonymous memory grew, in place or into a range MM keeps
     # free -- as far as MM knows the host cannot refuse it; the kernel checks
     # the host's side of it (the VMA at old_addr, limits) before it does not wait
-    if (fixed is None and new_len > old_len and src is not None and src.backing is ANON
-            and not src.flags & (MAP_SHARED | MAP_GROWSDOWN) and not src.name
-            and not res.removed):
+    plain = (fixed is None and src is not None and src.backing is ANON
+             and not src.flags & (MAP_SHARED | MAP_GROWSDOWN) and not src.name)
+    if plain and new_len > old_len and not res.removed:
         # (nothing removed: nothing to write back or close)
         return p.MmReply(result=res.addr, token=srv.remember(pid, Undo(spans)),
                          status=p.MM_ST_SURE)
+    if plain and new_len < old_len and b.old_addr + old_len <= src.end:  # type: ignore[union-attr]
+        # A shrink inside the region: the host munmaps the tail, which fails
+        # only as that munmap would (see do_munmap): at max_map_count when the
+        # tail lies strictly inside the region (MM_ST_SPLIT: the kernel counts
+        # the host's VMAs), never when it ends where the region does.  Private
+        # anonymous pieces: nothing to write back or close.
+        status = p.MM_ST_SURE
+        if b.old_addr + old_len < src.end:                    # type: ignore[union-attr]
+            status |= p.MM_ST_SPLIT
+        return p.MmReply(result=res.addr, token=srv.remember(pid, Undo(spans)),
+                         status=status)
     return change_reply(srv, pid, res.addr, Undo(spans), res.removed)
 
 

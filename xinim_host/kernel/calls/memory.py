@@ -428,6 +428,20 @@ def _resize_sure(c: SyscallContext, old: int, old_len: int, new_len: int,
     return _host_sure(c, grow, True)
 
 
+def _shrink_sure(c: SyscallContext, old: int, status: int) -> bool:
+    """May the host's in-place shrink of MM's decision (MM_ST_SURE: inside one
+    private anonymous region) be the trapped call itself?  It is the munmap of
+    the tail, sure as ``sys_munmap``'s (MM_ST_SPLIT: the host's VMAs counted),
+    once the host's VMA at ``old`` is private anonymous memory of normal pages
+    (MM's record does not tell a MAP_HUGETLB map, whose host VMA has a
+    hugetlbfs inode and refuses an unaligned shrink)."""
+    tgid = getattr(c.host, "host_pid", None)
+    vma = _host_vma(tgid, old) if tgid is not None else None
+    if vma is None or vma[3] or vma[4] or vma[5] or vma[2] & PMQ_SHARED:
+        return False
+    return _host_sure(c, 0, False) if status & p.MM_ST_SPLIT else _sole(c)
+
+
 def limits_changed() -> None:
     """Some process's resource limits are being set: every process's limits are
     looked at again (rare, and the target may be another's thread)."""
@@ -440,6 +454,13 @@ def _count_vmas(tgid: int) -> int:
             return f.read().count(b"\n")
     except OSError:
         return -1
+
+
+def _sole(c: SyscallContext) -> bool:
+    """Is the caller its untraced process's only thread (nothing can come
+    between MM's decision and the host's)?"""
+    sole = getattr(c.host, "sole_thread", None)
+    return sole is not None and sole()
 
 
 def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
@@ -961,8 +982,7 @@ def sys_munmap(k: Kernel, c: SyscallContext) -> SyscallGen:
         raise SysError(reply.error)
     status = reply.status
     if status & p.MM_ST_SURE and (
-            _host_sure(c, 0, False) if status & p.MM_ST_SPLIT
-            else getattr(c.host, "sole_thread", None) is not None and c.host.sole_thread()):
+            _host_sure(c, 0, False) if status & p.MM_ST_SPLIT else _sole(c)):
         # the host cannot fail it and nothing follows: the trapped munmap itself
         # runs and answers, one tracer stop instead of two.  A split in two fails
         # only at max_map_count: ``_host_sure`` has counted the host's VMAs
@@ -995,10 +1015,13 @@ def sys_mremap(k: Kernel, c: SyscallContext) -> SyscallGen:
         args: tuple[int, ...] = (old, old_len, new_len, 0, 0)
     else:                           # MM picked (or checked) the new place
         args = (old, old_len, new_len, MREMAP_MAYMOVE | MREMAP_FIXED, dest)
-    if (reply.status & p.MM_ST_SURE and not reply.data and not reply.fds
-            and _resize_sure(c, old, old_len, new_len, in_place)):
+    status = reply.status
+    if status & p.MM_ST_SURE and not reply.data and not reply.fds and (
+            _shrink_sure(c, old, status)
+            if in_place and page_up(new_len) < page_up(old_len)
+            else _resize_sure(c, old, old_len, new_len, in_place)):
         # the host answers dest (or -errno) itself: no exit stop
-        yield HostCall(NR_MREMAP, args, tail=True)
+        yield HostCall(NR_MREMAP, args, True)
     result = yield from _apply(c, reply, NR_MREMAP, *args)
     return result if result < 0 else dest
 
