@@ -4,7 +4,7 @@ pinned to one CPU (``proot1``, ``strace1``: ``taskset``, as xinim-run pins itsel
 
     python bench/syscalls.py [--repeat 3] [--quick] [--only NAME,...]
                              [--modes native,strace,strace1,proot,proot1,xinim]
-                             [--profile ls|cp|true|getppid|openread|find|mmap|echo] [--profile-out FILE]
+                             [--profile ls|cp|true|getppid|openread|find|mmap|echo|forkexec|python] [--profile-out FILE]
                              [--before REV]
 
 Per-syscall rows come from C loops (bench/c/, compiled at run time) timing
@@ -335,6 +335,8 @@ def profile(what: str, bindir: Path, out: str) -> None:
         "find": ["/usr/bin/find", "/usr/include", "-name", "*.h"],
         "mmap": ["/b/mmap_loop", "3000"],
         "echo": ["/usr/bin/python3", "/b/asyncio_echo.py", "2000"],
+        "forkexec": ["/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"],
+        "python": ["/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do /usr/bin/python3 -c pass; done"],
     }
     cmd = [sys.executable, "-m", "cProfile", "-o", out, "-m", "xinim_host.cli.run",
            "--bind", f"{bindir}:/b", *scripts[what]]
@@ -354,7 +356,7 @@ def main() -> int:
     ap.add_argument("--only", help="comma-separated row names (prefix match)")
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--profile", choices=("ls", "cp", "true", "getppid", "openread", "find",
-                                          "mmap", "echo"))
+                                          "mmap", "echo", "forkexec", "python"))
     ap.add_argument("--profile-out", default="/tmp/xinim-bench.prof")
     ap.add_argument("--before", metavar="REV",
                     help="also run xinim-run of git revision REV (mode 'before')")

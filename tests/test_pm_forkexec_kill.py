@@ -97,4 +97,6 @@ async def test_kill_9_mid_fork_exec_or_exit_leaks_nothing(console: object,
         # and the tracer's /proc/TGID/maps fds of growing mremaps (PROCMAP_QUERY)
         assert all(os.path.exists(f"/proc/{tgid}") for tgid in memory._maps_fds)
         assert all(os.path.exists(f"/proc/{tgid}") for tgid in memory._ipc_lock)
+        for table in (memory._checked_fds, memory._fresh_image, memory._shared_files):
+            assert all(os.path.exists(f"/proc/{tgid}") for tgid in table)
         system.mm.acct.frames.check_invariants()

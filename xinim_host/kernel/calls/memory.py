@@ -333,10 +333,47 @@ def forget_layout(host_pid: int) -> None:
     (and limits) are looked at again before its next one-stop memory call."""
     _vma_room.pop(host_pid, None)
     _ipc_lock.pop(host_pid, None)
+    _fresh_image.discard(host_pid)
+    _checked_fds.pop(host_pid, None)
     fd = _maps_fds.pop(host_pid, None)
     if fd is not None:
         os.close(fd)              # it holds the old image's mm: a new one is opened
 
+
+def image_loaded(host_pid: int) -> None:
+    """``host_pid`` has just exec'd: ``forget_layout``, and its first count needs
+    no look at the host -- the new mm holds only the image's VMAs (at most
+    ``EXEC_VMAS_MAX``) and nothing locked, MCL_FUTURE being cleared by exec.
+    (A host-run mlockall before the first one-stop call is seen at the next
+    count, as one after any count is.)"""
+    forget_layout(host_pid)
+    if len(_fresh_image) >= _OPEN_MAPS_MAX:
+        _fresh_image.clear()
+    _fresh_image.add(host_pid)
+
+
+def files_shared(host_pid: int) -> None:
+    """``host_pid`` shares its host fd table with another process (clone with
+    CLONE_FILES, not a thread): the other's injected closes reach its fds, so its
+    held map fds are checked at every use (until it dies)."""
+    if len(_shared_files) >= _OPEN_MAPS_MAX:
+        _shared_files.clear()          # (then checked anyway: _checked_fds is per image)
+        _checked_fds.clear()
+    _shared_files.add(host_pid)
+    _checked_fds.pop(host_pid, None)
+
+
+def process_gone(host_pid: int) -> None:
+    """The process ``host_pid`` died: ``forget_layout``, and no fd table of its is shared."""
+    forget_layout(host_pid)
+    _shared_files.discard(host_pid)
+
+
+# ELF program headers fit in 64 KiB (binfmt_elf), so an image has at most 1170
+# PT_LOADs, each at most a file map and a bss map, in the binary and in ld.so,
+# plus stack, [heap], vvar, vvar_vclock and vdso.
+EXEC_VMAS_MAX = 4 * (65536 // 56) + 8
+_fresh_image: set[int] = set()     # host tgids exec'd since their last count
 
 # --- a host VMA, asked of the host (PROCMAP_QUERY, Linux 6.11+) ---------------------------
 #
@@ -479,14 +516,18 @@ def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
     if room == 0:
         if len(_vma_room) >= _OPEN_MAPS_MAX:
             _vma_room.clear()
+        # a fresh image's bound leaves a whole batch under any usual max_map_count
+        fresh = tgid in _fresh_image and (_host_vm_fact("max_map_count") - EXEC_VMAS_MAX
+                                          - MAP_COUNT_MARGIN) // 2 >= TAIL_BATCH
+        _fresh_image.discard(tgid)
         try:
             limited = (resource.prlimit(tgid, resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
                        or resource.prlimit(tgid, resource.RLIMIT_DATA)[0]
                        != resource.RLIM_INFINITY
-                       or _locking(tgid))
+                       or (not fresh and _locking(tgid)))
         except (OSError, ValueError):
             limited = True
-        count = -1 if limited else _count_vmas(tgid)
+        count = -1 if limited else EXEC_VMAS_MAX if fresh else _count_vmas(tgid)
         room = min(TAIL_BATCH, (_host_vm_fact("max_map_count") - count - MAP_COUNT_MARGIN) // 2)
         if count < 0 or room <= 0:
             _vma_room[tgid] = -1
@@ -588,6 +629,11 @@ HINTS_KEPT = 3
 _OPEN_MAPS_MAX = 4096
 HELD_MAX = 8
 _transient: dict[int, tuple[int, int]] = {}   # tgid -> the close-on-exec one's (dev, ino)
+# tgid -> the files whose held fd was seen to be theirs since the image began: only
+# our own injected calls change a tracee's host fds (no host-run call takes one),
+# so one look per image will do -- unless another process shares the fd table
+_checked_fds: dict[int, set[tuple[int, int]]] = {}
+_shared_files: set[int] = set()    # tgids whose host fd table another process shares
 
 
 def _still_open(tgid: int, fd: int, dev: int, ino: int) -> bool:
@@ -598,12 +644,28 @@ def _still_open(tgid: int, fd: int, dev: int, ino: int) -> bool:
     return (st.st_dev, st.st_ino) == (dev, ino)
 
 
+def _fd_checked(tgid: int, key: tuple[int, int]) -> None:
+    """The held fd of ``key`` in ``tgid`` is that file (looked at, or just opened)."""
+    if tgid in _shared_files:
+        return
+    checked = _checked_fds.get(tgid)
+    if checked is None:
+        if len(_checked_fds) >= _OPEN_MAPS_MAX:
+            _checked_fds.clear()
+        checked = _checked_fds[tgid] = set()
+    checked.add(key)
+
+
 def _held_fd(tgid: int, key: tuple[int, int]) -> int:
     """The tracee's own fd for host file ``key`` (checked), or -1."""
     held = _open_maps.get(tgid)
     fd = held.get(key) if held is not None else None
     if fd is not None:
+        checked = _checked_fds.get(tgid)
+        if checked is not None and key in checked:
+            return fd
         if _still_open(tgid, fd, *key):
+            _fd_checked(tgid, key)
             return fd
         del held[key]                 # not that file any more (a reused tgid)
         if _transient.get(tgid) == key:
@@ -618,6 +680,7 @@ def _held_fd(tgid: int, key: tuple[int, int]) -> int:
             _transient.clear()
         held = _open_maps[tgid] = {}
     held[key] = fd
+    _fd_checked(tgid, key)
     return fd
 
 
@@ -733,6 +796,7 @@ def _open_for_maps(c: SyscallContext, info: Any, tgid: int,
                 hints.insert(0, tfd)
                 del hints[HINTS_KEPT:]
         held[key] = tfd
+        _fd_checked(tgid, key)
         return tfd
     finally:
         os.close(hfd)

@@ -34,7 +34,7 @@ from ...lib.ipc import Pending as IpcPending
 from ...lib.syscalls import Sys
 from .. import renumber
 from ..calls.base import SyscallContext
-from ..calls.memory import forget_layout
+from ..calls.memory import files_shared, forget_layout, image_loaded, process_gone
 from ..dispatch import SYSCALLS
 from ..kernel import ROOT, Kernel
 from ..renumber import Action as RouteAction
@@ -51,6 +51,7 @@ _DISPATCHED = renumber.DISPATCHED
 log = logging.getLogger(__name__)
 
 CLONE_VM = 0x100
+CLONE_FILES = 0x400
 CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
 # Writes whose EPIPE comes with SIGPIPE (Linux pipe_write; sockets without MSG_NOSIGNAL).
@@ -194,6 +195,9 @@ class SyscallRouter:
             self.shared_vm.add(child.tgid)
         else:
             forget_layout(child.tgid)       # a reused tgid: the count was another's
+            if clone_flags & CLONE_FILES:   # one host fd table, two processes
+                files_shared(child.tgid)
+                files_shared(parent.tgid)
             self.shared_vm.discard(child.tgid)
             self.vm_siblings.discard(child.tgid)
             if clone_flags & CLONE_VM:
@@ -212,7 +216,7 @@ class SyscallRouter:
 
     def on_exec(self, tracee: Tracee, former_tid: int) -> None:
         tasks = self.tasks.tasks
-        forget_layout(tracee.tgid)          # a new image: its VMAs are counted afresh
+        image_loaded(tracee.tgid)           # a new image: its VMAs are counted afresh
         self.shared_vm.discard(tracee.tgid)  # and it is single-threaded, with its own mm
         self.vm_siblings.discard(tracee.tgid)
         if former_tid != tracee.tid and former_tid in tasks:
@@ -234,7 +238,7 @@ class SyscallRouter:
         entry = self.tasks.gone(tracee.tid)
         tgid = tracee.tgid
         if tracee.tid == tgid:
-            forget_layout(tgid)
+            process_gone(tgid)
             if tgid in self.shared_vm and not self.tasks.has_process(tgid):
                 self.shared_vm.discard(tgid)
                 self.vm_siblings.discard(tgid)
