@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
+from ..lib.procfs import read_proc
 from .handlers_common import MmProc, from_kernel
 from ..lib.vm_abi import (
     DEFAULT_HEAP_START,
@@ -109,8 +110,7 @@ def _start_brk(host_pid: int) -> int | None:
     While the process has no [heap] its break is exactly there: execve sets brk =
     start_brk, and the heap vma exists whenever brk is above it."""
     try:
-        with open(f"/proc/{host_pid}/stat", "rb") as f:
-            stat_line = f.read()
+        stat_line = read_proc(f"/proc/{host_pid}/stat")
         value = int(stat_line[stat_line.rindex(b")") + 2:].split()[44])
     except (OSError, ValueError, IndexError):
         return None
@@ -127,9 +127,8 @@ def host_import(host_pid: int) -> tuple[AddressSpace, bool]:
     asking the kernel: no [heap] yet, so the break is the host's start_brk)."""
     if host_pid <= 0:
         return AddressSpace(), False
-    try:
-        with open(f"/proc/{host_pid}/maps", errors="replace") as f:   # names are any bytes
-            text = f.read()
+    try:   # names are any bytes
+        text = read_proc(f"/proc/{host_pid}/maps").decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError):
         raise SysError(errno.ESRCH, f"no host process {host_pid}") from None
     except PermissionError:

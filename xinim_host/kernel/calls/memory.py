@@ -92,6 +92,7 @@ from ...lib.vm_abi import (
 from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.linux_abi import AT_FDCWD
+from ...lib.procfs import read_proc
 from .base import Await, HostCall, Op, Sendrec, SyscallContext, SyscallGen, ask, c_int
 from .files import granted_read, local_grants
 
@@ -428,11 +429,10 @@ def _may_lock(tgid: int) -> bool:
     if known is None:
         known = False
         try:
-            with open(f"/proc/{tgid}/status", "rb") as f:
-                for line in f:
-                    if line.startswith(b"CapEff:"):
-                        known = bool(int(line.split()[1], 16) >> CAP_IPC_LOCK & 1)
-                        break
+            for line in read_proc(f"/proc/{tgid}/status").splitlines():
+                if line.startswith(b"CapEff:"):
+                    known = bool(int(line.split()[1], 16) >> CAP_IPC_LOCK & 1)
+                    break
         except (OSError, ValueError, IndexError):
             pass
         if len(_ipc_lock) >= _OPEN_MAPS_MAX:
@@ -487,8 +487,7 @@ def limits_changed() -> None:
 
 def _count_vmas(tgid: int) -> int:
     try:
-        with open(f"/proc/{tgid}/maps", "rb") as f:
-            return f.read().count(b"\n")
+        return read_proc(f"/proc/{tgid}/maps").count(b"\n")
     except OSError:
         return -1
 
@@ -545,10 +544,9 @@ def _locking(tgid: int) -> bool:
             or _may_lock(tgid):
         return False
     try:
-        with open(f"/proc/{tgid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmLck:"):
-                    return int(line.split()[1]) > 0
+        for line in read_proc(f"/proc/{tgid}/status").splitlines():
+            if line.startswith(b"VmLck:"):
+                return int(line.split()[1]) > 0
     except (OSError, ValueError, IndexError):
         pass
     return True
