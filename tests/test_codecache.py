@@ -2,7 +2,6 @@
 dataclasses and attrs build unchanged."""
 from __future__ import annotations
 
-import dataclasses
 import marshal
 import subprocess
 import sys

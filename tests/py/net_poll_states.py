@@ -1,6 +1,6 @@
 """poll(2) of sockets in each state (tests/test_net.py: native vs xinim-run): the
 readiness NET computes and pushes to the VFS proxies, as Linux unix_poll/tcp_poll."""
-import select, socket, os
+import select, socket
 P = select.POLLIN | select.POLLOUT | select.POLLPRI | 0x2000
 def rev(s):
     p = select.poll(); p.register(s, P); r = p.poll(0); return r[0][1] if r else 0

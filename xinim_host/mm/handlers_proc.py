@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import re
 import resource
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..lib import protocol as p
 from ..lib.errors import SysError
