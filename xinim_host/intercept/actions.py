@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .values import PlainValue
+
 if TYPE_CHECKING:
     from .tracee import Tracee
 
@@ -48,7 +50,7 @@ def complete(value: int) -> Complete:
     return action
 
 
-class HostRun:
+class HostRun(PlainValue):
     """Let the host kernel run the syscall, optionally with another number
     and/or rewritten argument registers (``args`` may be shorter than 6: only
     the first ``len(args)`` registers change).
@@ -68,16 +70,6 @@ class HostRun:
         self.args = args
         self.nr = nr
         self.on_result = on_result
-
-    def __repr__(self) -> str:
-        return f"HostRun(args={self.args!r}, nr={self.nr!r}, on_result={self.on_result!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is HostRun and (self.args, self.nr, self.on_result) == (
-            other.args, other.nr, other.on_result)
-
-    def __hash__(self) -> int:            # as the frozen dataclass it replaces
-        return hash((self.args, self.nr, self.on_result))
 
 
 @dataclass(frozen=True, slots=True)

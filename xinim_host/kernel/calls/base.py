@@ -21,12 +21,13 @@ from ...lib import protocol as p
 from ...lib.errors import SysError
 from ...lib.grants import GrantTable, Segment
 from ...lib.usermem import UserMemory
+from ...intercept.values import PlainValue
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
 
-class Sendrec:
+class Sendrec(PlainValue):
     """Wait for a server's reply to ``body``.  (A plain class: one is made for
     every request a handler sends, and a frozen dataclass's ``__init__`` costs
     twice as much.)"""
@@ -37,15 +38,6 @@ class Sendrec:
         self.dst = dst
         self.body = body
 
-    def __repr__(self) -> str:
-        return f"Sendrec(dst={self.dst!r}, body={self.body!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Sendrec and (self.dst, self.body) == (other.dst, other.body)
-
-    def __hash__(self) -> int:            # as the frozen dataclass it replaces
-        return hash((self.dst, self.body))
-
 
 @dataclass(frozen=True, slots=True)
 class Await:
@@ -53,7 +45,7 @@ class Await:
     make: Callable[[], Awaitable[Any]]
 
 
-class HostCall:
+class HostCall(PlainValue):
     """Have the host kernel run a Linux syscall in the calling process; its result
     (``-errno`` on failure) is sent back.  ``nr=None`` runs the trapped call itself,
     with ``args`` (when given) replacing its arguments -- the "delegate, then host"
@@ -72,16 +64,6 @@ class HostCall:
         self.nr = nr
         self.args = args
         self.tail = tail
-
-    def __repr__(self) -> str:
-        return f"HostCall(nr={self.nr!r}, args={self.args!r}, tail={self.tail!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is HostCall and (self.nr, self.args, self.tail) == (
-            other.nr, other.args, other.tail)
-
-    def __hash__(self) -> int:            # as the frozen dataclass it replaces
-        return hash((self.nr, self.args, self.tail))
 
 
 class HostSide(Protocol):
