@@ -341,3 +341,14 @@ def test_poll_states_as_linux() -> None:
     xin = xinim_run("--bind", f"{PY_DIR}:/t", PYTHON, "/t/net_poll_states.py")
     assert xin.returncode == 0, xin.stderr
     assert xin.stdout == nat.stdout
+
+
+def test_socket_fd_refs_follow_the_fd_table() -> None:
+    """sendto/recvfrom/sendmsg use the kernel's copy of the VFS's fd -> socket
+    answer (Kernel.socks): every way an fd number can change meaning in between."""
+    nat = native(PYTHON, str(PY_DIR / "net_sock_cache.py"))
+    assert nat.returncode == 0, nat.stderr
+    assert "exec: reused True" in nat.stdout
+    xin = xinim_run("--bind", f"{PY_DIR}:/t", PYTHON, "/t/net_sock_cache.py")
+    assert xin.returncode == 0, xin.stderr
+    assert xin.stdout == nat.stdout

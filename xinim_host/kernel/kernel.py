@@ -14,6 +14,7 @@ from .dispatch import SYSCALLS
 from ..lib.errors import SysError
 from ..lib.ipc import Lattice, Pending
 from ..lib.protocol import KERNEL_PID
+from ..lib.syscalls import Sys
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ class Creds:
 ROOT = Creds()
 
 
+#: Calls that never change an fd table nor a description's flags (so the socket
+#: refs in ``Kernel.socks`` stay true across them); any other call empties it.
+KEEPS_SOCKS = frozenset({
+    Sys.SENDTO, Sys.RECVFROM, Sys.SENDMSG, Sys.EPOLL_WAIT, Sys.EPOLL_PWAIT, Sys.EPOLL_PWAIT2,
+    Sys.READ, Sys.WRITE, Sys.GETPID, Sys.GETPPID})
+#: Memory calls keep them too unless the caller has write-back fds (a munmap or
+#: msync may close one).
+KEEPS_SOCKS_NO_WB = frozenset({Sys.MMAP, Sys.MUNMAP, Sys.MREMAP})
+
+
 class ConsoleSink(Protocol):
     def write(self, data: bytes) -> int: ...
 
@@ -83,6 +94,12 @@ class Kernel:
         # sched_getaffinity answers ``cpus_real`` where the host says ``cpus_pinned``.
         self.cpus_pinned: frozenset[int] | None = None
         self.cpus_real: frozenset[int] | None = None
+        # (pid, fd) -> the VFS's answer to VfsSockOf for a socket fd (calls/net.py
+        # ``sock_ref``), so a send/recv asks NET only.  Exact because it is emptied
+        # at the start and at every step of any call not in KEEPS_SOCKS (close,
+        # dup2, fcntl, ioctl, fork, exec... of any process: a description may be
+        # shared), and used only while no other node's kernel can reach the VFS.
+        self.socks: dict[tuple[int, int], Any] = {}
 
     # --- dispatching ----------------------------------------------------------
 
@@ -95,6 +112,10 @@ class Kernel:
             self.unknown_calls += 1
             log.warning("pid %d: unknown XINIM syscall %d -> ENOSYS", ctx.pid, nr)
             return -errno.ENOSYS
+        forget = nr not in KEEPS_SOCKS and (nr not in KEEPS_SOCKS_NO_WB
+                                            or ctx.pid in self.write_backs)
+        if forget and self.socks:
+            self.socks.clear()
         gen = entry.handler(self, ctx)
         # The common case inline, without a RunningCall: requests answered at once
         # until the handler returns.  Anything else -- a wait, a host step, a failed
@@ -113,13 +134,13 @@ class Kernel:
                 log.exception("syscall handler %s failed", gen.__name__)
                 return -errno.EIO
             if type(op) is not Sendrec:
-                return RunningCall(self, gen, ctx, on_step).step(None, None, True, op)
+                return RunningCall(self, gen, ctx, on_step, forget).step(None, None, True, op)
             try:
                 value = call(pid, op.dst, op.body)
             except SysError as err:
-                return RunningCall(self, gen, ctx, on_step).step(None, err, True)
+                return RunningCall(self, gen, ctx, on_step, forget).step(None, err, True)
             if type(value) is Pending:
-                value.add_done_callback(RunningCall(self, gen, ctx, on_step).resume)
+                value.add_done_callback(RunningCall(self, gen, ctx, on_step, forget).resume)
                 return None
 
     async def syscall(self, nr: int, ctx: SyscallContext) -> int:
@@ -177,11 +198,12 @@ _NEXT: Any = object()   # RunningCall.step: no operation in hand, ask the handle
 class RunningCall:
     """One syscall in progress: its handler generator and where its steps go."""
 
-    __slots__ = ("kernel", "gen", "ctx", "on_step")
+    __slots__ = ("kernel", "gen", "ctx", "on_step", "forget")
 
     def __init__(self, kernel: Kernel, gen: Generator[Any, Any, int], ctx: SyscallContext,
-                 on_step: OnStep) -> None:
+                 on_step: OnStep, forget: bool = True) -> None:
         self.kernel, self.gen, self.ctx, self.on_step = kernel, gen, ctx, on_step
+        self.forget = forget    # empty Kernel.socks at each step (see KEEPS_SOCKS)
 
     def resume(self, value: Any) -> None:
         """A wait ended (a reply, an Await): the next step goes to ``on_step``."""
@@ -200,6 +222,8 @@ class RunningCall:
         ``sync`` that step is returned, else handed to ``on_step``.  ``op``: an
         operation the handler yielded already (``Kernel.start``), acted on first."""
         gen = self.gen
+        if self.forget:   # what the servers did for this call so far may change an fd
+            self.kernel.socks.clear()
         while True:
             if op is _NEXT:
                 try:

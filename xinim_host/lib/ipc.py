@@ -394,6 +394,7 @@ class Lattice:
         # Joined nodes (set by the transport once a peer proved itself), and which
         # node each XINIM pid/tid belongs to (set by PM as it names tasks).
         self.peers: dict[int, NodePeer] = {}
+        self.joined = False   # a node ever joined (stays set: what it did may outlive it)
         self.owners: dict[int, int] = {}
         self.stats = IpcStats()
         # pid -> what starts that server when it is first needed (a message to it, a

@@ -487,6 +487,7 @@ class NodeSocket:
                 return
             peer = NodePeer(node, uid, gid, host_pid)
             self.lattice.peers[node] = peer
+            self.lattice.joined = True
             route.peer, route.on_spawn = peer, self.on_spawn
             if self.on_join is not None:
                 try:

@@ -91,6 +91,23 @@ def _sock_of(c: SyscallContext, fd: int) -> Generator[Op, Any, _SockRef]:
     return _SockRef((yield from ask(p.VFS_PID, p.VfsSockOf(caller=c.pid, fd=fd))))
 
 
+def _sock_ref(k: "Kernel", c: SyscallContext, fd: int) -> Generator[Op, Any, _SockRef]:
+    """``_sock_of`` for the calls in ``kernel.KEEPS_SOCKS``: the kernel's copy of the
+    VFS's answer while it holds (``Kernel.socks``), else the VFS asked and its
+    answer kept.  Only with the VFS on this node and no node ever joined: a
+    kernel elsewhere could change a shared description's flags unseen."""
+    key = (c.pid, fd)
+    ref = k.socks.get(key)
+    if ref is not None:
+        return ref
+    ref = yield from _sock_of(c, fd)
+    lattice = k.lattice
+    channel = lattice.send_channels.get((k.pid, p.VFS_PID))
+    if channel is not None and channel.node == lattice.node_id and not lattice.joined:
+        k.socks[key] = ref
+    return ref
+
+
 def _addr_in(c: SyscallContext, addr: int, size: int) -> bytes:
     """move_addr_to_kernel: EINVAL for a bad length, EFAULT for a bad buffer."""
     size = c_int(size)
@@ -465,7 +482,7 @@ def _check_buffer(segs: tuple[Segment, ...]) -> None:
 
 
 def sys_sendto(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    ref = yield from _sock_of(c, c_int(c.args[0]))
+    ref = yield from _sock_ref(k, c, c_int(c.args[0]))
     count = min(c.args[2], 0x7FFFF000)
     addr = _addr_in(c, c.args[4], c.args[5]) if c.args[4] else b""
     segs = ((c.args[1], count),) if count else ()
@@ -492,7 +509,7 @@ def _sendmsg(k: "Kernel", c: SyscallContext, ref: _SockRef, msg: int,
 
 
 def sys_sendmsg(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    ref = yield from _sock_of(c, c_int(c.args[0]))
+    ref = yield from _sock_ref(k, c, c_int(c.args[0]))
     return (yield from _sendmsg(k, c, ref, c.args[1], c_int(c.args[2])))
 
 
@@ -611,7 +628,7 @@ def _result(ref: _SockRef, got: _Got, flags: int) -> int:
 
 
 def sys_recvfrom(k: "Kernel", c: SyscallContext) -> SyscallGen:
-    ref = yield from _sock_of(c, c_int(c.args[0]))
+    ref = yield from _sock_ref(k, c, c_int(c.args[0]))
     buf, count, flags = c.args[1], min(c.args[2], 0x7FFFF000), c_int(c.args[3])
     addr, lenp = c.args[4], c.args[5]
     room = _addr_len_in(c, lenp) if addr else 0

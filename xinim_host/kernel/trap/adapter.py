@@ -217,6 +217,8 @@ class SyscallRouter:
     def on_exec(self, tracee: Tracee, former_tid: int) -> None:
         tasks = self.tasks.tasks
         image_loaded(tracee.tgid)           # a new image: its VMAs are counted afresh
+        self.kernel.socks.clear()           # its close-on-exec fds are gone (another
+                                            # thread's send may have looked during exec)
         self.shared_vm.discard(tracee.tgid)  # and it is single-threaded, with its own mm
         self.vm_siblings.discard(tracee.tgid)
         if former_tid != tracee.tid and former_tid in tasks:
