@@ -15,10 +15,11 @@ from ..lib.errors import SysError
 from ..lib.ipc import Lattice, Pending
 from ..lib.protocol import KERNEL_PID
 from ..lib.syscalls import Sys
+from ..intercept.values import PlainValue
 
 log = logging.getLogger(__name__)
 
-class HostStep:
+class HostStep(PlainValue):
     """The handler needs the host kernel to run ``op`` in the calling process.
     Whoever runs it gives the host's result (``-errno`` on failure) to
     ``call.resume_host(value)``, which returns the next step.  (A plain class:
@@ -29,9 +30,6 @@ class HostStep:
     def __init__(self, op: HostCall, call: "RunningCall") -> None:
         self.op = op
         self.call = call
-
-    def __repr__(self) -> str:
-        return f"HostStep(op={self.op!r}, call={self.call!r})"
 
 
 #: What a syscall does next: an ``int`` is its result; a :class:`HostStep` asks

@@ -252,7 +252,8 @@ class Region:
 
     def joins(self, nxt: Region) -> bool:
         """Can ``nxt`` (right after this one) be merged into it?"""
-        return (self.end == nxt.start and self.prot == nxt.prot and self.flags == nxt.flags
+        return (self.start + self.length == nxt.start and self.prot == nxt.prot
+                and self.flags == nxt.flags
                 and self.name == nxt.name and self.accounted == nxt.accounted
                 and nxt.backing.follows(self.backing, self.length))
 
@@ -270,11 +271,8 @@ class Region:
         return f"{head.ljust(72)} {label}" if label else head
 
 
-def _joins(a: Region, b: Region) -> bool:
-    """``a.joins(b)`` (``b`` right after ``a`` merges into it), as a function."""
-    return (a.start + a.length == b.start and a.prot == b.prot and a.flags == b.flags
-            and a.name == b.name and a.accounted == b.accounted
-            and b.backing.follows(a.backing, a.length))
+#: ``_joins(a, b)`` is ``a.joins(b)`` without the bound-method lookup (hot paths).
+_joins = Region.joins
 
 
 class MapResult(NamedTuple):
@@ -583,28 +581,20 @@ class AddressSpace:
     def insert(self, region: Region) -> None:
         """:meth:`commit` of a region into a range the record has free (the
         common mmap): merged with the neighbours it joins, no carving."""
-        start = region.start
-        end = start + region.length
         starts = self._starts
-        i = bisect.bisect_left(starts, start)
+        i = bisect.bisect_left(starts, region.start)
         regions = self._regions
         n = len(regions)
         lo, hi = i, i
         if i > 0:
             left = regions[i - 1]
-            if (self._ends[i - 1] == start and left.prot == region.prot
-                    and left.flags == region.flags and left.name == region.name
-                    and left.accounted == region.accounted
-                    and region.backing.follows(left.backing, left.length)):
+            if _joins(left, region):
                 region = Region(left.start, left.length + region.length, left.prot,
                                 left.flags, left.backing, left.name, left.accounted)
                 lo = i - 1
         if i < n:
             right = regions[i]
-            if (right.start == end and right.prot == region.prot
-                    and right.flags == region.flags and right.name == region.name
-                    and right.accounted == region.accounted
-                    and right.backing.follows(region.backing, region.length)):
+            if _joins(region, right):
                 region = Region(region.start, region.length + right.length, region.prot,
                                 region.flags, region.backing, region.name, region.accounted)
                 hi = i + 1

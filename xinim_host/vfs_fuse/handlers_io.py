@@ -16,7 +16,7 @@ from ..lib.grants import GRANT_READ, GRANT_WRITE, Grant
 from ..lib.protocol import DATA_MAX, FSYNC_ALL, FSYNC_FS, READ_MORE, VfsDataReply
 from .handlers_space import check_resize
 from .handlers_common import S_IFDIR, S_IFMT, caller_proc, drop_setid
-from .hostfs import HOST_FILE_IO
+from .hostfs import DIRENT64 as _DIRENT, HOST_FILE_IO
 from .mounts import DIR_IO, fsize_check
 from .parking import park
 from ..lib.readiness import DEFAULT_POLLMASK, POLLNVAL, WaitQueue
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ..lib.server import Request
     from .server import VfsServer
 
-_DIRENT = struct.Struct("<QqHB")            # linux_dirent64 header: ino, off, reclen, type
 _POLLFD = struct.Struct("<ihh")
 _LIBC = ctypes.CDLL(None, use_errno=True)
 DT_BY_FMT = {0o010000: 1, 0o020000: 2, 0o040000: 4, 0o060000: 6, 0o100000: 8,
@@ -253,13 +252,12 @@ def _dirents(srv: VfsServer, req: Request, room: int) -> tuple[Any, bytes, int]:
 
     def emit(ino: int, off: int, dtype: int, name: bytes) -> bool:
         nonlocal full
-        reclen = (_DIRENT.size + len(name) + 1 + 7) & ~7
-        if len(out) + reclen > room:
+        mark = len(out)
+        _pack_dirent(out, ino, off, dtype, name)
+        if len(out) > room:
+            del out[mark:]
             full = True
             return False
-        out.extend(_DIRENT.pack(ino, off, reclen, dtype))
-        out.extend(name)
-        out.extend(bytes(reclen - _DIRENT.size - len(name)))
         return True
 
     if fs.kind == "ramfs":
@@ -312,6 +310,7 @@ def _listing(srv: VfsServer, fs: Any, node: Any, fp: Any) -> tuple[bytes, list[i
 
 
 def _pack_dirent(out: bytearray, ino: int, off: int, dtype: int, name: bytes) -> None:
+    """Append one linux_dirent64 record (the name NUL-padded to 8 bytes)."""
     reclen = (_DIRENT.size + len(name) + 1 + 7) & ~7
     out += _DIRENT.pack(ino, off, reclen, dtype)
     out += name

@@ -359,7 +359,8 @@ class HostFs:
     def pack_listing(self, node: HostNode, out: bytearray, ends: list[int]) -> None:
         """Append ``node``'s entries (not '.' and '..') to ``out`` as linux_dirent64
         records, the one at index i with d_off i + 1, and each record's end to
-        ``ends``: what :meth:`listdir` lists, packed as getdents64 gives it."""
+        ``ends``, as getdents64 gives them (a DT_UNKNOWN entry typed by an lstat,
+        as scandir does; a type other than dir, file or link shows as 0)."""
         fd = open_beneath(self.root_fd, node.rel, os.O_RDONLY | os.O_DIRECTORY)
         unpack_from, pack = DIRENT64.unpack_from, DIRENT64.pack
         buf = _DENTS
@@ -396,31 +397,6 @@ class HostFs:
         except OSError:
             return 0
         return _DT_OF_FMT.get(stat.S_IFMT(mode), 0)
-
-    def listdir(self, node: HostNode, who: Any = None) -> list[tuple[bytes, int, int]]:
-        """(name, ino, DT_*) of a host directory, read in one go at opendir/rewind."""
-        fd = open_beneath(self.root_fd, node.rel, os.O_RDONLY | os.O_DIRECTORY)
-        out: list[tuple[bytes, int, int]] = []
-        try:
-            with os.scandir(fd) as it:
-                for e in it:
-                    try:
-                        if e.is_symlink():
-                            dt = 10
-                        elif e.is_dir(follow_symlinks=False):
-                            dt = 4
-                        elif e.is_file(follow_symlinks=False):
-                            dt = 8
-                        else:
-                            dt = 0  # DT_UNKNOWN: the caller lstats
-                    except OSError:
-                        dt = 0
-                    out.append((os.fsencode(e.name), e.inode(), dt))
-        except OSError as exc:
-            raise _oserr(exc) from None
-        finally:
-            os.close(fd)
-        return out
 
 
 class HostFileIO:

@@ -502,10 +502,9 @@ def _sole(c: SyscallContext) -> bool:
 def _host_sure(c: SyscallContext, length: int, accountable: bool) -> bool:
     """May the host call of MM's decision run as the trapped call itself, with no
     exit stop (see above)?  Counts one call against the VMA room."""
-    host = c.host
-    sole = getattr(host, "sole_thread", None)
-    if sole is None or not sole():
+    if not _sole(c):
         return False
+    host = c.host
     if accountable and length > _commit_cap():
         return False
     tgid = host.host_pid                                     # type: ignore[union-attr]
